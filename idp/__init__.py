@@ -1,0 +1,161 @@
+"""The identity provider: `create_app()` builds it from `IDP_*` settings."""
+
+from __future__ import annotations
+
+import secrets
+from datetime import timedelta
+from typing import Any
+
+from flask import Flask, g, request
+from flask_babel import Babel
+
+from idp.config import PROJECT_ROOT, load_config
+from idp.crypto import SecretBox
+from idp.extensions import csrf, db, limiter, migrate
+from idp.oidc.keys import KeyRing
+
+MIGRATIONS_DIRECTORY = str(PROJECT_ROOT / "idp" / "migrations")
+SUPPORTED_LOCALES = ("en", "zh_CN")
+
+
+def create_app(config: dict[str, Any] | None = None) -> Flask:
+    settings = load_config(config)
+    app = Flask(
+        __name__,
+        instance_path=settings["IDP_INSTANCE_PATH"],
+        template_folder=str(PROJECT_ROOT / "templates"),
+        static_folder=str(PROJECT_ROOT / "static"),
+    )
+    app.config.update(settings)
+    app.config.update(
+        SECRET_KEY=settings["IDP_SECRET_KEY"],
+        SQLALCHEMY_DATABASE_URI=settings["IDP_DATABASE_URL"],
+        SQLALCHEMY_ENGINE_OPTIONS=_engine_options(settings["IDP_DATABASE_URL"]),
+        SESSION_COOKIE_NAME="idp_session",
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_SECURE=settings["IDP_ISSUER"].startswith("https://"),
+        PERMANENT_SESSION_LIFETIME=timedelta(seconds=int(settings["IDP_SESSION_TTL"])),
+        MAX_CONTENT_LENGTH=64 * 1024,
+        WTF_CSRF_TIME_LIMIT=None,
+        RATELIMIT_STORAGE_URI=settings["IDP_REDIS_URL"] or "memory://",
+        RATELIMIT_HEADERS_ENABLED=True,
+    )
+    app.config.update({k: v for k, v in (config or {}).items() if not k.startswith("IDP_")})
+
+    db.init_app(app)
+    migrate.init_app(app, db, directory=MIGRATIONS_DIRECTORY)
+    csrf.init_app(app)
+    limiter.init_app(app)
+    Babel(app, locale_selector=_select_locale)
+
+    box = SecretBox(settings["IDP_ENCRYPTION_KEY"])
+    app.extensions["idp_secret_box"] = box
+    app.extensions["idp_keyring"] = KeyRing(box, float(settings["IDP_KEY_CACHE_SECONDS"]))
+    app.extensions["idp_redis"] = _redis(settings["IDP_REDIS_URL"])
+
+    _register_models()
+    _register_domains(app)
+    _register_request_hooks(app)
+    return app
+
+
+def _engine_options(url: str) -> dict[str, Any]:
+    if url.startswith("sqlite"):
+        # Several threads of one process share the file; WAL is set on connect (see below).
+        return {"connect_args": {"check_same_thread": False, "timeout": 30}}
+    return {"pool_pre_ping": True, "pool_size": 10, "max_overflow": 20}
+
+
+def _redis(url: str | None) -> Any:
+    if not url:
+        return None
+    import redis
+
+    return redis.Redis.from_url(url, socket_timeout=1.0, socket_connect_timeout=1.0)
+
+
+def _register_models() -> None:
+    # Import every domain's models so that metadata (and Alembic) sees all tables.
+    import idp.accounts.models  # noqa: F401
+    import idp.events.models  # noqa: F401
+    import idp.identity.models  # noqa: F401
+    import idp.oidc.models  # noqa: F401
+    import idp.wechat.models  # noqa: F401
+
+
+def _register_domains(app: Flask) -> None:
+    from idp import errors, health
+    from idp.accounts import profile, sms
+    from idp.accounts import views as accounts_views
+    from idp.oidc import server
+    from idp.oidc import views as oidc_views
+
+    errors.init_app(app)
+    sms.init_app(app)
+    server.init_app(app)
+    app.register_blueprint(oidc_views.bp)
+    app.register_blueprint(accounts_views.bp)
+    app.register_blueprint(profile.bp)
+    app.register_blueprint(health.bp)
+    from idp.cli import register_commands
+
+    register_commands(app)
+    _sqlite_pragmas(app)
+
+
+def _sqlite_pragmas(app: Flask) -> None:
+    from sqlalchemy import event
+
+    with app.app_context():
+        engine = db.engine
+        if engine.dialect.name != "sqlite":
+            return
+
+        @event.listens_for(engine, "connect")
+        def _on_connect(connection: Any, _record: Any) -> None:
+            cursor = connection.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.execute("PRAGMA busy_timeout=30000")
+            cursor.close()
+
+
+def _select_locale() -> str:
+    """A switch (cookie), then `ui_locales` (OIDC Core §3.1.2.1), then Accept-Language."""
+    requested = request.cookies.get("idp_locale") or request.values.get("ui_locales") or ""
+    for candidate in requested.replace("-", "_").split():
+        if candidate.startswith("zh"):
+            return "zh_CN"
+        if candidate.startswith("en"):
+            return "en"
+    best = request.accept_languages.best_match(["en", "zh-CN", "zh"])
+    return "zh_CN" if best and best.startswith("zh") else "en"
+
+
+def _register_request_hooks(app: Flask) -> None:
+    @app.before_request
+    def assign_request_id() -> None:
+        incoming = request.headers.get("X-Request-Id", "")
+        g.request_id = incoming if 8 <= len(incoming) <= 64 and incoming.isprintable() else (
+            secrets.token_hex(8)
+        )
+
+    @app.after_request
+    def security_headers(response: Any) -> Any:
+        headers = response.headers
+        headers["X-Request-Id"] = g.get("request_id", "")
+        headers.setdefault(
+            "Content-Security-Policy",
+            "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: https:;"
+            " form-action 'self' http: https:; frame-ancestors 'none'; base-uri 'none'",
+        )
+        headers.setdefault("X-Content-Type-Options", "nosniff")
+        headers.setdefault("Referrer-Policy", "no-referrer")
+        headers.setdefault("X-Frame-Options", "DENY")
+        if app.config["IDP_ISSUER"].startswith("https://"):
+            headers.setdefault("Strict-Transport-Security", "max-age=31536000; includeSubDomains")
+        if request.path.startswith(("/oauth/token", "/oauth/userinfo", "/oauth/introspect")):
+            headers["Cache-Control"] = "no-store"
+            headers["Pragma"] = "no-cache"
+        return response

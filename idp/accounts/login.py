@@ -1,0 +1,40 @@
+"""Password login: find the account by phone or email, check the password, no enumeration."""
+
+from __future__ import annotations
+
+from idp.accounts import passwords
+from idp.extensions import db
+from idp.identity.models import Account, IdentityKind
+from idp.identity.phones import InvalidPhoneNumber, looks_like_phone, normalize_phone
+from idp.identity.service import find_account, identities_of, touch_identity
+
+
+def identifier_to_identity(identifier: str) -> tuple[str, str] | None:
+    text = (identifier or "").strip()
+    if "@" in text:
+        return IdentityKind.EMAIL, text.lower()
+    if looks_like_phone(text):
+        try:
+            return IdentityKind.PHONE, normalize_phone(text)
+        except InvalidPhoneNumber:
+            return None
+    return None
+
+
+def authenticate(identifier: str, password: str) -> Account | None:
+    """The account when the password is right; None otherwise, taking the same time whether
+    or not the identifier exists."""
+    found = identifier_to_identity(identifier)
+    account = find_account(*found) if found else None
+    credentials = identities_of(account, IdentityKind.PASSWORD) if account else []
+    if not credentials:
+        passwords.burn_equivalent_time(password)
+        return None
+    for credential in credentials:
+        if credential.secret_hash and passwords.verify_password(credential.secret_hash, password):
+            if passwords.needs_rehash(credential.secret_hash):
+                credential.secret_hash = passwords.hash_password(password)
+            touch_identity(credential)
+            db.session.commit()
+            return account if account is not None and account.is_active else None
+    return None

@@ -1,0 +1,92 @@
+"""The IdP session: a signed cookie holding a session id whose truth lives in the database.
+
+Logging in issues a new id (no fixation); logging out or a merge ends the row, so a copied cookie
+dies with it.
+"""
+
+from __future__ import annotations
+
+import secrets
+from datetime import UTC, datetime, timedelta
+
+from flask import current_app, g, session
+from sqlalchemy import update
+
+from idp.accounts.models import LoginEvent, LoginSession
+from idp.extensions import db
+from idp.identity.models import Account
+from idp.identity.service import resolve_account
+from idp.models_base import utcnow
+
+SESSION_KEY = "idp_sid"
+
+
+def start_session(account: Account, amr: list[str], channel: str) -> LoginSession:
+    now = utcnow()
+    ttl = int(current_app.config["IDP_SESSION_TTL"])
+    row = LoginSession(
+        id=secrets.token_urlsafe(32),
+        account_id=account.id,
+        auth_time=now,
+        amr=" ".join(amr),
+        channel=channel,
+        created_at=now,
+        expires_at=now + timedelta(seconds=ttl),
+    )
+    db.session.add(row)
+    record_login(account, channel)
+    db.session.commit()
+    session.clear()  # drop anything set before authentication
+    session[SESSION_KEY] = row.id
+    session.permanent = True
+    g.pop("login_session", None)
+    return row
+
+
+def record_login(account: Account, channel: str, client_id: str | None = None) -> None:
+    db.session.add(LoginEvent(account_id=account.id, channel=channel, client_id=client_id))
+
+
+def current_session() -> LoginSession | None:
+    """The live session of this browser, if any (cached for the request)."""
+    if "login_session" in g:
+        return g.login_session
+    found: LoginSession | None = None
+    sid = session.get(SESSION_KEY)
+    if isinstance(sid, str):
+        row = db.session.get(LoginSession, sid)
+        if row is not None and row.ended_at is None and row.expires_at > utcnow():
+            account = resolve_account(row.account_id)
+            if account is not None and account.id == row.account_id and account.is_active:
+                found = row
+    g.login_session = found
+    return found
+
+
+def current_account() -> Account | None:
+    row = current_session()
+    return db.session.get(Account, row.account_id) if row else None
+
+
+def auth_time(row: LoginSession) -> int:
+    return int(row.auth_time.replace(tzinfo=row.auth_time.tzinfo or UTC).timestamp())
+
+
+def end_session(sid: str | None = None) -> None:
+    sid = sid or session.get(SESSION_KEY)
+    if isinstance(sid, str):
+        db.session.execute(
+            update(LoginSession).where(LoginSession.id == sid).values(ended_at=utcnow())
+        )
+        db.session.commit()
+    session.clear()
+    g.pop("login_session", None)
+
+
+def end_sessions_of(account_id: str, when: datetime | None = None) -> None:
+    """Ends every session of an account (merges, disabling); the caller commits."""
+    db.session.execute(
+        update(LoginSession)
+        .where(LoginSession.account_id == account_id, LoginSession.ended_at.is_(None))
+        .values(ended_at=when or utcnow())
+    )

@@ -1,0 +1,245 @@
+"""The `idp` command line (CONTRACT §3). Secrets come from stdin, never from argv."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import sys
+from typing import Any
+
+import click
+from flask import Flask, current_app
+from flask.cli import FlaskGroup, with_appcontext
+from sqlalchemy import select
+
+from idp.extensions import db
+
+
+def _create_app() -> Flask:
+    from idp import create_app
+
+    return create_app()
+
+
+main = FlaskGroup(create_app=_create_app, add_version_option=False, load_dotenv=False,
+                  help="The identity provider's command line.")
+
+
+def fail(message: str) -> None:
+    click.echo(f"error: {message}", err=True)
+    sys.exit(1)
+
+
+def read_secret(label: str) -> str:
+    value = sys.stdin.readline().rstrip("\r\n")
+    if not value:
+        fail(f"no {label} on stdin")
+    return value
+
+
+def register_commands(app: Flask) -> None:
+    for command in (users, clients, keys, wechat_apps, serve, dev, fake_wechat):
+        app.cli.add_command(command)
+
+
+# --- users -----------------------------------------------------------------------------------
+
+
+@click.group(help="Accounts.")
+def users() -> None:
+    pass
+
+
+@users.command("create")
+@click.option("--phone", required=True, help="E.164 (or any usual format)")
+@click.option("--email")
+@click.option("--name")
+@click.option("--admin", is_flag=True)
+@click.option("--password-stdin", is_flag=True, required=True)
+@click.option("--json", "as_json", is_flag=True)
+@with_appcontext
+def users_create(
+    phone: str, email: str | None, name: str | None, admin: bool, password_stdin: bool,
+    as_json: bool,
+) -> None:
+    from idp.accounts.passwords import WeakPassword
+    from idp.accounts.seed import create_password_user
+    from idp.identity.phones import InvalidPhoneNumber
+    from idp.identity.service import IdentityTaken
+
+    password = read_secret("password")
+    try:
+        account = create_password_user(phone, password, email=email, name=name, admin=admin)
+    except (InvalidPhoneNumber, WeakPassword, IdentityTaken) as error:
+        fail(str(error))
+        return
+    click.echo(json.dumps({"sub": account.id}) if as_json else account.id)
+
+
+# --- clients ---------------------------------------------------------------------------------
+
+
+@click.group(help="OAuth clients (relying parties).")
+def clients() -> None:
+    pass
+
+
+@clients.command("create")
+@click.option("--name", required=True)
+@click.option("--public", is_flag=True, help="no secret (mini-programs, single-page apps)")
+@click.option("--redirect-uri", "redirect_uris", multiple=True)
+@click.option("--grant-type", "grant_types", multiple=True)
+@click.option("--scope", default=None)
+@click.option("--wechat-appid")
+@click.option("--post-logout-redirect-uri", "post_logout_redirect_uris", multiple=True)
+@click.option("--backchannel-logout-uri")
+@click.option("--events-uri")
+@click.option("--first-party", is_flag=True, help="skip the consent screen")
+@click.option("--id-token-alg", type=click.Choice(["RS256", "ES256"]), default="RS256")
+@click.option("--jwks-stdin", is_flag=True, help="read a public JWKS: private_key_jwt")
+@click.option("--json", "as_json", is_flag=True)
+@with_appcontext
+def clients_create(as_json: bool, jwks_stdin: bool, **options: Any) -> None:
+    from idp.oidc.clients import ClientSpecError, create_client
+
+    if jwks_stdin:
+        try:
+            options["jwks"] = json.loads(sys.stdin.read())
+        except ValueError:
+            fail("the JWKS on stdin is not JSON")
+    try:
+        client, secret = create_client(**options)
+    except ClientSpecError as error:
+        fail(str(error))
+        return
+    result = {"client_id": client.client_id, "client_secret": secret}
+    click.echo(json.dumps(result) if as_json else f"{client.client_id} {secret or ''}".strip())
+
+
+# --- keys ------------------------------------------------------------------------------------
+
+
+@click.group(help="Signing keys and the encryption of secrets at rest.")
+def keys() -> None:
+    pass
+
+
+@keys.command("rotate")
+@with_appcontext
+def keys_rotate() -> None:
+    from idp.oidc.keys import rotate_keys
+
+    for row in rotate_keys(current_app.extensions["idp_secret_box"]):
+        click.echo(f"{row.alg} {row.kid} now signs")
+    current_app.extensions["idp_keyring"].invalidate()
+
+
+@keys.command("list")
+@with_appcontext
+def keys_list() -> None:
+    from idp.oidc.models import SigningKey
+
+    rows = db.session.scalars(select(SigningKey).order_by(SigningKey.created_at.desc())).all()
+    current: set[str] = set()
+    for row in rows:
+        state = "retired" if row.retired_at else "published"
+        if not row.retired_at and row.alg not in current:
+            current.add(row.alg)
+            state = "current"
+        click.echo(f"{row.kid}  {row.alg}  {row.created_at:%Y-%m-%d %H:%M}  {state}")
+
+
+@keys.command("retire")
+@click.argument("kid")
+@with_appcontext
+def keys_retire(kid: str) -> None:
+    from idp.oidc.keys import SigningKeyUnavailable, retire_key
+
+    try:
+        retire_key(kid)
+    except SigningKeyUnavailable as error:
+        fail(str(error))
+    click.echo(f"{kid} retired: removed from the JWKS")
+
+
+# --- WeChat apps -----------------------------------------------------------------------------
+
+
+@click.group("wechat-apps", help="Upstream WeChat apps (mini-programs, website apps).")
+def wechat_apps() -> None:
+    pass
+
+
+@wechat_apps.command("create")
+@click.option("--kind", type=click.Choice(["miniprogram", "website"]), required=True)
+@click.option("--appid", required=True)
+@click.option("--name", default="")
+@click.option("--secret-stdin", is_flag=True, required=True)
+@with_appcontext
+def wechat_apps_create(kind: str, appid: str, name: str, secret_stdin: bool) -> None:
+    from idp.wechat.apps import WeChatAppExists, create_wechat_app
+
+    secret = read_secret("secret")
+    try:
+        create_wechat_app(kind, appid, secret, name=name)
+    except WeChatAppExists as error:
+        fail(str(error))
+    click.echo(f"{kind} app {appid} saved")
+
+
+# --- serving ---------------------------------------------------------------------------------
+
+
+def _schema_is_current() -> bool:
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+    from flask_migrate import Migrate  # noqa: F401
+
+    config = current_app.extensions["migrate"].migrate.get_config()
+    heads = set(ScriptDirectory.from_config(config).get_heads())
+    with db.engine.connect() as connection:
+        current = set(MigrationContext.configure(connection).get_current_heads())
+    return current == heads
+
+
+@click.command(help="Serve the IdP with gunicorn.")
+@click.option("--host", default="127.0.0.1")
+@click.option("--port", default=5000, type=int)
+@click.option("--workers", default=None, type=int, help="default: 2 x CPUs + 1")
+@with_appcontext
+def serve(host: str, port: int, workers: int | None) -> None:
+    if not _schema_is_current():
+        fail("the database schema is not up to date: run `idp db upgrade` first")
+    count = workers or (2 * (os.cpu_count() or 1) + 1)
+    argv = [
+        "gunicorn",
+        "--bind", f"{host}:{port}",
+        "--workers", str(count),
+        "--graceful-timeout", "30",
+        "--access-logfile", "-",
+        "idp:create_app()",
+    ]
+    os.execvp(argv[0], argv)  # noqa: S606 - replaces this process with gunicorn
+
+
+@click.command(help="The embedded demo: migrate, seed, fake WeChat, demo sites, serve on :5000.")
+@click.option("--port", default=5000, type=int)
+@with_appcontext
+def dev(port: int) -> None:
+    from idp.demo.run import run_demo
+
+    run_demo(current_app._get_current_object(), port)  # type: ignore[attr-defined]
+
+
+@click.command("fake-wechat", help="A fake of WeChat's server APIs, for tests and demos.")
+@click.option("--host", default="127.0.0.1")
+@click.option("--port", default=5001, type=int)
+def fake_wechat(host: str, port: int) -> None:
+    from idp.wechat.fake.server import run
+
+    run(host, port)
+
+
+def generate_password() -> str:
+    return secrets.token_urlsafe(12)

@@ -1,0 +1,108 @@
+"""Configuration: defaults here, `IDP_*` environment variables over them, a test dict over both.
+
+Read once by `create_app`, never at import time.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import secrets
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+ENVIRONMENT_NAMES = (
+    "IDP_ISSUER",
+    "IDP_DATABASE_URL",
+    "IDP_REDIS_URL",
+    "IDP_SECRET_KEY",
+    "IDP_ENCRYPTION_KEY",
+    "IDP_WECHAT_API_BASE",
+    "IDP_WECHAT_OPEN_BASE",
+    "IDP_INSTANCE_PATH",
+    "IDP_LOG_LEVEL",
+)
+
+DEFAULTS: dict[str, Any] = {
+    "IDP_ISSUER": "http://127.0.0.1:5000",
+    "IDP_DATABASE_URL": None,  # sqlite file under instance/ when unset
+    "IDP_REDIS_URL": None,
+    "IDP_SECRET_KEY": None,  # generated once into instance/
+    "IDP_ENCRYPTION_KEY": None,  # generated once into instance/
+    "IDP_WECHAT_API_BASE": "https://api.weixin.qq.com",
+    "IDP_WECHAT_OPEN_BASE": "https://open.weixin.qq.com",
+    "IDP_INSTANCE_PATH": str(PROJECT_ROOT / "instance"),
+    "IDP_LOG_LEVEL": "INFO",
+    # Lifetimes, in seconds.
+    "IDP_AUTHORIZATION_CODE_TTL": 60,
+    "IDP_ACCESS_TOKEN_TTL": 3600,
+    "IDP_ID_TOKEN_TTL": 3600,
+    "IDP_REFRESH_TOKEN_TTL": 30 * 24 * 3600,
+    "IDP_SESSION_TTL": 7 * 24 * 3600,
+    "IDP_SMS_CODE_TTL": 300,
+    # How long a process trusts its cached view of the signing keys before asking the database.
+    "IDP_KEY_CACHE_SECONDS": 5,
+    # The SMS sender: "log" keeps codes in an outbox and prints them (development only).
+    "IDP_SMS_SENDER": "log",
+    "IDP_ARGON2_TIME_COST": 3,
+    "IDP_ARGON2_MEMORY_COST": 65536,
+    "IDP_ARGON2_PARALLELISM": 4,
+}
+
+
+class ConfigError(RuntimeError):
+    """The configuration cannot work; the message says which setting and why."""
+
+
+def load_config(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+    config = dict(DEFAULTS)
+    for name in ENVIRONMENT_NAMES:
+        if os.environ.get(name):
+            config[name] = os.environ[name]
+    config.update(overrides or {})
+
+    instance = Path(config["IDP_INSTANCE_PATH"])
+    instance.mkdir(parents=True, exist_ok=True)
+    if not config["IDP_DATABASE_URL"]:
+        config["IDP_DATABASE_URL"] = f"sqlite:///{instance / 'idp.sqlite3'}"
+    if not config["IDP_SECRET_KEY"]:
+        config["IDP_SECRET_KEY"] = _instance_secret(instance / "secret_key")
+    if not config["IDP_ENCRYPTION_KEY"]:
+        config["IDP_ENCRYPTION_KEY"] = _instance_secret(instance / "encryption_key")
+    config["IDP_ISSUER"] = validate_issuer(config["IDP_ISSUER"])
+    return config
+
+
+def validate_issuer(issuer: str) -> str:
+    """OIDC Discovery §2: https, except that we allow http on loopback for development."""
+    parts = urlsplit(issuer)
+    if parts.query or parts.fragment or not parts.hostname:
+        raise ConfigError(f"IDP_ISSUER must be a plain URL, got {issuer!r}")
+    if parts.scheme == "http" and not _is_loopback(parts.hostname):
+        raise ConfigError("IDP_ISSUER may use http only on a loopback host; use https")
+    if parts.scheme not in ("http", "https"):
+        raise ConfigError(f"IDP_ISSUER must be http(s), got {issuer!r}")
+    return issuer.rstrip("/")
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _instance_secret(path: Path) -> str:
+    """A random secret generated on first start and kept in instance/ (git-ignored)."""
+    if path.exists():
+        return path.read_text().strip()
+    value = secrets.token_urlsafe(32)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(value)
+    return value

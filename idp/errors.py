@@ -1,0 +1,70 @@
+"""App-wide error handlers: JSON in the OAuth shape for API paths, a page for people.
+
+No stack trace ever reaches a client; the request id ties the answer to the log line.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from flask import Flask, g, jsonify, render_template, request
+from werkzeug.exceptions import HTTPException
+
+log = logging.getLogger("idp.errors")
+
+API_PREFIXES = ("/oauth/", "/wechat/", "/.well-known/", "/metrics", "/healthz", "/readyz")
+
+HTTP_TO_OAUTH = {
+    400: "invalid_request",
+    401: "invalid_client",
+    403: "access_denied",
+    404: "not_found",
+    405: "invalid_request",
+    413: "invalid_request",
+    415: "invalid_request",
+    429: "slow_down",
+}
+
+
+def wants_json() -> bool:
+    return request.path.startswith(API_PREFIXES) and request.path != "/oauth/authorize"
+
+
+def init_app(app: Flask) -> None:
+    @app.errorhandler(HTTPException)
+    def http_error(error: HTTPException) -> Any:
+        status = error.code or 500
+        if wants_json():
+            body = {
+                "error": HTTP_TO_OAUTH.get(status, "server_error"),
+                "error_description": error.description or error.name,
+                "request_id": g.get("request_id"),
+            }
+            response = jsonify(body)
+            response.status_code = status
+            response.headers["Cache-Control"] = "no-store"
+            for name in ("Retry-After", "Allow"):
+                if error.get_response().headers.get(name):
+                    response.headers[name] = error.get_response().headers[name]
+            return response
+        return render_template("error.html", status=status, message=error.description), status
+
+    @app.errorhandler(Exception)
+    def unexpected_error(error: Exception) -> Any:
+        from idp.extensions import db
+
+        db.session.rollback()
+        log.exception("unhandled error", extra={"path": request.path})
+        if wants_json():
+            response = jsonify(
+                {
+                    "error": "server_error",
+                    "error_description": "The server could not complete the request.",
+                    "request_id": g.get("request_id"),
+                }
+            )
+            response.status_code = 500
+            response.headers["Cache-Control"] = "no-store"
+            return response
+        return render_template("error.html", status=500, message=None), 500

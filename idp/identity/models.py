@@ -1,0 +1,151 @@
+"""Accounts and the identities they hold; aliases, merges and the audit trail.
+
+Only `idp.identity.service` moves identities between accounts.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, Boolean, ForeignKey, Index, Integer, String, Text, text
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from idp.extensions import db
+from idp.models_base import UTCDateTime, new_uuid, utcnow
+
+
+class IdentityKind:
+    PASSWORD = "password"  # a password credential; `value` is a random credential id
+    PHONE = "phone"  # E.164
+    EMAIL = "email"  # lower-cased
+    WECHAT_OPENID = "wechat_openid"  # `namespace` is the appid
+    WECHAT_UNIONID = "wechat_unionid"
+
+    ALL = (PASSWORD, PHONE, EMAIL, WECHAT_OPENID, WECHAT_UNIONID)
+    LOGIN_METHODS = (PASSWORD, WECHAT_OPENID, WECHAT_UNIONID)
+
+
+class AccountStatus:
+    ACTIVE = "active"
+    DISABLED = "disabled"
+    MERGED = "merged"  # folded into another account; its sub is now an alias
+
+
+class Account(db.Model):
+    __tablename__ = "account"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_uuid)
+    status: Mapped[str] = mapped_column(String(16), default=AccountStatus.ACTIVE)
+    is_admin: Mapped[bool] = mapped_column(Boolean, default=False)
+    # The channel that created the account: website, website_wechat, miniprogram, admin.
+    created_via: Mapped[str] = mapped_column(String(32), default="website")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # OIDC `updated_at`: when a served claim last changed.
+    profile_updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # Access tokens issued before this instant are dead (merge, disable, "sign out everywhere").
+    tokens_valid_after: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    merged_into_id: Mapped[str | None] = mapped_column(
+        ForeignKey("account.id"), nullable=True, index=True
+    )
+    totp_secret_encrypted: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+    identities: Mapped[list[Identity]] = relationship(back_populates="account")
+    claims: Mapped[list[ProfileClaim]] = relationship(back_populates="account")
+
+    @property
+    def is_active(self) -> bool:
+        return self.status == AccountStatus.ACTIVE
+
+
+class Identity(db.Model):
+    """One way of recognising a person: a password, a phone, an email, a WeChat id."""
+
+    __tablename__ = "identity"
+    __table_args__ = (
+        # A verified identity belongs to exactly one account; unverified phones and emails may
+        # repeat (they prove nothing, and the identity report lists them as suggestions).
+        Index(
+            "uq_identity_verified",
+            "kind",
+            "namespace",
+            "value",
+            unique=True,
+            sqlite_where=text("verified"),
+            postgresql_where=text("verified"),
+        ),
+        Index("ix_identity_lookup", "kind", "value"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    account_id: Mapped[str] = mapped_column(ForeignKey("account.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    namespace: Mapped[str] = mapped_column(String(64), default="")  # WeChat appid for openids
+    value: Mapped[str] = mapped_column(String(255))
+    verified: Mapped[bool] = mapped_column(Boolean, default=False)
+    verified_by: Mapped[str | None] = mapped_column(String(32), nullable=True)  # the proof
+    secret_hash: Mapped[str | None] = mapped_column(Text, nullable=True)  # password credentials
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+    account: Mapped[Account] = relationship(back_populates="identities")
+
+
+class ProfileClaim(db.Model):
+    """A profile claim value as one source knows it; the served value is chosen in `claims.py`."""
+
+    __tablename__ = "profile_claim"
+    __table_args__ = (
+        Index("uq_profile_claim_source", "account_id", "name", "source", unique=True),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    account_id: Mapped[str] = mapped_column(ForeignKey("account.id"), index=True)
+    name: Mapped[str] = mapped_column(String(32))
+    source: Mapped[str] = mapped_column(String(16))  # user, website, wechat
+    value: Mapped[str] = mapped_column(Text)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    account: Mapped[Account] = relationship(back_populates="claims")
+
+
+class AccountAlias(db.Model):
+    """The `sub` of a merged-away account, still resolvable to the survivor."""
+
+    __tablename__ = "account_alias"
+
+    alias_sub: Mapped[str] = mapped_column(String(36), primary_key=True)
+    account_id: Mapped[str] = mapped_column(ForeignKey("account.id"), index=True)
+    merge_id: Mapped[int | None] = mapped_column(ForeignKey("merge_record.id"), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class MergeRecord(db.Model):
+    """Enough of a merge to undo it."""
+
+    __tablename__ = "merge_record"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    survivor_id: Mapped[str] = mapped_column(ForeignKey("account.id"), index=True)
+    loser_id: Mapped[str] = mapped_column(ForeignKey("account.id"), index=True)
+    rule: Mapped[str] = mapped_column(String(64))
+    actor: Mapped[str] = mapped_column(String(80))
+    snapshot: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    undone_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class AuditEvent(db.Model):
+    """Append-only: who did what to which account, why, and with which proof."""
+
+    __tablename__ = "audit_event"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+    action: Mapped[str] = mapped_column(String(48), index=True)
+    account_id: Mapped[str | None] = mapped_column(String(36), index=True, nullable=True)
+    actor_type: Mapped[str] = mapped_column(String(16))  # user, admin, rule, system
+    actor_id: Mapped[str | None] = mapped_column(String(80), nullable=True)
+    reason: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    request_id: Mapped[str | None] = mapped_column(String(64), nullable=True)

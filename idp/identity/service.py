@@ -1,0 +1,161 @@
+"""The identity engine's API: the only code that creates accounts or attaches identities.
+
+Merging, undoing and unlinking live in `merge.py` and `links.py` beside this module.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import select
+
+from idp.extensions import db
+from idp.identity import audit
+from idp.identity.audit import Actor
+from idp.identity.models import (
+    Account,
+    AccountAlias,
+    AccountStatus,
+    Identity,
+    IdentityKind,
+    ProfileClaim,
+)
+from idp.models_base import utcnow
+
+
+class IdentityError(Exception):
+    """Base of the identity engine's refusals."""
+
+
+class IdentityTaken(IdentityError):
+    """The verified identity already belongs to another account."""
+
+    def __init__(self, identity: Identity):
+        super().__init__(f"{identity.kind} already belongs to another account")
+        self.identity = identity
+
+
+def resolve_account(sub: str) -> Account | None:
+    """An account by `sub`, following aliases left by merges to the survivor."""
+    account = db.session.get(Account, sub)
+    if account is None:
+        alias = db.session.get(AccountAlias, sub)
+        account = db.session.get(Account, alias.account_id) if alias else None
+    seen = 0
+    while account is not None and account.status == AccountStatus.MERGED and seen < 16:
+        account = db.session.get(Account, account.merged_into_id) if account.merged_into_id else None
+        seen += 1
+    return account
+
+
+def find_identity(kind: str, value: str, namespace: str = "") -> Identity | None:
+    """The verified identity (the one that proves who someone is) of that kind and value."""
+    return db.session.scalars(
+        select(Identity).where(
+            Identity.kind == kind,
+            Identity.namespace == namespace,
+            Identity.value == value,
+            Identity.verified.is_(True),
+        )
+    ).first()
+
+
+def find_account(kind: str, value: str, namespace: str = "") -> Account | None:
+    identity = find_identity(kind, value, namespace)
+    return identity.account if identity else None
+
+
+def create_account(actor: Actor, channel: str, *, is_admin: bool = False) -> Account:
+    account = Account(created_via=channel, is_admin=is_admin, created_at=utcnow())
+    db.session.add(account)
+    db.session.flush()
+    audit.record("account.create", actor, account.id, reason=f"first sign-in via {channel}")
+    return account
+
+
+def link_identity(
+    account: Account,
+    kind: str,
+    value: str,
+    actor: Actor,
+    *,
+    namespace: str = "",
+    verified: bool,
+    proof: str | None = None,
+    secret_hash: str | None = None,
+) -> Identity:
+    """Attach an identity. Refuses a verified identity held by another account (merging is a
+    separate, explicit decision); re-linking one the account already holds is a no-op."""
+    if kind not in IdentityKind.ALL:
+        raise ValueError(f"unknown identity kind {kind!r}")
+    if verified:
+        existing = find_identity(kind, value, namespace)
+        if existing is not None:
+            if existing.account_id != account.id:
+                raise IdentityTaken(existing)
+            return existing
+    identity = Identity(
+        account_id=account.id,
+        kind=kind,
+        namespace=namespace,
+        value=value,
+        verified=verified,
+        verified_by=proof if verified else None,
+        secret_hash=secret_hash,
+        created_at=utcnow(),
+    )
+    db.session.add(identity)
+    db.session.flush()
+    audit.record(
+        "identity.link",
+        actor,
+        account.id,
+        reason=proof,
+        kind=kind,
+        namespace=namespace,
+        value=_display_value(kind, value),
+        verified=verified,
+    )
+    return identity
+
+
+def identities_of(account: Account, kind: str | None = None) -> list[Identity]:
+    query = select(Identity).where(Identity.account_id == account.id).order_by(Identity.id)
+    if kind:
+        query = query.where(Identity.kind == kind)
+    return list(db.session.scalars(query))
+
+
+def touch_identity(identity: Identity, when: datetime | None = None) -> None:
+    identity.last_used_at = when or utcnow()
+
+
+def set_claim(account: Account, name: str, value: str | None, source: str) -> bool:
+    """Store what `source` says of a claim; returns whether anything changed."""
+    row = db.session.scalars(
+        select(ProfileClaim).where(
+            ProfileClaim.account_id == account.id,
+            ProfileClaim.name == name,
+            ProfileClaim.source == source,
+        )
+    ).first()
+    if not value:
+        if row is None:
+            return False
+        db.session.delete(row)
+    elif row is None:
+        db.session.add(
+            ProfileClaim(account_id=account.id, name=name, source=source, value=value)
+        )
+    elif row.value == value:
+        return False
+    else:
+        row.value = value
+        row.updated_at = utcnow()
+    account.profile_updated_at = utcnow()
+    return True
+
+
+def _display_value(kind: str, value: str) -> str:
+    """What the audit log keeps of an identity value: credentials are never written out."""
+    return "(credential)" if kind == IdentityKind.PASSWORD else value

@@ -1,0 +1,93 @@
+"""Registering relying parties."""
+
+from __future__ import annotations
+
+import secrets
+from typing import Any
+from urllib.parse import urlsplit
+
+from idp.crypto import digest
+from idp.extensions import db
+from idp.oidc.discovery import TOKEN_EXCHANGE
+from idp.oidc.models import Client
+from idp.scopes import SUPPORTED_SCOPES
+
+KNOWN_GRANT_TYPES = ("authorization_code", "refresh_token", "client_credentials", TOKEN_EXCHANGE)
+
+
+class ClientSpecError(ValueError):
+    pass
+
+
+def validate_redirect_uri(uri: str) -> str:
+    """RFC 9700 §2.1: absolute, no fragment; http only on loopback; custom schemes allowed for
+    native apps."""
+    parts = urlsplit(uri)
+    if not parts.scheme or parts.fragment or "*" in uri:
+        raise ClientSpecError(f"redirect URI must be absolute, without fragment: {uri!r}")
+    if parts.scheme == "http" and parts.hostname not in ("127.0.0.1", "localhost", "::1"):
+        raise ClientSpecError(f"http redirect URIs are for loopback only: {uri!r}")
+    if parts.scheme in ("javascript", "data", "file"):
+        raise ClientSpecError(f"scheme not allowed: {uri!r}")
+    return uri
+
+
+def create_client(
+    *,
+    name: str,
+    public: bool = False,
+    redirect_uris: tuple[str, ...] | list[str] = (),
+    grant_types: tuple[str, ...] | list[str] = (),
+    scope: str | None = None,
+    wechat_appid: str | None = None,
+    post_logout_redirect_uris: tuple[str, ...] | list[str] = (),
+    backchannel_logout_uri: str | None = None,
+    events_uri: str | None = None,
+    first_party: bool = False,
+    id_token_alg: str = "RS256",
+    jwks: dict[str, Any] | None = None,
+) -> tuple[Client, str | None]:
+    """Returns the client and its secret (shown once; only a digest is kept)."""
+    grants = list(grant_types) or (
+        ["authorization_code", "refresh_token"] if redirect_uris else ["client_credentials"]
+    )
+    unknown = set(grants) - set(KNOWN_GRANT_TYPES)
+    if unknown:
+        raise ClientSpecError(f"unknown grant types: {', '.join(sorted(unknown))}")
+    if "authorization_code" in grants and not redirect_uris:
+        raise ClientSpecError("authorization_code needs at least one --redirect-uri")
+    if public and "client_credentials" in grants:
+        raise ClientSpecError("a public client cannot use client_credentials")
+    if TOKEN_EXCHANGE in grants and not (public and wechat_appid):
+        raise ClientSpecError("the mini-program grant needs --public and --wechat-appid")
+    scopes = (scope or "openid profile phone email wechat offline_access").split()
+    if set(scopes) - set(SUPPORTED_SCOPES):
+        raise ClientSpecError(f"unknown scopes: {' '.join(sorted(set(scopes) - set(SUPPORTED_SCOPES)))}")
+    secret = None if public else secrets.token_urlsafe(32)
+    auth_method = "none" if public else ("private_key_jwt" if jwks else "client_secret_basic")
+    client = Client(
+        client_id=secrets.token_urlsafe(16),
+        name=name,
+        client_secret_digest=digest(secret) if secret else None,
+        token_endpoint_auth_method=auth_method,
+        redirect_uris=[validate_redirect_uri(uri) for uri in redirect_uris],
+        post_logout_redirect_uris=[validate_redirect_uri(u) for u in post_logout_redirect_uris],
+        grant_types=grants,
+        scope=" ".join(scopes),
+        id_token_signed_response_alg=id_token_alg,
+        is_first_party=first_party,
+        wechat_appid=wechat_appid,
+        backchannel_logout_uri=backchannel_logout_uri,
+        events_uri=events_uri,
+        jwks=jwks,
+    )
+    db.session.add(client)
+    db.session.commit()
+    return client, secret
+
+
+def rotate_client_secret(client: Client) -> str:
+    secret = secrets.token_urlsafe(32)
+    client.client_secret_digest = digest(secret)
+    db.session.commit()
+    return secret

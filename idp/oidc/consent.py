@@ -1,0 +1,37 @@
+"""Consent, remembered per client and scope set; first-party clients skip it."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from idp.extensions import db
+from idp.identity.models import Account
+from idp.models_base import utcnow
+from idp.oidc.models import Client, Consent
+
+
+def covers(account: Account, client: Client, scopes: set[str]) -> bool:
+    if client.is_first_party:
+        return True
+    row = _find(account, client)
+    return row is not None and scopes <= set(row.scopes or [])
+
+
+def remember(account: Account, client: Client, scopes: set[str]) -> None:
+    row = _find(account, client)
+    if row is None:
+        db.session.add(
+            Consent(account_id=account.id, client_id=client.client_id, scopes=sorted(scopes))
+        )
+    else:
+        row.scopes = sorted(set(row.scopes or []) | scopes)
+        row.granted_at = utcnow()
+    db.session.commit()
+
+
+def _find(account: Account, client: Client) -> Consent | None:
+    return db.session.scalars(
+        select(Consent).where(
+            Consent.account_id == account.id, Consent.client_id == client.client_id
+        )
+    ).first()

@@ -1,0 +1,130 @@
+"""Revocation (RFC 7009), introspection (RFC 7662), userinfo (OIDC Core §5.3) and
+RP-initiated logout (OIDC RP-Initiated Logout 1.0)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from authlib.oauth2.rfc7009 import RevocationEndpoint
+from authlib.oauth2.rfc7662 import IntrospectionEndpoint
+from authlib.oidc.core import UserInfoEndpoint
+from authlib.oidc.rpinitiated import EndSessionEndpoint
+from flask import g
+
+from idp.extensions import db
+from idp.identity.claims import user_claims
+from idp.identity.models import Account
+from idp.models_base import utcnow
+from idp.oidc.context import issuer, keyring
+from idp.oidc.grants import CONFIDENTIAL_AUTH_METHODS, CLIENT_AUTH_METHODS, revoke_family
+from idp.oidc.models import Client, RefreshToken, token_digest
+from idp.oidc.tokens import AccessToken, decode_access_token, revoke_access_token
+
+
+def find_token(token_string: str, hint: str | None) -> AccessToken | RefreshToken | None:
+    """Either kind, whatever the hint says (RFC 7009 §2.1: the hint only speeds the search)."""
+    if not isinstance(token_string, str) or len(token_string) > 8192:
+        return None
+    if hint != "refresh_token" and token_string.count(".") == 2:
+        token = decode_access_token(token_string)
+        if token is not None:
+            return token
+    row = db.session.get(RefreshToken, token_digest(token_string))
+    if row is not None:
+        return row
+    return None
+
+
+def refresh_token_client_id(row: RefreshToken) -> str:
+    return row.client_id
+
+
+class Revocation(RevocationEndpoint):
+    CLIENT_AUTH_METHODS = CLIENT_AUTH_METHODS
+
+    def authenticate_token(self, request: Any, client: Client) -> Any:
+        self.check_params(request, client)
+        token = self.query_token(request.form["token"], request.form.get("token_type_hint"))
+        owner = token.client_id if token is not None else None
+        # A token of another client is silently ignored (RFC 7009 §2.1: invalid tokens → 200).
+        return token if owner == client.client_id else None
+
+    def query_token(self, token_string: str, token_type_hint: str | None) -> Any:
+        return find_token(token_string, token_type_hint)
+
+    def revoke_token(self, token: Any, request: Any) -> None:
+        if isinstance(token, AccessToken):
+            revoke_access_token(token.jti, token.expires_at)
+        else:
+            # Revoking a refresh token ends the grant: its whole family and the access token.
+            revoke_family(token.family)
+        db.session.commit()
+
+
+class Introspection(IntrospectionEndpoint):
+    CLIENT_AUTH_METHODS = CONFIDENTIAL_AUTH_METHODS
+
+    def query_token(self, token_string: str, token_type_hint: str | None) -> Any:
+        return find_token(token_string, token_type_hint)
+
+    def check_permission(self, token: Any, client: Client, request: Any) -> bool:
+        # A client learns about tokens issued to it or meant for it (its audience).
+        if isinstance(token, AccessToken):
+            audience = token.claims.get("aud")
+            audiences = audience if isinstance(audience, list) else [audience]
+            return token.client_id == client.client_id or client.client_id in audiences
+        return token.client_id == client.client_id
+
+    def create_introspection_payload(self, token: Any) -> dict[str, Any]:
+        if token is None:
+            return {"active": False}
+        if isinstance(token, RefreshToken):
+            now = utcnow()
+            if token.revoked_at or token.rotated_at or token.expires_at <= now:
+                return {"active": False}
+            account = db.session.get(Account, token.account_id)
+            if account is None or not account.is_active:
+                return {"active": False}
+            return {
+                "active": True,
+                "token_type": "refresh_token",
+                "client_id": token.client_id,
+                "sub": token.account_id,
+                "scope": token.scope,
+                "iss": issuer(),
+                "exp": int(token.expires_at.timestamp()),
+                "iat": int(token.issued_at.timestamp()),
+            }
+        if token.is_expired() or token.is_revoked():
+            return {"active": False}
+        return {"active": True, "token_type": "Bearer", **token.claims}
+
+
+class UserInfo(UserInfoEndpoint):
+    def generate_user_info(self, user: Account, scope: str) -> dict[str, Any]:
+        client = g.get("userinfo_client")
+        return user_claims(user, scope, client.wechat_appid if client else None)
+
+    def __call__(self, request: Any) -> Any:
+        token = self.resource_protector.acquire_token("openid")
+        g.userinfo_client = token.get_client()
+        return super().__call__(request)
+
+    def get_issuer(self) -> str:
+        return issuer()
+
+    def resolve_private_key(self) -> Any:
+        return keyring().current("RS256").private
+
+
+class EndSession(EndSessionEndpoint):
+    def get_server_jwks(self) -> Any:
+        return keyring().verification_keys()
+
+    def get_algorithms(self) -> list[str]:
+        return ["RS256", "ES256"]
+
+    def end_session(self, end_session_request: Any) -> None:
+        from idp.accounts.sessions import end_session
+
+        end_session()

@@ -1,0 +1,167 @@
+"""Signing keys: stored encrypted in the database, parsed once per process.
+
+The newest unretired key of an algorithm signs; every unretired key is published in the JWKS, so
+tokens signed before a rotation keep verifying until their key is retired. Each process re-reads
+the key list at most every `IDP_KEY_CACHE_SECONDS`, so a rotation made through any process (or the
+command line) is used and published by all of them.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from joserfc.jwk import ECKey, Key, KeySet, RSAKey
+from sqlalchemy import select
+
+from idp.crypto import SecretBox
+from idp.extensions import db
+from idp.models_base import utcnow
+from idp.oidc.models import SigningKey
+
+SUPPORTED_ALGORITHMS = ("RS256", "ES256")
+
+
+class SigningKeyUnavailable(LookupError):
+    """No usable key (e.g. every key of an algorithm was retired)."""
+
+
+@dataclass(frozen=True)
+class LoadedKey:
+    kid: str
+    alg: str
+    private: Key
+
+
+def generate_key(alg: str) -> Key:
+    if alg == "RS256":
+        return RSAKey.generate_key(2048, parameters={"use": "sig", "alg": alg}, auto_kid=True)
+    if alg == "ES256":
+        return ECKey.generate_key("P-256", parameters={"use": "sig", "alg": alg}, auto_kid=True)
+    raise ValueError(f"unsupported signing algorithm {alg!r}")
+
+
+def create_signing_key(box: SecretBox, alg: str) -> SigningKey:
+    key = generate_key(alg)
+    kid = key.kid
+    assert kid
+    row = SigningKey(
+        kid=kid,
+        alg=alg,
+        private_jwk_encrypted=box.encrypt(json.dumps(key.as_dict(private=True)), context=kid),
+        public_jwk=key.as_dict(private=False),
+        created_at=utcnow(),
+    )
+    db.session.add(row)
+    return row
+
+
+def rotate_keys(box: SecretBox) -> list[SigningKey]:
+    """A new key per algorithm becomes current; older ones stay published until retired."""
+    rows = [create_signing_key(box, alg) for alg in SUPPORTED_ALGORITHMS]
+    db.session.commit()
+    return rows
+
+
+def ensure_keys(box: SecretBox) -> None:
+    present = set(
+        db.session.scalars(select(SigningKey.alg).where(SigningKey.retired_at.is_(None)))
+    )
+    missing = [alg for alg in SUPPORTED_ALGORITHMS if alg not in present]
+    for alg in missing:
+        create_signing_key(box, alg)
+    if missing:
+        db.session.commit()
+
+
+def retire_key(kid: str) -> SigningKey:
+    row = db.session.get(SigningKey, kid)
+    if row is None or row.retired_at is not None:
+        raise SigningKeyUnavailable(f"no active key {kid!r}")
+    newest = db.session.scalars(
+        select(SigningKey)
+        .where(SigningKey.alg == row.alg, SigningKey.retired_at.is_(None))
+        .order_by(SigningKey.created_at.desc())
+    ).first()
+    if newest is not None and newest.kid == kid:
+        raise SigningKeyUnavailable(f"{kid} is the current {row.alg} key: rotate first, then retire it")
+    row.retired_at = utcnow()
+    db.session.commit()
+    return row
+
+
+class KeyRing:
+    """Per-process view of the keys; private keys are decrypted and parsed once per kid."""
+
+    def __init__(self, box: SecretBox, cache_seconds: float):
+        self._box = box
+        self._cache_seconds = cache_seconds
+        self._lock = threading.Lock()
+        self._parsed: dict[str, LoadedKey] = {}
+        self._current: dict[str, LoadedKey] = {}
+        self._published: list[dict[str, Any]] = []
+        self._keyset: KeySet | None = None
+        self._loaded_at = 0.0
+
+    def invalidate(self) -> None:
+        self._loaded_at = 0.0
+
+    def current(self, alg: str = "RS256") -> LoadedKey:
+        self._refresh()
+        try:
+            return self._current[alg]
+        except KeyError:
+            raise SigningKeyUnavailable(f"no signing key for {alg}; run `idp keys rotate`") from None
+
+    def public_jwks(self) -> dict[str, Any]:
+        self._refresh()
+        return {"keys": list(self._published)}
+
+    def verification_keys(self) -> KeySet:
+        """Our own published keys, for verifying tokens we issued (id_token_hint, access tokens)."""
+        self._refresh()
+        assert self._keyset is not None
+        return self._keyset
+
+    def _refresh(self) -> None:
+        if time.monotonic() - self._loaded_at < self._cache_seconds:
+            return
+        with self._lock:
+            if time.monotonic() - self._loaded_at < self._cache_seconds:
+                return
+            rows = self._published_rows()
+            if not {row.alg for row in rows} >= set(SUPPORTED_ALGORITHMS):
+                # First start: create what is missing. Two processes racing here both create a
+                # key; the newer simply becomes current, which is harmless.
+                ensure_keys(self._box)
+                rows = self._published_rows()
+            current: dict[str, LoadedKey] = {}
+            for row in rows:
+                if row.alg not in current:
+                    current[row.alg] = self._parse(row)
+            self._current = current
+            self._published = [dict(row.public_jwk) for row in rows]
+            self._keyset = KeySet.import_key_set({"keys": self._published})
+            self._loaded_at = time.monotonic()
+
+    @staticmethod
+    def _published_rows() -> list[SigningKey]:
+        return list(
+            db.session.scalars(
+                select(SigningKey)
+                .where(SigningKey.retired_at.is_(None))
+                .order_by(SigningKey.created_at.desc())
+            )
+        )
+
+    def _parse(self, row: SigningKey) -> LoadedKey:
+        loaded = self._parsed.get(row.kid)
+        if loaded is None:
+            data = json.loads(self._box.decrypt(row.private_jwk_encrypted, context=row.kid))
+            key_class = RSAKey if row.alg == "RS256" else ECKey
+            loaded = LoadedKey(kid=row.kid, alg=row.alg, private=key_class.import_key(data))
+            self._parsed[row.kid] = loaded
+        return loaded

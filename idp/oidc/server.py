@@ -1,0 +1,100 @@
+"""Authlib's authorization server, configured for this IdP."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from authlib.integrations.flask_oauth2 import AuthorizationServer, ResourceProtector
+from authlib.oauth2.rfc6749 import OAuth2Error
+from authlib.oauth2.rfc9207 import IssuerParameter
+from flask import Flask, current_app, g
+
+from idp.extensions import db
+from idp.models_base import utcnow
+from idp.oidc import endpoints, grants
+from idp.oidc.client_auth import PrivateKeyJWTAuthentication
+from idp.oidc.context import auth_context, issuer
+from idp.oidc.models import AuthorizationCode, Client, RefreshToken, token_digest
+from idp.oidc.tokens import AccessTokenGenerator, AccessTokenValidator, unverified_claims
+from idp.scopes import SUPPORTED_SCOPES
+
+
+class IdentityProviderServer(AuthorizationServer):
+    def query_client(self, client_id: str) -> Client | None:
+        if not isinstance(client_id, str) or len(client_id) > 64:
+            return None
+        return db.session.get(Client, client_id)
+
+    def save_token(self, token: dict[str, Any], request: Any) -> None:
+        """Only refresh tokens are stored; JWT access tokens are self-contained."""
+        access = unverified_claims(token["access_token"])
+        g.issued_access_claims = access
+        code = getattr(request, "authorization_code", None)
+        refresh = token.get("refresh_token")
+        family = g.pop("refresh_family", None) or grants.new_family()
+        if isinstance(code, AuthorizationCode):
+            code.access_jti = access["jti"]
+            if refresh:
+                code.token_family = family
+        if refresh and request.user is not None:
+            context = auth_context()
+            now = utcnow()
+            db.session.add(
+                RefreshToken(
+                    token_digest=token_digest(refresh),
+                    family=family,
+                    client_id=request.client.client_id,
+                    account_id=request.user.id,
+                    scope=token.get("scope", ""),
+                    auth_time=context.auth_time or int(now.timestamp()),
+                    amr=context.amr,
+                    session_id=context.session_id,
+                    access_jti=access["jti"],
+                    access_expires_at=datetime.fromtimestamp(access["exp"], UTC),
+                    issued_at=now,
+                    expires_at=now
+                    + timedelta(seconds=int(current_app.config["IDP_REFRESH_TOKEN_TTL"])),
+                )
+            )
+        if code is not None or refresh:
+            db.session.commit()
+
+    def handle_error_response(self, request: Any, error: OAuth2Error) -> Any:
+        db.session.rollback()
+        return super().handle_error_response(request, error)
+
+
+class Issuer(IssuerParameter):
+    """RFC 9207: `iss` in every authorization response, errors included."""
+
+    def get_issuer(self) -> str:
+        return issuer()
+
+
+authorization_server = IdentityProviderServer()
+require_oauth = ResourceProtector()
+
+
+def init_app(app: Flask) -> None:
+    app.config.setdefault("OAUTH2_SCOPES_SUPPORTED", list(SUPPORTED_SCOPES))
+    authorization_server.init_app(app)
+    authorization_server.register_token_generator("default", AccessTokenGenerator())
+    authorization_server.register_grant(
+        grants.AuthorizationCodeGrant,
+        [grants.S256CodeChallenge(required=True), grants.OpenIDConnectCode(require_nonce=False)],
+    )
+    authorization_server.register_grant(
+        grants.RefreshTokenGrant, [grants.OpenIDConnectRefresh()]
+    )
+    authorization_server.register_grant(grants.ClientCredentialsGrant)
+    authorization_server.register_client_auth_method(
+        PrivateKeyJWTAuthentication.CLIENT_AUTH_METHOD, PrivateKeyJWTAuthentication()
+    )
+    authorization_server.register_extension(Issuer())
+    authorization_server.register_endpoint(endpoints.Revocation)
+    authorization_server.register_endpoint(endpoints.Introspection)
+    authorization_server.register_endpoint(endpoints.EndSession)
+    if not require_oauth._token_validators:
+        require_oauth.register_token_validator(AccessTokenValidator())
+    authorization_server.register_endpoint(endpoints.UserInfo(resource_protector=require_oauth))

@@ -1,0 +1,193 @@
+"""HTTP endpoints of the protocol. Thin: parse, hand to Authlib, render."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+from urllib.parse import urlencode
+
+from authlib.common.urls import add_params_to_uri
+from authlib.oauth2.rfc6749 import OAuth2Error
+from authlib.oidc.core.errors import ConsentRequiredError, LoginRequiredError
+from flask import (
+    Blueprint,
+    Response,
+    abort,
+    current_app,
+    g,
+    jsonify,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
+
+from idp.accounts.sessions import auth_time, current_account, current_session
+from idp.extensions import csrf, db
+from idp.oidc import consent as consents
+from idp.oidc.context import issuer, keyring
+from idp.oidc.discovery import provider_metadata
+from idp.oidc.server import authorization_server
+from idp.scopes import scope_set
+
+bp = Blueprint("oidc", __name__)
+
+
+@bp.get("/.well-known/openid-configuration")
+@bp.get("/.well-known/oauth-authorization-server")
+def discovery() -> Response:
+    grant_types = current_app.extensions.get("idp_extra_grant_types", [])
+    response = jsonify(provider_metadata(issuer(), grant_types))
+    response.headers["Cache-Control"] = "public, max-age=300"
+    return response
+
+
+@bp.get("/oauth/jwks")
+def jwks() -> Response:
+    response = jsonify(keyring().public_jwks())
+    response.headers["Cache-Control"] = "public, max-age=60"
+    return response
+
+
+@bp.route("/oauth/token", methods=["POST"])
+@csrf.exempt
+def token() -> Response:
+    return authorization_server.create_token_response()
+
+
+@bp.route("/oauth/revoke", methods=["POST"])
+@csrf.exempt
+def revoke() -> Response:
+    return authorization_server.create_endpoint_response("revocation")
+
+
+@bp.route("/oauth/introspect", methods=["POST"])
+@csrf.exempt
+def introspect() -> Response:
+    return authorization_server.create_endpoint_response("introspection")
+
+
+@bp.route("/oauth/userinfo", methods=["GET", "POST"])
+@csrf.exempt
+def userinfo() -> Response:
+    return authorization_server.create_endpoint_response("userinfo")
+
+
+@bp.route("/oauth/authorize", methods=["GET", "POST"])
+def authorize() -> Any:
+    """OIDC Core §3.1.2: validate, authenticate, ask consent, answer with a code."""
+    login = current_session()
+    fresh_login_needed = login is not None and _needs_fresh_login(login)
+    end_user = None if fresh_login_needed else current_account()
+    try:
+        grant = authorization_server.get_consent_grant(end_user=end_user)
+    except OAuth2Error as error:
+        return _authorization_error(error)
+
+    prompts = set((request.values.get("prompt") or "").split())
+    if end_user is None:
+        if "none" in prompts:
+            return _authorization_error(_bound(LoginRequiredError(), grant))
+        return redirect(url_for("accounts.login", next=_continue_url(), **_login_hints()))
+
+    g.login_session = login
+    client = grant.client
+    scopes = scope_set(grant.request.scope)
+    needs_consent = "consent" in prompts or not consents.covers(end_user, client, scopes)
+    if needs_consent and "none" in prompts:
+        return _authorization_error(_bound(ConsentRequiredError(), grant))
+    if needs_consent and request.method == "GET":
+        return render_template(
+            "oidc/consent.html",
+            client=client,
+            scopes=sorted(scopes),
+            params=list(request.args.items(multi=True)),
+        )
+    if needs_consent and request.form.get("decision") != "allow":
+        return authorization_server.create_authorization_response(grant=grant, grant_user=None)
+    if needs_consent:
+        consents.remember(end_user, client, scopes)
+    return authorization_server.create_authorization_response(grant=grant, grant_user=end_user)
+
+
+def _needs_fresh_login(login: Any) -> bool:
+    """`prompt=login`, or `max_age` exceeded (OIDC Core §3.1.2.1)."""
+    prompts = (request.values.get("prompt") or "").split()
+    if "login" in prompts:
+        return True
+    max_age = request.values.get("max_age")
+    if max_age is not None:
+        try:
+            return time.time() - auth_time(login) > max(0, int(max_age))
+        except ValueError:
+            return False  # Authlib reports the malformed value
+    return False
+
+
+def _continue_url() -> str:
+    """Where the login page sends the browser back: this request, minus `prompt=login`
+    (so the fresh login is not demanded again)."""
+    params = [(k, v) for k, v in request.values.items(multi=True) if k != "csrf_token"]
+    cleaned: list[tuple[str, str]] = []
+    for key, value in params:
+        if key == "prompt":
+            value = " ".join(p for p in value.split() if p != "login")
+            if not value:
+                continue
+        cleaned.append((key, value))
+    return url_for("oidc.authorize") + "?" + urlencode(cleaned)
+
+
+def _login_hints() -> dict[str, str]:
+    hints = {}
+    for name in ("login_hint", "ui_locales"):
+        if request.values.get(name):
+            hints[name] = request.values[name][:200]
+    return hints
+
+
+def _bound(error: OAuth2Error, grant: Any) -> OAuth2Error:
+    error.redirect_uri = grant.redirect_uri
+    error.state = grant.request.payload.state
+    return error
+
+
+def _authorization_error(error: OAuth2Error) -> Any:
+    """Redirect to a verified redirect URI with the error and `iss` (RFC 9207); otherwise show the
+    user an error page and never redirect (RFC 6749 §4.1.2.1)."""
+    db.session.rollback()
+    if error.redirect_uri:
+        status, _body, headers = error()
+        location = dict(headers)["Location"]
+        return redirect(add_params_to_uri(location, {"iss": issuer()}), code=status)
+    return (
+        render_template(
+            "oidc/error.html", error=error.error, description=error.get_error_description()
+        ),
+        400,
+    )
+
+
+@bp.route("/oauth/logout", methods=["GET", "POST"])
+def logout() -> Any:
+    """RP-Initiated Logout 1.0: with a valid `id_token_hint` the session ends at once; without
+    one the user confirms (a POST with a CSRF token) so no third party can log them out."""
+    try:
+        end_request = authorization_server.validate_endpoint_request("end_session")
+    except OAuth2Error as error:
+        return render_template(
+            "oidc/error.html", error=error.error, description=error.get_error_description()
+        ), 400
+    if end_request.needs_confirmation and request.method != "POST":
+        return render_template(
+            "oidc/logout.html", params=list(request.args.items(multi=True))
+        )
+    if request.method == "POST" and request.form.get("decision") == "stay":
+        return render_template("oidc/logged_out.html", stayed=True)
+    response = authorization_server.create_endpoint_response("end_session", end_request)
+    return response or render_template("oidc/logged_out.html", stayed=False)
+
+
+@bp.errorhandler(405)
+def method_not_allowed(error: Exception) -> Any:
+    abort(405)

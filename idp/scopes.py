@@ -1,0 +1,19 @@
+"""Scopes the IdP knows, and the claims each one releases (CONTRACT §7)."""
+
+from __future__ import annotations
+
+from authlib.oauth2.rfc6749.util import scope_to_list
+
+SCOPE_CLAIMS: dict[str, tuple[str, ...]] = {
+    "openid": ("sub",),
+    "profile": ("name", "nickname", "picture", "locale", "updated_at"),
+    "email": ("email", "email_verified"),
+    "phone": ("phone_number", "phone_number_verified"),
+    "wechat": ("wechat_unionid", "wechat_openid"),
+    "offline_access": (),
+}
+SUPPORTED_SCOPES = tuple(SCOPE_CLAIMS)
+
+
+def scope_set(scope: str | None) -> set[str]:
+    return set(scope_to_list(scope or "") or [])

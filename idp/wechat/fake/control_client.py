@@ -1,0 +1,148 @@
+"""A typed Python wrapper over the fake's control API, for tests in any team."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import requests
+
+CONTROL_TIMEOUT = (2.0, 10.0)
+
+
+@dataclass(frozen=True)
+class IssuedJsCode:
+    code: str
+    openid: str
+    unionid: str | None
+    session_key: str = field(repr=False)
+
+
+@dataclass(frozen=True)
+class FakeIdentity:
+    openid: str
+    unionid: str | None
+
+
+class FakeWeChatControl:
+    def __init__(self, base_url: str, session: requests.Session | None = None) -> None:
+        self._base = base_url.rstrip("/") + "/__fake__"
+        self._session = session or requests.Session()
+
+    def close(self) -> None:
+        self._session.close()
+
+    def register_app(
+        self, appid: str, secret: str, kind: str = "miniprogram", unionid_bound: bool = True
+    ) -> None:
+        self._post("/apps", appid=appid, secret=secret, kind=kind, unionid_bound=unionid_bound)
+
+    def issue_js_code(
+        self,
+        appid: str,
+        user: str | None = None,
+        openid: str | None = None,
+        unionid: str | None = None,
+        session_key: str | None = None,
+    ) -> IssuedJsCode:
+        answer = self._post(
+            "/js_codes",
+            appid=appid,
+            user=user,
+            openid=openid,
+            unionid=unionid,
+            session_key=session_key,
+        )
+        return IssuedJsCode(
+            answer["code"], answer["openid"], answer.get("unionid"), answer["session_key"]
+        )
+
+    def issue_phone_code(
+        self,
+        appid: str,
+        phone: str,
+        country_code: str = "86",
+        country_code_as_number: bool = False,
+        watermark_appid: str | None = None,
+    ) -> str:
+        return self._post(
+            "/phone_codes",
+            appid=appid,
+            phone=phone,
+            country_code=country_code,
+            country_code_as_number=country_code_as_number,
+            watermark_appid=watermark_appid,
+        )["code"]
+
+    def next_qr_user(
+        self,
+        appid: str,
+        user: str | None = None,
+        openid: str | None = None,
+        unionid: str | None = None,
+        nickname: str | None = None,
+        headimgurl: str | None = None,
+        is_snapshotuser: bool = False,
+    ) -> FakeIdentity:
+        answer = self._post(
+            "/qr_users",
+            appid=appid,
+            user=user,
+            openid=openid,
+            unionid=unionid,
+            nickname=nickname,
+            headimgurl=headimgurl,
+            is_snapshotuser=is_snapshotuser,
+        )
+        return FakeIdentity(answer["openid"], answer.get("unionid"))
+
+    def next_qr_refusal(self, appid: str) -> None:
+        self._post("/qr_users", appid=appid, refuse=True)
+
+    def arm_failure(
+        self,
+        path: str,
+        *,
+        errcode: int | None = None,
+        status: int | None = None,
+        html: bool = False,
+        truncated: bool = False,
+        body: str | None = None,
+        content_type: str | None = None,
+        delay: float | None = None,
+        times: int = 1,
+    ) -> None:
+        self._post(
+            "/failures",
+            path=path,
+            errcode=errcode,
+            status=status,
+            html=html,
+            truncated=truncated,
+            body=body,
+            content_type=content_type,
+            delay=delay,
+            times=times,
+        )
+
+    def calls(self, path: str | None = None) -> list[dict[str, Any]]:
+        params = {"path": path} if path else None
+        response = self._session.get(self._base + "/calls", params=params, timeout=CONTROL_TIMEOUT)
+        response.raise_for_status()
+        return response.json()["calls"]
+
+    def clear_calls(self) -> None:
+        self._session.delete(self._base + "/calls", timeout=CONTROL_TIMEOUT).raise_for_status()
+
+    def advance_clock(self, seconds: float) -> None:
+        self._post("/clock", advance=seconds)
+
+    def reset(self) -> None:
+        self._post("/reset")
+
+    def _post(self, path: str, **fields: Any) -> dict[str, Any]:
+        payload = {key: value for key, value in fields.items() if value is not None}
+        response = self._session.post(self._base + path, json=payload, timeout=CONTROL_TIMEOUT)
+        if response.status_code >= 400:
+            raise RuntimeError(f"fake WeChat control {path}: {response.text}")
+        return response.json() if response.content else {}

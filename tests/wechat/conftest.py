@@ -1,0 +1,67 @@
+"""A real fake WeChat on loopback for the whole session; its state is reset before each test."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from idp.wechat.client import WeChatClient
+from idp.wechat.fake import FakeWeChatControl, FakeWeChatServer, serve_in_thread
+from idp.wechat.token_store import MemoryAccessTokenStore
+
+MINI_APPID = "wx1111111111111111"
+MINI_SECRET = "mini-app-secret-0123456789abcdef"
+WEB_APPID = "wx2222222222222222"
+WEB_SECRET = "web-app-secret-fedcba9876543210"
+# Small but generous for loopback; the timeout tests use their own, smaller read timeout.
+TIMEOUT = (1.0, 2.0)
+
+
+@pytest.fixture(scope="session")
+def fake_server() -> Iterator[FakeWeChatServer]:
+    server = serve_in_thread()
+    yield server
+    server.shutdown()
+
+
+@pytest.fixture
+def control(fake_server: FakeWeChatServer) -> FakeWeChatControl:
+    fake_server.control.reset()
+    fake_server.control.register_app(MINI_APPID, MINI_SECRET, kind="miniprogram")
+    fake_server.control.register_app(WEB_APPID, WEB_SECRET, kind="website")
+    return fake_server.control
+
+
+@pytest.fixture
+def make_client(
+    fake_server: FakeWeChatServer, control: FakeWeChatControl
+) -> Iterator[Callable[..., WeChatClient]]:
+    clients: list[WeChatClient] = []
+
+    def build(
+        appid: str = MINI_APPID,
+        secret: str = MINI_SECRET,
+        timeout: tuple[float, float] = TIMEOUT,
+        **options: object,
+    ) -> WeChatClient:
+        options.setdefault("token_store", MemoryAccessTokenStore())
+        client = WeChatClient(
+            fake_server.base_url, appid, secret, timeout=timeout, **options  # type: ignore[arg-type]
+        )
+        clients.append(client)
+        return client
+
+    yield build
+    for client in clients:
+        client.close()
+
+
+@pytest.fixture
+def client(make_client: Callable[..., WeChatClient]) -> WeChatClient:
+    return make_client()
+
+
+@pytest.fixture
+def web_client(make_client: Callable[..., WeChatClient]) -> WeChatClient:
+    return make_client(WEB_APPID, WEB_SECRET)

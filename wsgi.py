@@ -1,0 +1,5 @@
+"""WSGI entry point: `gunicorn wsgi:app` (what `idp serve` runs)."""
+
+from idp import create_app
+
+app = create_app()
