@@ -1,0 +1,278 @@
+"""Shared fixtures: an app on a real database (SQLite always, PostgreSQL when it answers),
+factories for users and clients, and an OIDC relying-party helper for the test client."""
+
+from __future__ import annotations
+
+import base64
+import contextvars
+import hashlib
+import os
+import re
+import secrets
+from collections.abc import Iterator
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+import sqlalchemy as sa
+from flask import Flask
+from flask.testing import FlaskClient
+
+from idp import create_app
+from idp.extensions import db
+
+POSTGRES_URL = os.environ.get(
+    "IDP_TEST_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
+ISSUER = "http://127.0.0.1:5000"
+PASSWORD = "correct horse battery"
+
+
+def _postgres_reason() -> str | None:
+    try:
+        engine = sa.create_engine(POSTGRES_URL, connect_args={"connect_timeout": 2})
+        with engine.connect() as connection:
+            connection.execute(sa.text("SELECT 1"))
+        engine.dispose()
+    except Exception as error:  # noqa: BLE001
+        return f"PostgreSQL not reachable at IDP_TEST_DATABASE_URL ({type(error).__name__})"
+    return None
+
+
+POSTGRES_SKIP_REASON = _postgres_reason()
+BACKENDS = [
+    "sqlite",
+    pytest.param(
+        "postgresql",
+        marks=pytest.mark.skipif(POSTGRES_SKIP_REASON is not None, reason=POSTGRES_SKIP_REASON or ""),
+    ),
+]
+
+
+def base_config(tmp_path: Any, database_url: str) -> dict[str, Any]:
+    return {
+        "TESTING": True,
+        "IDP_ISSUER": ISSUER,
+        "IDP_DATABASE_URL": database_url,
+        "IDP_INSTANCE_PATH": str(tmp_path / "instance"),
+        "IDP_SECRET_KEY": "test-secret-key",
+        "IDP_ENCRYPTION_KEY": "test-encryption-key",
+        "IDP_KEY_CACHE_SECONDS": 0,
+        # argon2 stays argon2id, only cheaper, so the suite runs in minutes.
+        "IDP_ARGON2_TIME_COST": 1,
+        "IDP_ARGON2_MEMORY_COST": 1024,
+        "IDP_ARGON2_PARALLELISM": 1,
+        "RATELIMIT_ENABLED": False,
+    }
+
+
+def _reset_postgres(app: Flask) -> None:
+    with app.app_context():
+        with db.engine.begin() as connection:
+            connection.execute(sa.text("DROP SCHEMA IF EXISTS public CASCADE"))
+            connection.execute(sa.text("CREATE SCHEMA public"))
+        db.create_all()
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    return request.param
+
+
+@pytest.fixture
+def database_url(backend: str, tmp_path: Any) -> str:
+    if backend == "sqlite":
+        return f"sqlite:///{tmp_path / 'idp.sqlite3'}"
+    return POSTGRES_URL
+
+
+@pytest.fixture
+def app_config(tmp_path: Any, database_url: str) -> dict[str, Any]:
+    return base_config(tmp_path, database_url)
+
+
+class IsolatedClient(FlaskClient):
+    """Each request runs in its own context, as in production: the test's app context (and its
+    `g` and database session) is not shared with the request. The test's session is committed
+    before and after, so each side sees the other's writes."""
+
+    def open(self, *args: Any, **kwargs: Any) -> Any:
+        db.session.commit()
+        try:
+            return contextvars.Context().run(super().open, *args, **kwargs)
+        finally:
+            db.session.commit()
+
+
+@pytest.fixture
+def app(app_config: dict[str, Any], backend: str) -> Iterator[Flask]:
+    application = create_app(app_config)
+    application.test_client_class = IsolatedClient
+    if backend == "postgresql":
+        _reset_postgres(application)
+    else:
+        with application.app_context():
+            db.create_all()
+    with application.app_context():
+        yield application
+        db.session.remove()
+        db.engine.dispose()
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    return app.test_client()
+
+
+# --- factories ---------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def make_user(app: Flask) -> Any:
+    from idp.accounts.seed import create_password_user
+
+    counter = iter(range(10_000))
+
+    def factory(phone: str | None = None, password: str = PASSWORD, **kwargs: Any) -> Any:
+        number = phone or f"+86138{next(counter) + 10000000:08d}"
+        return create_password_user(number, password, **kwargs)
+
+    return factory
+
+
+@pytest.fixture
+def make_client(app: Flask) -> Any:
+    from idp.oidc.clients import create_client
+
+    def factory(**kwargs: Any) -> tuple[Any, str | None]:
+        kwargs.setdefault("name", "Test site")
+        if not kwargs.get("public") and "grant_types" not in kwargs and "redirect_uris" not in kwargs:
+            kwargs["redirect_uris"] = ["https://rp.example/callback"]
+        return create_client(**kwargs)
+
+    return factory
+
+
+# --- the browser side of the code flow -----------------------------------------------------------
+
+
+def csrf_token(html: str) -> str:
+    match = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', html) or re.search(
+        r'value="([^"]+)"[^>]*name="csrf_token"', html
+    )
+    assert match, "no CSRF token in page"
+    return match.group(1)
+
+
+def pkce_pair() -> tuple[str, str]:
+    verifier = secrets.token_urlsafe(48)
+    challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest())
+    return verifier, challenge.rstrip(b"=").decode()
+
+
+def query_of(location: str) -> dict[str, str]:
+    return {k: v[0] for k, v in parse_qs(urlsplit(location).query).items()}
+
+
+def login(browser: FlaskClient, identifier: str, password: str = PASSWORD, next_url: str = "") -> Any:
+    page = browser.get("/login")
+    return browser.post(
+        "/login",
+        data={
+            "identifier": identifier,
+            "password": password,
+            "next": next_url,
+            "csrf_token": csrf_token(page.get_data(as_text=True)),
+        },
+    )
+
+
+class CodeFlow:
+    """Drives the authorization endpoint like a browser would, for one client."""
+
+    def __init__(self, browser: FlaskClient, client: Any, secret: str | None,
+                 redirect_uri: str = "https://rp.example/callback"):
+        self.browser = browser
+        self.client = client
+        self.secret = secret
+        self.redirect_uri = redirect_uri
+        self.verifier, self.challenge = pkce_pair()
+
+    def authorize_params(self, **extra: Any) -> dict[str, Any]:
+        params = {
+            "response_type": "code",
+            "client_id": self.client.client_id,
+            "redirect_uri": self.redirect_uri,
+            "scope": "openid profile phone",
+            "state": "st-" + secrets.token_hex(4),
+            "nonce": "n-" + secrets.token_hex(4),
+            "code_challenge": self.challenge,
+            "code_challenge_method": "S256",
+        }
+        params.update(extra)
+        return {k: v for k, v in params.items() if v is not None}
+
+    def authorize(self, consent: str | None = "allow", **extra: Any) -> Any:
+        params = self.authorize_params(**extra)
+        response = self.browser.get("/oauth/authorize", query_string=params)
+        if response.status_code == 200 and consent and b'name="decision"' in response.data:
+            form = dict(params)
+            form["decision"] = consent
+            form["csrf_token"] = csrf_token(response.get_data(as_text=True))
+            response = self.browser.post("/oauth/authorize", data=form)
+        return response
+
+    def code(self, **extra: Any) -> str:
+        response = self.authorize(**extra)
+        assert response.status_code == 302, response.get_data(as_text=True)[:500]
+        params = query_of(response.headers["Location"])
+        assert "code" in params, params
+        return params["code"]
+
+    def token_auth(self) -> dict[str, Any]:
+        if self.secret is None:
+            return {"data": {"client_id": self.client.client_id}}
+        return {"auth": (self.client.client_id, self.secret), "data": {}}
+
+    def exchange(self, code: str, **extra: Any) -> Any:
+        auth = self.token_auth()
+        data = {
+            **auth["data"],
+            "grant_type": "authorization_code",
+            "code": code,
+            "redirect_uri": self.redirect_uri,
+            "code_verifier": self.verifier,
+        }
+        data.update(extra)
+        data = {k: v for k, v in data.items() if v is not None}
+        return self.browser.post("/oauth/token", data=data, auth=auth.get("auth"))
+
+    def refresh(self, refresh_token: str, **extra: Any) -> Any:
+        auth = self.token_auth()
+        data = {**auth["data"], "grant_type": "refresh_token", "refresh_token": refresh_token, **extra}
+        return self.browser.post("/oauth/token", data=data, auth=auth.get("auth"))
+
+    def tokens(self, **extra: Any) -> dict[str, Any]:
+        response = self.exchange(self.code(**extra))
+        assert response.status_code == 200, response.get_json()
+        return response.get_json()
+
+
+@pytest.fixture
+def user(make_user: Any) -> Any:
+    return make_user(phone="+8613800138000", name="Alice", email="alice@example.com")
+
+
+@pytest.fixture
+def website(make_client: Any) -> tuple[Any, str]:
+    return make_client(
+        name="Website",
+        redirect_uris=["https://rp.example/callback"],
+        post_logout_redirect_uris=["https://rp.example/bye"],
+    )
+
+
+@pytest.fixture
+def flow(client: FlaskClient, website: tuple[Any, str], user: Any) -> CodeFlow:
+    login(client, "+8613800138000")
+    return CodeFlow(client, website[0], website[1])

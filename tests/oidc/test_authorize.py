@@ -1,0 +1,189 @@
+"""The authorization endpoint: OIDC Core §3.1.2, RFC 6749 §4.1, RFC 7636, RFC 9207, RFC 9700."""
+
+from typing import Any
+
+from tests.conftest import ISSUER, CodeFlow, login, query_of
+
+
+def test_code_response_carries_state_and_iss__rfc9207_2(flow: CodeFlow) -> None:
+    response = flow.authorize(state="xyz")
+    params = query_of(response.headers["Location"])
+    assert response.headers["Location"].startswith("https://rp.example/callback?")
+    assert params["state"] == "xyz"
+    assert params["iss"] == ISSUER
+    assert params["code"]
+
+
+def test_unknown_client_is_shown_an_error_page_never_redirected__rfc6749_4_1_2_1(
+    flow: CodeFlow,
+) -> None:
+    response = flow.browser.get(
+        "/oauth/authorize",
+        query_string=flow.authorize_params(client_id="nobody"),
+    )
+    assert response.status_code == 400
+    assert "Location" not in response.headers
+    assert b"invalid_client" in response.data
+
+
+def test_unregistered_redirect_uri_is_never_redirected_to__rfc6749_4_1_2_1(flow: CodeFlow) -> None:
+    for uri in (
+        "https://evil.example/callback",
+        "https://rp.example/callback/../evil",
+        "https://rp.example/callback?x=1",
+        "https://rp.example/CALLBACK",
+    ):
+        response = flow.browser.get(
+            "/oauth/authorize", query_string=flow.authorize_params(redirect_uri=uri)
+        )
+        assert response.status_code == 400, uri
+        assert "Location" not in response.headers
+
+
+def test_unsupported_response_type_is_redirected_with_error__rfc6749_4_1_2_1(
+    flow: CodeFlow,
+) -> None:
+    for response_type in ("token", "id_token", "code id_token", "code token"):
+        response = flow.browser.get(
+            "/oauth/authorize", query_string=flow.authorize_params(response_type=response_type)
+        )
+        assert response.status_code == 302, response_type
+        params = query_of(response.headers["Location"])
+        assert params["error"] in ("unsupported_response_type", "unauthorized_client")
+        assert params["iss"] == ISSUER
+        assert "code" not in params
+
+
+def test_missing_response_type_is_an_invalid_request__rfc6749_4_1_2_1(flow: CodeFlow) -> None:
+    response = flow.browser.get(
+        "/oauth/authorize", query_string=flow.authorize_params(response_type=None)
+    )
+    assert response.status_code in (302, 400)
+    if response.status_code == 302:
+        assert query_of(response.headers["Location"])["error"] in (
+            "unsupported_response_type", "invalid_request",
+        )
+
+
+def test_unknown_scope_is_invalid_scope__rfc6749_4_1_2_1(flow: CodeFlow) -> None:
+    response = flow.browser.get(
+        "/oauth/authorize", query_string=flow.authorize_params(scope="openid admin:everything")
+    )
+    params = query_of(response.headers["Location"])
+    assert params["error"] == "invalid_scope"
+    assert params["state"]
+
+
+def test_denied_consent_is_access_denied__rfc6749_4_1_2_1(flow: CodeFlow) -> None:
+    response = flow.authorize(consent="deny")
+    assert query_of(response.headers["Location"])["error"] == "access_denied"
+
+
+def test_public_client_without_pkce_is_refused__rfc9700_2_1_1(
+    client: Any, make_client: Any, user: Any
+) -> None:
+    public, _ = make_client(public=True, redirect_uris=["https://spa.example/cb"])
+    login(client, user_phone(user))
+    flow = CodeFlow(client, public, None, redirect_uri="https://spa.example/cb")
+    response = flow.authorize(code_challenge=None, code_challenge_method=None)
+    assert query_of(response.headers["Location"])["error"] == "invalid_request"
+
+
+def test_plain_pkce_is_refused__rfc9700_2_1_1(flow: CodeFlow) -> None:
+    for method in ("plain", None):
+        response = flow.authorize(code_challenge_method=method)
+        assert query_of(response.headers["Location"])["error"] == "invalid_request"
+
+
+def test_prompt_none_without_session_is_login_required__oidc_core_3_1_2_6(
+    client: Any, website: Any
+) -> None:
+    flow = CodeFlow(client, website[0], website[1])
+    response = flow.authorize(prompt="none")
+    params = query_of(response.headers["Location"])
+    assert params["error"] == "login_required"
+    assert params["iss"] == ISSUER
+
+
+def test_prompt_none_without_consent_is_consent_required__oidc_core_3_1_2_6(
+    flow: CodeFlow,
+) -> None:
+    response = flow.authorize(prompt="none")
+    assert query_of(response.headers["Location"])["error"] == "consent_required"
+
+
+def test_prompt_none_with_session_and_consent_answers_silently__oidc_core_3_1_2_1(
+    flow: CodeFlow,
+) -> None:
+    flow.code()  # consents once
+    response = flow.authorize(consent=None, prompt="none")
+    assert "code" in query_of(response.headers["Location"])
+
+
+def test_prompt_none_mixed_with_other_values_is_invalid__oidc_core_3_1_2_1(flow: CodeFlow) -> None:
+    response = flow.authorize(prompt="none login")
+    assert query_of(response.headers["Location"])["error"] == "invalid_request"
+
+
+def test_without_session_the_user_is_sent_to_login_with_hint(client: Any, website: Any) -> None:
+    flow = CodeFlow(client, website[0], website[1])
+    response = flow.authorize(login_hint="+8613800138000", ui_locales="zh-CN")
+    assert response.status_code == 302
+    location = response.headers["Location"]
+    assert location.startswith("/login?")
+    params = query_of(location)
+    assert params["login_hint"] == "+8613800138000"
+    assert params["next"].startswith("/oauth/authorize?")
+
+
+def test_prompt_login_forces_reauthentication__oidc_core_3_1_2_1(flow: CodeFlow) -> None:
+    response = flow.authorize(prompt="login")
+    assert response.headers["Location"].startswith("/login?")
+    next_url = query_of(response.headers["Location"])["next"]
+    assert "prompt=login" not in next_url  # no loop after the fresh login
+
+
+def test_max_age_exceeded_forces_reauthentication__oidc_core_3_1_2_1(flow: CodeFlow) -> None:
+    import time
+
+    time.sleep(1.1)
+    response = flow.authorize(max_age="0")
+    assert response.headers["Location"].startswith("/login?")
+
+
+def test_max_age_within_bound_gives_auth_time__oidc_core_2(flow: CodeFlow) -> None:
+    tokens = flow.tokens(max_age="3600")
+    from tests.oidc.helpers import id_token_claims
+
+    claims = id_token_claims(flow.browser, tokens["id_token"])
+    assert isinstance(claims["auth_time"], int)
+
+
+def test_consent_is_remembered_per_client_and_scope_set(flow: CodeFlow) -> None:
+    flow.code()
+    assert flow.authorize(consent=None).status_code == 302  # same scopes: no screen
+    wider = flow.authorize(consent=None, scope="openid profile phone email")
+    assert wider.status_code == 200 and b'name="decision"' in wider.data
+    again = flow.authorize(consent=None, prompt="consent")
+    assert again.status_code == 200
+
+
+def test_first_party_client_skips_consent(client: Any, make_client: Any, user: Any) -> None:
+    first, secret = make_client(first_party=True)
+    login(client, user_phone(user))
+    response = CodeFlow(client, first, secret).authorize(consent=None)
+    assert "code" in query_of(response.headers["Location"])
+
+
+def test_consent_post_requires_csrf(flow: CodeFlow) -> None:
+    form = dict(flow.authorize_params(), decision="allow")
+    response = flow.browser.post("/oauth/authorize", data=form)
+    assert response.status_code == 400
+    assert "Location" not in response.headers
+
+
+def user_phone(user: Any) -> str:
+    from idp.identity.models import IdentityKind
+    from idp.identity.service import identities_of
+
+    return identities_of(user, IdentityKind.PHONE)[0].value
