@@ -124,6 +124,14 @@ class EndSession(EndSessionEndpoint):
     def get_algorithms(self) -> list[str]:
         return ["RS256", "ES256"]
 
+    def resolve_client_from_id_token_claims(self, id_token_claims: dict[str, Any]) -> Any:
+        # Our ID tokens carry `aud` as a one-element list, and `azp`.
+        audience = id_token_claims.get("aud")
+        if isinstance(audience, list) and len(audience) == 1:
+            audience = audience[0]
+        client_id = id_token_claims.get("azp") or audience
+        return self.server.query_client(client_id) if isinstance(client_id, str) else None
+
     def end_session(self, end_session_request: Any) -> None:
         from idp.accounts.sessions import end_session
 

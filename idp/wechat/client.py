@@ -10,7 +10,7 @@ import logging
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, TypeGuard, TypeVar
 
 import phonenumbers
 import requests
@@ -20,7 +20,6 @@ from idp.wechat.errors import (
     InvalidAccessToken,
     UpstreamUnavailable,
     WatermarkMismatch,
-    WeChatError,
     from_errcode,
 )
 from idp.wechat.token_store import AccessTokenStore
@@ -34,7 +33,8 @@ SENSITIVE_PARAMETERS = frozenset({"secret", "js_code", "code", "access_token", "
 ACCESS_TOKEN_MARGIN = 300.0
 ERRMSG_MAX_LENGTH = 200
 
-CallHook = Callable[[str, "int | None", float], None]
+# on_call(path, errcode or None when WeChat gave no usable answer, seconds): for metrics.
+CallHook = Callable[[str, int | None, float], None]
 T = TypeVar("T")
 
 
@@ -303,7 +303,7 @@ def _errmsg(body: dict[str, Any]) -> str:
     return errmsg if isinstance(errmsg, str) else ""
 
 
-def _is_int(value: object) -> bool:
+def _is_int(value: object) -> TypeGuard[int]:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
@@ -454,7 +454,6 @@ __all__ = [
     "MiniProgramSession",
     "PhoneInfo",
     "WeChatClient",
-    "WeChatError",
     "WeChatProfile",
     "WebAccessToken",
 ]

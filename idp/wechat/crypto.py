@@ -36,8 +36,7 @@ def decrypt_encrypted_data(
     except ValueError:
         # A wrong or stale session_key lands here: garbage padding or garbage JSON.
         raise DecryptionFailed() from None
-    _check_watermark(data, expected_appid)
-    return data
+    return _check_watermark(data, expected_appid)
 
 
 def encrypt_for_test(session_key_b64: str, data: dict[str, Any], iv_b64: str) -> str:
@@ -74,10 +73,11 @@ def _check_lengths(key: bytes, iv: bytes, ciphertext: bytes) -> None:
         raise DecryptionFailed("encryptedData is not whole AES blocks")
 
 
-def _check_watermark(data: object, expected_appid: str) -> None:
+def _check_watermark(data: object, expected_appid: str) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise DecryptionFailed("decrypted data is not a JSON object")
     watermark = data.get("watermark")
     appid = watermark.get("appid") if isinstance(watermark, dict) else None
     if appid != expected_appid:
         raise WatermarkMismatch()
+    return data

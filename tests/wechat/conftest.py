@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 
@@ -43,12 +44,10 @@ def make_client(
         appid: str = MINI_APPID,
         secret: str = MINI_SECRET,
         timeout: tuple[float, float] = TIMEOUT,
-        **options: object,
+        **options: Any,
     ) -> WeChatClient:
         options.setdefault("token_store", MemoryAccessTokenStore())
-        client = WeChatClient(
-            fake_server.base_url, appid, secret, timeout=timeout, **options  # type: ignore[arg-type]
-        )
+        client = WeChatClient(fake_server.base_url, appid, secret, timeout=timeout, **options)
         clients.append(client)
         return client
 

@@ -44,7 +44,7 @@ MAPPED_ERRCODES = [
 
 @pytest.mark.parametrize(("errcode", "error_class"), MAPPED_ERRCODES)
 def test_http_200_errcode_raises_its_exception_class(
-    client: WeChatClient, control: FakeWeChatControl, errcode: int, error_class: type
+    client: WeChatClient, control: FakeWeChatControl, errcode: int, error_class: type[WeChatError]
 ) -> None:
     control.arm_failure(JSCODE2SESSION, errcode=errcode)
     with pytest.raises(error_class) as caught:

@@ -12,6 +12,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from flask import Blueprint, Response, current_app, redirect, request
+from werkzeug.wrappers import Response as BaseResponse
 
 from idp.wechat.fake.state import FakeApiError, FakeState, FakeUser
 
@@ -42,7 +43,8 @@ ERRMSGS = {
 
 
 def fake_state() -> FakeState:
-    return current_app.extensions["fake_wechat"]
+    state: FakeState = current_app.extensions["fake_wechat"]
+    return state
 
 
 def wechat_json(payload: dict[str, Any]) -> Response:
@@ -99,7 +101,7 @@ def getuserphonenumber() -> Response:
 
 
 @bp.get("/connect/qrconnect")
-def qrconnect() -> Response:
+def qrconnect() -> BaseResponse:
     """Plays the user scanning the QR code at once: the one the control API queued."""
     args = request.args
     redirect_uri = args.get("redirect_uri", "")

@@ -43,7 +43,7 @@ def _get(body: dict[str, Any], key: str, kind: type[T], default: Any = ...) -> T
         if default is ...:
             raise ControlInputError(f"{key} is required")
         return default
-    value = body[key]
+    value: T = body[key]
     # bool is an int in Python; a JSON true is never a valid number here.
     if not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool):
         raise ControlInputError(f"{key} must be {kind.__name__}")

@@ -65,14 +65,15 @@ class FakeWeChatControl:
         country_code_as_number: bool = False,
         watermark_appid: str | None = None,
     ) -> str:
-        return self._post(
+        answer = self._post(
             "/phone_codes",
             appid=appid,
             phone=phone,
             country_code=country_code,
             country_code_as_number=country_code_as_number,
             watermark_appid=watermark_appid,
-        )["code"]
+        )
+        return str(answer["code"])
 
     def next_qr_user(
         self,
@@ -129,7 +130,8 @@ class FakeWeChatControl:
         params = {"path": path} if path else None
         response = self._session.get(self._base + "/calls", params=params, timeout=CONTROL_TIMEOUT)
         response.raise_for_status()
-        return response.json()["calls"]
+        calls: list[dict[str, Any]] = response.json()["calls"]
+        return calls
 
     def clear_calls(self) -> None:
         self._session.delete(self._base + "/calls", timeout=CONTROL_TIMEOUT).raise_for_status()
@@ -140,9 +142,9 @@ class FakeWeChatControl:
     def reset(self) -> None:
         self._post("/reset")
 
-    def _post(self, path: str, **fields: Any) -> dict[str, Any]:
+    def _post(self, endpoint: str, /, **fields: Any) -> dict[str, Any]:
         payload = {key: value for key, value in fields.items() if value is not None}
-        response = self._session.post(self._base + path, json=payload, timeout=CONTROL_TIMEOUT)
+        response = self._session.post(self._base + endpoint, json=payload, timeout=CONTROL_TIMEOUT)
         if response.status_code >= 400:
-            raise RuntimeError(f"fake WeChat control {path}: {response.text}")
+            raise RuntimeError(f"fake WeChat control {endpoint}: {response.text}")
         return response.json() if response.content else {}
