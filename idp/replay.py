@@ -32,8 +32,9 @@ def remember_once(key: str, expires_at: datetime) -> bool:
             return False
     try:
         with db.session.begin_nested():
-            db.session.execute(delete(UsedNonce).where(UsedNonce.key == key,
-                                                       UsedNonce.expires_at <= utcnow()))
+            db.session.execute(
+                delete(UsedNonce).where(UsedNonce.key == key, UsedNonce.expires_at <= utcnow())
+            )
             db.session.add(UsedNonce(key=key[:255], expires_at=expires_at))
         return True
     except IntegrityError:

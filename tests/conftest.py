@@ -3,6 +3,7 @@ factories for users and clients, and an OIDC relying-party helper for the test c
 
 from __future__ import annotations
 
+import atexit
 import base64
 import contextvars
 import hashlib
@@ -21,7 +22,7 @@ from flask.testing import FlaskClient
 from idp import create_app
 from idp.extensions import db
 
-POSTGRES_URL = os.environ.get(
+SERVER_URL = os.environ.get(
     "IDP_TEST_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 )
 ISSUER = "http://127.0.0.1:5000"
@@ -30,7 +31,7 @@ PASSWORD = "correct horse battery"
 
 def _postgres_reason() -> str | None:
     try:
-        engine = sa.create_engine(POSTGRES_URL, connect_args={"connect_timeout": 2})
+        engine = sa.create_engine(SERVER_URL, connect_args={"connect_timeout": 2})
         with engine.connect() as connection:
             connection.execute(sa.text("SELECT 1"))
         engine.dispose()
@@ -39,12 +40,35 @@ def _postgres_reason() -> str | None:
     return None
 
 
+def _private_database() -> str:
+    """A database of this test run's own, so concurrent runs on one server never collide."""
+    url = sa.engine.make_url(SERVER_URL)
+    name = f"idp_test_{os.getpid()}"
+    engine = sa.create_engine(url, isolation_level="AUTOCOMMIT")
+    with engine.connect() as connection:
+        connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}"'))
+        connection.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    engine.dispose()
+    atexit.register(_drop_database, url, name)
+    return url.set(database=name).render_as_string(hide_password=False)
+
+
+def _drop_database(url: Any, name: str) -> None:
+    engine = sa.create_engine(url, isolation_level="AUTOCOMMIT")
+    with engine.connect() as connection:
+        connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    engine.dispose()
+
+
 POSTGRES_SKIP_REASON = _postgres_reason()
+POSTGRES_URL = SERVER_URL if POSTGRES_SKIP_REASON else _private_database()
 BACKENDS = [
     "sqlite",
     pytest.param(
         "postgresql",
-        marks=pytest.mark.skipif(POSTGRES_SKIP_REASON is not None, reason=POSTGRES_SKIP_REASON or ""),
+        marks=pytest.mark.skipif(
+            POSTGRES_SKIP_REASON is not None, reason=POSTGRES_SKIP_REASON or ""
+        ),
     ),
 ]
 
@@ -146,7 +170,11 @@ def make_client(app: Flask) -> Any:
 
     def factory(**kwargs: Any) -> tuple[Any, str | None]:
         kwargs.setdefault("name", "Test site")
-        if not kwargs.get("public") and "grant_types" not in kwargs and "redirect_uris" not in kwargs:
+        if (
+            not kwargs.get("public")
+            and "grant_types" not in kwargs
+            and "redirect_uris" not in kwargs
+        ):
             kwargs["redirect_uris"] = ["https://rp.example/callback"]
         return create_client(**kwargs)
 
@@ -174,7 +202,9 @@ def query_of(location: str) -> dict[str, str]:
     return {k: v[0] for k, v in parse_qs(urlsplit(location).query).items()}
 
 
-def login(browser: FlaskClient, identifier: str, password: str = PASSWORD, next_url: str = "") -> Any:
+def login(
+    browser: FlaskClient, identifier: str, password: str = PASSWORD, next_url: str = ""
+) -> Any:
     page = browser.get("/login")
     return browser.post(
         "/login",
@@ -190,8 +220,13 @@ def login(browser: FlaskClient, identifier: str, password: str = PASSWORD, next_
 class CodeFlow:
     """Drives the authorization endpoint like a browser would, for one client."""
 
-    def __init__(self, browser: FlaskClient, client: Any, secret: str | None,
-                 redirect_uri: str = "https://rp.example/callback"):
+    def __init__(
+        self,
+        browser: FlaskClient,
+        client: Any,
+        secret: str | None,
+        redirect_uri: str = "https://rp.example/callback",
+    ):
         self.browser = browser
         self.client = client
         self.secret = secret
@@ -249,7 +284,12 @@ class CodeFlow:
 
     def refresh(self, refresh_token: str, **extra: Any) -> Any:
         auth = self.token_auth()
-        data = {**auth["data"], "grant_type": "refresh_token", "refresh_token": refresh_token, **extra}
+        data = {
+            **auth["data"],
+            "grant_type": "refresh_token",
+            "refresh_token": refresh_token,
+            **extra,
+        }
         return self.browser.post("/oauth/token", data=data, auth=auth.get("auth"))
 
     def tokens(self, **extra: Any) -> dict[str, Any]:

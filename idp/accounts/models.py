@@ -47,6 +47,8 @@ class LoginEvent(db.Model):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     account_id: Mapped[str] = mapped_column(String(36), index=True)
-    channel: Mapped[str] = mapped_column(String(32))  # website_password, website_wechat, miniprogram
+    channel: Mapped[str] = mapped_column(
+        String(32)
+    )  # website_password, website_wechat, miniprogram
     client_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)

@@ -8,7 +8,13 @@ from idp.extensions import db
 from idp.identity.audit import Actor
 from idp.identity.models import Account, IdentityKind
 from idp.identity.phones import normalize_phone
-from idp.identity.service import IdentityTaken, create_account, find_identity, link_identity, set_claim
+from idp.identity.service import (
+    IdentityTaken,
+    create_account,
+    find_identity,
+    link_identity,
+    set_claim,
+)
 
 
 def create_password_user(

@@ -8,6 +8,7 @@ prints it to the console for a developer — never to the structured log.
 from __future__ import annotations
 
 import hmac
+import re
 import secrets
 import sys
 import threading
@@ -45,7 +46,8 @@ class OutboxSmsSender:
         self._lock = threading.Lock()
 
     def send(self, phone: str, text: str) -> None:
-        code = "".join(ch for ch in text if ch.isdigit())[-6:]
+        found = re.search(r"\b(\d{6})\b", text)
+        code = found.group(1) if found else ""
         with self._lock:
             self.outbox.append(SentMessage(phone, text, code))
         if self.echo:

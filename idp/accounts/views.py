@@ -143,6 +143,8 @@ def _phone_step(purpose: str, template: str) -> Any:
             registered = find_account(IdentityKind.PHONE, phone) is not None
             if (purpose == "register") != registered:
                 sms.send_code(phone, purpose)
-            target = "accounts.register_confirm" if purpose == "register" else "accounts.reset_confirm"
+            target = (
+                "accounts.register_confirm" if purpose == "register" else "accounts.reset_confirm"
+            )
             return redirect(url_for(target, phone=phone, next=form.next.data or ""))
     return render_template(template, form=form)

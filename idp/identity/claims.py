@@ -62,7 +62,10 @@ def user_claims(account: Account, scope: str, client_appid: str | None = None) -
             claims["wechat_unionid"] = unionid.value
         if client_appid:
             for identity in identities:
-                if identity.kind == IdentityKind.WECHAT_OPENID and identity.namespace == client_appid:
+                if (
+                    identity.kind == IdentityKind.WECHAT_OPENID
+                    and identity.namespace == client_appid
+                ):
                     claims["wechat_openid"] = identity.value
     return claims
 

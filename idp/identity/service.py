@@ -43,7 +43,8 @@ def resolve_account(sub: str) -> Account | None:
         account = db.session.get(Account, alias.account_id) if alias else None
     seen = 0
     while account is not None and account.status == AccountStatus.MERGED and seen < 16:
-        account = db.session.get(Account, account.merged_into_id) if account.merged_into_id else None
+        target = account.merged_into_id
+        account = db.session.get(Account, target) if target else None
         seen += 1
     return account
 

@@ -62,7 +62,9 @@ def create_client(
         raise ClientSpecError("the mini-program grant needs --public and --wechat-appid")
     scopes = (scope or "openid profile phone email wechat offline_access").split()
     if set(scopes) - set(SUPPORTED_SCOPES):
-        raise ClientSpecError(f"unknown scopes: {' '.join(sorted(set(scopes) - set(SUPPORTED_SCOPES)))}")
+        raise ClientSpecError(
+            f"unknown scopes: {' '.join(sorted(set(scopes) - set(SUPPORTED_SCOPES)))}"
+        )
     secret = None if public else secrets.token_urlsafe(32)
     auth_method = "none" if public else ("private_key_jwt" if jwks else "client_secret_basic")
     client = Client(

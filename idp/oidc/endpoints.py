@@ -16,7 +16,7 @@ from idp.identity.claims import user_claims
 from idp.identity.models import Account
 from idp.models_base import utcnow
 from idp.oidc.context import issuer, keyring
-from idp.oidc.grants import CONFIDENTIAL_AUTH_METHODS, CLIENT_AUTH_METHODS, revoke_family
+from idp.oidc.grants import CLIENT_AUTH_METHODS, CONFIDENTIAL_AUTH_METHODS, revoke_family
 from idp.oidc.models import Client, RefreshToken, token_digest
 from idp.oidc.tokens import AccessToken, decode_access_token, revoke_access_token
 

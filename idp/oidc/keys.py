@@ -67,9 +67,7 @@ def rotate_keys(box: SecretBox) -> list[SigningKey]:
 
 
 def ensure_keys(box: SecretBox) -> None:
-    present = set(
-        db.session.scalars(select(SigningKey.alg).where(SigningKey.retired_at.is_(None)))
-    )
+    present = set(db.session.scalars(select(SigningKey.alg).where(SigningKey.retired_at.is_(None))))
     missing = [alg for alg in SUPPORTED_ALGORITHMS if alg not in present]
     for alg in missing:
         create_signing_key(box, alg)
@@ -87,7 +85,9 @@ def retire_key(kid: str) -> SigningKey:
         .order_by(SigningKey.created_at.desc())
     ).first()
     if newest is not None and newest.kid == kid:
-        raise SigningKeyUnavailable(f"{kid} is the current {row.alg} key: rotate first, then retire it")
+        raise SigningKeyUnavailable(
+            f"{kid} is the current {row.alg} key: rotate first, then retire it"
+        )
     row.retired_at = utcnow()
     db.session.commit()
     return row
@@ -114,7 +114,9 @@ class KeyRing:
         try:
             return self._current[alg]
         except KeyError:
-            raise SigningKeyUnavailable(f"no signing key for {alg}; run `idp keys rotate`") from None
+            raise SigningKeyUnavailable(
+                f"no signing key for {alg}; run `idp keys rotate`"
+            ) from None
 
     def public_jwks(self) -> dict[str, Any]:
         self._refresh()

@@ -15,7 +15,6 @@ from idp.crypto import digest
 from idp.extensions import db
 from idp.models_base import UTCDateTime, utcnow
 
-
 # Codes, refresh tokens and client secrets are stored as SHA-256 digests: a dump grants nothing.
 token_digest = digest
 

@@ -84,9 +84,7 @@ def init_app(app: Flask) -> None:
         grants.AuthorizationCodeGrant,
         [grants.S256CodeChallenge(required=True), grants.OpenIDConnectCode(require_nonce=False)],
     )
-    authorization_server.register_grant(
-        grants.RefreshTokenGrant, [grants.OpenIDConnectRefresh()]
-    )
+    authorization_server.register_grant(grants.RefreshTokenGrant, [grants.OpenIDConnectRefresh()])
     authorization_server.register_grant(grants.ClientCredentialsGrant)
     authorization_server.register_client_auth_method(
         PrivateKeyJWTAuthentication.CLIENT_AUTH_METHOD, PrivateKeyJWTAuthentication()

@@ -179,9 +179,7 @@ def logout() -> Any:
             "oidc/error.html", error=error.error, description=error.get_error_description()
         ), 400
     if end_request.needs_confirmation and request.method != "POST":
-        return render_template(
-            "oidc/logout.html", params=list(request.args.items(multi=True))
-        )
+        return render_template("oidc/logout.html", params=list(request.args.items(multi=True)))
     if request.method == "POST" and request.form.get("decision") == "stay":
         return render_template("oidc/logged_out.html", stayed=True)
     response = authorization_server.create_endpoint_response("end_session", end_request)
