@@ -61,7 +61,8 @@ def test_missing_response_type_is_an_invalid_request__rfc6749_4_1_2_1(flow: Code
     assert response.status_code in (302, 400)
     if response.status_code == 302:
         assert query_of(response.headers["Location"])["error"] in (
-            "unsupported_response_type", "invalid_request",
+            "unsupported_response_type",
+            "invalid_request",
         )
 
 

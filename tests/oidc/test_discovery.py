@@ -9,8 +9,13 @@ def test_discovery_document__oidc_discovery_3(client: Any) -> None:
     metadata = client.get("/.well-known/openid-configuration").get_json()
     assert metadata["issuer"] == ISSUER
     for name in (
-        "authorization_endpoint", "token_endpoint", "userinfo_endpoint", "jwks_uri",
-        "revocation_endpoint", "introspection_endpoint", "end_session_endpoint",
+        "authorization_endpoint",
+        "token_endpoint",
+        "userinfo_endpoint",
+        "jwks_uri",
+        "revocation_endpoint",
+        "introspection_endpoint",
+        "end_session_endpoint",
     ):
         assert metadata[name].startswith(ISSUER + "/oauth/")
     assert metadata["response_types_supported"] == ["code"]
@@ -28,13 +33,13 @@ def test_rfc8414_path_serves_the_same_document__rfc8414_3(client: Any) -> None:
 def test_every_advertised_endpoint_answers(client: Any) -> None:
     metadata = client.get("/.well-known/openid-configuration").get_json()
     for name in ("token_endpoint", "revocation_endpoint", "introspection_endpoint"):
-        response = client.post(metadata[name][len(ISSUER):])
+        response = client.post(metadata[name][len(ISSUER) :])
         assert response.status_code in (400, 401), name
         assert "error" in response.get_json()
-    assert client.get(metadata["userinfo_endpoint"][len(ISSUER):]).status_code == 401
-    assert client.get(metadata["jwks_uri"][len(ISSUER):]).status_code == 200
-    assert client.get(metadata["end_session_endpoint"][len(ISSUER):]).status_code == 200
-    assert client.get(metadata["authorization_endpoint"][len(ISSUER):]).status_code == 400
+    assert client.get(metadata["userinfo_endpoint"][len(ISSUER) :]).status_code == 401
+    assert client.get(metadata["jwks_uri"][len(ISSUER) :]).status_code == 200
+    assert client.get(metadata["end_session_endpoint"][len(ISSUER) :]).status_code == 200
+    assert client.get(metadata["authorization_endpoint"][len(ISSUER) :]).status_code == 400
 
 
 def test_jwks_publishes_public_keys_only(client: Any) -> None:

@@ -44,9 +44,7 @@ def test_refresh_can_narrow_scope__rfc6749_6(flow: CodeFlow) -> None:
     assert response.get_json()["scope"] == "openid"
 
 
-def test_refresh_token_is_bound_to_its_client__rfc6749_6(
-    flow: CodeFlow, make_client: Any
-) -> None:
+def test_refresh_token_is_bound_to_its_client__rfc6749_6(flow: CodeFlow, make_client: Any) -> None:
     other, secret = make_client(name="Other")
     tokens = flow.tokens()
     response = flow.browser.post(

@@ -67,8 +67,12 @@ def test_code_bound_to_client__rfc6749_4_1_3(flow: CodeFlow, make_client: Any) -
     code = flow.code()
     response = flow.browser.post(
         "/oauth/token",
-        data={"grant_type": "authorization_code", "code": code,
-              "redirect_uri": flow.redirect_uri, "code_verifier": flow.verifier},
+        data={
+            "grant_type": "authorization_code",
+            "code": code,
+            "redirect_uri": flow.redirect_uri,
+            "code_verifier": flow.verifier,
+        },
         auth=(other.client_id, other_secret),
     )
     assert response.get_json()["error"] == "invalid_grant"
@@ -106,7 +110,8 @@ def test_expired_code_is_invalid_grant__rfc6749_4_1_2(flow: CodeFlow, app: Any) 
 
 def test_unknown_grant_type__rfc6749_5_2(flow: CodeFlow) -> None:
     response = flow.browser.post(
-        "/oauth/token", data={"grant_type": "password", "username": "x", "password": "y"},
+        "/oauth/token",
+        data={"grant_type": "password", "username": "x", "password": "y"},
         auth=(flow.client.client_id, flow.secret),
     )
     assert response.status_code == 400
@@ -115,7 +120,8 @@ def test_unknown_grant_type__rfc6749_5_2(flow: CodeFlow) -> None:
 
 def test_wrong_client_secret_is_invalid_client__rfc6749_5_2(flow: CodeFlow) -> None:
     response = flow.browser.post(
-        "/oauth/token", data={"grant_type": "authorization_code", "code": flow.code()},
+        "/oauth/token",
+        data={"grant_type": "authorization_code", "code": flow.code()},
         auth=(flow.client.client_id, "wrong"),
     )
     assert response.status_code == 401
@@ -125,7 +131,8 @@ def test_wrong_client_secret_is_invalid_client__rfc6749_5_2(flow: CodeFlow) -> N
 
 def test_missing_code_is_invalid_request__rfc6749_5_2(flow: CodeFlow) -> None:
     response = flow.browser.post(
-        "/oauth/token", data={"grant_type": "authorization_code"},
+        "/oauth/token",
+        data={"grant_type": "authorization_code"},
         auth=(flow.client.client_id, flow.secret),
     )
     assert response.get_json()["error"] == "invalid_request"
@@ -133,7 +140,8 @@ def test_missing_code_is_invalid_request__rfc6749_5_2(flow: CodeFlow) -> None:
 
 def test_grant_type_not_registered_is_unauthorized_client__rfc6749_5_2(flow: CodeFlow) -> None:
     response = flow.browser.post(
-        "/oauth/token", data={"grant_type": "client_credentials"},
+        "/oauth/token",
+        data={"grant_type": "client_credentials"},
         auth=(flow.client.client_id, flow.secret),
     )
     assert response.get_json()["error"] == "unauthorized_client"
@@ -150,30 +158,42 @@ def test_client_secret_post__rfc6749_2_3_1(client: Any, make_client: Any, user: 
     flow = CodeFlow(client, site, secret)
     response = client.post(
         "/oauth/token",
-        data={"grant_type": "authorization_code", "code": flow.code(),
-              "redirect_uri": flow.redirect_uri, "code_verifier": flow.verifier,
-              "client_id": site.client_id, "client_secret": secret},
+        data={
+            "grant_type": "authorization_code",
+            "code": flow.code(),
+            "redirect_uri": flow.redirect_uri,
+            "code_verifier": flow.verifier,
+            "client_id": site.client_id,
+            "client_secret": secret,
+        },
     )
     assert response.status_code == 200, response.get_json()
 
 
-def test_private_key_jwt_client_authentication__oidc_core_9(
-    client: Any, make_client: Any
-) -> None:
+def test_private_key_jwt_client_authentication__oidc_core_9(client: Any, make_client: Any) -> None:
     key = ECKey.generate_key("P-256", auto_kid=True)
     service, _ = make_client(
-        grant_types=["client_credentials"], jwks=KeySet([key]).as_dict(private=False),
+        grant_types=["client_credentials"],
+        jwks=KeySet([key]).as_dict(private=False),
         scope="openid",
     )
 
     def assertion(jti: str) -> str:
         now = int(time.time())
-        claims = {"iss": service.client_id, "sub": service.client_id, "jti": jti,
-                  "aud": f"{ISSUER}/oauth/token", "iat": now, "exp": now + 60}
+        claims = {
+            "iss": service.client_id,
+            "sub": service.client_id,
+            "jti": jti,
+            "aud": f"{ISSUER}/oauth/token",
+            "iat": now,
+            "exp": now + 60,
+        }
         return jwt.encode({"alg": "ES256", "kid": key.kid}, claims, key)
 
-    data = {"grant_type": "client_credentials",
-            "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"}
+    data = {
+        "grant_type": "client_credentials",
+        "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+    }
     ok = client.post("/oauth/token", data={**data, "client_assertion": assertion("a1")})
     assert ok.status_code == 200, ok.get_json()
     replay = client.post("/oauth/token", data={**data, "client_assertion": assertion("a1")})
@@ -181,16 +201,26 @@ def test_private_key_jwt_client_authentication__oidc_core_9(
     assert replay.status_code in (400, 401) and replay.get_json()["error"] == "invalid_client"
     forged_key = ECKey.generate_key("P-256")
     now = int(time.time())
-    forged = jwt.encode({"alg": "ES256"}, {"iss": service.client_id, "sub": service.client_id,
-                        "jti": "a2", "aud": f"{ISSUER}/oauth/token", "exp": now + 60}, forged_key)
+    forged = jwt.encode(
+        {"alg": "ES256"},
+        {
+            "iss": service.client_id,
+            "sub": service.client_id,
+            "jti": "a2",
+            "aud": f"{ISSUER}/oauth/token",
+            "exp": now + 60,
+        },
+        forged_key,
+    )
     refused = client.post("/oauth/token", data={**data, "client_assertion": forged})
     assert refused.get_json()["error"] == "invalid_client"
 
 
 def test_client_credentials_grant__rfc6749_4_4(client: Any, make_client: Any) -> None:
     service, secret = make_client(grant_types=["client_credentials"], scope="openid")
-    response = client.post("/oauth/token", data={"grant_type": "client_credentials"},
-                           auth=(service.client_id, secret))
+    response = client.post(
+        "/oauth/token", data={"grant_type": "client_credentials"}, auth=(service.client_id, secret)
+    )
     body = response.get_json()
     assert response.status_code == 200
     assert "refresh_token" not in body and "id_token" not in body
