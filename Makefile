@@ -18,7 +18,7 @@ run: $(VENV)/.installed
 	$(BIN)/idp dev
 
 lint: $(VENV)/.installed
-	$(BIN)/ruff check idp tests bench
+	$(BIN)/ruff check idp tests $(wildcard bench)
 
 test: $(VENV)/.installed lint
 	$(BIN)/python -m pytest

@@ -28,8 +28,8 @@ def test_users_create_prints_the_sub(app: Any) -> None:
     )
     assert result.exit_code == 0, result.output
     sub = json.loads(result.output)["sub"]
-    from idp.identity.models import Account
     from idp.extensions import db
+    from idp.identity.models import Account
 
     assert db.session.get(Account, sub).is_admin
 
