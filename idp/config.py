@@ -24,6 +24,7 @@ ENVIRONMENT_NAMES = (
     "IDP_WECHAT_OPEN_BASE",
     "IDP_INSTANCE_PATH",
     "IDP_LOG_LEVEL",
+    "IDP_TOKEN_RATE_LIMIT",
 )
 
 DEFAULTS: dict[str, Any] = {
@@ -45,6 +46,8 @@ DEFAULTS: dict[str, Any] = {
     "IDP_SMS_CODE_TTL": 300,
     # How long a process trusts its cached view of the signing keys before asking the database.
     "IDP_KEY_CACHE_SECONDS": 5,
+    # Per client, shared by every process through Redis when IDP_REDIS_URL is set.
+    "IDP_TOKEN_RATE_LIMIT": "200/second",
     # The SMS sender: "log" keeps codes in an outbox and prints them (development only).
     "IDP_SMS_SENDER": "log",
     "IDP_ARGON2_TIME_COST": 3,

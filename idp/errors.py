@@ -23,7 +23,7 @@ HTTP_TO_OAUTH = {
     405: "invalid_request",
     413: "invalid_request",
     415: "invalid_request",
-    429: "slow_down",
+    429: "temporarily_unavailable",
 }
 
 

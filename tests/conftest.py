@@ -86,7 +86,9 @@ def base_config(tmp_path: Any, database_url: str) -> dict[str, Any]:
         "IDP_ARGON2_TIME_COST": 1,
         "IDP_ARGON2_MEMORY_COST": 1024,
         "IDP_ARGON2_PARALLELISM": 1,
+        # Tests sign in many times from one address; tests/security turn these back on.
         "RATELIMIT_ENABLED": False,
+        "IDP_THROTTLE_ENABLED": False,
     }
 
 

@@ -10,13 +10,15 @@ from flask_babel import gettext as _
 
 from idp.accounts import sms
 from idp.accounts.forms import CodePasswordForm, LoginForm, PhoneForm
-from idp.accounts.login import authenticate
+from idp.accounts.login import authenticate, identifier_to_identity
 from idp.accounts.passwords import WeakPassword
 from idp.accounts.registration import RegistrationRefused, register_with_phone, reset_password
 from idp.accounts.sessions import current_account, end_session, start_session
 from idp.identity.models import IdentityKind
 from idp.identity.phones import InvalidPhoneNumber, normalize_phone
 from idp.identity.service import find_account
+from idp.security import throttle
+from idp.security.throttle import Throttled
 
 bp = Blueprint("accounts", __name__)
 
@@ -53,13 +55,39 @@ def login() -> Any:
         form.next.data = request.args.get("next", "")
         form.identifier.data = request.args.get("login_hint", "")[:254]
     if form.validate_on_submit():
-        account = authenticate(form.identifier.data or "", form.password.data or "")
+        identifier = form.identifier.data or ""
+        account_key = _throttle_key(identifier)
+        try:
+            throttle.password_by_address.check(throttle.client_address())
+            throttle.password_by_account.check(account_key)
+        except Throttled as error:
+            flash(
+                _(
+                    "Too many attempts. Try again in %(minutes)d minutes, or reset your password.",
+                    minutes=max(1, error.retry_after // 60),
+                ),
+                "error",
+            )
+            response = render_template(
+                "accounts/login.html", form=form, wechat_login=_wechat_login_url()
+            )
+            return response, 429, {"Retry-After": str(error.retry_after)}
+        account = authenticate(identifier, form.password.data or "")
         if account is not None:
+            throttle.password_by_account.clear(account_key)
             start_session(account, amr=["pwd"], channel="website_password")
             return redirect(safe_next(form.next.data))
+        throttle.password_by_address.hit(throttle.client_address())
+        throttle.password_by_account.hit(account_key)
         # One message whatever went wrong: no user enumeration.
         flash(_("The phone/email or password is not right."), "error")
     return render_template("accounts/login.html", form=form, wechat_login=_wechat_login_url())
+
+
+def _throttle_key(identifier: str) -> str:
+    """The same key for every spelling of one phone or email; unknown ones count alike."""
+    found = identifier_to_identity(identifier)
+    return ":".join(found) if found else identifier.strip().lower()[:254]
 
 
 def _wechat_login_url() -> str | None:
@@ -121,6 +149,8 @@ def reset_confirm() -> Any:
             except WeakPassword as error:
                 flash(str(error), "error")
             else:
+                # Proving the phone by SMS is the unlock path of a password lockout.
+                throttle.password_by_account.clear(f"{IdentityKind.PHONE}:{phone}")
                 flash(_("Your password has been changed. Please sign in."), "info")
                 return redirect(url_for("accounts.login"))
         else:
@@ -140,6 +170,15 @@ def _phone_step(purpose: str, template: str) -> Any:
         except InvalidPhoneNumber:
             flash(_("Please enter a valid phone number."), "error")
         else:
+            try:
+                throttle.sms_by_address.check(throttle.client_address())
+                throttle.sms_by_phone.check(phone)
+            except Throttled as error:
+                flash(_("Please wait before asking for another code."), "error")
+                page = render_template(template, form=form)
+                return page, 429, {"Retry-After": str(error.retry_after)}
+            throttle.sms_by_address.hit(throttle.client_address())
+            throttle.sms_by_phone.hit(phone)
             registered = find_account(IdentityKind.PHONE, phone) is not None
             if (purpose == "register") != registered:
                 sms.send_code(phone, purpose)

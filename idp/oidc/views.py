@@ -23,7 +23,7 @@ from flask import (
 )
 
 from idp.accounts.sessions import auth_time, current_account, current_session
-from idp.extensions import csrf, db
+from idp.extensions import csrf, db, limiter
 from idp.oidc import consent as consents
 from idp.oidc.context import issuer, keyring
 from idp.oidc.discovery import provider_metadata
@@ -49,8 +49,16 @@ def jwks() -> Response:
     return response
 
 
+def _token_client_key() -> str:
+    """Rate-limit the token endpoint per client: Basic auth, form or assertion `sub`."""
+    if request.authorization and request.authorization.username:
+        return "client:" + request.authorization.username[:64]
+    return "client:" + (request.form.get("client_id") or request.remote_addr or "?")[:64]
+
+
 @bp.route("/oauth/token", methods=["POST"])
 @csrf.exempt
+@limiter.limit(lambda: current_app.config["IDP_TOKEN_RATE_LIMIT"], key_func=_token_client_key)
 def token() -> Response:
     return authorization_server.create_token_response()
 
