@@ -6,13 +6,13 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from authlib.integrations.flask_oauth2 import AuthorizationServer, ResourceProtector
-from authlib.oauth2.rfc6749 import OAuth2Error
+from authlib.oauth2.rfc6749 import InvalidClientError, OAuth2Error
 from authlib.oauth2.rfc9207 import IssuerParameter
 from flask import Flask, current_app, g
 
 from idp.extensions import db
 from idp.models_base import utcnow
-from idp.oidc import endpoints, grants
+from idp.oidc import endpoints, grants, token_exchange
 from idp.oidc.client_auth import PrivateKeyJWTAuthentication
 from idp.oidc.context import auth_context, issuer
 from idp.oidc.models import AuthorizationCode, Client, RefreshToken, token_digest
@@ -60,6 +60,14 @@ class IdentityProviderServer(AuthorizationServer):
         if code is not None or refresh:
             db.session.commit()
 
+    def authenticate_client(self, request: Any, methods: Any, endpoint: str = "token") -> Any:
+        try:
+            return super().authenticate_client(request, methods, endpoint)
+        except (ValueError, UnicodeDecodeError) as error:
+            # Authlib's header parsing trips on e.g. "Authorization: Bearer " or non-UTF-8
+            # Basic credentials (found by tests/security/test_hostile_input.py).
+            raise InvalidClientError(description="Malformed client credentials.") from error
+
     def handle_error_response(self, request: Any, error: OAuth2Error) -> Any:
         db.session.rollback()
         return super().handle_error_response(request, error)
@@ -86,6 +94,9 @@ def init_app(app: Flask) -> None:
     )
     authorization_server.register_grant(grants.RefreshTokenGrant, [grants.OpenIDConnectRefresh()])
     authorization_server.register_grant(grants.ClientCredentialsGrant)
+    authorization_server.register_grant(
+        token_exchange.WeChatTokenExchangeGrant, [token_exchange.WeChatIdToken()]
+    )
     authorization_server.register_client_auth_method(
         PrivateKeyJWTAuthentication.CLIENT_AUTH_METHOD, PrivateKeyJWTAuthentication()
     )
