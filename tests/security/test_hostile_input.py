@@ -9,7 +9,6 @@ import pytest
 import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
 from werkzeug.datastructures import MultiDict
 
 from idp.extensions import db
