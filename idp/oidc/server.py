@@ -9,9 +9,11 @@ from authlib.integrations.flask_oauth2 import AuthorizationServer, ResourceProte
 from authlib.oauth2.rfc6749 import InvalidClientError, OAuth2Error
 from authlib.oauth2.rfc9207 import IssuerParameter
 from flask import Flask, current_app, g
+from werkzeug.local import LocalProxy
 
 from idp.extensions import db
 from idp.models_base import utcnow
+from idp.observability import metrics
 from idp.oidc import endpoints, grants, token_exchange
 from idp.oidc.client_auth import PrivateKeyJWTAuthentication
 from idp.oidc.context import auth_context, issuer
@@ -59,6 +61,7 @@ class IdentityProviderServer(AuthorizationServer):
             )
         if code is not None or refresh:
             db.session.commit()
+        metrics.count_token_issued(getattr(request.payload, "grant_type", None))
 
     def authenticate_client(self, request: Any, methods: Any, endpoint: str = "token") -> Any:
         try:
@@ -80,30 +83,33 @@ class Issuer(IssuerParameter):
         return issuer()
 
 
-authorization_server = IdentityProviderServer()
+# One server per app: Authlib's registries (grants, hooks, endpoints) are lists, and registering
+# into a module-level instance at every `create_app` would run each hook once per app created.
+authorization_server: IdentityProviderServer = LocalProxy(  # type: ignore[assignment]
+    lambda: current_app.extensions["idp_authorization_server"]
+)
 require_oauth = ResourceProtector()
+require_oauth.register_token_validator(AccessTokenValidator())
 
 
 def init_app(app: Flask) -> None:
     app.config.setdefault("OAUTH2_SCOPES_SUPPORTED", list(SUPPORTED_SCOPES))
-    authorization_server.init_app(app)
-    authorization_server.register_token_generator("default", AccessTokenGenerator())
-    authorization_server.register_grant(
+    server = IdentityProviderServer()
+    server.init_app(app)
+    server.register_token_generator("default", AccessTokenGenerator())
+    server.register_grant(
         grants.AuthorizationCodeGrant,
         [grants.S256CodeChallenge(required=True), grants.OpenIDConnectCode(require_nonce=False)],
     )
-    authorization_server.register_grant(grants.RefreshTokenGrant, [grants.OpenIDConnectRefresh()])
-    authorization_server.register_grant(grants.ClientCredentialsGrant)
-    authorization_server.register_grant(
-        token_exchange.WeChatTokenExchangeGrant, [token_exchange.WeChatIdToken()]
-    )
-    authorization_server.register_client_auth_method(
+    server.register_grant(grants.RefreshTokenGrant, [grants.OpenIDConnectRefresh()])
+    server.register_grant(grants.ClientCredentialsGrant)
+    server.register_grant(token_exchange.WeChatTokenExchangeGrant, [token_exchange.WeChatIdToken()])
+    server.register_client_auth_method(
         PrivateKeyJWTAuthentication.CLIENT_AUTH_METHOD, PrivateKeyJWTAuthentication()
     )
-    authorization_server.register_extension(Issuer())
-    authorization_server.register_endpoint(endpoints.Revocation)
-    authorization_server.register_endpoint(endpoints.Introspection)
-    authorization_server.register_endpoint(endpoints.EndSession)
-    if not require_oauth._token_validators:
-        require_oauth.register_token_validator(AccessTokenValidator())
-    authorization_server.register_endpoint(endpoints.UserInfo(resource_protector=require_oauth))
+    server.register_extension(Issuer())
+    server.register_endpoint(endpoints.Revocation)
+    server.register_endpoint(endpoints.Introspection)
+    server.register_endpoint(endpoints.EndSession)
+    server.register_endpoint(endpoints.UserInfo(resource_protector=require_oauth))
+    app.extensions["idp_authorization_server"] = server
