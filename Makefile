@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: run test lint clean
+.PHONY: run test lint clean bench bench-postgres
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -22,6 +22,13 @@ lint: $(VENV)/.installed
 
 test: $(VENV)/.installed lint
 	$(BIN)/python -m pytest
+
+# Not part of `make test`: figures depend on the machine. Results go to bench/README.md.
+bench: $(VENV)/.installed
+	$(BIN)/python bench/run.py --write-readme
+
+bench-postgres: $(VENV)/.installed
+	$(BIN)/python bench/run.py --postgres --write-readme
 
 clean:
 	rm -rf $(VENV) .pytest_cache
