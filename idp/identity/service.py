@@ -107,6 +107,8 @@ def link_identity(
     )
     db.session.add(identity)
     db.session.flush()
+    if kind != IdentityKind.PASSWORD:
+        account.profile_updated_at = utcnow()  # phone, email and WeChat ids are served claims
     audit.record(
         "identity.link",
         actor,

@@ -12,6 +12,7 @@ import json
 import threading
 import time
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from joserfc.jwk import ECKey, Key, KeySet, RSAKey
@@ -140,14 +141,26 @@ class KeyRing:
                 # key; the newer simply becomes current, which is harmless.
                 ensure_keys(self._box)
                 rows = self._published_rows()
-            current: dict[str, LoadedKey] = {}
-            for row in rows:
-                if row.alg not in current:
-                    current[row.alg] = self._parse(row)
+            current = {alg: self._parse(row) for alg, row in self._signing_rows(rows).items()}
             self._current = current
             self._published = [dict(row.public_jwk) for row in rows]
             self._keyset = KeySet.import_key_set({"keys": self._published})
             self._loaded_at = time.monotonic()
+
+    def _signing_rows(self, rows: list[SigningKey]) -> dict[str, SigningKey]:
+        """Per algorithm, the newest key that every process has had time to publish.
+
+        A key signs only once it is older than the cache window: by then each process has
+        re-read the key list, so a token signed by one process verifies at every other and
+        against any copy of the JWKS. A first key (nothing older to fall back on) signs at once.
+        """
+        settled_before = utcnow() - timedelta(seconds=self._cache_seconds)
+        chosen: dict[str, SigningKey] = {}
+        for alg in {row.alg for row in rows}:
+            candidates = [row for row in rows if row.alg == alg]  # newest first
+            settled = [row for row in candidates if _aware(row.created_at) <= settled_before]
+            chosen[alg] = settled[0] if settled else candidates[-1]
+        return chosen
 
     @staticmethod
     def _published_rows() -> list[SigningKey]:
@@ -167,3 +180,7 @@ class KeyRing:
             loaded = LoadedKey(kid=row.kid, alg=row.alg, private=key_class.import_key(data))
             self._parsed[row.kid] = loaded
         return loaded
+
+
+def _aware(moment: datetime) -> datetime:
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)

@@ -14,6 +14,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from idp.crypto import digest
 from idp.extensions import db
 from idp.models_base import UTCDateTime, utcnow
+from idp.oidc.discovery import TOKEN_EXCHANGE
 
 # Codes, refresh tokens and client secrets are stored as SHA-256 digests: a dump grants nothing.
 token_digest = digest
@@ -84,7 +85,12 @@ class Client(db.Model, ClientMixin):
         return response_type == "code" and "authorization_code" in (self.grant_types or [])
 
     def check_grant_type(self, grant_type: str) -> bool:
-        return grant_type in (self.grant_types or [])
+        granted = self.grant_types or []
+        if grant_type == "refresh_token" and TOKEN_EXCHANGE in granted:
+            # CONTRACT §5 registers a mini-program with the exchange alone; the refresh token it
+            # gets for `offline_access` must still be usable.
+            return True
+        return grant_type in granted
 
 
 class SigningKey(db.Model):

@@ -1,0 +1,61 @@
+"""Security Event Tokens (RFC 8417): the claims of an account event and their signature."""
+
+from __future__ import annotations
+
+import secrets
+import time
+from typing import Any
+
+from joserfc import jwt
+
+from idp.oidc.context import issuer, keyring
+
+SET_TYPE = "secevent+jwt"  # RFC 8417 §2.3, the `typ` header
+SET_MEDIA_TYPE = "application/secevent+jwt"  # RFC 8935 §2
+SET_SIGNING_ALGORITHM = "RS256"
+
+ACCOUNT_MERGED = "account-merged"
+ACCOUNT_UNMERGED = "account-unmerged"
+EVENT_TYPE_PREFIX = "urn:idp:secevent:"
+
+
+def event_type_uri(event_type: str) -> str:
+    """RFC 8417 §2.2: events are keyed by a URI; ours are `urn:idp:secevent:<type>`."""
+    return EVENT_TYPE_PREFIX + event_type
+
+
+def subject(sub: str) -> dict[str, str]:
+    """An `iss_sub` subject identifier (RFC 9493 §3.2.5)."""
+    return {"format": "iss_sub", "iss": issuer(), "sub": sub}
+
+
+def account_event(event_type: str, merged_sub: str, surviving_sub: str) -> dict[str, Any]:
+    """The event body shared by merge and undo: which `sub` merged into (or out of) which."""
+    return {
+        event_type_uri(event_type): {
+            "subject": subject(merged_sub),
+            "merged_sub": merged_sub,
+            "surviving_sub": surviving_sub,
+        }
+    }
+
+
+def set_claims(audience: str, events: dict[str, Any], when: int | None = None) -> dict[str, Any]:
+    """The claims of one SET for one relying party. `jti` is fixed here, when the event is
+    queued, so that a receiver recognises a retried delivery (RFC 8935 §2.3)."""
+    now = when if when is not None else int(time.time())
+    return {
+        "iss": issuer(),
+        "iat": now,
+        "toe": now,
+        "jti": secrets.token_urlsafe(18),
+        "aud": audience,
+        "events": events,
+    }
+
+
+def sign_set(claims: dict[str, Any]) -> str:
+    """Signed with the key ring's current RS256 key, published in the JWKS under its `kid`."""
+    key = keyring().current(SET_SIGNING_ALGORITHM)
+    header = {"alg": key.alg, "typ": SET_TYPE, "kid": key.kid}
+    return jwt.encode(header, claims, key.private, algorithms=[SET_SIGNING_ALGORITHM])

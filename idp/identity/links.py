@@ -1,0 +1,322 @@
+"""Linking what an upstream proved to the right account, and unlinking.
+
+The adapters (WeChat, SMS) hand over a normalised, already-proved identity; these functions
+decide whether it finds an account, joins one, creates one, or merges two — per `rules.py` —
+and each runs as one transaction that is retried when it loses a race (`transactions.py`).
+The caller's own pending changes are committed or rolled back with it.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from idp.extensions import db
+from idp.identity import audit
+from idp.identity.audit import Actor
+from idp.identity.merge import merge_in_transaction, record_refusal
+from idp.identity.models import Account, Identity, IdentityKind
+from idp.identity.rules import (
+    MergeRefused,
+    MergeRule,
+    Proof,
+    ProofMethod,
+    UnlinkRefused,
+    check_unlink,
+    choose_survivor,
+)
+from idp.identity.service import (
+    IdentityError,
+    IdentityTaken,
+    create_account,
+    find_identity,
+    identities_of,
+    link_identity,
+    touch_identity,
+)
+from idp.identity.transactions import StaleState, lock_accounts, run_in_transaction
+from idp.models_base import utcnow
+
+RACE_ATTEMPTS = 8
+PHONE_PROOFS = (ProofMethod.SMS, ProofMethod.WECHAT_PHONE)
+
+
+class AccountUnavailable(IdentityError):
+    """The account is disabled (or gone): nothing is linked to it."""
+
+
+# --- WeChat login --------------------------------------------------------------------------------
+
+
+def resolve_wechat_identity(
+    appid: str, openid: str, unionid: str | None, channel: str, actor: Actor
+) -> tuple[Account, bool]:
+    """The account of a WeChat user, creating it on first login; returns (account, created).
+
+    - the openid (per appid) or the unionid finds the account; what it lacks is attached, so an
+      app that starts returning a unionid attaches it instead of creating a duplicate;
+    - when the openid and the unionid belong to two accounts, those merge (rule
+      `same_wechat_unionid`: WeChat just said both ids are one user); the older survives;
+    - two first logins at once create one account: the second loses on the unique index and,
+      retried, finds the first one's.
+    The account may be disabled: the caller refuses the login then.
+    """
+    proof = Proof(
+        kind=IdentityKind.WECHAT_UNIONID,
+        value=unionid or "",
+        method=ProofMethod.WECHAT_LOGIN,
+        note=f"reported with openid {openid} of {appid}",
+    )
+    try:
+        return run_in_transaction(
+            lambda: _resolve_wechat(appid, openid, unionid, channel, actor, proof),
+            attempts=RACE_ATTEMPTS,
+        )
+    except MergeRefused as refusal:
+        parties = [owner for owner in _wechat_owners(appid, openid, unionid) if owner]
+        if parties:
+            record_refusal(refusal, Actor.rule(MergeRule.SAME_WECHAT_UNIONID), parties[0],
+                           parties[-1], MergeRule.SAME_WECHAT_UNIONID, proof)
+        raise
+
+
+def _resolve_wechat(
+    appid: str, openid: str, unionid: str | None, channel: str, actor: Actor, proof: Proof
+) -> tuple[Account, bool]:
+    by_openid = find_identity(IdentityKind.WECHAT_OPENID, openid, appid)
+    by_unionid = find_identity(IdentityKind.WECHAT_UNIONID, unionid) if unionid else None
+    seen = (_owner(by_openid), _owner(by_unionid))
+    if by_openid is None and by_unionid is None:
+        account = create_account(actor, channel)
+        _link_wechat(account, appid, openid, unionid, actor)
+        return account, True
+    accounts = lock_accounts(*(owner for owner in seen if owner))
+    # Re-read under the lock: a concurrent login or merge may have moved things meanwhile.
+    if seen != tuple(_wechat_owners(appid, openid, unionid)):
+        raise StaleState()
+    openid_owner, unionid_owner = seen
+    if openid_owner and unionid_owner and openid_owner != unionid_owner:
+        survivor = choose_survivor(accounts[openid_owner], accounts[unionid_owner])
+        loser_id = unionid_owner if survivor.id == openid_owner else openid_owner
+        merge_in_transaction(
+            survivor.id,
+            loser_id,
+            rule=MergeRule.SAME_WECHAT_UNIONID,
+            proof=proof,
+            actor=Actor.rule(MergeRule.SAME_WECHAT_UNIONID),
+            triggered_by=actor,
+        )
+        account = survivor
+    else:
+        account = accounts[openid_owner or unionid_owner or ""]
+        if account.is_active:
+            _link_wechat(account, appid, openid, unionid, actor)
+    for identity in (by_openid, by_unionid):
+        if identity is not None:
+            touch_identity(identity)
+    return account, False
+
+
+def link_wechat_to_account(
+    account: Account, appid: str, openid: str, unionid: str | None, actor: Actor
+) -> Account:
+    """The "bind an existing account" step of website WeChat login: the user proved the account
+    with its password, and WeChat proved the ids. Ids already held elsewhere are refused
+    (IdentityTaken) — that is a merge, which only the rules or an admin decide."""
+    account_id = account.id
+
+    def work() -> Account:
+        locked = lock_accounts(account_id).get(account_id)
+        if locked is None or not locked.is_active:
+            raise AccountUnavailable("the account is not active")
+        _link_wechat_ids(locked, appid, openid, unionid, actor)
+        return locked
+
+    return run_in_transaction(work, attempts=RACE_ATTEMPTS)
+
+
+def _link_wechat(
+    account: Account, appid: str, openid: str, unionid: str | None, actor: Actor
+) -> None:
+    try:
+        _link_wechat_ids(account, appid, openid, unionid, actor)
+    except IdentityTaken as taken:
+        # Committed by a concurrent login after we looked: look again.
+        raise StaleState() from taken
+
+
+def _link_wechat_ids(
+    account: Account, appid: str, openid: str, unionid: str | None, actor: Actor
+) -> None:
+    if unionid:
+        _ensure_unionid_fits(account, unionid)
+        link_identity(
+            account, IdentityKind.WECHAT_UNIONID, unionid, actor,
+            verified=True, proof=ProofMethod.WECHAT_LOGIN,
+        )
+    link_identity(
+        account, IdentityKind.WECHAT_OPENID, openid, actor,
+        namespace=appid, verified=True, proof=ProofMethod.WECHAT_LOGIN,
+    )
+
+
+def _ensure_unionid_fits(account: Account, unionid: str) -> None:
+    """One WeChat user has one unionid: an account holding another one is someone else."""
+    for identity in identities_of(account, IdentityKind.WECHAT_UNIONID):
+        if identity.value != unionid:
+            raise MergeRefused(
+                "conflicting_wechat_identities",
+                "this account already holds a different unionid",
+            )
+
+
+def _wechat_owners(appid: str, openid: str, unionid: str | None) -> list[str | None]:
+    return [
+        _owner(find_identity(IdentityKind.WECHAT_OPENID, openid, appid)),
+        _owner(find_identity(IdentityKind.WECHAT_UNIONID, unionid) if unionid else None),
+    ]
+
+
+# --- verified phones -----------------------------------------------------------------------------
+
+
+def bind_verified_phone(
+    account: Account, phone_e164: str, proof: str, actor: Actor
+) -> tuple[Account, bool]:
+    """Links a phone the user just proved (`proof`: "sms" or "wechat_phone") as verified.
+
+    When another account holds that phone verified, the two merge (rule `same_verified_phone`)
+    and the older one survives; returns (the account the caller is now, merged?). Two accounts
+    binding one phone at once end in one merge: the unique index lets one of them hold it, and
+    the other, retried, merges with it. A refusal (MergeRefused) changes nothing.
+    """
+    if proof not in PHONE_PROOFS:
+        raise MergeRefused("proof_method_not_accepted", f"a phone is not proved by {proof!r}")
+    account_id = account.id
+    evidence = Proof(kind=IdentityKind.PHONE, value=phone_e164, method=proof)
+    try:
+        return run_in_transaction(
+            lambda: _bind_phone(account_id, phone_e164, evidence, actor),
+            attempts=RACE_ATTEMPTS,
+        )
+    except MergeRefused as refusal:
+        holder = find_identity(IdentityKind.PHONE, phone_e164)
+        if holder is not None and holder.account_id != account_id:
+            record_refusal(refusal, Actor.rule(MergeRule.SAME_VERIFIED_PHONE), holder.account_id,
+                           account_id, MergeRule.SAME_VERIFIED_PHONE, evidence)
+        raise
+
+
+def _bind_phone(
+    account_id: str, phone: str, proof: Proof, actor: Actor
+) -> tuple[Account, bool]:
+    holder = find_identity(IdentityKind.PHONE, phone)
+    holder_id = holder.account_id if holder is not None else None
+    accounts = lock_accounts(account_id, *([holder_id] if holder_id else []))
+    if _owner(find_identity(IdentityKind.PHONE, phone)) != holder_id:
+        raise StaleState()  # bound or moved by someone else meanwhile: look again
+    account = accounts.get(account_id)
+    if account is None or not account.is_active:
+        raise AccountUnavailable("the account is not active")
+    if holder_id is None:
+        _verify_phone(account, phone, proof, actor)
+        return account, False
+    if holder_id == account_id:
+        assert holder is not None
+        touch_identity(holder)
+        return account, False
+    other = accounts[holder_id]
+    survivor = choose_survivor(account, other)
+    loser = other if survivor.id == account.id else account
+    merge_in_transaction(
+        survivor.id,
+        loser.id,
+        rule=MergeRule.SAME_VERIFIED_PHONE,
+        proof=proof,
+        actor=Actor.rule(MergeRule.SAME_VERIFIED_PHONE),
+        triggered_by=actor,
+    )
+    return survivor, True
+
+
+def _verify_phone(account: Account, phone: str, proof: Proof, actor: Actor) -> None:
+    """An unverified copy the account typed in earlier becomes verified; else a new identity."""
+    typed = db.session.scalars(
+        select(Identity).where(
+            Identity.account_id == account.id,
+            Identity.kind == IdentityKind.PHONE,
+            Identity.value == phone,
+            Identity.verified.is_(False),
+        )
+    ).first()
+    if typed is None:
+        try:
+            link_identity(
+                account, IdentityKind.PHONE, phone, actor, verified=True, proof=proof.method
+            )
+        except IdentityTaken as taken:
+            raise StaleState() from taken
+        return
+    typed.verified = True
+    typed.verified_by = proof.method
+    account.profile_updated_at = utcnow()
+    db.session.flush()  # the unique index speaks here, inside the retry
+    audit.record(
+        "identity.verify", actor, account.id, reason=proof.method,
+        kind=IdentityKind.PHONE, value=phone,
+    )
+
+
+# --- unlinking -----------------------------------------------------------------------------------
+
+
+def unlink_identity(identity: Identity, actor: Actor) -> None:
+    """Removes an identity from its account; refused (UnlinkRefused, audited) when it is the
+    account's last way to log in."""
+    identity_id, account_id = identity.id, identity.account_id
+    kind, namespace = identity.kind, identity.namespace
+    try:
+        run_in_transaction(lambda: _unlink(identity_id, actor), attempts=RACE_ATTEMPTS)
+    except UnlinkRefused as refusal:
+        audit.record(
+            "identity.unlink_refused", actor, account_id, reason=refusal.code,
+            kind=kind, namespace=namespace,
+        )
+        db.session.commit()
+        raise
+
+
+def _unlink(identity_id: int, actor: Actor) -> None:
+    found = db.session.get(Identity, identity_id)
+    if found is None:
+        raise IdentityError(f"no identity {identity_id}")
+    account = lock_accounts(found.account_id)[found.account_id]
+    row = db.session.get(Identity, identity_id, populate_existing=True)
+    if row is None or row.account_id != account.id:
+        raise StaleState()
+    check_unlink(row, identities_of(account))
+    kind, namespace, value = row.kind, row.namespace, row.value
+    db.session.delete(row)
+    if kind != IdentityKind.PASSWORD:
+        account.profile_updated_at = utcnow()  # phone, email and WeChat ids are served claims
+    audit.record(
+        "identity.unlink", actor, account.id, reason="unlink",
+        kind=kind, namespace=namespace,
+        value="(credential)" if kind == IdentityKind.PASSWORD else value,
+    )
+
+
+# --- helpers -------------------------------------------------------------------------------------
+
+
+def _owner(identity: Identity | None) -> str | None:
+    return identity.account_id if identity is not None else None
+
+
+__all__ = [
+    "AccountUnavailable",
+    "IdentityTaken",
+    "bind_verified_phone",
+    "link_wechat_to_account",
+    "resolve_wechat_identity",
+    "unlink_identity",
+]

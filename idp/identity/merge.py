@@ -1,0 +1,418 @@
+"""Merging two accounts into one, and undoing it.
+
+A merge is one database transaction (`run_in_transaction`); each step below only adds to it, so
+a failure at any step leaves the database exactly as it was. In order:
+
+1. lock both accounts, then check the rules (`rules.check_merge`) on what is current;
+2. every identity of the loser moves to the survivor;
+3. profile claims: a (claim, source) the survivor lacks moves over; where both know it, the more
+   recent value stays on the survivor. The served value is then chosen as always (`claims.py`:
+   user > website > wechat, then recency). Replaced and dropped rows go into the snapshot;
+4. consents move; where both consented to a client, the survivor's scopes become the union;
+5. the loser's credentials die: refresh tokens are revoked, IdP sessions end, unused codes
+   expire, and access tokens issued before now fail validation (`tokens_valid_after`, and the
+   validator rejects tokens of an account that is not active);
+6. the loser becomes `merged` into the survivor, and its `sub` an alias of the survivor;
+7. the merge record (with the snapshot that undo needs), the audit events, and one outbox row
+   per subscribed client.
+
+Credentials and consents live in other domains' tables (`idp.oidc`, `idp.accounts`). This module
+changes those rows directly through their models, and is the only place in identity that does:
+identity decides, and the decision stays in one readable transaction instead of being spread
+over callbacks.
+
+Undo restores the loser with its own identities, claims, consents and `sub`. Its old tokens and
+sessions stay dead (`tokens_valid_after`); the survivor's sessions and refresh tokens created
+since the merge are ended as well, because whoever signed in through the loser's identities in
+between may be the other person.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, cast
+
+from sqlalchemy import CursorResult, Result, delete, select, update
+
+from idp.accounts.models import LoginSession
+from idp.events import sets
+from idp.events.outbox import enqueue_account_event
+from idp.extensions import db
+from idp.identity import audit
+from idp.identity.audit import Actor
+from idp.identity.models import (
+    Account,
+    AccountAlias,
+    AccountStatus,
+    Identity,
+    MergeRecord,
+    ProfileClaim,
+)
+from idp.identity.rules import MergeRefused, Proof, check_merge
+from idp.identity.service import IdentityError, identities_of
+from idp.identity.transactions import lock_accounts, run_in_transaction
+from idp.models_base import utcnow
+from idp.oidc.models import AuthorizationCode, Consent, RefreshToken
+
+SNAPSHOT_VERSION = 1
+
+
+class UndoRefused(IdentityError):
+    def __init__(self, code: str, message: str):
+        super().__init__(message)
+        self.code = code
+
+
+# --- the public API ------------------------------------------------------------------------------
+
+
+def merge_accounts(
+    survivor: Account, loser: Account, *, rule: str, proof: Proof, actor: Actor
+) -> MergeRecord:
+    """Merges `loser` into `survivor` in one transaction, or raises MergeRefused and changes
+    nothing (the refusal itself is audited)."""
+    survivor_id, loser_id = survivor.id, loser.id
+    try:
+        return run_in_transaction(
+            lambda: merge_in_transaction(
+                survivor_id, loser_id, rule=rule, proof=proof, actor=actor
+            ),
+            attempts=3,
+        )
+    except MergeRefused as refusal:
+        record_refusal(refusal, actor, survivor_id, loser_id, rule, proof)
+        raise
+
+
+def undo_merge(record: MergeRecord, actor: Actor) -> Account:
+    """Restores the merged-away account; returns it."""
+    record_id, survivor_id, loser_id = record.id, record.survivor_id, record.loser_id
+    try:
+        return run_in_transaction(lambda: _undo(record_id, actor), attempts=3)
+    except UndoRefused as refusal:
+        for account_id in (survivor_id, loser_id):
+            audit.record("account.unmerge_refused", actor, account_id, reason=refusal.code,
+                         merge_id=record_id, message=str(refusal))
+        db.session.commit()
+        raise
+
+
+def merge_in_transaction(
+    survivor_id: str, loser_id: str, *, rule: str, proof: Proof, actor: Actor,
+    triggered_by: Actor | None = None,
+) -> MergeRecord:
+    """The merge inside the caller's transaction (for `links.py`, which merges while linking)."""
+    accounts = lock_accounts(survivor_id, loser_id)
+    survivor, loser = accounts.get(survivor_id), accounts.get(loser_id)
+    if survivor is None or loser is None:
+        raise MergeRefused("no_such_account", "both accounts must exist")
+    check_merge(
+        survivor, loser, rule, proof, actor, identities_of(survivor), identities_of(loser)
+    )
+    now = utcnow()
+    snapshot: dict[str, Any] = {
+        "version": SNAPSHOT_VERSION,
+        "identities": move_identities(loser, survivor),
+        "claims": merge_claims(loser, survivor),
+        "consents": merge_consents(loser, survivor),
+        "credentials": end_credentials(loser, now),
+        "profile_updated_at": {
+            "survivor": survivor.profile_updated_at.isoformat(),
+            "loser": loser.profile_updated_at.isoformat(),
+        },
+        "loser_tokens_valid_after": _iso(loser.tokens_valid_after),
+    }
+    loser.status = AccountStatus.MERGED
+    loser.merged_into_id = survivor.id
+    loser.tokens_valid_after = now
+    survivor.profile_updated_at = now
+    record = MergeRecord(
+        survivor_id=survivor.id,
+        loser_id=loser.id,
+        rule=rule,
+        actor=str(actor),
+        snapshot=snapshot,
+        created_at=now,
+    )
+    db.session.add(record)
+    db.session.flush()
+    db.session.add(
+        AccountAlias(alias_sub=loser.id, account_id=survivor.id, merge_id=record.id, created_at=now)
+    )
+    details = {
+        "merge_id": record.id,
+        "rule": rule,
+        "proof": proof.as_dict(),
+        "survivor": survivor.id,
+        "merged": loser.id,
+        "moved_identities": len(snapshot["identities"]),
+        "revoked_refresh_tokens": snapshot["credentials"]["refresh_tokens"],
+        "ended_sessions": snapshot["credentials"]["sessions"],
+    }
+    if triggered_by is not None:
+        details["triggered_by"] = str(triggered_by)
+    audit.record("account.merge", actor, survivor.id, reason=rule, **details)
+    audit.record("account.merged_away", actor, loser.id, reason=rule, **details)
+    enqueue_account_event(sets.ACCOUNT_MERGED, merged_sub=loser.id, surviving_sub=survivor.id)
+    db.session.flush()
+    return record
+
+
+def record_refusal(
+    refusal: MergeRefused, actor: Actor, survivor_id: str, loser_id: str, rule: str,
+    proof: Proof,
+) -> None:
+    """Refusals are audited in a transaction of their own (the refused one was rolled back)."""
+    for account_id in dict.fromkeys((survivor_id, loser_id)):
+        audit.record(
+            "account.merge_refused",
+            actor,
+            account_id,
+            reason=refusal.code,
+            rule=rule,
+            proof=proof.as_dict(),
+            survivor=survivor_id,
+            merged=loser_id,
+            message=str(refusal),
+        )
+    db.session.commit()
+
+
+# --- the steps of a merge -----------------------------------------------------------------------
+
+
+def move_identities(loser: Account, survivor: Account) -> list[int]:
+    ids = list(db.session.scalars(select(Identity.id).where(Identity.account_id == loser.id)))
+    if ids:
+        db.session.execute(
+            update(Identity)
+            .where(Identity.id.in_(ids))
+            .values(account_id=survivor.id)
+            .execution_options(synchronize_session="fetch")
+        )
+    return ids
+
+
+def merge_claims(loser: Account, survivor: Account) -> dict[str, Any]:
+    mine = {
+        (row.name, row.source): row
+        for row in db.session.scalars(
+            select(ProfileClaim).where(ProfileClaim.account_id == survivor.id)
+        )
+    }
+    moved: list[int] = []
+    dropped: list[dict[str, Any]] = []  # the loser's rows that lost to the survivor's
+    replaced: list[dict[str, Any]] = []  # the survivor's rows that took the loser's value
+    theirs = db.session.scalars(
+        select(ProfileClaim).where(ProfileClaim.account_id == loser.id).order_by(ProfileClaim.id)
+    ).all()
+    for row in theirs:
+        kept = mine.get((row.name, row.source))
+        if kept is None:
+            row.account_id = survivor.id
+            moved.append(row.id)
+            continue
+        dropped.append(_claim_row(row))
+        if row.updated_at > kept.updated_at and row.value != kept.value:
+            replaced.append({**_claim_row(kept), "merged_value": row.value})
+            kept.value = row.value
+            kept.updated_at = row.updated_at
+        db.session.delete(row)
+    db.session.flush()
+    return {"moved": moved, "dropped": dropped, "replaced": replaced}
+
+
+def merge_consents(loser: Account, survivor: Account) -> dict[str, Any]:
+    mine = {
+        row.client_id: row
+        for row in db.session.scalars(select(Consent).where(Consent.account_id == survivor.id))
+    }
+    moved: list[int] = []
+    united: list[dict[str, Any]] = []
+    for row in db.session.scalars(
+        select(Consent).where(Consent.account_id == loser.id).order_by(Consent.id)
+    ).all():
+        kept = mine.get(row.client_id)
+        if kept is None:
+            row.account_id = survivor.id
+            moved.append(row.id)
+            continue
+        union = sorted(set(kept.scopes or []) | set(row.scopes or []))
+        united.append(
+            {
+                "client_id": row.client_id,
+                "loser_scopes": list(row.scopes or []),
+                "loser_granted_at": row.granted_at.isoformat(),
+                "survivor_scopes": list(kept.scopes or []),
+                "merged_scopes": union,
+            }
+        )
+        kept.scopes = union
+        db.session.delete(row)
+    db.session.flush()
+    return {"moved": moved, "united": united}
+
+
+def end_credentials(
+    account: Account, now: datetime, since: datetime | None = None
+) -> dict[str, int]:
+    """Revokes refresh tokens, ends IdP sessions and expires unused codes of the account (only
+    those created `since`, when given). Access tokens die by `tokens_valid_after`."""
+    tokens = update(RefreshToken).where(
+        RefreshToken.account_id == account.id, RefreshToken.revoked_at.is_(None)
+    )
+    sessions = update(LoginSession).where(
+        LoginSession.account_id == account.id, LoginSession.ended_at.is_(None)
+    )
+    codes = update(AuthorizationCode).where(
+        AuthorizationCode.account_id == account.id,
+        AuthorizationCode.used_at.is_(None),
+        AuthorizationCode.expires_at > now,
+    )
+    if since is not None:
+        tokens = tokens.where(RefreshToken.issued_at >= since)
+        sessions = sessions.where(LoginSession.created_at >= since)
+    options = {"synchronize_session": False}
+    revoked = db.session.execute(tokens.values(revoked_at=now).execution_options(**options))
+    ended = db.session.execute(sessions.values(ended_at=now).execution_options(**options))
+    db.session.execute(codes.values(expires_at=now).execution_options(**options))
+    return {"refresh_tokens": _rowcount(revoked), "sessions": _rowcount(ended)}
+
+
+# --- undo ----------------------------------------------------------------------------------------
+
+
+def _undo(record_id: int, actor: Actor) -> Account:
+    found = db.session.get(MergeRecord, record_id)
+    if found is None:
+        raise UndoRefused("no_such_merge", f"no merge {record_id}")
+    accounts = lock_accounts(found.survivor_id, found.loser_id)
+    record = db.session.get(MergeRecord, record_id, populate_existing=True)
+    assert record is not None
+    survivor, loser = accounts[record.survivor_id], accounts[record.loser_id]
+    _check_undo(record, survivor, loser)
+    snapshot = record.snapshot
+    now = utcnow()
+    db.session.execute(
+        update(Identity)
+        .where(Identity.id.in_(snapshot["identities"]), Identity.account_id == survivor.id)
+        .values(account_id=loser.id)
+        .execution_options(synchronize_session="fetch")
+    )
+    _restore_claims(snapshot["claims"], survivor, loser)
+    _restore_consents(snapshot["consents"], survivor, loser)
+    ended = end_credentials(survivor, now, since=record.created_at)
+    loser.status = AccountStatus.ACTIVE
+    loser.merged_into_id = None
+    survivor.tokens_valid_after = now
+    survivor.profile_updated_at = now
+    loser.profile_updated_at = now
+    db.session.execute(delete(AccountAlias).where(AccountAlias.alias_sub == loser.id))
+    record.undone_at = now
+    details = {
+        "merge_id": record.id,
+        "survivor": survivor.id,
+        "restored": loser.id,
+        "restored_identities": len(snapshot["identities"]),
+        "ended_survivor_sessions": ended["sessions"],
+        "revoked_survivor_refresh_tokens": ended["refresh_tokens"],
+    }
+    audit.record("account.unmerge", actor, survivor.id, reason="undo", **details)
+    audit.record("account.restored", actor, loser.id, reason="undo", **details)
+    enqueue_account_event(sets.ACCOUNT_UNMERGED, merged_sub=loser.id, surviving_sub=survivor.id)
+    db.session.flush()
+    return loser
+
+
+def _check_undo(record: MergeRecord, survivor: Account, loser: Account) -> None:
+    if record.undone_at is not None:
+        raise UndoRefused("already_undone", "this merge was undone already")
+    if loser.status != AccountStatus.MERGED or loser.merged_into_id != survivor.id:
+        raise UndoRefused(
+            "loser_changed", "the merged account is no longer merged into the survivor"
+        )
+    if survivor.status == AccountStatus.MERGED:
+        raise UndoRefused(
+            "survivor_merged_since", "the survivor was merged since: undo that merge first"
+        )
+    if (record.snapshot or {}).get("version") != SNAPSHOT_VERSION:
+        raise UndoRefused("unknown_snapshot", "this merge record cannot be undone automatically")
+
+
+def _restore_claims(claims: dict[str, Any], survivor: Account, loser: Account) -> None:
+    db.session.execute(
+        update(ProfileClaim)
+        .where(ProfileClaim.id.in_(claims["moved"]), ProfileClaim.account_id == survivor.id)
+        .values(account_id=loser.id)
+        .execution_options(synchronize_session="fetch")
+    )
+    for row in claims["dropped"]:
+        db.session.add(
+            ProfileClaim(
+                account_id=loser.id,
+                name=row["name"],
+                source=row["source"],
+                value=row["value"],
+                updated_at=datetime.fromisoformat(row["updated_at"]),
+            )
+        )
+    for row in claims["replaced"]:
+        current = _claim(survivor, row["name"], row["source"])
+        if current is not None and current.value == row["merged_value"]:
+            current.value = row["value"]  # untouched since the merge: give back the old value
+            current.updated_at = datetime.fromisoformat(row["updated_at"])
+
+
+def _restore_consents(consents: dict[str, Any], survivor: Account, loser: Account) -> None:
+    db.session.execute(
+        update(Consent)
+        .where(Consent.id.in_(consents["moved"]), Consent.account_id == survivor.id)
+        .values(account_id=loser.id)
+        .execution_options(synchronize_session="fetch")
+    )
+    for row in consents["united"]:
+        db.session.add(
+            Consent(
+                account_id=loser.id,
+                client_id=row["client_id"],
+                scopes=row["loser_scopes"],
+                granted_at=datetime.fromisoformat(row["loser_granted_at"]),
+            )
+        )
+        kept = db.session.scalars(
+            select(Consent).where(
+                Consent.account_id == survivor.id, Consent.client_id == row["client_id"]
+            )
+        ).first()
+        if kept is not None and sorted(kept.scopes or []) == row["merged_scopes"]:
+            kept.scopes = row["survivor_scopes"]
+
+
+# --- helpers -------------------------------------------------------------------------------------
+
+
+def _claim(account: Account, name: str, source: str) -> ProfileClaim | None:
+    return db.session.scalars(
+        select(ProfileClaim).where(
+            ProfileClaim.account_id == account.id,
+            ProfileClaim.name == name,
+            ProfileClaim.source == source,
+        )
+    ).first()
+
+
+def _claim_row(row: ProfileClaim) -> dict[str, Any]:
+    return {
+        "name": row.name,
+        "source": row.source,
+        "value": row.value,
+        "updated_at": row.updated_at.isoformat(),
+    }
+
+
+def _rowcount(result: Result[Any]) -> int:
+    return cast(CursorResult[Any], result).rowcount
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None

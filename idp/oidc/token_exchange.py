@@ -1,0 +1,161 @@
+"""Mini-program login: RFC 8693 token exchange of a WeChat `wx.login()` code (CONTRACT §5).
+
+The mini-program is a public client bound to one appid; the `subject_token` is the js_code, and
+what comes back is an ordinary token response (plus `issued_token_type`, RFC 8693 §2.2.1).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from authlib.oauth2.rfc6749 import (
+    AccessDeniedError,
+    InvalidRequestError,
+    InvalidScopeError,
+    OAuth2Request,
+    UnauthorizedClientError,
+)
+from authlib.oauth2.rfc6749.grants import BaseGrant, TokenEndpointMixin
+from authlib.oauth2.rfc6749.hooks import hooked
+from authlib.oidc.core import OpenIDToken
+from flask import g
+
+from idp.identity.links import AccountUnavailable
+from idp.identity.models import Account
+from idp.identity.rules import MergeRefused
+from idp.oidc.context import auth_context
+from idp.oidc.discovery import TOKEN_EXCHANGE
+from idp.oidc.errors import InvalidTargetError
+from idp.oidc.grants import IdTokenIssuer
+from idp.oidc.models import Client
+from idp.scopes import scope_set
+from idp.wechat.errors import WeChatError
+from idp.wechat_login.errors import oauth_error_for, oauth_error_for_missing_app
+from idp.wechat_login.miniprogram import sign_in_with_js_code
+from idp.wechat_login.upstream import AppNotConfigured
+
+JS_CODE_TOKEN_TYPE = "urn:wechat:params:oauth:token-type:js_code"
+ACCESS_TOKEN_TYPE = "urn:ietf:params:oauth:token-type:access_token"
+WECHAT_AMR = ["wechat"]
+DEFAULT_SCOPE = "openid"
+MAX_CODE_LENGTH = 256
+
+
+class WeChatTokenExchangeGrant(BaseGrant, TokenEndpointMixin):  # type: ignore[misc]
+    GRANT_TYPE = TOKEN_EXCHANGE
+    # A mini-program package is readable by anyone: there is no secret to keep (CONTRACT §5).
+    TOKEN_ENDPOINT_AUTH_METHODS = ["none"]
+
+    def validate_token_request(self) -> None:
+        """RFC 8693 §2.1, narrowed to the one exchange we offer."""
+        client = self.authenticate_token_endpoint_client()
+        if not client.check_grant_type(self.GRANT_TYPE) or not client.wechat_appid:
+            raise UnauthorizedClientError(
+                "The client is not a mini-program client allowed to exchange WeChat codes."
+            )
+        self.request.client = client
+        data = self.request.payload.data
+        _check_subject_token(data)
+        _check_requested_token_type(data)
+        self.validate_requested_scope()
+        _check_client_may_ask(client, self.requested_scope)
+
+    @property
+    def requested_scope(self) -> str:
+        return self.request.payload.scope or DEFAULT_SCOPE
+
+    @hooked  # type: ignore[misc]
+    def create_token_response(self) -> tuple[int, dict[str, Any], list[tuple[str, str]]]:
+        client: Client = self.request.client
+        account = self._sign_in(client, self.request.payload.data["subject_token"])
+        self.request.user = account
+        context = auth_context()
+        context.auth_time = int(time.time())
+        context.amr = list(WECHAT_AMR)
+        context.session_id = None
+        scope = self.requested_scope
+        token = self.generate_token(
+            user=account,
+            scope=scope,
+            include_refresh_token="offline_access" in scope_set(scope),
+        )
+        token["issued_token_type"] = ACCESS_TOKEN_TYPE
+        self.save_token(token)
+        return 200, token, self.TOKEN_RESPONSE_HEADER
+
+    @staticmethod
+    def _sign_in(client: Client, js_code: str) -> Account:
+        appid = client.wechat_appid or ""
+        try:
+            return sign_in_with_js_code(appid, js_code, client.client_id)
+        except WeChatError as error:
+            raise oauth_error_for(error, appid) from None
+        except AppNotConfigured as error:
+            raise oauth_error_for_missing_app(error) from None
+        except (MergeRefused, AccountUnavailable):
+            raise AccessDeniedError("This WeChat user cannot sign in here.") from None
+
+
+class WeChatIdToken(IdTokenIssuer, OpenIDToken):  # type: ignore[misc]
+    """The ID token of the exchange (OIDC Core §2): no nonce, since there was no authorization
+    request; `amr` is ["wechat"]."""
+
+    def process_token(self, grant: Any, response: Any) -> Any:
+        g.token_client = grant.request.client
+        return super().process_token(grant, response)
+
+
+def issue_tokens(
+    client: Client, account: Account, scope: str, auth_time: int | None
+) -> dict[str, Any]:
+    """A token response for `account` outside the token endpoint (phone binding, after which the
+    caller's old tokens may have died in a merge): access token, refresh token when
+    `offline_access` is in `scope` (stored as the token endpoint stores it), ID token when
+    `openid` is."""
+    from idp.oidc.server import authorization_server
+
+    request: OAuth2Request = authorization_server.create_oauth2_request(None)
+    request.client = client
+    request.user = account
+    context = auth_context()
+    context.auth_time = auth_time or int(time.time())
+    context.amr = list(WECHAT_AMR)
+    context.session_id = None
+    token: dict[str, Any] = authorization_server.generate_token(
+        grant_type=TOKEN_EXCHANGE,
+        client=client,
+        user=account,
+        scope=scope,
+        include_refresh_token="offline_access" in scope_set(scope),
+    )
+    token["issued_token_type"] = ACCESS_TOKEN_TYPE
+    authorization_server.save_token(token, request)
+    if "openid" in scope_set(token.get("scope")):
+        g.token_client = client
+        token["id_token"] = WeChatIdToken().encode_id_token(token, request)
+    return token
+
+
+def _check_subject_token(data: Any) -> None:
+    if data.get("subject_token_type") != JS_CODE_TOKEN_TYPE:
+        raise InvalidRequestError(f"'subject_token_type' must be {JS_CODE_TOKEN_TYPE}.")
+    code = data.get("subject_token")
+    if not code or len(code) > MAX_CODE_LENGTH or not code.isprintable():
+        raise InvalidRequestError("'subject_token' must be the code from wx.login().")
+    if data.get("actor_token") or data.get("actor_token_type"):
+        raise InvalidRequestError("Delegation ('actor_token') is not supported.")
+
+
+def _check_requested_token_type(data: Any) -> None:
+    requested = data.get("requested_token_type")
+    if requested and requested != ACCESS_TOKEN_TYPE:
+        raise InvalidRequestError(f"Only '{ACCESS_TOKEN_TYPE}' can be issued.")
+    if data.get("audience") or data.get("resource"):
+        # RFC 8693 §2.2.2: the tokens are for this IdP's client, not for another target.
+        raise InvalidTargetError("Tokens are issued for the requesting client only.")
+
+
+def _check_client_may_ask(client: Client, scope: str) -> None:
+    if not scope_set(scope) <= scope_set(client.scope):
+        raise InvalidScopeError("The client is not registered for every requested scope.")

@@ -1,0 +1,58 @@
+"""A real RFC 8935 receiver on loopback: it records every POST and answers as told."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+from werkzeug.serving import make_server
+from werkzeug.wrappers import Request, Response
+
+
+@dataclass
+class Receiver:
+    url: str = ""
+    received: list[dict[str, Any]] = field(default_factory=list)
+    # Status codes to answer with, in order; then 202 for ever.
+    answers: list[int] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def __call__(self, environ: Any, start_response: Any) -> Any:
+        request = Request(environ)
+        with self.lock:
+            self.received.append(
+                {
+                    "path": request.path,
+                    "content_type": request.headers.get("Content-Type"),
+                    "accept": request.headers.get("Accept"),
+                    "body": request.get_data(as_text=True),
+                }
+            )
+            status = self.answers.pop(0) if self.answers else 202
+        if status == 400:
+            response = Response(
+                '{"err": "invalid_key", "description": "unknown kid"}',
+                status=400, content_type="application/json",
+            )
+        else:
+            response = Response(b"", status=status)
+        return response(environ, start_response)
+
+    @property
+    def tokens(self) -> list[str]:
+        return [entry["body"] for entry in self.received]
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    target = Receiver()
+    server = make_server("127.0.0.1", 0, target, threaded=True)
+    target.url = f"http://127.0.0.1:{server.server_port}/events"
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield target
+    server.shutdown()
+    thread.join(timeout=5)

@@ -1,0 +1,95 @@
+"""`idp identity report`: what the rules did not merge, as suggestions for an admin."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from idp.extensions import db
+from idp.identity.audit import Actor
+from idp.identity.models import AccountStatus, IdentityKind
+from idp.identity.report import build_report
+from idp.identity.service import identities_of, link_identity
+from tests.identity.conftest import age
+
+ACTOR = Actor.system("test")
+PHONE = "+8613800138070"
+
+
+def test_accounts_sharing_an_unverified_phone_are_suggested(
+    make_user: Any, wechat_user: Any
+) -> None:
+    holder = age(make_user(phone=PHONE), 10)
+    typed = wechat_user("openid-1")
+    link_identity(typed, IdentityKind.PHONE, PHONE, ACTOR, verified=False)
+    typed_too = wechat_user("openid-2")
+    link_identity(typed_too, IdentityKind.PHONE, "+8613800138071", ACTOR, verified=False)
+    db.session.commit()
+
+    report = build_report()
+
+    assert [(s.value, s.account_ids, s.verified_on) for s in report.shared_unverified_phones] == [
+        (PHONE, [holder.id, typed.id], [holder.id])
+    ]
+
+
+def test_accounts_sharing_a_verified_email_are_suggested_not_merged(
+    make_user: Any, wechat_user: Any
+) -> None:
+    verified = age(make_user(), 10)
+    link_identity(verified, IdentityKind.EMAIL, "a@example.com", ACTOR, verified=True,
+                  proof="email")
+    other = wechat_user("openid-3")
+    link_identity(other, IdentityKind.EMAIL, "a@example.com", ACTOR, verified=False)
+    # Two unverified copies prove nothing and suggest nothing.
+    make_user(email="b@example.com")
+    make_user(email="b@example.com")
+    db.session.commit()
+
+    report = build_report()
+
+    assert [(s.value, s.account_ids, s.verified_on) for s in report.shared_verified_emails] == [
+        ("a@example.com", [verified.id, other.id], [verified.id])
+    ]
+    assert other.status == AccountStatus.ACTIVE
+
+
+def test_accounts_with_no_way_left_to_log_in_are_listed(make_user: Any, wechat_user: Any) -> None:
+    fine = make_user()
+    stranded = make_user()
+    for identity in identities_of(stranded, IdentityKind.PHONE):
+        db.session.delete(identity)  # as if an old bug or a manual edit had removed it
+    db.session.commit()
+
+    report = build_report()
+
+    assert report.no_way_to_log_in == [stranded.id]
+    assert fine.id not in report.no_way_to_log_in
+
+
+def test_merged_and_disabled_accounts_are_left_out(make_user: Any) -> None:
+    disabled = make_user(email="c@example.com")
+    make_user(email="c@example.com")
+    disabled.status = AccountStatus.DISABLED
+    for identity in identities_of(disabled, IdentityKind.PASSWORD):
+        db.session.delete(identity)
+    db.session.commit()
+    assert build_report().is_empty
+
+
+def test_the_command_prints_json_and_a_table(app: Any, make_user: Any, wechat_user: Any) -> None:
+    holder = make_user(phone=PHONE)
+    typed = wechat_user("openid-4")
+    link_identity(typed, IdentityKind.PHONE, PHONE, ACTOR, verified=False)
+    db.session.commit()
+    runner = app.test_cli_runner()
+
+    as_json = runner.invoke(args=["identity", "report", "--json"])
+    assert as_json.exit_code == 0, as_json.output
+    data = json.loads(as_json.output)
+    assert data["shared_unverified_phones"][0]["account_ids"] == [holder.id, typed.id]
+    assert data["shared_verified_emails"] == [] and data["no_way_to_log_in"] == []
+
+    table = runner.invoke(args=["identity", "report"])
+    assert table.exit_code == 0
+    assert PHONE in table.output and f"{typed.id}  unverified" in table.output
