@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: run test lint clean bench bench-postgres
+.PHONY: run test lint clean bench bench-postgres translations
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -32,3 +32,11 @@ bench-postgres: $(VENV)/.installed
 
 clean:
 	rm -rf $(VENV) .pytest_cache
+
+# After changing user-visible text: refresh the catalog, translate the new entries in
+# translations/zh/LC_MESSAGES/messages.po, run this again, and commit the .po and the .mo.
+translations: $(VENV)/.installed
+	$(BIN)/pybabel -q extract -F translations/babel.cfg -k lazy_gettext -k _l --no-location \
+		--sort-output -o translations/messages.pot .
+	$(BIN)/pybabel -q update -i translations/messages.pot -d translations -l zh --no-fuzzy-matching
+	$(BIN)/pybabel -q compile -d translations -l zh

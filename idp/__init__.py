@@ -40,6 +40,15 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         WTF_CSRF_TIME_LIMIT=None,
         RATELIMIT_STORAGE_URI=settings["IDP_REDIS_URL"] or "memory://",
         RATELIMIT_HEADERS_ENABLED=True,
+        # Redis down: limits keep working per process (in memory) rather than failing requests,
+        # and switch back once Redis answers again (docs/DEPLOYMENT.md, "When Redis is down").
+        RATELIMIT_IN_MEMORY_FALLBACK_ENABLED=bool(settings["IDP_REDIS_URL"]),
+        RATELIMIT_STORAGE_OPTIONS=(
+            {"socket_timeout": 1.0, "socket_connect_timeout": 1.0}
+            if settings["IDP_REDIS_URL"]
+            else {}
+        ),
+        BABEL_TRANSLATION_DIRECTORIES=str(PROJECT_ROOT / "translations"),
     )
     app.config.update({k: v for k, v in (config or {}).items() if not k.startswith("IDP_")})
 
@@ -57,7 +66,17 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     _register_models()
     _register_domains(app)
     _register_request_hooks(app)
+    _trust_proxy(app, int(settings["IDP_PROXY_FIX"] or 0))
     return app
+
+
+def _trust_proxy(app: Flask, hops: int) -> None:
+    """Behind `hops` TLS-terminating proxies the client address and scheme come from their
+    X-Forwarded-For / X-Forwarded-Proto (docs/DEPLOYMENT.md); the host stays the Host header."""
+    if hops > 0:
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops)  # type: ignore[method-assign]
 
 
 def _engine_options(url: str) -> dict[str, Any]:
@@ -81,15 +100,17 @@ def _register_models() -> None:
     import idp.events.models  # noqa: F401
     import idp.identity.models  # noqa: F401
     import idp.oidc.models  # noqa: F401
+    import idp.usage.models  # noqa: F401
     import idp.wechat.models  # noqa: F401
 
 
 def _register_domains(app: Flask) -> None:
-    from idp import errors, health
+    from idp import errors, health, observability
     from idp.accounts import profile, sms
     from idp.accounts import views as accounts_views
     from idp.oidc import server
     from idp.oidc import views as oidc_views
+    from idp.wechat_login import views as wechat_login_views
 
     errors.init_app(app)
     sms.init_app(app)
@@ -98,8 +119,17 @@ def _register_domains(app: Flask) -> None:
     app.register_blueprint(accounts_views.bp)
     app.register_blueprint(profile.bp)
     app.register_blueprint(health.bp)
-    from idp.cli import register_commands
+    from idp import admin, i18n, usage
 
+    usage.init_app(app)
+    observability.init_app(app)  # after usage: both observe WeChat calls, the later chains
+    app.register_blueprint(i18n.bp)
+    admin.init_app(app)
+    wechat_login_views.init_app(app)
+    from idp.cli import register_commands
+    from idp.events import worker
+
+    worker.init_app(app)  # embedded event delivery, from the first request on (not in tests)
     register_commands(app)
     _sqlite_pragmas(app)
 
@@ -134,12 +164,14 @@ def _select_locale() -> str:
 
 
 def _register_request_hooks(app: Flask) -> None:
-    @app.before_request
     def assign_request_id() -> None:
         incoming = request.headers.get("X-Request-Id", "")
         g.request_id = incoming if 8 <= len(incoming) <= 64 and incoming.isprintable() else (
             secrets.token_hex(8)
         )
+
+    # First of all hooks: a request refused early (the rate limiter's 429) has an id too.
+    app.before_request_funcs.setdefault(None, []).insert(0, assign_request_id)
 
     @app.after_request
     def security_headers(response: Any) -> Any:
@@ -151,7 +183,9 @@ def _register_request_hooks(app: Flask) -> None:
             " form-action 'self' http: https:; frame-ancestors 'none'; base-uri 'none'",
         )
         headers.setdefault("X-Content-Type-Options", "nosniff")
-        headers.setdefault("Referrer-Policy", "no-referrer")
+        # Same-origin, not no-referrer: Flask-WTF checks the Referer of https form posts, and
+        # URLs (with their state and codes) still never reach another origin.
+        headers.setdefault("Referrer-Policy", "same-origin")
         headers.setdefault("X-Frame-Options", "DENY")
         if app.config["IDP_ISSUER"].startswith("https://"):
             headers.setdefault("Strict-Transport-Security", "max-age=31536000; includeSubDomains")

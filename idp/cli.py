@@ -6,6 +6,7 @@ import json
 import os
 import secrets
 import sys
+from pathlib import Path
 from typing import Any
 
 import click
@@ -39,7 +40,10 @@ def read_secret(label: str) -> str:
 
 
 def register_commands(app: Flask) -> None:
-    for command in (users, clients, keys, wechat_apps, serve, dev, fake_wechat):
+    for command in (
+        users, clients, keys, wechat_apps, serve, dev, fake_wechat, identity, worker, backup,
+        restore,
+    ):  # fmt: skip
         app.cli.add_command(command)
 
 
@@ -130,8 +134,10 @@ def keys() -> None:
 def keys_rotate() -> None:
     from idp.oidc.keys import rotate_keys
 
+    window = current_app.config["IDP_KEY_CACHE_SECONDS"]
     for row in rotate_keys(current_app.extensions["idp_secret_box"]):
-        click.echo(f"{row.alg} {row.kid} now signs")
+        # Every process publishes it within the key cache window, and signs with it after that.
+        click.echo(f"{row.alg} {row.kid} published; it signs within {window} s")
     current_app.extensions["idp_keyring"].invalidate()
 
 
@@ -148,6 +154,16 @@ def keys_list() -> None:
             current.add(row.alg)
             state = "current"
         click.echo(f"{row.kid}  {row.alg}  {row.created_at:%Y-%m-%d %H:%M}  {state}")
+
+
+@keys.command("rotate-encryption")
+@with_appcontext
+def keys_rotate_encryption() -> None:
+    """Re-encrypt secrets at rest with the first key of IDP_ENCRYPTION_KEY."""
+    from idp.security.encryption import rotate_encryption
+
+    for table, count in rotate_encryption(current_app.extensions["idp_secret_box"]).items():
+        click.echo(f"{table}: {count}")
 
 
 @keys.command("retire")
@@ -188,6 +204,48 @@ def wechat_apps_create(kind: str, appid: str, name: str, secret_stdin: bool) -> 
     click.echo(f"{kind} app {appid} saved")
 
 
+# --- identity --------------------------------------------------------------------------------
+
+
+@click.group(help="The unified identity: reconciliation of what the rules did not merge.")
+def identity() -> None:
+    pass
+
+
+@identity.command("report")
+@click.option("--json", "as_json", is_flag=True, help="machine-readable output")
+@with_appcontext
+def identity_report(as_json: bool) -> None:
+    """Accounts sharing an unverified phone or a verified email, and accounts with no way left
+    to log in: suggestions for an admin, nothing is changed."""
+    from idp.identity.report import build_report, format_table
+
+    report = build_report()
+    click.echo(json.dumps(report.as_dict(), indent=2) if as_json else format_table(report))
+
+
+# --- event delivery --------------------------------------------------------------------------
+
+
+@click.command(help="Deliver queued security events to relying parties (runs until stopped).")
+@click.option("--once", is_flag=True, help="one delivery round, then exit")
+@click.option("--interval", default=2.0, type=float, help="seconds between rounds")
+@with_appcontext
+def worker(once: bool, interval: float) -> None:
+    import threading
+
+    from idp.events.worker import run_once, run_worker
+
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    if once:
+        click.echo(f"{run_once(app)} deliveries attempted")
+        return
+    try:
+        run_worker(app, threading.Event(), interval)
+    except KeyboardInterrupt:
+        pass
+
+
 # --- serving ---------------------------------------------------------------------------------
 
 
@@ -203,33 +261,87 @@ def _schema_is_current() -> bool:
     return current == heads
 
 
-@click.command(help="Serve the IdP with gunicorn.")
+@click.command(help="Serve the IdP with gunicorn (kill -HUP reloads gracefully).")
 @click.option("--host", default="127.0.0.1")
 @click.option("--port", default=5000, type=int)
-@click.option("--workers", default=None, type=int, help="default: 2 x CPUs + 1")
+@click.option("--workers", default=None, type=int, help="default: 2 x CPUs + 1, at most 8")
 @with_appcontext
 def serve(host: str, port: int, workers: int | None) -> None:
-    if not _schema_is_current():
+    from idp.operations.serving import (
+        default_worker_count,
+        gunicorn_argv,
+        prepare_metrics_directory,
+    )
+
+    try:
+        current = _schema_is_current()
+    except Exception as error:  # noqa: BLE001 - one line, not a traceback
+        fail(f"cannot reach the database: {type(error).__name__}")
+        return
+    if not current:
         fail("the database schema is not up to date: run `idp db upgrade` first")
-    count = workers or (2 * (os.cpu_count() or 1) + 1)
-    argv = [
-        "gunicorn",
-        "--bind", f"{host}:{port}",
-        "--workers", str(count),
-        "--graceful-timeout", "30",
-        "--access-logfile", "-",
-        "idp:create_app()",
-    ]
-    os.execvp(argv[0], argv)  # noqa: S606 - replaces this process with gunicorn
+    if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        directory = prepare_metrics_directory(current_app.instance_path)
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(directory)
+        os.environ["IDP_METRICS_DIR_OWNED"] = str(directory)  # removed when gunicorn exits
+    argv = gunicorn_argv(host, port, workers or default_worker_count())
+    os.execv(sys.executable, argv)  # noqa: S606 - replaces this process with gunicorn
+
+
+# --- backups ---------------------------------------------------------------------------------
+
+
+@click.command(help="Copy the embedded SQLite database to PATH, consistently, while serving.")
+@click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
+@with_appcontext
+def backup(path: Path) -> None:
+    from idp.operations.backup import BackupError
+    from idp.operations.backup import backup as backup_database
+
+    try:
+        summary = backup_database(current_app.config["IDP_DATABASE_URL"], path)
+    except BackupError as error:
+        fail(str(error))
+        return
+    click.echo(f"backed up {summary}")
+    click.echo("keep IDP_ENCRYPTION_KEY apart from it: the backup's secrets need it", err=True)
+
+
+@click.command(help="Replace the embedded SQLite database with the backup at PATH.")
+@click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--force", is_flag=True, help="replace a database that already holds data")
+@with_appcontext
+def restore(path: Path, force: bool) -> None:
+    from idp.operations.backup import BackupError
+    from idp.operations.backup import restore as restore_database
+
+    try:
+        summary = restore_database(
+            path,
+            current_app.config["IDP_DATABASE_URL"],
+            current_app.extensions["idp_secret_box"],
+            force=force,
+        )
+    except BackupError as error:
+        fail(str(error))
+        return
+    click.echo(f"restored {summary}; run `idp db upgrade` if this release is newer")
 
 
 @click.command(help="The embedded demo: migrate, seed, fake WeChat, demo sites, serve on :5000.")
 @click.option("--port", default=5000, type=int)
-@with_appcontext
 def dev(port: int) -> None:
-    from idp.demo.run import run_demo
+    # No app context: run_demo builds the app itself, after pointing it at the fake WeChat.
+    from idp.demo.run import DemoError, run_demo
 
-    run_demo(current_app._get_current_object(), port)  # type: ignore[attr-defined]
+    try:
+        run_demo(port=port)
+    except DemoError as error:
+        fail(str(error))
+
+
+# A command of `main` itself, so that `idp dev` does not build a throwaway app first.
+main.add_command(dev)
 
 
 @click.command("fake-wechat", help="A fake of WeChat's server APIs, for tests and demos.")

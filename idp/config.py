@@ -25,6 +25,15 @@ ENVIRONMENT_NAMES = (
     "IDP_INSTANCE_PATH",
     "IDP_LOG_LEVEL",
     "IDP_TOKEN_RATE_LIMIT",
+    # Operations (docs/DEPLOYMENT.md).
+    "IDP_KEY_CACHE_SECONDS",
+    "IDP_ARGON2_TIME_COST",
+    "IDP_ARGON2_MEMORY_COST",
+    "IDP_ARGON2_PARALLELISM",
+    "IDP_PROXY_FIX",
+    "IDP_LOG_JSON",
+    "IDP_METRICS_PUBLIC",
+    "IDP_METRICS_TOKEN",
 )
 
 DEFAULTS: dict[str, Any] = {
@@ -53,6 +62,13 @@ DEFAULTS: dict[str, Any] = {
     "IDP_ARGON2_TIME_COST": 3,
     "IDP_ARGON2_MEMORY_COST": 65536,
     "IDP_ARGON2_PARALLELISM": 4,
+    # How many TLS-terminating proxies stand in front (0: none, X-Forwarded-* are ignored).
+    "IDP_PROXY_FIX": 0,
+    # JSON log lines on stderr; None means "unless testing".
+    "IDP_LOG_JSON": None,
+    # /metrics: loopback only, unless public or asked with `Authorization: Bearer <token>`.
+    "IDP_METRICS_PUBLIC": False,
+    "IDP_METRICS_TOKEN": None,
 }
 
 

@@ -7,7 +7,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from authlib.common.urls import add_params_to_uri
-from authlib.oauth2.rfc6749 import OAuth2Error
+from authlib.oauth2.rfc6749 import InvalidRequestError, OAuth2Error
 from authlib.oidc.core.errors import ConsentRequiredError, LoginRequiredError
 from flask import (
     Blueprint,
@@ -91,6 +91,10 @@ def authorize() -> Any:
         grant = authorization_server.get_consent_grant(end_user=end_user)
     except OAuth2Error as error:
         return _authorization_error(error)
+    except ValueError:
+        # Authlib refuses to build an error whose description would echo non-ASCII input
+        # (e.g. a response_type of "ü"): the request is malformed, and shown as such.
+        return _authorization_error(InvalidRequestError("Malformed authorization request."))
 
     prompts = set((request.values.get("prompt") or "").split())
     if end_user is None:

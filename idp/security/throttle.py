@@ -12,10 +12,13 @@ from __future__ import annotations
 import logging
 import math
 import time
+from contextlib import suppress
 from dataclasses import dataclass
 
 from flask import current_app, request
 from limits import RateLimitItem, parse
+from limits.storage import MemoryStorage
+from limits.strategies import FixedWindowRateLimiter, RateLimiter
 
 from idp.extensions import limiter
 
@@ -46,17 +49,19 @@ class Throttle:
         """Raise Throttled if any tier is exhausted for these keys (does not count)."""
         if not _enabled():
             return
-        strategy = limiter.limiter
         for item in self._items():
             try:
-                if not strategy.test(item, self.name, *keys):
-                    reset_at, _remaining = strategy.get_window_stats(item, self.name, *keys)
-                    raise Throttled(max(1, math.ceil(reset_at - time.time())))
+                self._check(limiter.limiter, item, keys)
             except Throttled:
                 raise
-            except Exception:  # noqa: BLE001 - storage down: the limiter's fallback rules apply
-                log.warning("throttle storage unavailable for %s", self.name)
-                return
+            except Exception:  # noqa: BLE001 - storage down: count in this process meanwhile
+                log.warning("throttle storage unavailable for %s; counting per process", self.name)
+                self._check(_per_process_limiter(), item, keys)
+
+    def _check(self, strategy: RateLimiter, item: RateLimitItem, keys: tuple[str, ...]) -> None:
+        if not strategy.test(item, self.name, *keys):
+            reset_at, _remaining = strategy.get_window_stats(item, self.name, *keys)
+            raise Throttled(max(1, math.ceil(reset_at - time.time())))
 
     def hit(self, *keys: str) -> None:
         if not _enabled():
@@ -65,21 +70,32 @@ class Throttle:
             try:
                 limiter.limiter.hit(item, self.name, *keys)
             except Exception:  # noqa: BLE001
-                log.warning("throttle storage unavailable for %s", self.name)
-                return
+                log.warning("throttle storage unavailable for %s; counting per process", self.name)
+                _per_process_limiter().hit(item, self.name, *keys)
 
     def clear(self, *keys: str) -> None:
         for item in self._items():
-            try:
+            with suppress(Exception):  # storage down: nothing to clear there
                 limiter.limiter.clear(item, self.name, *keys)
-            except Exception:  # noqa: BLE001
-                return
+            if _PER_PROCESS:
+                _per_process_limiter().clear(item, self.name, *keys)
 
 
 password_by_account = Throttle("pwd-account", PASSWORD_FAILURES_PER_ACCOUNT_AND_ADDRESS)
 password_by_address = Throttle("pwd-address", PASSWORD_FAILURES_PER_ADDRESS)
 sms_by_phone = Throttle("sms-phone", SMS_SENDS_PER_PHONE)
 sms_by_address = Throttle("sms-address", SMS_SENDS_PER_ADDRESS)
+
+
+_PER_PROCESS: dict[str, RateLimiter] = {}
+
+
+def _per_process_limiter() -> RateLimiter:
+    """While the shared storage (Redis) is down, throttles count in this process only: weaker
+    than shared counting, but never none (docs/DEPLOYMENT.md, "When Redis is down")."""
+    if "limiter" not in _PER_PROCESS:
+        _PER_PROCESS["limiter"] = FixedWindowRateLimiter(MemoryStorage())
+    return _PER_PROCESS["limiter"]
 
 
 def client_address() -> str:

@@ -7,17 +7,20 @@ everyone: the cache and its lock must be shared by all processes that use the sa
 from __future__ import annotations
 
 import json
+import logging
 import math
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import AbstractContextManager, contextmanager, suppress
+from contextlib import AbstractContextManager, ExitStack, contextmanager, suppress
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from redis.exceptions import LockError
+from redis.exceptions import LockError, RedisError
 
 from idp.wechat.errors import UpstreamUnavailable
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,3 +119,57 @@ class RedisAccessTokenStore:
             # LockError: we outlived lock_timeout and the lock expired; nothing left to release.
             with suppress(LockError):
                 lock.release()
+
+
+class FailoverAccessTokenStore:
+    """The primary store (Redis) while it answers, the fallback (the database) while it does not.
+
+    Both are shared by every process, so a Redis outage neither breaks phone binding nor makes
+    each process fetch its own token. `stable_token` (not forced) hands every caller the same
+    token while it is valid, so processes on either side of the switch agree.
+    """
+
+    def __init__(
+        self,
+        primary: AccessTokenStore,
+        fallback: AccessTokenStore,
+        unavailable: tuple[type[BaseException], ...] = (RedisError,),
+    ) -> None:
+        self._primary = primary
+        self._fallback = fallback
+        self._unavailable = unavailable
+
+    def get(self, appid: str) -> CachedToken | None:
+        try:
+            return self._primary.get(appid)
+        except self._unavailable:
+            self._warn()
+            return self._fallback.get(appid)
+
+    def set(self, appid: str, token: str, expires_at: float) -> None:
+        try:
+            self._primary.set(appid, token, expires_at)
+        except self._unavailable:
+            self._warn()
+            self._fallback.set(appid, token, expires_at)
+
+    def delete(self, appid: str) -> None:
+        try:
+            self._primary.delete(appid)
+        except self._unavailable:
+            self._warn()
+        self._fallback.delete(appid)
+
+    @contextmanager
+    def lock(self, appid: str) -> Iterator[None]:
+        with ExitStack() as stack:
+            try:
+                stack.enter_context(self._primary.lock(appid))
+            except self._unavailable:
+                self._warn()
+                stack.enter_context(self._fallback.lock(appid))
+            yield
+
+    @staticmethod
+    def _warn() -> None:
+        log.warning("WeChat token cache: Redis unavailable, using the database store")

@@ -12,7 +12,7 @@ from idp.identity.links import bind_verified_phone
 from idp.identity.models import Account, IdentityKind
 from idp.identity.phones import InvalidPhoneNumber, normalize_phone
 from idp.identity.rules import ProofMethod
-from idp.identity.service import identities_of
+from idp.identity.service import identities_of, resolve_account
 from idp.wechat.crypto import decrypt_encrypted_data
 from idp.wechat.errors import DecryptionFailed
 from idp.wechat.models import WeChatAppKind
@@ -52,7 +52,10 @@ def _bind(account: Account, phone_e164: str) -> PhoneBinding:
     survivor, merged = bind_verified_phone(
         account, phone_e164, ProofMethod.WECHAT_PHONE, Actor.user(account.id)
     )
-    return PhoneBinding(survivor, phone_e164, merged)
+    # A concurrent binding of the same phone may have merged the survivor away just after ours
+    # committed: follow the alias so the fresh tokens belong to whoever holds the phone now.
+    current = resolve_account(survivor.id) or survivor
+    return PhoneBinding(current, phone_e164, merged or current.id != survivor.id)
 
 
 def _latest_session_key(account: Account, appid: str) -> str:

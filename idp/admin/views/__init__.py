@@ -1,0 +1,13 @@
+"""The admin pages, one module per page group, all on the `admin` blueprint."""
+
+from idp.admin.views import (  # noqa: F401
+    accounts,
+    auth,
+    clients,
+    dashboard,
+    events,
+    keys,
+    merges,
+    suggestions,
+    wechat_apps,
+)

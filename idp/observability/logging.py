@@ -1,0 +1,179 @@
+"""Structured logs: one JSON object per line, the request id on every line, secrets redacted.
+
+Redaction is defense in depth: the code must not log a secret in the first place (the tests
+search every captured line for the real values), but a query string, a header or an exception
+message that slips through is scrubbed here before it reaches any output.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import sys
+from datetime import UTC, datetime
+from typing import Any
+
+from flask import Flask, g, has_app_context, has_request_context
+
+REDACTED = "[redacted]"
+
+# Names whose values are credentials, wherever they appear as `name=value` or `"name": "value"`.
+SECRET_NAMES = (
+    "code",
+    "js_code",
+    "access_token",
+    "refresh_token",
+    "id_token",
+    "id_token_hint",
+    "subject_token",
+    "client_secret",
+    "client_assertion",
+    "code_verifier",
+    "secret",
+    "password",
+    "new_password",
+    "session_key",
+    "sms_code",
+    "token",
+    "csrf_token",
+    "encryptedData",
+    "encrypted_data",
+    "iv",
+)
+_NAMES = "|".join(sorted((re.escape(name) for name in SECRET_NAMES), key=len, reverse=True))
+_PAIR = re.compile(rf"(?i)\b({_NAMES})(=|%3D)([^&\s\"'<>,;]+)")
+_JSON_PAIR = re.compile(rf"(?i)([\"']({_NAMES})[\"']\s*:\s*)([\"'])(.*?)\3")
+_AUTHORIZATION = re.compile(r"(?i)\b(Bearer|Basic|DPoP)\s+[A-Za-z0-9._~+/=-]{8,}")
+_JWT = re.compile(r"\beyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*")
+
+# Attributes every LogRecord has; anything else on a record came from `extra=`.
+_STANDARD_ATTRIBUTES = frozenset(
+    logging.LogRecord("", 0, "", 0, "", None, None).__dict__.keys()
+    | {"message", "asctime", "taskName", "request_id"}
+)
+
+
+def redact(text: str) -> str:
+    text = _JWT.sub(REDACTED, text)
+    text = _AUTHORIZATION.sub(lambda m: f"{m.group(1)} {REDACTED}", text)
+    text = _PAIR.sub(lambda m: f"{m.group(1)}{m.group(2)}{REDACTED}", text)
+    return _JSON_PAIR.sub(lambda m: f"{m.group(1)}{m.group(3)}{REDACTED}{m.group(3)}", text)
+
+
+def _redact_value(value: Any) -> Any:
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, dict):
+        return {
+            key: REDACTED if str(key).lower() in SECRET_NAMES else _redact_value(item)
+            for key, item in value.items()
+        }
+    if isinstance(value, list | tuple):
+        return [_redact_value(item) for item in value]
+    return value
+
+
+class RedactingFilter(logging.Filter):
+    """Scrubs the message, the exception text and every `extra` field of a record.
+
+    Attach it to handlers (a logger's filters do not see records propagated from its children).
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            message = record.getMessage()
+        except Exception:  # noqa: BLE001 - a malformed record still gets logged, unformatted
+            message = str(record.msg)
+        record.msg = redact(message)
+        record.args = None
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = redact(record.exc_text)
+        for name, value in list(record.__dict__.items()):
+            if name not in _STANDARD_ATTRIBUTES:
+                record.__dict__[name] = _redact_value(value)
+        return True
+
+
+def current_request_id() -> str | None:
+    if has_request_context() or has_app_context():
+        return g.get("request_id")
+    return None
+
+
+class JsonFormatter(logging.Formatter):
+    """time, level, logger, message, request_id, then the record's `extra` fields."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+            "request_id": getattr(record, "request_id", None) or current_request_id(),
+        }
+        for name, value in record.__dict__.items():
+            if name not in _STANDARD_ATTRIBUTES and name not in entry:
+                entry[name] = value
+        if record.exc_info and not record.exc_text:
+            record.exc_text = self.formatException(record.exc_info)
+        if record.exc_text:
+            entry["exception"] = record.exc_text
+        if record.stack_info:
+            entry["stack"] = self.formatStack(record.stack_info)
+        return json.dumps(entry, default=str, ensure_ascii=False)
+
+
+class StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever `sys.stderr` is at the time (test runners swap it)."""
+
+    @property  # type: ignore[override]
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value: Any) -> None:
+        pass
+
+
+def json_handler(stream_handler: logging.Handler | None = None) -> logging.Handler:
+    handler = stream_handler or StderrHandler()
+    handler.setFormatter(JsonFormatter())
+    handler.addFilter(RedactingFilter())
+    handler._idp_json = True  # type: ignore[attr-defined]
+    return handler
+
+
+def configure_logging(app: Flask) -> None:
+    """JSON lines on stderr from the root logger, once per process.
+
+    `IDP_LOG_JSON` unset means "JSON unless testing": the test suite keeps pytest's own capture
+    (caplog) and turns JSON on where it tests it. False leaves logging as the host set it up.
+    """
+    wanted = _flag(app.config.get("IDP_LOG_JSON"))
+    if wanted is None:
+        wanted = not app.testing
+    root = logging.getLogger()
+    level = str(app.config.get("IDP_LOG_LEVEL") or "INFO").upper()
+    if not wanted:
+        return
+    root.setLevel(level)
+    for handler in root.handlers:
+        if getattr(handler, "_idp_json", False):
+            return
+        if isinstance(handler.formatter, JsonFormatter):  # put there by gunicorn's logconfig
+            if not any(isinstance(f, RedactingFilter) for f in handler.filters):
+                handler.addFilter(RedactingFilter())
+            handler._idp_json = True  # type: ignore[attr-defined]
+            return
+    root.addHandler(json_handler())
+
+
+def _flag(value: Any) -> bool | None:
+    if value is None or value == "":
+        return None
+    if isinstance(value, str):
+        return value.strip().lower() not in ("0", "false", "no", "off")
+    return bool(value)

@@ -1,0 +1,213 @@
+"""Prometheus metrics, correct across gunicorn workers.
+
+`idp serve` sets `PROMETHEUS_MULTIPROC_DIR` before gunicorn starts, so every worker writes its
+samples to files there and `/metrics` sums them (prometheus-client's multiprocess mode); gunicorn's
+`child_exit` hook marks a dead worker's files (idp/operations/gunicorn_conf.py). Without the
+variable (tests, `idp dev`) the process's own registry is served.
+
+Who may read `/metrics`: loopback callers that did not come through a proxy, anyone presenting
+`Authorization: Bearer <IDP_METRICS_TOKEN>`, or everyone when `IDP_METRICS_PUBLIC` is true.
+"""
+
+from __future__ import annotations
+
+import hmac
+import ipaddress
+import logging
+import os
+import time
+from collections.abc import Callable
+from typing import Any
+
+from flask import Blueprint, Flask, Response, abort, current_app, g, request
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
+from sqlalchemy import event
+from sqlalchemy.orm import Session
+
+log = logging.getLogger(__name__)
+
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+http_requests = Counter(
+    "idp_http_requests", "HTTP requests by Flask endpoint", ["endpoint", "method", "status"]
+)
+http_latency = Histogram(
+    "idp_http_request_duration_seconds",
+    "Time to answer, by Flask endpoint",
+    ["endpoint", "method"],
+    buckets=LATENCY_BUCKETS,
+)
+tokens_issued = Counter("idp_tokens_issued", "Token responses issued, by grant", ["grant_type"])
+logins = Counter("idp_logins", "Successful logins, by channel", ["channel"])
+wechat_calls = Counter(
+    "idp_wechat_calls", "WeChat server-API calls, by path and errcode", ["path", "errcode"]
+)
+wechat_latency = Histogram(
+    "idp_wechat_call_duration_seconds",
+    "WeChat server-API latency",
+    ["path"],
+    buckets=LATENCY_BUCKETS,
+)
+merges = Counter("idp_account_merges", "Accounts merged, by rule", ["rule"])
+
+bp = Blueprint("observability", __name__)
+
+
+# --- hooks other domains call (or pass) -------------------------------------------------------
+
+
+def count_token_issued(grant_type: str | None) -> None:
+    tokens_issued.labels(grant_type=grant_type or "other").inc()
+
+
+def wechat_call_observer(path: str, errcode: int | None, seconds: float) -> None:
+    """The `on_call` hook of `WeChatClient`: errcode None means WeChat gave no usable answer."""
+    wechat_calls.labels(path=path, errcode="none" if errcode is None else str(errcode)).inc()
+    wechat_latency.labels(path=path).observe(seconds)
+
+
+# --- requests ---------------------------------------------------------------------------------
+
+
+def _start_timer() -> None:
+    g.metrics_started = time.perf_counter()
+
+
+def _observe_request(response: Response) -> Response:
+    started = g.pop("metrics_started", None)
+    # The endpoint name, never the raw path: paths carry ids and would explode the label set.
+    endpoint = request.endpoint or "unmatched"
+    status = response.status_code
+    http_requests.labels(endpoint=endpoint, method=request.method, status=status).inc()
+    if started is not None:
+        elapsed = time.perf_counter() - started
+        http_latency.labels(endpoint=endpoint, method=request.method).observe(elapsed)
+        if current_app.config.get("IDP_ACCESS_LOG", True):
+            logging.getLogger("idp.access").info(
+                "%s %s %s",
+                request.method,
+                request.path,
+                response.status_code,
+                extra={
+                    "endpoint": endpoint,
+                    "status": status,
+                    "duration_ms": round(elapsed * 1000, 2),
+                    "remote_addr": request.remote_addr,
+                },
+            )
+    return response
+
+
+# --- logins and merges, counted when their rows commit ------------------------------------------
+
+_PENDING = "idp_metrics_pending"
+
+
+def _collect_new_rows(session: Session, _flush_context: Any) -> None:
+    from idp.accounts.models import LoginEvent
+    from idp.identity.models import MergeRecord
+
+    for row in session.new:
+        if isinstance(row, LoginEvent):
+            session.info.setdefault(_PENDING, []).append((logins, {"channel": row.channel}))
+        elif isinstance(row, MergeRecord):
+            session.info.setdefault(_PENDING, []).append((merges, {"rule": row.rule}))
+
+
+def _count_committed(session: Session) -> None:
+    for counter, labels in session.info.pop(_PENDING, []):
+        counter.labels(**labels).inc()
+
+
+def _forget_rolled_back(session: Session) -> None:
+    session.info.pop(_PENDING, None)
+
+
+def _listen_to_sessions() -> None:
+    if not event.contains(Session, "after_flush", _collect_new_rows):
+        event.listen(Session, "after_flush", _collect_new_rows)
+        event.listen(Session, "after_commit", _count_committed)
+        event.listen(Session, "after_rollback", _forget_rolled_back)
+
+
+# --- the endpoint -----------------------------------------------------------------------------
+
+
+@bp.get("/metrics")
+def metrics() -> Response:
+    if not _may_read_metrics():
+        abort(403, "Metrics are readable from loopback or with the metrics token only.")
+    return Response(generate_latest(_registry()), mimetype=CONTENT_TYPE_LATEST)
+
+
+def _registry() -> CollectorRegistry:
+    if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        return REGISTRY
+    registry = CollectorRegistry()
+    multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+    return registry
+
+
+def _may_read_metrics() -> bool:
+    config = current_app.config
+    if _truthy(config.get("IDP_METRICS_PUBLIC")):
+        return True
+    token = config.get("IDP_METRICS_TOKEN")
+    if token:
+        presented = request.headers.get("Authorization", "")
+        if hmac.compare_digest(presented.encode(), f"Bearer {token}".encode()):
+            return True
+    # Behind a proxy on the same host every caller looks like loopback: a forwarded request is
+    # never trusted as local.
+    if request.headers.get("X-Forwarded-For") or request.headers.get("Forwarded"):
+        return False
+    return _is_loopback(request.remote_addr)
+
+
+def _is_loopback(address: str | None) -> bool:
+    try:
+        return address is not None and ipaddress.ip_address(address).is_loopback
+    except ValueError:
+        return False
+
+
+def _truthy(value: Any) -> bool:
+    if isinstance(value, str):
+        return value.strip().lower() in ("1", "true", "yes", "on")
+    return bool(value)
+
+
+WeChatCallObserver = Callable[[str, int | None, float], None]
+
+
+def add_wechat_call_observer(app: Flask, observer: WeChatCallObserver) -> None:
+    """Adds `observer` to the `on_call` hook the WeChat login passes to `WeChatClient`
+    (`app.extensions["idp_wechat_on_call"]`), keeping any observer already there."""
+    previous = app.extensions.get("idp_wechat_on_call")
+    if previous is None:
+        app.extensions["idp_wechat_on_call"] = observer
+        return
+
+    def both(path: str, errcode: int | None, seconds: float) -> None:
+        previous(path, errcode, seconds)
+        observer(path, errcode, seconds)
+
+    app.extensions["idp_wechat_on_call"] = both
+
+
+def init_app(app: Flask) -> None:
+    # First of the before_request hooks, so that requests refused by an earlier hook (the rate
+    # limiter's 429) are timed and counted too.
+    app.before_request_funcs.setdefault(None, []).insert(0, _start_timer)
+    app.after_request(_observe_request)
+    app.register_blueprint(bp)
+    add_wechat_call_observer(app, wechat_call_observer)
+    _listen_to_sessions()

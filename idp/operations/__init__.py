@@ -1,0 +1,1 @@
+"""Running the IdP in production: the gunicorn configuration and backups."""

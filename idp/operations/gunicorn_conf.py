@@ -1,0 +1,58 @@
+"""gunicorn settings for `idp serve` (`-c python:idp.operations.gunicorn_conf`).
+
+Command-line flags given by `idp serve` (bind, workers) override what is here. `kill -HUP` on the
+master reloads gracefully: new workers start with fresh code and configuration, old ones finish
+their requests (up to `graceful_timeout`) and exit.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from typing import Any
+
+wsgi_app = "idp:create_app()"
+timeout = 30
+graceful_timeout = 30
+keepalive = 5
+# Requests are logged by the app itself, as JSON with their request id (idp.access).
+accesslog = None
+# gunicorn >= 24 opens a control socket at one per-user path, which two instances on one host
+# would fight over; `kill -HUP` / `-TERM` on the master is all `idp serve` needs.
+control_socket_disable = True
+# gunicorn trusts X-Forwarded-Proto only from these peers (`FORWARDED_ALLOW_IPS` overrides).
+forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1,::1")
+
+logconfig_dict: dict[str, Any] = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"json": {"()": "idp.observability.logging.JsonFormatter"}},
+    "filters": {"redact": {"()": "idp.observability.logging.RedactingFilter"}},
+    "handlers": {
+        "json": {
+            "class": "idp.observability.logging.StderrHandler",
+            "formatter": "json",
+            "filters": ["redact"],
+        },
+    },
+    "root": {"level": os.environ.get("IDP_LOG_LEVEL", "INFO"), "handlers": ["json"]},
+    "loggers": {
+        "gunicorn.error": {"level": "INFO", "handlers": ["json"], "propagate": False},
+        # Off: idp.access logs each request with its request id and without its query string.
+        "gunicorn.access": {"level": "CRITICAL", "handlers": [], "propagate": False},
+    },
+}
+
+
+def child_exit(_server: Any, worker: Any) -> None:
+    """A worker's metric files stay (its counters still count); its live gauges are dropped."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(worker.pid)  # type: ignore[no-untyped-call]
+
+
+def on_exit(_server: Any) -> None:
+    directory = os.environ.get("IDP_METRICS_DIR_OWNED")
+    if directory:
+        shutil.rmtree(directory, ignore_errors=True)

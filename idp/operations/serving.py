@@ -1,0 +1,55 @@
+"""What `idp serve` hands to gunicorn: worker count, configuration module, metrics directory."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from pathlib import Path
+
+GUNICORN_CONFIG = "python:idp.operations.gunicorn_conf"
+MAX_DEFAULT_WORKERS = 8
+
+
+def default_worker_count() -> int:
+    """gunicorn's rule of thumb, 2 x CPUs + 1, capped: beyond that the database connections
+    (pool of 10 + 20 overflow per worker) cost more than the extra workers bring."""
+    return min(2 * (os.cpu_count() or 1) + 1, MAX_DEFAULT_WORKERS)
+
+
+def prepare_metrics_directory(instance_path: str) -> Path:
+    """A fresh, empty directory for prometheus-client's multiprocess files.
+
+    Named after this process's id, which gunicorn's master keeps (`idp serve` execs it), so that
+    directories left by a master that died without cleaning up can be recognised and removed.
+    """
+    parent = Path(instance_path) / "prometheus"
+    parent.mkdir(parents=True, exist_ok=True)
+    for stale in parent.iterdir():
+        if stale.is_dir() and stale.name.isdigit() and not _alive(int(stale.name)):
+            shutil.rmtree(stale, ignore_errors=True)
+    directory = parent / str(os.getpid())
+    shutil.rmtree(directory, ignore_errors=True)
+    directory.mkdir(mode=0o700)
+    return directory
+
+
+def gunicorn_argv(host: str, port: int, workers: int) -> list[str]:
+    # gunicorn of this interpreter: `.venv/bin/idp serve` works without an activated venv.
+    return [
+        sys.executable, "-m", "gunicorn",
+        "--config", GUNICORN_CONFIG,
+        "--bind", f"{host}:{port}",
+        "--workers", str(workers),
+        "idp:create_app()",
+    ]  # fmt: skip
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

@@ -1,0 +1,219 @@
+"""End to end in real headless Chromium (Debian's, driven by Selenium through chromedriver)
+against the IdP served on loopback: admin login with TOTP, search, merge with preview, undo,
+client creation, and the phone-sized and Chinese layouts. Screenshots go to tests/_screenshots/.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pyotp
+import pytest
+from flask import Flask
+from werkzeug.serving import BaseWSGIServer, make_server
+
+from idp import create_app
+from idp.extensions import db
+from tests.conftest import PASSWORD, base_config
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMEDRIVER = Path("/usr/bin/chromedriver")
+SCREENSHOTS = Path(__file__).resolve().parents[1] / "_screenshots"
+ADMIN_PHONE = "+8613900000009"
+WAIT_SECONDS = 10
+
+webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed")
+if not (CHROMIUM.exists() and CHROMEDRIVER.exists()):
+    pytest.skip(
+        "Debian's chromium and chromium-driver are not installed "
+        "(`apt-get install chromium chromium-driver`; .ci/run does it)",
+        allow_module_level=True,
+    )
+
+from selenium.webdriver.common.by import By  # noqa: E402
+from selenium.webdriver.support import expected_conditions  # noqa: E402
+from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
+
+
+@dataclass
+class Served:
+    app: Flask
+    url: str
+    alice: str
+    mini: str
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+    tmp = tmp_path_factory.mktemp("browser")
+    app = create_app(base_config(tmp, f"sqlite:///{tmp / 'idp.sqlite3'}"))
+    with app.app_context():
+        db.create_all()
+        alice, mini = _seed()
+    server: BaseWSGIServer = make_server("127.0.0.1", 0, app, threaded=True)
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield Served(app, f"http://127.0.0.1:{server.server_port}", alice, mini)
+    finally:
+        server.shutdown()
+        thread.join(5)
+        with app.app_context():
+            db.engine.dispose()
+
+
+def _seed() -> tuple[str, str]:
+    from idp.accounts.seed import create_password_user
+    from idp.identity.audit import Actor
+    from idp.identity.models import IdentityKind
+    from idp.identity.service import create_account, link_identity, set_claim
+
+    create_password_user(ADMIN_PHONE, PASSWORD, name="Ada Admin", admin=True)
+    alice = create_password_user("+8613800138000", PASSWORD, name="Alice Liddell")
+    actor = Actor.system("test")
+    mini = create_account(actor, "miniprogram")
+    link_identity(mini, IdentityKind.WECHAT_OPENID, "o-alice-mini", actor,
+                  namespace="wxminibrowser0001", verified=True, proof="wechat_login")
+    set_claim(mini, "nickname", "阿丽", "wechat")
+    db.session.commit()
+    return alice.id, mini.id
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    options = webdriver.ChromeOptions()
+    options.binary_location = str(CHROMIUM)
+    for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage",
+                     "--disable-gpu", "--window-size=1280,900", "--lang=en-US"):
+        options.add_argument(argument)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    service = webdriver.ChromeService(executable_path=str(CHROMEDRIVER))
+    driver = webdriver.Chrome(options=options, service=service)
+    driver.implicitly_wait(2)
+    SCREENSHOTS.mkdir(exist_ok=True)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+def _shot(driver: Any, name: str) -> None:
+    driver.save_screenshot(str(SCREENSHOTS / f"admin-{name}.png"))
+
+
+def _wait_for(driver: Any, css: str) -> Any:
+    return WebDriverWait(driver, WAIT_SECONDS).until(
+        expected_conditions.presence_of_element_located((By.CSS_SELECTOR, css))
+    )
+
+
+def _fill(driver: Any, name: str, value: str) -> None:
+    field = driver.find_element(By.NAME, name)
+    field.clear()
+    field.send_keys(value)
+
+
+def _no_console_errors(driver: Any) -> None:
+    """A CSP violation (inline script or style) shows up as a SEVERE console message."""
+    errors = [entry["message"] for entry in driver.get_log("browser")
+              if entry["level"] == "SEVERE" and "favicon.ico" not in entry["message"]]
+    assert errors == []
+
+
+def test_admin_fixes_links_end_to_end(served: Served, browser: Any) -> None:
+    driver = browser
+    # Log in through the IdP's own login, then enrol TOTP from the page.
+    driver.get(served.url + "/admin/")
+    assert "/login" in driver.current_url
+    _fill(driver, "identifier", ADMIN_PHONE)
+    _fill(driver, "password", PASSWORD)
+    driver.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+    _wait_for(driver, "svg.qr")
+    _shot(driver, "01-totp-enrol")
+    driver.find_element(By.CSS_SELECTOR, "details summary").click()
+    secret = driver.find_element(By.ID, "totp-secret").text.strip()
+    _fill(driver, "code", pyotp.TOTP(secret).now())
+    driver.find_element(By.CSS_SELECTOR, "form button.primary").click()
+    _wait_for(driver, "#chart-logins svg.chart")
+    _shot(driver, "02-dashboard")
+    _no_console_errors(driver)
+
+    # Search by a phone typed the way people type it.
+    driver.find_element(By.LINK_TEXT, "Accounts").click()
+    _fill(driver, "q", "138 0013 8000")
+    driver.find_element(By.CSS_SELECTOR, "form.search button").click()
+    driver.find_element(By.LINK_TEXT, served.alice).click()
+    _wait_for(driver, "#identities")
+    assert "Alice Liddell" in driver.page_source
+    _shot(driver, "03-account")
+
+    # Merge with preview: find the mini-program account by its openid.
+    driver.find_element(By.PARTIAL_LINK_TEXT, "Merge with another account").click()
+    _fill(driver, "q", "o-alice-mini")
+    driver.find_element(By.CSS_SELECTOR, "form.search button").click()
+    driver.find_element(By.LINK_TEXT, served.mini).click()
+    _wait_for(driver, "#merge-form")
+    assert driver.find_element(By.ID, "survivor-id").text == served.alice  # the older one
+    assert "o-alice-mini" in driver.find_element(By.ID, "moving-identities").text
+    _shot(driver, "04-merge-preview")
+    _fill(driver, "reason", "same person: confirmed on the phone")
+    driver.find_element(By.CSS_SELECTOR, "#merge-form button.danger").click()
+    _wait_for(driver, "p.flash.info")
+    assert "is now an alias of" in driver.page_source
+    assert "o-alice-mini" in driver.find_element(By.ID, "identities").text
+    _shot(driver, "05-merged")
+
+    # Undo from the merge history, through its confirmation page.
+    driver.find_element(By.LINK_TEXT, "Merge history").click()
+    driver.find_element(By.PARTIAL_LINK_TEXT, "Undo").click()
+    assert "comes back with its own sub" in driver.page_source
+    _shot(driver, "06-undo-confirm")
+    driver.find_element(By.CSS_SELECTOR, "button[data-confirm]").click()
+    _wait_for(driver, "p.flash.info")
+    assert served.mini in driver.current_url
+    assert "o-alice-mini" in driver.find_element(By.ID, "identities").text
+
+    # Create a client; its secret is shown once.
+    driver.find_element(By.LINK_TEXT, "Clients").click()
+    driver.find_element(By.ID, "new-client").click()
+    _fill(driver, "name", "Browser shop")
+    _fill(driver, "redirect_uris", "https://shop.example/callback")
+    driver.find_element(By.CSS_SELECTOR, "#client-form button.primary").click()
+    secret_text = _wait_for(driver, "#client-secret").text
+    assert len(secret_text) > 30
+    _shot(driver, "07-client-created")
+    _no_console_errors(driver)
+
+
+def test_phone_sized_screen_and_chinese(served: Served, browser: Any) -> None:
+    driver = browser  # still signed in, second factor passed, from the test above
+    driver.set_window_size(390, 844)
+    try:
+        driver.get(served.url + "/admin/")
+        _wait_for(driver, "#chart-logins")
+        menu = driver.find_element(By.CSS_SELECTOR, "details.menu")
+        assert menu.get_attribute("open") is None  # folded on a phone
+        width = driver.execute_script("return document.documentElement.scrollWidth")
+        assert width <= 390  # nothing sticks out sideways
+        driver.find_element(By.LINK_TEXT, "中文").click()
+        _wait_for(driver, "#chart-logins")
+        assert "仪表盘" in driver.page_source
+        _shot(driver, "08-phone-zh")
+        driver.find_element(By.CSS_SELECTOR, "details.menu summary").click()
+        driver.find_element(By.LINK_TEXT, "账号").click()
+        _wait_for(driver, "form.search")
+        _shot(driver, "09-phone-zh-accounts")
+    finally:
+        driver.set_window_size(1280, 900)
+        driver.get(served.url + "/locale/en?next=/admin/")
+
+
+def test_screenshots_folder_is_ignored_by_git() -> None:
+    ignore = (Path(__file__).resolve().parents[2] / ".gitignore").read_text()
+    assert "tests/_screenshots/" in ignore

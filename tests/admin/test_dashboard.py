@@ -1,0 +1,81 @@
+"""The dashboard counts what real logins, sign-ups, merges and token requests left behind."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from idp.admin.dashboard import build_dashboard, cross_channel_accounts
+from idp.extensions import db
+from idp.identity.audit import Actor
+from idp.identity.merge import merge_accounts
+from idp.identity.models import IdentityKind
+from idp.identity.rules import MergeRule, Proof
+from idp.identity.service import link_identity
+from idp.usage.counters import on_wechat_call
+from tests.admin.conftest import WEB_APPID, AdminBrowser, text_of
+from tests.conftest import login
+
+
+def test_logins_and_new_accounts_by_channel(admin: AdminBrowser, make_user: Any, app: Any,
+                                            mini_user: Any) -> None:
+    make_user(phone="+8613800138000")
+    mini_user("o-dash")
+    browser = app.test_client()
+    login(browser, "+8613800138000")
+    login(browser, "+8613800138000")
+    board = build_dashboard()
+    assert board.logins["website_password"][-1] >= 3  # two here, one of the admin
+    assert board.new_accounts["miniprogram"][-1] == 1
+    html = admin.get("/admin/").get_data(as_text=True)
+    assert html.count('<svg class="chart"') == 5 and "style=" not in html
+    assert "Website, password" in html
+
+
+def test_merges_per_day(admin: AdminBrowser, make_user: Any, mini_user: Any) -> None:
+    alice = make_user(phone="+8613800138000")
+    mini = mini_user("o-merge")
+    merge_accounts(alice, mini, rule=MergeRule.ADMIN_DECISION, proof=Proof.admin("t"),
+                   actor=Actor.admin(admin.account.id))
+    assert build_dashboard().merges == {"admin_decision": [0] * 13 + [1]}
+
+
+def test_cross_channel_share(make_user: Any, mini_user: Any, wechat_apps: None) -> None:
+    website_only = make_user(phone="+8613800138000")
+    make_user(phone="+8613800138001")
+    both = mini_user("o-both")
+    link_identity(both, IdentityKind.PHONE, "+8613800138009", Actor.user(both.id),
+                  verified=True, proof="sms")  # a phone verified by SMS code: the website
+    qr_and_mini = mini_user("o-qr")
+    link_identity(qr_and_mini, IdentityKind.WECHAT_OPENID, "o-web", Actor.user(qr_and_mini.id),
+                  namespace=WEB_APPID, verified=True, proof="wechat_login")
+    mini_user("o-mini-only")
+    db.session.commit()
+    figures = cross_channel_accounts()
+    assert (figures.both, figures.website, figures.miniprogram) == (2, 4, 3)
+    assert figures.active == 5 and website_only.id
+    assert abs(figures.share - 0.4) < 1e-9
+
+
+def test_token_issuance_by_grant_and_wechat_error_rate(
+    admin: AdminBrowser, make_client: Any, app: Any
+) -> None:
+    client, secret = make_client(grant_types=["client_credentials"], scope="openid")
+    rp = app.test_client()
+    for _ in range(2):
+        response = rp.post("/oauth/token", data={"grant_type": "client_credentials"},
+                           auth=(client.client_id, secret))
+        assert response.status_code == 200
+    rp.post("/oauth/token", data={"grant_type": "client_credentials"},
+            auth=(client.client_id, "wrong"))
+    with app.test_request_context("/"):
+        on_wechat_call("/sns/jscode2session", 0, 0.1)
+        on_wechat_call("/sns/jscode2session", 40029, 0.1)
+        on_wechat_call("/sns/jscode2session", None, 0.1)
+        on_wechat_call("/cgi-bin/stable_token", 0, 0.1)
+        app.process_response(app.response_class())
+    board = build_dashboard()
+    assert board.tokens == {"client_credentials": [0] * 13 + [2]}
+    assert board.wechat_error_rate[-1] == 0.5
+    html = text_of(admin.get("/admin/"))
+    assert re.search(r"Client credentials", html)

@@ -1,0 +1,85 @@
+"""zh-CN and English: a switch (cookie), `ui_locales`, Accept-Language; the shipped catalog."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from babel.messages.mofile import read_mo
+from babel.messages.pofile import read_po
+from flask.testing import FlaskClient
+
+from idp.config import PROJECT_ROOT
+
+CATALOG = PROJECT_ROOT / "translations" / "zh" / "LC_MESSAGES"
+
+
+def test_the_switch_sets_the_cookie_and_returns_to_the_page(client: FlaskClient) -> None:
+    response = client.get("/locale/zh_CN?next=/login")
+    assert response.headers["Location"] == "/login"
+    assert "idp_locale=zh_CN" in response.headers["Set-Cookie"]
+    html = client.get("/login").get_data(as_text=True)
+    assert "登录" in html and 'lang="zh-CN"' in html
+    client.get("/locale/en?next=/login")
+    assert "Sign in" in client.get("/login").get_data(as_text=True)
+
+
+def test_the_switch_refuses_unknown_locales_and_foreign_next(client: FlaskClient) -> None:
+    assert client.get("/locale/fr").status_code == 404
+    assert client.get("/locale/en?next=https://evil.example/").headers["Location"] == "/"
+
+
+def test_ui_locales_and_accept_language(client: FlaskClient) -> None:
+    assert "登录" in client.get("/login?ui_locales=zh-CN").get_data(as_text=True)
+    page = client.get("/login", headers={"Accept-Language": "zh-CN,zh;q=0.9,en;q=0.5"})
+    assert "手机号或邮箱" in page.get_data(as_text=True)
+    english = client.get("/login", headers={"Accept-Language": "en-GB,en"})
+    assert "Phone or email" in english.get_data(as_text=True)
+
+
+def test_consent_and_account_pages_are_translated(client: FlaskClient, make_user: Any) -> None:
+    from tests.conftest import login
+
+    make_user(phone="+8613800138000")
+    client.set_cookie("idp_locale", "zh_CN")
+    login(client, "+8613800138000")
+    html = client.get("/account").get_data(as_text=True)
+    assert "你的账号" in html and "登录方式" in html
+
+
+def test_every_message_is_translated_and_the_mo_file_is_current() -> None:
+    with (CATALOG / "messages.po").open("rb") as handle:
+        source = read_po(handle)
+    with (CATALOG / "messages.mo").open("rb") as handle:
+        compiled = read_mo(handle)
+    untranslated = [m.id for m in source if m.id and not _translated(m.string)]
+    assert untranslated == []
+    assert {_key(m.id): _key(m.string) for m in source if m.id} == {
+        _key(m.id): _key(m.string) for m in compiled if m.id
+    }, "run `make translations` and commit translations/zh/LC_MESSAGES/messages.mo"
+
+
+def test_every_string_of_the_code_is_in_the_catalog() -> None:
+    from babel.messages.extract import extract_from_dir
+
+    with (CATALOG / "messages.po").open("rb") as handle:
+        known = {_key(m.id) for m in read_po(handle) if m.id}
+    found = set()
+    for folder, method in (("idp", "python"), ("templates", "jinja2")):
+        pattern = "**.py" if method == "python" else "**.html"
+        for _file, _line, message, _comments, _context in extract_from_dir(
+            Path(PROJECT_ROOT / folder),
+            method_map=[(pattern, method)],
+            keywords={"_": None, "gettext": None, "ngettext": (1, 2), "lazy_gettext": None,
+                      "_l": None},
+        ):
+            found.add(_key(message))
+    assert found - known == set(), "run `make translations` and translate the new strings"
+
+
+def _translated(string: Any) -> bool:
+    return all(string) if isinstance(string, tuple | list) else bool(string)
+
+
+def _key(message_id: Any) -> Any:
+    return tuple(message_id) if isinstance(message_id, tuple | list) else message_id
