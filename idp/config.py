@@ -25,6 +25,7 @@ ENVIRONMENT_NAMES = (
     "IDP_INSTANCE_PATH",
     "IDP_LOG_LEVEL",
     "IDP_TOKEN_RATE_LIMIT",
+    "IDP_PHONE_BINDING_RATE_LIMIT",
     # Operations (docs/DEPLOYMENT.md).
     "IDP_KEY_CACHE_SECONDS",
     "IDP_ARGON2_TIME_COST",
@@ -57,6 +58,7 @@ DEFAULTS: dict[str, Any] = {
     "IDP_KEY_CACHE_SECONDS": 5,
     # Per client, shared by every process through Redis when IDP_REDIS_URL is set.
     "IDP_TOKEN_RATE_LIMIT": "200/second",
+    "IDP_PHONE_BINDING_RATE_LIMIT": "10/minute",
     # The SMS sender: "log" keeps codes in an outbox and prints them (development only).
     "IDP_SMS_SENDER": "log",
     "IDP_ARGON2_TIME_COST": 3,

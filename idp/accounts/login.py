@@ -7,6 +7,7 @@ from idp.extensions import db
 from idp.identity.models import Account, IdentityKind
 from idp.identity.phones import InvalidPhoneNumber, looks_like_phone, normalize_phone
 from idp.identity.service import find_account, identities_of, touch_identity
+from idp.security import throttle
 
 
 def identifier_to_identity(identifier: str) -> tuple[str, str] | None:
@@ -38,3 +39,26 @@ def authenticate(identifier: str, password: str) -> Account | None:
             db.session.commit()
             return account if account is not None and account.is_active else None
     return None
+
+
+def authenticate_throttled(identifier: str, password: str) -> Account | None:
+    """`authenticate` behind the password throttles (per address and per account): raises
+    `Throttled` when locked out, counts failures, and clears the account's count on success.
+    Every password check of the IdP goes through here."""
+    account_key = throttle_key(identifier)
+    address = throttle.client_address()
+    throttle.password_by_address.check(address)
+    throttle.password_by_account.check(account_key)
+    account = authenticate(identifier, password)
+    if account is None:
+        throttle.password_by_address.hit(address)
+        throttle.password_by_account.hit(account_key)
+    else:
+        throttle.password_by_account.clear(account_key)
+    return account
+
+
+def throttle_key(identifier: str) -> str:
+    """The same key for every spelling of one phone or email; unknown ones count alike."""
+    found = identifier_to_identity(identifier)
+    return ":".join(found) if found else identifier.strip().lower()[:254]

@@ -10,7 +10,7 @@ from flask_babel import gettext as _
 
 from idp.accounts import sms
 from idp.accounts.forms import CodePasswordForm, LoginForm, PhoneForm
-from idp.accounts.login import authenticate, identifier_to_identity
+from idp.accounts.login import authenticate_throttled
 from idp.accounts.passwords import WeakPassword
 from idp.accounts.registration import RegistrationRefused, register_with_phone, reset_password
 from idp.accounts.sessions import current_account, end_session, start_session
@@ -55,11 +55,8 @@ def login() -> Any:
         form.next.data = request.args.get("next", "")
         form.identifier.data = request.args.get("login_hint", "")[:254]
     if form.validate_on_submit():
-        identifier = form.identifier.data or ""
-        account_key = _throttle_key(identifier)
         try:
-            throttle.password_by_address.check(throttle.client_address())
-            throttle.password_by_account.check(account_key)
+            account = authenticate_throttled(form.identifier.data or "", form.password.data or "")
         except Throttled as error:
             flash(
                 _(
@@ -68,26 +65,16 @@ def login() -> Any:
                 ),
                 "error",
             )
-            response = render_template(
+            page = render_template(
                 "accounts/login.html", form=form, wechat_login=_wechat_login_url()
             )
-            return response, 429, {"Retry-After": str(error.retry_after)}
-        account = authenticate(identifier, form.password.data or "")
+            return page, 429, {"Retry-After": str(error.retry_after)}
         if account is not None:
-            throttle.password_by_account.clear(account_key)
             start_session(account, amr=["pwd"], channel="website_password")
             return redirect(safe_next(form.next.data))
-        throttle.password_by_address.hit(throttle.client_address())
-        throttle.password_by_account.hit(account_key)
         # One message whatever went wrong: no user enumeration.
         flash(_("The phone/email or password is not right."), "error")
     return render_template("accounts/login.html", form=form, wechat_login=_wechat_login_url())
-
-
-def _throttle_key(identifier: str) -> str:
-    """The same key for every spelling of one phone or email; unknown ones count alike."""
-    found = identifier_to_identity(identifier)
-    return ":".join(found) if found else identifier.strip().lower()[:254]
 
 
 def _wechat_login_url() -> str | None:

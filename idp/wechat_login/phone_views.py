@@ -8,9 +8,9 @@ from typing import Any
 
 from authlib.oauth2.rfc6749 import InvalidGrantError, InvalidRequestError, OAuth2Error
 from authlib.oauth2.rfc6750 import InvalidTokenError
-from flask import Response, request
+from flask import Response, current_app, request
 
-from idp.extensions import csrf, db
+from idp.extensions import csrf, db, limiter
 from idp.identity.links import AccountUnavailable
 from idp.identity.models import Account
 from idp.identity.rules import MergeRefused
@@ -43,6 +43,8 @@ class NotAMiniProgramClient(OAuth2Error):
 
 @bp.post("/wechat/phone")
 @csrf.exempt
+# Each call spends a WeChat phone quota and may merge accounts: a few per minute per address.
+@limiter.limit(lambda: current_app.config["IDP_PHONE_BINDING_RATE_LIMIT"])
 def bind_phone() -> Response:
     """Bearer token of the mini-program (RFC 6750), then `{"code"}` or the legacy
     `{"encryptedData", "iv"}`; answers with the phone and fresh tokens for the surviving account."""

@@ -10,7 +10,7 @@ from flask import abort, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from sqlalchemy.exc import IntegrityError, OperationalError
 
-from idp.accounts.login import authenticate
+from idp.accounts.login import authenticate_throttled
 from idp.accounts.sessions import start_session
 from idp.accounts.views import safe_next
 from idp.extensions import db
@@ -20,6 +20,7 @@ from idp.identity.rules import MergeRefused
 from idp.identity.service import IdentityTaken
 from idp.identity.transactions import StaleState
 from idp.oidc.context import issuer
+from idp.security.throttle import Throttled
 from idp.wechat.errors import WeChatError
 from idp.wechat_login import website
 from idp.wechat_login.blueprint import bp
@@ -97,7 +98,11 @@ def link_account() -> Any:
     visitor, next_url = pending
     if not form.validate_on_submit():
         return _choice_page(visitor, form), 400
-    account = authenticate(form.identifier.data or "", form.password.data or "")
+    try:
+        account = authenticate_throttled(form.identifier.data or "", form.password.data or "")
+    except Throttled as error:
+        flash(_("Too many attempts. Try again later, or reset your password."), "error")
+        return _choice_page(visitor, form), 429, {"Retry-After": str(error.retry_after)}
     if account is None:
         # The login page's words: whether the phone or email exists is not revealed.
         flash(_("The phone/email or password is not right."), "error")

@@ -11,4 +11,5 @@ def app_config(app_config: dict[str, Any]) -> dict[str, Any]:
         "RATELIMIT_ENABLED": True,
         "IDP_THROTTLE_ENABLED": True,
         "IDP_TOKEN_RATE_LIMIT": "5/minute",
+        "IDP_PHONE_BINDING_RATE_LIMIT": "3/minute",
     }

@@ -78,3 +78,11 @@ def test_token_endpoint_is_limited_per_client_with_oauth_error(
     assert limited.status_code == 429
     assert limited.get_json()["error"] == "temporarily_unavailable"
     assert "Retry-After" in limited.headers
+
+
+def test_phone_binding_is_limited_with_oauth_error(client: Any) -> None:
+    answers = [client.post("/wechat/phone", json={"code": "x"}) for _ in range(4)]
+    assert [a.status_code for a in answers[:3]] == [401] * 3
+    assert answers[3].status_code == 429
+    assert answers[3].get_json()["error"] == "temporarily_unavailable"
+
