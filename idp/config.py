@@ -26,6 +26,7 @@ ENVIRONMENT_NAMES = (
     "IDP_LOG_LEVEL",
     "IDP_TOKEN_RATE_LIMIT",
     "IDP_PHONE_BINDING_RATE_LIMIT",
+    "IDP_EVENT_DELIVERY",
     # Operations (docs/DEPLOYMENT.md).
     "IDP_KEY_CACHE_SECONDS",
     "IDP_ARGON2_TIME_COST",
@@ -59,6 +60,10 @@ DEFAULTS: dict[str, Any] = {
     # Per client, shared by every process through Redis when IDP_REDIS_URL is set.
     "IDP_TOKEN_RATE_LIMIT": "200/second",
     "IDP_PHONE_BINDING_RATE_LIMIT": "10/minute",
+    # Password and SMS throttles (idp/security/throttle.py); only tests switch them off.
+    "IDP_THROTTLE_ENABLED": True,
+    # "embedded": each IdP process delivers security events from a thread; "external": `idp worker`.
+    "IDP_EVENT_DELIVERY": "embedded",
     # The SMS sender: "log" keeps codes in an outbox and prints them (development only).
     "IDP_SMS_SENDER": "log",
     "IDP_ARGON2_TIME_COST": 3,

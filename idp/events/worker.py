@@ -10,7 +10,6 @@ when `idp worker` runs beside the web processes (both at once is safe, merely re
 from __future__ import annotations
 
 import logging
-import os
 import threading
 
 from flask import Flask
@@ -46,7 +45,7 @@ def run_once(app: Flask) -> int:
 def delivery_mode(app: Flask) -> str:
     """`embedded` (default) or `external`; read once, at start-up."""
     return str(
-        app.config.get("IDP_EVENT_DELIVERY") or os.environ.get("IDP_EVENT_DELIVERY") or "embedded"
+        app.config.get("IDP_EVENT_DELIVERY") or "embedded"
     )
 
 
