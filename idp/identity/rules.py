@@ -1,4 +1,5 @@
-"""When two accounts become one: the rules, in one place (RULES.md is the same text for people).
+"""When two accounts become one: the rules, in one place (the README's "One account per
+person" section is the same text for people).
 
 1. Accounts are merged automatically only on proof that one person holds both:
    - `same_wechat_unionid`: WeChat reports, in one login, an openid held by one account together

@@ -61,7 +61,7 @@ def test_a_merge_event_is_a_signed_set_verifiable_with_the_jwks__rfc8417(
     token = jwt.decode(receiver.tokens[0], keys, algorithms=["RS256"])
     assert token.header["typ"] == "secevent+jwt" and token.header["alg"] == "RS256"
     claims = token.claims
-    jwt.JWTClaimsRegistry(  # what the receiver in RULES.md checks
+    jwt.JWTClaimsRegistry(  # what the receiver in the README checks
         iss={"essential": True, "value": ISSUER},
         aud={"essential": True, "value": subscriber.client_id},
     ).validate(claims)

@@ -92,7 +92,9 @@ def _drop_database(database_url: str) -> None:
     engine.dispose()
 
 
-def _environment(tmp: Path, database_url: str, issuer: str) -> dict[str, str]:
+def _environment(
+    tmp: Path, database_url: str, issuer: str, overrides: dict[str, str]
+) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("IDP_", "PROMETHEUS_"))}
     env.update(
         IDP_ISSUER=issuer,
@@ -109,6 +111,7 @@ def _environment(tmp: Path, database_url: str, issuer: str) -> dict[str, str]:
         IDP_EVENT_DELIVERY="external",
         IDP_LOG_LEVEL="WARNING",
     )
+    env.update(overrides)
     return env
 
 
@@ -140,8 +143,16 @@ def _stop(processes: list[subprocess.Popen[bytes]]) -> None:
             process.wait(timeout=10)
 
 
+@pytest.fixture(scope="module")
+def cluster_settings() -> dict[str, str]:
+    """Environment overrides for a module's cluster (a module redefines this fixture)."""
+    return {}
+
+
 @pytest.fixture(scope="module")  # the servers die as soon as the module's tests are done
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+def cluster(
+    tmp_path_factory: pytest.TempPathFactory, cluster_settings: dict[str, str]
+) -> Iterator[Cluster]:
     reason = POSTGRES_SKIP_REASON or redis_skip_reason()
     if reason:
         pytest.skip(reason)
@@ -150,7 +161,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     ports = [free_port(), free_port()]
     issuer = f"http://127.0.0.1:{ports[0]}"
     cluster = Cluster(issuer, [f"http://127.0.0.1:{port}" for port in ports], {})
-    cluster.env = _environment(tmp, database_url, issuer)
+    cluster.env = _environment(tmp, database_url, issuer, cluster_settings)
     try:
         cluster.cli("db", "upgrade")
         cluster.cli("users", "create", "--phone", PHONE, "--password-stdin", stdin=PASSWORD + "\n")

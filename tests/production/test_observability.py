@@ -87,21 +87,22 @@ def test_metrics_made_public(app: Flask, client: FlaskClient) -> None:
 
 def test_requests_are_counted_by_endpoint_name_not_path(client: FlaskClient) -> None:
     jwks = sample("idp_http_requests_total", endpoint="oidc.jwks", method="GET", status="200")
-    unmatched = sample(
-        "idp_http_requests_total", endpoint="unmatched", method="GET", status="404"
-    )
+    unmatched = sample("idp_http_requests_total", endpoint="unmatched", method="GET", status="404")
     timed = sample("idp_http_request_duration_seconds_count", endpoint="oidc.jwks", method="GET")
     client.get("/oauth/jwks")
     client.get("/no/such/page/123")
-    assert sample(
-        "idp_http_requests_total", endpoint="oidc.jwks", method="GET", status="200"
-    ) == jwks + 1
-    assert sample(
-        "idp_http_requests_total", endpoint="unmatched", method="GET", status="404"
-    ) == unmatched + 1
-    assert sample(
-        "idp_http_request_duration_seconds_count", endpoint="oidc.jwks", method="GET"
-    ) == timed + 1
+    assert (
+        sample("idp_http_requests_total", endpoint="oidc.jwks", method="GET", status="200")
+        == jwks + 1
+    )
+    assert (
+        sample("idp_http_requests_total", endpoint="unmatched", method="GET", status="404")
+        == unmatched + 1
+    )
+    assert (
+        sample("idp_http_request_duration_seconds_count", endpoint="oidc.jwks", method="GET")
+        == timed + 1
+    )
 
 
 def test_tokens_are_counted_by_grant(client: FlaskClient, make_client: Any) -> None:
@@ -141,7 +142,7 @@ def test_wechat_calls_are_counted_by_errcode(app: Flask) -> None:
     observer = app.extensions["idp_wechat_on_call"]  # what the WeChat login hands the client
     observer("/sns/jscode2session", 40163, 0.01)
     metrics.wechat_call_observer("/sns/jscode2session", None, 3.0)
-    assert sample(
-        "idp_wechat_calls_total", path="/sns/jscode2session", errcode="40163"
-    ) == before + 1
+    assert (
+        sample("idp_wechat_calls_total", path="/sns/jscode2session", errcode="40163") == before + 1
+    )
     assert sample("idp_wechat_calls_total", path="/sns/jscode2session", errcode="none") >= 1

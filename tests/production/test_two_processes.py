@@ -179,11 +179,14 @@ def test_metrics_add_up_over_gunicorn_workers(cluster: Cluster) -> None:
     after = metric_value(text, "idp_http_requests_total", endpoint="health.healthz")
     assert after - before == requests_made
     # Each serve sums its own workers: the token was issued, and is counted, at the second.
-    assert metric_value(
-        requests.get(f"{cluster.urls[1]}/metrics", timeout=10).text,
-        "idp_tokens_issued_total",
-        grant_type="client_credentials",
-    ) >= 1
+    assert (
+        metric_value(
+            requests.get(f"{cluster.urls[1]}/metrics", timeout=10).text,
+            "idp_tokens_issued_total",
+            grant_type="client_credentials",
+        )
+        >= 1
+    )
 
 
 def test_metrics_refuse_a_forwarded_caller(cluster: Cluster) -> None:
