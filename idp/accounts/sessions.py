@@ -10,13 +10,14 @@ import secrets
 from datetime import UTC, datetime, timedelta
 
 from flask import current_app, g, session
-from sqlalchemy import update
+from sqlalchemy import select
 
 from idp.accounts.models import LoginEvent, LoginSession
 from idp.extensions import db
 from idp.identity.models import Account
 from idp.identity.service import resolve_account
 from idp.models_base import utcnow
+from idp.oidc.backchannel_logout import queue_logout_tokens
 
 SESSION_KEY = "idp_sid"
 
@@ -75,18 +76,22 @@ def auth_time(row: LoginSession) -> int:
 def end_session(sid: str | None = None) -> None:
     sid = sid or session.get(SESSION_KEY)
     if isinstance(sid, str):
-        db.session.execute(
-            update(LoginSession).where(LoginSession.id == sid).values(ended_at=utcnow())
-        )
-        db.session.commit()
+        row = db.session.get(LoginSession, sid)
+        if row is not None and row.ended_at is None:
+            row.ended_at = utcnow()
+            queue_logout_tokens(row.id, row.account_id)  # in the same transaction
+            db.session.commit()
     session.clear()
     g.pop("login_session", None)
 
 
 def end_sessions_of(account_id: str, when: datetime | None = None) -> None:
     """Ends every session of an account (merges, disabling); the caller commits."""
-    db.session.execute(
-        update(LoginSession)
-        .where(LoginSession.account_id == account_id, LoginSession.ended_at.is_(None))
-        .values(ended_at=when or utcnow())
-    )
+    live = db.session.scalars(
+        select(LoginSession).where(
+            LoginSession.account_id == account_id, LoginSession.ended_at.is_(None)
+        )
+    ).all()
+    for row in live:
+        row.ended_at = when or utcnow()
+        queue_logout_tokens(row.id, account_id)

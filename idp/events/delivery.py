@@ -22,6 +22,7 @@ from idp.events.outbox import claims_of
 from idp.events.sets import SET_MEDIA_TYPE, sign_set
 from idp.extensions import db
 from idp.models_base import utcnow
+from idp.oidc.backchannel_logout import BACKCHANNEL_LOGOUT, LOGOUT_TOKEN_TYPE
 from idp.oidc.models import Client
 
 DEFAULTS = {
@@ -105,7 +106,13 @@ def _deliver(delivery_id: int, now: datetime, session: requests.Session) -> str:
     assert row is not None
     client = db.session.get(Client, row.client_id)
     error = None
-    if client is None or not client.events_uri:
+    if row.event_type == BACKCHANNEL_LOGOUT:
+        if client is None or not client.backchannel_logout_uri:
+            error = "the client no longer has a back-channel logout URI"
+        else:
+            token = sign_set(claims_of(row), token_type=LOGOUT_TOKEN_TYPE)
+            error = _post_logout_token(client.backchannel_logout_uri, token, session)
+    elif client is None or not client.events_uri:
         error = "the client no longer has an events URI"
     else:
         error = _post(client.events_uri, sign_set(claims_of(row)), session)
@@ -143,6 +150,22 @@ def _post(url: str, token: str, session: requests.Session) -> str | None:
     if 200 <= response.status_code < 300:
         return None  # a receiver that says 200/204 has the SET all the same
     return f"HTTP {response.status_code}{_rfc8935_error(response)}"[:500]
+
+
+def _post_logout_token(url: str, token: str, session: requests.Session) -> str | None:
+    """Back-Channel Logout 1.0 §2.5: a form POST of `logout_token`; 200 (or 204) is success."""
+    try:
+        response = session.post(
+            url,
+            data={"logout_token": token},
+            timeout=setting("IDP_EVENT_TIMEOUT_SECONDS"),
+            allow_redirects=False,
+        )
+    except requests.RequestException as failure:
+        return f"{type(failure).__name__}: could not reach the receiver"[:500]
+    if response.status_code in (200, 204):
+        return None
+    return f"HTTP {response.status_code}"
 
 
 def _rfc8935_error(response: requests.Response) -> str:

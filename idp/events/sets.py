@@ -54,8 +54,9 @@ def set_claims(audience: str, events: dict[str, Any], when: int | None = None) -
     }
 
 
-def sign_set(claims: dict[str, Any]) -> str:
-    """Signed with the key ring's current RS256 key, published in the JWKS under its `kid`."""
+def sign_set(claims: dict[str, Any], token_type: str = SET_TYPE) -> str:
+    """Signed with the key ring's current RS256 key, published in the JWKS under its `kid`.
+    A logout token (Back-Channel Logout §2.4) is signed the same way with `typ: logout+jwt`."""
     key = keyring().current(SET_SIGNING_ALGORITHM)
-    header = {"alg": key.alg, "typ": SET_TYPE, "kid": key.kid}
+    header = {"alg": key.alg, "typ": token_type, "kid": key.kid}
     return jwt.encode(header, claims, key.private, algorithms=[SET_SIGNING_ALGORITHM])

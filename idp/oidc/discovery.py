@@ -55,6 +55,7 @@ def provider_metadata(issuer: str, extra_grant_types: list[str] | None = None) -
         "request_parameter_supported": False,
         "request_uri_parameter_supported": False,
         "authorization_response_iss_parameter_supported": True,
-        "backchannel_logout_supported": False,
+        "backchannel_logout_supported": True,
+        "backchannel_logout_session_supported": True,
         "frontchannel_logout_supported": False,
     }
