@@ -4,17 +4,18 @@ from __future__ import annotations
 
 import secrets
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 from flask import Flask, g, request
 from flask_babel import Babel
 
-from idp.config import PROJECT_ROOT, load_config
+from idp.config import RESOURCE_ROOT, load_config
 from idp.crypto import SecretBox
 from idp.extensions import csrf, db, limiter, migrate
 from idp.oidc.keys import KeyRing
 
-MIGRATIONS_DIRECTORY = str(PROJECT_ROOT / "idp" / "migrations")
+MIGRATIONS_DIRECTORY = str(Path(__file__).resolve().parent / "migrations")
 SUPPORTED_LOCALES = ("en", "zh_CN")
 
 
@@ -23,8 +24,8 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app = Flask(
         __name__,
         instance_path=settings["IDP_INSTANCE_PATH"],
-        template_folder=str(PROJECT_ROOT / "templates"),
-        static_folder=str(PROJECT_ROOT / "static"),
+        template_folder=str(RESOURCE_ROOT / "templates"),
+        static_folder=str(RESOURCE_ROOT / "static"),
     )
     app.config.update(settings)
     app.config.update(
@@ -48,7 +49,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
             if settings["IDP_REDIS_URL"]
             else {}
         ),
-        BABEL_TRANSLATION_DIRECTORIES=str(PROJECT_ROOT / "translations"),
+        BABEL_TRANSLATION_DIRECTORIES=str(RESOURCE_ROOT / "translations"),
     )
     app.config.update({k: v for k, v in (config or {}).items() if not k.startswith("IDP_")})
 

@@ -8,11 +8,16 @@ from __future__ import annotations
 import ipaddress
 import os
 import secrets
+import sys
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+# Templates, static files and translations: beside the package in a checkout (and an editable
+# install); under <prefix>/share/idp when installed from a wheel (pyproject's data-files).
+IN_CHECKOUT = (PROJECT_ROOT / "templates").is_dir()
+RESOURCE_ROOT = PROJECT_ROOT if IN_CHECKOUT else Path(sys.prefix) / "share" / "idp"
 
 ENVIRONMENT_NAMES = (
     "IDP_ISSUER",
@@ -46,7 +51,8 @@ DEFAULTS: dict[str, Any] = {
     "IDP_ENCRYPTION_KEY": None,  # generated once into instance/
     "IDP_WECHAT_API_BASE": "https://api.weixin.qq.com",
     "IDP_WECHAT_OPEN_BASE": "https://open.weixin.qq.com",
-    "IDP_INSTANCE_PATH": str(PROJECT_ROOT / "instance"),
+    # In a checkout: <repo>/instance; installed from a wheel: ./instance (set it in production).
+    "IDP_INSTANCE_PATH": str((PROJECT_ROOT if IN_CHECKOUT else Path.cwd()) / "instance"),
     "IDP_LOG_LEVEL": "INFO",
     # Lifetimes, in seconds.
     "IDP_AUTHORIZATION_CODE_TTL": 60,

@@ -24,7 +24,7 @@ from authlib.integrations.base_client import OAuthError
 from authlib.integrations.flask_client import OAuth
 from flask import Flask, Response, abort, redirect, render_template, request, session, url_for
 
-from idp.config import PROJECT_ROOT
+from idp.config import RESOURCE_ROOT
 from idp.oidc.discovery import TOKEN_EXCHANGE
 from idp.wechat.fake.control_client import FakeWeChatControl
 
@@ -75,8 +75,8 @@ class TokenStore:
 def create_demo_rp(settings: RelyingPartySettings) -> Flask:
     app = Flask(
         "idp.demo.rp",
-        template_folder=str(PROJECT_ROOT / "templates"),
-        static_folder=str(PROJECT_ROOT / "static"),
+        template_folder=str(RESOURCE_ROOT / "templates"),
+        static_folder=str(RESOURCE_ROOT / "static"),
     )
     app.config.update(
         SECRET_KEY=settings.secret_key,
