@@ -3,6 +3,8 @@ request path repeated under a profiler. pyinstrument when installed, else cProfi
 
     python bench/profile_request.py client_credentials
     python bench/profile_request.py userinfo --requests 2000
+    python bench/profile_request.py userinfo --postgres   # a temporary database + Redis
+    python bench/profile_request.py userinfo --no-profile # plain timing
 """
 
 from __future__ import annotations
@@ -16,8 +18,10 @@ import time
 from pathlib import Path
 from typing import Any
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-def build(workdir: Path) -> tuple[Any, Any, dict[str, str]]:
+
+def build(workdir: Path, db_env: dict[str, str]) -> tuple[Any, Any, dict[str, str]]:
     from idp import create_app
     from idp.extensions import db
     from idp.oidc.clients import create_client
@@ -25,8 +29,9 @@ def build(workdir: Path) -> tuple[Any, Any, dict[str, str]]:
     app = create_app(
         {
             "IDP_INSTANCE_PATH": str(workdir / "instance"),
-            "IDP_DATABASE_URL": f"sqlite:///{workdir / 'idp.sqlite3'}",
-            "RATELIMIT_ENABLED": False,
+            "IDP_DATABASE_URL": db_env["IDP_DATABASE_URL"],
+            "IDP_REDIS_URL": db_env.get("IDP_REDIS_URL"),
+            "IDP_TOKEN_RATE_LIMIT": "1000000/second",
         }
     )
     with app.app_context():
@@ -59,10 +64,20 @@ def main() -> None:
     parser.add_argument("path", choices=["client_credentials", "userinfo", "jwks"])
     parser.add_argument("--requests", type=int, default=1000)
     parser.add_argument("--top", type=int, default=25)
+    parser.add_argument("--postgres", action="store_true", help="PostgreSQL + Redis")
+    parser.add_argument("--no-profile", action="store_true", help="time only")
     args = parser.parse_args()
+    from run import database
 
-    with tempfile.TemporaryDirectory(prefix="idp-profile-") as directory:
-        app, client, credentials = build(Path(directory))
+    run_defaults = argparse.Namespace(
+        postgres=args.postgres,
+        postgres_url="postgresql+psycopg://postgres@127.0.0.1:5432/postgres",
+        redis_url="redis://127.0.0.1:6379/14",
+    )
+    with tempfile.TemporaryDirectory(prefix="idp-profile-") as directory, database(
+        run_defaults, Path(directory)
+    ) as db_env:
+        app, client, credentials = build(Path(directory), db_env)
         if args.path == "client_credentials":
             def call() -> Any:
                 return client.post(
@@ -82,10 +97,15 @@ def main() -> None:
         for _ in range(50):  # warm caches: keys parsed, metadata loaded
             assert call().status_code == 200
         started = time.perf_counter()
-        profile_with(call, args.requests, args.top)
+        if args.no_profile:
+            for _ in range(args.requests):
+                call()
+        else:
+            profile_with(call, args.requests, args.top)
         elapsed = time.perf_counter() - started
-        print(f"\n{args.requests} × {args.path}: {elapsed / args.requests * 1000:.2f} ms each "
-              "(profiler overhead included)", file=sys.stderr)
+        overhead = "" if args.no_profile else " (profiler overhead included)"
+        print(f"\n{args.requests} × {args.path}: {elapsed / args.requests * 1000:.2f} ms each"
+              + overhead, file=sys.stderr)
 
 
 def profile_with(call: Any, count: int, top: int) -> None:

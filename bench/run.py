@@ -169,11 +169,20 @@ def prepare(workdir: Path, port: int, db_env: dict[str, str]) -> Instance:
                     created["client_secret"])
 
 
-def start_server(instance: Instance, workers: int, log: Path) -> None:
+def start_server(instance: Instance, args: argparse.Namespace, log: Path) -> None:
+    env = dict(instance.env)
+    overrides = []
+    if args.worker_class:
+        overrides.append(f"--worker-class {args.worker_class}")
+    if args.threads:
+        overrides.append(f"--threads {args.threads}")
+    if overrides:
+        env["GUNICORN_CMD_ARGS"] = " ".join(overrides)
     with log.open("wb") as output:
         instance.server = subprocess.Popen(
-            [IDP, "serve", "--host", HOST, "--port", str(instance.port), "--workers", str(workers)],
-            env=instance.env, stdout=output, stderr=subprocess.STDOUT, start_new_session=True,
+            [IDP, "serve", "--host", HOST, "--port", str(instance.port),
+             "--workers", str(args.workers)],
+            env=env, stdout=output, stderr=subprocess.STDOUT, start_new_session=True,
         )
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -329,9 +338,15 @@ def table(rows: list[Measured]) -> str:
 
 
 def describe(args: argparse.Namespace) -> str:
+    from idp.operations import gunicorn_conf
+
     store = "PostgreSQL + Redis" if args.postgres else "SQLite (WAL), no Redis"
+    worker_class = args.worker_class or gunicorn_conf.worker_class
+    threads = args.threads or gunicorn_conf.threads
+    workers = (f"gunicorn {worker_class} workers × {threads} threads" if worker_class == "gthread"
+               else f"gunicorn {worker_class} workers")
     return (
-        f"{store}; `idp serve --workers {args.workers}` (gunicorn sync workers); "
+        f"{store}; `idp serve --workers {args.workers}` ({workers}); "
         f"{args.connections} connections from {args.processes} load-generator processes; "
         f"{args.duration:g} s per scenario after {args.warmup:g} s warm-up; "
         f"{os.cpu_count()} CPUs, Python {platform.python_version()}, "
@@ -361,6 +376,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--redis-url", default=os.environ.get(
         "IDP_BENCH_REDIS_URL", "redis://127.0.0.1:6379/14"))
     parser.add_argument("--workers", type=int, default=2 * cpus + 1)
+    parser.add_argument("--worker-class", choices=["sync", "gthread"],
+                        help="override idp/operations/gunicorn_conf.py (to compare)")
+    parser.add_argument("--threads", type=int, help="gthread threads per worker")
     parser.add_argument("--connections", type=int, default=4 * cpus + 2)
     parser.add_argument("--processes", type=int, default=cpus)
     parser.add_argument("--duration", type=float, default=10.0)
@@ -376,7 +394,7 @@ def main(argv: list[str] | None = None) -> None:
     try:
         with database(args, workdir) as db_env:
             instance = prepare(workdir, free_port(), db_env)
-            start_server(instance, args.workers, workdir / "serve.log")
+            start_server(instance, args, workdir / "serve.log")
             tokens = user_tokens(instance, args.connections)
             print(describe(args), flush=True)
             rows = []

@@ -40,7 +40,9 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         MAX_CONTENT_LENGTH=64 * 1024,
         WTF_CSRF_TIME_LIMIT=None,
         RATELIMIT_STORAGE_URI=settings["IDP_REDIS_URL"] or "memory://",
-        RATELIMIT_HEADERS_ENABLED=True,
+        # X-RateLimit-* headers cost two extra Redis round trips per request (bench/README.md);
+        # a refused request still gets Retry-After (idp/errors.py).
+        RATELIMIT_HEADERS_ENABLED=False,
         # Redis down: limits keep working per process (in memory) rather than failing requests,
         # and switch back once Redis answers again (docs/DEPLOYMENT.md, "When Redis is down").
         RATELIMIT_IN_MEMORY_FALLBACK_ENABLED=bool(settings["IDP_REDIS_URL"]),

@@ -31,6 +31,13 @@ def wants_json() -> bool:
     return request.path.startswith(API_PREFIXES) and request.path != "/oauth/authorize"
 
 
+def _retry_after(error: HTTPException) -> int:
+    """Seconds until a Flask-Limiter window frees up: the limit's own window length (the
+    X-RateLimit headers that would say it exactly cost two Redis calls per request)."""
+    limit = getattr(getattr(error, "limit", None), "limit", None)
+    return int(limit.get_expiry()) if limit is not None else 60
+
+
 def init_app(app: Flask) -> None:
     @app.errorhandler(HTTPException)
     def http_error(error: HTTPException) -> Any:
@@ -47,6 +54,8 @@ def init_app(app: Flask) -> None:
             for name in ("Retry-After", "Allow"):
                 if error.get_response().headers.get(name):
                     response.headers[name] = error.get_response().headers[name]
+            if status == 429 and "Retry-After" not in response.headers:
+                response.headers["Retry-After"] = str(_retry_after(error))
             return response
         return render_template("error.html", status=status, message=error.description), status
 

@@ -17,6 +17,7 @@ from authlib.oauth2.rfc9068 import JWTBearerTokenGenerator
 from flask import current_app
 from joserfc import jwt
 from joserfc.errors import JoseError
+from sqlalchemy import exists, select
 
 from idp.extensions import db
 from idp.identity.models import Account
@@ -95,8 +96,11 @@ class AccessToken:
     def get_scope(self) -> str:
         return self.scope
 
-    def get_client(self) -> Client | None:
-        return db.session.get(Client, self.client_id)
+    def get_client(self) -> Any:
+        """The client the token was issued to: a `ClientSnapshot` from the per-process cache."""
+        from idp.oidc.server import cached_client
+
+        return cached_client(self.client_id)
 
     def get_user(self) -> Account | None:
         account = db.session.get(Account, self.claims.get("sub"))
@@ -130,13 +134,22 @@ def decode_access_token(token: str) -> AccessToken | None:
 
 
 def access_token_revoked(claims: dict[str, Any]) -> bool:
-    if db.session.get(RevokedAccessToken, claims["jti"]) is not None:
-        return True
     if claims.get("sub") == claims.get("client_id"):
-        return False  # client_credentials: no account behind it
-    account = db.session.get(Account, claims.get("sub"))
-    if account is None or not account.is_active:
-        return True  # merged away or disabled: its tokens died with it
+        # client_credentials: no account behind it, only the revocation list.
+        return db.session.get(RevokedAccessToken, claims["jti"]) is not None
+    # One round trip for both checks: the account (which lands in the identity map, so the
+    # `get_user` that follows costs no query) and whether the `jti` is on the revocation list.
+    listed = exists().where(RevokedAccessToken.jti == claims["jti"]).label("listed")
+    row = db.session.execute(
+        select(Account, listed).where(Account.id == str(claims.get("sub")))
+    ).first()
+    if row is None:
+        return True  # merged away (or never existed): its tokens died with it
+    account, revoked = row
+    if revoked:
+        return True
+    if not account.is_active:
+        return True  # disabled: its tokens died with it
     cutoff = account.tokens_valid_after
     return cutoff is not None and claims.get("iat", 0) <= int(cutoff.timestamp())
 

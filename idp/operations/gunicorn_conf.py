@@ -12,6 +12,13 @@ import shutil
 from typing import Any
 
 wsgi_app = "idp:create_app()"
+# Threaded workers: each process serves `threads` requests at once and keeps idle client
+# connections open (`keepalive` seconds), where sync workers answer `Connection: close` and pay
+# an accept + TCP handshake per request. Python code runs one thread at a time per process, so
+# threads add no CPU; they overlap database and Redis round trips and keep connections alive
+# (bench/README.md has the measurements). `GUNICORN_CMD_ARGS="--threads N"` overrides.
+worker_class = "gthread"
+threads = 4
 timeout = 30
 graceful_timeout = 30
 keepalive = 5
@@ -50,6 +57,13 @@ def child_exit(_server: Any, worker: Any) -> None:
         from prometheus_client import multiprocess
 
         multiprocess.mark_process_dead(worker.pid)  # type: ignore[no-untyped-call]
+
+
+def worker_exit(_server: Any, _worker: Any) -> None:
+    """A worker stopping (HUP, TERM, max requests) writes its buffered usage counts."""
+    from idp.usage.counters import flush_all
+
+    flush_all()
 
 
 def on_exit(_server: Any) -> None:
