@@ -52,6 +52,7 @@ from idp.identity.rules import MergeRefused, Proof, check_merge
 from idp.identity.service import IdentityError, identities_of
 from idp.identity.transactions import lock_accounts, run_in_transaction
 from idp.models_base import utcnow
+from idp.oidc.backchannel_logout import queue_logout_tokens
 from idp.oidc.models import AuthorizationCode, Consent, RefreshToken
 
 SNAPSHOT_VERSION = 1
@@ -269,9 +270,16 @@ def end_credentials(
         AuthorizationCode.used_at.is_(None),
         AuthorizationCode.expires_at > now,
     )
+    live_sessions = select(LoginSession.id).where(
+        LoginSession.account_id == account.id, LoginSession.ended_at.is_(None)
+    )
     if since is not None:
         tokens = tokens.where(RefreshToken.issued_at >= since)
         sessions = sessions.where(LoginSession.created_at >= since)
+        live_sessions = live_sessions.where(LoginSession.created_at >= since)
+    # Relying parties that registered a back-channel logout URI hear of each ended session.
+    for session_id in db.session.scalars(live_sessions).all():
+        queue_logout_tokens(session_id, account.id)
     options = {"synchronize_session": False}
     revoked = db.session.execute(tokens.values(revoked_at=now).execution_options(**options))
     ended = db.session.execute(sessions.values(ended_at=now).execution_options(**options))

@@ -99,3 +99,33 @@ def test_discovery_advertises_backchannel_logout__backchannel_logout_2_1(client:
     metadata = client.get("/.well-known/openid-configuration").get_json()
     assert metadata["backchannel_logout_supported"] is True
     assert metadata["backchannel_logout_session_supported"] is True
+
+
+def test_a_merge_logs_the_merged_accounts_sessions_out_everywhere(
+    client: Any, make_user: Any, site: tuple[Any, str], receiver: dict[str, Any]
+) -> None:
+    from datetime import timedelta
+
+    from idp.identity.audit import Actor
+    from idp.identity.merge import merge_accounts
+    from idp.identity.rules import MergeRule, Proof
+    from idp.models_base import utcnow
+
+    survivor = make_user(phone="+8613800138011")
+    survivor.created_at = utcnow() - timedelta(days=10)
+    loser = make_user(phone="+8613800138012")
+    db.session.commit()
+    login(client, "+8613800138012")
+    CodeFlow(client, site[0], site[1]).tokens()
+
+    merge_accounts(
+        survivor,
+        loser,
+        rule=MergeRule.ADMIN_DECISION,
+        proof=Proof.admin("same person"),
+        actor=Actor.admin(survivor.id),
+    )
+    assert deliver_due().delivered == 1
+    keys = KeySet.import_key_set(client.get("/oauth/jwks").get_json())
+    token = jwt.decode(receiver["received"][0]["form"]["logout_token"], keys)
+    assert token.claims["sub"] == loser.id
