@@ -37,8 +37,39 @@ def shared_token_store(app: Flask) -> AccessTokenStore:
     redis_client = app.extensions.get("idp_redis")
     if redis_client is not None:
         # Redis down: the database store takes over (docs/DEPLOYMENT.md, "When Redis is down").
-        return FailoverAccessTokenStore(RedisAccessTokenStore(redis_client), database)
+        redis = EncryptedAccessTokenStore(
+            RedisAccessTokenStore(redis_client), app.extensions["idp_secret_box"]
+        )
+        return FailoverAccessTokenStore(redis, database)
     return database
+
+
+class EncryptedAccessTokenStore:
+    """Wraps a store so the token it keeps is encrypted like every other secret at rest (Redis
+    persists to disk, and its dumps travel); locking is the wrapped store's."""
+
+    def __init__(self, inner: AccessTokenStore, box: SecretBox) -> None:
+        self._inner = inner
+        self._box = box
+
+    def get(self, appid: str) -> CachedToken | None:
+        cached = self._inner.get(appid)
+        if cached is None:
+            return None
+        try:
+            token = self._box.decrypt(cached.token, context=_context(appid))
+        except DecryptionError:
+            return None  # another key, or a plaintext left by an older version: a cache miss
+        return CachedToken(token, cached.expires_at)
+
+    def set(self, appid: str, token: str, expires_at: float) -> None:
+        self._inner.set(appid, self._box.encrypt(token, context=_context(appid)), expires_at)
+
+    def delete(self, appid: str) -> None:
+        self._inner.delete(appid)
+
+    def lock(self, appid: str) -> Any:
+        return self._inner.lock(appid)
 
 
 class DatabaseAccessTokenStore:

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import threading
 import time
+import uuid
 from typing import Any
 
+import pytest
 from flask import Flask
 
 from idp.crypto import SecretBox
@@ -93,3 +95,30 @@ def test_lock_is_reentrant_for_the_same_thread(app: Flask) -> None:
         store.set("wxapp", "inside", time.time() + 60)
         assert store.get("wxapp").token == "inside"
     assert store.get("wxapp").token == "inside"
+
+
+def test_the_access_token_is_encrypted_in_redis_too(app: Flask) -> None:
+    import redis as redis_library
+
+    from idp.wechat.store import EncryptedAccessTokenStore
+    from idp.wechat.token_store import RedisAccessTokenStore
+
+    client = redis_library.Redis.from_url("redis://127.0.0.1:6379/13", socket_connect_timeout=1)
+    try:
+        client.ping()
+    except redis_library.RedisError:
+        pytest.skip("Redis not reachable at 127.0.0.1:6379")
+    prefix = f"idp:test:{uuid.uuid4().hex}:"
+    store = EncryptedAccessTokenStore(
+        RedisAccessTokenStore(client, prefix=prefix), app.extensions["idp_secret_box"]
+    )
+    try:
+        store.set(MINI_APPID, "plain-access-token-value", time.time() + 600)
+        stored = b"".join(client.get(key) or b"" for key in client.keys(prefix + "*"))
+        assert stored and b"plain-access-token-value" not in stored
+        cached = store.get(MINI_APPID)
+        assert cached is not None and cached.token == "plain-access-token-value"
+    finally:
+        for key in client.keys(prefix + "*"):
+            client.delete(key)
+        client.close()
