@@ -113,6 +113,16 @@ def _wait_for(driver: Any, css: str) -> Any:
     )
 
 
+def _go(driver: Any, by: str, value: str) -> None:
+    """Click something that loads a new page, and wait until the old page is gone: finding the
+    next element too early could find it on the old page (a stale element, a flaky test)."""
+    old_page = driver.find_element(By.TAG_NAME, "html")
+    WebDriverWait(driver, WAIT_SECONDS).until(
+        expected_conditions.element_to_be_clickable((by, value))
+    ).click()
+    WebDriverWait(driver, WAIT_SECONDS).until(expected_conditions.staleness_of(old_page))
+
+
 def _fill(driver: Any, name: str, value: str) -> None:
     field = driver.find_element(By.NAME, name)
     field.clear()
@@ -133,58 +143,58 @@ def test_admin_fixes_links_end_to_end(served: Served, browser: Any) -> None:
     assert "/login" in driver.current_url
     _fill(driver, "identifier", ADMIN_PHONE)
     _fill(driver, "password", PASSWORD)
-    driver.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+    _go(driver, By.CSS_SELECTOR, "button[type=submit]")
     _wait_for(driver, "svg.qr")
     _shot(driver, "01-totp-enrol")
     driver.find_element(By.CSS_SELECTOR, "details summary").click()
     secret = driver.find_element(By.ID, "totp-secret").text.strip()
     _fill(driver, "code", pyotp.TOTP(secret).now())
-    driver.find_element(By.CSS_SELECTOR, "form button.primary").click()
+    _go(driver, By.CSS_SELECTOR, "form button.primary")
     _wait_for(driver, "#chart-logins svg.chart")
     _shot(driver, "02-dashboard")
     _no_console_errors(driver)
 
     # Search by a phone typed the way people type it.
-    driver.find_element(By.LINK_TEXT, "Accounts").click()
+    _go(driver, By.LINK_TEXT, "Accounts")
     _fill(driver, "q", "138 0013 8000")
-    driver.find_element(By.CSS_SELECTOR, "form.search button").click()
-    driver.find_element(By.LINK_TEXT, served.alice).click()
+    _go(driver, By.CSS_SELECTOR, "form.search button")
+    _go(driver, By.LINK_TEXT, served.alice)
     _wait_for(driver, "#identities")
     assert "Alice Liddell" in driver.page_source
     _shot(driver, "03-account")
 
     # Merge with preview: find the mini-program account by its openid.
-    driver.find_element(By.PARTIAL_LINK_TEXT, "Merge with another account").click()
+    _go(driver, By.PARTIAL_LINK_TEXT, "Merge with another account")
     _fill(driver, "q", "o-alice-mini")
-    driver.find_element(By.CSS_SELECTOR, "form.search button").click()
-    driver.find_element(By.LINK_TEXT, served.mini).click()
+    _go(driver, By.CSS_SELECTOR, "form.search button")
+    _go(driver, By.LINK_TEXT, served.mini)
     _wait_for(driver, "#merge-form")
     assert driver.find_element(By.ID, "survivor-id").text == served.alice  # the older one
     assert "o-alice-mini" in driver.find_element(By.ID, "moving-identities").text
     _shot(driver, "04-merge-preview")
     _fill(driver, "reason", "same person: confirmed on the phone")
-    driver.find_element(By.CSS_SELECTOR, "#merge-form button.danger").click()
+    _go(driver, By.CSS_SELECTOR, "#merge-form button.danger")
     _wait_for(driver, "p.flash.info")
     assert "is now an alias of" in driver.page_source
     assert "o-alice-mini" in driver.find_element(By.ID, "identities").text
     _shot(driver, "05-merged")
 
     # Undo from the merge history, through its confirmation page.
-    driver.find_element(By.LINK_TEXT, "Merge history").click()
-    driver.find_element(By.PARTIAL_LINK_TEXT, "Undo").click()
+    _go(driver, By.LINK_TEXT, "Merge history")
+    _go(driver, By.PARTIAL_LINK_TEXT, "Undo")
     assert "comes back with its own sub" in driver.page_source
     _shot(driver, "06-undo-confirm")
-    driver.find_element(By.CSS_SELECTOR, "button[data-confirm]").click()
+    _go(driver, By.CSS_SELECTOR, "button[data-confirm]")
     _wait_for(driver, "p.flash.info")
     assert served.mini in driver.current_url
     assert "o-alice-mini" in driver.find_element(By.ID, "identities").text
 
     # Create a client; its secret is shown once.
-    driver.find_element(By.LINK_TEXT, "Clients").click()
-    driver.find_element(By.ID, "new-client").click()
+    _go(driver, By.LINK_TEXT, "Clients")
+    _go(driver, By.ID, "new-client")
     _fill(driver, "name", "Browser shop")
     _fill(driver, "redirect_uris", "https://shop.example/callback")
-    driver.find_element(By.CSS_SELECTOR, "#client-form button.primary").click()
+    _go(driver, By.CSS_SELECTOR, "#client-form button.primary")
     secret_text = _wait_for(driver, "#client-secret").text
     assert len(secret_text) > 30
     _shot(driver, "07-client-created")
@@ -201,12 +211,12 @@ def test_phone_sized_screen_and_chinese(served: Served, browser: Any) -> None:
         assert menu.get_attribute("open") is None  # folded on a phone
         width = driver.execute_script("return document.documentElement.scrollWidth")
         assert width <= 390  # nothing sticks out sideways
-        driver.find_element(By.LINK_TEXT, "中文").click()
+        _go(driver, By.LINK_TEXT, "中文")
         _wait_for(driver, "#chart-logins")
         assert "仪表盘" in driver.page_source
         _shot(driver, "08-phone-zh")
         driver.find_element(By.CSS_SELECTOR, "details.menu summary").click()
-        driver.find_element(By.LINK_TEXT, "账号").click()
+        _go(driver, By.LINK_TEXT, "账号")
         _wait_for(driver, "form.search")
         _shot(driver, "09-phone-zh-accounts")
     finally:
