@@ -34,7 +34,7 @@ ENCRYPTED_COLUMNS = (
         "session_key_encrypted",
         lambda row: f"wechat-session-key:{row.appid}:{row.openid}",
     ),
-    EncryptedColumn(Account, "totp_secret_encrypted", lambda row: f"totp:{row.id}"),
+    EncryptedColumn(Account, "totp_secret_encrypted", lambda row: f"admin-totp:{row.id}"),
 )
 
 
