@@ -36,6 +36,7 @@ def test_rotate_encryption_then_drop_the_old_key(app: Any, app_config: dict, cli
         "JBSWY3DPEHPK3PXP", context=f"admin-totp:{admin.id}"
     )
     db.session.commit()
+    admin_id = admin.id
     jwks_before = client.get("/oauth/jwks").get_json()
 
     rotated = create_app({**app_config, "IDP_ENCRYPTION_KEY": "new-key,test-encryption-key"})
@@ -50,7 +51,7 @@ def test_rotate_encryption_then_drop_the_old_key(app: Any, app_config: dict, cli
     only_new = create_app({**app_config, "IDP_ENCRYPTION_KEY": "new-key"})
     with only_new.app_context():
         assert app_secret(db.session.get(WeChatApp, "wxrotate")) == "app-secret-1234"
-        assert enrolled_secret(db.session.get(Account, admin.id)) == "JBSWY3DPEHPK3PXP"
+        assert enrolled_secret(db.session.get(Account, admin_id)) == "JBSWY3DPEHPK3PXP"
         browser = only_new.test_client()
         assert browser.get("/oauth/jwks").get_json() == jwks_before
         db.session.remove()
