@@ -16,7 +16,6 @@ from idp.extensions import csrf, db, limiter, migrate
 from idp.oidc.keys import KeyRing
 
 MIGRATIONS_DIRECTORY = str(Path(__file__).resolve().parent / "migrations")
-SUPPORTED_LOCALES = ("en", "zh_CN")
 
 
 def create_app(config: dict[str, Any] | None = None) -> Flask:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
 import sys
 from pathlib import Path
 from typing import Any
@@ -351,7 +350,3 @@ def fake_wechat(host: str, port: int) -> None:
     from idp.wechat.fake.server import run
 
     run(host, port)
-
-
-def generate_password() -> str:
-    return secrets.token_urlsafe(12)

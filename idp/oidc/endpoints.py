@@ -37,10 +37,6 @@ def find_token(token_string: str, hint: str | None) -> AccessToken | RefreshToke
     return None
 
 
-def refresh_token_client_id(row: RefreshToken) -> str:
-    return row.client_id
-
-
 class Revocation(RevocationEndpoint):
     CLIENT_AUTH_METHODS = CLIENT_AUTH_METHODS
 

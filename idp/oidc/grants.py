@@ -11,7 +11,7 @@ Security properties, each with its spec:
 from __future__ import annotations
 
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 from authlib.common.security import generate_token
@@ -254,10 +254,6 @@ class OpenIDConnectRefresh(IdTokenIssuer, OpenIDCode):
         if token.get("scope") and is_openid_scope(token["scope"]):
             token["id_token"] = self.encode_id_token(token, grant.request)
         return token
-
-
-def now_timestamp() -> int:
-    return int(datetime.now(UTC).timestamp())
 
 
 def new_family() -> str:
