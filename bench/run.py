@@ -375,7 +375,7 @@ def main(argv: list[str] | None = None) -> None:
         help="a database to connect to for CREATE DATABASE")
     parser.add_argument("--redis-url", default=os.environ.get(
         "IDP_BENCH_REDIS_URL", "redis://127.0.0.1:6379/14"))
-    parser.add_argument("--workers", type=int, default=2 * cpus + 1)
+    parser.add_argument("--workers", type=int, default=cpus + 1)  # what `idp serve` uses
     parser.add_argument("--worker-class", choices=["sync", "gthread"],
                         help="override idp/operations/gunicorn_conf.py (to compare)")
     parser.add_argument("--threads", type=int, help="gthread threads per worker")

@@ -15,7 +15,7 @@ from idp.operations import gunicorn_conf, serving
 from tests.conftest import base_config
 
 
-@pytest.mark.parametrize("cpus, expected", [(1, 3), (2, 5), (3, 7), (16, 8), (None, 3)])
+@pytest.mark.parametrize("cpus, expected", [(1, 2), (2, 3), (3, 4), (16, 8), (None, 2)])
 def test_default_worker_count(monkeypatch: Any, cpus: int | None, expected: int) -> None:
     monkeypatch.setattr(os, "cpu_count", lambda: cpus)
     assert serving.default_worker_count() == expected
