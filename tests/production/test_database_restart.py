@@ -32,10 +32,9 @@ from werkzeug.serving import make_server
 
 from idp import create_app
 from idp.extensions import db
-from tests.conftest import PASSWORD, base_config, csrf_token
-from tests.production.conftest import free_port
+from tests.conftest import PASSWORD, base_config
+from tests.production.conftest import PHONE, browser_login, free_port
 
-PHONE = "+8613900139111"
 CTL_SECONDS = 20  # pg_ctl -t: the longest any start/stop/restart may wait
 SERVER_BINARIES = ("initdb", "pg_ctl", "postgres")
 
@@ -223,15 +222,7 @@ def _assert_ready(http: requests.Session, base_url: str) -> None:
 def _sign_in(base_url: str) -> None:
     """A request that writes (a session row), in a browser of its own."""
     with requests.Session() as browser:
-        page = browser.get(f"{base_url}/login", timeout=10)
-        response = browser.post(
-            f"{base_url}/login",
-            data={"identifier": PHONE, "password": PASSWORD, "next": "",
-                  "csrf_token": csrf_token(page.text)},
-            allow_redirects=False,
-            timeout=10,
-        )  # fmt: skip
-        assert response.status_code in (302, 303), response.text[:500]
+        browser_login(browser, base_url)
 
 
 def _fill_the_pool(connections: int) -> None:
