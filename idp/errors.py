@@ -51,9 +51,10 @@ def init_app(app: Flask) -> None:
             response = jsonify(body)
             response.status_code = status
             response.headers["Cache-Control"] = "no-store"
+            original = error.get_response()
             for name in ("Retry-After", "Allow"):
-                if error.get_response().headers.get(name):
-                    response.headers[name] = error.get_response().headers[name]
+                if original.headers.get(name):
+                    response.headers[name] = original.headers[name]
             if status == 429 and "Retry-After" not in response.headers:
                 response.headers["Retry-After"] = str(_retry_after(error))
             return response

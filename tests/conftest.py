@@ -40,24 +40,30 @@ def _postgres_reason() -> str | None:
     return None
 
 
-def _private_database() -> str:
-    """A database of this test run's own, so concurrent runs on one server never collide."""
+def create_database(name: str) -> str:
+    """A fresh database on the test server; returns its URL."""
     url = sa.engine.make_url(SERVER_URL)
-    name = f"idp_test_{os.getpid()}"
-    engine = sa.create_engine(url, isolation_level="AUTOCOMMIT")
-    with engine.connect() as connection:
-        connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}"'))
-        connection.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    engine.dispose()
-    atexit.register(_drop_database, url, name)
-    return url.set(database=name).render_as_string(hide_password=False)
-
-
-def _drop_database(url: Any, name: str) -> None:
     engine = sa.create_engine(url, isolation_level="AUTOCOMMIT")
     with engine.connect() as connection:
         connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        connection.execute(sa.text(f'CREATE DATABASE "{name}"'))
     engine.dispose()
+    return url.set(database=name).render_as_string(hide_password=False)
+
+
+def drop_database(database_url: str) -> None:
+    name = sa.engine.make_url(database_url).database
+    engine = sa.create_engine(sa.engine.make_url(SERVER_URL), isolation_level="AUTOCOMMIT")
+    with engine.connect() as connection:
+        connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    engine.dispose()
+
+
+def _private_database() -> str:
+    """A database of this test run's own, so concurrent runs on one server never collide."""
+    url = create_database(f"idp_test_{os.getpid()}")
+    atexit.register(drop_database, url)
+    return url
 
 
 POSTGRES_SKIP_REASON = _postgres_reason()

@@ -12,7 +12,6 @@ from authlib.oidc.core.errors import ConsentRequiredError, LoginRequiredError
 from flask import (
     Blueprint,
     Response,
-    abort,
     current_app,
     g,
     jsonify,
@@ -196,8 +195,3 @@ def logout() -> Any:
         return render_template("oidc/logged_out.html", stayed=True)
     response = authorization_server.create_endpoint_response("end_session", end_request)
     return response or render_template("oidc/logged_out.html", stayed=False)
-
-
-@bp.errorhandler(405)
-def method_not_allowed(error: Exception) -> Any:
-    abort(405)

@@ -21,9 +21,8 @@ from typing import Any
 
 import pytest
 import requests
-import sqlalchemy as sa
 
-from tests.conftest import POSTGRES_SKIP_REASON, SERVER_URL
+from tests.conftest import POSTGRES_SKIP_REASON, create_database, drop_database
 
 REDIS_URL = os.environ.get("IDP_TEST_REDIS_URL", "redis://127.0.0.1:6379/11")
 IDP = str(Path(sys.executable).with_name("idp"))
@@ -71,25 +70,6 @@ class Cluster:
         )
         assert result.returncode == 0, result.stderr[-2000:]
         return result.stdout
-
-
-def _create_database() -> str:
-    url = sa.engine.make_url(SERVER_URL)
-    name = f"idp_prod_test_{os.getpid()}"
-    engine = sa.create_engine(url, isolation_level="AUTOCOMMIT")
-    with engine.connect() as connection:
-        connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        connection.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    engine.dispose()
-    return url.set(database=name).render_as_string(hide_password=False)
-
-
-def _drop_database(database_url: str) -> None:
-    url = sa.engine.make_url(database_url)
-    engine = sa.create_engine(url.set(database=sa.engine.make_url(SERVER_URL).database))
-    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
-        connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{url.database}" WITH (FORCE)'))
-    engine.dispose()
 
 
 def _environment(
@@ -157,7 +137,7 @@ def cluster(
     if reason:
         pytest.skip(reason)
     tmp = tmp_path_factory.mktemp("cluster")
-    database_url = _create_database()
+    database_url = create_database(f"idp_prod_test_{os.getpid()}")
     ports = [free_port(), free_port()]
     issuer = f"http://127.0.0.1:{ports[0]}"
     cluster = Cluster(issuer, [f"http://127.0.0.1:{port}" for port in ports], {})
@@ -191,7 +171,7 @@ def cluster(
         yield cluster
     finally:
         _stop(cluster.processes)
-        _drop_database(database_url)
+        drop_database(database_url)
 
 
 def csrf_token(html: str) -> str:
