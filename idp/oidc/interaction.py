@@ -55,7 +55,7 @@ def carried_parameters(args: MultiDict[str, str], names: Iterable[str]) -> list[
 
 
 def repeated_parameter(values: MultiDict[str, str], names: Iterable[str]) -> str | None:
-    """The first protocol parameter that appears more than once, if any."""
+    """The first protocol parameter (or `decision`) that appears more than once, if any."""
     for name in (*names, "decision"):
         if len(values.getlist(name)) > 1:
             return name
