@@ -191,6 +191,10 @@ def _register_request_hooks(app: Flask) -> None:
         headers.setdefault("X-Frame-Options", "DENY")
         if app.config["IDP_ISSUER"].startswith("https://"):
             headers.setdefault("Strict-Transport-Security", "max-age=31536000; includeSubDomains")
+        if response.mimetype == "text/html":
+            # Any page may show a signed-in person's data, a consent or a CSRF token: never kept
+            # by a cache, so Back after signing out asks the server again.
+            headers.setdefault("Cache-Control", "no-store")
         if request.path.startswith(("/oauth/token", "/oauth/userinfo", "/oauth/introspect")):
             headers["Cache-Control"] = "no-store"
             headers["Pragma"] = "no-cache"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from flask import current_app
@@ -41,13 +43,23 @@ def needs_rehash(stored_hash: str) -> bool:
     return hasher().check_needs_rehash(stored_hash)
 
 
-# Verified against when no account matches, so a wrong identifier costs as long as a wrong
-# password and the timing does not tell which accounts exist.
-_DUMMY_HASH: dict[str, str] = {}
-
-
 def burn_equivalent_time(password: str) -> None:
-    key = repr(hasher())
-    if key not in _DUMMY_HASH:
-        _DUMMY_HASH[key] = hasher().hash("not a real password, only for timing")
-    verify_password(_DUMMY_HASH[key], password)
+    """Verifies against a hash no password matches, so a wrong identifier costs one argon2 run,
+    like a wrong password, and the timing does not tell which accounts exist."""
+    verify_password(_unmatchable_hash(hasher()), password)
+
+
+def _unmatchable_hash(password_hasher: PasswordHasher) -> str:
+    """An argon2id hash in PHC form with the current parameters and an all-zero digest: checking
+    it costs exactly what checking a real hash costs, and making it costs nothing (a hash
+    computed on first use, and cached, would make that first wrong identifier twice as slow)."""
+    salt = _phc_base64(bytes(password_hasher.salt_len))
+    digest = _phc_base64(bytes(password_hasher.hash_len))
+    return (
+        f"$argon2id$v=19$m={password_hasher.memory_cost},t={password_hasher.time_cost},"
+        f"p={password_hasher.parallelism}${salt}${digest}"
+    )
+
+
+def _phc_base64(data: bytes) -> str:
+    return base64.b64encode(data).decode().rstrip("=")

@@ -16,6 +16,7 @@ from idp.identity.service import (
     link_identity,
     set_claim,
 )
+from idp.identity.sign_out import sign_out_everywhere
 
 
 class RegistrationRefused(Exception):
@@ -50,14 +51,18 @@ def add_password(account: Account, password_hash: str, actor: Actor) -> None:
 
 
 def reset_password(account: Account, password: str) -> None:
-    """Replaces every password credential of the account with the new one."""
+    """Replaces every password credential of the account with the new one, and signs the
+    account out everywhere in the same transaction: whoever knew the old password (the reason
+    for most resets) keeps no session, refresh token or access token."""
     password_hash = passwords.hash_password(password)
+    actor = Actor.user(account.id)
     credentials = identities_of(account, IdentityKind.PASSWORD)
     if credentials:
         for credential in credentials[1:]:
             db.session.delete(credential)
         credentials[0].secret_hash = password_hash
-        audit.record("password.reset", Actor.user(account.id), account.id, reason="sms")
+        audit.record("password.reset", actor, account.id, reason="sms")
     else:
-        add_password(account, password_hash, Actor.user(account.id))
+        add_password(account, password_hash, actor)
+    sign_out_everywhere(account, actor, reason="password reset")
     db.session.commit()

@@ -12,7 +12,6 @@ from sqlalchemy import select, update
 
 from idp.accounts import sms
 from idp.accounts.models import LoginSession
-from idp.accounts.sessions import end_sessions_of
 from idp.extensions import db
 from idp.identity import audit
 from idp.identity.audit import Actor
@@ -21,6 +20,7 @@ from idp.identity.models import Account, AccountStatus, Identity, IdentityKind
 from idp.identity.phones import InvalidPhoneNumber, looks_like_phone, normalize_phone
 from idp.identity.rules import ProofMethod
 from idp.identity.service import IdentityError, link_identity
+from idp.identity.sign_out import sign_out_everywhere
 from idp.models_base import utcnow
 from idp.oidc.grants import revoke_family
 from idp.oidc.models import RefreshToken
@@ -33,10 +33,8 @@ class ActionRefused(Exception):
 def disable_account(account: Account, actor: Actor) -> None:
     if account.status != AccountStatus.ACTIVE:
         raise ActionRefused("only an active account can be disabled")
-    now = utcnow()
     account.status = AccountStatus.DISABLED
-    account.tokens_valid_after = now
-    end_sessions_of(account.id, now)
+    sign_out_everywhere(account, actor, reason="disabled by an admin")
     audit.record("admin.account_disable", actor, account.id, reason="disabled by an admin")
     db.session.commit()
 

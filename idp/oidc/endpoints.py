@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from authlib.consts import default_json_headers
+from authlib.oauth2.rfc6749 import InvalidRequestError
 from authlib.oauth2.rfc6750.errors import InvalidTokenError
 from authlib.oauth2.rfc7009 import RevocationEndpoint
 from authlib.oauth2.rfc7662 import IntrospectionEndpoint
@@ -19,6 +20,7 @@ from idp.identity.models import Account
 from idp.models_base import utcnow
 from idp.oidc.context import issuer, keyring
 from idp.oidc.grants import CLIENT_AUTH_METHODS, CONFIDENTIAL_AUTH_METHODS, revoke_family
+from idp.oidc.id_token_hint import audience_client_id, id_token_hint_claims
 from idp.oidc.models import Client, RefreshToken, token_digest
 from idp.oidc.tokens import AccessToken, decode_access_token, revoke_access_token
 
@@ -125,6 +127,16 @@ class UserInfo(UserInfoEndpoint):
 
 
 class EndSession(EndSessionEndpoint):
+    def validate_request(self, request: Any) -> Any:
+        """§2: a hint must be an ID token of this IdP, issued to a client that exists; Authlib
+        then checks `client_id` against its `aud` and the post-logout redirect URI (§3)."""
+        hint = request.payload.data.get("id_token_hint")
+        if hint:
+            claims = id_token_hint_claims(hint)
+            if self.server.query_client(audience_client_id(claims)) is None:
+                raise InvalidRequestError("'id_token_hint' was issued to no known client.")
+        return super().validate_request(request)
+
     def get_server_jwks(self) -> Any:
         return keyring().verification_keys()
 
@@ -133,11 +145,8 @@ class EndSession(EndSessionEndpoint):
 
     def resolve_client_from_id_token_claims(self, id_token_claims: dict[str, Any]) -> Any:
         # Our ID tokens carry `aud` as a one-element list, and `azp`.
-        audience = id_token_claims.get("aud")
-        if isinstance(audience, list) and len(audience) == 1:
-            audience = audience[0]
-        client_id = id_token_claims.get("azp") or audience
-        return self.server.query_client(client_id) if isinstance(client_id, str) else None
+        client_id = audience_client_id(id_token_claims)
+        return self.server.query_client(client_id) if client_id is not None else None
 
     def end_session(self, end_session_request: Any) -> None:
         from idp.accounts.sessions import end_session

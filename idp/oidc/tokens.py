@@ -19,6 +19,7 @@ from joserfc import jwt
 from joserfc.errors import JoseError
 from sqlalchemy import exists, select
 
+from idp.accounts.models import LoginSession
 from idp.extensions import db
 from idp.identity.models import Account
 from idp.oidc.context import auth_context, issuer, keyring
@@ -150,8 +151,31 @@ def access_token_revoked(claims: dict[str, Any]) -> bool:
         return True
     if not account.is_active:
         return True  # disabled: its tokens died with it
-    cutoff = account.tokens_valid_after
-    return cutoff is not None and claims.get("iat", 0) <= int(cutoff.timestamp())
+    return issued_before_cutoff(claims, account.tokens_valid_after)
+
+
+def issued_before_cutoff(claims: dict[str, Any], cutoff: datetime | None) -> bool:
+    """Whether the token predates the account's `tokens_valid_after`. `iat` counts whole seconds
+    (RFC 7519 §2 NumericDate, as we mint it): a token of an earlier second is dead, one of a
+    later second alive. In the cutoff's own second it lives only if its `sid` names a session
+    begun at or after the cutoff and still live: the new session of a user who just reset their
+    password. That costs one query, and only in that second; a token without `sid` dies."""
+    if cutoff is None:
+        return False
+    issued_at, cutoff_second = claims.get("iat", 0), int(cutoff.timestamp())
+    if issued_at != cutoff_second:
+        return bool(issued_at < cutoff_second)
+    session_id = claims.get("sid")
+    if not isinstance(session_id, str):
+        return True
+    begun_since = db.session.scalar(
+        select(LoginSession.id).where(
+            LoginSession.id == session_id,
+            LoginSession.created_at >= cutoff,
+            LoginSession.ended_at.is_(None),
+        )
+    )
+    return begun_since is None
 
 
 def revoke_access_token(jti: str, expires_at: datetime) -> None:

@@ -26,6 +26,15 @@ from idp.extensions import csrf, db, limiter
 from idp.oidc import consent as consents
 from idp.oidc.context import issuer, keyring
 from idp.oidc.discovery import provider_metadata
+from idp.oidc.interaction import (
+    AUTHORIZATION_PARAMETERS,
+    CONSENT_DECISIONS,
+    LOGOUT_DECISIONS,
+    LOGOUT_PARAMETERS,
+    carried_parameters,
+    decision_of,
+    repeated_parameter,
+)
 from idp.oidc.server import authorization_server
 from idp.scopes import scope_set
 
@@ -82,7 +91,12 @@ def userinfo() -> Response:
 
 @bp.route("/oauth/authorize", methods=["GET", "POST"])
 def authorize() -> Any:
-    """OIDC Core §3.1.2: validate, authenticate, ask consent, answer with a code."""
+    """OIDC Core §3.1.2: validate, authenticate, ask consent, answer with a code. A POST is the
+    consent form's answer: exactly one `decision`, and no parameter twice (RFC 6749 §3.1)."""
+    refusal = _malformed_interaction(AUTHORIZATION_PARAMETERS, CONSENT_DECISIONS)
+    if refusal is not None:
+        return refusal
+    decision = decision_of(request.form, CONSENT_DECISIONS) if request.method == "POST" else None
     login = current_session()
     fresh_login_needed = login is not None and _needs_fresh_login(login)
     end_user = None if fresh_login_needed else current_account()
@@ -112,13 +126,28 @@ def authorize() -> Any:
             "oidc/consent.html",
             client=client,
             scopes=sorted(scopes),
-            params=list(request.args.items(multi=True)),
+            params=carried_parameters(request.args, AUTHORIZATION_PARAMETERS),
         )
-    if needs_consent and request.form.get("decision") != "allow":
+    if decision == "deny" or (needs_consent and decision != "allow"):
         return authorization_server.create_authorization_response(grant=grant, grant_user=None)
     if needs_consent:
         consents.remember(end_user, client, scopes)
     return authorization_server.create_authorization_response(grant=grant, grant_user=end_user)
+
+
+def _malformed_interaction(parameters: tuple[str, ...], decisions: frozenset[str]) -> Any:
+    """A 400 page for a repeated protocol parameter, or for a POST without exactly one known
+    `decision`; None when the request is well formed."""
+    repeated = repeated_parameter(request.values, parameters)
+    if repeated is not None:
+        error = InvalidRequestError(f"Parameter '{repeated}' appears more than once.")
+    elif request.method == "POST" and decision_of(request.form, decisions) is None:
+        error = InvalidRequestError("Exactly one decision is expected.")
+    else:
+        return None
+    return render_template(
+        "oidc/error.html", error=error.error, description=error.get_error_description()
+    ), 400
 
 
 def _needs_fresh_login(login: Any) -> bool:
@@ -181,17 +210,35 @@ def _authorization_error(error: OAuth2Error) -> Any:
 
 @bp.route("/oauth/logout", methods=["GET", "POST"])
 def logout() -> Any:
-    """RP-Initiated Logout 1.0: with a valid `id_token_hint` the session ends at once; without
-    one the user confirms (a POST with a CSRF token) so no third party can log them out."""
+    """RP-Initiated Logout 1.0: the session ends at once only when `id_token_hint` is an ID token
+    of this very session (§2: same `sub` and `sid`); otherwise the user confirms (a POST with a
+    CSRF token and one `decision`), so no third party can log them out."""
+    refusal = _malformed_interaction(LOGOUT_PARAMETERS, LOGOUT_DECISIONS)
+    if refusal is not None:
+        return refusal
     try:
         end_request = authorization_server.validate_endpoint_request("end_session")
     except OAuth2Error as error:
         return render_template(
             "oidc/error.html", error=error.error, description=error.get_error_description()
         ), 400
-    if end_request.needs_confirmation and request.method != "POST":
-        return render_template("oidc/logout.html", params=list(request.args.items(multi=True)))
-    if request.method == "POST" and request.form.get("decision") == "stay":
+    decision = decision_of(request.form, LOGOUT_DECISIONS) if request.method == "POST" else None
+    if decision == "stay":
         return render_template("oidc/logged_out.html", stayed=True)
+    if decision is None and _logout_needs_confirmation(end_request.id_token_claims):
+        return render_template(
+            "oidc/logout.html", params=carried_parameters(request.args, LOGOUT_PARAMETERS)
+        )
     response = authorization_server.create_endpoint_response("end_session", end_request)
     return response or render_template("oidc/logged_out.html", stayed=False)
+
+
+def _logout_needs_confirmation(hint_claims: dict[str, Any] | None) -> bool:
+    """§2: the hint names this browser's session only when both its `sub` and `sid` do. With no
+    session there is nothing to end, and nothing to ask."""
+    login = current_session()
+    if login is None:
+        return False
+    if hint_claims is None:
+        return True
+    return hint_claims.get("sub") != login.account_id or hint_claims.get("sid") != login.id
