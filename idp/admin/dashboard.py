@@ -3,10 +3,12 @@
 - logins per day by channel: `LoginEvent` (website_password, website_wechat, miniprogram);
 - new accounts per day by channel: `Account.created_via`;
 - merges per day by rule: `MergeRecord` (undone ones included: they happened);
-- cross-channel accounts: active accounts that hold a website identity — a password, a phone
-  verified by SMS code, or the openid of a website (QR-login) WeChat app — and also the openid of
-  a mini-program WeChat app; their share of all active accounts;
+- cross-channel accounts (`usage/rollups.py`): counted by `idp worker` on a schedule, since
+  distinct counts over millions of identities take seconds;
 - WeChat API error rate per day and token issuance by grant: the `idp.usage` counters.
+
+Each per-day series is one indexed range scan over the window (`created_at` indexes), so the
+page costs the same with a thousand accounts or a million.
 """
 
 from __future__ import annotations
@@ -16,31 +18,18 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import distinct, func, or_, select
+from sqlalchemy import func, select
 
 from idp.accounts.models import LoginEvent
 from idp.extensions import db
-from idp.identity.models import Account, AccountStatus, Identity, IdentityKind, MergeRecord
-from idp.identity.rules import ProofMethod
+from idp.identity.models import Account, MergeRecord
 from idp.models_base import utcnow
 from idp.usage.counters import TOKEN_ISSUED, WECHAT_CALL, daily_counts
-from idp.wechat.models import WeChatApp, WeChatAppKind
+from idp.usage.rollups import CrossChannel, cross_channel_accounts
 
 DAYS = 14
 # A series per label: {label: [count for each day]}.
 Series = dict[str, list[int]]
-
-
-@dataclass
-class CrossChannel:
-    both: int
-    website: int
-    miniprogram: int
-    active: int
-
-    @property
-    def share(self) -> float:
-        return self.both / self.active if self.active else 0.0
 
 
 @dataclass
@@ -53,6 +42,7 @@ class Dashboard:
     wechat_calls: Series
     wechat_error_rate: list[float | None]
     cross_channel: CrossChannel
+    cross_channel_at: datetime  # when `idp worker` last counted it
 
     @property
     def totals(self) -> dict[str, int]:
@@ -70,6 +60,7 @@ def build_dashboard(today: date | None = None, days: int = DAYS) -> Dashboard:
     window = [today - timedelta(days=offset) for offset in range(days - 1, -1, -1)]
     since = datetime.combine(window[0], datetime.min.time()).replace(tzinfo=utcnow().tzinfo)
     calls = _series(window, daily_counts(WECHAT_CALL, window[0]))
+    cross_channel, cross_channel_at = cross_channel_accounts()
     return Dashboard(
         days=window,
         logins=_per_day(window, LoginEvent.created_at, LoginEvent.channel, since),
@@ -78,7 +69,8 @@ def build_dashboard(today: date | None = None, days: int = DAYS) -> Dashboard:
         tokens=_series(window, daily_counts(TOKEN_ISSUED, window[0])),
         wechat_calls=calls,
         wechat_error_rate=error_rate(calls, len(window)),
-        cross_channel=cross_channel_accounts(),
+        cross_channel=cross_channel,
+        cross_channel_at=cross_channel_at,
     )
 
 
@@ -117,43 +109,3 @@ def _series(window: list[date], rows: list[tuple[date, str, int]]) -> Series:
         if day in index:
             series[label][index[day]] += count
     return dict(sorted(series.items()))
-
-
-def cross_channel_accounts() -> CrossChannel:
-    active = Account.status == AccountStatus.ACTIVE
-
-    def holders(*conditions: Any) -> Any:
-        return (
-            select(Identity.account_id)
-            .join(Account, Account.id == Identity.account_id)
-            .where(active, or_(*conditions))
-        )
-
-    website_appids = select(WeChatApp.appid).where(WeChatApp.kind == WeChatAppKind.WEBSITE)
-    mini_appids = select(WeChatApp.appid).where(WeChatApp.kind == WeChatAppKind.MINIPROGRAM)
-    website = holders(
-        Identity.kind == IdentityKind.PASSWORD,
-        (Identity.kind == IdentityKind.PHONE) & Identity.verified.is_(True)
-        & (Identity.verified_by == ProofMethod.SMS),
-        (Identity.kind == IdentityKind.WECHAT_OPENID) & Identity.namespace.in_(website_appids),
-    )
-    mini = holders(
-        (Identity.kind == IdentityKind.WECHAT_OPENID) & Identity.namespace.in_(mini_appids)
-    )
-
-    def count(query: Any) -> int:
-        return db.session.scalar(select(func.count(distinct(query.c.account_id)))
-                                 .select_from(query)) or 0
-
-    website_sub, mini_sub = website.subquery(), mini.subquery()
-    both = (
-        select(website_sub.c.account_id)
-        .where(website_sub.c.account_id.in_(select(mini_sub.c.account_id)))
-        .subquery()
-    )
-    return CrossChannel(
-        both=count(both),
-        website=count(website_sub),
-        miniprogram=count(mini_sub),
-        active=db.session.scalar(select(func.count()).where(active)) or 0,
-    )

@@ -5,7 +5,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from idp.admin.dashboard import build_dashboard, cross_channel_accounts
+from idp.admin.dashboard import build_dashboard
+from idp.usage.rollups import count_cross_channel, refresh_cross_channel
 from idp.extensions import db
 from idp.identity.audit import Actor
 from idp.identity.merge import merge_accounts
@@ -51,7 +52,7 @@ def test_cross_channel_share(make_user: Any, mini_user: Any, wechat_apps: None) 
                   namespace=WEB_APPID, verified=True, proof="wechat_login")
     mini_user("o-mini-only")
     db.session.commit()
-    figures = cross_channel_accounts()
+    figures = count_cross_channel()
     assert (figures.both, figures.website, figures.miniprogram) == (2, 4, 3)
     assert figures.active == 5 and website_only.id
     assert abs(figures.share - 0.4) < 1e-9
