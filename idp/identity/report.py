@@ -223,15 +223,20 @@ def write_table(run: ReconciliationRun, out: IO[str]) -> None:
             out.write("  (none)\n")
 
 
-def stored_findings(run_id: int, reason: str | None = None, after_id: int = 0,
-                    limit: int | None = None) -> Iterator[ReconciliationFinding]:
-    """A run's findings in order, streamed; `after_id` and `limit` make a page (keyset)."""
-    statement = select(ReconciliationFinding).where(
-        ReconciliationFinding.run_id == run_id, ReconciliationFinding.id > after_id
-    )
-    if reason:
-        statement = statement.where(ReconciliationFinding.reason == reason)
-    statement = statement.order_by(ReconciliationFinding.id)
-    if limit:
-        statement = statement.limit(limit)
-    yield from db.session.scalars(statement.execution_options(yield_per=STREAM_ROWS))
+def stored_findings(run_id: int, reason: str | None = None,
+                    after_id: int = 0) -> Iterator[ReconciliationFinding]:
+    """A run's findings in order, read a keyset page at a time: memory stays bounded, and a
+    caller may stop early without leaving a server-side cursor open."""
+    while True:
+        statement = select(ReconciliationFinding).where(
+            ReconciliationFinding.run_id == run_id, ReconciliationFinding.id > after_id
+        )
+        if reason:
+            statement = statement.where(ReconciliationFinding.reason == reason)
+        page = db.session.scalars(
+            statement.order_by(ReconciliationFinding.id).limit(STREAM_ROWS)
+        ).all()
+        yield from page
+        if len(page) < STREAM_ROWS:
+            return
+        after_id = page[-1].id
