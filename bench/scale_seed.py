@@ -74,8 +74,8 @@ STATEMENTS: list[tuple[str, str]] = [
         FROM generate_series(1, :n) AS i WHERE i % 20 = 1                   -- 0.05
         UNION ALL
         -- Typed-in phones another account holds: the report's shared unverified phones.
-        SELECT md5('account' || i)::uuid::text, 'phone', '', '+86136' || lpad((i + 1)::text, 8, '0'),
-               false, NULL, NULL, now()
+        SELECT md5('account' || i)::uuid::text, 'phone', '',
+               '+86136' || lpad((i + 1)::text, 8, '0'), false, NULL, NULL, now()
         FROM generate_series(1, :n) AS i WHERE i % 1000 = 1;
     """),
     ("profile claims", """
@@ -123,9 +123,10 @@ STATEMENTS: list[tuple[str, str]] = [
         INSERT INTO event_delivery (client_id, event_type, payload, status, attempts,
                                     next_attempt_at, created_at, delivered_at)
         SELECT :client, 'account-merged', '{}',
-               CASE WHEN i % 10 = 0 THEN 'pending' ELSE 'delivered' END, 1,
-               now() - make_interval(secs => i % 86400), now() - make_interval(days => i % 30),
-               CASE WHEN i % 10 <> 0 THEN now() - make_interval(days => i % 30) END
+               CASE WHEN i % 100 = 0 THEN 'pending' ELSE 'delivered' END, 1,
+               -- Pending ones wait for a retry: the due query finds none.
+               now() + make_interval(secs => 60 + i % 3600), now() - make_interval(days => i % 30),
+               CASE WHEN i % 100 <> 0 THEN now() - make_interval(days => i % 30) END
         FROM generate_series(1, :n) AS i WHERE i % 10 = 0;                  -- 0.10
     """),
     ("logins", """
