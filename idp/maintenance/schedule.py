@@ -4,8 +4,8 @@ across every worker process (a lease on the job's row), each run logged with its
 - `retention` (every `IDP_RETENTION_INTERVAL_SECONDS`): `maintenance/retention.py`;
 - `reconciliation` (daily at `IDP_RECONCILIATION_TIME`, UTC "HH:MM"): the identity report,
   stored (`identity/report.py`);
-- `usage_rollup` (every `IDP_USAGE_ROLLUP_INTERVAL_SECONDS`): the dashboard's cross-channel
-  figure (`usage/rollups.py`).
+- `usage_rollup` (every `IDP_USAGE_ROLLUP_INTERVAL_SECONDS`): the dashboard's per-day series
+  and cross-channel figure (`usage/rollups.py`).
 """
 
 from __future__ import annotations
@@ -71,9 +71,10 @@ def _reconciliation() -> str:
 
 
 def _usage_rollup() -> str:
-    from idp.usage.rollups import refresh_cross_channel
+    from idp.usage.rollups import refresh_cross_channel, refresh_daily
 
-    return f"cross-channel accounts: {refresh_cross_channel()}"
+    rows = refresh_daily()
+    return f"{rows} daily rows; cross-channel accounts: {refresh_cross_channel()}"
 
 
 JOBS = (

@@ -100,3 +100,27 @@ def test_the_cross_channel_figure_is_the_workers_rollup(
     assert refresh_cross_channel().both == 2
     board = build_dashboard()
     assert board.cross_channel.both == 2 and board.cross_channel_at is not None
+
+
+def test_completed_days_come_from_the_daily_rollup(make_user: Any) -> None:
+    """Past days are counted once into the rollup; only today is counted live."""
+    from datetime import timedelta
+
+    from idp.accounts.models import LoginEvent
+    from idp.models_base import utcnow
+    from idp.usage.rollups import refresh_daily
+
+    user = make_user(phone="+8613800138000")
+    three_days_ago = utcnow() - timedelta(days=3)
+    db.session.add(LoginEvent(account_id=user.id, channel="miniprogram",
+                              created_at=three_days_ago))
+    db.session.commit()
+    assert build_dashboard().logins["miniprogram"][-4] == 1  # rollup made on first view
+    db.session.add(LoginEvent(account_id=user.id, channel="miniprogram",
+                              created_at=three_days_ago))
+    db.session.add(LoginEvent(account_id=user.id, channel="miniprogram", created_at=utcnow()))
+    db.session.commit()
+    board = build_dashboard()
+    assert board.logins["miniprogram"][-4:] == [1, 0, 0, 1]  # past: stored; today: live
+    assert refresh_daily() >= 1
+    assert build_dashboard().logins["miniprogram"][-4:] == [2, 0, 0, 1]
