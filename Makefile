@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: run test lint clean bench bench-postgres translations
+.PHONY: run test lint clean bench bench-postgres bench-scale translations
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +29,10 @@ bench: $(VENV)/.installed
 
 bench-postgres: $(VENV)/.installed
 	$(BIN)/python bench/run.py --postgres --write-readme
+
+# Seeds PostgreSQL with 1k and 1M accounts (minutes) and times admin pages, report and protocol.
+bench-scale: $(VENV)/.installed
+	$(BIN)/python bench/scale.py --write-readme
 
 clean:
 	rm -rf $(VENV) .pytest_cache

@@ -41,7 +41,7 @@ def read_secret(label: str) -> str:
 def register_commands(app: Flask) -> None:
     for command in (
         users, clients, keys, wechat_apps, serve, dev, fake_wechat, identity, worker, backup,
-        restore,
+        restore, maintenance,
     ):  # fmt: skip
         app.cli.add_command(command)
 
@@ -217,10 +217,27 @@ def identity() -> None:
 def identity_report(as_json: bool) -> None:
     """Accounts sharing an unverified phone or a verified email, and accounts with no way left
     to log in: suggestions for an admin, nothing is changed."""
-    from idp.identity.report import build_report, format_table
+    import sys
 
-    report = build_report()
-    click.echo(json.dumps(report.as_dict(), indent=2) if as_json else format_table(report))
+    from idp.identity.report import run_reconciliation, write_json, write_table
+
+    run = run_reconciliation(trigger="cli")  # stored: the admin's suggestions page shows it too
+    (write_json if as_json else write_table)(run, sys.stdout)
+
+
+@click.group(help="Scheduled maintenance: retention purges, reconciliation, dashboard rollups.")
+def maintenance() -> None:
+    pass
+
+
+@maintenance.command("run")
+@click.argument("job", type=click.Choice(["retention", "reconciliation", "usage_rollup"]))
+@with_appcontext
+def maintenance_run(job: str) -> None:
+    """Runs one scheduled job now, whatever its schedule, and prints its outcome."""
+    from idp.maintenance.schedule import run_job
+
+    click.echo(run_job(current_app._get_current_object(), job))  # type: ignore[attr-defined]
 
 
 # --- event delivery --------------------------------------------------------------------------
@@ -234,13 +251,17 @@ def worker(once: bool, interval: float) -> None:
     import threading
 
     from idp.events.worker import run_once, run_worker
+    from idp.maintenance.schedule import run_due_jobs, start_scheduler
 
     app = current_app._get_current_object()  # type: ignore[attr-defined]
     if once:
         click.echo(f"{run_once(app)} deliveries attempted")
+        click.echo(f"scheduled jobs run: {', '.join(run_due_jobs(app)) or 'none due'}")
         return
+    stop = threading.Event()
+    start_scheduler(app, stop)
     try:
-        run_worker(app, threading.Event(), interval)
+        run_worker(app, stop, interval)
     except KeyboardInterrupt:
         pass
 

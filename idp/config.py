@@ -41,6 +41,13 @@ ENVIRONMENT_NAMES = (
     "IDP_LOG_JSON",
     "IDP_METRICS_PUBLIC",
     "IDP_METRICS_TOKEN",
+    # Scheduled maintenance (idp/maintenance): retention and reconciliation.
+    "IDP_RETENTION_SESSION_DAYS",
+    "IDP_RETENTION_LOGIN_EVENT_DAYS",
+    "IDP_RETENTION_DELIVERY_DAYS",
+    "IDP_RETENTION_AUDIT_DAYS",
+    "IDP_RETENTION_INTERVAL_SECONDS",
+    "IDP_RECONCILIATION_TIME",
 )
 
 DEFAULTS: dict[str, Any] = {
@@ -82,6 +89,17 @@ DEFAULTS: dict[str, Any] = {
     # /metrics: loopback only, unless public or asked with `Authorization: Bearer <token>`.
     "IDP_METRICS_PUBLIC": False,
     "IDP_METRICS_TOKEN": None,
+    # Scheduled maintenance, run by `idp worker` (idp/maintenance/schedule.py).
+    "IDP_SCHEDULE_POLL_SECONDS": 30,
+    "IDP_RETENTION_INTERVAL_SECONDS": 3600,
+    "IDP_RETENTION_BATCH": 1000,  # rows per delete transaction
+    "IDP_RETENTION_SECONDS": 60,  # time budget of one purge round
+    "IDP_RETENTION_SESSION_DAYS": 30,  # after a session ended or expired
+    "IDP_RETENTION_LOGIN_EVENT_DAYS": 90,  # the dashboard charts the last 14
+    "IDP_RETENTION_DELIVERY_DAYS": 7,  # delivered events; pending and dead ones stay
+    "IDP_RETENTION_AUDIT_DAYS": None,  # unset: the audit trail is kept for ever
+    "IDP_RECONCILIATION_TIME": "03:30",  # UTC, daily
+    "IDP_USAGE_ROLLUP_INTERVAL_SECONDS": 600,
 }
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Integer, String, Text
+from sqlalchemy import Index, Integer, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from idp.extensions import db
@@ -19,6 +19,15 @@ class DeliveryStatus:
 
 class EventDelivery(db.Model):
     __tablename__ = "event_delivery"
+    __table_args__ = (
+        # The worker's due query walks only undelivered rows, however many were ever sent.
+        Index("ix_event_delivery_due", "next_attempt_at", "id",
+              sqlite_where=text("status = 'pending'"), postgresql_where=text("status = 'pending'")),
+        # Retention walks only delivered rows.
+        Index("ix_event_delivery_delivered_at", "delivered_at",
+              sqlite_where=text("status = 'delivered'"),
+              postgresql_where=text("status = 'delivered'")),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     client_id: Mapped[str] = mapped_column(String(64), index=True)
@@ -27,7 +36,7 @@ class EventDelivery(db.Model):
     payload: Mapped[str] = mapped_column(Text)
     status: Mapped[str] = mapped_column(String(16), default=DeliveryStatus.PENDING, index=True)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
-    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)

@@ -16,6 +16,7 @@ from flask import Flask
 
 from idp.events.delivery import deliver_due
 from idp.extensions import db
+from idp.maintenance.schedule import start_scheduler
 
 log = logging.getLogger(__name__)
 
@@ -69,4 +70,5 @@ def init_app(app: Flask) -> None:
                 daemon=True,
             )
             thread.start()
+            start_scheduler(app, threading.Event())
             started.set()

@@ -8,7 +8,19 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, ForeignKey, Index, Integer, String, Text, text
+from sqlalchemy import (
+    DDL,
+    JSON,
+    Boolean,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    event,
+    func,
+    text,
+)
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from idp.extensions import db
@@ -40,7 +52,7 @@ class Account(db.Model):
     is_admin: Mapped[bool] = mapped_column(Boolean, default=False)
     # The channel that created the account: website, website_wechat, miniprogram, admin.
     created_via: Mapped[str] = mapped_column(String(32), default="website")
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
     # OIDC `updated_at`: when a served claim last changed.
     profile_updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     # Access tokens issued before this instant are dead (merge, disable, "sign out everywhere").
@@ -109,6 +121,31 @@ class ProfileClaim(db.Model):
     account: Mapped[Account] = relationship(back_populates="claims")
 
 
+# The admin's name search (`admin/search.py`): a prefix match on this index everywhere
+# (text_pattern_ops lets PostgreSQL use it for LIKE 'prefix%' whatever the collation) ...
+NAME_CLAIMS = text("name IN ('name', 'nickname')")
+Index(
+    "ix_profile_claim_name_prefix",
+    func.lower(ProfileClaim.value).label("lower_value"),
+    postgresql_ops={"lower_value": "text_pattern_ops"},
+    sqlite_where=NAME_CLAIMS,
+    postgresql_where=NAME_CLAIMS,
+)
+# ... and, on PostgreSQL, a substring match of three characters or more on a trigram index.
+Index(
+    "ix_profile_claim_name_trigram",
+    func.lower(ProfileClaim.value).label("lower_value"),
+    postgresql_using="gin",
+    postgresql_ops={"lower_value": "gin_trgm_ops"},
+    postgresql_where=NAME_CLAIMS,
+).ddl_if(dialect="postgresql")
+event.listen(
+    ProfileClaim.__table__,
+    "before_create",
+    DDL("CREATE EXTENSION IF NOT EXISTS pg_trgm").execute_if(dialect="postgresql"),
+)
+
+
 class AccountAlias(db.Model):
     """The `sub` of a merged-away account, still resolvable to the survivor."""
 
@@ -131,7 +168,7 @@ class MergeRecord(db.Model):
     rule: Mapped[str] = mapped_column(String(64))
     actor: Mapped[str] = mapped_column(String(80))
     snapshot: Mapped[dict[str, Any]] = mapped_column(JSON)
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
     undone_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
 
@@ -139,13 +176,46 @@ class AuditEvent(db.Model):
     """Append-only: who did what to which account, why, and with which proof."""
 
     __tablename__ = "audit_event"
+    # An account's trail, newest first, is a backward walk of this index.
+    __table_args__ = (Index("ix_audit_event_account_id_id", "account_id", "id"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
     action: Mapped[str] = mapped_column(String(48), index=True)
-    account_id: Mapped[str | None] = mapped_column(String(36), index=True, nullable=True)
+    account_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
     actor_type: Mapped[str] = mapped_column(String(16))  # user, admin, rule, system
     actor_id: Mapped[str | None] = mapped_column(String(80), nullable=True)
     reason: Mapped[str | None] = mapped_column(String(255), nullable=True)
     details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     request_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+
+
+class ReconciliationRun(db.Model):
+    """One run of the reconciliation report (`identity/report.py`), kept with its findings."""
+
+    __tablename__ = "reconciliation_run"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    trigger: Mapped[str] = mapped_column(String(16))  # worker, cli, admin
+    counts: Mapped[dict[str, int]] = mapped_column(JSON, default=dict)  # by finding reason
+
+
+class ReconciliationFinding(db.Model):
+    """Accounts that the rules did not merge but an admin may want to look at."""
+
+    __tablename__ = "reconciliation_finding"
+    __table_args__ = (
+        Index("ix_reconciliation_finding_page", "run_id", "id"),
+        Index("ix_reconciliation_finding_value", "run_id", "reason", "value"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    run_id: Mapped[int] = mapped_column(
+        ForeignKey("reconciliation_run.id", ondelete="CASCADE")
+    )
+    reason: Mapped[str] = mapped_column(String(40))
+    value: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    account_ids: Mapped[list[str]] = mapped_column(JSON)
+    verified_on: Mapped[list[str]] = mapped_column(JSON, default=list)

@@ -2,20 +2,50 @@
 
 - accounts sharing a phone that is unverified on at least one of them (typed in, not proved);
 - accounts sharing an email that one of them verified (a verified email only suggests);
-- active accounts with no way left to log in (`rules.ways_to_log_in`).
-Nothing here changes anything.
+- active accounts with no way left to log in (`rules.has_way_to_log_in`).
+
+Computed in SQL and streamed: memory stays bounded however many accounts there are (no Python
+object per identity). `run_reconciliation` stores a run and its findings (`idp worker` daily,
+`idp identity report`, the admin's "run now"); the admin pages read the stored findings a page
+at a time. Nothing here changes an account.
 """
 
 from __future__ import annotations
 
+import json
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from itertools import groupby
+from typing import IO, Any
 
-from sqlalchemy import func, select
+from sqlalchemy import Integer, case, func, insert, select
+from sqlalchemy.orm import Session
 
 from idp.extensions import db
-from idp.identity.models import Account, AccountStatus, Identity, IdentityKind
-from idp.identity.rules import ways_to_log_in
+from idp.identity.models import (
+    Account,
+    AccountStatus,
+    Identity,
+    IdentityKind,
+    ReconciliationFinding,
+    ReconciliationRun,
+)
+from idp.identity.rules import has_way_to_log_in
+from idp.models_base import utcnow
+
+SHARED_UNVERIFIED_PHONE = "shared_unverified_phone"
+SHARED_VERIFIED_EMAIL = "shared_verified_email"
+NO_WAY_TO_LOG_IN = "no_way_to_log_in"
+REASONS = (SHARED_UNVERIFIED_PHONE, SHARED_VERIFIED_EMAIL, NO_WAY_TO_LOG_IN)
+STREAM_ROWS = 2000
+
+
+@dataclass
+class Finding:
+    reason: str
+    value: str | None
+    account_ids: list[str]
+    verified_on: list[str] = field(default_factory=list)  # at most one account: the verified one
 
 
 @dataclass
@@ -23,11 +53,13 @@ class SharedIdentity:
     kind: str
     value: str
     account_ids: list[str]
-    verified_on: list[str]  # the account (at most one) that holds it verified
+    verified_on: list[str]
 
 
 @dataclass
 class IdentityReport:
+    """The whole report in memory: for tests and small deployments; see `findings()`."""
+
     shared_unverified_phones: list[SharedIdentity] = field(default_factory=list)
     shared_verified_emails: list[SharedIdentity] = field(default_factory=list)
     no_way_to_log_in: list[str] = field(default_factory=list)
@@ -43,16 +75,32 @@ class IdentityReport:
 
 
 def build_report() -> IdentityReport:
-    return IdentityReport(
-        shared_unverified_phones=shared_identities(IdentityKind.PHONE),
-        shared_verified_emails=[
-            shared for shared in shared_identities(IdentityKind.EMAIL) if shared.verified_on
-        ],
-        no_way_to_log_in=accounts_without_login(),
-    )
+    report = IdentityReport()
+    for finding in findings():
+        if finding.reason == NO_WAY_TO_LOG_IN:
+            report.no_way_to_log_in.append(finding.account_ids[0])
+            continue
+        kind = _kind(finding.reason)
+        shared = SharedIdentity(kind, finding.value or "", finding.account_ids, finding.verified_on)
+        target = (report.shared_unverified_phones if kind == IdentityKind.PHONE
+                  else report.shared_verified_emails)
+        target.append(shared)
+    return report
 
 
-def shared_identities(kind: str) -> list[SharedIdentity]:
+def _kind(reason: str) -> str:
+    return IdentityKind.PHONE if reason == SHARED_UNVERIFIED_PHONE else IdentityKind.EMAIL
+
+
+def findings(session: Session | None = None) -> Iterator[Finding]:
+    """Every finding, streamed from the database in a stable order."""
+    session = session or db.session
+    yield from _shared(session, IdentityKind.PHONE, SHARED_UNVERIFIED_PHONE, need_verified=False)
+    yield from _shared(session, IdentityKind.EMAIL, SHARED_VERIFIED_EMAIL, need_verified=True)
+    yield from _without_login(session)
+
+
+def _shared(session: Any, kind: str, reason: str, need_verified: bool) -> Iterator[Finding]:
     """Values of `kind` held by two or more active accounts. Since a verified identity belongs
     to one account only, every such group is unverified on all accounts but at most one."""
     active = Account.status == AccountStatus.ACTIVE
@@ -63,56 +111,132 @@ def shared_identities(kind: str) -> list[SharedIdentity]:
         .group_by(Identity.value)
         .having(func.count(func.distinct(Identity.account_id)) > 1)
     )
-    rows = db.session.execute(
+    if need_verified:
+        values = values.having(func.max(_as_int(Identity.verified)) == 1)
+    rows = session.execute(
         select(Identity.value, Identity.account_id, Identity.verified)
         .join(Account, Account.id == Identity.account_id)
         .where(Identity.kind == kind, active, Identity.value.in_(values))
         .order_by(Identity.value, Account.created_at, Identity.account_id)
-    ).all()
-    groups: dict[str, SharedIdentity] = {}
-    for value, account_id, verified in rows:
-        group = groups.setdefault(value, SharedIdentity(kind, value, [], []))
-        if account_id not in group.account_ids:
-            group.account_ids.append(account_id)
-        if verified and account_id not in group.verified_on:
-            group.verified_on.append(account_id)
-    return list(groups.values())
+        .execution_options(yield_per=STREAM_ROWS)
+    )
+    for value, group in groupby(rows, key=lambda row: row[0]):
+        finding = Finding(reason, value, [], [])
+        for _, account_id, verified in group:
+            if account_id not in finding.account_ids:
+                finding.account_ids.append(account_id)
+            if verified and account_id not in finding.verified_on:
+                finding.verified_on.append(account_id)
+        yield finding
 
 
-def accounts_without_login() -> list[str]:
-    account_ids = db.session.scalars(
+def _as_int(column: Any) -> Any:
+    return case((column.is_(True), 1), else_=0).cast(Integer)
+
+
+def _without_login(session: Any) -> Iterator[Finding]:
+    rows = session.execute(
         select(Account.id)
-        .where(Account.status == AccountStatus.ACTIVE)
+        .where(Account.status == AccountStatus.ACTIVE, ~has_way_to_log_in(Account.id))
         .order_by(Account.created_at, Account.id)
-    ).all()
-    by_account: dict[str, list[Identity]] = {account_id: [] for account_id in account_ids}
-    for identity in db.session.scalars(
-        select(Identity)
-        .join(Account, Account.id == Identity.account_id)
-        .where(Account.status == AccountStatus.ACTIVE)
-    ):
-        by_account[identity.account_id].append(identity)
-    return [account_id for account_id, held in by_account.items() if not ways_to_log_in(held)]
+        .execution_options(yield_per=STREAM_ROWS)
+    )
+    for (account_id,) in rows:
+        yield Finding(NO_WAY_TO_LOG_IN, None, [account_id])
 
 
-def format_table(report: IdentityReport) -> str:
-    """The report for a terminal, one section per finding."""
-    lines = ["Accounts sharing an unverified phone (suggested merges):"]
-    lines += _group_lines(report.shared_unverified_phones)
-    lines.append("Accounts sharing a verified email (suggested merges):")
-    lines += _group_lines(report.shared_verified_emails)
-    lines.append("Accounts with no way left to log in:")
-    lines += [f"  {account_id}" for account_id in report.no_way_to_log_in] or ["  (none)"]
-    return "\n".join(lines)
+def run_reconciliation(trigger: str) -> ReconciliationRun:
+    """Computes the report and stores it as a new run, a batch of findings at a time."""
+    run = ReconciliationRun(trigger=trigger, started_at=utcnow(), counts={})
+    db.session.add(run)
+    db.session.commit()
+    counts = dict.fromkeys(REASONS, 0)
+    batch: list[dict[str, Any]] = []
+    # Read on a session of its own, so the batch commits below do not end the stream.
+    with Session(db.engine) as reader:
+        for finding in findings(reader):
+            counts[finding.reason] += 1
+            batch.append({"run_id": run.id, **asdict(finding)})
+            if len(batch) >= STREAM_ROWS:
+                _store(batch)
+    _store(batch)
+    run.counts = counts
+    run.finished_at = utcnow()
+    db.session.commit()
+    return run
 
 
-def _group_lines(groups: list[SharedIdentity]) -> list[str]:
-    if not groups:
-        return ["  (none)"]
-    lines = []
-    for group in groups:
-        lines.append(f"  {group.value}")
-        for account_id in group.account_ids:
-            mark = "verified" if account_id in group.verified_on else "unverified"
-            lines.append(f"    {account_id}  {mark}")
-    return lines
+def _store(batch: list[dict[str, Any]]) -> None:
+    if batch:
+        db.session.execute(insert(ReconciliationFinding), batch)
+        db.session.commit()
+        batch.clear()
+
+
+def latest_run() -> ReconciliationRun | None:
+    return db.session.scalar(
+        select(ReconciliationRun)
+        .where(ReconciliationRun.finished_at.is_not(None))
+        .order_by(ReconciliationRun.id.desc())
+        .limit(1)
+    )
+
+
+def write_json(run: ReconciliationRun, out: IO[str]) -> None:
+    """The stored run as one JSON document, written as it is read (the CLI's `--json`)."""
+    out.write('{\n  "run": ' + json.dumps({"id": run.id, "counts": run.counts}))
+    for reason, key in ((SHARED_UNVERIFIED_PHONE, "shared_unverified_phones"),
+                        (SHARED_VERIFIED_EMAIL, "shared_verified_emails"),
+                        (NO_WAY_TO_LOG_IN, "no_way_to_log_in")):
+        out.write(f',\n  "{key}": [')
+        for index, finding in enumerate(stored_findings(run.id, reason)):
+            if reason == NO_WAY_TO_LOG_IN:
+                item: Any = finding.account_ids[0]
+            else:
+                item = {"kind": _kind(reason), "value": finding.value,
+                        "account_ids": finding.account_ids, "verified_on": finding.verified_on}
+            out.write(("," if index else "") + "\n    " + json.dumps(item))
+        out.write("\n  ]")
+    out.write("\n}\n")
+
+
+def write_table(run: ReconciliationRun, out: IO[str]) -> None:
+    """The stored run for a terminal, one section per finding."""
+    titles = {
+        SHARED_UNVERIFIED_PHONE: "Accounts sharing an unverified phone (suggested merges):",
+        SHARED_VERIFIED_EMAIL: "Accounts sharing a verified email (suggested merges):",
+        NO_WAY_TO_LOG_IN: "Accounts with no way left to log in:",
+    }
+    for reason in REASONS:
+        out.write(titles[reason] + "\n")
+        empty = True
+        for finding in stored_findings(run.id, reason):
+            empty = False
+            if reason == NO_WAY_TO_LOG_IN:
+                out.write(f"  {finding.account_ids[0]}\n")
+                continue
+            out.write(f"  {finding.value}\n")
+            for account_id in finding.account_ids:
+                mark = "verified" if account_id in finding.verified_on else "unverified"
+                out.write(f"    {account_id}  {mark}\n")
+        if empty:
+            out.write("  (none)\n")
+
+
+def stored_findings(run_id: int, reason: str | None = None,
+                    after_id: int = 0) -> Iterator[ReconciliationFinding]:
+    """A run's findings in order, read a keyset page at a time: memory stays bounded, and a
+    caller may stop early without leaving a server-side cursor open."""
+    while True:
+        statement = select(ReconciliationFinding).where(
+            ReconciliationFinding.run_id == run_id, ReconciliationFinding.id > after_id
+        )
+        if reason:
+            statement = statement.where(ReconciliationFinding.reason == reason)
+        page = db.session.scalars(
+            statement.order_by(ReconciliationFinding.id).limit(STREAM_ROWS)
+        ).all()
+        yield from page
+        if len(page) < STREAM_ROWS:
+            return
+        after_id = page[-1].id

@@ -118,7 +118,7 @@ class AuthorizationCode(db.Model):
     auth_time: Mapped[int] = mapped_column(Integer)
     amr: Mapped[list[str]] = mapped_column(JSON, default=list)
     session_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
-    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)  # retention
     used_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     # What was issued from the code, so that a replay can revoke it (RFC 6749 §4.1.2).
     token_family: Mapped[str | None] = mapped_column(String(64), nullable=True)
@@ -148,7 +148,10 @@ class RefreshToken(db.Model):
     """One row per refresh token; rotation chains rows of one `family`."""
 
     __tablename__ = "refresh_token"
-    __table_args__ = (Index("ix_refresh_token_family", "family"),)
+    __table_args__ = (
+        Index("ix_refresh_token_family", "family"),
+        Index("ix_refresh_token_expires_at", "expires_at"),  # retention
+    )
 
     token_digest: Mapped[str] = mapped_column(String(64), primary_key=True)
     family: Mapped[str] = mapped_column(String(64))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from idp.admin.dashboard import build_dashboard, cross_channel_accounts
+from idp.admin.dashboard import build_dashboard
 from idp.extensions import db
 from idp.identity.audit import Actor
 from idp.identity.merge import merge_accounts
@@ -13,6 +13,7 @@ from idp.identity.models import IdentityKind
 from idp.identity.rules import MergeRule, Proof
 from idp.identity.service import link_identity
 from idp.usage.counters import on_wechat_call
+from idp.usage.rollups import count_cross_channel, refresh_cross_channel
 from tests.admin.conftest import WEB_APPID, AdminBrowser, text_of
 from tests.conftest import login
 
@@ -51,7 +52,7 @@ def test_cross_channel_share(make_user: Any, mini_user: Any, wechat_apps: None) 
                   namespace=WEB_APPID, verified=True, proof="wechat_login")
     mini_user("o-mini-only")
     db.session.commit()
-    figures = cross_channel_accounts()
+    figures = count_cross_channel()
     assert (figures.both, figures.website, figures.miniprogram) == (2, 4, 3)
     assert figures.active == 5 and website_only.id
     assert abs(figures.share - 0.4) < 1e-9
@@ -79,3 +80,47 @@ def test_token_issuance_by_grant_and_wechat_error_rate(
     assert board.wechat_error_rate[-1] == 0.5
     html = text_of(admin.get("/admin/"))
     assert re.search(r"Client credentials", html)
+
+
+def test_the_cross_channel_figure_is_the_workers_rollup(
+    make_user: Any, mini_user: Any, wechat_apps: None
+) -> None:
+    """Distinct counts over millions of identities take seconds: the dashboard reads the
+    figure `idp worker` stored (computed at once when there is none yet)."""
+    both = mini_user("o-roll")
+    link_identity(both, IdentityKind.PHONE, "+8613800138009", Actor.user(both.id),
+                  verified=True, proof="sms")
+    db.session.commit()
+    assert build_dashboard().cross_channel.both == 1
+    second = mini_user("o-roll-2")
+    link_identity(second, IdentityKind.PHONE, "+8613800138008", Actor.user(second.id),
+                  verified=True, proof="sms")
+    db.session.commit()
+    assert build_dashboard().cross_channel.both == 1  # the stored figure
+    assert refresh_cross_channel().both == 2
+    board = build_dashboard()
+    assert board.cross_channel.both == 2 and board.cross_channel_at is not None
+
+
+def test_completed_days_come_from_the_daily_rollup(make_user: Any) -> None:
+    """Past days are counted once into the rollup; only today is counted live."""
+    from datetime import timedelta
+
+    from idp.accounts.models import LoginEvent
+    from idp.models_base import utcnow
+    from idp.usage.rollups import refresh_daily
+
+    user = make_user(phone="+8613800138000")
+    three_days_ago = utcnow() - timedelta(days=3)
+    db.session.add(LoginEvent(account_id=user.id, channel="miniprogram",
+                              created_at=three_days_ago))
+    db.session.commit()
+    assert build_dashboard().logins["miniprogram"][-4] == 1  # rollup made on first view
+    db.session.add(LoginEvent(account_id=user.id, channel="miniprogram",
+                              created_at=three_days_ago))
+    db.session.add(LoginEvent(account_id=user.id, channel="miniprogram", created_at=utcnow()))
+    db.session.commit()
+    board = build_dashboard()
+    assert board.logins["miniprogram"][-4:] == [1, 0, 0, 1]  # past: stored; today: live
+    assert refresh_daily() >= 1
+    assert build_dashboard().logins["miniprogram"][-4:] == [2, 0, 0, 1]

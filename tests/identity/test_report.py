@@ -93,3 +93,55 @@ def test_the_command_prints_json_and_a_table(app: Any, make_user: Any, wechat_us
     table = runner.invoke(args=["identity", "report"])
     assert table.exit_code == 0
     assert PHONE in table.output and f"{typed.id}  unverified" in table.output
+
+
+def test_a_run_is_stored_with_its_findings_and_read_back_as_json(
+    make_user: Any, wechat_user: Any
+) -> None:
+    import io
+
+    from idp.identity.report import run_reconciliation, stored_findings, write_json
+
+    holder = age(make_user(phone=PHONE), 10)
+    typed = wechat_user("openid-5")
+    link_identity(typed, IdentityKind.PHONE, PHONE, ACTOR, verified=False)
+    stranded = make_user()
+    for identity in identities_of(stranded, IdentityKind.PHONE):
+        db.session.delete(identity)
+    db.session.commit()
+
+    run = run_reconciliation(trigger="cli")
+
+    assert run.finished_at and run.counts == {
+        "shared_unverified_phone": 1, "shared_verified_email": 0, "no_way_to_log_in": 1}
+    stored = list(stored_findings(run.id))
+    assert [(f.reason, f.account_ids) for f in stored] == [
+        ("shared_unverified_phone", [holder.id, typed.id]), ("no_way_to_log_in", [stranded.id])]
+    out = io.StringIO()
+    write_json(run, out)
+    document = json.loads(out.getvalue())
+    assert document["run"]["id"] == run.id and document["no_way_to_log_in"] == [stranded.id]
+    assert document["shared_unverified_phones"][0]["verified_on"] == [holder.id]
+
+
+def test_the_report_streams_rows_rather_than_loading_identities(
+    make_user: Any, wechat_user: Any
+) -> None:
+    """No ORM object per identity: the report reads tuples, a bounded batch at a time."""
+    from sqlalchemy import event
+
+    from idp.identity.report import run_reconciliation
+
+    for number in range(5):
+        account = wechat_user(f"openid-s{number}")
+        link_identity(account, IdentityKind.PHONE, PHONE, ACTOR, verified=False)
+    db.session.commit()
+    loaded: list[Any] = []
+    listener = lambda _session, instance: loaded.append(instance)  # noqa: E731
+    event.listen(db.session.registry(), "loaded_as_persistent", listener)
+    try:
+        run = run_reconciliation(trigger="cli")
+    finally:
+        event.remove(db.session.registry(), "loaded_as_persistent", listener)
+    assert run.counts["shared_unverified_phone"] == 1
+    assert not [row for row in loaded if type(row).__name__ == "Identity"]
