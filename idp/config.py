@@ -41,6 +41,9 @@ ENVIRONMENT_NAMES = (
     "IDP_LOG_JSON",
     "IDP_METRICS_PUBLIC",
     "IDP_METRICS_TOKEN",
+    # Protocol limits (issue 10 item 5, issue 17 item 1).
+    "IDP_CLIENT_ASSERTION_MAX_LIFETIME",
+    "IDP_REFRESH_REUSE_GRACE_SECONDS",
 )
 
 DEFAULTS: dict[str, Any] = {
@@ -82,6 +85,11 @@ DEFAULTS: dict[str, Any] = {
     # /metrics: loopback only, unless public or asked with `Authorization: Bearer <token>`.
     "IDP_METRICS_PUBLIC": False,
     "IDP_METRICS_TOKEN": None,
+    # private_key_jwt: the longest an assertion may live, exp - iat and exp - now (RFC 7523 §3).
+    "IDP_CLIENT_ASSERTION_MAX_LIFETIME": 300,
+    # A refresh token already rotated is answered again, with the same successor, for this long
+    # (a lost response is retried); after it, a reuse revokes the family (RFC 9700 §4.14.2).
+    "IDP_REFRESH_REUSE_GRACE_SECONDS": 30,
 }
 
 
