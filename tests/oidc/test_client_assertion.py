@@ -203,5 +203,9 @@ def test_assertion_for_a_client_without_keys_is_invalid_client__rfc7523_3(
 def test_assertion_for_a_client_with_an_empty_key_set_is_invalid_client__rfc7523_3(
     client: FlaskClient, make_client: Any, key: ECKey
 ) -> None:
-    keyless, _ = make_client(grant_types=["client_credentials"], scope="openid", jwks={"keys": []})
+    """A row from before keys were checked at registration."""
+    public_keys = KeySet([key]).as_dict(private=False)
+    keyless, _ = make_client(grant_types=["client_credentials"], scope="openid", jwks=public_keys)
+    keyless.jwks = {"keys": []}
+    db.session.commit()
     assert_invalid_client(client_credentials(client, assertion(keyless.client_id, key)))
