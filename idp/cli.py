@@ -101,6 +101,11 @@ def clients() -> None:
 @click.option("--first-party", is_flag=True, help="skip the consent screen")
 @click.option("--id-token-alg", type=click.Choice(["RS256", "ES256"]), default="RS256")
 @click.option("--jwks-stdin", is_flag=True, help="read a public JWKS: private_key_jwt")
+@click.option(
+    "--token-endpoint-auth-method",
+    help="client_secret_basic (default), client_secret_post, private_key_jwt (with --jwks-stdin)"
+    " or none (= --public); the token, revocation and introspection endpoints accept only it",
+)
 @click.option("--json", "as_json", is_flag=True)
 @with_appcontext
 def clients_create(as_json: bool, jwks_stdin: bool, **options: Any) -> None:

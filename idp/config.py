@@ -48,6 +48,9 @@ ENVIRONMENT_NAMES = (
     "IDP_RETENTION_AUDIT_DAYS",
     "IDP_RETENTION_INTERVAL_SECONDS",
     "IDP_RECONCILIATION_TIME",
+    # Protocol limits (issue 10 item 5, issue 17 item 1).
+    "IDP_CLIENT_ASSERTION_MAX_LIFETIME",
+    "IDP_REFRESH_REUSE_GRACE_SECONDS",
 )
 
 DEFAULTS: dict[str, Any] = {
@@ -100,6 +103,11 @@ DEFAULTS: dict[str, Any] = {
     "IDP_RETENTION_AUDIT_DAYS": None,  # unset: the audit trail is kept for ever
     "IDP_RECONCILIATION_TIME": "03:30",  # UTC, daily
     "IDP_USAGE_ROLLUP_INTERVAL_SECONDS": 600,
+    # private_key_jwt: the longest an assertion may live, exp - iat and exp - now (RFC 7523 §3).
+    "IDP_CLIENT_ASSERTION_MAX_LIFETIME": 300,
+    # A refresh token already rotated is answered again, with the same successor, for this long
+    # (a lost response is retried); after it, a reuse revokes the family (RFC 9700 §4.14.2).
+    "IDP_REFRESH_REUSE_GRACE_SECONDS": 30,
 }
 
 

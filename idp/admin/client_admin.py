@@ -7,6 +7,7 @@ been created in.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from idp.admin.forms import ClientForm
@@ -15,7 +16,9 @@ from idp.identity import audit
 from idp.identity.audit import Actor
 from idp.oidc.clients import (
     KNOWN_GRANT_TYPES,
+    SECRET_AUTH_METHODS,
     ClientSpecError,
+    choose_auth_method,
     create_client,
     rotate_client_secret,
     validate_redirect_uri,
@@ -48,9 +51,15 @@ def create_from_form(form: ClientForm, actor: Actor) -> tuple[Client, str | None
     for uri in (spec["events_uri"], spec["backchannel_logout_uri"]):
         if uri:
             _check_https_endpoint(uri)
-    client, secret = create_client(public=bool(form.public.data), **spec)
+    client, secret = create_client(
+        public=bool(form.public.data),
+        token_endpoint_auth_method=form.token_endpoint_auth_method.data or None,
+        jwks=jwks_from_form(form),
+        **spec,
+    )
     audit.record("admin.client_create", actor, None, client_id=client.client_id,
-                 name=client.name, public=client.is_public)
+                 name=client.name, public=client.is_public,
+                 token_endpoint_auth_method=client.token_endpoint_auth_method)
     db.session.commit()
     return client, secret
 
@@ -75,6 +84,12 @@ def update_from_form(client: Client, form: ClientForm, actor: Actor) -> None:
     for uri in (spec["events_uri"], spec["backchannel_logout_uri"]):
         if uri:
             _check_https_endpoint(uri)
+    method = form.token_endpoint_auth_method.data or client.token_endpoint_auth_method
+    jwks = jwks_from_form(form)
+    if method == "private_key_jwt" and jwks is None:
+        jwks = client.jwks  # keep the registered keys
+    if method != client.token_endpoint_auth_method or jwks != client.jwks:
+        choose_auth_method(method, client.is_public, jwks if method == "private_key_jwt" else None)
     before = _fields(client)
     client.name = spec["name"]
     client.redirect_uris = [validate_redirect_uri(uri) for uri in spec["redirect_uris"]]
@@ -87,6 +102,8 @@ def update_from_form(client: Client, form: ClientForm, actor: Actor) -> None:
     client.wechat_appid = spec["wechat_appid"]
     client.events_uri = spec["events_uri"]
     client.backchannel_logout_uri = spec["backchannel_logout_uri"]
+    client.token_endpoint_auth_method = method
+    client.jwks = jwks if method == "private_key_jwt" else None
     after = _fields(client)
     changed = {key: {"from": before[key], "to": after[key]}
                for key in after if before[key] != after[key]}
@@ -95,7 +112,7 @@ def update_from_form(client: Client, form: ClientForm, actor: Actor) -> None:
 
 
 def rotate_secret(client: Client, actor: Actor) -> str:
-    if client.token_endpoint_auth_method != "client_secret_basic":
+    if client.token_endpoint_auth_method not in SECRET_AUTH_METHODS:
         raise ClientSpecError("only a client that authenticates with a secret has one to rotate")
     secret = rotate_client_secret(client)
     audit.record("admin.client_secret_rotate", actor, None, client_id=client.client_id)
@@ -115,7 +132,22 @@ def form_data(client: Client) -> dict[str, Any]:
         "events_uri": client.events_uri or "",
         "post_logout_redirect_uris": "\n".join(client.post_logout_redirect_uris or []),
         "backchannel_logout_uri": client.backchannel_logout_uri or "",
+        "token_endpoint_auth_method": client.token_endpoint_auth_method,
+        "jwks": json.dumps(client.jwks, indent=1) if client.jwks else "",
     }
+
+
+def jwks_from_form(form: ClientForm) -> dict[str, Any] | None:
+    text = (form.jwks.data or "").strip()
+    if not text:
+        return None
+    try:
+        jwks = json.loads(text)
+    except ValueError:
+        raise ClientSpecError("the JWKS is not JSON") from None
+    if not isinstance(jwks, dict):
+        raise ClientSpecError("the JWKS must be a JSON object with \"keys\"")
+    return jwks
 
 
 def _check_https_endpoint(uri: str) -> None:

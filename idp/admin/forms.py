@@ -18,7 +18,7 @@ from wtforms import (
 from wtforms.validators import DataRequired, Length, Optional, Regexp
 from wtforms.widgets import CheckboxInput, ListWidget
 
-from idp.oidc.clients import KNOWN_GRANT_TYPES
+from idp.oidc.clients import AUTH_METHODS, KNOWN_GRANT_TYPES
 from idp.wechat.models import WeChatAppKind
 
 
@@ -75,6 +75,17 @@ class ClientForm(FlaskForm):
     )
     backchannel_logout_uri = StringField(
         _l("Back-channel logout URI"), validators=[Length(max=500)]
+    )
+    token_endpoint_auth_method = SelectField(
+        _l("Client authentication (token, revocation, introspection)"),
+        choices=[
+            SelectChoice("", _l("Default: client_secret_basic, or none for a public client")),
+            *(SelectChoice(method) for method in AUTH_METHODS),
+        ],
+        default="",
+    )
+    jwks = TextAreaField(
+        _l("Public JWKS (private_key_jwt only)"), validators=[Optional(), Length(max=20000)]
     )
 
 

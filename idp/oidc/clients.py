@@ -6,6 +6,9 @@ import secrets
 from typing import Any
 from urllib.parse import urlsplit
 
+from joserfc.errors import JoseError
+from joserfc.jwk import KeySet
+
 from idp.crypto import digest
 from idp.extensions import db
 from idp.oidc.discovery import TOKEN_EXCHANGE
@@ -13,6 +16,10 @@ from idp.oidc.models import Client
 from idp.scopes import SUPPORTED_SCOPES
 
 KNOWN_GRANT_TYPES = ("authorization_code", "refresh_token", "client_credentials", TOKEN_EXCHANGE)
+# How a client authenticates at the token, revocation and introspection endpoints (OIDC
+# Registration §2 `token_endpoint_auth_method`); it is accepted there by that method only.
+SECRET_AUTH_METHODS = ("client_secret_basic", "client_secret_post")
+AUTH_METHODS = (*SECRET_AUTH_METHODS, "private_key_jwt", "none")
 
 
 class ClientSpecError(ValueError):
@@ -46,8 +53,12 @@ def create_client(
     first_party: bool = False,
     id_token_alg: str = "RS256",
     jwks: dict[str, Any] | None = None,
+    token_endpoint_auth_method: str | None = None,
 ) -> tuple[Client, str | None]:
-    """Returns the client and its secret (shown once; only a digest is kept)."""
+    """Returns the client and its secret (shown once; only a digest is kept). A client with a
+    secret method gets a secret; `private_key_jwt` and `none` get none."""
+    auth_method = choose_auth_method(token_endpoint_auth_method, public, jwks)
+    public = auth_method == "none"
     grants = list(grant_types) or (
         ["authorization_code", "refresh_token"] if redirect_uris else ["client_credentials"]
     )
@@ -65,8 +76,7 @@ def create_client(
         raise ClientSpecError(
             f"unknown scopes: {' '.join(sorted(set(scopes) - set(SUPPORTED_SCOPES)))}"
         )
-    secret = None if public else secrets.token_urlsafe(32)
-    auth_method = "none" if public else ("private_key_jwt" if jwks else "client_secret_basic")
+    secret = secrets.token_urlsafe(32) if auth_method in SECRET_AUTH_METHODS else None
     client = Client(
         client_id=secrets.token_urlsafe(16),
         name=name,
@@ -86,6 +96,43 @@ def create_client(
     db.session.add(client)
     db.session.commit()
     return client, secret
+
+
+def choose_auth_method(requested: str | None, public: bool, jwks: dict[str, Any] | None) -> str:
+    """The registered method: as asked, else `none` for a public client, `private_key_jwt` for
+    one with keys, `client_secret_basic` otherwise. Refuses combinations that cannot work."""
+    if requested:
+        method = requested
+    elif public:
+        method = "none"
+    else:
+        method = "private_key_jwt" if jwks is not None else SECRET_AUTH_METHODS[0]
+    if method not in AUTH_METHODS:
+        raise ClientSpecError(
+            f"unknown token endpoint auth method {method!r}; one of: {', '.join(AUTH_METHODS)}"
+        )
+    if public and method != "none":
+        raise ClientSpecError(f"a public client has no credentials: it cannot use {method}")
+    if method == "private_key_jwt":
+        validate_public_jwks(jwks)
+    elif jwks is not None:
+        raise ClientSpecError(f"a JWKS is for private_key_jwt, not {method}")
+    return method
+
+
+def validate_public_jwks(jwks: dict[str, Any] | None) -> None:
+    """RFC 7517 §5: a JSON Web Key Set of public keys that sign (RSA or EC)."""
+    if not isinstance(jwks, dict) or not isinstance(jwks.get("keys"), list) or not jwks["keys"]:
+        raise ClientSpecError("private_key_jwt needs the client's public JWKS ({\"keys\": [...]})")
+    for key in jwks["keys"]:
+        if not isinstance(key, dict) or key.get("kty") not in ("RSA", "EC"):
+            raise ClientSpecError("every JWKS key must be an RSA or EC public key")
+        if "d" in key:
+            raise ClientSpecError("the JWKS holds a private key: register the public keys only")
+    try:
+        KeySet.import_key_set(jwks)
+    except (JoseError, ValueError, TypeError, KeyError) as error:
+        raise ClientSpecError(f"the JWKS cannot be read: {error}") from None
 
 
 def rotate_client_secret(client: Client) -> str:

@@ -22,6 +22,7 @@ from sqlalchemy import exists, select
 from idp.accounts.models import LoginSession
 from idp.extensions import db
 from idp.identity.models import Account
+from idp.oidc.client_cache import cached_client
 from idp.oidc.context import auth_context, issuer, keyring
 from idp.oidc.models import Client, RevokedAccessToken
 
@@ -99,8 +100,6 @@ class AccessToken:
 
     def get_client(self) -> Any:
         """The client the token was issued to: a `ClientSnapshot` from the per-process cache."""
-        from idp.oidc.server import cached_client
-
         return cached_client(self.client_id)
 
     def get_user(self) -> Account | None:

@@ -16,13 +16,13 @@ from idp.identity.models import Account
 from idp.identity.rules import MergeRefused
 from idp.oidc.models import Client
 from idp.oidc.server import require_oauth
-from idp.oidc.token_exchange import issue_tokens
 from idp.oidc.tokens import AccessToken
 from idp.wechat.errors import WeChatError
 from idp.wechat.models import WeChatAppKind
 from idp.wechat_login import phone
 from idp.wechat_login.blueprint import bp
 from idp.wechat_login.errors import oauth_error_for, oauth_error_for_missing_app
+from idp.wechat_login.token_exchange import issue_tokens
 from idp.wechat_login.upstream import AppNotConfigured, configured_app
 
 MAX_FIELD_LENGTH = 4096

@@ -3,28 +3,37 @@ read only to decrypt legacy `encryptedData`. It never leaves the IdP."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from flask import current_app
+from sqlalchemy.dialects import postgresql, sqlite
 
 from idp.extensions import db
 from idp.models_base import utcnow
 from idp.wechat.models import WeChatSessionKey
 
+UPSERT_DIALECTS: dict[str, Any] = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}
+
 
 def remember_session_key(appid: str, openid: str, session_key: str) -> None:
-    """Adds to the caller's transaction; the caller commits."""
+    """One statement, in the caller's transaction (the caller commits): an insert that becomes
+    an update when the row exists. Concurrent first logins of one openid each write their key,
+    the last commit wins, and none fails on the primary key (a read-then-insert did)."""
     encrypted = current_app.extensions["idp_secret_box"].encrypt(
         session_key, context=_context(appid, openid)
     )
-    row = db.session.get(WeChatSessionKey, (appid, openid))
-    if row is None:
-        db.session.add(
-            WeChatSessionKey(
-                appid=appid, openid=openid, session_key_encrypted=encrypted, updated_at=utcnow()
-            )
+    values = {"session_key_encrypted": encrypted, "updated_at": utcnow()}
+    insert = UPSERT_DIALECTS[db.session.get_bind().dialect.name]
+    statement = insert(WeChatSessionKey).values(appid=appid, openid=openid, **values)
+    db.session.execute(
+        statement.on_conflict_do_update(
+            index_elements=[WeChatSessionKey.appid, WeChatSessionKey.openid], set_=values
         )
-    else:
-        row.session_key_encrypted = encrypted
-        row.updated_at = utcnow()
+    )
+    # A row this session loaded before is stale now: read it afresh next time.
+    cached = db.session.identity_map.get(db.session.identity_key(WeChatSessionKey, (appid, openid)))
+    if cached is not None:
+        db.session.expire(cached)
 
 
 def session_key_of(appid: str, openid: str) -> str | None:

@@ -11,9 +11,9 @@ from sqlalchemy import update
 
 from idp.crypto import digest
 from idp.extensions import db
+from idp.oidc.client_cache import ClientCache, ClientSnapshot, cached_client
 from idp.oidc.clients import rotate_client_secret
 from idp.oidc.models import Client
-from idp.oidc.server import ClientCache, ClientSnapshot, cached_client
 
 TOKEN = {"grant_type": "client_credentials"}
 
@@ -22,7 +22,7 @@ TOKEN = {"grant_type": "client_credentials"}
 def cache(app: Flask, monkeypatch: Any) -> ClientCache:
     """A 5-second cache on a clock the test moves."""
     now = [1000.0]
-    monkeypatch.setattr("idp.oidc.server.time.monotonic", lambda: now[0])
+    monkeypatch.setattr("idp.oidc.client_cache.time.monotonic", lambda: now[0])
     cache: ClientCache = app.extensions["idp_client_cache"]
     monkeypatch.setattr(cache, "ttl", 5.0)
     cache.advance = lambda seconds: now.__setitem__(0, now[0] + seconds)  # type: ignore[attr-defined]

@@ -12,9 +12,9 @@ import requests
 from flask.testing import FlaskClient
 
 from idp.oidc.discovery import TOKEN_EXCHANGE
-from idp.oidc.token_exchange import JS_CODE_TOKEN_TYPE
 from idp.wechat.apps import create_wechat_app
 from idp.wechat.fake import FakeWeChatControl, FakeWeChatServer, serve_in_thread
+from idp.wechat_login.token_exchange import JS_CODE_TOKEN_TYPE
 from tests.conftest import base_config
 
 MINI_APPID = "wxa000000000000001"

@@ -1,5 +1,8 @@
 """Mini-program login: RFC 8693 token exchange of a WeChat `wx.login()` code (CONTRACT §5).
 
+The grant is plugged into the protocol's server by `register_grant` (called from
+`idp.wechat_login.views.init_app`): `idp.oidc` knows nothing of WeChat.
+
 The mini-program is a public client bound to one appid; the `subject_token` is the js_code, and
 what comes back is an ordinary token response (plus `issued_token_type`, RFC 8693 §2.2.1).
 """
@@ -19,7 +22,7 @@ from authlib.oauth2.rfc6749 import (
 from authlib.oauth2.rfc6749.grants import BaseGrant, TokenEndpointMixin
 from authlib.oauth2.rfc6749.hooks import hooked
 from authlib.oidc.core import OpenIDToken
-from flask import g
+from flask import Flask, g
 
 from idp.identity.links import AccountUnavailable
 from idp.identity.models import Account
@@ -29,6 +32,7 @@ from idp.oidc.discovery import TOKEN_EXCHANGE
 from idp.oidc.errors import InvalidTargetError
 from idp.oidc.grants import IdTokenIssuer
 from idp.oidc.models import Client
+from idp.oidc.server import authorization_server, server_of
 from idp.scopes import scope_set
 from idp.wechat.errors import WeChatError
 from idp.wechat_login.errors import oauth_error_for, oauth_error_for_missing_app
@@ -113,8 +117,6 @@ def issue_tokens(
     caller's old tokens may have died in a merge): access token, refresh token when
     `offline_access` is in `scope` (stored as the token endpoint stores it), ID token when
     `openid` is."""
-    from idp.oidc.server import authorization_server
-
     request: OAuth2Request = authorization_server.create_oauth2_request(None)
     request.client = client
     request.user = account
@@ -135,6 +137,10 @@ def issue_tokens(
         g.token_client = client
         token["id_token"] = WeChatIdToken().encode_id_token(token, request)
     return token
+
+
+def register_grant(app: Flask) -> None:
+    server_of(app).register_grant(WeChatTokenExchangeGrant, [WeChatIdToken()])
 
 
 def _check_subject_token(data: Any) -> None:
