@@ -32,6 +32,7 @@ ENVIRONMENT_NAMES = (
     "IDP_TOKEN_RATE_LIMIT",
     "IDP_PHONE_BINDING_RATE_LIMIT",
     "IDP_EVENT_DELIVERY",
+    "IDP_WECHAT_OA_AUTO_START",
     # Operations (docs/DEPLOYMENT.md).
     "IDP_KEY_CACHE_SECONDS",
     "IDP_ARGON2_TIME_COST",
@@ -70,6 +71,8 @@ DEFAULTS: dict[str, Any] = {
     "IDP_THROTTLE_ENABLED": True,
     # "embedded": each IdP process delivers security events from a thread; "external": `idp worker`.
     "IDP_EVENT_DELIVERY": "embedded",
+    # Inside WeChat's browser, begin the silent Official Account sign-in as the login page opens.
+    "IDP_WECHAT_OA_AUTO_START": False,
     # The SMS sender: "log" keeps codes in an outbox and prints them (development only).
     "IDP_SMS_SENDER": "log",
     "IDP_ARGON2_TIME_COST": 3,
