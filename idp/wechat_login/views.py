@@ -9,6 +9,7 @@ from idp.wechat_login import (  # noqa: F401 - routes
     official_account,
     official_account_views,
     phone_views,
+    scan_views,
     website,
     website_views,
 )
@@ -19,6 +20,8 @@ def init_app(app: Flask) -> None:
     app.register_blueprint(bp)
     app.extensions["idp_wechat_login_url"] = wechat_login_url
     app.extensions["idp_wechat_auto_login_url"] = official_account_views.automatic_start_url
+    # The login page includes the scan box when this says where its code is.
+    app.jinja_env.globals["wechat_scan_code_url"] = scan_views.scan_code_url
     grant_types = app.extensions.setdefault("idp_extra_grant_types", [])
     if TOKEN_EXCHANGE not in grant_types:
         grant_types.append(TOKEN_EXCHANGE)
