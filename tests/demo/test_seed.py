@@ -12,7 +12,12 @@ from flask import Flask
 from sqlalchemy import func, select
 
 from idp.demo.run import print_banner
-from idp.demo.seed import CREDENTIALS_FILE, demo_wechat_apps, seed_demo
+from idp.demo.seed import (
+    CREDENTIALS_FILE,
+    OFFICIAL_ACCOUNT_APPID,
+    demo_wechat_apps,
+    seed_demo,
+)
 from idp.extensions import db
 from idp.identity.models import Account
 from idp.oidc.discovery import TOKEN_EXCHANGE
@@ -58,6 +63,7 @@ def test_seeded_clients_match_the_demo(app: Flask, tmp_path: Path) -> None:
     assert kinds == {
         credentials.miniprogram_appid: "miniprogram",
         credentials.website_appid: "website",
+        OFFICIAL_ACCOUNT_APPID: "officialaccount",
     }
 
 
