@@ -37,7 +37,7 @@ def test_seeding_twice_creates_one_admin_and_two_clients(app: Flask, tmp_path: P
 
     assert count(Account, Account.is_admin.is_(True)) == 1
     assert count(Client) == 2
-    assert count(WeChatApp) == 2
+    assert count(WeChatApp) == 3  # mini-program, website, Official Account
     assert first.first_start and first.admin_password
     assert not second.first_start and second.admin_password is None
     assert second.credentials == first.credentials
