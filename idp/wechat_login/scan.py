@@ -105,7 +105,7 @@ def code_image(app: WeChatApp, ticket: ScanTicket) -> bytes:
         return wechat.get_unlimited_wxacode(
             ticket.ticket,
             config.get("IDP_WECHAT_SCAN_PAGE") or DEFAULT_PAGE,
-            check_path=bool(config.get("IDP_WECHAT_SCAN_CHECK_PATH", True)),
+            check_path=_truthy(config.get("IDP_WECHAT_SCAN_CHECK_PATH", True)),
             env_version=config.get("IDP_WECHAT_SCAN_ENV_VERSION") or "release",
         )
 
@@ -205,6 +205,12 @@ def _check_unanswered(ticket: ScanTicket | None) -> None:
         raise UnknownTicket()
     if ticket.status not in Status.UNANSWERED:
         raise TicketAlreadyAnswered(ticket.status)
+
+
+def _truthy(value: object) -> bool:
+    if isinstance(value, str):
+        return value.strip().lower() not in {"0", "false", "no", "off", ""}
+    return bool(value)
 
 
 def _digest(secret: str) -> str:

@@ -8,10 +8,12 @@ answered once and used once however many processes race for it.
 
 from __future__ import annotations
 
+import functools
 import json
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
-from typing import Any, Protocol
+from typing import Any, ParamSpec, Protocol, TypeVar
 
 from flask import Flask
 from sqlalchemy import Engine, delete, insert, select, update
@@ -24,6 +26,15 @@ EXPIRED_GRACE = 300.0
 # A ticket confirmed just before its end leaves the browser this long to sign in with it.
 FINISH_GRACE = 30.0
 CAS_ATTEMPTS = 5
+
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+class TicketStoreUnavailable(Exception):
+    """Redis did not answer: scan-to-sign-in fails closed (503) until it does; no ticket moves
+    without the store that every process shares."""
 
 
 class Status:
@@ -95,19 +106,35 @@ return 0
 """
 
 
+def _redis_call(method: Callable[P, R]) -> Callable[P, R]:
+    @functools.wraps(method)
+    def guarded(*args: P.args, **kwargs: P.kwargs) -> R:
+        import redis
+
+        try:
+            return method(*args, **kwargs)
+        except redis.RedisError:
+            raise TicketStoreUnavailable() from None
+
+    return guarded
+
+
 class RedisScanTicketStore:
     def __init__(self, redis: Any) -> None:
         self._redis = redis
         self._compare_and_set = redis.register_script(_COMPARE_AND_SET)
 
+    @_redis_call
     def create(self, ticket: ScanTicket) -> None:
         ttl = max(1, int(ticket.expires_at - time.time() + EXPIRED_GRACE))
         self._redis.set(_key(ticket.ticket), json.dumps(asdict(ticket)), ex=ttl, nx=True)
 
+    @_redis_call
     def get(self, ticket_id: str) -> ScanTicket | None:
         raw = self._redis.get(_key(ticket_id))
         return _decode(raw).seen_at(time.time()) if raw is not None else None
 
+    @_redis_call
     def move(
         self, ticket_id: str, from_statuses: tuple[str, ...], to_status: str, account_id: str | None
     ) -> ScanTicket | None:
@@ -126,9 +153,11 @@ class RedisScanTicketStore:
                 return changed
         return None  # contended beyond reason: the caller answers as if someone else won
 
+    @_redis_call
     def claim_poll(self, ticket_id: str, seconds: float) -> bool:
         return bool(self._redis.set(_poll_key(ticket_id), 1, nx=True, ex=max(1, int(seconds))))
 
+    @_redis_call
     def release_poll(self, ticket_id: str) -> None:
         self._redis.delete(_poll_key(ticket_id))
 

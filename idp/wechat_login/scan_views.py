@@ -29,11 +29,13 @@ from idp.wechat_login import official_account, scan
 from idp.wechat_login.blueprint import bp
 from idp.wechat_login.errors import oauth_error_for
 from idp.wechat_login.requester import describe_browser
+from idp.wechat_login.scan_tickets import TicketStoreUnavailable
 from idp.wechat_login.upstream import AppNotConfigured, configured_app
 from idp.wechat_login.website_views import _message
 
 DEFAULT_LONG_POLL_SECONDS = 20.0
 BUSY_RETRY_AFTER = 2
+STORE_RETRY_AFTER = 5
 TICKET_MAX_LENGTH = 32
 
 
@@ -56,6 +58,16 @@ class TicketAnsweredError(OAuth2Error):
 class NotAMiniProgramClient(OAuth2Error):
     error = "unauthorized_client"
     status_code = 403
+
+
+@bp.errorhandler(TicketStoreUnavailable)
+def _store_unavailable(_error: TicketStoreUnavailable) -> Response:
+    """Fail closed while Redis is away: nothing signs in, and every side is told to retry."""
+    db.session.rollback()
+    body = {"error": "temporarily_unavailable", "error_description": "Try again shortly."}
+    return Response(json.dumps(body), status=503, headers={
+        "Content-Type": "application/json", "Cache-Control": "no-store",
+        "Retry-After": str(STORE_RETRY_AFTER)})
 
 
 # --- the browser -------------------------------------------------------------------------------

@@ -27,7 +27,9 @@
     var url = box.getAttribute('data-status-url') + '?seen=' + encodeURIComponent(seen);
     fetch(url, { credentials: 'same-origin', headers: { Accept: 'application/json' } })
       .then(function (response) {
-        if (response.status === 429) return later(2000).then(function () { poll(mine, seen); });
+        if (response.status === 429 || response.status >= 500) {
+          return later(response.status === 429 ? 2000 : 5000).then(function () { poll(mine, seen); });
+        }
         return response.json().then(function (body) {
           var status = response.ok ? body.status : 'expired';
           if (mine !== generation) return;

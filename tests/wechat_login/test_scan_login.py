@@ -271,3 +271,30 @@ def test_wechat_refusing_the_code_is_not_a_500(
     assert client.get("/login/scan/code.png").status_code == 503
     control.arm_failure("/wxa/getwxacodeunlimit", status=502)
     assert client.get("/login/scan/code.png").status_code == 503
+
+
+
+def test_redis_down_fails_closed_with_503(
+    app: Flask, client: FlaskClient, scanning: Any, control: FakeWeChatControl
+) -> None:
+    import socket
+
+    import redis
+
+    from idp.wechat_login.scan_tickets import RedisScanTicketStore
+
+    tokens = mini_login(client.application.test_client(), control, scanning, "alice")
+    ticket = show_code(client)
+    with socket.socket() as sock:  # a loopback port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    gone = redis.Redis(host="127.0.0.1", port=port, socket_connect_timeout=0.5)
+    app.extensions["idp_wechat_scan_store"] = RedisScanTicketStore(gone)
+    assert client.get("/login/scan/code.png").status_code == 503
+    status = poll(client, "waiting")
+    assert status.status_code == 503 and status.headers["Retry-After"] == "5"
+    answer = client.post(f"/wechat/scan/{ticket}", json={"decision": "confirm"},
+                         headers=bearer(tokens["access_token"]))
+    assert answer.status_code == 503
+    assert answer.get_json()["error"] == "temporarily_unavailable"
+    assert finish(client).status_code == 503 and signed_in(client) is None
