@@ -62,7 +62,9 @@ def oa_callback() -> Any:
     return _sign_in(account, ["wechat"], pending.next_url, official_account.CHANNEL)
 
 
-def _unknown_visitor(visitor: website.WeChatVisitor, pending: Any) -> Any:
+def _unknown_visitor(
+    visitor: website.WeChatVisitor, pending: official_account.PendingAuthorization
+) -> Any:
     if pending.scope == official_account.SILENT_SCOPE:
         # Nobody yet: the automatic start falls back to the normal page; a click asks WeChat
         # for the profile (snsapi_userinfo) to offer "create" or "link".

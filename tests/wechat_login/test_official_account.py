@@ -23,7 +23,7 @@ from idp.wechat.apps import create_wechat_app
 from idp.wechat.fake import FakeWeChatControl
 from tests.conftest import csrf_token
 
-from .conftest import mini_login
+from .conftest import bind_phone, mini_login
 
 OA_APPID = "wxc000000000000001"
 OA_SECRET = "oa-secret-00112233445566778899aa"
@@ -176,6 +176,34 @@ def test_new_user_is_asked_with_snsapi_userinfo_then_creates_an_account(
     assert again.scopes == ["snsapi_base"] and session_of(again.browser).account_id == account.id
 
 
+def test_a_later_verified_phone_merges_the_official_account_user_as_today(
+    client: FlaskClient,
+    control: FakeWeChatControl,
+    mini_client: Any,
+    official_account: str,
+    make_user: Any,
+) -> None:
+    """Created inside WeChat, then the same person (unionid) opens the mini-program and shares
+    the phone their website account verified: one account, by the rules of the engine."""
+    website_account = make_user(phone="+8613800138000", name="Web Olivia")
+    control.set_browser_user(OA_APPID, user="olivia", nickname="奥利维亚")
+    browser = WeChatBrowser(client)
+    browser.get("/login/wechat/oa")
+    page = client.get("/login/wechat/choose", headers=IN_WECHAT).get_data(as_text=True)
+    client.post("/login/wechat/create", data={"csrf_token": csrf_token(page)})
+    assert len(accounts()) == 2
+
+    tokens = mini_login(client.application.test_client(), control, mini_client, "olivia")
+    assert len(accounts()) == 2  # the mini-program found the Official Account's account
+    code = control.issue_phone_code(mini_client.wechat_appid, "13800138000")
+    bound = bind_phone(client.application.test_client(), tokens["access_token"], {"code": code})
+    assert bound.status_code == 200 and bound.get_json()["merged"] is True
+    assert bound.get_json()["sub"] == website_account.id  # the older account survives
+    survivor = db.session.get(Account, website_account.id)
+    namespaces = {i.namespace for i in survivor.identities if i.kind == IdentityKind.WECHAT_OPENID}
+    assert namespaces == {OA_APPID, mini_client.wechat_appid}
+
+
 def test_snapshot_user_never_gets_an_account(
     client: FlaskClient, control: FakeWeChatControl, official_account: str
 ) -> None:
@@ -208,8 +236,7 @@ def test_a_used_code_is_refused__wechat_40163(
     reused = client.get(f"/login/wechat/oa/callback?code={code}&state={state}", headers=IN_WECHAT)
     assert reused.status_code == 400
     assert 'data-kind="invalid_grant"' in reused.get_data(as_text=True)
-    errcodes = [c["path"] for c in control.calls("/sns/oauth2/access_token")]
-    assert len(errcodes) == 2
+    assert len(control.calls("/sns/oauth2/access_token")) == 2  # WeChat was asked, and said no
 
 
 def test_an_invalid_code_is_refused__wechat_40029(
