@@ -37,6 +37,9 @@ DEFAULT_LONG_POLL_SECONDS = 20.0
 BUSY_RETRY_AFTER = 2
 STORE_RETRY_AFTER = 5
 TICKET_MAX_LENGTH = 32
+# Per address: a person answers a code or two a minute; a ticket (144 random bits) is not guessed.
+CODE_RATE_LIMIT = "30/minute"
+ANSWER_RATE_LIMIT = "60/minute"
 
 
 class FinishForm(FlaskForm):
@@ -74,7 +77,7 @@ def _store_unavailable(_error: TicketStoreUnavailable) -> Response:
 
 
 @bp.get("/login/scan/code.png")
-@limiter.limit("30/minute")  # each one asks WeChat for an image
+@limiter.limit(CODE_RATE_LIMIT)  # each one asks WeChat for an image
 def scan_code() -> Any:
     app = scan.scan_app()
     if app is None:
@@ -158,7 +161,7 @@ def scan_ticket_info(ticket: str) -> Response:
 
 @bp.post("/wechat/scan/<ticket>")
 @csrf.exempt
-@limiter.limit(lambda: current_app.config["IDP_PHONE_BINDING_RATE_LIMIT"])
+@limiter.limit(ANSWER_RATE_LIMIT)
 def scan_ticket_answer(ticket: str) -> Response:
     """CONTRACT §8: 200 {"status"}, 404 unknown or expired, 409 already answered."""
     try:
