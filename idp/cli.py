@@ -186,13 +186,17 @@ def keys_retire(kid: str) -> None:
 # --- WeChat apps -----------------------------------------------------------------------------
 
 
-@click.group("wechat-apps", help="Upstream WeChat apps (mini-programs, website apps).")
+@click.group(
+    "wechat-apps", help="Upstream WeChat apps (mini-programs, website apps, Official Accounts)."
+)
 def wechat_apps() -> None:
     pass
 
 
 @wechat_apps.command("create")
-@click.option("--kind", type=click.Choice(["miniprogram", "website"]), required=True)
+@click.option(
+    "--kind", type=click.Choice(["miniprogram", "website", "officialaccount"]), required=True
+)
 @click.option("--appid", required=True)
 @click.option("--name", default="")
 @click.option("--secret-stdin", is_flag=True, required=True)

@@ -32,6 +32,13 @@ ENVIRONMENT_NAMES = (
     "IDP_TOKEN_RATE_LIMIT",
     "IDP_PHONE_BINDING_RATE_LIMIT",
     "IDP_EVENT_DELIVERY",
+    "IDP_WECHAT_OA_AUTO_START",
+    "IDP_WECHAT_SCAN_APPID",
+    "IDP_WECHAT_SCAN_PAGE",
+    "IDP_WECHAT_SCAN_ENV_VERSION",
+    "IDP_WECHAT_SCAN_CHECK_PATH",
+    "IDP_WECHAT_SCAN_LONG_POLL_SECONDS",
+    "IDP_WECHAT_SCAN_LONG_POLLS",
     # Operations (docs/DEPLOYMENT.md).
     "IDP_KEY_CACHE_SECONDS",
     "IDP_ARGON2_TIME_COST",
@@ -80,6 +87,18 @@ DEFAULTS: dict[str, Any] = {
     "IDP_THROTTLE_ENABLED": True,
     # "embedded": each IdP process delivers security events from a thread; "external": `idp worker`.
     "IDP_EVENT_DELIVERY": "embedded",
+    # Inside WeChat's browser, begin the silent Official Account sign-in as the login page opens.
+    "IDP_WECHAT_OA_AUTO_START": False,
+    # Scan-to-sign-in: the mini-program whose code the login page shows (default: the oldest
+    # registered), the page it opens, and wxacode.getUnlimited's env_version / check_path.
+    "IDP_WECHAT_SCAN_APPID": None,
+    "IDP_WECHAT_SCAN_PAGE": "pages/scan/scan",
+    "IDP_WECHAT_SCAN_ENV_VERSION": "release",
+    "IDP_WECHAT_SCAN_CHECK_PATH": True,
+    # A waiting page's long-poll holds a worker thread this long at most, and only this many at
+    # once per process (gunicorn gthread: 4 threads); beyond it, polls answer at once.
+    "IDP_WECHAT_SCAN_LONG_POLL_SECONDS": 20,
+    "IDP_WECHAT_SCAN_LONG_POLLS": 2,
     # The SMS sender: "log" keeps codes in an outbox and prints them (development only).
     "IDP_SMS_SENDER": "log",
     "IDP_ARGON2_TIME_COST": 3,

@@ -52,6 +52,9 @@ def home() -> Any:
 def login() -> Any:
     form = LoginForm()
     if request.method == "GET":
+        automatic = _login_extension("idp_wechat_auto_login_url")
+        if automatic:
+            return redirect(automatic)  # inside WeChat, when the setting asks for it
         form.next.data = request.args.get("next", "")
         form.identifier.data = request.args.get("login_hint", "")[:254]
     if form.validate_on_submit():
@@ -78,9 +81,14 @@ def login() -> Any:
 
 
 def _wechat_login_url() -> str | None:
+    return _login_extension("idp_wechat_login_url")
+
+
+def _login_extension(name: str) -> str | None:
+    """A URL from a sign-in method plugged into the login page (WeChat's, when installed)."""
     from flask import current_app
 
-    url_builder = current_app.extensions.get("idp_wechat_login_url")
+    url_builder = current_app.extensions.get(name)
     return url_builder() if url_builder else None
 
 

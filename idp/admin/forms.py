@@ -93,7 +93,9 @@ class WeChatAppForm(FlaskForm):
     kind = SelectField(
         _l("Kind"),
         choices=[SelectChoice(WeChatAppKind.MINIPROGRAM, _l("Mini-program")),
-                 SelectChoice(WeChatAppKind.WEBSITE, _l("Website (QR login)"))],
+                 SelectChoice(WeChatAppKind.WEBSITE, _l("Website (QR login)")),
+                 SelectChoice(WeChatAppKind.OFFICIAL_ACCOUNT,
+                              _l("Official Account (sign-in inside WeChat)"))],
     )
     appid = StringField(
         _l("AppID"),

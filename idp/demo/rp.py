@@ -188,6 +188,32 @@ class DemoRelyingParty:
         )
         return _exchange("POST /wechat/phone", response)
 
+    def scan(self, scene: str, decision: str, access_token: str) -> dict[str, Any]:
+        """The user scans the website's mini-program code: the mini-program opens its confirm
+        page with the code's `scene` (GET, what it shows), then answers (CONTRACT §8). Without a
+        scene, the camera reads the newest code the fake WeChat drew."""
+        if not scene:
+            control = self.control()
+            try:
+                drawn = control.wxacodes()
+            finally:
+                control.close()
+            if not drawn:
+                body = "no code on screen: open the IdP's login page first"
+                return {"call": "scan", "status": None, "body": body}
+            scene = str(drawn[-1]["scene"])
+        headers = {"Authorization": f"Bearer {access_token}"}
+        url = f"{self.settings.issuer}/wechat/scan/{scene}"
+        shown = _exchange("GET /wechat/scan/<ticket>", requests.get(url, headers=headers,
+                                                                     timeout=HTTP_TIMEOUT))
+        if shown["status"] != 200:
+            return shown
+        answer = requests.post(url, json={"decision": decision}, headers=headers,
+                               timeout=HTTP_TIMEOUT)
+        answered = _exchange("POST /wechat/scan/<ticket>", answer)
+        answered["body"] = {"confirm_page": shown["body"], "answer": answered["body"]}
+        return answered
+
     def mp_userinfo(self, access_token: str) -> dict[str, Any]:
         response = requests.get(
             self.metadata()["userinfo_endpoint"],
@@ -357,7 +383,11 @@ def _miniprogram_call(rp: DemoRelyingParty, action: str, tokens: dict[str, Any])
         )
     if action == "userinfo" and tokens.get("access_token"):
         return rp.mp_userinfo(tokens["access_token"])
-    if action in ("refresh", "phone", "userinfo"):
+    if action == "scan" and tokens.get("access_token"):
+        decision = "refuse" if request.form.get("decision") == "refuse" else "confirm"
+        scene = (request.form.get("scene") or "").strip()[:32]
+        return rp.scan(scene, decision, tokens["access_token"])
+    if action in ("refresh", "phone", "userinfo", "scan"):
         return {"call": action, "status": None, "body": "press wx.login first"}
     abort(404)
 

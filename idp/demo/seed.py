@@ -36,6 +36,8 @@ WEBSITE_CLIENT_NAME = "Demo website"
 MINIPROGRAM_CLIENT_NAME = "Demo mini-program"
 MINIPROGRAM_APPID = "wxdemo0miniprogram"
 WEBSITE_APPID = "wxdemo00000website"
+# Signs in inside WeChat's browser: open the IdP with a WeChat User-Agent to see it.
+OFFICIAL_ACCOUNT_APPID = "wxdemo0officialacct"
 WEBSITE_SCOPE = "openid profile phone email wechat offline_access"
 MINIPROGRAM_SCOPE = "openid profile phone wechat offline_access"
 
@@ -78,6 +80,9 @@ def seed_demo(instance_path: str | Path, rp_url: str = DEFAULT_RP_URL) -> DemoSe
     saved = _load(path)
     _ensure_wechat_app(WeChatAppKind.MINIPROGRAM, MINIPROGRAM_APPID, "Demo mini-program")
     _ensure_wechat_app(WeChatAppKind.WEBSITE, WEBSITE_APPID, "Demo website login")
+    _ensure_wechat_app(
+        WeChatAppKind.OFFICIAL_ACCOUNT, OFFICIAL_ACCOUNT_APPID, "Demo Official Account"
+    )
     admin_password = _ensure_admin()
     website_id, website_secret = _ensure_website_client(rp_url, saved)
     credentials = DemoCredentials(
@@ -97,7 +102,9 @@ def seed_demo(instance_path: str | Path, rp_url: str = DEFAULT_RP_URL) -> DemoSe
 def demo_wechat_apps() -> list[DemoWeChatApp]:
     """The demo's WeChat apps with their secrets, to register in the (in-memory) fake WeChat."""
     rows = db.session.scalars(
-        select(WeChatApp).where(WeChatApp.appid.in_([MINIPROGRAM_APPID, WEBSITE_APPID]))
+        select(WeChatApp).where(
+            WeChatApp.appid.in_([MINIPROGRAM_APPID, WEBSITE_APPID, OFFICIAL_ACCOUNT_APPID])
+        )
     )
     return [DemoWeChatApp(row.appid, app_secret(row), row.kind) for row in rows]
 

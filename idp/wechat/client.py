@@ -153,6 +153,61 @@ class WeChatClient:
             payload={"code": code},
         )
 
+    # -- mini-program codes ------------------------------------------------------------------
+
+    def get_unlimited_wxacode(
+        self,
+        scene: str,
+        page: str,
+        *,
+        check_path: bool = True,
+        env_version: str = "release",
+        width: int = 430,
+    ) -> bytes:
+        """wxacode.getUnlimited (`POST /wxa/getwxacodeunlimit`): the image bytes of a mini-program
+        code opening `page` (no leading slash, no query) with `scene` (≤ 32 visible characters).
+        Safe to retry once on a rejected access token: drawing a code spends nothing."""
+        payload = {
+            "scene": scene,
+            "page": page,
+            "check_path": check_path,
+            "env_version": env_version,
+            "width": width,
+        }
+        token = self.access_token()
+        try:
+            return self._post_for_image("/wxa/getwxacodeunlimit", token, payload)
+        except InvalidAccessToken:
+            token = self._access_token(force=True, rejected=token)
+            return self._post_for_image("/wxa/getwxacodeunlimit", token, payload)
+
+    def _post_for_image(self, path: str, token: str, payload: dict[str, Any]) -> bytes:
+        """An image on success, a JSON `errcode` (HTTP 200) on failure."""
+        started = time.monotonic()
+        errcode: int | None = None
+        params = {"access_token": token}
+        try:
+            try:
+                response = self._session.post(
+                    self._api_base + path, params=params, json=payload, timeout=self._timeout
+                )
+            except requests.RequestException as exc:
+                raise UpstreamUnavailable(f"{path}: {type(exc).__name__}") from None
+            content_type = response.headers.get("Content-Type", "")
+            if response.status_code == 200 and content_type.startswith("image/"):
+                errcode = 0
+                return response.content
+            body = _json_object(response, path)
+            errcode = _errcode(body)
+            if errcode == 0:
+                raise UpstreamUnavailable(f"{path}: neither an image nor an error")
+            raise from_errcode(errcode, self._redact(_errmsg(body), params))
+        except UpstreamUnavailable:
+            errcode = None
+            raise
+        finally:
+            self._report(path, errcode, time.monotonic() - started)
+
     # -- app access token --------------------------------------------------------------------
 
     def access_token(self, force_refresh: bool = False) -> str:

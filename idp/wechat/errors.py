@@ -40,7 +40,8 @@ class HighRiskUser(WeChatError):
 
 
 class RateLimited(WeChatError):
-    errcodes = frozenset({45011})
+    # 45011 per user and minute; 45009 the app's quota of an API (e.g. getwxacodeunlimit).
+    errcodes = frozenset({45009, 45011})
     temporary = True
 
 
@@ -61,6 +62,19 @@ class AppMisconfigured(WeChatError):
     """Wrong appid, wrong secret or a caller IP outside the whitelist: an operator must act."""
 
     errcodes = frozenset({40013, 40125, 40164})
+
+
+class MiniProgramCodeRefused(WeChatError):
+    """getwxacodeunlimit refused the request: 41030 the page is not in the published
+    mini-program (or has a leading slash / a query), 40169 a bad scene, 40097 bad arguments."""
+
+    errcodes = frozenset({40097, 40169, 41030})
+
+
+class ScopeNotGranted(WeChatError):
+    """48001: the user's grant does not cover this API (sns/userinfo after snsapi_base)."""
+
+    errcodes = frozenset({48001})
 
 
 class UpstreamUnavailable(WeChatError):
@@ -94,6 +108,8 @@ _MAPPED: tuple[type[WeChatError], ...] = (
     InvalidAccessToken,
     InvalidRefreshToken,
     AppMisconfigured,
+    MiniProgramCodeRefused,
+    ScopeNotGranted,
 )
 _BY_ERRCODE: dict[int, type[WeChatError]] = {
     errcode: cls for cls in _MAPPED for errcode in cls.errcodes

@@ -14,7 +14,9 @@ from idp.models_base import UTCDateTime, utcnow
 class WeChatAppKind:
     MINIPROGRAM = "miniprogram"
     WEBSITE = "website"
-    ALL = (MINIPROGRAM, WEBSITE)
+    # In-WeChat web authorization (网页授权) of an Official Account (公众号).
+    OFFICIAL_ACCOUNT = "officialaccount"
+    ALL = (MINIPROGRAM, WEBSITE, OFFICIAL_ACCOUNT)
 
 
 class WeChatApp(db.Model):

@@ -53,6 +53,8 @@ class WeChatVisitor:
     unionid: str | None
     nickname: str
     picture: str
+    # The login channel recorded for this visitor: the website's QR login, or an Official Account.
+    channel: str = CHANNEL
 
 
 def website_app() -> WeChatApp | None:
@@ -139,6 +141,7 @@ def pending_visitor() -> tuple[WeChatVisitor, str] | None:
             unionid=kept.get("unionid"),
             nickname=kept.get("nickname") or "",
             picture=kept.get("picture") or "",
+            channel=str(kept.get("channel") or CHANNEL),
         )
     except (KeyError, TypeError):
         return None
@@ -156,7 +159,11 @@ def account_for(visitor: WeChatVisitor) -> Account:
     """A known visitor's account (attaching what it lacks, merging on a shared unionid), or a
     new one. Raises MergeRefused, AccountUnavailable."""
     account, _created = resolve_wechat_identity(
-        visitor.appid, visitor.openid, visitor.unionid, CHANNEL, Actor.system(CHANNEL)
+        visitor.appid,
+        visitor.openid,
+        visitor.unionid,
+        visitor.channel,
+        Actor.system(visitor.channel),
     )
     if not account.is_active:
         raise AccountUnavailable("the account is disabled")

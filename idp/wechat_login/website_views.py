@@ -86,7 +86,7 @@ def create_account() -> Any:
         account = website.account_for(visitor)
     except (MergeRefused, AccountUnavailable):
         return _message("not_allowed", 403)
-    return _sign_in(account, ["wechat"], next_url)
+    return _sign_in(account, ["wechat"], next_url, visitor.channel)
 
 
 @bp.post("/login/wechat/link")
@@ -118,12 +118,14 @@ def link_account() -> Any:
         return _choice_page(visitor, form), 409
     except AccountUnavailable:
         return _message("not_allowed", 403)
-    return _sign_in(linked, ["pwd", "wechat"], next_url)
+    return _sign_in(linked, ["pwd", "wechat"], next_url, visitor.channel)
 
 
-def _sign_in(account: Account, amr: list[str], next_url: str) -> Any:
+def _sign_in(
+    account: Account, amr: list[str], next_url: str, channel: str = website.CHANNEL
+) -> Any:
     website.forget_visitor()
-    start_session(account, amr=amr, channel=website.CHANNEL)
+    start_session(account, amr=amr, channel=channel)
     return redirect(safe_next(next_url))
 
 

@@ -137,3 +137,12 @@ def test_failed_event_deliveries_can_be_retried(admin: AdminBrowser) -> None:
     assert audit_of("event.retry")[0].actor_id == admin.account.id
     refused = admin.submit("/admin/events", action=f"/admin/events/{done.id}/retry")
     assert "cannot be retried" in text_of(admin.get(refused.headers["Location"]))
+
+
+def test_admin_adds_an_official_account_app(admin: AdminBrowser) -> None:
+    response = admin.submit("/admin/wechat-apps", {
+        "kind": "officialaccount", "appid": "wxoa34567890abcdef", "name": "公众号",
+        "secret": "0123456789abcdef0123456789abOAOA"})
+    assert response.status_code == 302
+    assert db.session.get(WeChatApp, "wxoa34567890abcdef").kind == "officialaccount"
+    assert "Official Account (sign-in inside WeChat)" in text_of(admin.get("/admin/wechat-apps"))

@@ -120,3 +120,18 @@ def test_serve_refuses_an_unmigrated_database(app: Any) -> None:
     result = run(app, serve, ["--port", "5999"])
     assert result.exit_code != 0
     assert "idp db upgrade" in result.output
+
+
+def test_wechat_apps_create_official_account(app: Any) -> None:
+    result = run(
+        app,
+        wechat_apps,
+        ["create", "--kind", "officialaccount", "--appid", "wxoa", "--secret-stdin"],
+        stdin="oa-secret-value-1234\n",
+    )
+    assert result.exit_code == 0, result.output
+    from idp.extensions import db
+    from idp.wechat.models import WeChatApp
+
+    row = db.session.get(WeChatApp, "wxoa")
+    assert row is not None and row.kind == "officialaccount"

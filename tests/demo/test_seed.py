@@ -12,7 +12,12 @@ from flask import Flask
 from sqlalchemy import func, select
 
 from idp.demo.run import print_banner
-from idp.demo.seed import CREDENTIALS_FILE, demo_wechat_apps, seed_demo
+from idp.demo.seed import (
+    CREDENTIALS_FILE,
+    OFFICIAL_ACCOUNT_APPID,
+    demo_wechat_apps,
+    seed_demo,
+)
 from idp.extensions import db
 from idp.identity.models import Account
 from idp.oidc.discovery import TOKEN_EXCHANGE
@@ -32,7 +37,7 @@ def test_seeding_twice_creates_one_admin_and_two_clients(app: Flask, tmp_path: P
 
     assert count(Account, Account.is_admin.is_(True)) == 1
     assert count(Client) == 2
-    assert count(WeChatApp) == 2
+    assert count(WeChatApp) == 3  # mini-program, website, Official Account
     assert first.first_start and first.admin_password
     assert not second.first_start and second.admin_password is None
     assert second.credentials == first.credentials
@@ -58,6 +63,7 @@ def test_seeded_clients_match_the_demo(app: Flask, tmp_path: Path) -> None:
     assert kinds == {
         credentials.miniprogram_appid: "miniprogram",
         credentials.website_appid: "website",
+        OFFICIAL_ACCOUNT_APPID: "officialaccount",
     }
 
 

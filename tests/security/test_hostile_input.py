@@ -88,7 +88,9 @@ content_type = st.sampled_from(
 raw_body = st.one_of(st.binary(max_size=300), st.just(b"{" * 1000), st.just(b"\xff\xfe\x00"))
 
 OAUTH_POST = ["/oauth/token", "/oauth/revoke", "/oauth/introspect"]
-BROWSER = ["/oauth/authorize", "/oauth/logout", "/login", "/register", "/reset"]
+BROWSER = ["/oauth/authorize", "/oauth/logout", "/login", "/register", "/reset",
+           "/login/wechat/oa", "/login/wechat/oa/callback", "/login/scan/status",
+           "/login/scan/finish"]
 HOSTILE_SETTINGS = settings(
     max_examples=60,
     deadline=None,
@@ -147,7 +149,9 @@ def test_oauth_endpoints_answer_json_errors_and_write_nothing(
         assert table_counts() == before
 
 
-@pytest.mark.parametrize("path", OAUTH_POST + ["/oauth/userinfo", "/wechat/phone"])
+@pytest.mark.parametrize(
+    "path", OAUTH_POST + ["/oauth/userinfo", "/wechat/phone", "/wechat/scan/some-ticket"]
+)
 @HOSTILE_SETTINGS
 @given(body=raw_body, auth=authorization, ctype=content_type)
 def test_raw_bodies_never_crash(

@@ -8,19 +8,34 @@ from __future__ import annotations
 
 import json
 import secrets
+from html import escape
 from typing import Any
 from urllib.parse import urlencode
 
 from flask import Blueprint, Response, current_app, redirect, request
 from werkzeug.wrappers import Response as BaseResponse
 
-from idp.wechat.fake.state import FakeApiError, FakeState, FakeUser
+from idp.wechat.fake.png import qr_png
+from idp.wechat.fake.state import (
+    OFFICIAL_ACCOUNT_KINDS,
+    PUBLISHED_PAGES,
+    FakeApiError,
+    FakeState,
+    FakeUser,
+)
 
 bp = Blueprint("fake_wechat_api", __name__)
 
 # sns endpoints really answer JSON as text/plain; the others as application/json.
 TEXT_PLAIN_PATHS = frozenset({"/sns/jscode2session", "/sns/oauth2/access_token", "/sns/userinfo"})
-OAUTH_KINDS = {"website", "official_account"}
+OAUTH_KINDS = {"website", *OFFICIAL_ACCOUNT_KINDS}
+OFFICIAL_ACCOUNT_SCOPES = frozenset({"snsapi_base", "snsapi_userinfo"})
+# getwxacodeunlimit: `scene` is at most 32 of these (WeChat's documented set).
+SCENE_CHARACTERS = frozenset(
+    "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ!#$&'()*+,/:;=?@-._~"
+)
+SCENE_MAX_LENGTH = 32
+ENV_VERSIONS = frozenset({"release", "trial", "develop"})
 ERRMSGS = {
     -1: "system error",
     40001: "invalid credential, access_token is invalid or not latest",
@@ -33,12 +48,16 @@ ERRMSGS = {
     40125: "invalid appsecret",
     40163: "code been used",
     40164: "invalid ip, not in whitelist",
+    40097: "invalid args",
+    40169: "invalid length for scene, or the data is not json string",
     40226: "high risk user",
+    41030: "invalid page",
     41001: "access_token missing",
     42001: "access_token expired",
     42002: "refresh_token expired",
     45011: "api minute-quota reach limit  mustslower  retry next minute",
     47001: "data format error",
+    48001: "api unauthorized",
 }
 
 
@@ -138,7 +157,7 @@ def oauth2_access_token() -> Response:
     grant = fake_state().consume_code("qr", args.get("code"), app.appid)
     user: FakeUser = grant["user"]
     payload: dict[str, Any] = {
-        "access_token": fake_state().issue_user_token(app.appid, user),
+        "access_token": fake_state().issue_user_token(app.appid, user, grant["scope"]),
         "expires_in": 7200,
         "refresh_token": secrets.token_urlsafe(32),
         "openid": user.openid,
@@ -169,3 +188,123 @@ def userinfo() -> Response:
     if user.unionid:
         payload["unionid"] = user.unionid
     return wechat_json(payload)
+
+
+# --- Official Account web authorization (网页授权), inside WeChat's browser ----------------------
+
+
+@bp.get("/connect/oauth2/authorize")
+def oauth2_authorize() -> BaseResponse:
+    """snsapi_base answers at once; snsapi_userinfo asks the user first (once per app), except
+    for a snapshot-page user, who cannot be asked and gets a virtual openid."""
+    args = request.args
+    if "MicroMessenger" not in request.headers.get("User-Agent", ""):
+        return _page("请在微信客户端打开链接", "Open this link in WeChat.", status=200)
+    try:
+        app = fake_state().app(args.get("appid"))
+    except FakeApiError:
+        app = None
+    redirect_uri = args.get("redirect_uri", "")
+    scope = args.get("scope", "")
+    if app is None or app.kind not in OFFICIAL_ACCOUNT_KINDS or not redirect_uri.startswith("http"):
+        return _error_page()
+    if args.get("response_type") != "code" or scope not in OFFICIAL_ACCOUNT_SCOPES:
+        return _error_page()
+    user = fake_state().browser_user(app.appid)
+    request_data = {
+        "appid": app.appid,
+        "user": user,
+        "scope": scope,
+        "redirect_uri": redirect_uri,
+        "state": args.get("state"),
+    }
+    asks = scope == "snsapi_userinfo" and not user.is_snapshotuser
+    if asks and not fake_state().has_consented(app.appid, user.openid):
+        return _consent_page(fake_state().ask_consent(app.appid, request_data), app.appid)
+    return _redirect_with_code(request_data)
+
+
+@bp.post("/connect/oauth2/authorize/consent")
+def oauth2_consent() -> BaseResponse:
+    allow = request.form.get("decision") == "allow"
+    request_data = fake_state().answer_consent(request.form.get("ticket"), allow)
+    if request_data is None:
+        return _error_page()
+    if not allow:
+        return _redirect_with_code(request_data, refused=True)
+    return _redirect_with_code(request_data)
+
+
+def _redirect_with_code(request_data: dict[str, Any], refused: bool = False) -> BaseResponse:
+    query: dict[str, str] = {}
+    if not refused:
+        grant = {"user": request_data["user"], "scope": request_data["scope"]}
+        query["code"] = fake_state().issue_code("qr", request_data["appid"], grant)
+    if request_data.get("state") is not None:
+        query["state"] = request_data["state"]
+    redirect_uri = request_data["redirect_uri"]
+    separator = "&" if "?" in redirect_uri else "?"
+    return redirect(redirect_uri + separator + urlencode(query), code=302)
+
+
+def _consent_page(ticket: str, appid: str) -> Response:
+    buttons = "".join(
+        f'<form method="post" action="/connect/oauth2/authorize/consent">'
+        f'<input type="hidden" name="ticket" value="{ticket}">'
+        f'<button type="submit" name="decision" value="{value}" id="{value}">{label}</button>'
+        f"</form>"
+        for value, label in (("allow", "允许"), ("deny", "拒绝"))
+    )
+    page = (
+        '<html><head><meta charset="utf-8"><title>微信授权</title></head><body>'
+        f"<h1>{escape(appid)} 申请获得以下权限</h1><p>获得你的公开信息（昵称、头像等）</p>"
+        f"{buttons}</body></html>"
+    )
+    return Response(page, status=200, content_type="text/html; charset=utf-8")
+
+
+def _page(title: str, text: str, status: int) -> Response:
+    page = (
+        '<html><head><meta charset="utf-8"></head>'
+        f"<body><h1>{title}</h1><p>{text}</p></body></html>"
+    )
+    return Response(page, status=status, content_type="text/html; charset=utf-8")
+
+
+# --- mini-program codes (wxacode.getUnlimited) -------------------------------------------------
+
+
+@bp.post("/wxa/getwxacodeunlimit")
+def getwxacodeunlimit() -> Response:
+    """An image on success (here a real PNG), JSON `errcode` on failure."""
+    appid = fake_state().access_token_appid(request.args.get("access_token"))
+    body = request.get_json(force=True, silent=True)
+    if not isinstance(body, dict):
+        raise FakeApiError(47001)
+    scene = body.get("scene")
+    if not _valid_scene(scene):
+        raise FakeApiError(40169)
+    page = body.get("page", "pages/index/index")
+    check_path = body.get("check_path", True)
+    env_version = body.get("env_version", "release")
+    width = body.get("width", 430)
+    if not isinstance(check_path, bool) or env_version not in ENV_VERSIONS:
+        raise FakeApiError(40097)
+    if not isinstance(width, int) or isinstance(width, bool) or not 280 <= width <= 1280:
+        raise FakeApiError(40097)
+    if not isinstance(page, str) or page.startswith("/") or "?" in page:
+        raise FakeApiError(41030)
+    if check_path and page not in PUBLISHED_PAGES:
+        raise FakeApiError(41030)
+    fake_state().record_wxacode(
+        appid, {"scene": scene, "page": page, "check_path": check_path, "env_version": env_version}
+    )
+    return Response(qr_png(str(scene), width), status=200, content_type="image/png")
+
+
+def _valid_scene(scene: object) -> bool:
+    return (
+        isinstance(scene, str)
+        and 0 < len(scene) <= SCENE_MAX_LENGTH
+        and all(character in SCENE_CHARACTERS for character in scene)
+    )

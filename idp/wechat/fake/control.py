@@ -140,6 +140,23 @@ def queue_qr_user() -> tuple[Response, int]:
     return jsonify(openid=user.openid, unionid=user.unionid), 201
 
 
+@bp.post("/browser_users")
+def set_browser_user() -> tuple[Response, int]:
+    """Who is signed in to WeChat on the phone whose browser opens an Official Account page;
+    `is_snapshotuser: true` plays a snapshot (preview) page. Sticky until changed or reset."""
+    body = _body()
+    appid = _known_appid(body)
+    user = _user_from(body)
+    fake_state().set_browser_user(appid, user)
+    return jsonify(openid=user.openid, unionid=user.unionid), 201
+
+
+@bp.get("/wxacodes")
+def list_wxacodes() -> Response:
+    """The mini-program codes drawn so far, newest last: what a phone's camera would read."""
+    return jsonify(wxacodes=fake_state().wxacodes())
+
+
 @bp.post("/failures")
 def arm_failure() -> tuple[Response, int]:
     body = _body()

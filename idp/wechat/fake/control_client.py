@@ -97,6 +97,36 @@ class FakeWeChatControl:
         )
         return FakeIdentity(answer["openid"], answer.get("unionid"))
 
+    def set_browser_user(
+        self,
+        appid: str,
+        user: str | None = None,
+        openid: str | None = None,
+        unionid: str | None = None,
+        nickname: str | None = None,
+        headimgurl: str | None = None,
+        is_snapshotuser: bool = False,
+    ) -> FakeIdentity:
+        """The WeChat user whose in-WeChat browser opens the Official Account's pages."""
+        answer = self._post(
+            "/browser_users",
+            appid=appid,
+            user=user,
+            openid=openid,
+            unionid=unionid,
+            nickname=nickname,
+            headimgurl=headimgurl,
+            is_snapshotuser=is_snapshotuser,
+        )
+        return FakeIdentity(answer["openid"], answer.get("unionid"))
+
+    def wxacodes(self) -> list[dict[str, Any]]:
+        """Mini-program codes drawn by getwxacodeunlimit, newest last (scene, page, appid…)."""
+        response = self._session.get(self._base + "/wxacodes", timeout=CONTROL_TIMEOUT)
+        response.raise_for_status()
+        codes: list[dict[str, Any]] = response.json()["wxacodes"]
+        return codes
+
     def next_qr_refusal(self, appid: str) -> None:
         self._post("/qr_users", appid=appid, refuse=True)
 

@@ -19,7 +19,11 @@ CODE_TTL = {"js": 300, "phone": 300, "qr": 600}
 ACCESS_TOKEN_TTL = 7200
 # In normal stable_token mode WeChat hands out a new token in the last 5 minutes of the old one.
 ACCESS_TOKEN_OVERLAP = 300
-APP_KINDS = frozenset({"miniprogram", "website", "official_account"})
+# "officialaccount" is the IdP's spelling, "official_account" the fake's first one: both work.
+APP_KINDS = frozenset({"miniprogram", "website", "official_account", "officialaccount"})
+OFFICIAL_ACCOUNT_KINDS = frozenset({"official_account", "officialaccount"})
+# Pages of the published mini-program that `check_path` accepts (getwxacodeunlimit).
+PUBLISHED_PAGES = frozenset({"pages/index/index", "pages/scan/scan"})
 DEFAULT_QR_USER = "qr-demo-user"
 
 
@@ -76,6 +80,7 @@ class _Token:
     expires_at: float
     user: FakeUser | None = None
     revoked: bool = False
+    scope: str = ""
 
 
 def derive_id(*parts: str) -> str:
@@ -97,6 +102,10 @@ class FakeState:
             self._current_access_token: dict[str, str] = {}
             self._user_tokens: dict[str, _Token] = {}
             self._qr_queue: dict[str, deque[FakeUser | None]] = {}
+            self._browser_users: dict[str, FakeUser] = {}
+            self._consents: set[tuple[str, str]] = set()
+            self._pending_consents: dict[str, dict[str, Any]] = {}
+            self._wxacodes: list[dict[str, Any]] = []
             self._failures: dict[str, deque[Failure]] = {}
             self._calls: list[dict[str, Any]] = []
             self._clock_offset = 0.0
@@ -196,16 +205,60 @@ class FakeState:
 
     # -- user tokens (website OAuth) ---------------------------------------------------------
 
-    def issue_user_token(self, appid: str, user: FakeUser) -> str:
+    def issue_user_token(self, appid: str, user: FakeUser, scope: str = "") -> str:
         token = secrets.token_urlsafe(32)
         with self._lock:
-            self._user_tokens[token] = _Token(appid, self.now() + ACCESS_TOKEN_TTL, user)
+            self._user_tokens[token] = _Token(
+                appid, self.now() + ACCESS_TOKEN_TTL, user, scope=scope
+            )
         return token
 
     def user_for_token(self, token: str | None) -> FakeUser:
-        user = self._check_token(self._user_tokens, token).user
-        assert user is not None
-        return user
+        record = self._check_token(self._user_tokens, token)
+        assert record.user is not None
+        if record.scope == "snsapi_base":
+            raise FakeApiError(48001)  # a silent grant gives no profile
+        return record.user
+
+    # -- the user of WeChat's browser (Official Account web authorization) ---------------------
+
+    def set_browser_user(self, appid: str, user: FakeUser) -> None:
+        """Who is "inside WeChat" for this Official Account: sticky until changed or reset."""
+        with self._lock:
+            self._browser_users[appid] = user
+
+    def browser_user(self, appid: str) -> FakeUser:
+        with self._lock:
+            user = self._browser_users.get(appid)
+        return user or self.make_user(appid, user=DEFAULT_QR_USER)
+
+    def has_consented(self, appid: str, openid: str) -> bool:
+        with self._lock:
+            return (appid, openid) in self._consents
+
+    def ask_consent(self, appid: str, data: dict[str, Any]) -> str:
+        """Parks an snsapi_userinfo request until the user taps 允许 or 拒绝 (single use)."""
+        ticket = secrets.token_urlsafe(16)
+        with self._lock:
+            self._pending_consents[ticket] = data
+        return ticket
+
+    def answer_consent(self, ticket: str | None, allow: bool) -> dict[str, Any] | None:
+        with self._lock:
+            data = self._pending_consents.pop(ticket or "", None)
+            if data is not None and allow:
+                self._consents.add((data["appid"], data["user"].openid))
+            return data
+
+    # -- mini-program codes (wxacode.getUnlimited) ---------------------------------------------
+
+    def record_wxacode(self, appid: str, request: dict[str, Any]) -> None:
+        with self._lock:
+            self._wxacodes.append({"appid": appid, **request, "time": self.now()})
+
+    def wxacodes(self) -> list[dict[str, Any]]:
+        with self._lock:
+            return list(self._wxacodes)
 
     def _check_token(self, tokens: dict[str, _Token], token: str | None) -> _Token:
         if not token:
