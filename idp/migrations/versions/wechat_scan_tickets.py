@@ -1,7 +1,7 @@
 """wechat scan-to-sign-in tickets
 
 Revision ID: 30f5ca884e7c
-Revises: 0a839a34d09d
+Revises: 5c1e2a7d9b30
 Create Date: 2026-11-30 08:40:00
 
 """
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 
 # revision identifiers, used by Alembic.
 revision = '30f5ca884e7c'
-down_revision = '0a839a34d09d'
+down_revision = '5c1e2a7d9b30'
 branch_labels = None
 depends_on = None
 
