@@ -89,13 +89,45 @@ def median_ms(call: Callable[[], Any], repeat: int) -> float:
     return statistics.median(samples)
 
 
+def alternating_medians(operations: dict[int, dict[str, Callable[[], Any]]],
+                        repeat: int) -> dict[int, dict[str, float]]:
+    """Each operation's median per size, sampled A B A B across the sizes so that whatever
+    else the machine is doing weighs on every size alike."""
+    sizes = sorted(operations)
+    samples: dict[int, dict[str, list[float]]] = {size: {} for size in sizes}
+    for name in operations[sizes[0]]:
+        for size in sizes:
+            operations[size][name]()  # warm-up: caches, prepared plans, a first connection
+        for _ in range(repeat):
+            for size in sizes:
+                started = time.perf_counter()
+                operations[size][name]()
+                samples[size].setdefault(name, []).append(
+                    (time.perf_counter() - started) * 1000)
+    return {size: {name: statistics.median(values) for name, values in by_name.items()}
+            for size, by_name in samples.items()}
+
+
 def rss_mb() -> float:
     with open("/proc/self/statm") as statm:
         return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
+def seeded_accounts(database_url: str) -> int | None:
+    """How many accounts a kept database holds (None: no such database or no schema)."""
+    engine = sa.create_engine(database_url)
+    try:
+        with engine.connect() as connection:
+            return int(connection.execute(sa.text("SELECT count(*) FROM account")).scalar() or 0)
+    except sa.exc.SQLAlchemyError:
+        return None
+    finally:
+        engine.dispose()
+
+
 class Bench:
-    def __init__(self, accounts: int, repeat: int, wechat: Any, workdir: Path) -> None:
+    def __init__(self, accounts: int, repeat: int, wechat: Any, workdir: Path,
+                 reuse: bool = False) -> None:
         from flask_migrate import upgrade
 
         from idp import MIGRATIONS_DIRECTORY, create_app
@@ -104,17 +136,23 @@ class Bench:
         self.accounts = accounts
         self.repeat = repeat
         self.wechat = wechat
-        self.database_url = fresh_database(f"idp_scale_{accounts}")
+        name = f"idp_scale_{accounts}"
+        kept = sa.engine.make_url(SERVER_URL).set(database=name).render_as_string(
+            hide_password=False)
+        self.reused = reuse and (seeded_accounts(kept) or 0) >= accounts
+        self.database_url = kept if self.reused else fresh_database(name)
         self.env = settings(self.database_url, workdir / f"instance-{accounts}", wechat.base_url)
         config = {**self.env, "RATELIMIT_ENABLED": False, "IDP_THROTTLE_ENABLED": False,
                   "IDP_KEY_CACHE_SECONDS": 5}
         self.app = create_app(config)
+        self.seed_seconds = 0.0
         with self.app.app_context():
             upgrade(directory=MIGRATIONS_DIRECTORY)
-            started = time.monotonic()
-            with db.engine.connect() as connection:
-                seed(connection, accounts, progress=self._progress)
-            self.seed_seconds = time.monotonic() - started
+            if not self.reused:
+                started = time.monotonic()
+                with db.engine.connect() as connection:
+                    seed(connection, accounts, progress=self._progress)
+                self.seed_seconds = time.monotonic() - started
             db.session.remove()
 
     def _progress(self, step: str, seconds: float) -> None:
@@ -129,12 +167,15 @@ class Bench:
         from idp.accounts.seed import create_password_user
         from idp.admin.access import TOTP_PASSED_KEY
         from idp.extensions import db
+        from idp.identity.models import IdentityKind
+        from idp.identity.service import find_account
         from idp.models_base import utcnow
 
         with self.app.app_context():
-            admin = create_password_user("+8613500000001", "bench-admin-password", admin=True)
+            admin = find_account(IdentityKind.PHONE, "+8613500000001") or create_password_user(
+                "+8613500000001", "bench-admin-password", admin=True)
             admin.totp_secret_encrypted = "enrolled"  # only its presence is checked on pages
-            row = LoginSession(id=f"bench-{self.accounts}", account_id=admin.id,
+            row = LoginSession(id=f"bench-{self.accounts}-{time.time_ns()}", account_id=admin.id,
                                expires_at=utcnow().replace(year=utcnow().year + 1))
             db.session.add(row)
             db.session.commit()
@@ -145,7 +186,7 @@ class Bench:
             session[TOTP_PASSED_KEY] = {"sid": sid, "at": int(time.time())}
         return browser
 
-    def admin_pages(self) -> dict[str, float]:
+    def admin_operations(self) -> dict[str, Callable[[], Any]]:
         from idp.identity.report import run_reconciliation
         from idp.usage.rollups import refresh_cross_channel
 
@@ -165,15 +206,13 @@ class Bench:
             "admin: account page (old account)": f"/admin/accounts/{old_account}",
             "admin: suggested merges": "/admin/suggestions",
         }
-        figures = {}
-        self.rss_before = rss_mb()
-        for name, url in pages.items():
-            def get(url: str = url) -> None:
+        def get(url: str) -> Callable[[], None]:
+            def call() -> None:
                 response = browser.get(url)
                 assert response.status_code == 200, (url, response.status_code)
-            figures[name] = median_ms(get, self.repeat)
-        self.rss_after = rss_mb()
-        return figures
+            return call
+
+        return {name: get(url) for name, url in pages.items()}
 
     # --- report and worker ---------------------------------------------------------------
 
@@ -211,15 +250,18 @@ class Bench:
 
     # --- protocol --------------------------------------------------------------------------
 
-    def protocol(self) -> dict[str, float]:
+    def protocol_operations(self) -> dict[str, Callable[[], Any]]:
         from idp.extensions import db
         from idp.oidc.clients import create_client
         from idp.wechat.apps import create_wechat_app
 
         control = self.wechat.control
         control.register_app(MINI_APPID, MINI_SECRET, kind="miniprogram")
+        from idp.wechat.models import WeChatApp
+
         with self.app.app_context():
-            create_wechat_app("miniprogram", MINI_APPID, MINI_SECRET, name="Bench mini")
+            if db.session.get(WeChatApp, MINI_APPID) is None:
+                create_wechat_app("miniprogram", MINI_APPID, MINI_SECRET, name="Bench mini")
             client, _ = create_client(name="Bench mini", public=True, wechat_appid=MINI_APPID,
                                       grant_types=[TOKEN_EXCHANGE, "refresh_token"],
                                       scope="openid profile phone offline_access")
@@ -237,14 +279,12 @@ class Bench:
             assert response.status_code == 200, response.get_json()
             return dict(response.get_json())
 
-        figures = {"protocol: token exchange, returning user": median_ms(exchange, self.repeat)}
         tokens = exchange()
         bearer = {"Authorization": f"Bearer {tokens['access_token']}"}
 
         def userinfo() -> None:
             assert browser.get("/oauth/userinfo", headers=bearer).status_code == 200
 
-        figures["protocol: userinfo"] = median_ms(userinfo, self.repeat)
         refresh = {"token": tokens["refresh_token"]}
 
         def rotate() -> None:
@@ -254,7 +294,6 @@ class Bench:
             assert response.status_code == 200, response.get_json()
             refresh["token"] = response.get_json()["refresh_token"]
 
-        figures["protocol: refresh"] = median_ms(rotate, self.repeat)
         phones = iter(range(10**6))
 
         def bind_phone() -> None:
@@ -265,8 +304,12 @@ class Bench:
                 "Authorization": f"Bearer {fresh['access_token']}"})
             assert response.status_code == 200, response.get_json()
 
-        figures["protocol: token exchange + phone binding"] = median_ms(bind_phone, self.repeat)
-        return figures
+        return {
+            "protocol: token exchange, returning user": exchange,
+            "protocol: userinfo": userinfo,
+            "protocol: refresh": rotate,
+            "protocol: token exchange + phone binding": bind_phone,
+        }
 
     def close(self, keep: bool) -> None:
         from idp.extensions import db
@@ -291,11 +334,12 @@ def table(results: dict[int, dict[str, float]], notes: dict[int, dict[str, Any]]
     lines.append("")
     for size in sizes:
         note = notes[size]
-        lines.append(
-            f"- {size:,} accounts: seeded in {note['seed_seconds']:.0f} s; web process RSS "
-            f"{note['rss_before']:.0f} → {note['rss_after']:.0f} MB across the admin pages; "
-            f"retention: {note['purged']}."
-        )
+        seeded = "an earlier seed reused" if note["reused"] else (
+            f"seeded in {note['seed_seconds']:.0f} s")
+        lines.append(f"- {size:,} accounts: {seeded}; first retention round: {note['purged']}.")
+    lines.append(
+        f"- Web process RSS {notes[large]['rss_before']:.0f} → {notes[large]['rss_after']:.0f} MB"
+        " across every admin page at both sizes.")
     return "\n".join(lines)
 
 
@@ -317,6 +361,9 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=11)
     parser.add_argument("--write-readme", action="store_true")
     parser.add_argument("--keep", action="store_true", help="keep the seeded databases")
+    parser.add_argument("--reuse", action="store_true",
+                        help="measure databases kept by an earlier --keep run (no seeding)")
+    parser.add_argument("--seed-only", action="store_true", help="seed (and keep), measure nothing")
     parser.add_argument("--json", action="store_true", help="print the figures as JSON too")
     args = parser.parse_args()
     sizes = args.accounts or [1000, 1_000_000]
@@ -326,24 +373,35 @@ def main() -> None:
     wechat = serve_in_thread()
     results: dict[int, dict[str, float]] = {}
     notes: dict[int, dict[str, Any]] = {}
+    benches: dict[int, Bench] = {}
     try:
         with tempfile.TemporaryDirectory(prefix="idp-scale-") as workdir:
             for size in sizes:
                 print(f"seeding {size:,} accounts …", flush=True)
-                bench = Bench(size, args.repeat, wechat, Path(workdir))
-                try:
-                    figures = bench.admin_pages()
-                    figures.update(bench.report())
-                    figures.update(bench.worker())
-                    figures.update(bench.protocol())
-                finally:
-                    bench.close(args.keep)
-                results[size] = figures
-                notes[size] = {"seed_seconds": bench.seed_seconds, "purged": bench.purged,
-                               "rss_before": bench.rss_before, "rss_after": bench.rss_after}
-                print(json.dumps(figures, indent=1), flush=True)
+                benches[size] = Bench(size, args.repeat, wechat, Path(workdir), reuse=args.reuse)
+            if not args.seed_only:
+                rss_before = rss_mb()
+                results = alternating_medians(
+                    {size: bench.admin_operations() for size, bench in benches.items()},
+                    args.repeat)
+                rss_after = rss_mb()
+                protocol = alternating_medians(
+                    {size: bench.protocol_operations() for size, bench in benches.items()},
+                    args.repeat)
+                for size, bench in benches.items():
+                    results[size].update(protocol[size])
+                    results[size].update(bench.report())
+                    results[size].update(bench.worker())
+                    notes[size] = {"seed_seconds": bench.seed_seconds, "purged": bench.purged,
+                                   "reused": bench.reused}
+                notes[max(sizes)].update(rss_before=rss_before, rss_after=rss_after)
+                print(json.dumps(results, indent=1), flush=True)
     finally:
+        for bench in benches.values():
+            bench.close(args.keep or args.reuse or args.seed_only)
         wechat.shutdown()
+    if args.seed_only:
+        return
     text = table(results, notes)
     print(text)
     print(f"(peak RSS of this process: "

@@ -104,15 +104,23 @@ def _shared(session: Any, kind: str, reason: str, need_verified: bool) -> Iterat
     """Values of `kind` held by two or more active accounts. Since a verified identity belongs
     to one account only, every such group is unverified on all accounts but at most one."""
     active = Account.status == AccountStatus.ACTIVE
+    # Values held more than once, from the (kind, value) index alone; only those few are then
+    # joined to their accounts (joining first meant a join of every identity of the kind).
+    repeated = (
+        select(Identity.value)
+        .where(Identity.kind == kind)
+        .group_by(Identity.value)
+        .having(func.count() > 1)
+    )
+    if need_verified:
+        repeated = repeated.having(func.max(_as_int(Identity.verified)) == 1)
     values = (
         select(Identity.value)
         .join(Account, Account.id == Identity.account_id)
-        .where(Identity.kind == kind, active)
+        .where(Identity.kind == kind, active, Identity.value.in_(repeated))
         .group_by(Identity.value)
         .having(func.count(func.distinct(Identity.account_id)) > 1)
     )
-    if need_verified:
-        values = values.having(func.max(_as_int(Identity.verified)) == 1)
     rows = session.execute(
         select(Identity.value, Identity.account_id, Identity.verified)
         .join(Account, Account.id == Identity.account_id)
