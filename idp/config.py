@@ -70,8 +70,7 @@ DEFAULTS: dict[str, Any] = {
     "IDP_THROTTLE_ENABLED": True,
     # "embedded": each IdP process delivers security events from a thread; "external": `idp worker`.
     "IDP_EVENT_DELIVERY": "embedded",
-    # The SMS sender: "log" keeps codes in an outbox and prints them (development only).
-    "IDP_SMS_SENDER": "log",
+    # SMS and captcha settings: idp/sms/settings.py (DEFAULTS, ENVIRONMENT_NAMES).
     "IDP_ARGON2_TIME_COST": 3,
     "IDP_ARGON2_MEMORY_COST": 65536,
     "IDP_ARGON2_PARALLELISM": 4,
@@ -90,8 +89,10 @@ class ConfigError(RuntimeError):
 
 
 def load_config(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
-    config = dict(DEFAULTS)
-    for name in ENVIRONMENT_NAMES:
+    from idp.sms import settings as sms_settings
+
+    config = {**DEFAULTS, **sms_settings.DEFAULTS}
+    for name in (*ENVIRONMENT_NAMES, *sms_settings.ENVIRONMENT_NAMES):
         if os.environ.get(name):
             config[name] = os.environ[name]
     config.update(overrides or {})

@@ -47,6 +47,7 @@ ENVIRONMENT_NAMES = (
     "IDP_CAPTCHA_KEY_ID",
     "IDP_CAPTCHA_KEY_SECRET",
     "IDP_CAPTCHA_KEY_SECRET_FILE",
+    "IDP_CAPTCHA_JS_URL",
     "IDP_TERMS_URL",
     "IDP_PRIVACY_URL",
     "IDP_TERMS_VERSION",
@@ -60,6 +61,8 @@ DEFAULTS: dict[str, Any] = {
     "IDP_SMS_HOURLY_BUDGET": 1000,
     "IDP_CAPTCHA_PROVIDER": "none",
     "IDP_CAPTCHA_MODE": "risk",
+    # The browser loads the challenge from here (the fake serves one too: /TJCaptcha.js).
+    "IDP_CAPTCHA_JS_URL": "https://turing.captcha.qcloud.com/TJCaptcha.js",
     "IDP_TERMS_URL": "/terms",
     "IDP_PRIVACY_URL": "/privacy",
     "IDP_TERMS_VERSION": "2026-11-30",

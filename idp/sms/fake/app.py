@@ -296,6 +296,29 @@ def _record(message: FakeMessage) -> None:
               f"params {message.params}", flush=True)
 
 
+# --- the browser side of Tencent Captcha -------------------------------------------------------
+
+
+CAPTCHA_SCRIPT = """// The fake stands in for TJCaptcha.js: the challenge passes at once.
+window.TencentCaptcha = function (appId, callback) {
+  this.show = function () {
+    setTimeout(function () {
+      callback({ret: 0, appid: appId, ticket: %(ticket)s, randstr: %(randstr)s});
+    }, 50);
+  };
+};
+"""
+
+
+@bp.get("/TJCaptcha.js")
+def captcha_script() -> Response:
+    """Each load carries a fresh ticket that DescribeCaptchaResult then accepts once."""
+    ticket, randstr = uuid.uuid4().hex, uuid.uuid4().hex[:8]
+    fake_state().add_ticket(ticket, randstr, 1)
+    script = CAPTCHA_SCRIPT % {"ticket": json.dumps(ticket), "randstr": json.dumps(randstr)}
+    return Response(script, content_type="application/javascript")
+
+
 # --- control API --------------------------------------------------------------------------------
 
 
