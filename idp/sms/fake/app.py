@@ -292,8 +292,8 @@ def _describe_captcha_result(account: FakeSmsAccount, body: dict[str, Any]) -> R
 def _record(message: FakeMessage) -> None:
     fake_state().record(message)
     if current_app.config.get("FAKE_SMS_ECHO"):
-        print(f"[fake sms] {message.provider} to {message.phone}: template {message.template} "
-              f"params {message.params}", flush=True)
+        print(f"[fake sms] {message.provider} to {message.phone}: code {message.code} "
+              f"(template {message.template}, params {message.params})", flush=True)
 
 
 # --- the browser side of Tencent Captcha -------------------------------------------------------
