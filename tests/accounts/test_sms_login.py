@@ -267,3 +267,57 @@ def test_password_login_still_says_pwd(client: FlaskClient, user: Any) -> None:
 
     login(client, "+8613800138000")
     assert db.session.query(LoginSession).one().amr == "pwd"
+
+
+def test_an_sms_only_account_sets_a_password_on_its_account_page(
+    app: Flask, client: FlaskClient
+) -> None:
+    ask_code(client)
+    enter_code(client, outbox(app).last_code(PHONE))
+    page = client.get("/account")
+    assert b"/account/password" in page.data
+    done = client.post("/account/password", data={
+        "password": "my first password", "csrf_token": csrf_token(page.get_data(as_text=True)),
+    })
+    assert done.status_code == 302
+    assert b"/account/password" not in client.get("/account").data
+    assert login(app.test_client(), PHONE, password="my first password").status_code == 302
+
+
+def test_setting_a_password_needs_a_recent_sign_in(app: Flask, client: FlaskClient) -> None:
+    from datetime import timedelta
+
+    from idp.accounts.models import LoginSession
+    from idp.models_base import utcnow
+
+    ask_code(client)
+    enter_code(client, outbox(app).last_code(PHONE))
+    page = client.get("/account")
+    row = db.session.query(LoginSession).one()
+    row.auth_time = utcnow() - timedelta(hours=1)
+    db.session.commit()
+    refused = client.post("/account/password", data={
+        "password": "my first password", "csrf_token": csrf_token(page.get_data(as_text=True)),
+    })
+    assert refused.status_code == 302 and "/login" in refused.headers["Location"]
+    assert login(app.test_client(), PHONE, password="my first password").status_code == 200
+
+
+def test_prompt_login_is_answered_by_an_sms_sign_in__oidc_core_3_1_2_1(
+    app: Flask, client: FlaskClient, flow: CodeFlow
+) -> None:
+    first = flow.authorize(prompt="login")
+    assert first.status_code == 302 and "/login" in first.headers["Location"]
+    from tests.conftest import query_of
+
+    next_url = query_of(first.headers["Location"])["next"]
+    ask_code(client, "13800138000", next=next_url)
+    signed_in = enter_code(client, outbox(app).last_code("+8613800138000"),
+                           phone="+8613800138000", next_url=next_url)
+    assert signed_in.status_code == 302
+    back = client.get(signed_in.headers["Location"])
+    if back.status_code == 200 and b'name="decision"' in back.data:
+        form = {**query_of(signed_in.headers["Location"]), "decision": "allow",
+                "csrf_token": csrf_token(back.get_data(as_text=True))}
+        back = client.post("/oauth/authorize", data=form)
+    assert back.status_code == 302 and "code=" in back.headers["Location"]
