@@ -50,7 +50,7 @@ def sms_login() -> Any:
     if request.method == "GET":
         return _code_page(request.args.get("phone", "")[:32], request.args.get("next", ""))
     if form.validate_on_submit():
-        phone = form.phone.data or ""
+        phone = _proper_phone(form.phone.data or "")
         if not form.accept_terms.data:
             flash(_("Please accept the terms of service and the privacy policy."), "error")
         elif sms.check_code(phone, "login", form.code.data or "", sms.browser_binding()):
@@ -64,6 +64,14 @@ def sms_login() -> Any:
         else:
             flash(_("That code is not right or has expired."), "error")
     return render_template("accounts/sms_code.html", form=form), 400
+
+
+def _proper_phone(text: str) -> str:
+    """The hidden field as sent back; anything that is no phone number matches no code."""
+    try:
+        return normalize_phone(text)
+    except InvalidPhoneNumber:
+        return "+0"
 
 
 def _code_page(phone: str, next_url: str) -> str:

@@ -157,7 +157,10 @@ def register_confirm() -> Any:
         form.phone.data = request.args.get("phone", "")
         form.next.data = request.args.get("next", "")
     if form.validate_on_submit():
-        phone = form.phone.data or ""
+        try:
+            phone = normalize_phone(form.phone.data or "")
+        except InvalidPhoneNumber:
+            phone = "+0"  # matches no code
         if not form.accept_terms.data:
             flash(_("Please accept the terms of service and the privacy policy."), "error")
         elif sms.check_code(phone, "register", form.code.data or "", sms.browser_binding()):

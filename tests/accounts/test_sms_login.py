@@ -321,3 +321,18 @@ def test_prompt_login_is_answered_by_an_sms_sign_in__oidc_core_3_1_2_1(
                 "csrf_token": csrf_token(back.get_data(as_text=True))}
         back = client.post("/oauth/authorize", data=form)
     assert back.status_code == 302 and "code=" in back.headers["Location"]
+
+
+@pytest.mark.parametrize("phone", ["+86139\x001234567", "not a phone", "+" + "9" * 40])
+def test_a_hostile_phone_on_the_code_form_is_a_wrong_code_not_a_crash(
+    client: FlaskClient, phone: str
+) -> None:
+    for path in ("/login/sms", "/register/confirm"):
+        page = client.get(path)
+        answer = client.post(path, data={
+            "phone": phone[:32], "code": "123456", "accept_terms": "y", "password": "x" * 12,
+            "csrf_token": csrf_token(page.get_data(as_text=True)),
+        })
+        assert answer.status_code in (200, 400)
+    sent = ask_code(client, phone[:32])
+    assert sent.status_code == 400
