@@ -63,7 +63,7 @@ def sms_login() -> Any:
                 return redirect(safe_next(form.next.data))
         else:
             flash(_("That code is not right or has expired."), "error")
-    return render_template("accounts/sms_code.html", form=form), 400
+    return render_template("accounts/sms_code.html", form=form, minutes=_minutes()), 400
 
 
 def _proper_phone(text: str) -> str:
@@ -77,7 +77,11 @@ def _proper_phone(text: str) -> str:
 def _code_page(phone: str, next_url: str) -> str:
     form = SmsCodeForm(formdata=None)
     form.phone.data, form.next.data = phone, next_url
-    return render_template("accounts/sms_code.html", form=form)
+    return render_template("accounts/sms_code.html", form=form, minutes=_minutes())
+
+
+def _minutes() -> int:
+    return max(1, sms.code_ttl_seconds() // 60)
 
 
 @bp.get("/terms")

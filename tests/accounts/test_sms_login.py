@@ -247,8 +247,12 @@ def test_the_environment_selects_the_provider__issue10_7(
 
     for name, value in provider_config("aliyun", "http://127.0.0.1:9").items():
         monkeypatch.setenv(name, str(value))
+    monkeypatch.setenv("IDP_SMS_CODE_TTL", "600")  # strings, as the environment gives them
     application = create_app(base_config(tmp_path, f"sqlite:///{tmp_path / 'db.sqlite3'}"))
     assert isinstance(application.extensions["idp_sms"], AliyunSender)
+    html = application.test_client().get("/login/sms?phone=%2B8613800138000").get_data(
+        as_text=True)
+    assert "10 minutes" in html
 
 
 def test_a_wrong_provider_name_stops_the_start(tmp_path: Any) -> None:
