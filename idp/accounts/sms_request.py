@@ -129,8 +129,9 @@ def _check_country(phone: str) -> None:
 
 def _check_captcha(answer: CaptchaAnswer | None, address: str) -> None:
     if answer is None or not answer.ticket:
+        # Not an error: one more step on the same form.
         raise CodeRefused(
-            _("Please complete the verification before we send a code."), 400,
+            _("Please complete the verification before we send a code."), 200,
             captcha_required=True,
         )
     try:
