@@ -60,12 +60,8 @@ def captcha_needed(address: str) -> bool:
     )
 
 
-def request_code(
-    phone: str, purpose: str, answer: CaptchaAnswer | None, *, deliver: bool = True
-) -> None:
-    """Raises CodeRefused, or returns once the provider accepted the code (or, `deliver` False,
-    once the request was counted: a reset for an unknown number sends nothing, yet costs the
-    asker the same as a real one, so the two cannot be told apart)."""
+def request_code(phone: str, purpose: str, answer: CaptchaAnswer | None) -> None:
+    """Raises CodeRefused, or returns once the provider accepted the code."""
     _check_country(phone)
     address = throttle.client_address()
     if captcha_needed(address):
@@ -83,8 +79,6 @@ def request_code(
             tier.acquire(key)
     except Throttled as refused:
         raise CodeRefused(wait_message(refused.retry_after), 429, refused.retry_after) from None
-    if not deliver:
-        return
     try:
         sms.send_code(phone, purpose, sms.browser_binding())
     except SmsError as error:

@@ -203,9 +203,16 @@ def reset_confirm() -> Any:
         form.phone.data = request.args.get("phone", "")
         form.next.data = request.args.get("next", "")
     if form.validate_on_submit():
-        phone = form.phone.data or ""
+        try:
+            phone = normalize_phone(form.phone.data or "")
+        except InvalidPhoneNumber:
+            phone = "+0"  # matches no code
         account = find_account(IdentityKind.PHONE, phone)
         binding = sms.browser_binding()
+        if account is None and sms.check_code(phone, "reset", form.code.data or "", binding):
+            # The code proved the number: its holder may learn that it has no account.
+            flash(_("This number has no account yet: sign in with a code to create one."), "info")
+            return redirect(url_for("accounts.login", next=form.next.data or ""))
         if account is not None and sms.check_code(phone, "reset", form.code.data or "", binding):
             try:
                 reset_password(account, form.password.data or "")
@@ -222,10 +229,10 @@ def reset_confirm() -> Any:
 
 
 def _phone_step(purpose: str, template: str) -> Any:
-    """Step one of registration and reset: send a code. The answer is the same whether or not
-    the phone is registered (no enumeration). Registering a number that has an account sends a
-    code too: the code signs its owner in (the SMS-code sign-in path). A reset for a number
-    without an account sends nothing, but counts against the limits all the same."""
+    """Step one of registration and reset: send a code, whether or not the number has an
+    account, so that neither the answer nor its timing tells (no enumeration). Registering a
+    number that has an account signs its owner in with the code (the SMS-code sign-in path);
+    a reset code for a number without one tells only its holder so."""
     form = PhoneForm()
     if request.method == "GET":
         form.next.data = request.args.get("next", "")
@@ -237,9 +244,8 @@ def _phone_step(purpose: str, template: str) -> Any:
         except InvalidPhoneNumber:
             flash(_("Please enter a valid phone number."), "error")
             return render_template(template, form=form, captcha=None), 400
-        deliver = purpose == "register" or find_account(IdentityKind.PHONE, phone) is not None
         try:
-            request_code(phone, purpose, captcha_answer(form), deliver=deliver)
+            request_code(phone, purpose, captcha_answer(form))
         except CodeRefused as refused:
             flash(refused.message, "error")
             return _refused_page(refused, template, form, target, phone)
