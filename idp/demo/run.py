@@ -210,5 +210,5 @@ def print_banner(
         ]
     else:
         lines.append(f"  Admin login: {seed.admin_phone} (password printed at the first start)\n")
-    lines.append("  Ctrl-C stops all three.\n")
+    lines.append("  Ctrl-C stops them all.\n")
     print("\n".join(lines), file=out, flush=True)
