@@ -94,3 +94,6 @@ def set_password() -> Any:
     db.session.commit()
     flash(_("Your password is set: you can now also sign in with it."), "info")
     return redirect(url_for("profile.account_page"))
+
+
+from idp.accounts import phone_views  # noqa: E402, F401 - adds the phone routes to `bp`

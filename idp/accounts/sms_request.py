@@ -60,11 +60,14 @@ def captcha_needed(address: str) -> bool:
     )
 
 
-def request_code(phone: str, purpose: str, answer: CaptchaAnswer | None) -> None:
-    """Raises CodeRefused, or returns once the provider accepted the code."""
+def request_code(
+    phone: str, purpose: str, answer: CaptchaAnswer | None, *, signed_in: bool = False
+) -> None:
+    """Raises CodeRefused, or returns once the provider accepted the code. A signed-in user
+    (adding a phone to their account) is not asked for the captcha; the limits still count."""
     _check_country(phone)
     address = throttle.client_address()
-    if captcha_needed(address):
+    if not signed_in and captcha_needed(address):
         _check_captcha(answer, address)
     tiers = [
         (throttle.sms_by_phone, phone),
