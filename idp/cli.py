@@ -18,8 +18,13 @@ from idp.extensions import db
 
 def _create_app() -> Flask:
     from idp import create_app
+    from idp.config import ConfigError
 
-    return create_app()
+    try:
+        return create_app()
+    except ConfigError as error:  # a wrong setting: one line naming it, not a traceback
+        click.echo(f"error: {error}", err=True)
+        sys.exit(2)
 
 
 main = FlaskGroup(create_app=_create_app, add_version_option=False, load_dotenv=False,
@@ -39,9 +44,11 @@ def read_secret(label: str) -> str:
 
 
 def register_commands(app: Flask) -> None:
+    from idp.sms.cli import fake_sms, sms
+
     for command in (
         users, clients, keys, wechat_apps, serve, dev, fake_wechat, identity, worker, backup,
-        restore, maintenance,
+        restore, maintenance, sms, fake_sms,
     ):  # fmt: skip
         app.cli.add_command(command)
 
@@ -309,12 +316,35 @@ def serve(host: str, port: int, workers: int | None) -> None:
         return
     if not current:
         fail("the database schema is not up to date: run `idp db upgrade` first")
+    _check_throttle_store()
     if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         directory = prepare_metrics_directory(current_app.instance_path)
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(directory)
         os.environ["IDP_METRICS_DIR_OWNED"] = str(directory)  # removed when gunicorn exits
     argv = gunicorn_argv(host, port, workers or default_worker_count())
     os.execv(sys.executable, argv)  # noqa: S606 - replaces this process with gunicorn
+
+
+def _check_throttle_store() -> None:
+    """Throttles must count across workers (issue 10, item 6): Redis, or the SQLite file every
+    worker of this machine shares. Refuse when that file cannot be used; warn when the database
+    suggests more than one machine, where only Redis counts for all."""
+    from idp.security.throttle import shared_storage
+
+    if current_app.config.get("IDP_REDIS_URL"):
+        return
+    try:
+        store = shared_storage(current_app._get_current_object())  # type: ignore[attr-defined]
+        store.check()
+    except Exception as error:  # noqa: BLE001 - one line, not a traceback
+        fail(f"the throttle store under {current_app.instance_path} cannot be used "
+             f"({type(error).__name__}); make IDP_INSTANCE_PATH writable or set IDP_REDIS_URL")
+    if not str(current_app.config["IDP_DATABASE_URL"]).startswith("sqlite"):
+        click.echo(
+            "warning: IDP_REDIS_URL is not set: password and SMS throttles are shared by the "
+            "workers of this machine only; if several machines serve this IdP, set IDP_REDIS_URL",
+            err=True,
+        )
 
 
 # --- backups ---------------------------------------------------------------------------------

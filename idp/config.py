@@ -99,8 +99,7 @@ DEFAULTS: dict[str, Any] = {
     # once per process (gunicorn gthread: 4 threads); beyond it, polls answer at once.
     "IDP_WECHAT_SCAN_LONG_POLL_SECONDS": 20,
     "IDP_WECHAT_SCAN_LONG_POLLS": 2,
-    # The SMS sender: "log" keeps codes in an outbox and prints them (development only).
-    "IDP_SMS_SENDER": "log",
+    # SMS and captcha settings: idp/sms/settings.py (DEFAULTS, ENVIRONMENT_NAMES).
     "IDP_ARGON2_TIME_COST": 3,
     "IDP_ARGON2_MEMORY_COST": 65536,
     "IDP_ARGON2_PARALLELISM": 4,
@@ -135,8 +134,10 @@ class ConfigError(RuntimeError):
 
 
 def load_config(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
-    config = dict(DEFAULTS)
-    for name in ENVIRONMENT_NAMES:
+    from idp.sms import settings as sms_settings
+
+    config = {**DEFAULTS, **sms_settings.DEFAULTS}
+    for name in (*ENVIRONMENT_NAMES, *sms_settings.ENVIRONMENT_NAMES):
         if os.environ.get(name):
             config[name] = os.environ[name]
     config.update(overrides or {})

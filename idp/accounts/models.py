@@ -33,8 +33,10 @@ class SmsCode(db.Model):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     phone: Mapped[str] = mapped_column(String(32))
-    purpose: Mapped[str] = mapped_column(String(16))  # register, reset, bind
-    code_digest: Mapped[str] = mapped_column(String(64))
+    purpose: Mapped[str] = mapped_column(String(16))  # idp.sms.purposes.Purpose
+    code_digest: Mapped[str] = mapped_column(String(64))  # keyed: idp/accounts/sms.py
+    # The browser that asked (keyed digest of a value in its session); None: any browser.
+    browser_digest: Mapped[str | None] = mapped_column(String(64), nullable=True)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)  # retention
@@ -53,3 +55,15 @@ class LoginEvent(db.Model):
     )  # website_password, website_wechat, miniprogram
     client_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+
+
+class TermsAcceptance(db.Model):
+    """A user accepted the terms of service and the privacy policy of this version, then."""
+
+    __tablename__ = "terms_acceptance"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    account_id: Mapped[str] = mapped_column(ForeignKey("account.id"), index=True)
+    version: Mapped[str] = mapped_column(String(32))
+    accepted_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    channel: Mapped[str] = mapped_column(String(32))  # website_sms, website_password …

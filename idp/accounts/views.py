@@ -5,20 +5,27 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import urlsplit
 
-from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask import Blueprint, current_app, flash, g, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 
 from idp.accounts import sms
 from idp.accounts.forms import CodePasswordForm, LoginForm, PhoneForm
 from idp.accounts.login import authenticate_throttled
 from idp.accounts.passwords import WeakPassword
-from idp.accounts.registration import RegistrationRefused, register_with_phone, reset_password
+from idp.accounts.registration import (
+    RegistrationRefused,
+    register_with_phone,
+    reset_password,
+    sign_in_with_proven_phone,
+)
 from idp.accounts.sessions import current_account, end_session, start_session
+from idp.accounts.sms_request import CodeRefused, request_code
 from idp.identity.models import IdentityKind
 from idp.identity.phones import InvalidPhoneNumber, normalize_phone
 from idp.identity.service import find_account
 from idp.security import throttle
 from idp.security.throttle import Throttled
+from idp.sms.captcha import CaptchaAnswer
 
 bp = Blueprint("accounts", __name__)
 
@@ -48,6 +55,52 @@ def home() -> Any:
     return redirect(url_for("profile.account_page"))
 
 
+def render_login(form: LoginForm | None = None, phone_form: PhoneForm | None = None,
+                 captcha_required: bool = False) -> str:
+    """The login page: phone + SMS code first, password second."""
+    form = form or LoginForm(formdata=None)
+    phone_form = phone_form or PhoneForm(formdata=None)
+    phone_form.next.data = phone_form.next.data or form.next.data
+    form.next.data = form.next.data or phone_form.next.data
+    return render_template(
+        "accounts/login.html", form=form, phone_form=phone_form,
+        wechat_login=_wechat_login_url(), captcha=captcha_widget(captcha_required),
+    )
+
+
+def captcha_widget(required: bool) -> dict[str, Any] | None:
+    provider = sms.captcha()
+    if not required or provider.provider == "none":
+        return None
+    g.captcha_origin = _origin(current_app.config["IDP_CAPTCHA_JS_URL"])
+    return {"provider": provider.provider, "app_id": provider.app_id}
+
+
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+@bp.after_request
+def allow_the_captcha_script(response: Any) -> Any:
+    """The captcha's script and frame come from the captcha service: only pages that show the
+    captcha let them in (the app's default policy allows 'self' only)."""
+    origin = g.get("captcha_origin")
+    if origin:
+        response.headers["Content-Security-Policy"] = (
+            f"default-src 'self'; script-src 'self' {origin}; style-src 'self' 'unsafe-inline'; "
+            f"img-src 'self' data: https: {origin}; frame-src {origin}; connect-src 'self' "
+            f"{origin}; form-action 'self' http: https:; frame-ancestors 'none'; base-uri 'none'"
+        )
+    return response
+
+
+def captcha_answer(form: PhoneForm) -> CaptchaAnswer | None:
+    if not form.captcha_ticket.data:
+        return None
+    return CaptchaAnswer(form.captcha_ticket.data, form.captcha_randstr.data or "", "")
+
+
 @bp.route("/login", methods=["GET", "POST"])
 def login() -> Any:
     form = LoginForm()
@@ -57,6 +110,11 @@ def login() -> Any:
             return redirect(automatic)  # inside WeChat, when the setting asks for it
         form.next.data = request.args.get("next", "")
         form.identifier.data = request.args.get("login_hint", "")[:254]
+        phone_form = PhoneForm(formdata=None)
+        phone_form.next.data = form.next.data
+        hint = form.identifier.data or ""
+        phone_form.phone.data = hint if hint and "@" not in hint else ""
+        return render_login(form, phone_form)
     if form.validate_on_submit():
         try:
             account = authenticate_throttled(form.identifier.data or "", form.password.data or "")
@@ -68,16 +126,13 @@ def login() -> Any:
                 ),
                 "error",
             )
-            page = render_template(
-                "accounts/login.html", form=form, wechat_login=_wechat_login_url()
-            )
-            return page, 429, {"Retry-After": str(error.retry_after)}
+            return render_login(form), 429, {"Retry-After": str(error.retry_after)}
         if account is not None:
             start_session(account, amr=["pwd"], channel="website_password")
             return redirect(safe_next(form.next.data))
         # One message whatever went wrong: no user enumeration.
         flash(_("The phone/email or password is not right."), "error")
-    return render_template("accounts/login.html", form=form, wechat_login=_wechat_login_url())
+    return render_login(form)
 
 
 def _wechat_login_url() -> str | None:
@@ -110,19 +165,38 @@ def register_confirm() -> Any:
         form.phone.data = request.args.get("phone", "")
         form.next.data = request.args.get("next", "")
     if form.validate_on_submit():
-        phone = form.phone.data or ""
-        if sms.check_code(phone, "register", form.code.data or ""):
-            try:
-                account = register_with_phone(phone, form.password.data or "")
-            except (RegistrationRefused, WeakPassword):
-                # Same answer as a wrong code: whether the phone exists is not revealed here.
-                flash(_("That code is not right or has expired."), "error")
-            else:
-                start_session(account, amr=["pwd", "sms"], channel="website_password")
-                return redirect(safe_next(form.next.data))
+        try:
+            phone = normalize_phone(form.phone.data or "")
+        except InvalidPhoneNumber:
+            phone = "+0"  # matches no code
+        if not form.accept_terms.data:
+            flash(_("Please accept the terms of service and the privacy policy."), "error")
+        elif sms.check_code(phone, "register", form.code.data or "", sms.browser_binding()):
+            return _registered(phone, form.password.data or "", form.next.data)
         else:
             flash(_("That code is not right or has expired."), "error")
     return render_template("accounts/confirm.html", form=form, purpose="register")
+
+
+def _registered(phone: str, password: str, next_url: str | None) -> Any:
+    """The code proved the phone. A number that already has an account signs into it (its
+    password is left alone: the owner changes it on the account page); a new one registers."""
+    if find_account(IdentityKind.PHONE, phone) is not None:
+        try:
+            account, _created = sign_in_with_proven_phone(phone)
+        except RegistrationRefused:
+            flash(_("That code is not right or has expired."), "error")
+            return redirect(url_for("accounts.register", next=next_url or ""))
+        flash(_("This number already had an account: you are signed in to it."), "info")
+        start_session(account, amr=["sms"], channel="website_sms")
+        return redirect(safe_next(next_url))
+    try:
+        account = register_with_phone(phone, password)
+    except (RegistrationRefused, WeakPassword):
+        flash(_("That code is not right or has expired."), "error")
+        return redirect(url_for("accounts.register", next=next_url or ""))
+    start_session(account, amr=["pwd", "sms"], channel="website_password")
+    return redirect(safe_next(next_url))
 
 
 @bp.route("/reset", methods=["GET", "POST"])
@@ -135,10 +209,19 @@ def reset_confirm() -> Any:
     form = CodePasswordForm()
     if request.method == "GET":
         form.phone.data = request.args.get("phone", "")
+        form.next.data = request.args.get("next", "")
     if form.validate_on_submit():
-        phone = form.phone.data or ""
+        try:
+            phone = normalize_phone(form.phone.data or "")
+        except InvalidPhoneNumber:
+            phone = "+0"  # matches no code
         account = find_account(IdentityKind.PHONE, phone)
-        if account is not None and sms.check_code(phone, "reset", form.code.data or ""):
+        binding = sms.browser_binding()
+        if account is None and sms.check_code(phone, "reset", form.code.data or "", binding):
+            # The code proved the number: its holder may learn that it has no account.
+            flash(_("This number has no account yet: sign in with a code to create one."), "info")
+            return redirect(url_for("accounts.login", next=form.next.data or ""))
+        if account is not None and sms.check_code(phone, "reset", form.code.data or "", binding):
             try:
                 reset_password(account, form.password.data or "")
             except WeakPassword as error:
@@ -147,38 +230,50 @@ def reset_confirm() -> Any:
                 # Proving the phone by SMS is the unlock path of a password lockout.
                 throttle.password_by_account.clear(f"{IdentityKind.PHONE}:{phone}")
                 flash(_("Your password has been changed. Please sign in."), "info")
-                return redirect(url_for("accounts.login"))
+                return redirect(url_for("accounts.login", next=form.next.data or ""))
         else:
             flash(_("That code is not right or has expired."), "error")
     return render_template("accounts/confirm.html", form=form, purpose="reset")
 
 
 def _phone_step(purpose: str, template: str) -> Any:
-    """Step one of registration and reset: send a code. The answer is the same whether or not
-    the phone is registered (no enumeration); the code is only sent when it can be used."""
+    """Step one of registration and reset: send a code, whether or not the number has an
+    account, so that neither the answer nor its timing tells (no enumeration). Registering a
+    number that has an account signs its owner in with the code (the SMS-code sign-in path);
+    a reset code for a number without one tells only its holder so."""
     form = PhoneForm()
     if request.method == "GET":
         form.next.data = request.args.get("next", "")
+        form.phone.data = request.args.get("phone", "")[:32]
+    target = "accounts.register_confirm" if purpose == "register" else "accounts.reset_confirm"
     if form.validate_on_submit():
         try:
             phone = normalize_phone(form.phone.data or "")
         except InvalidPhoneNumber:
             flash(_("Please enter a valid phone number."), "error")
-        else:
-            try:
-                throttle.sms_by_address.check(throttle.client_address())
-                throttle.sms_by_phone.check(phone)
-            except Throttled as error:
-                flash(_("Please wait before asking for another code."), "error")
-                page = render_template(template, form=form)
-                return page, 429, {"Retry-After": str(error.retry_after)}
-            throttle.sms_by_address.hit(throttle.client_address())
-            throttle.sms_by_phone.hit(phone)
-            registered = find_account(IdentityKind.PHONE, phone) is not None
-            if (purpose == "register") != registered:
-                sms.send_code(phone, purpose)
-            target = (
-                "accounts.register_confirm" if purpose == "register" else "accounts.reset_confirm"
-            )
-            return redirect(url_for(target, phone=phone, next=form.next.data or ""))
-    return render_template(template, form=form)
+            return render_template(template, form=form, captcha=None), 400
+        try:
+            request_code(phone, purpose, captcha_answer(form))
+        except CodeRefused as refused:
+            flash(refused.message, "error")
+            return _refused_page(refused, template, form, target, phone)
+        return redirect(url_for(target, phone=phone, next=form.next.data or ""))
+    return render_template(template, form=form, captcha=None)
+
+
+def _refused_page(
+    refused: CodeRefused, template: str, form: PhoneForm, target: str, phone: str
+) -> Any:
+    """A refused resend stays on the code page; a refused first request on the phone page."""
+    headers = {"Retry-After": str(refused.retry_after)} if refused.retry_after else {}
+    if form.origin.data == "code" and not refused.captcha_required:
+        code_form = CodePasswordForm(formdata=None)
+        code_form.phone.data, code_form.next.data = phone, form.next.data
+        purpose = "register" if target == "accounts.register_confirm" else "reset"
+        page = render_template("accounts/confirm.html", form=code_form, purpose=purpose)
+        return page, refused.status, headers
+    page = render_template(template, form=form, captcha=captcha_widget(refused.captcha_required))
+    return page, refused.status, headers
+
+
+from idp.accounts import sms_views  # noqa: E402, F401 - adds the SMS sign-in routes to `bp`

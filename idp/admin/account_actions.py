@@ -24,6 +24,7 @@ from idp.identity.sign_out import sign_out_everywhere
 from idp.models_base import utcnow
 from idp.oidc.grants import revoke_family
 from idp.oidc.models import RefreshToken
+from idp.sms.errors import SmsError
 
 
 class ActionRefused(Exception):
@@ -85,9 +86,12 @@ def send_password_reset(account: Account, phone: str, actor: Actor) -> None:
     ]
     if not verified:
         raise ActionRefused("a reset code goes only to a verified phone of the account")
+    try:
+        sms.send_code(phone, "reset")
+    except SmsError as error:
+        raise ActionRefused(f"the SMS provider did not send it: {error.code}") from None
     audit.record("admin.reset_code_sent", actor, account.id, phone=phone)
     db.session.commit()
-    sms.send_code(phone, "reset")
 
 
 def identities_matching(identifier: str) -> list[Identity]:

@@ -20,12 +20,15 @@ from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
 from idp.demo.rp import RelyingPartySettings, create_demo_rp
 from idp.demo.seed import DEFAULT_RP_URL, DemoSeed, DemoWeChatApp, demo_wechat_apps, seed_demo
+from idp.sms.fake import FakeSmsServer
 from idp.wechat.fake import FakeApp, FakeWeChatServer, serve_in_thread
 
 HOST = "127.0.0.1"
 FAKE_WECHAT_PORT = 5001
 RP_PORT = 5002
+FAKE_SMS_PORT = 5003
 FAKE_WECHAT_URL = f"http://{HOST}:{FAKE_WECHAT_PORT}"
+FAKE_SMS_URL = f"http://{HOST}:{FAKE_SMS_PORT}"
 
 
 class DemoError(RuntimeError):
@@ -43,6 +46,7 @@ def run_demo(app: Flask | None = None, port: int = 5000) -> None:
     app = app or create_demo_app(port)
     prepared = prepare_demo(app)
     fake = start_fake_wechat(prepared.wechat_apps, FAKE_WECHAT_PORT)
+    fake_sms = start_fake_sms() if app.config.get("IDP_SMS_API_BASE") == FAKE_SMS_URL else None
     rp_server = serve_in_background(
         create_demo_rp(relying_party_settings(app, prepared.seed, fake.base_url)),
         RP_PORT,
@@ -50,7 +54,8 @@ def run_demo(app: Flask | None = None, port: int = 5000) -> None:
     )
     idp_server = _make_server(app, port, "idp")
     print_banner(app.config["IDP_ISSUER"], fake.base_url, prepared.seed,
-                 admin_ui="admin" in app.blueprints)
+                 admin_ui="admin" in app.blueprints,
+                 fake_sms_url=fake_sms.base_url if fake_sms else None)
     try:
         idp_server.serve_forever()
     except KeyboardInterrupt:
@@ -59,6 +64,8 @@ def run_demo(app: Flask | None = None, port: int = 5000) -> None:
         idp_server.server_close()
         rp_server.shutdown()
         fake.shutdown()
+        if fake_sms is not None:
+            fake_sms.shutdown()
 
 
 def create_demo_app(port: int) -> Flask:
@@ -68,7 +75,24 @@ def create_demo_app(port: int) -> Flask:
     os.environ["IDP_WECHAT_API_BASE"] = FAKE_WECHAT_URL
     os.environ["IDP_WECHAT_OPEN_BASE"] = FAKE_WECHAT_URL
     os.environ.setdefault("IDP_ISSUER", f"http://{HOST}:{port}")
+    if not os.environ.get("IDP_SMS_PROVIDER"):
+        # Codes go through the real Aliyun adapter to the fake, which prints them.
+        from idp.sms.fake.demo import demo_environment
+
+        os.environ.update(demo_environment(FAKE_SMS_URL))
     return create_app()
+
+
+def start_fake_sms() -> FakeSmsServer:
+    from idp.sms.fake import serve_in_thread as serve_fake_sms
+    from idp.sms.fake.demo import register_demo_account
+
+    try:
+        server = serve_fake_sms(HOST, FAKE_SMS_PORT, echo=True)
+    except OSError as error:
+        raise DemoError(f"cannot serve the fake SMS on {HOST}:{FAKE_SMS_PORT}: {error}") from None
+    register_demo_account(server.control)
+    return server
 
 
 def prepare_demo(app: Flask, rp_url: str = DEFAULT_RP_URL) -> PreparedDemo:
@@ -163,6 +187,7 @@ def print_banner(
     seed: DemoSeed,
     out: TextIO | None = None,
     admin_ui: bool = True,
+    fake_sms_url: str | None = None,
 ) -> None:
     out = out or sys.stdout
     rp_url = seed.credentials.rp_url
@@ -174,6 +199,8 @@ def print_banner(
         f"  Fake WeChat    {fake_wechat_url}    (control API: {fake_wechat_url}/__fake__/)",
         "",
     ]
+    if fake_sms_url:
+        lines.insert(-1, f"  Fake SMS       {fake_sms_url}    (codes: the '[fake sms]' lines)")
     if seed.admin_password:
         lines += [
             "  Admin login — shown this once only, write it down:",
@@ -183,5 +210,5 @@ def print_banner(
         ]
     else:
         lines.append(f"  Admin login: {seed.admin_phone} (password printed at the first start)\n")
-    lines.append("  Ctrl-C stops all three.\n")
+    lines.append("  Ctrl-C stops them all.\n")
     print("\n".join(lines), file=out, flush=True)

@@ -97,6 +97,7 @@ def test_registration_with_sms_code(app: Any, client: Any) -> None:
             "phone": "+8613912345678",
             "code": code,
             "password": "a new password",
+            "accept_terms": "y",
             "csrf_token": csrf_token(confirm.get_data(as_text=True)),
         },
     )
@@ -108,14 +109,28 @@ def test_registration_with_sms_code(app: Any, client: Any) -> None:
     assert login(client, "13912345678", password="a new password").status_code == 302
 
 
-def test_registration_of_a_taken_phone_reveals_nothing(app: Any, client: Any, user: Any) -> None:
+def test_registration_of_a_taken_phone_sends_a_code_that_signs_its_owner_in__issue10_20(
+    app: Any, client: Any, user: Any
+) -> None:
     page = client.get("/register")
     response = client.post(
         "/register",
         data={"phone": "+8613800138000", "csrf_token": csrf_token(page.get_data(as_text=True))},
     )
     assert response.status_code == 302  # same answer as for a free number
-    assert app.extensions["idp_sms"].last_code("+8613800138000") is None  # but no code sent
+    code = app.extensions["idp_sms"].last_code("+8613800138000")
+    assert code  # and the owner is not left waiting
+    confirm = client.get(response.headers["Location"])
+    done = client.post(
+        "/register/confirm",
+        data={"phone": "+8613800138000", "code": code, "password": "not used at all",
+              "accept_terms": "y", "csrf_token": csrf_token(confirm.get_data(as_text=True))},
+    )
+    assert done.status_code == 302
+    account_page = client.get("/account")
+    assert account_page.status_code == 200 and b"+8613800138000" in account_page.data
+    # The password was not changed by someone who only typed a new one on a register page.
+    assert login(app.test_client(), "+8613800138000").status_code == 302
 
 
 def test_sms_code_dies_after_five_wrong_guesses(app: Any, client: Any) -> None:
@@ -153,13 +168,23 @@ def test_password_reset_by_sms(app: Any, client: Any, user: Any) -> None:
 
 
 def test_reset_for_unknown_phone_answers_like_a_known_one(app: Any, client: Any) -> None:
+    """Same answer and same work (a code goes out either way, so the provider's latency tells
+    nothing); only the holder of the number learns, with the code, that it has no account."""
     page = client.get("/reset")
     response = client.post(
         "/reset",
         data={"phone": "13700000000", "csrf_token": csrf_token(page.get_data(as_text=True))},
     )
     assert response.status_code == 302
-    assert app.extensions["idp_sms"].last_code("+8613700000000") is None
+    code = app.extensions["idp_sms"].last_code("+8613700000000")
+    assert code
+    confirm = client.get(response.headers["Location"])
+    done = client.post("/reset/confirm", data={
+        "phone": "+8613700000000", "code": code, "password": "whatever it is",
+        "csrf_token": csrf_token(confirm.get_data(as_text=True)),
+    })
+    assert done.status_code == 302 and "/login" in done.headers["Location"]
+    assert "no account yet" in client.get(done.headers["Location"]).get_data(as_text=True)
 
 
 def test_account_page_edits_profile_and_lists_login_methods(client: Any, user: Any) -> None:

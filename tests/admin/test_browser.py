@@ -143,7 +143,8 @@ def test_admin_fixes_links_end_to_end(served: Served, browser: Any) -> None:
     assert "/login" in driver.current_url
     _fill(driver, "identifier", ADMIN_PHONE)
     _fill(driver, "password", PASSWORD)
-    _go(driver, By.CSS_SELECTOR, "button[type=submit]")
+    # The password form (the login page offers phone + SMS code first).
+    _go(driver, By.CSS_SELECTOR, "form[action$='/login'] button[type=submit]")
     _wait_for(driver, "svg.qr")
     _shot(driver, "01-totp-enrol")
     driver.find_element(By.CSS_SELECTOR, "details summary").click()

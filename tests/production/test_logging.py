@@ -235,7 +235,7 @@ def test_no_secret_reaches_any_log_line(
     done = browser.post(
         "/register/confirm",
         data={"phone": "+8613912345678", "code": sms_code, "password": second_password,
-              "csrf_token": csrf_token(confirm.get_data(as_text=True))},
+              "accept_terms": "y", "csrf_token": csrf_token(confirm.get_data(as_text=True))},
     )  # fmt: skip
     assert done.status_code == 302
 
