@@ -33,7 +33,19 @@ def switch(locale: str) -> Any:
     return response
 
 
+def current_language() -> str:
+    """The key of `LANGUAGES` in use. `get_locale()` is a Babel `Locale` whose string is the
+    likely-subtags form (`zh_Hans_CN` for `zh_CN`), so it is never compared as a string."""
+    locale = get_locale()
+    return "zh_CN" if locale is not None and locale.language == "zh" else "en"
+
+
+def html_lang() -> str:
+    """The BCP 47 tag for `<html lang>` (WCAG 3.1.1): `zh-CN` or `en`."""
+    return current_language().replace("_", "-")
+
+
 @bp.app_context_processor
 def locale_helpers() -> dict[str, Any]:
-    """`get_locale()` in every template: the `lang` attribute and the switch use it."""
-    return {"get_locale": get_locale}
+    """In every template: `html_lang()` for `<html lang>`, `current_language()` for the switch."""
+    return {"get_locale": get_locale, "html_lang": html_lang, "current_language": current_language}

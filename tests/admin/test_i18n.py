@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
+import pytest
 from babel.messages.mofile import read_mo
 from babel.messages.pofile import read_po
 from flask.testing import FlaskClient
@@ -22,6 +24,39 @@ def test_the_switch_sets_the_cookie_and_returns_to_the_page(client: FlaskClient)
     assert "登录" in html and 'lang="zh-CN"' in html
     client.get("/locale/en?next=/login")
     assert "Sign in" in client.get("/login").get_data(as_text=True)
+
+
+def _html_lang(html: str) -> str:
+    match = re.search(r"<html\b[^>]*\blang=\"([^\"]+)\"", html)
+    assert match, "no lang attribute on <html>"
+    return match.group(1)
+
+
+def _current_language(html: str) -> str:
+    """The label the language switch marks as the page's own (aria-current)."""
+    match = re.search(r'<nav class="language"[^>]*>.*?aria-current="true">([^<]+)<', html, re.S)
+    assert match, "the language switch marks no language as current"
+    return match.group(1)
+
+
+@pytest.mark.parametrize("path", ["/login", "/register", "/reset", "/no-such-page"])
+@pytest.mark.parametrize(
+    ("locale", "lang", "label"), [("en", "en", "English"), ("zh_CN", "zh-CN", "中文")]
+)
+def test_html_lang_and_the_current_language__wcag_3_1_1(
+    client: FlaskClient, path: str, locale: str, lang: str, label: str
+) -> None:
+    client.set_cookie("idp_locale", locale)
+    html = client.get(path).get_data(as_text=True)
+    assert _html_lang(html) == lang
+    assert _current_language(html) == label
+
+
+@pytest.mark.parametrize(("ui_locales", "lang"), [("zh-CN", "zh-CN"), ("en", "en")])
+def test_html_lang_follows_ui_locales__oidc_core_3_1_2_1(
+    client: FlaskClient, ui_locales: str, lang: str
+) -> None:
+    assert _html_lang(client.get(f"/login?ui_locales={ui_locales}").get_data(as_text=True)) == lang
 
 
 def test_the_switch_refuses_unknown_locales_and_foreign_next(client: FlaskClient) -> None:
