@@ -147,7 +147,9 @@ def test_admin_fixes_links_end_to_end(served: Served, browser: Any) -> None:
     _wait_for(driver, "svg.qr")
     _shot(driver, "01-totp-enrol")
     driver.find_element(By.CSS_SELECTOR, "details summary").click()
-    secret = driver.find_element(By.ID, "totp-secret").text.strip()
+    shown = driver.find_element(By.ID, "totp-secret").text.strip()
+    assert all(len(group) == 4 for group in shown.split()[:-1])  # typed by hand: in fours
+    secret = shown.replace(" ", "")
     _fill(driver, "code", pyotp.TOTP(secret).now())
     _go(driver, By.CSS_SELECTOR, "form button.primary")
     _wait_for(driver, "#chart-logins svg.chart")

@@ -65,11 +65,12 @@ def test_the_switch_refuses_unknown_locales_and_foreign_next(client: FlaskClient
 
 
 def test_ui_locales_and_accept_language(client: FlaskClient) -> None:
-    assert "登录" in client.get("/login?ui_locales=zh-CN").get_data(as_text=True)
     page = client.get("/login", headers={"Accept-Language": "zh-CN,zh;q=0.9,en;q=0.5"})
     assert "手机号或邮箱" in page.get_data(as_text=True)
     english = client.get("/login", headers={"Accept-Language": "en-GB,en"})
     assert "Phone or email" in english.get_data(as_text=True)
+    # ui_locales wins over Accept-Language (and is remembered: see below).
+    assert "登录" in client.get("/login?ui_locales=zh-CN").get_data(as_text=True)
 
 
 def test_consent_and_account_pages_are_translated(client: FlaskClient, make_user: Any) -> None:
@@ -118,3 +119,30 @@ def _translated(string: Any) -> bool:
 
 def _key(message_id: Any) -> Any:
     return tuple(message_id) if isinstance(message_id, tuple | list) else message_id
+
+
+def test_ui_locales_lasts_through_registration_and_error_pages__oidc_core_3_1_2_1(
+    client: FlaskClient,
+) -> None:
+    client.get("/login?ui_locales=zh-CN&next=/account")
+    for path in ("/register", "/reset", "/no-such-page"):
+        assert _html_lang(client.get(path).get_data(as_text=True)) == "zh-CN", path
+    # The user's own switch wins over what the RP asked for.
+    client.get("/locale/en?next=/login")
+    assert _html_lang(client.get("/register").get_data(as_text=True)) == "en"
+
+
+def test_an_unknown_ui_locales_is_not_remembered(client: FlaskClient) -> None:
+    client.get("/login?ui_locales=fr")
+    assert client.get_cookie("idp_ui_locale") is None
+    html = client.get("/register", headers={"Accept-Language": "en"}).get_data(as_text=True)
+    assert _html_lang(html) == "en"
+
+
+def test_the_switch_on_a_callback_page_does_not_replay_it(client: FlaskClient) -> None:
+    """The WeChat callback's code is spent once used: the switch must not point back at it."""
+    html = client.get("/login/wechat/callback?code=spent&state=x").get_data(as_text=True)
+    switch = re.search(r'href="(/locale/zh_CN[^"]*)"', html)
+    assert switch, html[:2000]
+    assert "callback" not in switch.group(1) and "code" not in switch.group(1)
+    assert client.get(switch.group(1).replace("&amp;", "&")).headers["Location"] == "/login"
