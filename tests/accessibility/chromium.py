@@ -41,4 +41,5 @@ def page_width(driver: Any) -> int:
 
 
 def screen_width(driver: Any) -> int:
-    return int(driver.execute_script("return window.innerWidth"))
+    """The layout viewport: a page wider than it makes a phone zoom out, not this grow."""
+    return int(driver.execute_script("return document.documentElement.clientWidth"))
