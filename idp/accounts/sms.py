@@ -17,6 +17,7 @@ from datetime import timedelta
 from typing import Protocol
 
 from flask import Flask, current_app
+from flask_babel import gettext as _
 from sqlalchemy import select, update
 from werkzeug.utils import import_string
 
@@ -91,7 +92,10 @@ def send_code(phone: str, purpose: str) -> None:
         )
     )
     db.session.commit()
-    sender().send(phone, f"Your verification code is {code}. It expires in {ttl // 60} minutes.")
+    sender().send(phone, _(
+        "Your verification code is %(code)s. It expires in %(minutes)d minutes.",
+        code=code, minutes=ttl // 60,
+    ))  # in the language of the page that asked for it
 
 
 def check_code(phone: str, purpose: str, code: str) -> bool:

@@ -82,11 +82,13 @@ def cache_static(response: Response) -> Response:
 
 
 def compress_when_safe(response: Response) -> Response:
-    if request.endpoint == "static":
-        # Read the (small) file, so it is compressed whole with a Content-Length; the file is
-        # closed when the response is.
-        response.direct_passthrough = False
-        response.make_sequence()
+    if request.endpoint in ("static", "favicon"):
+        if response.direct_passthrough:
+            # Read the (small) file whole, so it is compressed with a Content-Length, and close
+            # it now rather than whenever the server closes the response.
+            response.direct_passthrough = False
+            response.make_sequence()
+            response.close()
         return compress.after_request(response)
     if (
         response.mimetype == "text/html"

@@ -11,7 +11,9 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Flask, get_flashed_messages
+from flask_babel import lazy_gettext
 from markupsafe import Markup, escape
+from werkzeug.exceptions import default_exceptions
 
 ALERT_CATEGORIES = frozenset({"error", "warn"})
 
@@ -57,6 +59,47 @@ def field_errors(field: Any) -> Markup:
     return Markup('<p class="field-error" id="{}">{}</p>').format(error_id(field), text)
 
 
+# What a person reads on an error page, by HTTP status, when the view gave no message of its own
+# (werkzeug's default descriptions are English sentences meant for developers).
+STATUS_TEXTS = {
+    400: lazy_gettext("This request could not be understood. Go back and try again."),
+    403: lazy_gettext("You are not allowed to open this page."),
+    404: lazy_gettext("There is no page at this address."),
+    405: lazy_gettext("This page cannot be used that way."),
+    413: lazy_gettext("What was sent is too large."),
+    429: lazy_gettext("Too many requests. Please wait a moment and try again."),
+    500: lazy_gettext("Something went wrong on our side. Please try again later."),
+    503: lazy_gettext("This service is busy. Please try again in a moment."),
+}
+
+# The protocol errors a person may meet on the authorization endpoint (RFC 6749 §4.1.2.1,
+# OIDC Core §3.1.2.6), said in words; the code and Authlib's description stay below as details.
+OAUTH_ERROR_TEXTS = {
+    "invalid_client": lazy_gettext("The site that sent you here is not known to us."),
+    "invalid_request": lazy_gettext("The site that sent you here made a request we cannot use."),
+    "invalid_scope": lazy_gettext("The site that sent you here asked for access we do not give."),
+    "unauthorized_client": lazy_gettext("The site that sent you here may not sign in this way."),
+    "unsupported_response_type": lazy_gettext(
+        "The site that sent you here made a request we cannot use."
+    ),
+    "invalid_grant": lazy_gettext("This sign-in request has expired or was already used."),
+    "access_denied": lazy_gettext("Access was refused."),
+}
+
+
+def error_text(status: int, message: str | None) -> str:
+    """The view's own message if it gave one, else a translated sentence for the status."""
+    default = default_exceptions.get(status)
+    if message and not (default is not None and message == default.description):
+        return message
+    return str(STATUS_TEXTS.get(status, lazy_gettext("The request could not be completed.")))
+
+
+def oauth_error_text(error: str | None) -> str:
+    text = OAUTH_ERROR_TEXTS.get(error or "")
+    return str(text) if text else ""
+
+
 def init_app(app: Flask) -> None:
     @app.context_processor
     def message_helpers() -> dict[str, Any]:
@@ -64,4 +107,6 @@ def init_app(app: Flask) -> None:
             "page_messages": page_messages,
             "invalid_attributes": invalid_attributes,
             "field_errors": field_errors,
+            "error_text": error_text,
+            "oauth_error_text": oauth_error_text,
         }

@@ -146,3 +146,53 @@ def test_the_switch_on_a_callback_page_does_not_replay_it(client: FlaskClient) -
     assert switch, html[:2000]
     assert "callback" not in switch.group(1) and "code" not in switch.group(1)
     assert client.get(switch.group(1).replace("&amp;", "&")).headers["Location"] == "/login"
+
+
+def test_sign_in_methods_on_the_account_page_are_translated(
+    client: FlaskClient, make_user: Any
+) -> None:
+    from tests.conftest import login
+
+    make_user(phone="+8613800138000")
+    client.set_cookie("idp_locale", "zh_CN")
+    login(client, "+8613800138000")
+    html = client.get("/account").get_data(as_text=True)
+    methods = re.findall(r"<li><strong>([^<]+)</strong>", html)
+    assert sorted(methods) == ["密码", "手机号"], methods
+
+
+def test_sms_text_is_in_the_language_of_the_page(client: FlaskClient, app: Any) -> None:
+    from tests.conftest import csrf_token
+
+    client.set_cookie("idp_locale", "zh_CN")
+    page = client.get("/register").get_data(as_text=True)
+    client.post("/register", data={"phone": "+8613800138077", "csrf_token": csrf_token(page)})
+    (message,) = app.extensions["idp_sms"].outbox
+    assert "验证码" in message.text and message.code in message.text
+
+
+@pytest.mark.parametrize(
+    ("path", "expected"),
+    [("/no-such-page", "此地址没有页面"),
+     ("/oauth/authorize?client_id=nobody&response_type=code", "我们不认识")],
+)
+def test_error_pages_are_translated(client: FlaskClient, path: str, expected: str) -> None:
+    client.set_cookie("idp_locale", "zh_CN")
+    html = client.get(path).get_data(as_text=True)
+    assert expected in html, html
+
+
+def test_claim_names_and_proofs_on_the_admin_account_page_are_translated(
+    admin: Any, make_user: Any
+) -> None:
+    from idp.identity.service import set_claim
+
+    alice = make_user(phone="+8613800138000")
+    set_claim(alice, "nickname", "ali", "user")
+    from idp.extensions import db
+
+    db.session.commit()
+    admin.browser.set_cookie("idp_locale", "zh_CN")
+    html = admin.get(f"/admin/accounts/{alice.id}").get_data(as_text=True)
+    assert "<td>昵称</td>" in html
+    assert re.search(r'<span class="muted">运维人员</span>', html), html  # verified_by
