@@ -51,6 +51,19 @@ def invalid_attributes(field: Any = None, page_errors: bool = False) -> Markup:
     return Markup(' aria-invalid="true" aria-describedby="{}"').format(" ".join(described_by))
 
 
+def mark_invalid(form: Any) -> str:
+    """For forms whose fields render themselves (`form.name()`): each field with errors gets
+    `aria-invalid` and `aria-describedby` pointing at `field_errors(field)`. Returns ""."""
+    for field in form:
+        if field.errors:
+            field.render_kw = {
+                **(field.render_kw or {}),
+                "aria-invalid": "true",
+                "aria-describedby": error_id(field),
+            }
+    return ""
+
+
 def field_errors(field: Any) -> Markup:
     """The field's own errors, in one element its `aria-describedby` points at."""
     if not getattr(field, "errors", None):
@@ -107,6 +120,7 @@ def init_app(app: Flask) -> None:
             "page_messages": page_messages,
             "invalid_attributes": invalid_attributes,
             "field_errors": field_errors,
+            "mark_invalid": mark_invalid,
             "error_text": error_text,
             "oauth_error_text": oauth_error_text,
         }

@@ -137,3 +137,12 @@ def test_failed_event_deliveries_can_be_retried(admin: AdminBrowser) -> None:
     assert audit_of("event.retry")[0].actor_id == admin.account.id
     refused = admin.submit("/admin/events", action=f"/admin/events/{done.id}/retry")
     assert "cannot be retried" in text_of(admin.get(refused.headers["Location"]))
+
+
+def test_a_field_error_is_tied_to_its_field__wcag_3_3_1(admin: AdminBrowser) -> None:
+    html = _create(admin, name="").get_data(as_text=True)
+    field = re.search(r'<input[^>]*name="name"[^>]*>', html).group(0)  # type: ignore[union-attr]
+    assert 'aria-invalid="true"' in field and 'aria-describedby="name-error"' in field
+    assert re.search(r'<p class="field-error" id="name-error">[^<]+</p>', html)
+    scope = re.search(r'<input[^>]*name="scope"[^>]*>', html).group(0)  # type: ignore[union-attr]
+    assert "aria-invalid" not in scope
