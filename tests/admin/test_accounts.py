@@ -224,8 +224,8 @@ def test_account_page_shows_proofs_as_fields_and_names_every_column(
     db.session.commit()
     html = admin.get(f"/admin/accounts/{alice.id}").get_data(as_text=True)
     assert "{'" not in html and "&#39;" not in html  # no Python dict or list repr
-    assert re.search(r"<dt>method</dt><dd>admin decision</dd>", html), html
-    assert re.search(r"<dt>note</dt><dd>same person</dd>", html)
+    assert re.search(r"<dt>Proof</dt><dd>admin decision</dd>", html), html
+    assert re.search(r"<dt>Note</dt><dd>same person</dd>", html)
     headers = re.findall(r"<th[^>]*>(.*?)</th>", html, re.S)
     assert headers and all(re.sub(r"<[^>]+>", "", h).strip() for h in headers), headers
     regions = re.findall(r'<div class="scroll[^"]*"([^>]*)>', html)
