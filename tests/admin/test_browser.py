@@ -260,6 +260,11 @@ def test_every_admin_page_visited_passes_axe_in_both_languages__wcag_2_1_aa(
             )
             assert (screen_width(phone), page_width(phone)) == (PHONE[0], PHONE[0]), (url, wide)
             chinese.audit(phone)
+            label_heights = phone.execute_script(
+                "return [...document.querySelectorAll('svg.chart text')]"
+                ".map(t => t.getBoundingClientRect().height)"
+            )
+            assert all(height >= 10 for height in label_heights), (url, label_heights)
     finally:
         phone.quit()
     chinese.assert_clean()

@@ -122,3 +122,10 @@ def test_figures_buttons_name_their_chart(admin: AdminBrowser) -> None:
     names = [re.sub(r"<[^>]+>", "", summary).strip() for summary in summaries]
     assert len(names) == 5 and len(set(names)) == 5, names
     assert "Figures: Logins per day, by channel" in names
+
+
+def test_admin_pages_load_no_blocking_script(admin: AdminBrowser) -> None:
+    """A slow phone draws the page before any script arrives (issue 19: no blocking script)."""
+    html = admin.get("/admin/").get_data(as_text=True)
+    scripts = re.findall(r"<script\b[^>]*>", html)
+    assert scripts and all(re.search(r"\b(defer|async)\b", s) and "src=" in s for s in scripts)
