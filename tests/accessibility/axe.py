@@ -69,6 +69,9 @@ class Auditor:
         lang = driver.execute_script("return document.documentElement.lang")
         url = driver.current_url
         found = violations(driver)
+        weak = weak_field_borders(driver)
+        if weak:
+            self.failures.append(f"{url} [lang={lang}]\nfield borders under 3:1 (1.4.11): {weak}")
         if url not in self.pages:
             self.pages.append(url)
         if found:
@@ -76,3 +79,34 @@ class Auditor:
 
     def assert_clean(self) -> None:
         assert self.failures == [], "axe-core:\n" + "\n\n".join(self.failures)
+
+
+_FIELD_BORDERS = """
+function luminance(css) {
+  const [r, g, b] = css.match(/\\d+(\\.\\d+)?/g).slice(0, 3).map(Number).map(v => {
+    v /= 255; return v <= 0.03928 ? v / 12.92 : Math.pow((v + 0.055) / 1.055, 2.4);
+  });
+  return 0.2126 * r + 0.7152 * g + 0.0722 * b;
+}
+function background(element) {
+  for (let e = element.parentElement; e; e = e.parentElement) {
+    const colour = getComputedStyle(e).backgroundColor;
+    if (!colour.startsWith("rgba(0, 0, 0, 0)") && colour !== "transparent") return colour;
+  }
+  return "rgb(255, 255, 255)";
+}
+return [...document.querySelectorAll(
+  "input:not([type=hidden]):not([type=checkbox]):not([type=radio]), select, textarea"
+)].map(field => {
+  const [a, b] = [luminance(getComputedStyle(field).borderTopColor),
+                  luminance(background(field))].sort((x, y) => y - x);
+  return [field.name, (a + 0.05) / (b + 0.05)];
+});
+"""
+
+
+def weak_field_borders(driver: Any) -> list[tuple[str, float]]:
+    """WCAG 1.4.11 (which axe does not check): a text field's border against what surrounds it,
+    at least 3:1, so an empty field can be seen."""
+    return [(name, round(ratio, 2)) for name, ratio in driver.execute_script(_FIELD_BORDERS)
+            if ratio < 3]
