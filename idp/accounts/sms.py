@@ -12,11 +12,13 @@ import re
 import secrets
 import sys
 import threading
+from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Protocol
 
-from flask import Flask, current_app
+from flask import Flask, current_app, has_request_context
+from flask_babel import force_locale
 from flask_babel import gettext as _
 from sqlalchemy import select, update
 from werkzeug.utils import import_string
@@ -92,10 +94,17 @@ def send_code(phone: str, purpose: str) -> None:
         )
     )
     db.session.commit()
-    sender().send(phone, _(
-        "Your verification code is %(code)s. It expires in %(minutes)d minutes.",
-        code=code, minutes=ttl // 60,
-    ))  # in the language of the page that asked for it
+    sender().send(phone, _code_text(code, ttl // 60))
+
+
+def _code_text(code: str, minutes: int) -> str:
+    """In the language of the page that asked for the code; English outside a request (the
+    command line), where there is no page to take it from."""
+    with nullcontext() if has_request_context() else force_locale("en"):
+        return _(
+            "Your verification code is %(code)s. It expires in %(minutes)d minutes.",
+            code=code, minutes=minutes,
+        )
 
 
 def check_code(phone: str, purpose: str, code: str) -> bool:
