@@ -171,6 +171,16 @@ def test_admin_fixes_links_end_to_end(served: Served, browser: Any) -> None:
     _wait_for(driver, "#identities")
     assert "Alice Liddell" in driver.page_source
     _shot(driver, "03-account")
+    # At 1280 px the identities table fits its card, and no id or audit action breaks mid-word.
+    table, frame = driver.execute_script(
+        "const t = document.getElementById('identities');"
+        "return [t.scrollWidth, t.parentElement.clientWidth];"
+    )
+    assert table <= frame
+    assert driver.execute_script(
+        "return [...document.querySelectorAll('td code')].every("
+        "c => getComputedStyle(c).whiteSpace === 'nowrap')"
+    )
 
     # Merge with preview: find the mini-program account by its openid.
     _go(driver, By.PARTIAL_LINK_TEXT, "Merge with another account")
