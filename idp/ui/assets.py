@@ -90,10 +90,11 @@ def compress_when_safe(response: Response) -> Response:
             response.make_sequence()
             response.close()
         return compress.after_request(response)
-    if (
-        response.mimetype == "text/html"
-        and request.headers.get("Sec-Fetch-Site") in SAFE_HTML_FETCH_SITES
-    ):
+    if response.mimetype != "text/html":
+        return response
+    # The answer depends on both headers: a cache must not hand one variant to the other.
+    response.vary.update(("Sec-Fetch-Site", "Accept-Encoding"))
+    if request.headers.get("Sec-Fetch-Site") in SAFE_HTML_FETCH_SITES:
         return compress.after_request(response)
     return response
 

@@ -92,6 +92,7 @@ def test_html_reflecting_another_sites_input_is_not_compressed__breach(
         headers["Sec-Fetch-Site"] = site
     response = client.get("/login?next=/csrf_token%3Dguess", headers=headers)
     assert response.status_code == 200 and "Content-Encoding" not in response.headers
+    assert {"sec-fetch-site", "accept-encoding"} <= {v.lower() for v in response.vary}
 
 
 def test_token_responses_are_never_compressed(client: FlaskClient) -> None:
