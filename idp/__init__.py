@@ -122,11 +122,12 @@ def _register_domains(app: Flask) -> None:
     app.register_blueprint(accounts_views.bp)
     app.register_blueprint(profile.bp)
     app.register_blueprint(health.bp)
-    from idp import admin, i18n, usage
+    from idp import admin, i18n, ui, usage
 
     usage.init_app(app)
     observability.init_app(app)  # after usage: both observe WeChat calls, the later chains
     app.register_blueprint(i18n.bp)
+    ui.init_app(app)
     admin.init_app(app)
     wechat_login_views.init_app(app)
     from idp.cli import register_commands
@@ -156,7 +157,12 @@ def _sqlite_pragmas(app: Flask) -> None:
 
 def _select_locale() -> str:
     """A switch (cookie), then `ui_locales` (OIDC Core §3.1.2.1), then Accept-Language."""
-    requested = request.cookies.get("idp_locale") or request.values.get("ui_locales") or ""
+    requested = (
+        request.cookies.get("idp_locale")
+        or request.values.get("ui_locales")
+        or request.cookies.get("idp_ui_locale")  # an earlier ui_locales (idp/i18n.py)
+        or ""
+    )
     for candidate in requested.replace("-", "_").split():
         if candidate.startswith("zh"):
             return "zh_CN"

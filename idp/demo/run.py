@@ -196,7 +196,9 @@ def print_banner(
         "",
         f"  IdP            {issuer}{admin}",
         f"  Demo website   {rp_url}    (simulated mini-program: {rp_url}/miniprogram)",
-        f"  Fake WeChat    {fake_wechat_url}    (control API: {fake_wechat_url}/__fake__/)",
+        # The fake is an API with no page of its own: the banner links what answers a browser.
+        f"  Fake WeChat    API at {fake_wechat_url}    (calls it answered: "
+        f"{fake_wechat_url}/__fake__/calls)",
         "",
     ]
     if fake_sms_url:

@@ -211,3 +211,26 @@ def test_unknown_account_is_404(admin: AdminBrowser) -> None:
 def test_mini_appid_is_shown(admin: AdminBrowser, mini_user: Any) -> None:
     wechat = mini_user("o-shown")
     assert MINI_APPID in text_of(admin.get(f"/admin/accounts/{wechat.id}"))
+
+
+def test_account_page_shows_proofs_as_fields_and_names_every_column(
+    admin: AdminBrowser, make_user: Any, mini_user: Any
+) -> None:
+    from idp.identity.audit import Actor
+    from idp.identity.merge import merge_accounts
+    from idp.identity.rules import MergeRule, Proof
+
+    alice = make_user(phone="+8613800138000")
+    mini = mini_user("o-proof")
+    merge_accounts(alice, mini, rule=MergeRule.ADMIN_DECISION, proof=Proof.admin("same person"),
+                   actor=Actor.admin(admin.account.id))
+    db.session.commit()
+    html = admin.get(f"/admin/accounts/{alice.id}").get_data(as_text=True)
+    assert "{'" not in html and "&#39;" not in html  # no Python dict or list repr
+    assert re.search(r"<dt>Proof</dt><dd>admin decision</dd>", html), html
+    assert re.search(r"<dt>Note</dt><dd>same person</dd>", html)
+    headers = re.findall(r"<th[^>]*>(.*?)</th>", html, re.S)
+    assert headers and all(re.sub(r"<[^>]+>", "", h).strip() for h in headers), headers
+    regions = re.findall(r'<div class="scroll[^"]*"([^>]*)>', html)
+    assert regions and all('role="region"' in r and 'tabindex="0"' in r and "aria-label" in r
+                           for r in regions), regions

@@ -19,6 +19,8 @@ from werkzeug.serving import BaseWSGIServer, make_server
 
 from idp import create_app
 from idp.extensions import db
+from tests.accessibility.axe import Auditor
+from tests.accessibility.chromium import PHONE, page_width, screen_width, start_chromium
 from tests.conftest import PASSWORD, base_config
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -26,6 +28,9 @@ CHROMEDRIVER = Path("/usr/bin/chromedriver")
 SCREENSHOTS = Path(__file__).resolve().parents[1] / "_screenshots"
 ADMIN_PHONE = "+8613900000009"
 WAIT_SECONDS = 10
+# axe-core runs on every page the tests below reach (tests/accessibility/axe.py); the last test
+# reports what it found and visits the same pages again in Chinese on a phone-sized screen.
+AUDITOR = Auditor()
 
 webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed")
 if not (CHROMIUM.exists() and CHROMEDRIVER.exists()):
@@ -121,6 +126,7 @@ def _go(driver: Any, by: str, value: str) -> None:
         expected_conditions.element_to_be_clickable((by, value))
     ).click()
     WebDriverWait(driver, WAIT_SECONDS).until(expected_conditions.staleness_of(old_page))
+    AUDITOR.audit(driver)
 
 
 def _fill(driver: Any, name: str, value: str) -> None:
@@ -141,6 +147,7 @@ def test_admin_fixes_links_end_to_end(served: Served, browser: Any) -> None:
     # Log in through the IdP's own login, then enrol TOTP from the page.
     driver.get(served.url + "/admin/")
     assert "/login" in driver.current_url
+    AUDITOR.audit(driver)
     _fill(driver, "identifier", ADMIN_PHONE)
     _fill(driver, "password", PASSWORD)
     # The password form (the login page offers phone + SMS code first).
@@ -148,7 +155,9 @@ def test_admin_fixes_links_end_to_end(served: Served, browser: Any) -> None:
     _wait_for(driver, "svg.qr")
     _shot(driver, "01-totp-enrol")
     driver.find_element(By.CSS_SELECTOR, "details summary").click()
-    secret = driver.find_element(By.ID, "totp-secret").text.strip()
+    shown = driver.find_element(By.ID, "totp-secret").text.strip()
+    assert all(len(group) == 4 for group in shown.split()[:-1])  # typed by hand: in fours
+    secret = shown.replace(" ", "")
     _fill(driver, "code", pyotp.TOTP(secret).now())
     _go(driver, By.CSS_SELECTOR, "form button.primary")
     _wait_for(driver, "#chart-logins svg.chart")
@@ -163,6 +172,16 @@ def test_admin_fixes_links_end_to_end(served: Served, browser: Any) -> None:
     _wait_for(driver, "#identities")
     assert "Alice Liddell" in driver.page_source
     _shot(driver, "03-account")
+    # At 1280 px the identities table fits its card, and no id or audit action breaks mid-word.
+    table, frame = driver.execute_script(
+        "const t = document.getElementById('identities');"
+        "return [t.scrollWidth, t.parentElement.clientWidth];"
+    )
+    assert table <= frame
+    assert driver.execute_script(
+        "return [...document.querySelectorAll('td code')].every("
+        "c => getComputedStyle(c).whiteSpace === 'nowrap')"
+    )
 
     # Merge with preview: find the mini-program account by its openid.
     _go(driver, By.PARTIAL_LINK_TEXT, "Merge with another account")
@@ -223,6 +242,43 @@ def test_phone_sized_screen_and_chinese(served: Served, browser: Any) -> None:
     finally:
         driver.set_window_size(1280, 900)
         driver.get(served.url + "/locale/en?next=/admin/")
+
+
+def test_every_admin_page_visited_passes_axe_in_both_languages__wcag_2_1_aa(
+    served: Served, browser: Any
+) -> None:
+    """The pages above, in English at 1280 px; then each again in Chinese on a 390 px phone, in
+    a second browser holding the same admin session."""
+    assert AUDITOR.pages, "the tests above visited no page"
+    AUDITOR.assert_clean()
+    phone = start_chromium(*PHONE)
+    chinese = Auditor()
+    try:
+        phone.get(served.url + "/healthz")
+        for cookie in browser.get_cookies():
+            phone.add_cookie({"name": cookie["name"], "value": cookie["value"], "path": "/"})
+        phone.get(served.url + "/locale/zh_CN?next=/healthz")
+        for url in AUDITOR.pages:
+            phone.get(url)
+            assert phone.find_element(By.TAG_NAME, "html").get_attribute("lang") == "zh-CN"
+            wide = phone.execute_script(
+                "return [...document.querySelectorAll('body *')].filter(e => "
+                "e.getBoundingClientRect().right > document.documentElement.clientWidth + 1"
+                " && (!e.parentElement.closest('.scroll'))"
+                ").slice(0, 8).map(e => e.tagName + '.' + e.className + '#' + e.id + ':' + "
+                "Math.round(e.getBoundingClientRect().left) + '-' + "
+                "Math.round(e.getBoundingClientRect().right))"
+            )
+            assert (screen_width(phone), page_width(phone)) == (PHONE[0], PHONE[0]), (url, wide)
+            chinese.audit(phone)
+            label_heights = phone.execute_script(
+                "return [...document.querySelectorAll('svg.chart text')]"
+                ".map(t => t.getBoundingClientRect().height)"
+            )
+            assert all(height >= 10 for height in label_heights), (url, label_heights)
+    finally:
+        phone.quit()
+    chinese.assert_clean()
 
 
 def test_screenshots_folder_is_ignored_by_git() -> None:

@@ -124,3 +124,51 @@ def test_completed_days_come_from_the_daily_rollup(make_user: Any) -> None:
     assert board.logins["miniprogram"][-4:] == [1, 0, 0, 1]  # past: stored; today: live
     assert refresh_daily() >= 1
     assert build_dashboard().logins["miniprogram"][-4:] == [2, 0, 0, 1]
+def _tick_labels(svg: str) -> list[str]:
+    """The y-axis labels: the texts anchored at the end (the day labels are centred)."""
+    return re.findall(r'<text[^>]*text-anchor="end"[^>]*>([^<]*)</text>', svg)
+
+
+def test_count_axes_read_whole_numbers() -> None:
+    from datetime import date, timedelta
+
+    from idp.admin.charts import stacked_bars
+
+    days = [date(2026, 11, 1) + timedelta(days=n) for n in range(14)]
+    for peak in (0, 1, 3, 4, 5, 7, 9, 13, 21, 25, 99, 230, 1001):
+        svg = stacked_bars(days, {"website_password": [0] * 13 + [peak]}, str, "t")
+        ticks = _tick_labels(svg)
+        assert len(ticks) == 3 and all(tick.isdigit() for tick in ticks), (peak, ticks)
+        assert int(ticks[-1]) >= peak
+
+
+def test_a_channel_has_one_colour_in_every_chart() -> None:
+    from datetime import date
+
+    from idp.admin.charts import stacked_bars
+
+    day = [date(2026, 11, 1)]
+    fills = {}
+    for series in ({"website_password": [1], "miniprogram": [1]},
+                   {"miniprogram": [1], "website_wechat": [1], "website_password": [1]}):
+        svg = str(stacked_bars(day, series, str, "t"))
+        for fill, name in re.findall(r'fill="(#[0-9a-f]{6})"><title>[^·]*· (\w+):', svg):
+            fills.setdefault(name, set()).add(fill)
+    assert set(fills) == {"website_password", "miniprogram", "website_wechat"}
+    assert all(len(colours) == 1 for colours in fills.values()), fills
+    assert len({next(iter(c)) for c in fills.values()}) == 3  # and different channels differ
+
+
+def test_figures_buttons_name_their_chart(admin: AdminBrowser) -> None:
+    html = admin.get("/admin/").get_data(as_text=True)
+    summaries = re.findall(r'<details class="figures"><summary>(.*?)</summary>', html, re.S)
+    names = [re.sub(r"<[^>]+>", "", summary).strip() for summary in summaries]
+    assert len(names) == 5 and len(set(names)) == 5, names
+    assert "Figures: Logins per day, by channel" in names
+
+
+def test_admin_pages_load_no_blocking_script(admin: AdminBrowser) -> None:
+    """A slow phone draws the page before any script arrives (issue 19: no blocking script)."""
+    html = admin.get("/admin/").get_data(as_text=True)
+    scripts = re.findall(r"<script\b[^>]*>", html)
+    assert scripts and all(re.search(r"\b(defer|async)\b", s) and "src=" in s for s in scripts)

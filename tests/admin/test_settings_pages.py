@@ -146,3 +146,10 @@ def test_admin_adds_an_official_account_app(admin: AdminBrowser) -> None:
     assert response.status_code == 302
     assert db.session.get(WeChatApp, "wxoa34567890abcdef").kind == "officialaccount"
     assert "Official Account (sign-in inside WeChat)" in text_of(admin.get("/admin/wechat-apps"))
+def test_a_field_error_is_tied_to_its_field__wcag_3_3_1(admin: AdminBrowser) -> None:
+    html = _create(admin, name="").get_data(as_text=True)
+    field = re.search(r'<input[^>]*name="name"[^>]*>', html).group(0)  # type: ignore[union-attr]
+    assert 'aria-invalid="true"' in field and 'aria-describedby="name-error"' in field
+    assert re.search(r'<p class="field-error" id="name-error">[^<]+</p>', html)
+    scope = re.search(r'<input[^>]*name="scope"[^>]*>', html).group(0)  # type: ignore[union-attr]
+    assert "aria-invalid" not in scope

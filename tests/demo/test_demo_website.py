@@ -3,13 +3,16 @@ ID token validated by Authlib's client, userinfo, refresh, RP-initiated logout."
 
 from __future__ import annotations
 
+import io
 import re
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+import requests
 from sqlalchemy import func, select
 
 from idp.accounts.models import LoginSession
+from idp.demo.run import print_banner
 from idp.demo.seed import ADMIN_NAME, ADMIN_PHONE
 from idp.extensions import db
 from idp.identity.models import IdentityKind
@@ -108,3 +111,17 @@ def test_callback_error_is_shown_not_raised(demo_stack: DemoStack, browser: Brow
 
     assert page.status_code == 200
     assert 'class="flash error"' in page.text
+
+
+def test_every_link_of_the_banner_opens__readme(demo_stack: Any) -> None:
+    """Issue 10 item 21: the banner's fake-WeChat links were 404s."""
+    shown = io.StringIO()
+    print_banner(demo_stack.idp_url, demo_stack.fake.base_url, demo_stack.prepared.seed,
+                 out=shown)
+    links = re.findall(r"(https?://[^\s)]+)", shown.getvalue())
+    assert any("__fake__" in link for link in links)
+    for link in links:
+        if link.rstrip("/") == demo_stack.fake.base_url:
+            continue  # shown as the API's base ("API at …"), not as a page
+        response = requests.get(link, timeout=10)
+        assert response.status_code == 200, (link, response.status_code)
