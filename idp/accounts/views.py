@@ -57,13 +57,15 @@ def home() -> Any:
 
 def render_login(form: LoginForm | None = None, phone_form: PhoneForm | None = None,
                  captcha_required: bool = False) -> str:
-    """The login page: phone + SMS code first, password second."""
+    """The login page: phone + SMS code first, password second. Focus (and a page error's
+    description) goes to the form that was just sent: the password form when it failed."""
+    focus = "password" if form is not None else "phone"
     form = form or LoginForm(formdata=None)
     phone_form = phone_form or PhoneForm(formdata=None)
     phone_form.next.data = phone_form.next.data or form.next.data
     form.next.data = form.next.data or phone_form.next.data
     return render_template(
-        "accounts/login.html", form=form, phone_form=phone_form,
+        "accounts/login.html", form=form, phone_form=phone_form, focus=focus,
         wechat_login=_wechat_login_url(), captcha=captcha_widget(captcha_required),
     )
 
