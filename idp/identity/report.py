@@ -2,7 +2,7 @@
 
 - accounts sharing a phone that is unverified on at least one of them (typed in, not proved);
 - accounts sharing an email that one of them verified (a verified email only suggests);
-- active accounts with no way left to log in (`rules.has_way_to_log_in`).
+- active accounts with no way left to log in (`rules.lacks_way_to_log_in`).
 
 Computed in SQL and streamed: memory stays bounded however many accounts there are (no Python
 object per identity). `run_reconciliation` stores a run and its findings (`idp worker` daily,
@@ -30,7 +30,7 @@ from idp.identity.models import (
     ReconciliationFinding,
     ReconciliationRun,
 )
-from idp.identity.rules import has_way_to_log_in
+from idp.identity.rules import lacks_way_to_log_in
 from idp.models_base import utcnow
 
 SHARED_UNVERIFIED_PHONE = "shared_unverified_phone"
@@ -145,7 +145,7 @@ def _as_int(column: Any) -> Any:
 def _without_login(session: Any) -> Iterator[Finding]:
     rows = session.execute(
         select(Account.id)
-        .where(Account.status == AccountStatus.ACTIVE, ~has_way_to_log_in(Account.id))
+        .where(Account.status == AccountStatus.ACTIVE, lacks_way_to_log_in(Account.id))
         .order_by(Account.created_at, Account.id)
         .execution_options(yield_per=STREAM_ROWS)
     )
