@@ -27,8 +27,12 @@ HTTP_TO_OAUTH = {
 }
 
 
+# Under /oauth/ but for people: their errors are pages.
+BROWSER_PATHS = ("/oauth/authorize", "/oauth/logout")
+
+
 def wants_json() -> bool:
-    return request.path.startswith(API_PREFIXES) and request.path != "/oauth/authorize"
+    return request.path.startswith(API_PREFIXES) and request.path not in BROWSER_PATHS
 
 
 def _retry_after(error: HTTPException) -> int:

@@ -23,5 +23,7 @@ class PrivateKeyJWTAuthentication(JWTBearerClientAssertion):
         return KeySet.import_key_set(client.jwks or {"keys": []})
 
     def validate_jti(self, claims: dict[str, Any], jti: str) -> bool:
+        if not isinstance(jti, str) or "\x00" in jti:
+            return False  # not storable in PostgreSQL; no honest client makes one
         expires = datetime.fromtimestamp(int(claims.get("exp", 0)), UTC)
         return remember_once(f"client-assertion:{claims['sub']}:{jti}", expires)
