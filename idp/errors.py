@@ -5,10 +5,11 @@ No stack trace ever reaches a client; the request id ties the answer to the log 
 
 from __future__ import annotations
 
+import json
 import logging
 from typing import Any
 
-from flask import Flask, g, jsonify, render_template, request
+from flask import Flask, Response, g, jsonify, render_template, request
 from werkzeug.exceptions import HTTPException
 
 log = logging.getLogger("idp.errors")
@@ -42,7 +43,23 @@ def _retry_after(error: HTTPException) -> int:
     return int(limit.get_expiry()) if limit is not None else 60
 
 
+def stamp_request_id(response: Response) -> Response:
+    """Every JSON error body carries `request_id` (docs/DEPLOYMENT.md), whoever built it:
+    Authlib's OAuth errors (RFC 6749 §5.2 allows extra members), the resource protector's
+    RFC 6750 errors, the WeChat API's. Only error responses are read, so a success costs
+    nothing."""
+    if response.status_code < 400 or response.direct_passthrough or not response.is_json:
+        return response
+    body = response.get_json(silent=True)
+    if isinstance(body, dict) and "request_id" not in body:
+        body["request_id"] = g.get("request_id")
+        response.set_data(json.dumps(body))
+    return response
+
+
 def init_app(app: Flask) -> None:
+    app.after_request(stamp_request_id)
+
     @app.errorhandler(HTTPException)
     def http_error(error: HTTPException) -> Any:
         status = error.code or 500
