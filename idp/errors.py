@@ -9,8 +9,10 @@ import json
 import logging
 from typing import Any
 
-from flask import Flask, Response, g, jsonify, render_template, request
+from flask import Flask, Response, g, jsonify, make_response, render_template, request
 from werkzeug.exceptions import HTTPException
+
+from idp import outage
 
 log = logging.getLogger("idp.errors")
 
@@ -57,6 +59,26 @@ def stamp_request_id(response: Response) -> Response:
     return response
 
 
+def _unavailable() -> Any:
+    """503 + Retry-After (RFC 9110 §15.6.4, §10.2.3): `temporarily_unavailable` (RFC 6749
+    §4.1.2.1) for clients — the mini-program contract retries on 503 — a page for people."""
+    retry_after = str(outage.RETRY_AFTER_SECONDS)
+    if wants_json():
+        response = jsonify(
+            {
+                "error": "temporarily_unavailable",
+                "error_description": "The service is briefly unavailable; try again shortly.",
+                "request_id": g.get("request_id"),
+            }
+        )
+    else:
+        response = make_response(render_template("unavailable.html", retry_after=retry_after))
+    response.status_code = 503
+    response.headers["Retry-After"] = retry_after
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
 def init_app(app: Flask) -> None:
     app.after_request(stamp_request_id)
 
@@ -81,11 +103,19 @@ def init_app(app: Flask) -> None:
             return response
         return render_template("error.html", status=status, message=error.description), status
 
+    outage.init_app(app)
+
     @app.errorhandler(Exception)
     def unexpected_error(error: Exception) -> Any:
         from idp.extensions import db
 
-        db.session.rollback()
+        try:
+            db.session.rollback()
+        except Exception:  # noqa: BLE001 - the connection may be the thing that failed
+            db.session.invalidate()
+        if outage.is_database_outage(error):
+            outage.outage_log(app).failed(error)
+            return _unavailable()
         log.exception("unhandled error", extra={"path": request.path})
         if wants_json():
             response = jsonify(
