@@ -17,7 +17,7 @@ from idp.identity.models import Account, Identity, IdentityKind
 from idp.wechat.fake import FakeWeChatControl
 from tests.conftest import csrf_token
 
-from .conftest import MINI_APPID, WEB_APPID, bearer, bind_phone, mini_login, scan_qr
+from .conftest import MINI_APPID, WEB_APPID, bearer, bind_phone, exchange, mini_login, scan_qr
 
 
 @pytest.mark.parametrize("phone", ["not-a-number", "12", "1380013800099999"])
@@ -75,3 +75,15 @@ def test_a_deeply_nested_json_body_is_invalid_request__rfc6749_5_2(
         assert response.status_code == 400, response.get_data(as_text=True)[:300]
         assert response.get_json()["error"] == "invalid_request"
         assert response.get_json()["request_id"]
+
+
+def test_a_nul_in_an_openid_from_wechat_is_a_502_and_creates_nothing__rfc9110_15_6_3(
+    client: FlaskClient, control: FakeWeChatControl, mini_client: Any
+) -> None:
+    control.arm_failure(
+        "/sns/jscode2session", body='{"openid": "o\\u0000x", "session_key": "a2V5"}'
+    )
+    response = exchange(client, mini_client, "some-code")
+    assert response.status_code == 502, response.get_json()
+    assert response.get_json()["error"] == "server_error"
+    assert db.session.scalars(sa.select(Account)).all() == []
