@@ -46,10 +46,20 @@ def _pairs_have_nul(pairs: Iterable[tuple[str, str]]) -> bool:
     return any(NUL in key or NUL in value for key, value in pairs)
 
 
+def _headers_have_nul(environ: dict[str, Any]) -> bool:
+    # Straight from the WSGI environ: building `request.headers` costs several times more.
+    return any(
+        NUL in value
+        for key, value in environ.items()
+        if key.startswith("HTTP_") or key in ("CONTENT_TYPE", "CONTENT_LENGTH")
+        if isinstance(value, str)
+    )
+
+
 def refuse_nul() -> None:
     if NUL in request.path or _pairs_have_nul(request.args.items(multi=True)):
         abort(400, REFUSAL)
-    if _pairs_have_nul(request.headers.items()):
+    if _headers_have_nul(request.environ):
         abort(400, REFUSAL)
     credentials = request.authorization
     if credentials is not None and has_nul(
