@@ -9,6 +9,7 @@ from typing import Any
 
 from flask import Flask, g, request
 from flask_babel import Babel
+from werkzeug.exceptions import HTTPException
 
 from idp.config import RESOURCE_ROOT, load_config
 from idp.crypto import SecretBox
@@ -159,7 +160,7 @@ def _select_locale() -> str:
     """A switch (cookie), then `ui_locales` (OIDC Core §3.1.2.1), then Accept-Language."""
     requested = (
         request.cookies.get("idp_locale")
-        or request.values.get("ui_locales")
+        or _ui_locales()
         or request.cookies.get("idp_ui_locale")  # an earlier ui_locales (idp/i18n.py)
         or ""
     )
@@ -172,6 +173,15 @@ def _select_locale() -> str:
     return "zh_CN" if best and best.startswith("zh") else "en"
 
 
+def _ui_locales() -> str:
+    # The error page of a body refused as too large (413) or malformed asks for the locale too:
+    # reading the form again would raise again, inside the error handler.
+    try:
+        return request.values.get("ui_locales") or ""
+    except HTTPException:
+        return request.args.get("ui_locales") or ""
+
+
 def _register_request_hooks(app: Flask) -> None:
     def assign_request_id() -> None:
         incoming = request.headers.get("X-Request-Id", "")
@@ -181,6 +191,9 @@ def _register_request_hooks(app: Flask) -> None:
 
     # First of all hooks: a request refused early (the rate limiter's 429) has an id too.
     app.before_request_funcs.setdefault(None, []).insert(0, assign_request_id)
+    from idp import input_guard
+
+    input_guard.init_app(app)  # second hook: NUL and over-deep JSON refused before any view
 
     @app.after_request
     def security_headers(response: Any) -> Any:

@@ -48,7 +48,7 @@ def register_commands(app: Flask) -> None:
 
     for command in (
         users, clients, keys, wechat_apps, serve, dev, fake_wechat, identity, worker, backup,
-        restore, maintenance, sms, fake_sms,
+        restore, maintenance, sms, fake_sms, tokens,
     ):  # fmt: skip
         app.cli.add_command(command)
 
@@ -188,6 +188,45 @@ def keys_retire(kid: str) -> None:
     except SigningKeyUnavailable as error:
         fail(str(error))
     click.echo(f"{kid} retired: removed from the JWKS")
+
+
+# --- tokens ----------------------------------------------------------------------------------
+
+
+@click.group(help="Issued tokens.")
+def tokens() -> None:
+    pass
+
+
+@tokens.command("revoke-all")
+@click.option(
+    "--before",
+    "before",
+    metavar="TIME",
+    help="ISO 8601 time (e.g. 2026-11-30T08:00:00Z; no zone means UTC). Default: now.",
+)
+@with_appcontext
+def tokens_revoke_all(before: str | None) -> None:
+    """Revoke every refresh token issued before TIME and reject every access token issued at
+    or before it. Run it after restoring a backup (docs/DEPLOYMENT.md, "After a restore")."""
+    from datetime import UTC, datetime
+
+    from idp.oidc.revocation import revoke_all_tokens
+
+    cutoff = None
+    if before:
+        try:
+            cutoff = datetime.fromisoformat(before.replace("Z", "+00:00"))
+        except ValueError:
+            fail(f"--before: not an ISO 8601 time: {before!r}")
+        assert cutoff is not None
+        if cutoff.tzinfo is None:
+            cutoff = cutoff.replace(tzinfo=UTC)
+    result = revoke_all_tokens("cli", cutoff)
+    click.echo(
+        f"revoked {result.refresh_tokens} refresh tokens; access tokens issued at or before "
+        f"{result.not_before.isoformat(timespec='seconds')} are rejected"
+    )
 
 
 # --- WeChat apps -----------------------------------------------------------------------------

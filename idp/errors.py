@@ -5,11 +5,14 @@ No stack trace ever reaches a client; the request id ties the answer to the log 
 
 from __future__ import annotations
 
+import json
 import logging
 from typing import Any
 
-from flask import Flask, g, jsonify, render_template, request
+from flask import Flask, Response, g, jsonify, make_response, render_template, request
 from werkzeug.exceptions import HTTPException
+
+from idp import outage
 
 log = logging.getLogger("idp.errors")
 
@@ -27,8 +30,12 @@ HTTP_TO_OAUTH = {
 }
 
 
+# Under /oauth/ but for people: their errors are pages.
+BROWSER_PATHS = ("/oauth/authorize", "/oauth/logout")
+
+
 def wants_json() -> bool:
-    return request.path.startswith(API_PREFIXES) and request.path != "/oauth/authorize"
+    return request.path.startswith(API_PREFIXES) and request.path not in BROWSER_PATHS
 
 
 def _retry_after(error: HTTPException) -> int:
@@ -38,7 +45,43 @@ def _retry_after(error: HTTPException) -> int:
     return int(limit.get_expiry()) if limit is not None else 60
 
 
+def stamp_request_id(response: Response) -> Response:
+    """Every JSON error body carries `request_id` (docs/DEPLOYMENT.md), whoever built it:
+    Authlib's OAuth errors (RFC 6749 §5.2 allows extra members), the resource protector's
+    RFC 6750 errors, the WeChat API's. Only error responses are read, so a success costs
+    nothing."""
+    if response.status_code < 400 or response.direct_passthrough or not response.is_json:
+        return response
+    body = response.get_json(silent=True)
+    if isinstance(body, dict) and "request_id" not in body:
+        body["request_id"] = g.get("request_id")
+        response.set_data(json.dumps(body))
+    return response
+
+
+def _unavailable() -> Any:
+    """503 + Retry-After (RFC 9110 §15.6.4, §10.2.3): `temporarily_unavailable` (RFC 6749
+    §4.1.2.1) for clients — the mini-program contract retries on 503 — a page for people."""
+    retry_after = str(outage.RETRY_AFTER_SECONDS)
+    if wants_json():
+        response = jsonify(
+            {
+                "error": "temporarily_unavailable",
+                "error_description": "The service is briefly unavailable; try again shortly.",
+                "request_id": g.get("request_id"),
+            }
+        )
+    else:
+        response = make_response(render_template("unavailable.html", retry_after=retry_after))
+    response.status_code = 503
+    response.headers["Retry-After"] = retry_after
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
 def init_app(app: Flask) -> None:
+    app.after_request(stamp_request_id)
+
     @app.errorhandler(HTTPException)
     def http_error(error: HTTPException) -> Any:
         status = error.code or 500
@@ -60,11 +103,19 @@ def init_app(app: Flask) -> None:
             return response
         return render_template("error.html", status=status, message=error.description), status
 
+    outage.init_app(app)
+
     @app.errorhandler(Exception)
     def unexpected_error(error: Exception) -> Any:
         from idp.extensions import db
 
-        db.session.rollback()
+        try:
+            db.session.rollback()
+        except Exception:  # noqa: BLE001 - the connection may be the thing that failed
+            db.session.invalidate()
+        if outage.is_database_outage(error):
+            outage.outage_log(app).failed(error)
+            return _unavailable()
         log.exception("unhandled error", extra={"path": request.path})
         if wants_json():
             response = jsonify(

@@ -32,7 +32,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, Result, delete, select, update
+from sqlalchemy import CursorResult, Result, and_, delete, or_, select, update
 
 from idp.accounts.models import LoginSession
 from idp.events import sets
@@ -108,7 +108,8 @@ def merge_in_transaction(
     if survivor is None or loser is None:
         raise MergeRefused("no_such_account", "both accounts must exist")
     check_merge(
-        survivor, loser, rule, proof, actor, identities_of(survivor), identities_of(loser)
+        survivor, loser, rule, proof, actor, identities_of(survivor), identities_of(loser),
+        kept_apart=kept_apart_by_admin(survivor.id, loser.id),
     )
     now = utcnow()
     snapshot: dict[str, Any] = {
@@ -157,6 +158,16 @@ def merge_in_transaction(
     enqueue_account_event(sets.ACCOUNT_MERGED, merged_sub=loser.id, surviving_sub=survivor.id)
     db.session.flush()
     return record
+
+
+def kept_apart_by_admin(first_id: str, second_id: str) -> bool:
+    """An admin undid a merge of these two accounts, either way round (rules.py, rule 8)."""
+    pair = or_(
+        and_(MergeRecord.survivor_id == first_id, MergeRecord.loser_id == second_id),
+        and_(MergeRecord.survivor_id == second_id, MergeRecord.loser_id == first_id),
+    )
+    undone = select(MergeRecord.id).where(pair, MergeRecord.undone_at.is_not(None)).limit(1)
+    return db.session.scalar(undone) is not None
 
 
 def record_refusal(

@@ -20,6 +20,9 @@ person" section is the same text for people).
 7. An identity that is the account's last way to log in cannot be unlinked. The ways in are a
    WeChat openid or unionid, or a password together with a verified phone or email to name the
    account by.
+8. Once an admin has undone a merge of two accounts, no automatic rule merges that pair again:
+   the undo is the admin's finding that they are two people (the undone merge record says so).
+   An admin may still merge them.
 """
 
 from __future__ import annotations
@@ -122,8 +125,10 @@ def check_merge(
     actor: Actor,
     survivor_identities: Iterable[Identity],
     loser_identities: Iterable[Identity],
+    kept_apart: bool = False,
 ) -> None:
-    """Raises MergeRefused unless the rules allow merging `loser` into `survivor` now."""
+    """Raises MergeRefused unless the rules allow merging `loser` into `survivor` now.
+    `kept_apart`: an admin undid a merge of these two before (rule 8)."""
     if rule not in MergeRule.ALL:
         raise MergeRefused("unknown_rule", f"no merge rule {rule!r}")
     if survivor.id == loser.id:
@@ -137,6 +142,11 @@ def check_merge(
         return
     if not (survivor.is_active and loser.is_active):
         raise MergeRefused("account_disabled", "a disabled account is never merged automatically")
+    if kept_apart:
+        raise MergeRefused(
+            "kept_apart_by_admin",
+            "an admin undid a merge of these accounts: only an admin may merge them again",
+        )
     _check_proof(rule, proof, survivor_identities, loser_identities)
     _check_no_conflicting_wechat(survivor_identities, loser_identities)
 

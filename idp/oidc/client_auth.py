@@ -73,8 +73,8 @@ class PrivateKeyJWTAuthentication(JWTBearerClientAssertion):
             raise InvalidClientError(description=f"The assertion may live at most {limit} s.")
 
     def validate_jti(self, claims: dict[str, Any], jti: str) -> bool:
-        if not isinstance(jti, str) or not jti or len(jti) > 128:
-            return False
+        if not isinstance(jti, str) or not jti or len(jti) > 128 or "\x00" in jti:
+            return False  # a NUL is not storable in PostgreSQL; no honest client makes one
         expires = datetime.fromtimestamp(int(claims["exp"]) + self.leeway, UTC)
         return remember_once(f"client-assertion:{claims['sub']}:{jti}", expires)
 

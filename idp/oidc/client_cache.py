@@ -153,6 +153,10 @@ def cached_client(client_id: str) -> ClientSnapshot | None:
     """The client, from this process's cache (see `ClientCache`)."""
     if not isinstance(client_id, str) or not client_id or len(client_id) > 64:
         return None
+    if "\x00" in client_id:
+        # From inside a client assertion, where the request guard cannot look (PostgreSQL
+        # cannot compare it: idp/input_guard.py); no client has such an id.
+        return None
     cache: ClientCache = current_app.extensions["idp_client_cache"]
     return cache.get(client_id)
 

@@ -213,3 +213,16 @@ class UsedNonce(db.Model):
 
     key: Mapped[str] = mapped_column(String(255), primary_key=True)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+
+
+class TokenCutoff(db.Model):
+    """`idp tokens revoke-all`: access tokens issued at or before `not_before` are rejected,
+    whoever they were issued to (a restored database does not know which were revoked after
+    its dump). The latest cut-off counts; rows stay as the record of when and by whom."""
+
+    __tablename__ = "token_cutoff"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    not_before: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    actor: Mapped[str] = mapped_column(String(80))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -17,14 +17,14 @@ from authlib.oauth2.rfc9068 import JWTBearerTokenGenerator
 from flask import current_app
 from joserfc import jwt
 from joserfc.errors import JoseError
-from sqlalchemy import exists, select
+from sqlalchemy import exists, func, select
 
 from idp.accounts.models import LoginSession
 from idp.extensions import db
 from idp.identity.models import Account
 from idp.oidc.client_cache import cached_client
 from idp.oidc.context import auth_context, issuer, keyring
-from idp.oidc.models import Client, RevokedAccessToken
+from idp.oidc.models import Client, RevokedAccessToken, TokenCutoff
 
 ACCESS_TOKEN_TYPE = "at+jwt"
 SIGNING_ALGORITHMS = ["RS256", "ES256"]
@@ -134,19 +134,23 @@ def decode_access_token(token: str) -> AccessToken | None:
 
 
 def access_token_revoked(claims: dict[str, Any]) -> bool:
-    if claims.get("sub") == claims.get("client_id"):
-        # client_credentials: no account behind it, only the revocation list.
-        return db.session.get(RevokedAccessToken, claims["jti"]) is not None
-    # One round trip for both checks: the account (which lands in the identity map, so the
-    # `get_user` that follows costs no query) and whether the `jti` is on the revocation list.
     listed = exists().where(RevokedAccessToken.jti == claims["jti"]).label("listed")
+    # `idp tokens revoke-all` (idp/oidc/revocation.py): the latest cut-off for every token.
+    revoke_all = select(func.max(TokenCutoff.not_before)).scalar_subquery().label("revoke_all")
+    if claims.get("sub") == claims.get("client_id"):
+        # client_credentials: no account behind it, only the revocation list and the cut-off.
+        revoked, everything_before = db.session.execute(select(listed, revoke_all)).one()
+        return bool(revoked) or _issued_by(claims, everything_before)
+    # One round trip for all checks: the account (which lands in the identity map, so the
+    # `get_user` that follows costs no query), whether the `jti` is on the revocation list, and
+    # the revoke-all cut-off.
     row = db.session.execute(
-        select(Account, listed).where(Account.id == str(claims.get("sub")))
+        select(Account, listed, revoke_all).where(Account.id == str(claims.get("sub")))
     ).first()
     if row is None:
         return True  # merged away (or never existed): its tokens died with it
-    account, revoked = row
-    if revoked:
+    account, revoked, everything_before = row
+    if revoked or _issued_by(claims, everything_before):
         return True
     if not account.is_active:
         return True  # disabled: its tokens died with it
@@ -161,6 +165,8 @@ def issued_before_cutoff(claims: dict[str, Any], cutoff: datetime | None) -> boo
     password. That costs one query, and only in that second; a token without `sid` dies."""
     if cutoff is None:
         return False
+    if cutoff.tzinfo is None:
+        cutoff = cutoff.replace(tzinfo=UTC)  # stored as UTC (models_base.UTCDateTime)
     issued_at, cutoff_second = claims.get("iat", 0), int(cutoff.timestamp())
     if issued_at != cutoff_second:
         return bool(issued_at < cutoff_second)
@@ -175,6 +181,15 @@ def issued_before_cutoff(claims: dict[str, Any], cutoff: datetime | None) -> boo
         )
     )
     return begun_since is None
+
+
+def _issued_by(claims: dict[str, Any], cutoff: datetime | None) -> bool:
+    """Issued at or before `cutoff` (`iat` is whole seconds: the same second counts as before)."""
+    if cutoff is None:
+        return False
+    if cutoff.tzinfo is None:
+        cutoff = cutoff.replace(tzinfo=UTC)  # stored as UTC (models_base.UTCDateTime)
+    return int(claims.get("iat", 0)) <= int(cutoff.timestamp())
 
 
 def revoke_access_token(jti: str, expires_at: datetime) -> None:

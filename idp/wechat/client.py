@@ -18,6 +18,7 @@ from requests.adapters import HTTPAdapter
 
 from idp.wechat.errors import (
     InvalidAccessToken,
+    InvalidUpstreamData,
     UpstreamUnavailable,
     WatermarkMismatch,
     from_errcode,
@@ -366,7 +367,7 @@ def _required_str(body: Mapping[str, Any], key: str) -> str:
     value = body.get(key)
     if not isinstance(value, str) or not value:
         raise UpstreamUnavailable(f"field {key!r} missing or not a string")
-    return value
+    return _without_nul(key, value)
 
 
 def _optional_str(body: Mapping[str, Any], key: str) -> str | None:
@@ -375,11 +376,25 @@ def _optional_str(body: Mapping[str, Any], key: str) -> str | None:
         return None
     if not isinstance(value, str):
         raise UpstreamUnavailable(f"field {key!r} is not a string")
+    return _without_nul(key, value)
+
+
+def _without_nul(key: str, value: str) -> str:
+    """An id or a code with a NUL is refused: PostgreSQL cannot store it, and it would not be
+    the id WeChat means (idp/input_guard.py guards what clients send)."""
+    if "\x00" in value:
+        raise InvalidUpstreamData(f"field {key!r} contains a NUL character")
     return value
 
 
 def _string_or_empty(body: Mapping[str, Any], key: str) -> str:
-    return _optional_str(body, key) or ""
+    """Display text (nickname, city): a NUL in it is dropped, the rest is kept."""
+    value = body.get(key)
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise UpstreamUnavailable(f"field {key!r} is not a string")
+    return value.replace("\x00", "")
 
 
 def _required_int(body: Mapping[str, Any], key: str, default: int | None = None) -> int:
@@ -431,8 +446,10 @@ def _parse_phone(body: dict[str, Any], expected_appid: str) -> PhoneInfo:
 def _country_code(value: object) -> str:
     # WeChat sends "86" on some app versions and 86 on others.
     text = str(value) if _is_int(value) else value
+    if text is None:
+        raise UpstreamUnavailable("countryCode missing")
     if not isinstance(text, str) or not text.lstrip("+").isdigit():
-        raise UpstreamUnavailable("countryCode missing or not numeric")
+        raise InvalidUpstreamData("countryCode is not numeric")
     return text.lstrip("+")
 
 
@@ -441,9 +458,9 @@ def _to_e164(country_code: str, pure_phone_number: str) -> str:
     try:
         number = phonenumbers.parse(f"+{country_code}{pure_phone_number}")
     except phonenumbers.NumberParseException:
-        raise UpstreamUnavailable("phone number cannot be parsed") from None
+        raise InvalidUpstreamData("phone number cannot be parsed") from None
     if not phonenumbers.is_possible_number(number):
-        raise UpstreamUnavailable("phone number is not a possible number")
+        raise InvalidUpstreamData("phone number is not a possible number")
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
 

@@ -87,6 +87,14 @@ class UpstreamUnavailable(WeChatError):
         super().__init__(None, errmsg)
 
 
+class InvalidUpstreamData(WeChatError):
+    """WeChat answered, but a value in its answer fails our checks (a phone number that does not
+    parse, a NUL in an id): asking again gets the same answer, so this is not temporary."""
+
+    def __init__(self, errmsg: str) -> None:
+        super().__init__(None, errmsg)
+
+
 class WatermarkMismatch(WeChatError):
     """Phone or encrypted data was issued to another appid: never trust it for this app."""
 

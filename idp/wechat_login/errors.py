@@ -8,6 +8,7 @@
 | 45011 rate limit                          | `temporarily_unavailable` 503, Retry-After 60 |
 | -1 busy, timeout, unreachable, garbage    | `temporarily_unavailable` 503, Retry-After 5  |
 | 40001/40014/42001 after the one retry     | `temporarily_unavailable` 503, Retry-After 5  |
+| phone number that does not parse, NUL in an id | `server_error` 502 + a log line          |
 | 40013/40125/40164 app misconfigured       | `server_error` 500 + an operator log line     |
 | any other errcode                         | `server_error` 500 + a log line               |
 
@@ -28,6 +29,15 @@ logger = logging.getLogger("idp.wechat_login")
 
 RATE_LIMIT_RETRY_AFTER = 60  # WeChat's quota is per user per minute
 BUSY_RETRY_AFTER = 5
+
+
+class BadUpstreamDataError(OAuth2Error):
+    """WeChat answered with data that is wrong (RFC 9110 §15.6.3, 502 Bad Gateway): neither the
+    client's fault nor ours, and not worth an immediate retry. No RFC 6749 code says "upstream",
+    so the code is `server_error`; the status and description tell the difference."""
+
+    error = "server_error"
+    status_code = 502
 
 
 def oauth_error_for(error: wechat.WeChatError, appid: str) -> OAuth2Error:
@@ -51,6 +61,11 @@ def oauth_error_for(error: wechat.WeChatError, appid: str) -> OAuth2Error:
             error.errcode,
         )
         return ServerError("The WeChat app is misconfigured; the operator has been told.")
+    if isinstance(error, wechat.InvalidUpstreamData):
+        logger.error("WeChat sent unusable data for app %s: %s", appid, error)
+        return BadUpstreamDataError(
+            "WeChat sent data that cannot be used; the operator has been told."
+        )
     if error.temporary or isinstance(error, wechat.InvalidAccessToken):
         logger.warning("WeChat unavailable for app %s: %s", appid, error)
         return TemporarilyUnavailableError("WeChat is not answering; try again.", BUSY_RETRY_AFTER)

@@ -14,6 +14,7 @@ from idp.wechat.errors import (
     InvalidAccessToken,
     InvalidCode,
     InvalidRefreshToken,
+    InvalidUpstreamData,
     RateLimited,
     SystemBusy,
     UpstreamUnavailable,
@@ -124,3 +125,20 @@ def test_on_call_hook_counts_calls_by_errcode(make_client, control: FakeWeChatCo
     with pytest.raises(UpstreamUnavailable):
         client.code_to_session(code)
     assert seen == [(JSCODE2SESSION, 0), (JSCODE2SESSION, 40163), (JSCODE2SESSION, None)]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        '{"openid": "o1\\u0000", "session_key": "a2V5"}',
+        '{"openid": "o1", "session_key": "a2V5", "unionid": "u\\u0000"}',
+    ],
+)
+def test_a_nul_in_an_id_from_wechat_is_invalid_upstream_data(
+    client: WeChatClient, control: FakeWeChatControl, body: str
+) -> None:
+    """An id PostgreSQL cannot store, and not the id WeChat means: refused, not retried."""
+    control.arm_failure(JSCODE2SESSION, body=body)
+    with pytest.raises(InvalidUpstreamData) as caught:
+        client.code_to_session("some-code")
+    assert not caught.value.temporary

@@ -9,5 +9,6 @@ from idp.admin.views import (  # noqa: F401
     keys,
     merges,
     suggestions,
+    tokens,
     wechat_apps,
 )

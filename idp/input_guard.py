@@ -1,0 +1,97 @@
+"""One request-level guard against input no endpoint can store: a NUL character.
+
+PostgreSQL's text types cannot hold U+0000 (SQLite can), so a NUL that reaches a query is a
+driver error and a 500 — in a client_id, a nonce, a login form, an admin search, an id in a
+path. Rather than guard each of those, every request is checked once, before any view or
+blueprint hook runs: the path, the query, the form, a JSON body, the headers and the decoded
+Basic credentials. A NUL anywhere is refused with 400, in the route's usual error shape
+(`idp/errors.py`: OAuth JSON on protocol paths, a page for people). No legitimate client sends
+one: URLs, form fields, JSON strings and header values of this IdP are text.
+
+What the guard cannot see (a NUL inside a signed client assertion, or in data WeChat sends) is
+refused or stripped where it is decoded: `idp/oidc/server.py` `cached_client`,
+`idp/wechat/client.py`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from flask import Flask, abort, request
+from flask.json.provider import DefaultJSONProvider
+
+NUL = "\x00"
+REFUSAL = "The request contains a NUL character."
+
+
+def has_nul(value: Any) -> bool:
+    """True if a string anywhere in a (JSON-shaped) value holds a NUL. Iterative: a deeply
+    nested body never costs recursion."""
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, str):
+            if NUL in item:
+                return True
+        elif isinstance(item, dict):
+            pending.extend(item.keys())
+            pending.extend(item.values())
+        elif isinstance(item, list):
+            pending.extend(item)
+    return False
+
+
+def _pairs_have_nul(pairs: Iterable[tuple[str, str]]) -> bool:
+    return any(NUL in key or NUL in value for key, value in pairs)
+
+
+def _headers_have_nul(environ: dict[str, Any]) -> bool:
+    # Straight from the WSGI environ: building `request.headers` costs several times more.
+    return any(
+        NUL in value
+        for key, value in environ.items()
+        if key.startswith("HTTP_") or key in ("CONTENT_TYPE", "CONTENT_LENGTH")
+        if isinstance(value, str)
+    )
+
+
+def refuse_nul() -> None:
+    if NUL in request.path or _pairs_have_nul(request.args.items(multi=True)):
+        abort(400, REFUSAL)
+    if _headers_have_nul(request.environ):
+        abort(400, REFUSAL)
+    credentials = request.authorization
+    if credentials is not None and has_nul(
+        [credentials.username or "", credentials.password or "", credentials.token or ""]
+    ):
+        abort(400, REFUSAL)
+    if request.method in ("GET", "HEAD", "OPTIONS"):
+        return
+    if request.is_json:
+        # Parsed once here and cached by Flask for the view; a body that is not JSON is the
+        # view's to refuse, in its own words.
+        if has_nul(request.get_json(silent=True)):
+            abort(400, REFUSAL)
+    elif _pairs_have_nul(request.form.items(multi=True)):
+        abort(400, REFUSAL)
+
+
+class DepthSafeJSONProvider(DefaultJSONProvider):
+    """Flask's JSON, except that a body nested deeper than Python's recursion limit (60,000
+    `[`) is a malformed body — a ValueError, which `get_json` answers with 400 or, when
+    silent, None — instead of an uncaught RecursionError."""
+
+    def loads(self, s: str | bytes, **kwargs: Any) -> Any:
+        try:
+            return super().loads(s, **kwargs)
+        except RecursionError:
+            raise ValueError("JSON nested too deeply") from None
+
+
+def init_app(app: Flask) -> None:
+    app.json = DepthSafeJSONProvider(app)
+    # Right after the request id (so the refusal carries one), before the rate limiter, the
+    # session and every blueprint's hooks: nothing reads a parameter before this ran.
+    hooks = app.before_request_funcs.setdefault(None, [])
+    hooks.insert(1 if hooks else 0, refuse_nul)
