@@ -14,7 +14,7 @@ from werkzeug.exceptions import HTTPException
 from idp.config import RESOURCE_ROOT, load_config
 from idp.crypto import SecretBox
 from idp.extensions import csrf, db, limiter, migrate
-from idp.oidc.keys import KeyRing
+from idp.oidc.keys import KeyRing, sign_after_seconds
 
 MIGRATIONS_DIRECTORY = str(Path(__file__).resolve().parent / "migrations")
 
@@ -63,7 +63,9 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
 
     box = SecretBox(settings["IDP_ENCRYPTION_KEY"])
     app.extensions["idp_secret_box"] = box
-    app.extensions["idp_keyring"] = KeyRing(box, float(settings["IDP_KEY_CACHE_SECONDS"]))
+    app.extensions["idp_keyring"] = KeyRing(
+        box, float(settings["IDP_KEY_CACHE_SECONDS"]), sign_after=sign_after_seconds(settings)
+    )
     app.extensions["idp_redis"] = _redis(settings["IDP_REDIS_URL"])
 
     _register_models()

@@ -143,27 +143,31 @@ def keys() -> None:
 @keys.command("rotate")
 @with_appcontext
 def keys_rotate() -> None:
-    from idp.oidc.keys import rotate_keys
+    from idp.oidc.keys import rotate_keys, signs_from
 
-    window = current_app.config["IDP_KEY_CACHE_SECONDS"]
+    keyring = current_app.extensions["idp_keyring"]
     for row in rotate_keys(current_app.extensions["idp_secret_box"]):
-        # Every process publishes it within the key cache window, and signs with it after that.
-        click.echo(f"{row.alg} {row.kid} published; it signs within {window} s")
-    current_app.extensions["idp_keyring"].invalidate()
+        # Published by every process within the key cache window; signs once every JWKS copy
+        # without it has expired (docs/DEPLOYMENT.md, "Key rotation").
+        when = signs_from(row, keyring.sign_after)
+        click.echo(f"{row.alg} {row.kid} published; it signs from {when:%Y-%m-%d %H:%M:%S} UTC")
+    keyring.invalidate()
 
 
 @keys.command("list")
 @with_appcontext
 def keys_list() -> None:
+    from idp.models_base import utcnow
+    from idp.oidc.keys import signing_rows, signs_from
     from idp.oidc.models import SigningKey
 
     rows = db.session.scalars(select(SigningKey).order_by(SigningKey.created_at.desc())).all()
-    current: set[str] = set()
+    sign_after = current_app.extensions["idp_keyring"].sign_after
+    signing = {row.kid for row in signing_rows(rows, sign_after).values()}
     for row in rows:
-        state = "retired" if row.retired_at else "published"
-        if not row.retired_at and row.alg not in current:
-            current.add(row.alg)
-            state = "current"
+        state = "retired" if row.retired_at else "current" if row.kid in signing else "published"
+        if state == "published" and signs_from(row, sign_after) > utcnow():
+            state += f", signs from {signs_from(row, sign_after):%Y-%m-%d %H:%M:%S} UTC"
         click.echo(f"{row.kid}  {row.alg}  {row.created_at:%Y-%m-%d %H:%M}  {state}")
 
 
@@ -184,7 +188,7 @@ def keys_retire(kid: str) -> None:
     from idp.oidc.keys import SigningKeyUnavailable, retire_key
 
     try:
-        retire_key(kid)
+        retire_key(kid, current_app.extensions["idp_keyring"].sign_after)
     except SigningKeyUnavailable as error:
         fail(str(error))
     click.echo(f"{kid} retired: removed from the JWKS")

@@ -58,6 +58,8 @@ ENVIRONMENT_NAMES = (
     # Protocol limits (issue 10 item 5, issue 17 item 1).
     "IDP_CLIENT_ASSERTION_MAX_LIFETIME",
     "IDP_REFRESH_REUSE_GRACE_SECONDS",
+    "IDP_JWKS_MAX_AGE",
+    "IDP_KEY_SIGN_MARGIN_SECONDS",
 )
 
 DEFAULTS: dict[str, Any] = {
@@ -126,6 +128,11 @@ DEFAULTS: dict[str, Any] = {
     # A refresh token already rotated is answered again, with the same successor, for this long
     # (a lost response is retried); after it, a reuse revokes the family (RFC 9700 §4.14.2).
     "IDP_REFRESH_REUSE_GRACE_SECONDS": 30,
+    # The JWKS's Cache-Control max-age. A new signing key signs only once every copy of the JWKS
+    # without it has expired: IDP_KEY_CACHE_SECONDS + IDP_JWKS_MAX_AGE + the margin after
+    # `idp keys rotate` (docs/DEPLOYMENT.md, "Key rotation").
+    "IDP_JWKS_MAX_AGE": 60,
+    "IDP_KEY_SIGN_MARGIN_SECONDS": 5,
 }
 
 

@@ -88,6 +88,10 @@ def base_config(tmp_path: Any, database_url: str) -> dict[str, Any]:
         "IDP_SECRET_KEY": "test-secret-key",
         "IDP_ENCRYPTION_KEY": "test-encryption-key",
         "IDP_KEY_CACHE_SECONDS": 0,
+        # With no key cache and no JWKS caching a rotated key signs at once; the rotation rule
+        # itself is tested with real windows in tests/oidc/test_key_rotation.py.
+        "IDP_JWKS_MAX_AGE": 0,
+        "IDP_KEY_SIGN_MARGIN_SECONDS": 0,
         # argon2 stays argon2id, only cheaper, so the suite runs in minutes.
         "IDP_ARGON2_TIME_COST": 1,
         "IDP_ARGON2_MEMORY_COST": 1024,

@@ -10,6 +10,8 @@ Security properties, each with its spec:
 
 from __future__ import annotations
 
+import json
+import random
 import time
 from datetime import timedelta
 from typing import Any
@@ -21,16 +23,19 @@ from authlib.oidc.core import OpenIDCode
 from authlib.oidc.core.grants.util import is_openid_scope
 from flask import current_app, g
 from sqlalchemy import select, update
+from sqlalchemy.exc import OperationalError
 
+from idp.crypto import DecryptionError
 from idp.extensions import db
 from idp.identity.claims import user_claims
 from idp.identity.models import Account
 from idp.identity.service import resolve_account
 from idp.models_base import utcnow
-from idp.oidc.context import auth_context, issuer, keyring
+from idp.oidc.context import auth_context, issuer, keyring, secret_box
 from idp.oidc.models import AuthorizationCode, Client, RefreshToken, token_digest
-from idp.oidc.tokens import revoke_access_token
+from idp.oidc.tokens import revoke_access_token, unverified_claims
 
+SQLITE_CLAIM_ATTEMPTS = 5
 CLIENT_AUTH_METHODS = [
     "client_secret_basic",
     "client_secret_post",
@@ -138,35 +143,125 @@ def revoke_family(family: str) -> None:
     for row in rows:
         if row.revoked_at is None:
             row.revoked_at = now
+        row.successor_response_encrypted = None
         if row.access_jti and row.access_expires_at and row.access_expires_at > now:
             revoke_access_token(row.access_jti, row.access_expires_at)
 
 
 class RefreshTokenGrant(grants.RefreshTokenGrant):
+    """RFC 6749 §6 with rotation and reuse detection (RFC 9700 §4.14.2).
+
+    The whole answer (ID token included) is built before the rotation commits: a failure on the
+    way (the database gone while the ID token reads the account) leaves the old token as it was.
+    The answer is kept on the rotated row, encrypted: the same client presenting that token again
+    within IDP_REFRESH_REUSE_GRACE_SECONDS, while the successor is unused, gets the same answer
+    (its response was lost after the commit). Any other use of a rotated token revokes the family.
+    """
+
     TOKEN_ENDPOINT_AUTH_METHODS = CLIENT_AUTH_METHODS
     INCLUDE_NEW_REFRESH_TOKEN = True
 
     def authenticate_refresh_token(self, refresh_token: str) -> RefreshToken | None:
         digest = token_digest(refresh_token)
-        now = utcnow()
-        claimed = db.session.execute(
-            update(RefreshToken)
-            .where(
-                RefreshToken.token_digest == digest,
-                RefreshToken.rotated_at.is_(None),
-                RefreshToken.revoked_at.is_(None),
-                RefreshToken.expires_at > now,
-            )
-            .values(rotated_at=now)
-        ).rowcount
+        claimed = self.claim(digest)
         row = db.session.get(RefreshToken, digest)
         if claimed == 1:
             return row
         if row is not None and row.rotated_at is not None:
+            answer = self.repeated_answer(row)
+            if answer is not None:
+                g.repeated_refresh_answer = answer
+                db.session.commit()  # nothing written: end the claim's transaction (its lock)
+                return row
             # Reuse of a rotated token: someone holds a copy. Kill the whole family.
             revoke_family(row.family)
         db.session.commit()
         return None
+
+    def claim(self, digest: str) -> int:
+        """Marks the token rotated, atomically: of racing refreshes exactly one claims it.
+
+        SQLite: the claim starts a transaction of its own (so that waiting for a racer's write
+        lock ends on a fresh snapshot), and a racer that still meets "database is locked" tries
+        again, as `idp.identity.transactions` does."""
+        sqlite = db.session.get_bind().dialect.name == "sqlite"
+        for attempt in range(1, SQLITE_CLAIM_ATTEMPTS + 1):
+            if sqlite:
+                db.session.commit()  # nothing is pending yet: only the client was read
+            now = utcnow()
+            try:
+                return int(
+                    db.session.execute(
+                        update(RefreshToken)
+                        .where(
+                            RefreshToken.token_digest == digest,
+                            RefreshToken.rotated_at.is_(None),
+                            RefreshToken.revoked_at.is_(None),
+                            RefreshToken.expires_at > now,
+                        )
+                        .values(rotated_at=now)
+                    ).rowcount
+                )
+            except OperationalError:
+                db.session.rollback()
+                if not sqlite or attempt == SQLITE_CLAIM_ATTEMPTS:
+                    raise
+                time.sleep(random.uniform(0.005, 0.03) * attempt)  # noqa: S311 - not security
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def repeated_answer(self, rotated: RefreshToken) -> dict[str, Any] | None:
+        """The answer `rotated`'s rotation gave, if it may be given again (see the class)."""
+        grace = timedelta(seconds=int(current_app.config["IDP_REFRESH_REUSE_GRACE_SECONDS"]))
+        if (
+            rotated.successor_response_encrypted is None
+            or rotated.revoked_at is not None
+            or rotated.rotated_at is None
+            or utcnow() - rotated.rotated_at > grace
+            or rotated.client_id != self.request.client.client_id
+        ):
+            return None
+        try:
+            answer: dict[str, Any] = json.loads(
+                secret_box().decrypt(
+                    rotated.successor_response_encrypted, context=_answer_context(rotated)
+                )
+            )
+        except (DecryptionError, ValueError):
+            return None
+        successor = db.session.get(RefreshToken, token_digest(answer["refresh_token"]))
+        if successor is None or successor.is_revoked() or successor.is_expired():
+            return None  # the successor was used (or died): the old token's holder is not alone
+        expires = int(unverified_claims(answer["access_token"])["exp"])
+        answer["expires_in"] = max(0, expires - int(time.time()))
+        return answer
+
+    def create_token_response(self) -> tuple[int, dict[str, Any], list[tuple[str, str]]]:
+        answer = g.pop("repeated_refresh_answer", None)
+        if answer is not None:
+            return 200, answer, self.TOKEN_RESPONSE_HEADER
+        status, token, headers = super().create_token_response()  # runs the ID-token hook
+        self.remember_answer(self.request.refresh_token, token)
+        db.session.commit()
+        return status, token, headers
+
+    def save_token(self, token: dict[str, Any]) -> None:
+        """Staged only: committed with the rotation, once the whole answer is built."""
+        self.server.stage_token(token, self.request)
+
+    def remember_answer(self, rotated: RefreshToken, token: dict[str, Any]) -> None:
+        # The family's older answers cannot be given again (their successors are used): drop them.
+        db.session.execute(
+            update(RefreshToken)
+            .where(
+                RefreshToken.family == rotated.family,
+                RefreshToken.successor_response_encrypted.is_not(None),
+            )
+            .values(successor_response_encrypted=None)
+            .execution_options(synchronize_session=False)
+        )
+        rotated.successor_response_encrypted = secret_box().encrypt(
+            json.dumps(token), context=_answer_context(rotated)
+        )
 
     def authenticate_user(self, refresh_token: RefreshToken) -> Account | None:
         account = active_account(refresh_token.account_id)
@@ -179,8 +274,12 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
         return account
 
     def revoke_old_credential(self, refresh_token: RefreshToken) -> None:
-        """Marked rotated when claimed; kept to detect reuse."""
-        db.session.commit()
+        """Marked rotated when claimed (uncommitted until the answer is built); kept to detect
+        reuse."""
+
+
+def _answer_context(rotated: RefreshToken) -> str:
+    return f"refresh-answer:{rotated.token_digest}"
 
 
 class ClientCredentialsGrant(grants.ClientCredentialsGrant):

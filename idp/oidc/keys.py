@@ -1,9 +1,14 @@
 """Signing keys: stored encrypted in the database, parsed once per process.
 
-The newest unretired key of an algorithm signs; every unretired key is published in the JWKS, so
-tokens signed before a rotation keep verifying until their key is retired. Each process re-reads
-the key list at most every `IDP_KEY_CACHE_SECONDS`, so a rotation made through any process (or the
-command line) is used and published by all of them.
+Every unretired key is published in the JWKS, so tokens signed before a rotation keep verifying
+until their key is retired. Each process re-reads the key list at most every
+`IDP_KEY_CACHE_SECONDS`, so a rotation made through any process (or the command line) is used and
+published by all of them.
+
+The rotation rule (docs/DEPLOYMENT.md, "Key rotation"): a new key signs only once every copy of
+the JWKS that lacks it has expired — published by every process within IDP_KEY_CACHE_SECONDS, each
+copy served before that fresh for IDP_JWKS_MAX_AGE at an RP or a proxy, plus
+IDP_KEY_SIGN_MARGIN_SECONDS for clocks. Until then the previous key of its algorithm signs.
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -45,6 +51,38 @@ def generate_key(alg: str) -> Key:
     raise ValueError(f"unsupported signing algorithm {alg!r}")
 
 
+def sign_after_seconds(config: Mapping[str, Any]) -> float:
+    """How long a new key is published before it signs (the rotation rule, see the module)."""
+    return (
+        float(config["IDP_KEY_CACHE_SECONDS"])
+        + float(config["IDP_JWKS_MAX_AGE"])
+        + float(config["IDP_KEY_SIGN_MARGIN_SECONDS"])
+    )
+
+
+def signing_rows(
+    rows: Iterable[SigningKey], sign_after: float, now: datetime | None = None
+) -> dict[str, SigningKey]:
+    """Per algorithm, the unretired key that signs: the newest published at least `sign_after`
+    seconds ago; while none is, the oldest (a first key, with nothing before it, signs at once)."""
+    settled_before = (now or utcnow()) - timedelta(seconds=sign_after)
+    live = sorted(
+        (row for row in rows if row.retired_at is None),
+        key=lambda row: _aware(row.created_at),
+        reverse=True,
+    )
+    chosen: dict[str, SigningKey] = {}
+    for alg in {row.alg for row in live}:
+        candidates = [row for row in live if row.alg == alg]  # newest first
+        settled = [row for row in candidates if _aware(row.created_at) <= settled_before]
+        chosen[alg] = settled[0] if settled else candidates[-1]
+    return chosen
+
+
+def signs_from(row: SigningKey, sign_after: float) -> datetime:
+    return _aware(row.created_at) + timedelta(seconds=sign_after)
+
+
 def create_signing_key(box: SecretBox, alg: str) -> SigningKey:
     key = generate_key(alg)
     kid = key.kid
@@ -76,18 +114,19 @@ def ensure_keys(box: SecretBox) -> None:
         db.session.commit()
 
 
-def retire_key(kid: str) -> SigningKey:
+def retire_key(kid: str, sign_after: float) -> SigningKey:
+    """Takes a key out of the JWKS. Never the key that signs (its successor may still be waiting
+    for every JWKS copy to contain it): rotate, wait until the new key signs, then retire."""
     row = db.session.get(SigningKey, kid)
     if row is None or row.retired_at is not None:
         raise SigningKeyUnavailable(f"no active key {kid!r}")
-    newest = db.session.scalars(
-        select(SigningKey)
-        .where(SigningKey.alg == row.alg, SigningKey.retired_at.is_(None))
-        .order_by(SigningKey.created_at.desc())
-    ).first()
-    if newest is not None and newest.kid == kid:
+    siblings = db.session.scalars(
+        select(SigningKey).where(SigningKey.alg == row.alg, SigningKey.retired_at.is_(None))
+    ).all()
+    if signing_rows(siblings, sign_after)[row.alg].kid == kid:
         raise SigningKeyUnavailable(
-            f"{kid} is the current {row.alg} key: rotate first, then retire it"
+            f"{kid} is the {row.alg} key that signs: rotate first, and retire it once the new"
+            " key signs"
         )
     row.retired_at = utcnow()
     db.session.commit()
@@ -97,9 +136,11 @@ def retire_key(kid: str) -> SigningKey:
 class KeyRing:
     """Per-process view of the keys; private keys are decrypted and parsed once per kid."""
 
-    def __init__(self, box: SecretBox, cache_seconds: float):
+    def __init__(self, box: SecretBox, cache_seconds: float, sign_after: float | None = None):
         self._box = box
         self._cache_seconds = cache_seconds
+        # Without an explicit rule (a bare KeyRing), a new key signs one cache window later.
+        self.sign_after = cache_seconds if sign_after is None else sign_after
         self._lock = threading.Lock()
         self._parsed: dict[str, LoadedKey] = {}
         self._current: dict[str, LoadedKey] = {}
@@ -148,19 +189,7 @@ class KeyRing:
             self._loaded_at = time.monotonic()
 
     def _signing_rows(self, rows: list[SigningKey]) -> dict[str, SigningKey]:
-        """Per algorithm, the newest key that every process has had time to publish.
-
-        A key signs only once it is older than the cache window: by then each process has
-        re-read the key list, so a token signed by one process verifies at every other and
-        against any copy of the JWKS. A first key (nothing older to fall back on) signs at once.
-        """
-        settled_before = utcnow() - timedelta(seconds=self._cache_seconds)
-        chosen: dict[str, SigningKey] = {}
-        for alg in {row.alg for row in rows}:
-            candidates = [row for row in rows if row.alg == alg]  # newest first
-            settled = [row for row in candidates if _aware(row.created_at) <= settled_before]
-            chosen[alg] = settled[0] if settled else candidates[-1]
-        return chosen
+        return signing_rows(rows, self.sign_after)
 
     @staticmethod
     def _published_rows() -> list[SigningKey]:

@@ -168,6 +168,10 @@ class RefreshToken(db.Model):
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
     rotated_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # The token response its rotation answered (successor refresh token included), encrypted
+    # (SecretBox, bound to this row): a client whose response was lost gets it again within
+    # IDP_REFRESH_REUSE_GRACE_SECONDS. Cleared when the successor rotates or the family dies.
+    successor_response_encrypted: Mapped[str | None] = mapped_column(Text, nullable=True)
 
     # Authlib's TokenMixin.
     def check_client(self, client: Client) -> bool:

@@ -29,6 +29,13 @@ class IdentityProviderServer(AuthorizationServer):
 
     def save_token(self, token: dict[str, Any], request: Any) -> None:
         """Only refresh tokens are stored; JWT access tokens are self-contained."""
+        self.stage_token(token, request)
+        if getattr(request, "authorization_code", None) is not None or token.get("refresh_token"):
+            db.session.commit()
+
+    def stage_token(self, token: dict[str, Any], request: Any) -> None:
+        """`save_token` without the commit: for a grant that commits once its whole answer is
+        built (the refresh grant, issue 17)."""
         access = unverified_claims(token["access_token"])
         g.issued_access_claims = access
         code = getattr(request, "authorization_code", None)
@@ -58,8 +65,6 @@ class IdentityProviderServer(AuthorizationServer):
                     + timedelta(seconds=int(current_app.config["IDP_REFRESH_TOKEN_TTL"])),
                 )
             )
-        if code is not None or refresh:
-            db.session.commit()
         metrics.count_token_issued(getattr(request.payload, "grant_type", None))
 
     def authenticate_client(self, request: Any, methods: Any, endpoint: str = "token") -> Any:

@@ -53,7 +53,9 @@ def discovery() -> Response:
 @bp.get("/oauth/jwks")
 def jwks() -> Response:
     response = jsonify(keyring().public_jwks())
-    response.headers["Cache-Control"] = "public, max-age=60"
+    # A new key signs only once every copy of this answer has expired (idp/oidc/keys.py).
+    max_age = int(current_app.config["IDP_JWKS_MAX_AGE"])
+    response.headers["Cache-Control"] = f"public, max-age={max_age}"
     return response
 
 

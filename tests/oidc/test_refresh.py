@@ -19,7 +19,9 @@ def test_refresh_rotates_and_returns_a_new_id_token__oidc_core_12_2(
     assert claims["sub"] == user.id and "nonce" not in claims
 
 
-def test_reused_refresh_token_revokes_the_family__rfc9700_4_14_2(flow: CodeFlow) -> None:
+def test_reused_refresh_token_revokes_the_family__rfc9700_4_14_2(flow: CodeFlow, app: Any) -> None:
+    """Without a grace window (see tests/oidc/test_refresh_grace.py for the window)."""
+    app.config["IDP_REFRESH_REUSE_GRACE_SECONDS"] = 0
     tokens = flow.tokens()
     second = flow.refresh(tokens["refresh_token"]).get_json()
     reuse = flow.refresh(tokens["refresh_token"])

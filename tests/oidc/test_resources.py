@@ -187,7 +187,7 @@ def test_key_rotation_keeps_old_tokens_valid_until_retired(flow: CodeFlow, app: 
         == 200
     )
     for key in old_kid:
-        retire_key(key["kid"])
+        retire_key(key["kid"], app.extensions["idp_keyring"].sign_after)
     assert (
         flow.browser.get("/oauth/userinfo", headers=bearer(before["access_token"])).status_code
         == 401
@@ -205,7 +205,7 @@ def test_current_key_cannot_be_retired(app: Any, client: Any) -> None:
 
     current = client.get("/oauth/jwks").get_json()["keys"][0]["kid"]
     with pytest.raises(SigningKeyUnavailable):
-        retire_key(current)
+        retire_key(current, app.extensions["idp_keyring"].sign_after)
 
 
 def test_private_keys_are_encrypted_at_rest(app: Any, client: Any) -> None:

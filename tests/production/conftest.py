@@ -84,6 +84,8 @@ def _environment(
         IDP_SECRET_KEY="two-process-secret-key",
         IDP_ENCRYPTION_KEY="two-process-encryption-key",
         IDP_KEY_CACHE_SECONDS="2",
+        IDP_JWKS_MAX_AGE="3",
+        IDP_KEY_SIGN_MARGIN_SECONDS="1",
         IDP_ARGON2_TIME_COST="1",
         IDP_ARGON2_MEMORY_COST="1024",
         IDP_ARGON2_PARALLELISM="1",

@@ -69,14 +69,21 @@ def test_a_refresh_token_rotated_on_one_is_refused_on_the_other__rfc9700_4_14_2(
     tokens = redeem(a, cluster, code, verifier).json()
     rotated = refresh(a, cluster, tokens["refresh_token"])
     assert rotated.status_code == 200, rotated.text
+    # Its response lost, the client retries on the other process within the grace window: the
+    # same answer (issue 17), since the successor is unused.
+    repeated = refresh(b, cluster, tokens["refresh_token"])
+    assert repeated.status_code == 200, repeated.text
+    assert repeated.json()["refresh_token"] == rotated.json()["refresh_token"]
+    newest = refresh(b, cluster, rotated.json()["refresh_token"])
+    assert newest.status_code == 200, newest.text
     replayed = refresh(b, cluster, tokens["refresh_token"])
     assert replayed.status_code == 400
     assert replayed.json()["error"] == "invalid_grant"
     # The reuse revoked the whole family: the newest token of it is dead too, everywhere.
-    assert refresh(a, cluster, rotated.json()["refresh_token"]).status_code == 400
+    assert refresh(a, cluster, newest.json()["refresh_token"]).status_code == 400
     userinfo = requests.get(
         f"{b}/oauth/userinfo",
-        headers={"Authorization": f"Bearer {rotated.json()['access_token']}"},
+        headers={"Authorization": f"Bearer {newest.json()['access_token']}"},
         timeout=10,
     )
     assert userinfo.status_code == 401
@@ -95,10 +102,16 @@ def unverified_kid(token: str) -> str:
 
 
 def test_a_rotated_key_is_published_then_used_by_every_process(cluster: Cluster) -> None:
-    """Published by all within the key cache window; signs only after that, so that a token
-    from one process always verifies at the other (and against either's JWKS)."""
+    """Published by all within the key cache window; signs only once every JWKS copy without it
+    has expired (window + JWKS max-age + margin), so that a token from one process always
+    verifies at the other and against any cached copy of either's JWKS."""
     a, b = cluster.urls
     window = float(cluster.env["IDP_KEY_CACHE_SECONDS"])
+    sign_after = (
+        window
+        + float(cluster.env["IDP_JWKS_MAX_AGE"])
+        + float(cluster.env["IDP_KEY_SIGN_MARGIN_SECONDS"])
+    )
     code, verifier = authorization_code(signed_in(cluster), a, cluster)
     refresh_token = redeem(a, cluster, code, verifier).json()["refresh_token"]
     before = kids(a) | kids(b)
@@ -107,7 +120,7 @@ def test_a_rotated_key_is_published_then_used_by_every_process(cluster: Cluster)
     rotated_at = time.monotonic()
     new_kids: set[str] = set()
     published_by_both = used = None
-    while time.monotonic() - rotated_at < 3 * window + 5:
+    while time.monotonic() - rotated_at < sign_after + 2 * window + 5:
         published = kids(a) & kids(b)
         new_kids = published - before
         if len(new_kids) == 2 and published_by_both is None:
@@ -129,7 +142,8 @@ def test_a_rotated_key_is_published_then_used_by_every_process(cluster: Cluster)
             break
         time.sleep(0.2)
     assert published_by_both is not None and published_by_both <= window + 1.5, published_by_both
-    assert used is not None and used <= 2 * window + 1.5, used
+    # Not before every copy could hold it (the CLI's own exit takes a little of the margin).
+    assert used is not None and sign_after - 3 <= used <= sign_after + window + 1.5, used
 
 
 def test_rate_limits_are_counted_across_processes(cluster: Cluster) -> None:

@@ -13,18 +13,21 @@ from idp.admin.forms import ConfirmForm
 from idp.admin.views.helpers import confirm_page
 from idp.extensions import db
 from idp.identity import audit
-from idp.oidc.keys import SigningKeyUnavailable, retire_key, rotate_keys
+from idp.oidc.keys import (
+    SigningKeyUnavailable,
+    retire_key,
+    rotate_keys,
+    signing_rows,
+    signs_from,
+)
 from idp.oidc.models import SigningKey
 
 
 @bp.get("/keys")
 def keys() -> Any:
     rows = db.session.scalars(select(SigningKey).order_by(SigningKey.created_at.desc())).all()
-    current: dict[str, str] = {}
-    for row in rows:
-        if row.retired_at is None:
-            current.setdefault(row.alg, row.kid)
-    return render_template("admin/keys.html", keys=rows, current=set(current.values()))
+    current = {row.kid for row in signing_rows(rows, _sign_after()).values()}
+    return render_template("admin/keys.html", keys=rows, current=current)
 
 
 @bp.route("/keys/rotate", methods=["GET", "POST"])
@@ -35,12 +38,16 @@ def keys_rotate() -> Any:
         audit.record("admin.keys_rotate", admin_actor(), None,
                      kids=[row.kid for row in created])
         db.session.commit()
-        flash(_("New signing keys are current: %(kids)s.",
-                kids=", ".join(row.kid for row in created)), "info")
+        flash(_("New signing keys are published: %(kids)s. They sign from %(when)s UTC, once "
+                "every cached copy of the JWKS holds them.",
+                kids=", ".join(row.kid for row in created),
+                when=f"{signs_from(created[0], _sign_after()):%Y-%m-%d %H:%M:%S}"), "info")
         return redirect(url_for("admin.keys"))
     return confirm_page(
         _("Rotate the signing keys?"),
-        [_("A new RS256 key and a new ES256 key are created and sign every token from now on."),
+        [_("A new RS256 key and a new ES256 key are published now, and sign every token once "
+           "every cached copy of the JWKS holds them (%(seconds)s s).",
+           seconds=int(_sign_after())),
          _("The current keys stay published in the JWKS, so tokens they signed keep verifying "
            "until you retire them.")],
         request.path, back=url_for("admin.keys"), danger=False,
@@ -54,7 +61,7 @@ def key_retire(kid: str) -> Any:
         abort(404)
     if request.method == "POST" and ConfirmForm().validate_on_submit():
         try:
-            retire_key(kid)
+            retire_key(kid, _sign_after())
         except SigningKeyUnavailable as error:
             flash(_("Refused: %(reason)s", reason=str(error)), "error")
             return redirect(url_for("admin.keys"))
@@ -70,3 +77,7 @@ def key_retire(kid: str) -> Any:
          _("The current key of an algorithm cannot be retired: rotate first.")],
         request.path, back=url_for("admin.keys"),
     )
+
+
+def _sign_after() -> float:
+    return float(current_app.extensions["idp_keyring"].sign_after)

@@ -1,0 +1,182 @@
+"""A refresh that fails after its commit must not log the user out (issue 17 item 1).
+
+The whole answer is built before the rotation commits; the answer is kept, encrypted, and given
+again to the same client presenting the previous token within IDP_REFRESH_REUSE_GRACE_SECONDS
+while its successor is unused; any other reuse revokes the family (RFC 9700 §4.14.2).
+SQLite and PostgreSQL; a real PostgreSQL stopped mid-refresh is in
+tests/production/test_refresh_outage.py."""
+
+from __future__ import annotations
+
+import threading
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from flask import Flask
+from sqlalchemy import select
+from sqlalchemy.exc import OperationalError
+
+from idp.extensions import db
+from idp.oidc import grants
+from idp.oidc.models import RefreshToken, token_digest
+from tests.conftest import CodeFlow, IsolatedClient
+from tests.oidc.helpers import id_token_claims
+
+SCOPE = "openid profile phone offline_access"
+
+
+def family_of(refresh_token: str) -> list[RefreshToken]:
+    db.session.expire_all()
+    row = db.session.get(RefreshToken, token_digest(refresh_token))
+    assert row is not None
+    return list(db.session.scalars(select(RefreshToken).where(RefreshToken.family == row.family)))
+
+
+def assert_family_alive(refresh_token: str) -> None:
+    assert [row.revoked_at for row in family_of(refresh_token)] == [None] * len(
+        family_of(refresh_token)
+    )
+
+
+def test_a_lost_answer_is_given_again_within_the_window__rfc9700_4_14_2(
+    flow: CodeFlow, monkeypatch: pytest.MonkeyPatch, user: Any
+) -> None:
+    """Injected failure after the commit (the response is lost: a worker killed, a connection
+    dropped): the retry with the previous token gets the answer that was committed."""
+    tokens = flow.tokens(scope=SCOPE)
+    committed: list[dict[str, Any]] = []
+    original = grants.RefreshTokenGrant.create_token_response
+
+    def answer_then_die(self: Any) -> Any:
+        status, body, headers = original(self)
+        committed.append(dict(body))
+        raise RuntimeError("the worker died after the commit")
+
+    monkeypatch.setattr(grants.RefreshTokenGrant, "create_token_response", answer_then_die)
+    lost = flow.refresh(tokens["refresh_token"])
+    assert lost.status_code == 500 and len(committed) == 1
+    monkeypatch.undo()
+
+    retry = flow.refresh(tokens["refresh_token"])
+    body = retry.get_json()
+    assert retry.status_code == 200, body
+    for name in ("refresh_token", "access_token", "id_token", "scope", "token_type"):
+        assert body[name] == committed[0][name], name
+    assert 0 < body["expires_in"] <= committed[0]["expires_in"]
+    assert id_token_claims(flow.browser, body["id_token"])["sub"] == user.id
+    assert_family_alive(tokens["refresh_token"])
+
+    # The successor works, once; after it was used, the old token is a reuse.
+    newest = flow.refresh(body["refresh_token"])
+    assert newest.status_code == 200, newest.get_json()
+    reuse = flow.refresh(tokens["refresh_token"])
+    assert reuse.status_code == 400 and reuse.get_json()["error"] == "invalid_grant"
+    assert flow.refresh(newest.get_json()["refresh_token"]).get_json()["error"] == "invalid_grant"
+
+
+def test_a_failure_before_the_commit_leaves_the_old_token_as_it_was__rfc9700_4_14_2(
+    flow: CodeFlow, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The database fails while the ID token reads the account: nothing was committed, so the
+    retry is an ordinary refresh, not a reuse."""
+    tokens = flow.tokens(scope=SCOPE)
+
+    def database_gone(*_: Any, **__: Any) -> Any:
+        raise OperationalError("SELECT identity", {}, Exception("server closed the connection"))
+
+    monkeypatch.setattr(grants, "user_claims", database_gone)
+    failed = flow.refresh(tokens["refresh_token"])
+    assert failed.status_code >= 500
+    assert "refresh_token" not in (failed.get_json() or {})
+    monkeypatch.undo()
+
+    rows = family_of(tokens["refresh_token"])
+    assert [(row.rotated_at, row.revoked_at) for row in rows] == [(None, None)]
+    retry = flow.refresh(tokens["refresh_token"])
+    assert retry.status_code == 200, retry.get_json()
+    assert flow.refresh(retry.get_json()["refresh_token"]).status_code == 200
+
+
+def test_after_the_window_a_reuse_revokes_the_family__rfc9700_4_14_2(flow: CodeFlow) -> None:
+    tokens = flow.tokens(scope=SCOPE)
+    successor = flow.refresh(tokens["refresh_token"]).get_json()["refresh_token"]
+    db.session.expire_all()
+    rotated = db.session.get(RefreshToken, token_digest(tokens["refresh_token"]))
+    rotated.rotated_at -= timedelta(seconds=31)  # the default window is 30 s
+    db.session.commit()
+    late = flow.refresh(tokens["refresh_token"])
+    assert late.status_code == 400 and late.get_json()["error"] == "invalid_grant"
+    assert flow.refresh(successor).get_json()["error"] == "invalid_grant"
+    assert all(row.revoked_at is not None for row in family_of(successor))
+
+
+def test_the_window_is_configurable(flow: CodeFlow, app: Flask) -> None:
+    app.config["IDP_REFRESH_REUSE_GRACE_SECONDS"] = "0"  # as read from the environment
+    tokens = flow.tokens(scope=SCOPE)
+    assert flow.refresh(tokens["refresh_token"]).status_code == 200
+    assert flow.refresh(tokens["refresh_token"]).get_json()["error"] == "invalid_grant"
+
+
+def test_another_client_never_gets_the_answer__rfc6749_6(
+    flow: CodeFlow, make_client: Any
+) -> None:
+    tokens = flow.tokens(scope=SCOPE)
+    successor = flow.refresh(tokens["refresh_token"]).get_json()["refresh_token"]
+    other, other_secret = make_client(name="Other")
+    stolen = flow.browser.post(
+        "/oauth/token",
+        data={"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"]},
+        auth=(other.client_id, other_secret),
+    )
+    assert stolen.status_code == 400 and "access_token" not in stolen.get_json()
+    assert flow.refresh(successor).get_json()["error"] == "invalid_grant"
+
+
+def test_the_kept_answer_is_encrypted_at_rest(flow: CodeFlow) -> None:
+    tokens = flow.tokens(scope=SCOPE)
+    answer = flow.refresh(tokens["refresh_token"]).get_json()
+    db.session.expire_all()
+    row = db.session.get(RefreshToken, token_digest(tokens["refresh_token"]))
+    stored = row.successor_response_encrypted
+    assert stored
+    for name in ("refresh_token", "access_token", "id_token"):
+        assert answer[name] not in stored
+        assert answer[name].split(".")[-1] not in stored
+    # Once the successor rotates, the older answer is dropped.
+    flow.refresh(answer["refresh_token"])
+    db.session.expire_all()
+    assert db.session.get(RefreshToken, row.token_digest).successor_response_encrypted is None
+
+
+def test_concurrent_refreshes_with_one_token_all_get_the_same_answer(
+    flow: CodeFlow, app: Flask
+) -> None:
+    """Real threads (a client retrying on a timeout while the first request still runs)."""
+    tokens = flow.tokens(scope=SCOPE)
+    client_id, secret = flow.client.client_id, flow.secret
+    count = 4
+    barrier = threading.Barrier(count)
+    answers: list[Any] = [None] * count
+    db.session.commit()
+
+    def refresh(index: int) -> None:
+        with app.app_context():
+            browser = app.test_client()
+            assert isinstance(browser, IsolatedClient)
+            barrier.wait(timeout=30)
+            response = browser.post(
+                "/oauth/token",
+                data={"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"]},
+                auth=(client_id, secret),
+            )
+            answers[index] = (response.status_code, response.get_json())
+
+    threads = [threading.Thread(target=refresh, args=(i,)) for i in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert [status for status, _ in answers] == [200] * count, answers
+    assert len({body["refresh_token"] for _, body in answers}) == 1
+    assert_family_alive(tokens["refresh_token"])
