@@ -128,6 +128,9 @@ def _register_domains(app: Flask) -> None:
     app.register_blueprint(i18n.bp)
     admin.init_app(app)
     wechat_login_views.init_app(app)
+    from idp import account_centre
+
+    account_centre.init_app(app)
     from idp.cli import register_commands
     from idp.events import worker
 
