@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
@@ -16,7 +17,9 @@ def post_form(browser: FlaskClient, page_url: str, action_url: str | None = None
     """GET the page for its CSRF token, then POST `data` to `action_url` (default: the page)."""
     page = browser.get(page_url)
     assert page.status_code == 200, page.status_code
-    token = csrf_token(page.get_data(as_text=True))
+    html = page.get_data(as_text=True)
+    prefixed = re.search(r'name="[a-z]+-csrf_token"[^>]*value="([^"]+)"', html)
+    token = prefixed.group(1) if prefixed else csrf_token(html)
     form = {key: value for key, value in data.items()}
     for key in list(form):
         if key.endswith("csrf_token"):
