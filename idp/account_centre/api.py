@@ -57,7 +57,7 @@ def api_start_deletion() -> Response:
             )
         body = request.get_json(silent=True)
         if not isinstance(body, dict) or body.get("confirm") is not True:
-            raise InvalidRequestError(description='send {"confirm": true}')
+            raise InvalidRequestError(description="send a JSON object with confirm set to true")
         due = schedule_deletion(account, Actor.user(account.id), reason="mini-program")
     except DeletionRefused as refusal:
         return _json({"error": "invalid_request", "error_description": str(refusal)}, 400)

@@ -17,11 +17,18 @@ SECOND_FACTOR_STEP = frozenset({"account_centre.second_factor",
                                 "account_centre.second_factor_passkey"})
 DELETION_PENDING = frozenset({"account_centre.deletion_pending",
                               "account_centre.cancel_deletion_view"})
+# Machine endpoints answer for their bearer token or client, whatever cookie comes along.
+NOT_PAGES = ("/oauth/token", "/oauth/userinfo", "/oauth/introspect", "/oauth/revoke",
+             "/oauth/jwks", "/.well-known/", "/wechat/", "/api/", "/account/api/", "/metrics")
 
 
 def init_gate(app: Flask) -> None:
     @app.before_request
     def detour() -> Any:
+        # Only page views are detoured; the safety is elsewhere: a session awaiting its second
+        # factor signs nobody in (`current_session`), and deletion ended every session.
+        if request.method != "GET" or request.path.startswith(NOT_PAGES):
+            return None
         if SESSION_KEY not in session or request.endpoint in ALWAYS_OPEN:
             return None
         if request.endpoint is None or request.blueprint == "admin":
