@@ -15,12 +15,14 @@ def init_app(app: Flask) -> None:
         api,
         apps,
         deletion,
+        passkeys,
         password,
         phone,
         reauth,
         second_factor,
         sessions,
         ways,
+        wechat_bind,
     )
     from idp.account_centre.blueprint import bp
     from idp.account_centre.gate import init_gate

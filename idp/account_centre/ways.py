@@ -70,6 +70,9 @@ def overview() -> Any:
         "account_centre/overview.html", account=account, ways=ways_in(identities),
         factors=factors, form=ActionForm(),
         has_password=any(i.kind == IdentityKind.PASSWORD for i in identities),
+        wechat_available=db.session.scalar(
+            select(WeChatApp.appid).where(WeChatApp.kind == "website").limit(1)
+        ) is not None,
     )
 
 
