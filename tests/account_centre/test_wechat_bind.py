@@ -1,3 +1,4 @@
+# ruff: noqa: F811 - the WeChat fixtures are imported from tests/wechat_login/conftest.py
 """Binding WeChat from the account centre through the real QR-connect handshake with the fake
 WeChat on loopback: a new WeChat joins; one held by another account is never moved silently —
 the merge is offered with a preview and goes through the engine's rules."""
