@@ -99,6 +99,7 @@ def clients() -> None:
 @click.option("--backchannel-logout-uri")
 @click.option("--events-uri")
 @click.option("--first-party", is_flag=True, help="skip the consent screen")
+@click.option("--require-mfa", is_flag=True, help="every sign-in needs a second factor")
 @click.option("--id-token-alg", type=click.Choice(["RS256", "ES256"]), default="RS256")
 @click.option("--jwks-stdin", is_flag=True, help="read a public JWKS: private_key_jwt")
 @click.option("--json", "as_json", is_flag=True)

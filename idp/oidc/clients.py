@@ -46,6 +46,7 @@ def create_client(
     first_party: bool = False,
     id_token_alg: str = "RS256",
     jwks: dict[str, Any] | None = None,
+    require_mfa: bool = False,
 ) -> tuple[Client, str | None]:
     """Returns the client and its secret (shown once; only a digest is kept)."""
     grants = list(grant_types) or (
@@ -82,6 +83,7 @@ def create_client(
         backchannel_logout_uri=backchannel_logout_uri,
         events_uri=events_uri,
         jwks=jwks,
+        require_mfa=require_mfa,
     )
     db.session.add(client)
     db.session.commit()

@@ -50,6 +50,7 @@ class ClientSnapshot(ClientMixin):  # type: ignore[misc]
     events_uri: str | None
     jwks_json: str | None
     created_at: datetime
+    require_mfa: bool = False
 
     @classmethod
     def of(cls, row: Client) -> ClientSnapshot:
@@ -69,6 +70,7 @@ class ClientSnapshot(ClientMixin):  # type: ignore[misc]
             events_uri=row.events_uri,
             jwks_json=json.dumps(row.jwks) if row.jwks is not None else None,
             created_at=row.created_at,
+            require_mfa=bool(row.require_mfa),
         )
 
     @property

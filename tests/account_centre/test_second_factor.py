@@ -122,3 +122,49 @@ def test_removing_the_last_factor_drops_recovery_codes(app: Flask, signed_in: Fl
     browser = app.test_client()
     login(browser, PHONE)
     assert browser.get("/account/sessions").status_code == 200
+
+
+def test_client_requiring_mfa_steps_up_and_acr_says_so__oidc_core_3_1_2_1(
+    app: Flask, signed_in: FlaskClient, user: Any, make_client: Any
+) -> None:
+    secret, _codes = _enrol(signed_in)
+    strict, strict_secret = make_client(name="Bank", require_mfa=True)
+    browser = app.test_client()
+    login(browser, PHONE)
+    post_form(browser, "/account/second-factor", **{
+        "totp-csrf_token": "", "totp-code": pyotp.TOTP(secret).at(__import__("time").time() + 30),
+        "action": "totp"})
+    # A session that already gave its factor goes straight through.
+    flow = CodeFlow(browser, strict, strict_secret)
+    claims = _claims(flow.tokens()["id_token"])
+    assert claims["acr"] == "urn:idp:acr:mfa" and "mfa" in claims["amr"]
+
+
+def test_acr_values_mfa_steps_up_a_password_session(
+    app: Flask, signed_in: FlaskClient, user: Any, website: Any
+) -> None:
+    from idp.accounts.models import LoginSession
+
+    secret, _codes = _enrol(signed_in)  # signed_in's session predates the factor: no mfa
+    assert "mfa" not in db.session.scalars(select(LoginSession.amr)).first()
+    flow = CodeFlow(signed_in, website[0], website[1])
+    response = flow.authorize(acr_values="urn:idp:acr:mfa")
+    assert response.status_code == 302
+    assert "/account/second-factor" in response.headers["Location"]
+    done = post_form(signed_in, response.headers["Location"], **{
+        "totp-csrf_token": "", "totp-code": pyotp.TOTP(secret).at(__import__("time").time() + 30),
+        "action": "totp"})
+    assert done.status_code == 302 and "/oauth/authorize" in done.headers["Location"]
+    tokens = flow.tokens(acr_values="urn:idp:acr:mfa")
+    assert _claims(tokens["id_token"])["acr"] == "urn:idp:acr:mfa"
+
+
+def test_mfa_required_without_a_factor_is_unmet_authentication_requirements(
+    app: Flask, signed_in: FlaskClient, make_client: Any
+) -> None:
+    from tests.conftest import query_of
+
+    strict, strict_secret = make_client(name="Bank", require_mfa=True)
+    response = CodeFlow(signed_in, strict, strict_secret).authorize()
+    assert response.status_code == 302
+    assert query_of(response.headers["Location"])["error"] == "unmet_authentication_requirements"
