@@ -41,6 +41,9 @@ ENVIRONMENT_NAMES = (
     "IDP_LOG_JSON",
     "IDP_METRICS_PUBLIC",
     "IDP_METRICS_TOKEN",
+    "IDP_DELETION_GRACE_DAYS",
+    "IDP_REAUTH_SECONDS",
+    "IDP_WEBAUTHN_RP_ID",
 )
 
 DEFAULTS: dict[str, Any] = {
@@ -82,6 +85,11 @@ DEFAULTS: dict[str, Any] = {
     # /metrics: loopback only, unless public or asked with `Authorization: Bearer <token>`.
     "IDP_METRICS_PUBLIC": False,
     "IDP_METRICS_TOKEN": None,
+    # Account centre: days between asking for deletion and its erasure (PIPL 注销); how recent a
+    # sign-in must be for sensitive changes; the WebAuthn RP ID (default: the issuer's host).
+    "IDP_DELETION_GRACE_DAYS": 15,
+    "IDP_REAUTH_SECONDS": 300,
+    "IDP_WEBAUTHN_RP_ID": None,
 }
 
 

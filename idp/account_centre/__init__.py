@@ -27,7 +27,5 @@ def init_app(app: Flask) -> None:
     from idp.account_centre.blueprint import bp
     from idp.account_centre.gate import init_gate
 
-    app.config.setdefault("IDP_DELETION_GRACE_DAYS", 15)
-    app.config.setdefault("IDP_REAUTH_SECONDS", 300)
     app.register_blueprint(bp)
     init_gate(app)
