@@ -26,7 +26,7 @@ from webauthn import (
     verify_registration_response,
 )
 from webauthn.helpers import base64url_to_bytes, bytes_to_base64url
-from webauthn.helpers.exceptions import InvalidAuthenticationResponse, InvalidRegistrationResponse
+from webauthn.helpers.exceptions import InvalidAuthenticationResponse, WebAuthnException
 from webauthn.helpers.structs import (
     AuthenticatorSelectionCriteria,
     PublicKeyCredentialDescriptor,
@@ -127,7 +127,8 @@ def passkey_register() -> Any:
             credential=_credential_json(), expected_challenge=base64url_to_bytes(challenge),
             expected_rp_id=rp_id, expected_origin=origin,
         )
-    except InvalidRegistrationResponse:
+    except (WebAuthnException, ValueError, TypeError, KeyError, AttributeError):
+        # Whatever the library found wrong (structure, CBOR, signature…): a refusal, not a 500.
         return jsonify(error=_("The passkey could not be added.")), 400
     first = not factors.factors_of(account)
     db.session.add(SecondFactor(
@@ -186,7 +187,7 @@ def second_factor_passkey() -> Any:
             credential_public_key=factor.public_key,
             credential_current_sign_count=factor.sign_count,
         )
-    except InvalidAuthenticationResponse:
+    except (WebAuthnException, ValueError, TypeError, KeyError, AttributeError):
         factors.attempts_by_account.hit(account.id)
         db.session.commit()
         return jsonify(error=_("The passkey did not work. Try again or use another way.")), 400

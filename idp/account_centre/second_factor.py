@@ -10,10 +10,10 @@ from flask import abort, flash, g, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 
 from idp.account_centre import factors
-from idp.account_centre.blueprint import bp, fresh_auth, me, signed_in
+from idp.account_centre.blueprint import bp, fresh_auth, me, recently_authenticated, signed_in
 from idp.account_centre.forms import ActionForm, CodeForm
 from idp.accounts.models import LoginSession
-from idp.accounts.sessions import session_awaiting_second_factor
+from idp.accounts.sessions import current_session, session_awaiting_second_factor
 from idp.accounts.views import safe_next
 from idp.extensions import db
 from idp.identity import audit
@@ -30,6 +30,7 @@ def two_factor() -> Any:
     return render_template(
         "account_centre/two_factor.html", factors=factors.factors_of(account), form=ActionForm(),
         recovery_left=factors.remaining_recovery_codes(account),
+        fresh=recently_authenticated(current_session()),
     )
 
 
