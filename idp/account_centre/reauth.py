@@ -88,7 +88,24 @@ def reauth() -> Any:
         "account_centre/reauth.html", password_form=password_form if has_password else None,
         code_form=code_form if phone else None, send_form=send_form,
         phone=mask_phone(phone) if phone else None, target=target,
+        wechat=_wechat_reauth_url(account, target),
     ), status
+
+
+def _wechat_reauth_url(account: Account, target: str) -> str | None:
+    """Signing in with WeChat again starts a fresh session: that is a re-authentication. Offered
+    when the account holds an openid of the website's WeChat app (or a unionid)."""
+    from idp.wechat_login.website import website_app
+
+    app = website_app()
+    if app is None:
+        return None
+    held = any(
+        (i.kind == IdentityKind.WECHAT_OPENID and i.namespace == app.appid)
+        or i.kind == IdentityKind.WECHAT_UNIONID
+        for i in identities_of(account) if i.verified
+    )
+    return url_for("wechat_login.start", next=target) if held else None
 
 
 def mask_phone(phone: str) -> str:

@@ -76,3 +76,27 @@ def test_wechat_of_another_account_offers_a_merge_with_preview(
     record = db.session.scalars(select(MergeRecord)).one()
     assert record.survivor_id == user.id and record.rule == "same_wechat_unionid"
     assert signed_in.get("/account/security").status_code == 200
+
+
+def test_reauthentication_by_signing_in_with_wechat_again(
+    app: Flask, signed_in: FlaskClient, user: Any, control: FakeWeChatControl,
+    wechat_apps: None,
+) -> None:
+    from datetime import timedelta
+
+    from idp.accounts.models import LoginSession
+
+    control.next_qr_user(WEB_APPID, user="carol-wx", unionid="u-carol")
+    _scan(signed_in)  # bind WeChat first
+    for row in db.session.scalars(select(LoginSession)):
+        row.auth_time = row.auth_time - timedelta(minutes=10)
+    db.session.commit()
+    page = signed_in.get("/account/reauth?next=/account/password").get_data(as_text=True)
+    assert 'id="reauth-wechat"' in page
+    control.next_qr_user(WEB_APPID, user="carol-wx", unionid="u-carol")
+    start = signed_in.get("/login/wechat?next=/account/password")
+    answer = requests.get(start.headers["Location"], allow_redirects=False, timeout=5)
+    location = urlsplit(answer.headers["Location"])
+    back = signed_in.get(f"{location.path}?{location.query}")
+    assert back.status_code == 302 and back.headers["Location"] == "/account/password"
+    assert signed_in.get("/account/password").status_code == 200  # fresh now
