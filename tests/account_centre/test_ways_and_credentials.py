@@ -181,3 +181,9 @@ def test_change_phone_without_recent_auth_is_sent_to_reauth(
 def test_account_centre_forms_need_csrf(app: Flask, signed_in: FlaskClient) -> None:
     response = signed_in.post("/account/sessions/end-others", data={})
     assert response.status_code == 400
+
+
+def test_very_long_password_is_estimated_not_a_500(app: Flask, signed_in: FlaskClient) -> None:
+    long_one = "orbit-kettle-" * 40  # 520 characters: past zxcvbn's 72
+    response = post_form(signed_in, "/account/password", password=long_one, confirm=long_one)
+    assert response.status_code == 303
