@@ -8,7 +8,7 @@ from typing import Any
 from flask import abort, flash, redirect, render_template, url_for
 from flask_babel import gettext as _
 
-from idp.account_centre.blueprint import bp, me, signed_in
+from idp.account_centre.blueprint import bp, me, path_id, signed_in
 from idp.account_centre.forms import ActionForm
 from idp.extensions import db
 from idp.identity.apps import NotConnected, connected_apps, revoke_app
@@ -30,7 +30,7 @@ def revoke(client_id: str) -> Any:
     if not ActionForm().validate_on_submit():
         abort(400)
     try:
-        revoke_app(account, client_id[:64], Actor.user(account.id))
+        revoke_app(account, path_id(client_id), Actor.user(account.id))
     except NotConnected:
         abort(404)
     db.session.commit()

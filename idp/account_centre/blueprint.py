@@ -7,7 +7,7 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
-from flask import Blueprint, current_app, flash, g, redirect, request, url_for
+from flask import Blueprint, abort, current_app, flash, g, redirect, request, url_for
 from flask_babel import gettext as _
 
 from idp.accounts.models import LoginSession
@@ -55,6 +55,14 @@ def fresh_auth(view: Callable[..., Any]) -> Callable[..., Any]:
         return view(*args, **kwargs)
 
     return wrapper
+
+
+def path_id(value: str, limit: int = 64) -> str:
+    """An identifier from the URL: printable and short, or 404 (PostgreSQL refuses a NUL byte
+    in text, so it must never reach a query)."""
+    if not value or len(value) > limit or not value.isprintable():
+        abort(404)
+    return value
 
 
 def me() -> Account:

@@ -11,7 +11,7 @@ from flask import abort, flash, redirect, render_template, url_for
 from flask_babel import gettext as _
 from sqlalchemy import select
 
-from idp.account_centre.blueprint import bp, me, signed_in
+from idp.account_centre.blueprint import bp, me, path_id, signed_in
 from idp.account_centre.devices import describe_device
 from idp.account_centre.forms import ActionForm
 from idp.accounts.models import LoginSession
@@ -63,7 +63,8 @@ def end_session(session_id: str) -> Any:
     if here is not None and session_id == here.id:
         flash(_("To end this session, sign out."), "error")
         return redirect(url_for("account_centre.sessions")), 303
-    if not sign_out_session(account, session_id[:64], Actor.user(account.id), "account centre"):
+    if not sign_out_session(account, path_id(session_id), Actor.user(account.id),
+                            "account centre"):
         abort(404)
     db.session.commit()
     flash(_("That session has ended."), "info")
