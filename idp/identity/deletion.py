@@ -15,6 +15,7 @@ Each is one transaction under the account's lock.
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -32,6 +33,8 @@ from idp.identity.sign_out import sign_out_everywhere
 from idp.identity.transactions import lock_accounts, run_in_transaction
 from idp.models_base import utcnow
 from idp.oidc.models import Consent
+
+log = logging.getLogger(__name__)
 
 # Keys of audit details that may hold an identity value (a phone, an email, a WeChat id).
 PERSONAL_DETAIL_KEYS = frozenset({"value", "old", "new", "phone", "email", "note", "values"})
@@ -125,13 +128,21 @@ def due_deletions(now: datetime | None = None, limit: int = 100) -> list[str]:
 
 
 def execute_due_deletions(now: datetime | None = None) -> int:
-    """Erases every account whose grace period has ended; returns how many."""
+    """Erases every account whose grace period has ended; returns how many. One that fails is
+    logged and left for the next round: it never stops the others, nor the worker's event
+    delivery that runs after it."""
     erased = 0
     for account_id in due_deletions(now):
         account = db.session.get(Account, account_id)
-        if account is not None and account.status == AccountStatus.ACTIVE:
+        if account is None or account.status != AccountStatus.ACTIVE:
+            continue
+        try:
             erase_account(account, Actor.system("deletion-worker"))
-            erased += 1
+        except Exception:  # noqa: BLE001 - logged; retried next round
+            db.session.rollback()
+            log.exception("erasing account %s failed", account_id)
+            continue
+        erased += 1
     return erased
 
 

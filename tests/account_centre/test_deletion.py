@@ -165,3 +165,27 @@ def test_admin_can_cancel_or_erase_through_the_engine(app: Flask, user: Any) -> 
     schedule_deletion(user, Actor.user(user.id))
     erase_account(user, Actor.admin("admin-1"))
     assert db.session.get(Account, user.id).status == AccountStatus.DELETED
+
+
+def test_a_failing_erasure_does_not_stop_the_others(app: Flask, make_user: Any,
+                                                    monkeypatch: Any) -> None:
+    import idp.identity.deletion as deletion
+    from idp.identity.deletion import schedule_deletion
+
+    first, second = make_user(phone="+8613900007777"), make_user(phone="+8613900008888")
+    for account in (first, second):
+        schedule_deletion(account, Actor.user(account.id))
+        account.deletion_due_at = utcnow() - timedelta(seconds=1)
+    db.session.commit()
+    real = deletion._erase
+
+    def flaky(account_id: str, actor: Actor) -> dict[str, int]:
+        if account_id == first.id:
+            raise RuntimeError("disk full")
+        return real(account_id, actor)
+
+    monkeypatch.setattr(deletion, "_erase", flaky)
+    assert execute_due_deletions() == 1
+    db.session.expire_all()
+    assert db.session.get(Account, first.id).status == AccountStatus.ACTIVE  # next round
+    assert db.session.get(Account, second.id).status == AccountStatus.DELETED
