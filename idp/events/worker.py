@@ -16,7 +16,6 @@ from flask import Flask
 
 from idp.events.delivery import deliver_due
 from idp.extensions import db
-from idp.identity.deletion import execute_due_deletions
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +33,8 @@ def run_worker(app: Flask, stop: threading.Event, poll_seconds: float | None = N
 def run_once(app: Flask) -> int:
     with app.app_context():
         try:
+            from idp.identity.deletion import execute_due_deletions
+
             execute_due_deletions()  # accounts whose deletion grace period has ended
             return deliver_due().attempted
         except Exception:
