@@ -28,9 +28,10 @@ STATEMENTS: list[tuple[str, str]] = [
         INSERT INTO oauth_client (client_id, name, client_secret_digest,
                                   token_endpoint_auth_method, redirect_uris,
                                   post_logout_redirect_uris, grant_types, scope,
-                                  id_token_signed_response_alg, is_first_party, created_at)
+                                  id_token_signed_response_alg, is_first_party, require_mfa,
+                                  created_at)
         VALUES (:client, 'Scale client', NULL, 'none', '[]', '[]', '[]', 'openid', 'RS256',
-                false, now());
+                false, false, now());
         INSERT INTO wechat_app (appid, kind, name, secret_encrypted, secret_hint, created_at)
         VALUES (:mini, 'miniprogram', 'Scale mini-program', 'x', '', now()),
                (:web, 'website', 'Scale website', 'x', '', now());
@@ -137,10 +138,10 @@ STATEMENTS: list[tuple[str, str]] = [
                now() - make_interval(secs => (i::bigint * 7919) % (90 * 86400))
         FROM generate_series(1, :n) AS i WHERE i % 10 < 3;                  -- 0.30
         INSERT INTO login_session (id, account_id, auth_time, amr, channel, created_at,
-                                   expires_at, ended_at)
+                                   expires_at, ended_at, second_factor_pending)
         SELECT md5('session' || i), md5('account' || i)::uuid::text, now(), 'pwd', 'website',
                now() - make_interval(days => i % 60), now() + make_interval(days => 7 - i % 60),
-               CASE WHEN i % 4 = 0 THEN now() - make_interval(days => i % 60) END
+               CASE WHEN i % 4 = 0 THEN now() - make_interval(days => i % 60) END, false
         FROM generate_series(1, :n) AS i WHERE i % 5 = 0;                   -- 0.20
     """),
 ]

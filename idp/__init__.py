@@ -133,6 +133,9 @@ def _register_domains(app: Flask) -> None:
     ui.init_app(app)
     admin.init_app(app)
     wechat_login_views.init_app(app)
+    from idp import account_centre
+
+    account_centre.init_app(app)
     from idp.cli import register_commands
     from idp.events import worker
 

@@ -106,6 +106,7 @@ def clients() -> None:
 @click.option("--backchannel-logout-uri")
 @click.option("--events-uri")
 @click.option("--first-party", is_flag=True, help="skip the consent screen")
+@click.option("--require-mfa", is_flag=True, help="every sign-in needs a second factor")
 @click.option("--id-token-alg", type=click.Choice(["RS256", "ES256"]), default="RS256")
 @click.option("--jwks-stdin", is_flag=True, help="read a public JWKS: private_key_jwt")
 @click.option(
@@ -290,7 +291,8 @@ def maintenance() -> None:
 
 
 @maintenance.command("run")
-@click.argument("job", type=click.Choice(["retention", "reconciliation", "usage_rollup"]))
+@click.argument("job", type=click.Choice(
+    ["retention", "reconciliation", "usage_rollup", "account_deletions"]))
 @with_appcontext
 def maintenance_run(job: str) -> None:
     """Runs one scheduled job now, whatever its schedule, and prints its outcome."""

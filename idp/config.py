@@ -60,6 +60,9 @@ ENVIRONMENT_NAMES = (
     "IDP_REFRESH_REUSE_GRACE_SECONDS",
     "IDP_JWKS_MAX_AGE",
     "IDP_KEY_SIGN_MARGIN_SECONDS",
+    "IDP_DELETION_GRACE_DAYS",
+    "IDP_REAUTH_SECONDS",
+    "IDP_WEBAUTHN_RP_ID",
 )
 
 DEFAULTS: dict[str, Any] = {
@@ -123,6 +126,7 @@ DEFAULTS: dict[str, Any] = {
     "IDP_RETENTION_AUDIT_DAYS": None,  # unset: the audit trail is kept for ever
     "IDP_RECONCILIATION_TIME": "03:30",  # UTC, daily
     "IDP_USAGE_ROLLUP_INTERVAL_SECONDS": 600,
+    "IDP_DELETION_INTERVAL_SECONDS": 300,  # how often due account deletions are executed
     # private_key_jwt: the longest an assertion may live, exp - iat and exp - now (RFC 7523 §3).
     "IDP_CLIENT_ASSERTION_MAX_LIFETIME": 300,
     # A refresh token already rotated is answered again, with the same successor, for this long
@@ -133,6 +137,11 @@ DEFAULTS: dict[str, Any] = {
     # `idp keys rotate` (docs/DEPLOYMENT.md, "Key rotation").
     "IDP_JWKS_MAX_AGE": 60,
     "IDP_KEY_SIGN_MARGIN_SECONDS": 5,
+    # Account centre: days between asking for deletion and its erasure (PIPL 注销); how recent a
+    # sign-in must be for sensitive changes; the WebAuthn RP ID (default: the issuer's host).
+    "IDP_DELETION_GRACE_DAYS": 15,
+    "IDP_REAUTH_SECONDS": 300,
+    "IDP_WEBAUTHN_RP_ID": None,
 }
 
 

@@ -9,10 +9,10 @@ from __future__ import annotations
 import secrets
 from datetime import UTC, datetime, timedelta
 
-from flask import current_app, g, session
+from flask import current_app, g, has_request_context, request, session
 from sqlalchemy import select
 
-from idp.accounts.models import LoginEvent, LoginSession
+from idp.accounts.models import LoginEvent, LoginSession, SecondFactor
 from idp.extensions import db
 from idp.identity.models import Account
 from idp.identity.service import resolve_account
@@ -20,9 +20,13 @@ from idp.models_base import utcnow
 from idp.oidc.backchannel_logout import queue_logout_tokens
 
 SESSION_KEY = "idp_sid"
+# amr values (RFC 8176 §2) that a second factor adds.
+SECOND_FACTOR_AMR = frozenset({"otp", "hwk", "swk"})
 
 
 def start_session(account: Account, amr: list[str], channel: str) -> LoginSession:
+    """A new session for this browser. When the account has a second factor that `amr` does not
+    include yet, the session waits for it (`second_factor_pending`) and signs nobody in."""
     now = utcnow()
     ttl = int(current_app.config["IDP_SESSION_TTL"])
     row = LoginSession(
@@ -33,6 +37,9 @@ def start_session(account: Account, amr: list[str], channel: str) -> LoginSessio
         channel=channel,
         created_at=now,
         expires_at=now + timedelta(seconds=ttl),
+        user_agent=request.user_agent.string[:255] if has_request_context() else None,
+        ip_address=(request.remote_addr or "")[:64] if has_request_context() else None,
+        second_factor_pending=has_second_factor(account) and not SECOND_FACTOR_AMR & set(amr),
     )
     db.session.add(row)
     record_login(account, channel)
@@ -42,6 +49,13 @@ def start_session(account: Account, amr: list[str], channel: str) -> LoginSessio
     session.permanent = True
     g.pop("login_session", None)
     return row
+
+
+def has_second_factor(account: Account) -> bool:
+    found = db.session.scalar(
+        select(SecondFactor.id).where(SecondFactor.account_id == account.id).limit(1)
+    )
+    return found is not None
 
 
 def record_login(account: Account, channel: str, client_id: str | None = None) -> None:
@@ -56,12 +70,28 @@ def current_session() -> LoginSession | None:
     sid = session.get(SESSION_KEY)
     if isinstance(sid, str):
         row = db.session.get(LoginSession, sid)
-        if row is not None and row.ended_at is None and row.expires_at > utcnow():
+        if (
+            row is not None
+            and row.ended_at is None
+            and row.expires_at > utcnow()
+            and not row.second_factor_pending
+        ):
             account = resolve_account(row.account_id)
             if account is not None and account.id == row.account_id and account.is_active:
                 found = row
     g.login_session = found
     return found
+
+
+def session_awaiting_second_factor() -> LoginSession | None:
+    """This browser's session whose first factor is proved and second is still to come."""
+    sid = session.get(SESSION_KEY)
+    if not isinstance(sid, str):
+        return None
+    row = db.session.get(LoginSession, sid)
+    if row is None or row.ended_at is not None or row.expires_at <= utcnow():
+        return None
+    return row if row.second_factor_pending else None
 
 
 def current_account() -> Account | None:

@@ -42,6 +42,7 @@ class AccountStatus:
     ACTIVE = "active"
     DISABLED = "disabled"
     MERGED = "merged"  # folded into another account; its sub is now an alias
+    DELETED = "deleted"  # erased at the user's request: a tombstone, its sub never reused
 
 
 class Account(db.Model):
@@ -61,6 +62,11 @@ class Account(db.Model):
         ForeignKey("account.id"), nullable=True, index=True
     )
     totp_secret_encrypted: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # Account deletion (注销): set when the user asks; erased by `idp worker` once it is due.
+    deletion_requested_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    deletion_due_at: Mapped[datetime | None] = mapped_column(
+        UTCDateTime, nullable=True, index=True
+    )
 
     identities: Mapped[list[Identity]] = relationship(back_populates="account")
     claims: Mapped[list[ProfileClaim]] = relationship(back_populates="account")

@@ -5,7 +5,9 @@ across every worker process (a lease on the job's row), each run logged with its
 - `reconciliation` (daily at `IDP_RECONCILIATION_TIME`, UTC "HH:MM"): the identity report,
   stored (`identity/report.py`);
 - `usage_rollup` (every `IDP_USAGE_ROLLUP_INTERVAL_SECONDS`): the dashboard's per-day series
-  and cross-channel figure (`usage/rollups.py`).
+  and cross-channel figure (`usage/rollups.py`);
+- `account_deletions` (every `IDP_DELETION_INTERVAL_SECONDS`): erases the accounts whose
+  deletion grace period has ended (`identity/deletion.py`).
 """
 
 from __future__ import annotations
@@ -77,10 +79,17 @@ def _usage_rollup() -> str:
     return f"{rows} daily rows; cross-channel accounts: {refresh_cross_channel()}"
 
 
+def _account_deletions() -> str:
+    from idp.identity.deletion import execute_due_deletions
+
+    return f"{execute_due_deletions()} accounts erased (grace period over)"
+
+
 JOBS = (
     Job("retention", every("IDP_RETENTION_INTERVAL_SECONDS"), _retention),
     Job("reconciliation", daily_at("IDP_RECONCILIATION_TIME"), _reconciliation),
     Job("usage_rollup", every("IDP_USAGE_ROLLUP_INTERVAL_SECONDS"), _usage_rollup),
+    Job("account_deletions", every("IDP_DELETION_INTERVAL_SECONDS"), _account_deletions),
 )
 
 

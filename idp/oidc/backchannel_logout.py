@@ -72,3 +72,21 @@ def queue_logout_tokens(session_id: str, account_id: str) -> int:
             )
         )
     return len(clients)
+
+
+def queue_client_logout(client: Client, account_id: str, session_id: str) -> bool:
+    """One logout token to one client (the user revoked that app), if it asked for them."""
+    if not client.backchannel_logout_uri:
+        return False
+    db.session.add(
+        EventDelivery(
+            client_id=client.client_id,
+            event_type=BACKCHANNEL_LOGOUT,
+            payload=json.dumps(logout_token_claims(client.client_id, account_id, session_id)),
+            status=DeliveryStatus.PENDING,
+            attempts=0,
+            next_attempt_at=utcnow(),
+            created_at=utcnow(),
+        )
+    )
+    return True

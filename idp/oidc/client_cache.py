@@ -42,6 +42,7 @@ class ClientSnapshot(ClientMixin):  # type: ignore[misc]
     events_uri: str | None
     jwks_json: str | None
     created_at: datetime
+    require_mfa: bool = False
 
     @classmethod
     def of(cls, row: Client) -> ClientSnapshot:
@@ -61,6 +62,7 @@ class ClientSnapshot(ClientMixin):  # type: ignore[misc]
             events_uri=row.events_uri,
             jwks_json=json.dumps(row.jwks) if row.jwks is not None else None,
             created_at=row.created_at,
+            require_mfa=bool(row.require_mfa),
         )
 
     @property

@@ -54,6 +54,7 @@ def create_client(
     id_token_alg: str = "RS256",
     jwks: dict[str, Any] | None = None,
     token_endpoint_auth_method: str | None = None,
+    require_mfa: bool = False,
 ) -> tuple[Client, str | None]:
     """Returns the client and its secret (shown once; only a digest is kept). A client with a
     secret method gets a secret; `private_key_jwt` and `none` get none."""
@@ -92,6 +93,7 @@ def create_client(
         backchannel_logout_uri=backchannel_logout_uri,
         events_uri=events_uri,
         jwks=jwks,
+        require_mfa=require_mfa,
     )
     db.session.add(client)
     db.session.commit()

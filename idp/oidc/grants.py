@@ -32,7 +32,7 @@ from idp.identity.models import Account
 from idp.identity.service import resolve_account
 from idp.models_base import utcnow
 from idp.oidc.context import auth_context, issuer, keyring, secret_box
-from idp.oidc.models import AuthorizationCode, Client, RefreshToken, token_digest
+from idp.oidc.models import ACR_MFA, AuthorizationCode, Client, RefreshToken, token_digest
 from idp.oidc.tokens import revoke_access_token, unverified_claims
 
 SQLITE_CLAIM_ATTEMPTS = 5
@@ -315,6 +315,8 @@ class IdTokenIssuer:
             claims["sid"] = context.session_id
         if context.amr:
             claims["amr"] = context.amr
+            if "mfa" in context.amr:
+                claims["acr"] = ACR_MFA  # OIDC Core §2; idp.oidc.step_up
         return claims
 
     def generate_user_info(self, user: Account, scope: str) -> dict[str, Any]:

@@ -16,6 +16,8 @@ from idp.extensions import db
 from idp.models_base import UTCDateTime, utcnow
 from idp.oidc.discovery import TOKEN_EXCHANGE
 
+ACR_MFA = "urn:idp:acr:mfa"  # the `acr` of a sign-in with a second factor (idp.oidc.step_up)
+
 # Codes, refresh tokens and client secrets are stored as SHA-256 digests: a dump grants nothing.
 token_digest = digest
 
@@ -40,6 +42,8 @@ class Client(db.Model, ClientMixin):
     backchannel_logout_uri: Mapped[str | None] = mapped_column(Text, nullable=True)
     events_uri: Mapped[str | None] = mapped_column(Text, nullable=True)
     jwks: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)  # private_key_jwt
+    # Every sign-in to this client needs a second factor (idp.oidc.step_up).
+    require_mfa: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     @property
@@ -137,8 +141,8 @@ class AuthorizationCode(db.Model):
     def get_auth_time(self) -> int:
         return self.auth_time
 
-    def get_acr(self) -> None:
-        return None
+    def get_acr(self) -> str | None:
+        return ACR_MFA if self.amr and "mfa" in self.amr else None
 
     def get_amr(self) -> list[str] | None:
         return self.amr or None

@@ -21,7 +21,12 @@ from flask import (
     url_for,
 )
 
-from idp.accounts.sessions import auth_time, current_account, current_session
+from idp.accounts.sessions import (
+    auth_time,
+    current_account,
+    current_session,
+    has_second_factor,
+)
 from idp.extensions import csrf, db, limiter
 from idp.oidc import consent as consents
 from idp.oidc.context import issuer, keyring
@@ -36,6 +41,7 @@ from idp.oidc.interaction import (
     repeated_parameter,
 )
 from idp.oidc.server import authorization_server
+from idp.oidc.step_up import UnmetAuthenticationRequirements, mfa_required, session_has_mfa
 from idp.scopes import scope_set
 
 bp = Blueprint("oidc", __name__)
@@ -119,6 +125,14 @@ def authorize() -> Any:
 
     g.login_session = login
     client = grant.client
+    if login is not None and mfa_required(
+        bool(getattr(client, "require_mfa", False)), request.values.get("acr_values")
+    ) and not session_has_mfa(login):
+        if "none" in prompts or not has_second_factor(end_user):
+            return _authorization_error(_bound(UnmetAuthenticationRequirements(), grant))
+        login.second_factor_pending = True  # step-up: this session waits for the factor
+        db.session.commit()
+        return redirect(url_for("account_centre.second_factor", next=_continue_url()))
     scopes = scope_set(grant.request.scope)
     needs_consent = "consent" in prompts or not consents.covers(end_user, client, scopes)
     if needs_consent and "none" in prompts:

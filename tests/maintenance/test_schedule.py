@@ -20,7 +20,8 @@ from idp.usage.models import UsageSnapshot
 
 def test_every_job_runs_once_when_due_then_waits(app: Any, make_user: Any) -> None:
     make_user(phone="+8613800138000")
-    assert run_due_jobs(app) == ["retention", "reconciliation", "usage_rollup"]
+    assert run_due_jobs(app) == [
+        "retention", "reconciliation", "usage_rollup", "account_deletions"]
     assert run_due_jobs(app) == []  # nothing is due again yet
     rows = {row.name: row for row in db.session.scalars(db.select(ScheduledJob))}
     assert all(row.last_finished_at and row.leased_until is None for row in rows.values())

@@ -5,6 +5,7 @@ from idp.admin.views import (  # noqa: F401
     auth,
     clients,
     dashboard,
+    deletions,
     events,
     keys,
     merges,

@@ -1,0 +1,38 @@
+"""Connected apps: each client holding a consent or a refresh token, with scopes and last use;
+revoking one goes through the engine (`idp.identity.apps.revoke_app`)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import abort, flash, redirect, render_template, url_for
+from flask_babel import gettext as _
+
+from idp.account_centre.blueprint import bp, me, path_id, signed_in
+from idp.account_centre.forms import ActionForm
+from idp.extensions import db
+from idp.identity.apps import NotConnected, connected_apps, revoke_app
+from idp.identity.audit import Actor
+
+
+@bp.get("/apps")
+@signed_in
+def apps() -> Any:
+    return render_template(
+        "account_centre/apps.html", apps=connected_apps(me()), form=ActionForm()
+    )
+
+
+@bp.post("/apps/<client_id>/revoke")
+@signed_in
+def revoke(client_id: str) -> Any:
+    account = me()
+    if not ActionForm().validate_on_submit():
+        abort(400)
+    try:
+        revoke_app(account, path_id(client_id), Actor.user(account.id))
+    except NotConnected:
+        abort(404)
+    db.session.commit()
+    flash(_("Access removed. The app must ask you again to sign you in."), "info")
+    return redirect(url_for("account_centre.apps")), 303

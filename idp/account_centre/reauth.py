@@ -1,0 +1,113 @@
+"""Re-authentication before a sensitive change: the password, or an SMS code to the account's
+own verified phone. Success moves the session's `auth_time` (OIDC Core §2: the time the user
+last authenticated), which is what `fresh_auth` checks."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+
+from idp.account_centre.blueprint import bp, me, signed_in
+from idp.account_centre.forms import ActionForm, CodeForm, PasswordReauthForm
+from idp.accounts import passwords, sms
+from idp.accounts.sessions import current_session
+from idp.accounts.views import safe_next
+from idp.extensions import db
+from idp.identity import audit
+from idp.identity.audit import Actor
+from idp.identity.models import Account, IdentityKind
+from idp.identity.service import identities_of
+from idp.models_base import utcnow
+from idp.security import throttle
+from idp.security.throttle import Throttled
+
+REAUTH_SMS = "reauth"
+
+
+def verified_phone(account: Account) -> str | None:
+    phones = [i for i in identities_of(account, IdentityKind.PHONE) if i.verified]
+    return phones[0].value if phones else None
+
+
+def mark_reauthenticated(account: Account, method: str) -> None:
+    row = current_session()
+    assert row is not None
+    row.auth_time = utcnow()
+    audit.record("session.reauthenticate", Actor.user(account.id), account.id, reason=method)
+    db.session.commit()
+
+
+@bp.route("/reauth", methods=["GET", "POST"])
+@signed_in
+def reauth() -> Any:
+    account = me()
+    has_password = bool(identities_of(account, IdentityKind.PASSWORD))
+    phone = verified_phone(account)
+    password_form = PasswordReauthForm(prefix="pw")
+    code_form = CodeForm(prefix="sms")
+    send_form = ActionForm(prefix="send")
+    target = safe_next(request.values.get("next") or url_for("account_centre.overview"))
+    if request.method == "GET":
+        password_form.next.data = code_form.next.data = target
+    status = 200
+    if has_password and password_form.submit_ok("pw"):
+        key = f"reauth:{account.id}"
+        try:
+            throttle.password_by_account.check(key)
+        except Throttled:
+            flash(_("Too many attempts. Please wait a few minutes."), "error")
+            status = 429
+        else:
+            credentials = identities_of(account, IdentityKind.PASSWORD)
+            if any(c.secret_hash and passwords.verify_password(c.secret_hash,
+                                                               password_form.password.data or "")
+                   for c in credentials):
+                throttle.password_by_account.clear(key)
+                mark_reauthenticated(account, "password")
+                return redirect(target)
+            throttle.password_by_account.hit(key)
+            flash(_("That password is not right."), "error")
+    elif phone and send_form.submit_ok("send"):
+        try:
+            throttle.sms_by_phone.check(phone)
+        except Throttled:
+            flash(_("Please wait before asking for another code."), "error")
+            status = 429
+        else:
+            throttle.sms_by_phone.hit(phone)
+            sms.send_code(phone, REAUTH_SMS)
+            flash(_("We sent a code to %(phone)s.", phone=mask_phone(phone)), "info")
+    elif phone and code_form.submit_ok("sms"):
+        if sms.check_code(phone, REAUTH_SMS, code_form.code.data or ""):
+            mark_reauthenticated(account, "sms")
+            return redirect(target)
+        flash(_("That code is not right or has expired."), "error")
+    return render_template(
+        "account_centre/reauth.html", password_form=password_form if has_password else None,
+        code_form=code_form if phone else None, send_form=send_form,
+        phone=mask_phone(phone) if phone else None, target=target,
+        wechat=_wechat_reauth_url(account, target),
+    ), status
+
+
+def _wechat_reauth_url(account: Account, target: str) -> str | None:
+    """Signing in with WeChat again starts a fresh session: that is a re-authentication. Offered
+    when the account holds an openid of the website's WeChat app (or a unionid)."""
+    from idp.wechat_login.website import website_app
+
+    app = website_app()
+    if app is None:
+        return None
+    held = any(
+        (i.kind == IdentityKind.WECHAT_OPENID and i.namespace == app.appid)
+        or i.kind == IdentityKind.WECHAT_UNIONID
+        for i in identities_of(account) if i.verified
+    )
+    return url_for("wechat_login.start", next=target) if held else None
+
+
+def mask_phone(phone: str) -> str:
+    """+8613800138000 → +86 138****8000: enough to recognise, not to read out."""
+    return f"{phone[:-8]}****{phone[-4:]}" if len(phone) > 8 else phone
