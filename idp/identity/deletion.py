@@ -104,8 +104,7 @@ def _erase(account_id: str, actor: Actor) -> dict[str, int]:
     ended = end_credentials(locked, now)  # back-channel logout for any session still live
     removed: dict[str, Any] = {"refresh_tokens": ended["refresh_tokens"]}
     for model in (Identity, ProfileClaim, Consent, SecondFactor, RecoveryCode, TermsAcceptance,
-                  LoginSession,
-                  LoginEvent):
+                  LoginSession, LoginEvent):
         result = db.session.execute(
             delete(model).where(model.account_id == account_id)
             .execution_options(synchronize_session=False)
