@@ -77,7 +77,7 @@ STATEMENTS: list[tuple[str, str]] = [
         -- Typed-in phones another account holds: the report's shared unverified phones.
         SELECT md5('account' || i)::uuid::text, 'phone', '',
                '+86136' || lpad((i + 1)::text, 8, '0'), false, NULL, NULL, now()
-        FROM generate_series(1, :n) AS i WHERE i % 1000 = 1;
+        FROM generate_series(1, :n) AS i WHERE i % 1000 = 7;   -- both accounts active
     """),
     ("profile claims", """
         INSERT INTO profile_claim (account_id, name, source, value, updated_at)

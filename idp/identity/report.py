@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass, field
 from itertools import groupby
 from typing import IO, Any
 
-from sqlalchemy import Integer, case, func, insert, select
+from sqlalchemy import Integer, case, func, insert, select, text
 from sqlalchemy.orm import Session
 
 from idp.extensions import db
@@ -95,6 +95,12 @@ def _kind(reason: str) -> str:
 def findings(session: Session | None = None) -> Iterator[Finding]:
     """Every finding, streamed from the database in a stable order."""
     session = session or db.session
+    if session.get_bind().dialect.name == "postgresql":
+        # The rows are streamed through a server-side cursor, which PostgreSQL plans for its
+        # first tenth (nested loops probing every account: 9 s at a million accounts); plan
+        # for all of them (hash anti-joins: 2 s), with room to aggregate in memory.
+        session.execute(text("SET LOCAL cursor_tuple_fraction = 1.0"))
+        session.execute(text("SET LOCAL work_mem = '64MB'"))
     yield from _shared(session, IdentityKind.PHONE, SHARED_UNVERIFIED_PHONE, need_verified=False)
     yield from _shared(session, IdentityKind.EMAIL, SHARED_VERIFIED_EMAIL, need_verified=True)
     yield from _without_login(session)
