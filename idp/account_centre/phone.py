@@ -12,12 +12,11 @@ from idp.account_centre.blueprint import bp, fresh_auth, me, signed_in
 from idp.account_centre.forms import CodeForm, NewPhoneForm
 from idp.account_centre.reauth import mask_phone, verified_phone
 from idp.accounts import sms
+from idp.accounts.sms_request import CodeRefused, request_code
 from idp.extensions import db
 from idp.identity.audit import Actor
 from idp.identity.phone_change import PhoneTaken, SamePhone, change_phone
 from idp.identity.phones import InvalidPhoneNumber, normalize_phone
-from idp.security import throttle
-from idp.security.throttle import Throttled
 
 CHANGE_PHONE_SMS = "change_phone"
 PENDING_KEY = "account_centre_new_phone"
@@ -39,15 +38,14 @@ def phone() -> Any:
             flash(_("That is already your phone number."), "error")
             return render_template("account_centre/phone.html", form=form), 400
         try:
-            throttle.sms_by_address.check(throttle.client_address())
-            throttle.sms_by_phone.check(number)
-        except Throttled as error:
-            flash(_("Please wait before asking for another code."), "error")
+            # The limits, allowed countries and provider of every SMS (accounts/sms_request.py);
+            # the code is bound to this browser.
+            request_code(number, CHANGE_PHONE_SMS, None, signed_in=True)
+        except CodeRefused as refused:
+            flash(refused.message, "error")
             page = render_template("account_centre/phone.html", form=form)
-            return page, 429, {"Retry-After": str(error.retry_after)}
-        throttle.sms_by_address.hit(throttle.client_address())
-        throttle.sms_by_phone.hit(number)
-        sms.send_code(number, CHANGE_PHONE_SMS)
+            retry = {"Retry-After": str(refused.retry_after)} if refused.retry_after else {}
+            return page, refused.status, retry
         session[PENDING_KEY] = {"account": account.id, "phone": number}
         return redirect(url_for("account_centre.phone_confirm")), 303
     current = verified_phone(account)
@@ -66,7 +64,8 @@ def phone_confirm() -> Any:
     number = str(pending.get("phone"))
     form = CodeForm()
     if form.validate_on_submit():
-        if not sms.check_code(number, CHANGE_PHONE_SMS, form.code.data or ""):
+        if not sms.check_code(number, CHANGE_PHONE_SMS, form.code.data or "",
+                              sms.browser_binding()):
             flash(_("That code is not right or has expired."), "error")
         else:
             db.session.commit()  # the code is spent whatever happens next

@@ -13,6 +13,7 @@ from idp.account_centre.blueprint import bp, me, signed_in
 from idp.account_centre.forms import ActionForm, CodeForm, PasswordReauthForm
 from idp.accounts import passwords, sms
 from idp.accounts.sessions import current_session
+from idp.accounts.sms_request import CodeRefused, request_code
 from idp.accounts.views import safe_next
 from idp.extensions import db
 from idp.identity import audit
@@ -23,7 +24,7 @@ from idp.models_base import utcnow
 from idp.security import throttle
 from idp.security.throttle import Throttled
 
-REAUTH_SMS = "reauth"
+REAUTH_SMS = "login"  # a code to the account's phone proves what a sign-in by SMS proves
 
 
 def verified_phone(account: Account) -> str | None:
@@ -71,16 +72,14 @@ def reauth() -> Any:
             flash(_("That password is not right."), "error")
     elif phone and send_form.submit_ok("send"):
         try:
-            throttle.sms_by_phone.check(phone)
-        except Throttled:
-            flash(_("Please wait before asking for another code."), "error")
-            status = 429
+            request_code(phone, REAUTH_SMS, None, signed_in=True)
+        except CodeRefused as refused:
+            flash(refused.message, "error")
+            status = refused.status
         else:
-            throttle.sms_by_phone.hit(phone)
-            sms.send_code(phone, REAUTH_SMS)
             flash(_("We sent a code to %(phone)s.", phone=mask_phone(phone)), "info")
     elif phone and code_form.submit_ok("sms"):
-        if sms.check_code(phone, REAUTH_SMS, code_form.code.data or ""):
+        if sms.check_code(phone, REAUTH_SMS, code_form.code.data or "", sms.browser_binding()):
             mark_reauthenticated(account, "sms")
             return redirect(target)
         flash(_("That code is not right or has expired."), "error")

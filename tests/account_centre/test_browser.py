@@ -162,7 +162,8 @@ def _sign_in(driver: Any, served: Served, phone: str, next_path: str = "/account
     driver.get(f"{served.url}/login?next={next_path}")
     _fill(driver, "identifier", phone)
     _fill(driver, "password", password)
-    _go(driver, By.CSS_SELECTOR, "button[type=submit]")
+    # The login page has two forms (SMS code first): press the password form's button.
+    _go(driver, By.CSS_SELECTOR, "form[action$='/login'] button[type=submit]")
 
 
 def _flash(driver: Any) -> str:

@@ -111,7 +111,7 @@ def test_worker_erases_due_accounts_leaving_a_tombstone(
 def test_miniprogram_api_starts_deletion__rfc6750_rfc9470(
     app: Flask, client: FlaskClient, user: Any, make_client: Any
 ) -> None:
-    from idp.oidc.token_exchange import issue_tokens
+    from idp.wechat_login.token_exchange import issue_tokens
 
     mini, _ = make_client(name="Mini", public=True, wechat_appid="wxmini0000000001",
                           grant_types=["urn:ietf:params:oauth:grant-type:token-exchange"])
@@ -138,7 +138,7 @@ def test_miniprogram_api_starts_deletion__rfc6750_rfc9470(
 
 def test_api_refuses_a_non_miniprogram_token(app: Flask, client: FlaskClient, user: Any,
                                              make_client: Any) -> None:
-    from idp.oidc.token_exchange import issue_tokens
+    from idp.wechat_login.token_exchange import issue_tokens
 
     web, _ = make_client(name="Web")
     with app.test_request_context():

@@ -43,7 +43,7 @@ def test_second_step_passkey_without_pending_session(app: Flask, client: FlaskCl
 
 @pytest.mark.parametrize("path", [
     "/account/sessions/" + "x" * 5000 + "/end",
-    "/account/apps/%00%ff/revoke",
+    "/account/apps/%ff%fe/revoke",
     "/account/ways/99999999/unbind",
     "/account/two-factor/99999999/remove",
 ])
@@ -51,6 +51,13 @@ def test_unknown_targets_are_404(app: Flask, signed_in: FlaskClient, path: str) 
     token = csrf_token(signed_in.get("/account/security").get_data(as_text=True))
     response = signed_in.post(path, data={"csrf_token": token})
     assert response.status_code == 404
+
+
+def test_a_nul_in_a_target_is_400(app: Flask, signed_in: FlaskClient) -> None:
+    """The request guard refuses NUL anywhere in a request (idp/input_guard.py)."""
+    token = csrf_token(signed_in.get("/account/security").get_data(as_text=True))
+    response = signed_in.post("/account/apps/%00%ff/revoke", data={"csrf_token": token})
+    assert response.status_code == 400
 
 
 @pytest.mark.parametrize("body", ["", "[", "null", '{"confirm": "true"}'])
