@@ -231,18 +231,14 @@ def identity_report(as_json: bool) -> None:
 @click.option("--interval", default=2.0, type=float, help="seconds between rounds")
 @with_appcontext
 def worker(once: bool, interval: float) -> None:
-    import threading
 
-    from idp.events.worker import run_once, run_worker
+    from idp.events.worker import run_once, serve_until_signalled
 
     app = current_app._get_current_object()  # type: ignore[attr-defined]
     if once:
         click.echo(f"{run_once(app)} deliveries attempted")
         return
-    try:
-        run_worker(app, threading.Event(), interval)
-    except KeyboardInterrupt:
-        pass
+    serve_until_signalled(app, interval)
 
 
 # --- serving ---------------------------------------------------------------------------------

@@ -32,6 +32,12 @@ ENVIRONMENT_NAMES = (
     "IDP_TOKEN_RATE_LIMIT",
     "IDP_PHONE_BINDING_RATE_LIMIT",
     "IDP_EVENT_DELIVERY",
+    "IDP_EVENT_POLL_SECONDS",
+    "IDP_EVENT_LEASE_SECONDS",
+    "IDP_AMQP_URL",
+    "IDP_AMQP_EXCHANGE",
+    "IDP_AMQP_BODY",
+    "IDP_OUTBOUND_ALLOWED_NETWORKS",
     # Operations (docs/DEPLOYMENT.md).
     "IDP_KEY_CACHE_SECONDS",
     "IDP_ARGON2_TIME_COST",
@@ -70,6 +76,13 @@ DEFAULTS: dict[str, Any] = {
     "IDP_THROTTLE_ENABLED": True,
     # "embedded": each IdP process delivers security events from a thread; "external": `idp worker`.
     "IDP_EVENT_DELIVERY": "embedded",
+    # RabbitMQ (docs/DEPLOYMENT.md): when set, account events are also published there.
+    "IDP_AMQP_URL": None,
+    "IDP_AMQP_EXCHANGE": "idp.events",
+    "IDP_AMQP_BODY": "set",  # "set": the signed SET; "claims": its claims as JSON
+    # Networks that events and back-channel logout URIs may point at although not public
+    # (loopback, private, link-local), e.g. "10.1.2.0/24 127.0.0.1"; none by default.
+    "IDP_OUTBOUND_ALLOWED_NETWORKS": "",
     # The SMS sender: "log" keeps codes in an outbox and prints them (development only).
     "IDP_SMS_SENDER": "log",
     "IDP_ARGON2_TIME_COST": 3,
@@ -105,7 +118,22 @@ def load_config(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
     if not config["IDP_ENCRYPTION_KEY"]:
         config["IDP_ENCRYPTION_KEY"] = _instance_secret(instance / "encryption_key")
     config["IDP_ISSUER"] = validate_issuer(config["IDP_ISSUER"])
+    _validate_events(config)
     return config
+
+
+def _validate_events(config: dict[str, Any]) -> None:
+    if str(config.get("IDP_AMQP_BODY") or "set") not in ("set", "claims"):
+        raise ConfigError("IDP_AMQP_BODY must be 'set' or 'claims'")
+    allowed = config.get("IDP_OUTBOUND_ALLOWED_NETWORKS") or ""
+    items = allowed.replace(",", " ").split() if isinstance(allowed, str) else list(allowed)
+    for item in items:
+        try:
+            ipaddress.ip_network(str(item).strip(), strict=False)
+        except ValueError as error:
+            raise ConfigError(
+                f"IDP_OUTBOUND_ALLOWED_NETWORKS: {item!r} is not an address or network"
+            ) from error
 
 
 def validate_issuer(issuer: str) -> str:

@@ -8,8 +8,19 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
+from sqlalchemy import select
 from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
+
+
+def grant_everyone(account: Any) -> None:
+    """Every RP with an events URI gets a consent of `account` (so it may hear of it)."""
+    from idp.extensions import db
+    from idp.oidc.models import Client, Consent
+
+    for rp in db.session.scalars(select(Client).where(Client.events_uri.is_not(None))):
+        db.session.add(Consent(account_id=account.id, client_id=rp.client_id, scopes=["openid"]))
+    db.session.commit()
 
 
 @dataclass
