@@ -98,6 +98,8 @@ def clients() -> None:
 @click.option("--post-logout-redirect-uri", "post_logout_redirect_uris", multiple=True)
 @click.option("--backchannel-logout-uri")
 @click.option("--events-uri")
+@click.option("--event-type", "event_types", multiple=True,
+              help="an account event type to push to --events-uri (default: merges and undos)")
 @click.option("--first-party", is_flag=True, help="skip the consent screen")
 @click.option("--id-token-alg", type=click.Choice(["RS256", "ES256"]), default="RS256")
 @click.option("--jwks-stdin", is_flag=True, help="read a public JWKS: private_key_jwt")

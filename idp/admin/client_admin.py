@@ -19,6 +19,7 @@ from idp.oidc.clients import (
     create_client,
     rotate_client_secret,
     validate_redirect_uri,
+    validate_server_uri,
 )
 from idp.oidc.discovery import TOKEN_EXCHANGE
 from idp.oidc.models import Client
@@ -119,10 +120,8 @@ def form_data(client: Client) -> dict[str, Any]:
 
 
 def _check_https_endpoint(uri: str) -> None:
-    """Server-to-server endpoints take the redirect URI rules: https, or http on loopback."""
-    validate_redirect_uri(uri)
-    if not uri.startswith(("https://", "http://")):
-        raise ClientSpecError(f"must be an http(s) URL: {uri!r}")
+    """Server-to-server endpoints: the redirect URI rules, and a public address."""
+    validate_server_uri(uri)
 
 
 def _fields(client: Client) -> dict[str, Any]:

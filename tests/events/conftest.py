@@ -37,6 +37,7 @@ class Receiver:
             self.received.append(
                 {
                     "path": request.path,
+                    "host": request.headers.get("Host"),
                     "content_type": request.headers.get("Content-Type"),
                     "accept": request.headers.get("Accept"),
                     "body": request.get_data(as_text=True),
