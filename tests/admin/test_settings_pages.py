@@ -137,3 +137,32 @@ def test_failed_event_deliveries_can_be_retried(admin: AdminBrowser) -> None:
     assert audit_of("event.retry")[0].actor_id == admin.account.id
     refused = admin.submit("/admin/events", action=f"/admin/events/{done.id}/retry")
     assert "cannot be retried" in text_of(admin.get(refused.headers["Location"]))
+
+
+def test_the_delivery_page_shows_both_sinks_with_lag_and_dead_letters(
+    app: Any, admin: AdminBrowser
+) -> None:
+    from datetime import timedelta
+
+    from idp.models_base import utcnow
+
+    app.config["IDP_AMQP_URL"] = "amqp://guest:guest@127.0.0.1:5672/"
+    old = utcnow() - timedelta(seconds=120)
+    db.session.add_all([
+        EventDelivery(sink="amqp", event_type="account-created", payload="{}", created_at=old,
+                      status=DeliveryStatus.PENDING, attempts=2, last_error="broker away"),
+        EventDelivery(sink="amqp", event_type="account-created", payload="{}",
+                      status=DeliveryStatus.DEAD, attempts=8, last_error="nack"),
+        EventDelivery(client_id="c1", event_type="account-merged", payload="{}",
+                      status=DeliveryStatus.PENDING, attempts=0),
+    ])
+    db.session.commit()
+
+    html = admin.get("/admin/events").get_data(as_text=True)
+
+    rows = re.findall(r'<tr data-sink="(\w+)">(.*?)</tr>', html, re.S)
+    cells = {sink: re.findall(r"<td>(.*?)</td>", body, re.S)[1:] for sink, body in rows}
+    assert cells["push"] == ["1", "0", "0", "0 s"]
+    assert cells["amqp"][:3] == ["0", "1", "1"]
+    assert int(cells["amqp"][3].split()[0]) >= 120
+    assert "idp.events" in html and "broker away" in html and "nack" in html
