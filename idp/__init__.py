@@ -121,12 +121,13 @@ def _register_domains(app: Flask) -> None:
     app.register_blueprint(accounts_views.bp)
     app.register_blueprint(profile.bp)
     app.register_blueprint(health.bp)
-    from idp import admin, i18n, usage
+    from idp import admin, api, i18n, usage
 
     usage.init_app(app)
     observability.init_app(app)  # after usage: both observe WeChat calls, the later chains
     app.register_blueprint(i18n.bp)
     admin.init_app(app)
+    api.init_app(app)
     wechat_login_views.init_app(app)
     from idp.cli import register_commands
     from idp.events import worker

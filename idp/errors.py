@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from flask import Flask, g, jsonify, render_template, request
+from flask import Flask, current_app, g, jsonify, render_template, request
 from werkzeug.exceptions import HTTPException
 
 log = logging.getLogger("idp.errors")
@@ -38,9 +38,21 @@ def _retry_after(error: HTTPException) -> int:
     return int(limit.get_expiry()) if limit is not None else 60
 
 
+def _renderer_for(path: str) -> Any:
+    """A domain's own error format for its paths (the management API's problem documents),
+    registered in `app.extensions["idp_error_renderers"]` as {path prefix: render(error)}."""
+    for prefix, render in current_app.extensions.get("idp_error_renderers", {}).items():
+        if path.startswith(prefix):
+            return render
+    return None
+
+
 def init_app(app: Flask) -> None:
     @app.errorhandler(HTTPException)
     def http_error(error: HTTPException) -> Any:
+        render = _renderer_for(request.path)
+        if render is not None:
+            return render(error)
         status = error.code or 500
         if wants_json():
             body = {
@@ -66,6 +78,9 @@ def init_app(app: Flask) -> None:
 
         db.session.rollback()
         log.exception("unhandled error", extra={"path": request.path})
+        render = _renderer_for(request.path)
+        if render is not None:
+            return render(error)
         if wants_json():
             response = jsonify(
                 {

@@ -4,14 +4,13 @@ an openid, a unionid, an email, or part of a name or nickname."""
 from __future__ import annotations
 
 import math
-import uuid
 from dataclasses import dataclass
 
-from sqlalchemy import Select, func, or_, select
+from sqlalchemy import func, select
 
 from idp.extensions import db
-from idp.identity.models import Account, AccountAlias, Identity, IdentityKind, ProfileClaim
-from idp.identity.phones import InvalidPhoneNumber, looks_like_phone, normalize_phone
+from idp.identity.lookup import matching_account_ids
+from idp.identity.models import Account
 
 PER_PAGE = 20
 
@@ -38,38 +37,3 @@ def search_accounts(query: str, page: int = 1, per_page: int = PER_PAGE) -> Sear
         .limit(per_page)
     ).all()
     return SearchPage(list(accounts), page, pages, total)
-
-
-def matching_account_ids(text: str) -> Select[tuple[str]]:
-    conditions = [
-        # openids and unionids are matched exactly, whatever the appid.
-        Identity.kind.in_((IdentityKind.WECHAT_OPENID, IdentityKind.WECHAT_UNIONID))
-        & (Identity.value == text)
-    ]
-    if "@" in text:
-        conditions.append((Identity.kind == IdentityKind.EMAIL) & (Identity.value == text.lower()))
-    elif looks_like_phone(text):
-        try:
-            phone = normalize_phone(text)
-        except InvalidPhoneNumber:
-            phone = None
-        if phone:
-            conditions.append((Identity.kind == IdentityKind.PHONE) & (Identity.value == phone))
-    by_identity = select(Identity.account_id).where(or_(*conditions))
-    by_name = select(ProfileClaim.account_id).where(
-        ProfileClaim.name.in_(("name", "nickname")),
-        func.lower(ProfileClaim.value).contains(text.lower(), autoescape=True),
-    )
-    parts = [by_identity, by_name]
-    subject = _as_uuid(text)
-    if subject:
-        parts.append(select(Account.id).where(Account.id == subject))
-        parts.append(select(AccountAlias.account_id).where(AccountAlias.alias_sub == subject))
-    return parts[0].union(*parts[1:])  # type: ignore[return-value]
-
-
-def _as_uuid(text: str) -> str | None:
-    try:
-        return str(uuid.UUID(text))
-    except ValueError:
-        return None

@@ -14,7 +14,7 @@ from idp.events.sets import ACCOUNT_EVENT_TYPES
 from idp.extensions import db
 from idp.oidc.discovery import TOKEN_EXCHANGE
 from idp.oidc.models import Client
-from idp.scopes import SUPPORTED_SCOPES
+from idp.scopes import REGISTRABLE_SCOPES
 from idp.security.outbound import OutboundRefused, check_uri_at_registration, parse_networks
 
 KNOWN_GRANT_TYPES = ("authorization_code", "refresh_token", "client_credentials", TOKEN_EXCHANGE)
@@ -92,9 +92,9 @@ def create_client(
     if TOKEN_EXCHANGE in grants and not (public and wechat_appid):
         raise ClientSpecError("the mini-program grant needs --public and --wechat-appid")
     scopes = (scope or "openid profile phone email wechat offline_access").split()
-    if set(scopes) - set(SUPPORTED_SCOPES):
+    if set(scopes) - set(REGISTRABLE_SCOPES):
         raise ClientSpecError(
-            f"unknown scopes: {' '.join(sorted(set(scopes) - set(SUPPORTED_SCOPES)))}"
+            f"unknown scopes: {' '.join(sorted(set(scopes) - set(REGISTRABLE_SCOPES)))}"
         )
     for uri in (backchannel_logout_uri, events_uri):
         if uri:

@@ -26,7 +26,7 @@ from idp.oidc.client_auth import PrivateKeyJWTAuthentication
 from idp.oidc.context import auth_context, issuer
 from idp.oidc.models import AuthorizationCode, Client, RefreshToken, token_digest
 from idp.oidc.tokens import AccessTokenGenerator, AccessTokenValidator, unverified_claims
-from idp.scopes import SUPPORTED_SCOPES
+from idp.scopes import REGISTRABLE_SCOPES
 
 
 @dataclass(frozen=True, eq=False)
@@ -234,7 +234,7 @@ require_oauth.register_token_validator(AccessTokenValidator())
 
 
 def init_app(app: Flask) -> None:
-    app.config.setdefault("OAUTH2_SCOPES_SUPPORTED", list(SUPPORTED_SCOPES))
+    app.config.setdefault("OAUTH2_SCOPES_SUPPORTED", list(REGISTRABLE_SCOPES))
     server = IdentityProviderServer()
     server.init_app(app)
     server.register_token_generator("default", AccessTokenGenerator())
