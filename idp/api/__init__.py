@@ -9,7 +9,7 @@ from flask import Flask
 
 
 def init_app(app: Flask) -> None:
-    from idp.api import accounts, merges, openapi  # noqa: F401 - their routes join the blueprint
+    from idp.api import accounts, events, merges, openapi  # noqa: F401 - their routes join the blueprint
     from idp.api.blueprint import bp, http_problem
     from idp.extensions import csrf
 

@@ -264,6 +264,18 @@ def document() -> dict[str, Any]:
                                       "moving_identities": {"type": "array"}}})},
                     body=MERGE_REQUEST),
             },
+            "/events/status": {
+                "get": _operation("idp:events.read", "Event delivery backlog per sink", {
+                    "200": _json({"type": "object", "required": ["sinks"], "properties": {
+                        "sinks": {"type": "array", "items": {
+                            "type": "object",
+                            "required": ["sink", "pending", "retrying", "dead", "lag_seconds"],
+                            "properties": {
+                                "sink": {"type": "string", "enum": ["push", "amqp"]},
+                                "pending": {"type": "integer"}, "retrying": {"type": "integer"},
+                                "dead": {"type": "integer"}, "lag_seconds": {"type": "number"},
+                                "oldest_pending_at": {"type": ["string", "null"]}}}}}})}),
+            },
             "/merges/{merge_id}/undo": {
                 "post": _operation(merges, "Undo a merge", {"200": _json(MERGE, "undone")},
                                    parameters=[merge_id]),

@@ -225,3 +225,9 @@ def test_a_body_over_the_limit_is_413(app: Any, service: Service) -> None:
 def test_unknown_paths_and_methods_are_problems(service: Service) -> None:
     assert problem_of(service.call("GET", "/nothing-here"))["status"] == 404
     assert problem_of(service.call("PUT", "/accounts"))["status"] == 405
+
+
+def test_a_service_may_watch_the_event_backlog(service: Service, make_user: Any) -> None:
+    sinks = service.call("GET", "/events/status").get_json()["sinks"]
+    assert {s["sink"] for s in sinks} == {"push", "amqp"}
+    assert all(s["dead"] == 0 and s["lag_seconds"] >= 0 for s in sinks)

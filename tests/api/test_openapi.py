@@ -58,7 +58,7 @@ def test_the_api_keeps_to_its_document__schemathesis(
     api = schemathesis.openapi.from_wsgi("/api/v1/openapi.json", app)
     headers = {"Authorization": f"Bearer {service.token}"}
     operations = [result.ok() for result in api.get_all_operations()]
-    assert len(operations) == 17
+    assert len(operations) == 18
 
     for operation in operations:
 
