@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from idp.admin.forms import ClientForm
+from idp.events.outbox import subscription_of
 from idp.extensions import db
 from idp.identity import audit
 from idp.identity.audit import Actor
@@ -18,6 +19,7 @@ from idp.oidc.clients import (
     ClientSpecError,
     create_client,
     rotate_client_secret,
+    validate_event_types,
     validate_redirect_uri,
     validate_server_uri,
 )
@@ -39,6 +41,7 @@ def spec_from_form(form: ClientForm) -> dict[str, Any]:
         "first_party": bool(form.first_party.data),
         "wechat_appid": (form.wechat_appid.data or "").strip() or None,
         "events_uri": (form.events_uri.data or "").strip() or None,
+        "event_types": list(form.event_types.data or []),
         "post_logout_redirect_uris": lines(form.post_logout_redirect_uris.data),
         "backchannel_logout_uri": (form.backchannel_logout_uri.data or "").strip() or None,
     }
@@ -87,6 +90,7 @@ def update_from_form(client: Client, form: ClientForm, actor: Actor) -> None:
     client.is_first_party = spec["first_party"]
     client.wechat_appid = spec["wechat_appid"]
     client.events_uri = spec["events_uri"]
+    client.event_types = validate_event_types(spec["event_types"])
     client.backchannel_logout_uri = spec["backchannel_logout_uri"]
     after = _fields(client)
     changed = {key: {"from": before[key], "to": after[key]}
@@ -114,6 +118,7 @@ def form_data(client: Client) -> dict[str, Any]:
         "first_party": client.is_first_party,
         "wechat_appid": client.wechat_appid or "",
         "events_uri": client.events_uri or "",
+        "event_types": list(subscription_of(client)),
         "post_logout_redirect_uris": "\n".join(client.post_logout_redirect_uris or []),
         "backchannel_logout_uri": client.backchannel_logout_uri or "",
     }

@@ -10,9 +10,9 @@ from flask import Flask
 
 def init_app(app: Flask) -> None:
     from idp.api import accounts, events, merges, openapi  # noqa: F401 - their routes join the blueprint
-    from idp.api.blueprint import bp, http_problem
+    from idp.api.blueprint import app_level_problem, bp
     from idp.extensions import csrf
 
     csrf.exempt(bp)  # bearer tokens, no cookies: nothing to forge
     app.register_blueprint(bp)
-    app.extensions.setdefault("idp_error_renderers", {})["/api/v1"] = http_problem
+    app.extensions.setdefault("idp_error_renderers", {})["/api/v1"] = app_level_problem

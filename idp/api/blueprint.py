@@ -102,9 +102,6 @@ def api_problem(problem: ApiProblem) -> Response:
 
 @bp.errorhandler(HTTPException)
 def http_problem(error: HTTPException) -> Response:
-    """Also the app's handler for every /api/v1 path (unknown routes, wrong methods)."""
-    if not isinstance(error, HTTPException):
-        return unexpected_problem(error)
     status = error.code or 500
     problem = ApiProblem(status, f"http_{status}", error.description or error.name)
     response = problem_response(problem)
@@ -118,4 +115,16 @@ def http_problem(error: HTTPException) -> Response:
 def unexpected_problem(error: Exception) -> Response:
     db.session.rollback()
     log.exception("management API error", extra={"path": request.path})
+    return server_error_problem()
+
+
+def server_error_problem() -> Response:
     return problem_response(ApiProblem(500, "server_error", "the request could not be completed"))
+
+
+def app_level_problem(error: Exception) -> Response:
+    """The app's error handlers answer /api/v1 paths with this (unknown routes, wrong methods,
+    and what escaped before the blueprint: those are logged by the app's handler)."""
+    if isinstance(error, HTTPException):
+        return http_problem(error)
+    return server_error_problem()

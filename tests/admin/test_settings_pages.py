@@ -19,6 +19,7 @@ NEW_CLIENT = {
     "grant_types": ["authorization_code", "refresh_token"],
     "scope": "openid profile phone",
     "events_uri": "https://shop.example/events",
+    "event_types": ["account-merged", "account-disabled"],
     "post_logout_redirect_uris": "https://shop.example/bye",
 }
 
@@ -37,6 +38,7 @@ def test_create_a_client_shows_the_secret_once(admin: AdminBrowser) -> None:
     assert client is not None and client.check_client_secret(secret)
     assert client.redirect_uris == NEW_CLIENT["redirect_uris"].split("\n")
     assert client.events_uri == "https://shop.example/events"
+    assert client.event_types == ["account-merged", "account-disabled"]
     assert secret not in text_of(admin.get(f"/admin/clients/{client_id}"))
     assert secret not in text_of(admin.get("/admin/clients"))
     assert [e.details["client_id"] for e in audit_of("admin.client_create")] == [client_id]
@@ -46,6 +48,15 @@ def test_an_invalid_client_is_refused_with_the_reason(admin: AdminBrowser) -> No
     response = _create(admin, redirect_uris="http://evil.example/cb")
     assert response.status_code == 200
     assert "loopback only" in text_of(response)
+    assert db.session.scalars(sa.select(Client)).all() == []
+
+
+def test_an_internal_events_uri_is_refused_in_the_admin_form__issue10_8(
+    app: Any, admin: AdminBrowser
+) -> None:
+    app.config["IDP_OUTBOUND_ALLOWED_NETWORKS"] = ""
+    response = _create(admin, events_uri="https://169.254.169.254/latest")
+    assert response.status_code == 200 and "non-public address" in text_of(response)
     assert db.session.scalars(sa.select(Client)).all() == []
 
 
