@@ -246,3 +246,26 @@ def test_a_client_is_registered_with_its_event_types(make_client: Any) -> None:
     assert rp.event_types == [sets.ACCOUNT_DISABLED, sets.ACCOUNT_ENABLED]
     with pytest.raises(ClientSpecError, match="unknown event types"):
         make_client(events_uri="https://rp.example/events", event_types=["account-exploded"])
+
+
+def test_idp_clients_create_takes_event_types_and_management_scopes(app: Any) -> None:
+    import json as json_module
+
+    from idp.oidc.models import Client
+
+    runner = app.test_cli_runner()
+    result = runner.invoke(args=[
+        "clients", "create", "--name", "CRM", "--grant-type", "client_credentials",
+        "--scope", "idp:accounts.read idp:events.read", "--events-uri",
+        "https://crm.example/events", "--event-type", "account-created",
+        "--event-type", "account-deleted", "--json",
+    ])
+    assert result.exit_code == 0, result.output
+    client_id = json_module.loads(result.output)["client_id"]
+    crm = db.session.get(Client, client_id)
+    assert crm.event_types == ["account-created", "account-deleted"]
+    assert crm.scope == "idp:accounts.read idp:events.read"
+
+    refused = runner.invoke(args=["clients", "create", "--name", "X", "--events-uri",
+                                  "https://crm.example/events", "--event-type", "nope"])
+    assert refused.exit_code != 0 and "unknown event types" in refused.output
