@@ -115,8 +115,7 @@ def emit_profile_update(sub: str, actor: Actor, claims: Iterable[str]) -> list[E
             row.payload = json.dumps(payload, sort_keys=True)
         return list(pending[key])
     rows = emit(PROFILE_UPDATED, sub, actor, details={"claims": sorted(names)})
-    if db.session().get_transaction() is not None:
-        pending[key] = rows
+    _pending_in_transaction()[key] = rows  # emit's queries began the transaction if need be
     return rows
 
 
@@ -164,7 +163,7 @@ def _pending_in_transaction() -> dict[tuple[str, str], list[EventDelivery]]:
     """Rows queued in the current transaction (and only in it), by (event type, sub)."""
     transaction = db.session().get_transaction()
     held = db.session.info.get(_PENDING_KEY)
-    if held is None or transaction is None or held[0] is not transaction:
+    if held is None or held[0] is not transaction:
         held = (transaction, {})
         db.session.info[_PENDING_KEY] = held
     return held[1]
