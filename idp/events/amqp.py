@@ -22,6 +22,9 @@ import pika
 import pika.exceptions
 
 log = logging.getLogger(__name__)
+# pika logs every refused connection at ERROR with a traceback, several lines per try; the
+# delivery logs one warning per round instead (idp.events.delivery).
+logging.getLogger("pika").setLevel(logging.CRITICAL)
 
 DEFAULT_EXCHANGE = "idp.events"
 BODY_FORMATS = ("set", "claims")

@@ -18,11 +18,10 @@ import logging
 import threading
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, cast
 
 import requests
 from flask import current_app
-from sqlalchemy import CursorResult, exists, select, update
+from sqlalchemy import exists, select, update
 from sqlalchemy.orm import aliased
 
 from idp.events.amqp import AmqpPublisher, AmqpUnavailable
@@ -84,9 +83,11 @@ def deliver_due(
     stop: threading.Event | None = None,
 ) -> DeliveryReport:
     """Sends up to `limit` pending deliveries whose time has come, in order per account and
-    receiver; commits after each one. When the broker is down, the round stops publishing after
-    the first failure (the rest wait for their turn, in order). Once `stop` is set, the round
-    ends after the delivery in hand."""
+    receiver. Each pass claims what is due in one statement, then records each outcome in its
+    own commit (a worker killed mid-batch re-sends at most what it had not recorded). When the
+    broker is down, the round stops publishing after the first failure and gives the other
+    claims back (the rest wait for their turn, in order). Once `stop` is set, the round ends
+    after the delivery in hand, giving back the rest."""
     now = now or utcnow()
     report = DeliveryReport()
     session = http or outbound_session()
@@ -95,21 +96,23 @@ def deliver_due(
     try:
         while report.attempted < limit and not (stop and stop.is_set()):
             due = [row for row in _due(now, limit - report.attempted) if row[1] not in unavailable]
-            claimed = False
-            for delivery_id, sink in due:
-                if stop and stop.is_set():
-                    break
-                if sink in unavailable or not _claim(delivery_id, now):
+            claimed = _claim_all([delivery_id for delivery_id, _sink in due], now)
+            if not claimed:
+                break
+            sinks = dict(due)
+            unsent: list[int] = []
+            for delivery_id in claimed:
+                sink = sinks[delivery_id]
+                if (stop and stop.is_set()) or sink in unavailable:
+                    unsent.append(delivery_id)
                     continue
-                claimed = True
                 if sink == Sink.AMQP and publisher is None:
                     publisher = AmqpPublisher.from_config(current_app.config)
                 outcome = _deliver(delivery_id, now, session, publisher)
                 setattr(report, outcome, getattr(report, outcome) + 1)
                 if sink == Sink.AMQP and outcome != "delivered":
                     unavailable.add(sink)
-            if not claimed:
-                break
+            _release(unsent)
     finally:
         if http is None:
             session.close()
@@ -143,20 +146,43 @@ def _due(now: datetime, limit: int) -> list[tuple[int, str]]:
     return [(row[0], row[1]) for row in rows]
 
 
-def _claim(delivery_id: int, now: datetime) -> bool:
+def _claim_all(delivery_ids: list[int], now: datetime) -> list[int]:
+    """Claims those still due in one statement and one commit; returns them in order. Another
+    worker's claim of the same rows made them not due: each row has exactly one claimant."""
+    if not delivery_ids:
+        return []
     lease = timedelta(seconds=setting("IDP_EVENT_LEASE_SECONDS"))
-    result = db.session.execute(
+    claimed = db.session.scalars(
         update(EventDelivery)
         .where(
-            EventDelivery.id == delivery_id,
+            EventDelivery.id.in_(delivery_ids),
             EventDelivery.status == DeliveryStatus.PENDING,
             EventDelivery.next_attempt_at <= now,
         )
         .values(attempts=EventDelivery.attempts + 1, next_attempt_at=now + lease)
+        .returning(EventDelivery.id)
+        .execution_options(synchronize_session=False)
+    ).all()
+    db.session.commit()
+    return sorted(claimed)
+
+
+def _claim(delivery_id: int, now: datetime) -> bool:
+    return _claim_all([delivery_id], now) == [delivery_id]
+
+
+def _release(delivery_ids: list[int]) -> None:
+    """Gives back claimed deliveries this round will not send (stopping, broker down), as
+    they were: due again at once, the try not counted."""
+    if not delivery_ids:
+        return
+    db.session.execute(
+        update(EventDelivery)
+        .where(EventDelivery.id.in_(delivery_ids), EventDelivery.status == DeliveryStatus.PENDING)
+        .values(attempts=EventDelivery.attempts - 1, next_attempt_at=utcnow())
         .execution_options(synchronize_session=False)
     )
     db.session.commit()
-    return cast(CursorResult[Any], result).rowcount == 1
 
 
 def _deliver(
@@ -219,6 +245,7 @@ def _publish(row: EventDelivery, publisher: AmqpPublisher) -> str | None:
     try:
         publisher.publish(row.event_type, body, str(claims["jti"]), content_type)
     except AmqpUnavailable as failure:
+        log.warning("RabbitMQ unavailable (%s): events wait in the outbox", failure)
         return str(failure)[:500]
     return None
 
