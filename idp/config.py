@@ -38,6 +38,8 @@ ENVIRONMENT_NAMES = (
     "IDP_AMQP_EXCHANGE",
     "IDP_AMQP_BODY",
     "IDP_OUTBOUND_ALLOWED_NETWORKS",
+    "IDP_API_RATE_LIMIT",
+    "IDP_API_MAX_BODY_BYTES",
     # Operations (docs/DEPLOYMENT.md).
     "IDP_KEY_CACHE_SECONDS",
     "IDP_ARGON2_TIME_COST",
@@ -83,6 +85,9 @@ DEFAULTS: dict[str, Any] = {
     # Networks that events and back-channel logout URIs may point at although not public
     # (loopback, private, link-local), e.g. "10.1.2.0/24 127.0.0.1"; none by default.
     "IDP_OUTBOUND_ALLOWED_NETWORKS": "",
+    # The management API (/api/v1): per client (in Redis when set), and the largest body.
+    "IDP_API_RATE_LIMIT": "20/second;600/minute",
+    "IDP_API_MAX_BODY_BYTES": 16 * 1024,
     # The SMS sender: "log" keeps codes in an outbox and prints them (development only).
     "IDP_SMS_SENDER": "log",
     "IDP_ARGON2_TIME_COST": 3,
@@ -123,6 +128,12 @@ def load_config(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
 
 
 def _validate_events(config: dict[str, Any]) -> None:
+    from limits import parse_many
+
+    try:
+        parse_many(str(config.get("IDP_API_RATE_LIMIT") or "20/second"))
+    except ValueError as error:
+        raise ConfigError(f"IDP_API_RATE_LIMIT: {error}") from error
     if str(config.get("IDP_AMQP_BODY") or "set") not in ("set", "claims"):
         raise ConfigError("IDP_AMQP_BODY must be 'set' or 'claims'")
     allowed = config.get("IDP_OUTBOUND_ALLOWED_NETWORKS") or ""

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from flask import Blueprint, Response, current_app, g, request
-from limits import parse
+from limits import parse_many
 from werkzeug.exceptions import HTTPException
 
 from idp.api.problems import ApiProblem, problem_response
@@ -81,7 +81,7 @@ def _rate_limit(client_id: str) -> None:
     text = str(current_app.config.get("IDP_API_RATE_LIMIT") or DEFAULT_RATE_LIMIT)
     if not limiter.enabled:  # RATELIMIT_ENABLED: only tests switch limits off
         return
-    for item in (parse(part) for part in text.split(";") if part.strip()):
+    for item in parse_many(text):
         try:
             allowed = limiter.limiter.hit(item, "api", client_id)
             reset_at = limiter.limiter.get_window_stats(item, "api", client_id)[0]
