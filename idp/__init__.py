@@ -125,13 +125,14 @@ def _register_domains(app: Flask) -> None:
     app.register_blueprint(accounts_views.bp)
     app.register_blueprint(profile.bp)
     app.register_blueprint(health.bp)
-    from idp import admin, i18n, ui, usage
+    from idp import admin, api, i18n, ui, usage
 
     usage.init_app(app)
     observability.init_app(app)  # after usage: both observe WeChat calls, the later chains
     app.register_blueprint(i18n.bp)
     ui.init_app(app)
     admin.init_app(app)
+    api.init_app(app)
     wechat_login_views.init_app(app)
     from idp import account_centre
 

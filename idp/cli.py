@@ -105,6 +105,8 @@ def clients() -> None:
 @click.option("--post-logout-redirect-uri", "post_logout_redirect_uris", multiple=True)
 @click.option("--backchannel-logout-uri")
 @click.option("--events-uri")
+@click.option("--event-type", "event_types", multiple=True,
+              help="an account event type to push to --events-uri (default: merges and undos)")
 @click.option("--first-party", is_flag=True, help="skip the consent screen")
 @click.option("--require-mfa", is_flag=True, help="every sign-in needs a second factor")
 @click.option("--id-token-alg", type=click.Choice(["RS256", "ES256"]), default="RS256")
@@ -309,22 +311,16 @@ def maintenance_run(job: str) -> None:
 @click.option("--interval", default=2.0, type=float, help="seconds between rounds")
 @with_appcontext
 def worker(once: bool, interval: float) -> None:
-    import threading
 
-    from idp.events.worker import run_once, run_worker
-    from idp.maintenance.schedule import run_due_jobs, start_scheduler
+    from idp.events.worker import run_once, serve_until_signalled
+    from idp.maintenance.schedule import run_due_jobs
 
     app = current_app._get_current_object()  # type: ignore[attr-defined]
     if once:
         click.echo(f"{run_once(app)} deliveries attempted")
         click.echo(f"scheduled jobs run: {', '.join(run_due_jobs(app)) or 'none due'}")
         return
-    stop = threading.Event()
-    start_scheduler(app, stop)
-    try:
-        run_worker(app, stop, interval)
-    except KeyboardInterrupt:
-        pass
+    serve_until_signalled(app, interval)
 
 
 # --- serving ---------------------------------------------------------------------------------

@@ -39,6 +39,14 @@ ENVIRONMENT_NAMES = (
     "IDP_WECHAT_SCAN_CHECK_PATH",
     "IDP_WECHAT_SCAN_LONG_POLL_SECONDS",
     "IDP_WECHAT_SCAN_LONG_POLLS",
+    "IDP_EVENT_POLL_SECONDS",
+    "IDP_EVENT_LEASE_SECONDS",
+    "IDP_AMQP_URL",
+    "IDP_AMQP_EXCHANGE",
+    "IDP_AMQP_BODY",
+    "IDP_OUTBOUND_ALLOWED_NETWORKS",
+    "IDP_API_RATE_LIMIT",
+    "IDP_API_MAX_BODY_BYTES",
     # Operations (docs/DEPLOYMENT.md).
     "IDP_KEY_CACHE_SECONDS",
     "IDP_ARGON2_TIME_COST",
@@ -105,6 +113,16 @@ DEFAULTS: dict[str, Any] = {
     "IDP_WECHAT_SCAN_LONG_POLL_SECONDS": 20,
     "IDP_WECHAT_SCAN_LONG_POLLS": 2,
     # SMS and captcha settings: idp/sms/settings.py (DEFAULTS, ENVIRONMENT_NAMES).
+    # RabbitMQ (docs/DEPLOYMENT.md): when set, account events are also published there.
+    "IDP_AMQP_URL": None,
+    "IDP_AMQP_EXCHANGE": "idp.events",
+    "IDP_AMQP_BODY": "set",  # "set": the signed SET; "claims": its claims as JSON
+    # Networks that events and back-channel logout URIs may point at although not public
+    # (loopback, private, link-local), e.g. "10.1.2.0/24 127.0.0.1"; none by default.
+    "IDP_OUTBOUND_ALLOWED_NETWORKS": "",
+    # The management API (/api/v1): per client (in Redis when set), and the largest body.
+    "IDP_API_RATE_LIMIT": "20/second;600/minute",
+    "IDP_API_MAX_BODY_BYTES": 16 * 1024,
     "IDP_ARGON2_TIME_COST": 3,
     "IDP_ARGON2_MEMORY_COST": 65536,
     "IDP_ARGON2_PARALLELISM": 4,
@@ -167,7 +185,28 @@ def load_config(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
     if not config["IDP_ENCRYPTION_KEY"]:
         config["IDP_ENCRYPTION_KEY"] = _instance_secret(instance / "encryption_key")
     config["IDP_ISSUER"] = validate_issuer(config["IDP_ISSUER"])
+    _validate_events(config)
     return config
+
+
+def _validate_events(config: dict[str, Any]) -> None:
+    from limits import parse_many
+
+    try:
+        parse_many(str(config.get("IDP_API_RATE_LIMIT") or "20/second"))
+    except ValueError as error:
+        raise ConfigError(f"IDP_API_RATE_LIMIT: {error}") from error
+    if str(config.get("IDP_AMQP_BODY") or "set") not in ("set", "claims"):
+        raise ConfigError("IDP_AMQP_BODY must be 'set' or 'claims'")
+    allowed = config.get("IDP_OUTBOUND_ALLOWED_NETWORKS") or ""
+    items = allowed.replace(",", " ").split() if isinstance(allowed, str) else list(allowed)
+    for item in items:
+        try:
+            ipaddress.ip_network(str(item).strip(), strict=False)
+        except ValueError as error:
+            raise ConfigError(
+                f"IDP_OUTBOUND_ALLOWED_NETWORKS: {item!r} is not an address or network"
+            ) from error
 
 
 def validate_issuer(issuer: str) -> str:

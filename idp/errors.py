@@ -9,7 +9,16 @@ import json
 import logging
 from typing import Any
 
-from flask import Flask, Response, g, jsonify, make_response, render_template, request
+from flask import (
+    Flask,
+    Response,
+    current_app,
+    g,
+    jsonify,
+    make_response,
+    render_template,
+    request,
+)
 from werkzeug.exceptions import HTTPException
 
 from idp import outage
@@ -79,11 +88,23 @@ def _unavailable() -> Any:
     return response
 
 
+def _renderer_for(path: str) -> Any:
+    """A domain's own error format for its paths (the management API's problem documents),
+    registered in `app.extensions["idp_error_renderers"]` as {path prefix: render(error)}."""
+    for prefix, render in current_app.extensions.get("idp_error_renderers", {}).items():
+        if path.startswith(prefix):
+            return render
+    return None
+
+
 def init_app(app: Flask) -> None:
     app.after_request(stamp_request_id)
 
     @app.errorhandler(HTTPException)
     def http_error(error: HTTPException) -> Any:
+        render = _renderer_for(request.path)
+        if render is not None:
+            return render(error)
         status = error.code or 500
         if wants_json():
             body = {
@@ -117,6 +138,9 @@ def init_app(app: Flask) -> None:
             outage.outage_log(app).failed(error)
             return _unavailable()
         log.exception("unhandled error", extra={"path": request.path})
+        render = _renderer_for(request.path)
+        if render is not None:
+            return render(error)
         if wants_json():
             response = jsonify(
                 {

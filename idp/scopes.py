@@ -13,6 +13,16 @@ SCOPE_CLAIMS: dict[str, tuple[str, ...]] = {
     "offline_access": (),
 }
 SUPPORTED_SCOPES = tuple(SCOPE_CLAIMS)
+# The management API's (CONTRACT §8): client-credentials tokens only, granted per client by an
+# admin through the client's registered scope.
+MANAGEMENT_SCOPES = (
+    "idp:accounts.read",
+    "idp:accounts.write",
+    "idp:merges",
+    "idp:sessions",
+    "idp:events.read",
+)
+REGISTRABLE_SCOPES = SUPPORTED_SCOPES + MANAGEMENT_SCOPES
 
 
 def scope_set(scope: str | None) -> set[str]:

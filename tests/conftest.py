@@ -99,6 +99,8 @@ def base_config(tmp_path: Any, database_url: str) -> dict[str, Any]:
         # Tests sign in many times from one address; tests/security turn these back on.
         "RATELIMIT_ENABLED": False,
         "IDP_THROTTLE_ENABLED": False,
+        # The fakes (event receivers, back-channel logout) listen on loopback.
+        "IDP_OUTBOUND_ALLOWED_NETWORKS": "127.0.0.1",
     }
 
 

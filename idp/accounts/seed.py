@@ -39,6 +39,6 @@ def create_password_user(
         link_identity(account, IdentityKind.EMAIL, email.strip().lower(), actor, verified=False)
     add_password(account, password_hash, actor)
     if name:
-        set_claim(account, "name", name, "website")
+        set_claim(account, "name", name, "website", actor)
     db.session.commit()
     return account

@@ -13,14 +13,13 @@ from sqlalchemy import select, update
 from idp.accounts import sms
 from idp.accounts.models import LoginSession
 from idp.extensions import db
-from idp.identity import audit
+from idp.identity import audit, status
 from idp.identity.audit import Actor
 from idp.identity.links import unlink_identity
-from idp.identity.models import Account, AccountStatus, Identity, IdentityKind
+from idp.identity.models import Account, Identity, IdentityKind
 from idp.identity.phones import InvalidPhoneNumber, looks_like_phone, normalize_phone
 from idp.identity.rules import ProofMethod
 from idp.identity.service import IdentityError, link_identity
-from idp.identity.sign_out import sign_out_everywhere
 from idp.models_base import utcnow
 from idp.oidc.grants import revoke_family
 from idp.oidc.models import RefreshToken
@@ -32,20 +31,17 @@ class ActionRefused(Exception):
 
 
 def disable_account(account: Account, actor: Actor) -> None:
-    if account.status != AccountStatus.ACTIVE:
-        raise ActionRefused("only an active account can be disabled")
-    account.status = AccountStatus.DISABLED
-    sign_out_everywhere(account, actor, reason="disabled by an admin")
-    audit.record("admin.account_disable", actor, account.id, reason="disabled by an admin")
-    db.session.commit()
+    try:
+        status.disable_account(account, actor, reason="disabled by an admin")
+    except status.StatusRefused as refusal:
+        raise ActionRefused(str(refusal)) from refusal
 
 
 def enable_account(account: Account, actor: Actor) -> None:
-    if account.status != AccountStatus.DISABLED:
-        raise ActionRefused("only a disabled account can be enabled")
-    account.status = AccountStatus.ACTIVE
-    audit.record("admin.account_enable", actor, account.id, reason="enabled by an admin")
-    db.session.commit()
+    try:
+        status.enable_account(account, actor, reason="enabled by an admin")
+    except status.StatusRefused as refusal:
+        raise ActionRefused(str(refusal)) from refusal
 
 
 def end_login_session(account: Account, session_id: str, actor: Actor) -> None:

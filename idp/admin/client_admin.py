@@ -11,6 +11,7 @@ import json
 from typing import Any
 
 from idp.admin.forms import ClientForm
+from idp.events.outbox import subscription_of
 from idp.extensions import db
 from idp.identity import audit
 from idp.identity.audit import Actor
@@ -21,11 +22,13 @@ from idp.oidc.clients import (
     choose_auth_method,
     create_client,
     rotate_client_secret,
+    validate_event_types,
     validate_redirect_uri,
+    validate_server_uri,
 )
 from idp.oidc.discovery import TOKEN_EXCHANGE
 from idp.oidc.models import Client
-from idp.scopes import SUPPORTED_SCOPES
+from idp.scopes import REGISTRABLE_SCOPES
 
 
 def lines(text: str | None) -> list[str]:
@@ -41,6 +44,7 @@ def spec_from_form(form: ClientForm) -> dict[str, Any]:
         "first_party": bool(form.first_party.data),
         "wechat_appid": (form.wechat_appid.data or "").strip() or None,
         "events_uri": (form.events_uri.data or "").strip() or None,
+        "event_types": list(form.event_types.data or []),
         "post_logout_redirect_uris": lines(form.post_logout_redirect_uris.data),
         "backchannel_logout_uri": (form.backchannel_logout_uri.data or "").strip() or None,
     }
@@ -78,7 +82,7 @@ def update_from_form(client: Client, form: ClientForm, actor: Actor) -> None:
     if TOKEN_EXCHANGE in grants and not (client.is_public and spec["wechat_appid"]):
         raise ClientSpecError("the mini-program grant needs a public client and a WeChat appid")
     scopes = (spec["scope"] or client.scope).split()
-    unknown = set(scopes) - set(SUPPORTED_SCOPES)
+    unknown = set(scopes) - set(REGISTRABLE_SCOPES)
     if unknown:
         raise ClientSpecError(f"unknown scopes: {' '.join(sorted(unknown))}")
     for uri in (spec["events_uri"], spec["backchannel_logout_uri"]):
@@ -101,6 +105,7 @@ def update_from_form(client: Client, form: ClientForm, actor: Actor) -> None:
     client.is_first_party = spec["first_party"]
     client.wechat_appid = spec["wechat_appid"]
     client.events_uri = spec["events_uri"]
+    client.event_types = validate_event_types(spec["event_types"])
     client.backchannel_logout_uri = spec["backchannel_logout_uri"]
     client.token_endpoint_auth_method = method
     client.jwks = jwks if method == "private_key_jwt" else None
@@ -130,6 +135,7 @@ def form_data(client: Client) -> dict[str, Any]:
         "first_party": client.is_first_party,
         "wechat_appid": client.wechat_appid or "",
         "events_uri": client.events_uri or "",
+        "event_types": list(subscription_of(client)),
         "post_logout_redirect_uris": "\n".join(client.post_logout_redirect_uris or []),
         "backchannel_logout_uri": client.backchannel_logout_uri or "",
         "token_endpoint_auth_method": client.token_endpoint_auth_method,
@@ -151,10 +157,8 @@ def jwks_from_form(form: ClientForm) -> dict[str, Any] | None:
 
 
 def _check_https_endpoint(uri: str) -> None:
-    """Server-to-server endpoints take the redirect URI rules: https, or http on loopback."""
-    validate_redirect_uri(uri)
-    if not uri.startswith(("https://", "http://")):
-        raise ClientSpecError(f"must be an http(s) URL: {uri!r}")
+    """Server-to-server endpoints: the redirect URI rules, and a public address."""
+    validate_server_uri(uri)
 
 
 def _fields(client: Client) -> dict[str, Any]:

@@ -18,6 +18,7 @@ from wtforms import (
 from wtforms.validators import DataRequired, Length, Optional, Regexp
 from wtforms.widgets import CheckboxInput, ListWidget
 
+from idp.events.sets import ACCOUNT_EVENT_TYPES
 from idp.oidc.clients import AUTH_METHODS, KNOWN_GRANT_TYPES
 from idp.wechat.models import WeChatAppKind
 
@@ -70,6 +71,10 @@ class ClientForm(FlaskForm):
     first_party = BooleanField(_l("First party (no consent screen)"))
     wechat_appid = StringField(_l("WeChat appid"), validators=[Optional(), Length(max=64)])
     events_uri = StringField(_l("Events URI (RFC 8935 push)"), validators=[Length(max=500)])
+    event_types = MultiCheckboxField(
+        _l("Account events pushed to the events URI"),
+        choices=[SelectChoice(event_type) for event_type in ACCOUNT_EVENT_TYPES],
+    )
     post_logout_redirect_uris = TextAreaField(
         _l("Post-logout redirect URIs, one per line"), validators=[Optional()]
     )

@@ -1,34 +1,20 @@
-"""The one search box: a phone in any usual spelling, a UUID (`sub`, also a merged-away one),
-an openid, a unionid, an email, or part of a name or nickname.
-
-Every branch is an exact or prefix lookup on an index, so a search costs the same at a
-thousand accounts or a million: identifiers by `ix_identity_lookup` (kind, value), subs by the
-primary key and the alias table, names by `ix_profile_claim_name_trigram` (PostgreSQL's pg_trgm:
-any part of three characters or more) or `ix_profile_claim_name_prefix` (shorter queries, and
-SQLite, where a name matches from its beginning only). Counts stop at `COUNT_CAP`.
-"""
+"""The admin's one search box (`identity/lookup.py` finds the accounts, on indexes); counts
+stop at `COUNT_CAP`."""
 
 from __future__ import annotations
 
 import math
-import re
-import uuid
 from dataclasses import dataclass
-from typing import Any
 
-from sqlalchemy import Select, func, select, text
+from sqlalchemy import func, select
 from sqlalchemy.orm import selectinload
 
 from idp.extensions import db
-from idp.identity.models import Account, AccountAlias, Identity, IdentityKind, ProfileClaim
-from idp.identity.phones import InvalidPhoneNumber, looks_like_phone, normalize_phone
+from idp.identity.lookup import matching_account_ids
+from idp.identity.models import Account
 
 PER_PAGE = 20
 COUNT_CAP = 1000
-# WeChat openids and unionids: 28 characters of base64url today; any such word is looked up.
-WECHAT_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
-NAME_CLAIMS_PREDICATE = text("profile_claim.name IN ('name', 'nickname')")
-TRIGRAM = 3  # pg_trgm matches substrings of three characters or more
 
 
 @dataclass
@@ -60,60 +46,3 @@ def search_accounts(query: str, page: int = 1, per_page: int = PER_PAGE) -> Sear
         .limit(per_page)
     ).all()
     return SearchPage(list(accounts), page, pages, total, more)
-
-
-def matching_account_ids(text: str) -> Select[tuple[str]]:
-    """An identifier (sub, email, phone) is looked up exactly and nothing else; any other word
-    is an openid or unionid, or part of a name."""
-    subject = _as_uuid(text)
-    phone = _as_phone(text)
-    if subject:
-        parts = [select(Account.id).where(Account.id == subject),
-                 select(AccountAlias.account_id).where(AccountAlias.alias_sub == subject)]
-    elif "@" in text:
-        parts = [_by_identity((IdentityKind.EMAIL,), text.lower())]
-    elif phone:
-        parts = [_by_identity((IdentityKind.PHONE,), phone)]
-    else:
-        parts = [_by_name(text.lower())]
-        if WECHAT_ID.fullmatch(text):
-            # openids and unionids are matched exactly, whatever the appid.
-            parts.append(
-                _by_identity((IdentityKind.WECHAT_OPENID, IdentityKind.WECHAT_UNIONID), text)
-            )
-    return parts[0].union(*parts[1:]) if len(parts) > 1 else parts[0]  # type: ignore[return-value]
-
-
-def _by_identity(kinds: tuple[str, ...], value: str) -> Select[Any]:
-    return select(Identity.account_id).where(Identity.kind.in_(kinds), Identity.value == value)
-
-
-def _by_name(prefix: str) -> Select[Any]:
-    """Names and nicknames holding `text` (PostgreSQL, three characters or more: the trigram
-    index) or starting with it (the prefix index: PostgreSQL's LIKE 'p%' on
-    text_pattern_ops, SQLite's binary range [p, p⁺)), case-insensitively."""
-    lowered = func.lower(ProfileClaim.value)
-    if db.engine.dialect.name == "postgresql":
-        matches = (lowered.contains(prefix, autoescape=True) if len(prefix) >= TRIGRAM
-                   else lowered.startswith(prefix, autoescape=True))
-    else:
-        upper_bound = prefix[:-1] + chr(ord(prefix[-1]) + 1)
-        matches = (lowered >= prefix) & (lowered < upper_bound)
-    # Spelled as the partial index's own predicate, so the planner sees that it applies.
-    return select(ProfileClaim.account_id).where(NAME_CLAIMS_PREDICATE, matches)
-
-
-def _as_phone(text: str) -> str | None:
-    if not looks_like_phone(text):
-        return None
-    try:
-        return normalize_phone(text)
-    except InvalidPhoneNumber:
-        return None
-
-
-def _as_uuid(text: str) -> str | None:
-    try:
-        return str(uuid.UUID(text))
-    except ValueError:
-        return None

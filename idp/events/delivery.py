@@ -1,29 +1,41 @@
-"""Push delivery of queued SETs (RFC 8935), with retries, exponential backoff and a dead letter.
+"""Delivery of queued events: RFC 8935 push (and back-channel logout tokens) to relying parties,
+and publishing to RabbitMQ — with retries, exponential backoff and a dead letter.
 
 Any number of workers may run: each delivery is claimed with a conditional UPDATE that moves its
 `next_attempt_at` forward by a lease, so exactly one worker sends it; if that worker dies, the
 lease runs out and another one tries again. Receivers therefore see each SET at least once and
-deduplicate by `jti` (RFC 8935 §2.3).
+deduplicate by `jti` (RFC 8935 §2.3; the AMQP `message_id`).
+
+Order: a delivery waits while an earlier one to the same receiver about the same account is
+still pending (leased or waiting for a retry), so each receiver sees an account's events in the
+order they happened. A dead letter no longer holds the line.
 """
 
 from __future__ import annotations
 
 import json
+import logging
+import threading
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, cast
 
 import requests
 from flask import current_app
-from sqlalchemy import CursorResult, select, update
+from sqlalchemy import exists, select, update
+from sqlalchemy.orm import aliased
 
-from idp.events.models import DeliveryStatus, EventDelivery
+from idp.events.amqp import AmqpPublisher, AmqpUnavailable
+from idp.events.models import DeliveryStatus, EventDelivery, Sink
 from idp.events.outbox import claims_of
 from idp.events.sets import SET_MEDIA_TYPE, sign_set
 from idp.extensions import db
 from idp.models_base import utcnow
+from idp.observability import metrics
 from idp.oidc.backchannel_logout import BACKCHANNEL_LOGOUT, LOGOUT_TOKEN_TYPE
 from idp.oidc.models import Client
+from idp.security.outbound import OutboundRefused, guarded_session, parse_networks
+
+log = logging.getLogger(__name__)
 
 DEFAULTS = {
     "IDP_EVENT_MAX_ATTEMPTS": 8,
@@ -57,80 +69,185 @@ def retry_delay(attempts: int) -> timedelta:
     return timedelta(seconds=min(base * 2 ** max(attempts - 1, 0), cap))
 
 
+def outbound_session() -> requests.Session:
+    """HTTP to relying parties, only to addresses the operator allows (idp.security.outbound)."""
+    return guarded_session(parse_networks(current_app.config.get("IDP_OUTBOUND_ALLOWED_NETWORKS")))
+
+
 def deliver_due(
-    *, now: datetime | None = None, limit: int = 50, http: requests.Session | None = None
+    *,
+    now: datetime | None = None,
+    limit: int = 50,
+    http: requests.Session | None = None,
+    amqp: AmqpPublisher | None = None,
+    stop: threading.Event | None = None,
 ) -> DeliveryReport:
-    """Sends every pending delivery whose time has come; commits after each one."""
+    """Sends up to `limit` pending deliveries whose time has come, in order per account and
+    receiver. Each pass claims what is due in one statement, then records each outcome in its
+    own commit (a worker killed mid-batch re-sends at most what it had not recorded). When the
+    broker is down, the round stops publishing after the first failure and gives the other
+    claims back (the rest wait for their turn, in order). Once `stop` is set, the round ends
+    after the delivery in hand, giving back the rest."""
     now = now or utcnow()
     report = DeliveryReport()
-    due = db.session.scalars(
-        select(EventDelivery.id)
-        .where(
-            EventDelivery.status == DeliveryStatus.PENDING,
-            EventDelivery.next_attempt_at <= now,
-        )
-        .order_by(EventDelivery.next_attempt_at, EventDelivery.id)
-        .limit(limit)
-    ).all()
-    db.session.commit()
-    session = http or requests.Session()
+    session = http or outbound_session()
+    publisher = amqp
+    unavailable: set[str] = set()
     try:
-        for delivery_id in due:
-            if _claim(delivery_id, now):
-                outcome = _deliver(delivery_id, now, session)
+        while report.attempted < limit and not (stop and stop.is_set()):
+            due = [row for row in _due(now, limit - report.attempted) if row[1] not in unavailable]
+            claimed = _claim_all([delivery_id for delivery_id, _sink in due], now)
+            if not claimed:
+                break
+            sinks = dict(due)
+            unsent: list[int] = []
+            for delivery_id in claimed:
+                sink = sinks[delivery_id]
+                if (stop and stop.is_set()) or sink in unavailable:
+                    unsent.append(delivery_id)
+                    continue
+                if sink == Sink.AMQP and publisher is None:
+                    publisher = AmqpPublisher.from_config(current_app.config)
+                outcome = _deliver(delivery_id, now, session, publisher)
                 setattr(report, outcome, getattr(report, outcome) + 1)
+                if sink == Sink.AMQP and outcome != "delivered":
+                    unavailable.add(sink)
+            _release(unsent)
     finally:
         if http is None:
             session.close()
+        if amqp is None and publisher is not None:
+            publisher.close()
+    log.debug("event delivery round: %s delivered, %s retrying, %s dead",
+              report.delivered, report.retrying, report.dead)
     return report
 
 
-def _claim(delivery_id: int, now: datetime) -> bool:
+def _due(now: datetime, limit: int) -> list[tuple[int, str]]:
+    earlier = aliased(EventDelivery)
+    waits_for_earlier = exists().where(
+        earlier.status == DeliveryStatus.PENDING,
+        earlier.id < EventDelivery.id,
+        earlier.subject == EventDelivery.subject,
+        earlier.sink == EventDelivery.sink,
+        earlier.client_id.is_not_distinct_from(EventDelivery.client_id),
+    )
+    rows = db.session.execute(
+        select(EventDelivery.id, EventDelivery.sink)
+        .where(
+            EventDelivery.status == DeliveryStatus.PENDING,
+            EventDelivery.next_attempt_at <= now,
+            ~waits_for_earlier,
+        )
+        .order_by(EventDelivery.id)
+        .limit(limit)
+    ).all()
+    db.session.commit()
+    return [(row[0], row[1]) for row in rows]
+
+
+def _claim_all(delivery_ids: list[int], now: datetime) -> list[int]:
+    """Claims those still due in one statement and one commit; returns them in order. Another
+    worker's claim of the same rows made them not due: each row has exactly one claimant."""
+    if not delivery_ids:
+        return []
     lease = timedelta(seconds=setting("IDP_EVENT_LEASE_SECONDS"))
-    result = db.session.execute(
+    claimed = db.session.scalars(
         update(EventDelivery)
         .where(
-            EventDelivery.id == delivery_id,
+            EventDelivery.id.in_(delivery_ids),
             EventDelivery.status == DeliveryStatus.PENDING,
             EventDelivery.next_attempt_at <= now,
         )
         .values(attempts=EventDelivery.attempts + 1, next_attempt_at=now + lease)
+        .returning(EventDelivery.id)
+        .execution_options(synchronize_session=False)
+    ).all()
+    db.session.commit()
+    return sorted(claimed)
+
+
+def _claim(delivery_id: int, now: datetime) -> bool:
+    return _claim_all([delivery_id], now) == [delivery_id]
+
+
+def _release(delivery_ids: list[int]) -> None:
+    """Gives back claimed deliveries this round will not send (stopping, broker down), as
+    they were: due again at once, the try not counted."""
+    if not delivery_ids:
+        return
+    db.session.execute(
+        update(EventDelivery)
+        .where(EventDelivery.id.in_(delivery_ids), EventDelivery.status == DeliveryStatus.PENDING)
+        .values(attempts=EventDelivery.attempts - 1, next_attempt_at=utcnow())
         .execution_options(synchronize_session=False)
     )
     db.session.commit()
-    return cast(CursorResult[Any], result).rowcount == 1
 
 
-def _deliver(delivery_id: int, now: datetime, session: requests.Session) -> str:
+def _deliver(
+    delivery_id: int, now: datetime, session: requests.Session, publisher: AmqpPublisher | None
+) -> str:
     row = db.session.get(EventDelivery, delivery_id, populate_existing=True)
     assert row is not None
-    client = db.session.get(Client, row.client_id)
-    error = None
-    if row.event_type == BACKCHANNEL_LOGOUT:
-        if client is None or not client.backchannel_logout_uri:
-            error = "the client no longer has a back-channel logout URI"
-        else:
-            token = sign_set(claims_of(row), token_type=LOGOUT_TOKEN_TYPE)
-            error = _post_logout_token(client.backchannel_logout_uri, token, session)
-    elif client is None or not client.events_uri:
-        error = "the client no longer has an events URI"
+    if row.attempts > 1:
+        log.info(
+            "redelivering event %s (%s to %s, attempt %s): %s",
+            row.id, row.event_type, row.client_id or row.sink, row.attempts,
+            row.last_error or "the previous attempt did not finish (its lease expired)",
+        )
+    if row.sink == Sink.AMQP:
+        assert publisher is not None
+        error = _publish(row, publisher)
     else:
-        error = _post(client.events_uri, sign_set(claims_of(row)), session)
+        error = _push(row, session)
     if error is None:
         row.status = DeliveryStatus.DELIVERED
         row.delivered_at = utcnow()
         row.last_error = None
         outcome = "delivered"
+        metrics.observe_event_delivered(
+            row.sink, (row.delivered_at - row.created_at).total_seconds()
+        )
     elif row.attempts >= setting("IDP_EVENT_MAX_ATTEMPTS"):
         row.status = DeliveryStatus.DEAD
         row.last_error = error
         outcome = "dead"
+        log.warning("event %s (%s to %s) is dead after %s attempts: %s",
+                    row.id, row.event_type, row.client_id or row.sink, row.attempts, error)
     else:
         row.next_attempt_at = now + retry_delay(row.attempts)
         row.last_error = error
         outcome = "retrying"
+    metrics.count_event_delivery(row.sink, outcome)
     db.session.commit()
     return outcome
+
+
+def _push(row: EventDelivery, session: requests.Session) -> str | None:
+    client = db.session.get(Client, row.client_id) if row.client_id else None
+    if row.event_type == BACKCHANNEL_LOGOUT:
+        if client is None or not client.backchannel_logout_uri:
+            return "the client no longer has a back-channel logout URI"
+        token = sign_set(claims_of(row), token_type=LOGOUT_TOKEN_TYPE)
+        return _post_logout_token(client.backchannel_logout_uri, token, session)
+    if client is None or not client.events_uri:
+        return "the client no longer has an events URI"
+    return _post(client.events_uri, sign_set(claims_of(row)), session)
+
+
+def _publish(row: EventDelivery, publisher: AmqpPublisher) -> str | None:
+    claims = claims_of(row)
+    if str(current_app.config.get("IDP_AMQP_BODY") or "set") == "claims":
+        body, content_type = json.dumps(claims).encode(), "application/json"
+    else:
+        body, content_type = sign_set(claims).encode("ascii"), SET_MEDIA_TYPE
+    try:
+        publisher.publish(row.event_type, body, str(claims["jti"]), content_type)
+    except AmqpUnavailable as failure:
+        log.warning("RabbitMQ unavailable (%s): events wait in the outbox", failure)
+        return str(failure)[:500]
+    return None
 
 
 def _post(url: str, token: str, session: requests.Session) -> str | None:
@@ -143,6 +260,8 @@ def _post(url: str, token: str, session: requests.Session) -> str | None:
             timeout=setting("IDP_EVENT_TIMEOUT_SECONDS"),
             allow_redirects=False,
         )
+    except OutboundRefused as refusal:
+        return f"refused: {refusal}"[:500]
     except requests.RequestException as failure:
         return f"{type(failure).__name__}: could not reach the receiver"[:500]
     if response.status_code == 202:
@@ -161,6 +280,8 @@ def _post_logout_token(url: str, token: str, session: requests.Session) -> str |
             timeout=setting("IDP_EVENT_TIMEOUT_SECONDS"),
             allow_redirects=False,
         )
+    except OutboundRefused as refusal:
+        return f"refused: {refusal}"[:500]
     except requests.RequestException as failure:
         return f"{type(failure).__name__}: could not reach the receiver"[:500]
     if response.status_code in (200, 204):

@@ -11,6 +11,15 @@ from idp.extensions import db
 from idp.models_base import UTCDateTime, utcnow
 
 
+class Sink:
+    """Where a delivery goes: a relying party's URI (RFC 8935 push, back-channel logout), or the
+    RabbitMQ exchange (`IDP_AMQP_URL`)."""
+
+    PUSH = "push"
+    AMQP = "amqp"
+    ALL = (PUSH, AMQP)
+
+
 class DeliveryStatus:
     PENDING = "pending"
     DELIVERED = "delivered"
@@ -30,7 +39,11 @@ class EventDelivery(db.Model):
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    client_id: Mapped[str] = mapped_column(String(64), index=True)
+    sink: Mapped[str] = mapped_column(String(16), default=Sink.PUSH, server_default=Sink.PUSH)
+    # The receiving relying party; None for the AMQP sink.
+    client_id: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
+    # The account the event is about: deliveries of one account leave in order, per receiver.
+    subject: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
     event_type: Mapped[str] = mapped_column(String(64))
     # The claims of the SET; it is signed at delivery time with the then-current key.
     payload: Mapped[str] = mapped_column(Text)

@@ -14,8 +14,32 @@ SET_TYPE = "secevent+jwt"  # RFC 8417 §2.3, the `typ` header
 SET_MEDIA_TYPE = "application/secevent+jwt"  # RFC 8935 §2
 SET_SIGNING_ALGORITHM = "RS256"
 
+ACCOUNT_CREATED = "account-created"
+IDENTITY_LINKED = "identity-linked"
+IDENTITY_UNLINKED = "identity-unlinked"
+PHONE_CHANGED = "phone-changed"
+PROFILE_UPDATED = "profile-updated"
+ACCOUNT_DISABLED = "account-disabled"
+ACCOUNT_ENABLED = "account-enabled"
+ACCOUNT_DELETION_SCHEDULED = "account-deletion-scheduled"
+ACCOUNT_DELETED = "account-deleted"
 ACCOUNT_MERGED = "account-merged"
 ACCOUNT_UNMERGED = "account-unmerged"
+ACCOUNT_EVENT_TYPES = (
+    ACCOUNT_CREATED,
+    IDENTITY_LINKED,
+    IDENTITY_UNLINKED,
+    PHONE_CHANGED,
+    PROFILE_UPDATED,
+    ACCOUNT_DISABLED,
+    ACCOUNT_ENABLED,
+    ACCOUNT_DELETION_SCHEDULED,
+    ACCOUNT_DELETED,
+    ACCOUNT_MERGED,
+    ACCOUNT_UNMERGED,
+)
+# What a relying party that chose nothing receives: what every one received before.
+DEFAULT_SUBSCRIPTION = (ACCOUNT_MERGED, ACCOUNT_UNMERGED)
 EVENT_TYPE_PREFIX = "urn:idp:secevent:"
 
 
@@ -29,15 +53,24 @@ def subject(sub: str) -> dict[str, str]:
     return {"format": "iss_sub", "iss": issuer(), "sub": sub}
 
 
-def account_event(event_type: str, merged_sub: str, surviving_sub: str) -> dict[str, Any]:
+def account_event(
+    event_type: str, merged_sub: str, surviving_sub: str, *, actor: str = "", channel: str = ""
+) -> dict[str, Any]:
     """The event body shared by merge and undo: which `sub` merged into (or out of) which."""
-    return {
-        event_type_uri(event_type): {
-            "subject": subject(merged_sub),
-            "merged_sub": merged_sub,
-            "surviving_sub": surviving_sub,
-        }
-    }
+    return lifecycle_event(
+        event_type, merged_sub, actor=actor, channel=channel,
+        details={"merged_sub": merged_sub, "surviving_sub": surviving_sub},
+    )
+
+
+def lifecycle_event(
+    event_type: str, sub: str, *, actor: str, channel: str, details: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """The body of an account event: the account (`sub`), who did it and through which channel,
+    and what changed by name only (claim names, identity kinds), never a value or a secret."""
+    body: dict[str, Any] = {"subject": subject(sub), "sub": sub, "actor": actor, "channel": channel}
+    body.update(details or {})
+    return {event_type_uri(event_type): body}
 
 
 def set_claims(audience: str, events: dict[str, Any], when: int | None = None) -> dict[str, Any]:

@@ -29,6 +29,8 @@ from idp.accounts.models import (
     SecondFactor,
     TermsAcceptance,
 )
+from idp.events import sets
+from idp.events.outbox import emit
 from idp.extensions import db
 from idp.identity import audit
 from idp.identity.audit import Actor
@@ -70,6 +72,8 @@ def schedule_deletion(account: Account, actor: Actor, reason: str = "user reques
         sign_out_everywhere(locked, actor, reason="deletion requested")
         audit.record("account.deletion_scheduled", actor, account_id, reason=reason,
                      due_at=locked.deletion_due_at.isoformat())
+        emit(sets.ACCOUNT_DELETION_SCHEDULED, account_id, actor,
+             details={"deletion_due_at": locked.deletion_due_at.isoformat()})
         return locked.deletion_due_at
 
     return run_in_transaction(work, attempts=4)
@@ -102,6 +106,9 @@ def _erase(account_id: str, actor: Actor) -> dict[str, int]:
     now = utcnow()
     locked.tokens_valid_after = now
     ended = end_credentials(locked, now)  # back-channel logout for any session still live
+    # Before the consents and tokens go: they say which relying parties held the account. The
+    # event names the `sub` only (no personal data).
+    emit(sets.ACCOUNT_DELETED, account_id, actor)
     removed: dict[str, Any] = {"refresh_tokens": ended["refresh_tokens"]}
     for model in (Identity, ProfileClaim, Consent, SecondFactor, RecoveryCode, TermsAcceptance,
                   LoginSession, LoginEvent):

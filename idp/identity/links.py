@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
+from idp.events import sets
+from idp.events.outbox import emit
 from idp.extensions import db
 from idp.identity import audit
 from idp.identity.audit import Actor
@@ -28,6 +30,7 @@ from idp.identity.service import (
     IdentityError,
     IdentityTaken,
     create_account,
+    emit_identity_change,
     find_identity,
     identities_of,
     link_identity,
@@ -264,6 +267,7 @@ def _verify_phone(account: Account, phone: str, proof: Proof, actor: Actor) -> N
         "identity.verify", actor, account.id, reason=proof.method,
         kind=IdentityKind.PHONE, value=phone,
     )
+    emit(sets.PHONE_CHANGED, account.id, actor)
 
 
 # --- unlinking -----------------------------------------------------------------------------------
@@ -295,6 +299,7 @@ def _unlink(identity_id: int, actor: Actor) -> None:
         raise StaleState()
     check_unlink(row, identities_of(account))
     kind, namespace, value = row.kind, row.namespace, row.value
+    emit_identity_change(sets.IDENTITY_UNLINKED, account, row, actor)
     db.session.delete(row)
     if kind != IdentityKind.PASSWORD:
         account.profile_updated_at = utcnow()  # phone, email and WeChat ids are served claims

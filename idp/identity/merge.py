@@ -155,7 +155,9 @@ def merge_in_transaction(
         details["triggered_by"] = str(triggered_by)
     audit.record("account.merge", actor, survivor.id, reason=rule, **details)
     audit.record("account.merged_away", actor, loser.id, reason=rule, **details)
-    enqueue_account_event(sets.ACCOUNT_MERGED, merged_sub=loser.id, surviving_sub=survivor.id)
+    enqueue_account_event(
+        sets.ACCOUNT_MERGED, merged_sub=loser.id, surviving_sub=survivor.id, actor=actor
+    )
     db.session.flush()
     return record
 
@@ -338,7 +340,9 @@ def _undo(record_id: int, actor: Actor) -> Account:
     }
     audit.record("account.unmerge", actor, survivor.id, reason="undo", **details)
     audit.record("account.restored", actor, loser.id, reason="undo", **details)
-    enqueue_account_event(sets.ACCOUNT_UNMERGED, merged_sub=loser.id, surviving_sub=survivor.id)
+    enqueue_account_event(
+        sets.ACCOUNT_UNMERGED, merged_sub=loser.id, surviving_sub=survivor.id, actor=actor
+    )
     db.session.flush()
     return loser
 

@@ -137,7 +137,8 @@ def check_merge(
         if account.status == AccountStatus.MERGED:
             raise MergeRefused("already_merged", f"account {account.id} was merged already")
     if rule == MergeRule.ADMIN_DECISION:
-        if actor.type != "admin":
+        # An admin, or a back-end service to which an admin granted the `idp:merges` scope.
+        if actor.type not in ("admin", "client"):
             raise MergeRefused("admin_only", "only an admin may merge without proof")
         return
     if not (survivor.is_active and loser.is_active):

@@ -9,6 +9,8 @@ from datetime import datetime
 
 from sqlalchemy import select
 
+from idp.events import sets
+from idp.events.outbox import emit, emit_profile_update
 from idp.extensions import db
 from idp.identity import audit
 from idp.identity.audit import Actor
@@ -71,6 +73,7 @@ def create_account(actor: Actor, channel: str, *, is_admin: bool = False) -> Acc
     db.session.add(account)
     db.session.flush()
     audit.record("account.create", actor, account.id, reason=f"first sign-in via {channel}")
+    emit(sets.ACCOUNT_CREATED, account.id, actor, channel=channel)
     return account
 
 
@@ -119,7 +122,20 @@ def link_identity(
         value=_display_value(kind, value),
         verified=verified,
     )
+    emit_identity_change(sets.IDENTITY_LINKED, account, identity, actor)
     return identity
+
+
+def emit_identity_change(
+    event_type: str, account: Account, identity: Identity, actor: Actor
+) -> None:
+    """identity-linked / identity-unlinked name the kind (and appid), never the value; a
+    verified phone coming or going is also `phone-changed`."""
+    details = {"kind": identity.kind, "namespace": identity.namespace,
+               "verified": bool(identity.verified)}
+    emit(event_type, account.id, actor, details=details)
+    if identity.kind == IdentityKind.PHONE and identity.verified:
+        emit(sets.PHONE_CHANGED, account.id, actor)
 
 
 def identities_of(account: Account, kind: str | None = None) -> list[Identity]:
@@ -133,8 +149,12 @@ def touch_identity(identity: Identity, when: datetime | None = None) -> None:
     identity.last_used_at = when or utcnow()
 
 
-def set_claim(account: Account, name: str, value: str | None, source: str) -> bool:
-    """Store what `source` says of a claim; returns whether anything changed."""
+def set_claim(
+    account: Account, name: str, value: str | None, source: str, actor: Actor | None = None
+) -> bool:
+    """Store what `source` says of a claim; returns whether anything changed. A change queues
+    `profile-updated` (one per account and transaction, naming every claim that changed); the
+    actor is the user for their own edits, else the system that reported it, unless given."""
     row = db.session.scalars(
         select(ProfileClaim).where(
             ProfileClaim.account_id == account.id,
@@ -156,6 +176,9 @@ def set_claim(account: Account, name: str, value: str | None, source: str) -> bo
         row.value = value
         row.updated_at = utcnow()
     account.profile_updated_at = utcnow()
+    if actor is None:
+        actor = Actor.user(account.id) if source == "user" else Actor.system(source)
+    emit_profile_update(account.id, actor, [name])
     return True
 
 

@@ -57,6 +57,15 @@ wechat_latency = Histogram(
     buckets=LATENCY_BUCKETS,
 )
 merges = Counter("idp_account_merges", "Accounts merged, by rule", ["rule"])
+event_deliveries = Counter(
+    "idp_event_deliveries", "Event delivery attempts, by sink and outcome", ["sink", "outcome"]
+)
+event_delivery_latency = Histogram(
+    "idp_event_delivery_latency_seconds",
+    "From the change's commit to the receiver's acknowledgement, by sink",
+    ["sink"],
+    buckets=(0.1, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 1800.0, 3600.0, 21600.0),
+)
 
 bp = Blueprint("observability", __name__)
 
@@ -66,6 +75,14 @@ bp = Blueprint("observability", __name__)
 
 def count_token_issued(grant_type: str | None) -> None:
     tokens_issued.labels(grant_type=grant_type or "other").inc()
+
+
+def count_event_delivery(sink: str, outcome: str) -> None:
+    event_deliveries.labels(sink=sink, outcome=outcome).inc()
+
+
+def observe_event_delivered(sink: str, seconds: float) -> None:
+    event_delivery_latency.labels(sink=sink).observe(max(seconds, 0.0))
 
 
 def wechat_call_observer(path: str, errcode: int | None, seconds: float) -> None:
@@ -145,7 +162,21 @@ def _listen_to_sessions() -> None:
 def metrics() -> Response:
     if not _may_read_metrics():
         abort(403, "Metrics are readable from loopback or with the metrics token only.")
-    return Response(generate_latest(_registry()), mimetype=CONTENT_TYPE_LATEST)
+    body = generate_latest(_registry())
+    collectors = current_app.extensions.get("idp_scrape_collectors", [])
+    if collectors:
+        # Read at scrape time from shared state (the database), so correct whichever process
+        # did the work: one registry per scrape, never the global one.
+        registry = CollectorRegistry(auto_describe=False)
+        for collector in collectors:
+            registry.register(collector)
+        body += generate_latest(registry)
+    return Response(body, mimetype=CONTENT_TYPE_LATEST)
+
+
+def add_scrape_collector(app: Flask, collector: Any) -> None:
+    """A prometheus-client collector whose `collect()` runs at each scrape of `/metrics`."""
+    app.extensions.setdefault("idp_scrape_collectors", []).append(collector)
 
 
 def _registry() -> CollectorRegistry:

@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import secrets
+from collections.abc import Iterable
 from typing import Any
 from urllib.parse import urlsplit
 
+from flask import current_app
 from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
 
 from idp.crypto import digest
+from idp.events.sets import ACCOUNT_EVENT_TYPES
 from idp.extensions import db
 from idp.oidc.discovery import TOKEN_EXCHANGE
 from idp.oidc.models import Client
-from idp.scopes import SUPPORTED_SCOPES
+from idp.scopes import REGISTRABLE_SCOPES
+from idp.security.outbound import OutboundRefused, check_uri_at_registration, parse_networks
 
 KNOWN_GRANT_TYPES = ("authorization_code", "refresh_token", "client_credentials", TOKEN_EXCHANGE)
 # How a client authenticates at the token, revocation and introspection endpoints (OIDC
@@ -39,6 +43,31 @@ def validate_redirect_uri(uri: str) -> str:
     return uri
 
 
+def validate_server_uri(uri: str) -> str:
+    """Events and back-channel logout URIs: the redirect URI rules, http(s) only, and never an
+    address of the IdP's own network unless the operator allows it (issue 10 item 8)."""
+    validate_redirect_uri(uri)
+    if not uri.startswith(("https://", "http://")):
+        raise ClientSpecError(f"must be an http(s) URL: {uri!r}")
+    allowed = parse_networks(current_app.config.get("IDP_OUTBOUND_ALLOWED_NETWORKS"))
+    try:
+        check_uri_at_registration(uri, allowed)
+    except OutboundRefused as refusal:
+        raise ClientSpecError(
+            f"{uri!r} points at a non-public address ({refusal}); an operator may allow its "
+            "network in IDP_OUTBOUND_ALLOWED_NETWORKS"
+        ) from refusal
+    return uri
+
+
+def validate_event_types(event_types: Iterable[str]) -> list[str]:
+    chosen = list(dict.fromkeys(event_types))
+    unknown = set(chosen) - set(ACCOUNT_EVENT_TYPES)
+    if unknown:
+        raise ClientSpecError(f"unknown event types: {', '.join(sorted(unknown))}")
+    return chosen
+
+
 def create_client(
     *,
     name: str,
@@ -50,6 +79,7 @@ def create_client(
     post_logout_redirect_uris: tuple[str, ...] | list[str] = (),
     backchannel_logout_uri: str | None = None,
     events_uri: str | None = None,
+    event_types: Iterable[str] | None = None,
     first_party: bool = False,
     id_token_alg: str = "RS256",
     jwks: dict[str, Any] | None = None,
@@ -73,10 +103,14 @@ def create_client(
     if TOKEN_EXCHANGE in grants and not (public and wechat_appid):
         raise ClientSpecError("the mini-program grant needs --public and --wechat-appid")
     scopes = (scope or "openid profile phone email wechat offline_access").split()
-    if set(scopes) - set(SUPPORTED_SCOPES):
+    if set(scopes) - set(REGISTRABLE_SCOPES):
         raise ClientSpecError(
-            f"unknown scopes: {' '.join(sorted(set(scopes) - set(SUPPORTED_SCOPES)))}"
+            f"unknown scopes: {' '.join(sorted(set(scopes) - set(REGISTRABLE_SCOPES)))}"
         )
+    for uri in (backchannel_logout_uri, events_uri):
+        if uri:
+            validate_server_uri(uri)
+    chosen_event_types = validate_event_types(event_types) if event_types else None
     secret = secrets.token_urlsafe(32) if auth_method in SECRET_AUTH_METHODS else None
     client = Client(
         client_id=secrets.token_urlsafe(16),
@@ -92,6 +126,7 @@ def create_client(
         wechat_appid=wechat_appid,
         backchannel_logout_uri=backchannel_logout_uri,
         events_uri=events_uri,
+        event_types=chosen_event_types,
         jwks=jwks,
         require_mfa=require_mfa,
     )

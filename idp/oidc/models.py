@@ -41,6 +41,8 @@ class Client(db.Model, ClientMixin):
     wechat_appid: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
     backchannel_logout_uri: Mapped[str | None] = mapped_column(Text, nullable=True)
     events_uri: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # The account event types pushed to `events_uri`; None: merges and undos only, as before.
+    event_types: Mapped[list[str] | None] = mapped_column(JSON, nullable=True)
     jwks: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)  # private_key_jwt
     # Every sign-in to this client needs a second factor (idp.oidc.step_up).
     require_mfa: Mapped[bool] = mapped_column(Boolean, default=False)

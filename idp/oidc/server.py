@@ -20,7 +20,7 @@ from idp.oidc.client_cache import ClientSnapshot, cached_client
 from idp.oidc.context import auth_context, issuer
 from idp.oidc.models import AuthorizationCode, RefreshToken, token_digest
 from idp.oidc.tokens import AccessTokenGenerator, AccessTokenValidator, unverified_claims
-from idp.scopes import SUPPORTED_SCOPES
+from idp.scopes import REGISTRABLE_SCOPES
 
 
 class IdentityProviderServer(AuthorizationServer):
@@ -104,7 +104,7 @@ def server_of(app: Flask) -> IdentityProviderServer:
 
 
 def init_app(app: Flask) -> None:
-    app.config.setdefault("OAUTH2_SCOPES_SUPPORTED", list(SUPPORTED_SCOPES))
+    app.config.setdefault("OAUTH2_SCOPES_SUPPORTED", list(REGISTRABLE_SCOPES))
     server = IdentityProviderServer()
     server.init_app(app)
     server.register_token_generator("default", AccessTokenGenerator())

@@ -93,13 +93,13 @@ def test_disable_asks_first_then_ends_sessions_and_tokens(
     live = db.session.scalars(sa.select(LoginSession).where(
         LoginSession.account_id == alice.id, LoginSession.ended_at.is_(None))).all()
     assert live == []
-    assert [e.actor_id for e in audit_of("admin.account_disable")] == [admin.account.id]
+    assert [e.actor_id for e in audit_of("account.disable")] == [admin.account.id]
     other_browser = app.test_client()
     assert login(other_browser, "+8613800138000").status_code == 200  # refused: form again
     admin.submit(f"/admin/accounts/{alice.id}/enable")
     db.session.expire_all()
     assert db.session.get(Account, alice.id).status == AccountStatus.ACTIVE
-    assert len(audit_of("admin.account_enable")) == 1
+    assert len(audit_of("account.enable")) == 1
 
 
 def test_unlinking_the_last_way_to_log_in_is_refused_and_shown(

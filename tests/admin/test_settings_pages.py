@@ -19,6 +19,7 @@ NEW_CLIENT = {
     "grant_types": ["authorization_code", "refresh_token"],
     "scope": "openid profile phone",
     "events_uri": "https://shop.example/events",
+    "event_types": ["account-merged", "account-disabled"],
     "post_logout_redirect_uris": "https://shop.example/bye",
 }
 
@@ -37,6 +38,7 @@ def test_create_a_client_shows_the_secret_once(admin: AdminBrowser) -> None:
     assert client is not None and client.check_client_secret(secret)
     assert client.redirect_uris == NEW_CLIENT["redirect_uris"].split("\n")
     assert client.events_uri == "https://shop.example/events"
+    assert client.event_types == ["account-merged", "account-disabled"]
     assert secret not in text_of(admin.get(f"/admin/clients/{client_id}"))
     assert secret not in text_of(admin.get("/admin/clients"))
     assert [e.details["client_id"] for e in audit_of("admin.client_create")] == [client_id]
@@ -46,6 +48,15 @@ def test_an_invalid_client_is_refused_with_the_reason(admin: AdminBrowser) -> No
     response = _create(admin, redirect_uris="http://evil.example/cb")
     assert response.status_code == 200
     assert "loopback only" in text_of(response)
+    assert db.session.scalars(sa.select(Client)).all() == []
+
+
+def test_an_internal_events_uri_is_refused_in_the_admin_form__issue10_8(
+    app: Any, admin: AdminBrowser
+) -> None:
+    app.config["IDP_OUTBOUND_ALLOWED_NETWORKS"] = ""
+    response = _create(admin, events_uri="https://169.254.169.254/latest")
+    assert response.status_code == 200 and "non-public address" in text_of(response)
     assert db.session.scalars(sa.select(Client)).all() == []
 
 
@@ -146,6 +157,8 @@ def test_admin_adds_an_official_account_app(admin: AdminBrowser) -> None:
     assert response.status_code == 302
     assert db.session.get(WeChatApp, "wxoa34567890abcdef").kind == "officialaccount"
     assert "Official Account (sign-in inside WeChat)" in text_of(admin.get("/admin/wechat-apps"))
+
+
 def test_a_field_error_is_tied_to_its_field__wcag_3_3_1(admin: AdminBrowser) -> None:
     html = _create(admin, name="").get_data(as_text=True)
     field = re.search(r'<input[^>]*name="name"[^>]*>', html).group(0)  # type: ignore[union-attr]
@@ -153,3 +166,32 @@ def test_a_field_error_is_tied_to_its_field__wcag_3_3_1(admin: AdminBrowser) -> 
     assert re.search(r'<p class="field-error" id="name-error">[^<]+</p>', html)
     scope = re.search(r'<input[^>]*name="scope"[^>]*>', html).group(0)  # type: ignore[union-attr]
     assert "aria-invalid" not in scope
+
+
+def test_the_delivery_page_shows_both_sinks_with_lag_and_dead_letters(
+    app: Any, admin: AdminBrowser
+) -> None:
+    from datetime import timedelta
+
+    from idp.models_base import utcnow
+
+    app.config["IDP_AMQP_URL"] = "amqp://guest:guest@127.0.0.1:5672/"
+    old = utcnow() - timedelta(seconds=120)
+    db.session.add_all([
+        EventDelivery(sink="amqp", event_type="account-created", payload="{}", created_at=old,
+                      status=DeliveryStatus.PENDING, attempts=2, last_error="broker away"),
+        EventDelivery(sink="amqp", event_type="account-created", payload="{}",
+                      status=DeliveryStatus.DEAD, attempts=8, last_error="nack"),
+        EventDelivery(client_id="c1", event_type="account-merged", payload="{}",
+                      status=DeliveryStatus.PENDING, attempts=0),
+    ])
+    db.session.commit()
+
+    html = admin.get("/admin/events").get_data(as_text=True)
+
+    rows = re.findall(r'<tr data-sink="(\w+)">(.*?)</tr>', html, re.S)
+    cells = {sink: re.findall(r"<td>(.*?)</td>", body, re.S)[1:] for sink, body in rows}
+    assert cells["push"] == ["1", "0", "0", "0 s"]
+    assert cells["amqp"][:3] == ["0", "1", "1"]
+    assert int(cells["amqp"][3].split()[0]) >= 120
+    assert "idp.events" in html and "broker away" in html and "nack" in html

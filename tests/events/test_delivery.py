@@ -22,6 +22,7 @@ from idp.identity.models import AuditEvent
 from idp.identity.rules import MergeRule, Proof
 from idp.models_base import utcnow
 from tests.conftest import ISSUER
+from tests.events.conftest import grant_everyone
 from tests.identity.conftest import age
 
 ADMIN = Actor.admin("admin-1")
@@ -33,7 +34,9 @@ def subscriber(make_client: Any, receiver: Any) -> Any:
 
 
 def merge(make_user: Any) -> tuple[Any, Any, Any]:
+    """An admin merges two accounts; every RP with an events URI knows the loser."""
     survivor, loser = age(make_user(), 10), make_user()
+    grant_everyone(loser)
     record = merge_accounts(survivor, loser, rule=MergeRule.ADMIN_DECISION,
                             proof=Proof.admin("test"), actor=ADMIN)
     return survivor, loser, record
@@ -71,6 +74,9 @@ def test_a_merge_event_is_a_signed_set_verifiable_with_the_jwks__rfc8417(
     assert claims["events"] == {
         event_type_uri(ACCOUNT_MERGED): {
             "subject": {"format": "iss_sub", "iss": ISSUER, "sub": loser.id},
+            "sub": loser.id,
+            "actor": "admin:admin-1",
+            "channel": "admin",
             "merged_sub": loser.id,
             "surviving_sub": survivor.id,
         }

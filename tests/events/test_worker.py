@@ -9,6 +9,7 @@ from idp.extensions import db
 from idp.identity.audit import Actor
 from idp.identity.merge import merge_accounts
 from idp.identity.rules import MergeRule, Proof
+from tests.events.conftest import grant_everyone
 from tests.identity.conftest import age
 
 
@@ -16,7 +17,9 @@ def test_idp_worker_once_delivers_what_is_due(
     app: Any, make_user: Any, make_client: Any, receiver: Any
 ) -> None:
     make_client(name="Subscriber", events_uri=receiver.url)
-    merge_accounts(age(make_user(), 10), make_user(), rule=MergeRule.ADMIN_DECISION,
+    loser = make_user()
+    grant_everyone(loser)
+    merge_accounts(age(make_user(), 10), loser, rule=MergeRule.ADMIN_DECISION,
                    proof=Proof.admin("test"), actor=Actor.admin("a"))
 
     result = app.test_cli_runner().invoke(args=["worker", "--once"])

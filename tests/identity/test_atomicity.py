@@ -44,9 +44,10 @@ def two_lived_in_accounts(
     client: Any, make_user: Any, make_client: Any, website: Any, wechat_user: Any
 ) -> tuple[Any, Any]:
     """Two accounts with something in every table a merge touches."""
-    make_client(name="Subscribed", events_uri="https://rp.example/events")
+    subscribed = make_client(name="Subscribed", events_uri="https://rp.example/events")[0]
     survivor = age(make_user(phone=PHONE, name="Alice"), 30)
     loser = make_user(phone="+8613800138051", email="alice@example.com")
+    db.session.add(Consent(account_id=loser.id, client_id=subscribed.client_id, scopes=["openid"]))
     link_identity(loser, IdentityKind.WECHAT_OPENID, "openid-x", ADMIN, namespace="wxapp",
                   verified=True, proof="wechat_login")
     set_claim(survivor, "nickname", "ali", "wechat")

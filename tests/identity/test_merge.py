@@ -206,12 +206,13 @@ def test_a_merge_is_audited_with_rule_proof_and_actor(make_user: Any) -> None:
                                       "verified": True}
 
 
-def test_a_merge_queues_an_event_for_each_client_with_an_events_uri(
+def test_a_merge_queues_an_event_for_each_subscribed_client_with_a_grant(
     make_user: Any, make_client: Any
 ) -> None:
     subscribed = make_client(name="Subscribed", events_uri="https://rp.example/events")[0]
     make_client(name="Not subscribed")
     survivor, loser = age(make_user(), 10), make_user()
+    db.session.add(Consent(account_id=loser.id, client_id=subscribed.client_id, scopes=["openid"]))
 
     admin_merge(survivor, loser)
 

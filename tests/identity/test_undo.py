@@ -94,8 +94,9 @@ def test_undo_gives_back_the_losers_consents(make_user: Any, make_client: Any) -
 
 
 def test_undo_is_audited_and_tells_the_relying_parties(make_user: Any, make_client: Any) -> None:
-    make_client(name="Subscribed", events_uri="https://rp.example/events")
+    subscribed = make_client(name="Subscribed", events_uri="https://rp.example/events")[0]
     survivor, loser = age(make_user(), 10), make_user()
+    db.session.add(Consent(account_id=loser.id, client_id=subscribed.client_id, scopes=["openid"]))
     undo_merge(admin_merge(survivor, loser), ADMIN)
 
     assert "account.unmerge" in audit_actions(survivor.id)

@@ -12,6 +12,7 @@ from idp.admin import client_admin
 from idp.admin.blueprint import admin_actor, bp
 from idp.admin.forms import ClientForm, ConfirmForm
 from idp.admin.views.helpers import confirm_page
+from idp.events.sets import DEFAULT_SUBSCRIPTION
 from idp.extensions import db
 from idp.oidc.clients import ClientSpecError
 from idp.oidc.models import Client
@@ -31,6 +32,7 @@ def client_create() -> Any:
     if request.method == "GET":
         form.scope.data = "openid profile phone email offline_access"
         form.grant_types.data = ["authorization_code", "refresh_token"]
+        form.event_types.data = list(DEFAULT_SUBSCRIPTION)
     if form.validate_on_submit():
         try:
             client, secret = client_admin.create_from_form(form, admin_actor())

@@ -1,4 +1,5 @@
-"""Security-event deliveries that failed, with a retry."""
+"""Event delivery: how each sink (RP push, RabbitMQ) is doing, and the deliveries that failed,
+with a retry."""
 
 from __future__ import annotations
 
@@ -11,7 +12,8 @@ from sqlalchemy import select
 from idp.admin.blueprint import admin_actor, bp
 from idp.admin.forms import ConfirmForm
 from idp.events.models import DeliveryStatus, EventDelivery
-from idp.events.outbox import DeliveryNotRetryable, retry_delivery
+from idp.events.monitoring import outbox_state
+from idp.events.outbox import DeliveryNotRetryable, amqp_exchange, retry_delivery
 from idp.extensions import db
 
 
@@ -27,7 +29,10 @@ def events() -> Any:
         .order_by(EventDelivery.id.desc())
         .limit(200)
     ).all()
-    return render_template("admin/events.html", deliveries=failing, form=ConfirmForm())
+    return render_template(
+        "admin/events.html", deliveries=failing, form=ConfirmForm(),
+        sinks=outbox_state(), exchange=amqp_exchange(),
+    )
 
 
 @bp.post("/events/<int:delivery_id>/retry")

@@ -1,0 +1,289 @@
+"""The OpenAPI 3.1 document of the management API, kept by hand beside the views it describes
+(tests/api validate it with openapi-spec-validator and run schemathesis against it: every
+response must match it, and none may be a 5xx)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import jsonify
+
+from idp.api.blueprint import bp
+from idp.identity.claims import PROFILE_CLAIMS
+from idp.identity.models import IdentityKind
+from idp.oidc.context import issuer
+from idp.scopes import MANAGEMENT_SCOPES
+
+PROBLEM = {"$ref": "#/components/schemas/Problem"}
+NULLABLE_STRING = {"type": ["string", "null"]}
+TIMESTAMP = {"type": "string", "format": "date-time"}
+SUB = {"name": "sub", "in": "path", "required": True,
+       "description": "the account's `sub`, or a merged-away alias of it",
+       "schema": {"type": "string", "minLength": 1, "maxLength": 64}}
+
+SCHEMAS: dict[str, Any] = {
+    "Problem": {
+        "type": "object",
+        "description": "RFC 9457 problem details",
+        "required": ["type", "title", "status"],
+        "properties": {
+            "type": {"type": "string"}, "title": {"type": "string"},
+            "status": {"type": "integer"}, "detail": {"type": "string"},
+            "request_id": {"type": "string"},
+        },
+    },
+    "Identity": {
+        "type": "object",
+        "required": ["id", "kind", "namespace", "value", "verified", "verified_by", "created_at"],
+        "properties": {
+            "id": {"type": "integer"},
+            "kind": {"type": "string", "enum": list(IdentityKind.ALL)},
+            "namespace": {"type": "string", "description": "the WeChat appid of an openid"},
+            "value": {**NULLABLE_STRING, "description": "null for a password"},
+            "verified": {"type": "boolean"},
+            "verified_by": NULLABLE_STRING,
+            "created_at": TIMESTAMP,
+        },
+    },
+    "Claim": {
+        "type": "object",
+        "required": ["name", "value", "source", "served", "updated_at"],
+        "properties": {
+            "name": {"type": "string"}, "value": {"type": "string"},
+            "source": {"type": "string", "description": "user, website or wechat"},
+            "served": {"type": "boolean", "description": "the value released as the claim"},
+            "updated_at": TIMESTAMP,
+        },
+    },
+    "Merge": {
+        "type": "object",
+        "required": ["id", "survivor", "merged", "rule", "actor", "created_at", "undone_at"],
+        "properties": {
+            "id": {"type": "integer"}, "survivor": {"type": "string"},
+            "merged": {"type": "string"}, "rule": {"type": "string"},
+            "actor": {"type": "string"}, "created_at": TIMESTAMP,
+            "undone_at": {"type": ["string", "null"], "format": "date-time"},
+        },
+    },
+    "Account": {
+        "type": "object",
+        "required": ["sub", "status", "created_via", "created_at", "profile_updated_at",
+                     "merged_into", "identities", "claims", "merges"],
+        "properties": {
+            "sub": {"type": "string"},
+            "status": {"type": "string", "enum": ["active", "disabled", "merged"]},
+            "created_via": {"type": "string"},
+            "created_at": TIMESTAMP,
+            "profile_updated_at": TIMESTAMP,
+            "merged_into": NULLABLE_STRING,
+            "identities": {"type": "array", "items": {"$ref": "#/components/schemas/Identity"}},
+            "claims": {"type": "array", "items": {"$ref": "#/components/schemas/Claim"}},
+            "merges": {"type": "array", "items": {"$ref": "#/components/schemas/Merge"}},
+        },
+    },
+    "ClaimsUpdate": {
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {
+            name: {"type": ["string", "null"], "minLength": 1, "maxLength": 255}
+            for name in PROFILE_CLAIMS
+        },
+    },
+}
+
+ACCOUNT = {"$ref": "#/components/schemas/Account"}
+MERGE = {"$ref": "#/components/schemas/Merge"}
+MERGE_REQUEST = {
+    "type": "object", "required": ["survivor", "merged", "reason"],
+    "properties": {"survivor": {"type": "string", "maxLength": 64},
+                   "merged": {"type": "string", "maxLength": 64},
+                   "reason": {"type": "string", "minLength": 1, "maxLength": 255}},
+}
+
+
+def _json(schema: dict[str, Any], description: str = "OK", **headers: Any) -> dict[str, Any]:
+    response: dict[str, Any] = {
+        "description": description, "content": {"application/json": {"schema": schema}}
+    }
+    if headers:
+        response["headers"] = {name: {"schema": {"type": "string"}} for name in headers}
+    return response
+
+
+def _operation(
+    scope: str, summary: str, responses: dict[str, Any], *, parameters: list[Any] | None = None,
+    body: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    operation: dict[str, Any] = {
+        "summary": summary,
+        "security": [{"client": [scope]}],
+        "parameters": parameters or [],
+        "responses": {
+            **responses,
+            "default": {"description": "an RFC 9457 problem",
+                        "content": {"application/problem+json": {"schema": PROBLEM}}},
+        },
+    }
+    if body is not None:
+        operation["requestBody"] = {"required": True,
+                                    "content": {"application/json": {"schema": body}}}
+    return operation
+
+
+def document() -> dict[str, Any]:
+    read, write = "idp:accounts.read", "idp:accounts.write"
+    sessions, merges = "idp:sessions", "idp:merges"
+    identity_id = {"name": "identity_id", "in": "path", "required": True,
+                   "schema": {"type": "integer", "minimum": 0, "maximum": 2**31 - 1}}
+    handle = {"name": "handle", "in": "path", "required": True,
+              "schema": {"type": "string", "maxLength": 64}}
+    family = {"name": "family", "in": "path", "required": True,
+              "schema": {"type": "string", "maxLength": 64}}
+    merge_id = {"name": "merge_id", "in": "path", "required": True,
+                "schema": {"type": "integer", "minimum": 0, "maximum": 2**31 - 1}}
+    with_etag = _json(ACCOUNT, "the account", ETag=True)
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "IdP management API", "version": "1.0.0",
+                 "description": "Accounts, merges and sessions for the company's services."},
+        "servers": [{"url": issuer() + "/api/v1"}],
+        "components": {
+            "schemas": SCHEMAS,
+            "securitySchemes": {
+                "client": {
+                    "type": "oauth2",
+                    "description": "client_credentials tokens; an admin grants the scopes",
+                    "flows": {"clientCredentials": {
+                        "tokenUrl": issuer() + "/oauth/token",
+                        "scopes": {scope: scope for scope in MANAGEMENT_SCOPES},
+                    }},
+                },
+            },
+        },
+        "paths": {
+            "/accounts": {
+                "get": _operation(read, "Search accounts by any identifier", {
+                    "200": _json({"type": "object", "required": ["accounts", "next_cursor"],
+                                  "properties": {"accounts": {"type": "array", "items": ACCOUNT},
+                                                 "next_cursor": NULLABLE_STRING}})},
+                    parameters=[
+                        {"name": "q", "in": "query",
+                         "schema": {"type": "string", "maxLength": 255}},
+                        {"name": "limit", "in": "query",
+                         "schema": {"type": "integer", "minimum": 1, "maximum": 100}},
+                        {"name": "cursor", "in": "query", "schema": {"type": "string"}},
+                    ]),
+                "post": _operation(write, "Create an account with a vouched-for phone", {
+                    "201": _json(ACCOUNT, "created", ETag=True, Location=True)},
+                    body={"type": "object", "required": ["phone"], "properties": {
+                        "phone": {"type": "string", "maxLength": 32},
+                        "claims": {"$ref": "#/components/schemas/ClaimsUpdate"}}}),
+            },
+            "/accounts/{sub}": {
+                "get": _operation(read, "Read an account", {"200": with_etag}, parameters=[SUB]),
+            },
+            "/accounts/{sub}/claims": {
+                "patch": _operation(write, "Update profile claims (If-Match required)",
+                                    {"200": with_etag},
+                                    body={"$ref": "#/components/schemas/ClaimsUpdate"},
+                                    parameters=[SUB, {"name": "If-Match", "in": "header",
+                                                      "required": True,
+                                                      "schema": {"type": "string"}}]),
+            },
+            "/accounts/{sub}/disable": {
+                "post": _operation(write, "Disable an account", {"200": with_etag},
+                                   parameters=[SUB]),
+            },
+            "/accounts/{sub}/enable": {
+                "post": _operation(write, "Enable an account", {"200": with_etag},
+                                   parameters=[SUB]),
+            },
+            "/accounts/{sub}/identities": {
+                "post": _operation(write, "Link a phone (verified) or an email", {
+                    "201": with_etag}, parameters=[SUB], body={
+                        "type": "object", "required": ["kind", "value"], "properties": {
+                            "kind": {"type": "string", "enum": ["phone", "email"]},
+                            "value": {"type": "string", "maxLength": 254}}}),
+            },
+            "/accounts/{sub}/identities/{identity_id}": {
+                "delete": _operation(write, "Unlink an identity (engine rules apply)",
+                                     {"200": with_etag}, parameters=[SUB, identity_id]),
+            },
+            "/accounts/{sub}/sessions": {
+                "get": _operation(sessions, "List live IdP sessions", {"200": _json({
+                    "type": "object", "required": ["sessions"], "properties": {"sessions": {
+                        "type": "array", "items": {"type": "object", "properties": {
+                            "handle": {"type": "string"}, "channel": {"type": "string"},
+                            "amr": {"type": "array", "items": {"type": "string"}},
+                            "created_at": TIMESTAMP, "expires_at": TIMESTAMP}}}}})},
+                    parameters=[SUB]),
+            },
+            "/accounts/{sub}/sessions/{handle}": {
+                "delete": _operation(sessions, "End a session (back-channel logout follows)",
+                                     {"204": {"description": "ended"}},
+                                     parameters=[SUB, handle]),
+            },
+            "/accounts/{sub}/refresh-families": {
+                "get": _operation(sessions, "List refresh-token families", {"200": _json({
+                    "type": "object", "required": ["families"], "properties": {"families": {
+                        "type": "array", "items": {"type": "object", "properties": {
+                            "family": {"type": "string"}, "client_id": {"type": "string"},
+                            "scope": {"type": "string"}, "revoked": {"type": "boolean"},
+                            "issued_at": TIMESTAMP, "last_issued_at": TIMESTAMP}}}}})},
+                    parameters=[SUB]),
+            },
+            "/accounts/{sub}/refresh-families/{family}": {
+                "delete": _operation(sessions, "Revoke a refresh-token family",
+                                     {"204": {"description": "revoked"}},
+                                     parameters=[SUB, family]),
+            },
+            "/accounts/{sub}/merges": {
+                "get": _operation(read, "An account's merges", {"200": _json({
+                    "type": "object", "required": ["merges"],
+                    "properties": {"merges": {"type": "array", "items": MERGE}}})},
+                    parameters=[SUB]),
+            },
+            "/merges": {
+                "get": _operation(merges, "Merge history, newest first", {"200": _json({
+                    "type": "object", "required": ["merges"],
+                    "properties": {"merges": {"type": "array", "items": MERGE}}})},
+                    parameters=[{"name": "sub", "in": "query",
+                                 "schema": {"type": "string", "maxLength": 64}}]),
+                "post": _operation(merges, "Merge two accounts", {"201": _json(MERGE, "merged")},
+                                   body=MERGE_REQUEST),
+            },
+            "/merges/preview": {
+                "post": _operation(merges, "Whether the rules allow a merge; changes nothing", {
+                    "200": _json({"type": "object",
+                                  "required": ["survivor", "merged", "allowed", "refusal"],
+                                  "properties": {
+                                      "survivor": {"type": "string"},
+                                      "merged": {"type": "string"},
+                                      "allowed": {"type": "boolean"},
+                                      "refusal": {"type": ["object", "null"]},
+                                      "moving_identities": {"type": "array"}}})},
+                    body=MERGE_REQUEST),
+            },
+            "/events/status": {
+                "get": _operation("idp:events.read", "Event delivery backlog per sink", {
+                    "200": _json({"type": "object", "required": ["sinks"], "properties": {
+                        "sinks": {"type": "array", "items": {
+                            "type": "object",
+                            "required": ["sink", "pending", "retrying", "dead", "lag_seconds"],
+                            "properties": {
+                                "sink": {"type": "string", "enum": ["push", "amqp"]},
+                                "pending": {"type": "integer"}, "retrying": {"type": "integer"},
+                                "dead": {"type": "integer"}, "lag_seconds": {"type": "number"},
+                                "oldest_pending_at": {"type": ["string", "null"]}}}}}})}),
+            },
+            "/merges/{merge_id}/undo": {
+                "post": _operation(merges, "Undo a merge", {"200": _json(MERGE, "undone")},
+                                   parameters=[merge_id]),
+            },
+        },
+    }
+
+
+@bp.get("/openapi.json")
+def openapi_document() -> object:
+    return jsonify(document())

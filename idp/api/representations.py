@@ -1,0 +1,88 @@
+"""What the management API says of an account: identities (never a credential), claims with
+their sources, status, merges; and its ETag (RFC 9110 §8.8.3), a digest of exactly that."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import or_, select
+
+from idp.crypto import digest
+from idp.extensions import db
+from idp.identity.claims import profile_values
+from idp.identity.models import Account, IdentityKind, MergeRecord, ProfileClaim
+from idp.identity.service import identities_of
+
+
+def iso(value: datetime | None) -> str | None:
+    return value.isoformat().replace("+00:00", "Z") if value is not None else None
+
+
+def account_view(account: Account) -> dict[str, Any]:
+    identities = [
+        {
+            "id": identity.id,
+            "kind": identity.kind,
+            "namespace": identity.namespace,
+            # A password identity's value is a credential id: never shown.
+            "value": None if identity.kind == IdentityKind.PASSWORD else identity.value,
+            "verified": identity.verified,
+            "verified_by": identity.verified_by,
+            "created_at": iso(identity.created_at),
+        }
+        for identity in identities_of(account)
+    ]
+    served = profile_values(account)
+    claims = [
+        {"name": row.name, "value": row.value, "source": row.source,
+         "served": served.get(row.name) == (row.value, row.source),
+         "updated_at": iso(row.updated_at)}
+        for row in db.session.scalars(
+            select(ProfileClaim).where(ProfileClaim.account_id == account.id)
+            .order_by(ProfileClaim.name, ProfileClaim.source)
+        )
+    ]
+    return {
+        "sub": account.id,
+        "status": account.status,
+        "created_via": account.created_via,
+        "created_at": iso(account.created_at),
+        "profile_updated_at": iso(account.profile_updated_at),
+        "merged_into": account.merged_into_id,
+        "identities": identities,
+        "claims": claims,
+        "merges": [merge_view(row) for row in merges_of(account.id)],
+    }
+
+
+def merges_of(account_id: str) -> list[MergeRecord]:
+    return list(db.session.scalars(
+        select(MergeRecord)
+        .where(or_(MergeRecord.survivor_id == account_id, MergeRecord.loser_id == account_id))
+        .order_by(MergeRecord.id)
+    ))
+
+
+def merge_view(record: MergeRecord) -> dict[str, Any]:
+    return {
+        "id": record.id,
+        "survivor": record.survivor_id,
+        "merged": record.loser_id,
+        "rule": record.rule,
+        "actor": record.actor,
+        "created_at": iso(record.created_at),
+        "undone_at": iso(record.undone_at),
+    }
+
+
+def etag_of(view: dict[str, Any]) -> str:
+    payload = json.dumps(view, sort_keys=True, separators=(",", ":")).encode()
+    return '"' + hashlib.sha256(payload).hexdigest()[:32] + '"'
+
+
+def session_handle(session_id: str) -> str:
+    """A login session's id is a bearer secret (the OIDC `sid`): the API names it by a digest."""
+    return digest(session_id)[:24]
