@@ -62,8 +62,9 @@ def run_once(
 
 
 def serve_until_signalled(app: Flask, poll_seconds: float | None = None) -> None:
-    """`idp worker`: runs the loop until SIGTERM or SIGINT, then returns after the round in
-    hand (a round commits each delivery as it goes)."""
+    """`idp worker`: runs the delivery loop and the scheduled jobs (idp/maintenance) until
+    SIGTERM or SIGINT, then returns after the round in hand (a round commits each delivery as
+    it goes)."""
     stop = threading.Event()
 
     def request_stop(signum: int, _frame: Any) -> None:
@@ -74,8 +75,10 @@ def serve_until_signalled(app: Flask, poll_seconds: float | None = None) -> None
         signum: signal.signal(signum, request_stop) for signum in (signal.SIGTERM, signal.SIGINT)
     }
     log.info("event worker started")
+    scheduler = start_scheduler(app, stop)  # retention, reconciliation, rollups, deletions
     try:
         run_worker(app, stop, poll_seconds)
+        scheduler.join(timeout=30)  # a job in hand finishes its batch (each commits as it goes)
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
