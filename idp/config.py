@@ -51,6 +51,9 @@ ENVIRONMENT_NAMES = (
     # Protocol limits (issue 10 item 5, issue 17 item 1).
     "IDP_CLIENT_ASSERTION_MAX_LIFETIME",
     "IDP_REFRESH_REUSE_GRACE_SECONDS",
+    # Profile claims: the conflict rule and operator-defined claims (idp/identity/catalogue.py).
+    "IDP_CLAIM_PRIORITY",
+    "IDP_CUSTOM_CLAIMS",
 )
 
 DEFAULTS: dict[str, Any] = {
@@ -108,6 +111,10 @@ DEFAULTS: dict[str, Any] = {
     # A refresh token already rotated is answered again, with the same successor, for this long
     # (a lost response is retried); after it, a reuse revokes the family (RFC 9700 §4.14.2).
     "IDP_REFRESH_REUSE_GRACE_SECONDS": 30,
+    # JSON {"*": [sources by priority], "<claim>": [...]}; unset: user>admin>api>website>wechat
+    "IDP_CLAIM_PRIORITY": None,
+    # JSON list of {"name", "type", "scope", "writers", "description"} (README: data dictionary).
+    "IDP_CUSTOM_CLAIMS": None,
 }
 
 
