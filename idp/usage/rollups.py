@@ -28,6 +28,7 @@ from dataclasses import asdict, dataclass
 from datetime import date, datetime, time, timedelta
 from typing import Any
 
+from flask import current_app
 from sqlalchemy import case, delete, distinct, func, insert, or_, select
 
 from idp.accounts.models import LoginEvent
@@ -82,11 +83,18 @@ def daily_rows(name: str, first_day: date, today: date) -> list[tuple[date, str,
 def refresh_daily(today: date | None = None, days: int = WINDOW_DAYS) -> int:
     """Recounts the window's completed days into `usage_count`; returns the rows written."""
     today = today or utcnow().date()
-    first_day = today - timedelta(days=days - 1)
     written = 0
     for name in DAILY:
         metric = f"daily:{name}"
+        window_start = today - timedelta(days=days - 1)
+        first_day = today - timedelta(days=min(days, _recount_days(name)) - 1)
         rows = _count_days(name, first_day, today)
+        if window_start < first_day:  # days past recounting: counted once, when first missing
+            counted = set(db.session.scalars(select(UsageCount.day).distinct().where(
+                UsageCount.metric == metric, UsageCount.day >= window_start,
+                UsageCount.day < first_day)))
+            rows += [row for row in _count_days(name, window_start, first_day)
+                     if row[0] not in counted]
         db.session.execute(delete(UsageCount).where(
             UsageCount.metric == metric, UsageCount.day >= first_day, UsageCount.day < today))
         if rows:
@@ -98,6 +106,14 @@ def refresh_daily(today: date | None = None, days: int = WINDOW_DAYS) -> int:
     _store_snapshot(DAILY_ROLLUP, {"through": (today - timedelta(days=1)).isoformat()})
     db.session.commit()
     return written
+
+
+def _recount_days(name: str) -> int:
+    """How far back a day's rows are all still there: retention purges delivered events after
+    `IDP_RETENTION_DELIVERY_DAYS`, so older days keep the count made before the purge."""
+    if name == "deliveries":
+        return max(1, int(current_app.config.get("IDP_RETENTION_DELIVERY_DAYS") or 7) - 1)
+    return WINDOW_DAYS
 
 
 def refresh_weekly_conversion(today: date) -> int:

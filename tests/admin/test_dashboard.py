@@ -202,3 +202,20 @@ def test_dashboard_shows_the_latest_run_trend_and_links(admin: AdminBrowser,
     html = admin.get("/admin/").get_data(as_text=True)
     assert 'id="chart-reconciliation"' in html
     assert f'href="/admin/accounts/{lone.id}"' in html
+
+
+def test_delivery_days_purged_by_retention_keep_their_count(app: Any) -> None:
+    """Retention deletes delivered events after IDP_RETENTION_DELIVERY_DAYS (7); the chart's
+    older days keep the count the rollup made while the rows were there."""
+    from sqlalchemy import delete
+
+    from idp.events.models import EventDelivery
+    from idp.usage.rollups import refresh_daily
+
+    _delivery("shop", "delivered", 1, 10)
+    db.session.commit()
+    assert build_dashboard(days=14).deliveries["shop"]["first_try"][-11] == 1
+    db.session.execute(delete(EventDelivery))  # what the retention purge does
+    db.session.commit()
+    refresh_daily()
+    assert build_dashboard(days=14).deliveries["shop"]["first_try"][-11] == 1
