@@ -1,9 +1,9 @@
 """Checking this IdP's access tokens at an edge gateway (docs/DEPLOYMENT.md, the gateway recipe).
 
 - nginx `auth_request` to the status form of introspection (`/oauth/introspect/bearer`): the
-  recipe's configuration runs here with Debian's nginx on a loopback port, in front of a tiny
+  recipe as written in the docs runs here with Debian's nginx on a loopback port, in front of a tiny
   protected app, against the IdP served over real HTTP;
-- local RFC 9068 validation with the JWKS, as an APISIX or Kong `openid-connect` plugin does it.
+- local RFC 9068 validation with the JWKS, as the APISIX `openid-connect` plugin does it.
 """
 
 from __future__ import annotations
@@ -126,7 +126,8 @@ class ProtectedApp(BaseHTTPRequestHandler):
         pass
 
 
-NGINX_CONF = """
+DEPLOYMENT = Path(__file__).resolve().parents[2] / "docs" / "DEPLOYMENT.md"
+NGINX_MAIN = """
 daemon off;
 master_process off;
 worker_processes 1;
@@ -140,50 +141,24 @@ http {{
     fastcgi_temp_path {prefix}/fastcgi;
     uwsgi_temp_path {prefix}/uwsgi;
     scgi_temp_path {prefix}/scgi;
-
-    upstream idp {{ server 127.0.0.1:{idp_port}; }}
-    upstream orders_api {{ server 127.0.0.1:{app_port}; }}
-
-    server {{
-        listen 127.0.0.1:{port};
-
-        location /api/ {{
-            auth_request /_token;
-            auth_request_set $auth_sub $upstream_http_x_auth_sub;
-            auth_request_set $auth_scope $upstream_http_x_auth_scope;
-            proxy_set_header X-Auth-Sub $auth_sub;
-            proxy_set_header X-Auth-Scope $auth_scope;
-            proxy_set_header Authorization "";
-            proxy_pass http://orders_api;
-        }}
-
-        location /api/phone/ {{
-            auth_request /_token_phone;
-            auth_request_set $auth_sub $upstream_http_x_auth_sub;
-            proxy_set_header X-Auth-Sub $auth_sub;
-            proxy_set_header Authorization "";
-            proxy_pass http://orders_api;
-        }}
-
-        location = /_token {{
-            internal;
-            proxy_pass http://idp/oauth/introspect/bearer;
-            proxy_method GET;
-            proxy_pass_request_body off;
-            proxy_set_header Content-Length "";
-            proxy_set_header X-Original-URI $request_uri;
-        }}
-
-        location = /_token_phone {{
-            internal;
-            proxy_pass http://idp/oauth/introspect/bearer?scope=phone;
-            proxy_method GET;
-            proxy_pass_request_body off;
-            proxy_set_header Content-Length "";
-        }}
-    }}
+{recipe}
 }}
 """
+
+
+def documented_recipe(port: int, idp_port: int, app_port: int) -> str:
+    """The nginx block of docs/DEPLOYMENT.md §10 as written, on loopback ports and without TLS."""
+    section = DEPLOYMENT.read_text().split("## 10.", 1)[1]
+    recipe = section.split("```nginx\n", 1)[1].split("```", 1)[0]
+    replacements = {
+        "server 127.0.0.1:8000;": f"server 127.0.0.1:{idp_port};",
+        "server 127.0.0.1:9000;": f"server 127.0.0.1:{app_port};",
+        "listen 443 ssl;": f"listen 127.0.0.1:{port};",
+    }
+    for written, local in replacements.items():
+        assert written in recipe, written
+        recipe = recipe.replace(written, local)
+    return recipe
 
 
 @pytest.fixture
@@ -223,8 +198,8 @@ def gateway(tmp_path: Path, served_idp: dict[str, Any]) -> Iterator[str]:
     prefix.mkdir()
     port = free_port()
     conf = prefix / "nginx.conf"
-    conf.write_text(NGINX_CONF.format(prefix=prefix, port=port, idp_port=served_idp["port"],
-                                      app_port=api.server_address[1]))
+    recipe = documented_recipe(port, served_idp["port"], api.server_address[1])
+    conf.write_text(NGINX_MAIN.format(prefix=prefix, recipe=recipe))
     process = subprocess.Popen(  # noqa: S603 - a fixed binary and our own config
         [NGINX, "-p", str(prefix), "-c", str(conf), "-e", str(prefix / "error.log")],
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
