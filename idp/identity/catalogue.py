@@ -3,7 +3,8 @@ who may write it, and the conflict rule that picks the served value among its so
 
 Built-in claims are the OIDC Core §5.1 ones the IdP knows (`profile`, `address`); operators
 declare more in `IDP_CUSTOM_CLAIMS` (a JSON list), e.g.
-`[{"name": "member_level", "type": "integer", "scope": "profile", "writers": ["admin"]}]`.
+`[{"name": "member_level", "type": "integer", "scope": "profile", "writers": ["admin"]}]`,
+or in the admin UI (`claim_declaration` rows, read again every `DECLARATIONS_CACHE_SECONDS`).
 One agreed name per field: a declaration whose name is another claim's name spelt differently
 (`nick_name` beside `nickname`) is refused at start-up.
 
@@ -16,14 +17,19 @@ wins. Every source's value is kept, so changing the rule changes only what is se
 from __future__ import annotations
 
 import json
+import logging
 import re
+import time
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
 from flask import current_app
+from sqlalchemy import select
 
 from idp.scopes import SCOPE_CLAIMS
+
+logger = logging.getLogger(__name__)
 
 # Sources of a claim value: people and systems that write it.
 SOURCES = ("user", "admin", "api", "website", "wechat")
@@ -34,6 +40,7 @@ RELEASING_SCOPES = ("profile", "email", "phone", "address", "wechat")
 ADDRESS_PARTS = ("formatted", "street_address", "locality", "region", "postal_code", "country")
 NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_]{1,31}$")
 MAX_TEXT = 255
+DECLARATIONS_CACHE_SECONDS = 5
 
 
 class ClaimRefused(ValueError):
@@ -91,12 +98,19 @@ class Catalogue:
         return [claim for claim in self.claims.values() if claim.scope in scopes]
 
 
-def build_catalogue(custom: Any, priority: Any) -> Catalogue:
-    """Parses and checks both settings; raises `ValueError` naming the setting at fault."""
+def build_catalogue(custom: Any, priority: Any,
+                    declared: tuple[dict[str, Any], ...] = ()) -> Catalogue:
+    """Parses and checks both settings and the admin's declarations; raises `ValueError` naming
+    the setting at fault."""
     rules = _priority_rules(_json(priority, "IDP_CLAIM_PRIORITY") or {})
     declarations = list(BUILTIN)
     for entry in _json(custom, "IDP_CUSTOM_CLAIMS") or []:
         declarations.append(_declaration(entry, declarations))
+    for entry in declared:
+        try:
+            declarations.append(_declaration(entry, declarations))
+        except ValueError as error:  # since declared in configuration too: configuration wins
+            logger.warning("claim declaration %s ignored: %s", entry.get("name"), error)
     unknown = set(rules) - {"*"} - {claim.name for claim in declarations}
     if unknown:
         raise ValueError(f"IDP_CLAIM_PRIORITY names unknown claims: {', '.join(sorted(unknown))}")
@@ -165,16 +179,51 @@ def _spelling(name: str) -> str:
 
 
 def catalogue() -> Catalogue:
-    """The app's catalogue, rebuilt when its settings change (tests change the rule live)."""
+    """The app's catalogue, rebuilt when its settings or the declarations change (tests change
+    the rule live). At most one small query per `DECLARATIONS_CACHE_SECONDS` per process."""
     config = current_app.config
+    declared = _declared()
     key = (json.dumps(config.get("IDP_CUSTOM_CLAIMS"), sort_keys=True),
-           json.dumps(config.get("IDP_CLAIM_PRIORITY"), sort_keys=True))
+           json.dumps(config.get("IDP_CLAIM_PRIORITY"), sort_keys=True),
+           json.dumps(declared, sort_keys=True))
     cached = current_app.extensions.get("idp.catalogue")
     if cached is None or cached[0] != key:
         cached = (key, build_catalogue(config.get("IDP_CUSTOM_CLAIMS"),
-                                       config.get("IDP_CLAIM_PRIORITY")))
+                                       config.get("IDP_CLAIM_PRIORITY"), declared))
         current_app.extensions["idp.catalogue"] = cached
     return cached[1]
+
+
+def _declared() -> tuple[dict[str, Any], ...]:
+    cached = current_app.extensions.get("idp.declared")
+    if cached is not None and time.monotonic() - cached[0] < DECLARATIONS_CACHE_SECONDS:
+        return cached[1]
+    from idp.extensions import db
+    from idp.identity.models import ClaimDeclarationRecord
+
+    rows = db.session.scalars(select(ClaimDeclarationRecord)
+                              .order_by(ClaimDeclarationRecord.created_at,
+                                        ClaimDeclarationRecord.name)).all()
+    declared = tuple({"name": row.name, "type": row.type, "scope": row.scope,
+                      "writers": list(row.writers), "description": row.description}
+                     for row in rows)
+    current_app.extensions["idp.declared"] = (time.monotonic(), declared)
+    return declared
+
+
+def declare_claim(entry: dict[str, Any]) -> ClaimDeclaration:
+    """Adds an operator-defined claim (the admin UI); `ValueError` as for `IDP_CUSTOM_CLAIMS`.
+    The caller audits and commits."""
+    from idp.extensions import db
+    from idp.identity.models import ClaimDeclarationRecord
+
+    declaration = _declaration(entry, list(catalogue().claims.values()))
+    db.session.add(ClaimDeclarationRecord(
+        name=declaration.name, type=declaration.type, scope=declaration.scope,
+        writers=list(declaration.writers), description=declaration.description))
+    db.session.flush()
+    current_app.extensions.pop("idp.declared", None)
+    return declaration
 
 
 def rank(claim: str, source: str) -> int:
@@ -300,11 +349,11 @@ VALIDATORS = {
 
 
 def init_app(app: Any) -> None:
-    """Checks both settings at start-up, so a bad declaration stops the IdP with its reason."""
+    """Checks both settings at start-up, so a bad declaration stops the IdP with its reason
+    (the admin's declarations were checked when made; the database is not asked here)."""
     from idp.config import ConfigError
 
     try:
-        with app.app_context():
-            catalogue()
+        build_catalogue(app.config.get("IDP_CUSTOM_CLAIMS"), app.config.get("IDP_CLAIM_PRIORITY"))
     except ValueError as error:
         raise ConfigError(str(error)) from None

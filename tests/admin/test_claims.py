@@ -61,3 +61,34 @@ def test_admin_edits_claims_validated_on_write(admin: AdminBrowser, user: Any) -
         AuditEvent.action == "claim_written", AuditEvent.account_id == user.id)).all()
     assert {details["claim"] for details in actions} == {"member_level", "address", "birthdate"}
     assert "member_level" in admin.get(f"/admin/accounts/{user.id}").get_data(as_text=True)
+
+
+def test_admin_declares_a_claim_then_edits_and_serves_it__oidc_core_5_4(
+        admin: AdminBrowser, user: Any) -> None:
+    refused = admin.submit("/admin/claims", {"name": "nick_name", "type": "string",
+                                             "scope": "profile", "writers": ["admin"]})
+    assert refused.status_code == 400
+    assert "already a claim" in unescape(refused.get_data(as_text=True))
+    refused = admin.submit("/admin/claims", {"name": "vip", "type": "float",
+                                             "scope": "profile", "writers": ["admin"]})
+    assert refused.status_code == 400
+
+    declared = admin.submit("/admin/claims", {
+        "name": "store_region", "type": "string", "scope": "address",
+        "writers": ["admin", "api"], "description": "Region of the home store"})
+    assert declared.status_code == 302
+    page = unescape(admin.get("/admin/claims").get_data(as_text=True))
+    row = page.split('id="claim-store_region"')[1].split("</tr>")[0]
+    assert "admin, api" in row and "Region of the home store" in row
+    again = admin.submit("/admin/claims", {"name": "store_region", "type": "string",
+                                           "scope": "profile", "writers": ["admin"]})
+    assert again.status_code == 400  # one name per field
+
+    saved = admin.submit(f"/admin/accounts/{user.id}/claims", {"claim-store_region": "East"})
+    assert saved.status_code == 302
+    db.session.expire_all()
+    assert user_claims(user, "openid address")["store_region"] == "East"
+    assert "store_region" not in user_claims(user, "openid profile")
+    audit = db.session.scalars(sa.select(AuditEvent.details).where(
+        AuditEvent.action == "claim_declared")).all()
+    assert [details["claim"] for details in audit] == ["store_region"]

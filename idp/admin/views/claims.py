@@ -12,16 +12,47 @@ from idp.admin.blueprint import admin_actor, bp
 from idp.admin.forms import ConfirmForm
 from idp.admin.views.helpers import account_or_404
 from idp.extensions import db
-from idp.identity.catalogue import ClaimRefused, catalogue
+from idp.identity import audit
+from idp.identity.catalogue import (
+    RELEASING_SCOPES,
+    TYPES,
+    WRITERS,
+    ClaimRefused,
+    catalogue,
+    declare_claim,
+)
 from idp.identity.claims import profile_values
 from idp.identity.service import write_claim
 from idp.scopes import SCOPE_CLAIMS
 
 
-@bp.get("/claims")
+@bp.route("/claims", methods=["GET", "POST"])
 def data_dictionary() -> Any:
-    return render_template("admin/claims.html", claims=list(catalogue().claims.values()),
-                           identity_claims=SCOPE_CLAIMS)
+    """The dictionary, and the form that declares an operator-defined claim."""
+    form = ConfirmForm()
+    error = None
+    if request.method == "POST" and form.validate_on_submit():
+        entry = {"name": request.form.get("name", "").strip(),
+                 "type": request.form.get("type", ""), "scope": request.form.get("scope", ""),
+                 "writers": request.form.getlist("writers"),
+                 "description": request.form.get("description", "").strip()[:500]}
+        try:
+            declared = declare_claim(entry)
+        except ValueError as refused:
+            db.session.rollback()
+            error = str(refused).removeprefix("IDP_CUSTOM_CLAIMS").lstrip(": ")
+        else:
+            audit.record("claim_declared", admin_actor(), None, claim=declared.name,
+                         type=declared.type, scope=declared.scope,
+                         writers=list(declared.writers))
+            db.session.commit()
+            flash(_("The claim %(name)s is declared.", name=declared.name), "info")
+            return redirect(url_for("admin.data_dictionary"))
+    return render_template(
+        "admin/claims.html", claims=list(catalogue().claims.values()),
+        identity_claims=SCOPE_CLAIMS, form=form, error=error, types=TYPES[:5],
+        scopes=RELEASING_SCOPES, writers=WRITERS,
+    ), 400 if error else 200
 
 
 @bp.route("/accounts/<account_id>/claims", methods=["GET", "POST"])
