@@ -110,6 +110,11 @@ def admin_actor(make_user: Any) -> Actor:
     return Actor.admin(make_user(phone="+8613911110000", admin=True).id)
 
 
+def test_discovery_lists_operator_claims__oidc_discovery_3(client: Any) -> None:
+    metadata = client.get("/.well-known/openid-configuration").get_json()
+    assert {"member_level", "store_id"} <= set(metadata["claims_supported"])
+
+
 def test_operator_claim_validated_on_write(app: Any, user: Any, admin_actor: Actor) -> None:
     for bad in ("three", "1.5", "", "9" * 20):
         if bad == "":
