@@ -114,11 +114,13 @@ def _register_domains(app: Flask) -> None:
     from idp import errors, health, observability
     from idp.accounts import profile, sms
     from idp.accounts import views as accounts_views
+    from idp.identity import catalogue
     from idp.oidc import server
     from idp.oidc import views as oidc_views
     from idp.wechat_login import views as wechat_login_views
 
     errors.init_app(app)
+    catalogue.init_app(app)
     sms.init_app(app)
     server.init_app(app)
     app.register_blueprint(oidc_views.bp)

@@ -71,6 +71,9 @@ ENVIRONMENT_NAMES = (
     "IDP_DELETION_GRACE_DAYS",
     "IDP_REAUTH_SECONDS",
     "IDP_WEBAUTHN_RP_ID",
+    # Profile claims: the conflict rule and operator-defined claims (idp/identity/catalogue.py).
+    "IDP_CLAIM_PRIORITY",
+    "IDP_CUSTOM_CLAIMS",
 )
 
 DEFAULTS: dict[str, Any] = {
@@ -160,6 +163,10 @@ DEFAULTS: dict[str, Any] = {
     "IDP_DELETION_GRACE_DAYS": 15,
     "IDP_REAUTH_SECONDS": 300,
     "IDP_WEBAUTHN_RP_ID": None,
+    # JSON {"*": [sources by priority], "<claim>": [...]}; unset: user>admin>api>website>wechat
+    "IDP_CLAIM_PRIORITY": None,
+    # JSON list of {"name", "type", "scope", "writers", "description"} (README: data dictionary).
+    "IDP_CUSTOM_CLAIMS": None,
 }
 
 

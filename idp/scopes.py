@@ -6,7 +6,8 @@ from authlib.oauth2.rfc6749.util import scope_to_list
 
 SCOPE_CLAIMS: dict[str, tuple[str, ...]] = {
     "openid": ("sub",),
-    "profile": ("name", "nickname", "picture", "locale", "updated_at"),
+    "profile": ("name", "nickname", "picture", "locale", "gender", "birthdate", "updated_at"),
+    "address": ("address",),  # OIDC Core §5.4, §5.1.1
     "email": ("email", "email_verified"),
     "phone": ("phone_number", "phone_number_verified"),
     "wechat": ("wechat_unionid", "wechat_openid"),

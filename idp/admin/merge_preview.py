@@ -1,7 +1,7 @@
 """What a merge would do, worked out before it is done, for the side-by-side preview.
 
 It reads what `idp.identity.merge` will act on and explains it with the engine's own rules
-(`rules.check_merge`, `claims.SOURCE_PRIORITY`); it changes nothing.
+(`rules.check_merge`, the conflict rule of `catalogue.py`); it changes nothing.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from idp.accounts.models import LoginSession
 from idp.admin.account_actions import live_refresh_tokens, live_sessions
 from idp.extensions import db
 from idp.identity.audit import Actor
-from idp.identity.claims import SOURCE_PRIORITY
+from idp.identity.catalogue import rank
 from idp.identity.models import Account, Identity, IdentityKind, ProfileClaim
 from idp.identity.rules import MergeRefused, MergeRule, Proof, check_merge
 from idp.identity.service import identities_of
@@ -74,7 +74,7 @@ def preview_merge(survivor: Account, loser: Account, actor: Actor) -> MergePrevi
 def claim_outcomes(survivor: Account, loser: Account) -> list[ClaimOutcome]:
     """As `merge.merge_claims` does it: a (claim, source) only the loser knows moves over; where
     both know it the more recent value stays; then the served value is the best source
-    (user > website > wechat), the most recent among equals."""
+    (the claim's conflict rule), the most recent among equals."""
     survivor_rows, loser_rows = _claims(survivor), _claims(loser)
     merged: dict[tuple[str, str], tuple[ProfileClaim, str]] = {
         key: (row, "survivor") for key, row in survivor_rows.items()
@@ -116,7 +116,7 @@ def _rank(row: ProfileClaim) -> tuple[int, float]:
 
 
 def _priority(row: ProfileClaim) -> int:
-    return SOURCE_PRIORITY.get(row.source, 9)
+    return rank(row.name, row.source)
 
 
 def _served(rows: dict[tuple[str, str], ProfileClaim], name: str) -> ProfileClaim | None:

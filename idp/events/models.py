@@ -36,6 +36,8 @@ class EventDelivery(db.Model):
         Index("ix_event_delivery_delivered_at", "delivered_at",
               sqlite_where=text("status = 'delivered'"),
               postgresql_where=text("status = 'delivered'")),
+        # The dashboard's delivery outcomes per day (usage/rollups.py) read a range of days.
+        Index("ix_event_delivery_created_at", "created_at"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)

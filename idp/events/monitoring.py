@@ -33,7 +33,8 @@ class SinkState:
 
 
 def outbox_state() -> dict[str, SinkState]:
-    """One query: counts by sink and the oldest undelivered row of each."""
+    """One query: counts by sink and the oldest undelivered row of each (also behind /metrics,
+    scraped every few seconds)."""
     undelivered = EventDelivery.status == DeliveryStatus.PENDING
     rows = db.session.execute(
         select(
@@ -44,7 +45,11 @@ def outbox_state() -> dict[str, SinkState]:
             type_coerce(
                 func.min(case((undelivered, EventDelivery.created_at), else_=None)), UTCDateTime()
             ),
-        ).group_by(EventDelivery.sink)
+        )
+        # Only what is not delivered, on the status index: delivered rows (nearly all of them,
+        # until retention purges them) are never read.
+        .where(EventDelivery.status.in_((DeliveryStatus.PENDING, DeliveryStatus.DEAD)))
+        .group_by(EventDelivery.sink)
     ).all()
     state = {sink: SinkState(sink) for sink in Sink.ALL}
     for sink, pending, retrying, dead, oldest in rows:

@@ -1,7 +1,8 @@
 """The merged profile, served as OIDC claims (CONTRACT §7).
 
 Each claim may be known from several sources; the served value comes from the highest-priority
-source, and among equals the most recent: what the user edited, then the website, then WeChat.
+source under the claim's conflict rule (`catalogue.py`; by default what the user edited, then an
+admin, the management API, the website, then WeChat), and among equals the most recent.
 """
 
 from __future__ import annotations
@@ -11,10 +12,12 @@ from typing import Any
 from sqlalchemy import select
 
 from idp.extensions import db
+from idp.identity.catalogue import catalogue, rank, served
 from idp.identity.models import Account, Identity, IdentityKind, ProfileClaim
 from idp.scopes import scope_set
 
-SOURCE_PRIORITY = {"user": 0, "website": 1, "wechat": 2}
+# The free-text profile claims the management API writes (source `api`); the data dictionary
+# (`catalogue.py`) declares every claim with its type and writers.
 PROFILE_CLAIMS = ("name", "nickname", "picture", "locale")
 
 
@@ -32,7 +35,7 @@ def profile_values(account: Account) -> dict[str, tuple[str, str]]:
 
 
 def _rank(row: ProfileClaim) -> tuple[int, float]:
-    return (SOURCE_PRIORITY.get(row.source, 9), -row.updated_at.timestamp())
+    return (rank(row.name, row.source), -row.updated_at.timestamp())
 
 
 def user_claims(account: Account, scope: str, client_appid: str | None = None) -> dict[str, Any]:
@@ -41,10 +44,11 @@ def user_claims(account: Account, scope: str, client_appid: str | None = None) -
     identities = db.session.scalars(
         select(Identity).where(Identity.account_id == account.id).order_by(Identity.id)
     ).all()
+    values = profile_values(account)
+    for declaration in catalogue().released_by(scopes):
+        if declaration.name in values:
+            claims[declaration.name] = served(declaration.name, values[declaration.name][0])
     if "profile" in scopes:
-        for name, (value, _source) in profile_values(account).items():
-            if name in PROFILE_CLAIMS:
-                claims[name] = value
         claims["updated_at"] = int(account.profile_updated_at.timestamp())
     if "phone" in scopes:
         phone = _preferred(identities, IdentityKind.PHONE)

@@ -225,3 +225,17 @@ class ReconciliationFinding(db.Model):
     value: Mapped[str | None] = mapped_column(String(255), nullable=True)
     account_ids: Mapped[list[str]] = mapped_column(JSON)
     verified_on: Mapped[list[str]] = mapped_column(JSON, default=list)
+
+
+class ClaimDeclarationRecord(db.Model):
+    """An operator-defined claim declared in the admin UI (`catalogue.py`; the others come from
+    `IDP_CUSTOM_CLAIMS`). Kept for ever: values written under the name stay meaningful."""
+
+    __tablename__ = "claim_declaration"
+
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    type: Mapped[str] = mapped_column(String(16))
+    scope: Mapped[str] = mapped_column(String(32))
+    writers: Mapped[list[str]] = mapped_column(JSON)
+    description: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -2,7 +2,11 @@
 
 - accounts sharing a phone that is unverified on at least one of them (typed in, not proved);
 - accounts sharing an email that one of them verified (a verified email only suggests);
-- active accounts with no way left to log in (`rules.lacks_way_to_log_in`).
+- active accounts with no way left to log in (`rules.lacks_way_to_log_in`);
+- WeChat accounts with a unionid on one side only: an active account that holds a WeChat openid
+  but no unionid while other accounts do hold unionids, so the same person on the other side
+  (website or mini-program) can never be joined to it by the unionid rule (value: the appid);
+- event deliveries dead for more than a day (every retry failed; value: the delivery id).
 
 Computed in SQL and streamed: memory stays bounded however many accounts there are (no Python
 object per identity). `run_reconciliation` stores a run and its findings (`idp worker` daily,
@@ -15,12 +19,14 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
+from datetime import timedelta
 from itertools import groupby
 from typing import IO, Any
 
-from sqlalchemy import Integer, case, func, insert, select, text
-from sqlalchemy.orm import Session
+from sqlalchemy import Integer, case, exists, func, insert, select, text
+from sqlalchemy.orm import Session, aliased
 
+from idp.events.models import DeliveryStatus, EventDelivery
 from idp.extensions import db
 from idp.identity.models import (
     Account,
@@ -36,7 +42,11 @@ from idp.models_base import utcnow
 SHARED_UNVERIFIED_PHONE = "shared_unverified_phone"
 SHARED_VERIFIED_EMAIL = "shared_verified_email"
 NO_WAY_TO_LOG_IN = "no_way_to_log_in"
-REASONS = (SHARED_UNVERIFIED_PHONE, SHARED_VERIFIED_EMAIL, NO_WAY_TO_LOG_IN)
+UNIONID_ONE_SIDE = "unionid_one_side"
+DEAD_DELIVERY = "dead_delivery"
+REASONS = (SHARED_UNVERIFIED_PHONE, SHARED_VERIFIED_EMAIL, NO_WAY_TO_LOG_IN, UNIONID_ONE_SIDE,
+           DEAD_DELIVERY)
+DEAD_FOR = timedelta(days=1)
 STREAM_ROWS = 2000
 
 
@@ -63,6 +73,8 @@ class IdentityReport:
     shared_unverified_phones: list[SharedIdentity] = field(default_factory=list)
     shared_verified_emails: list[SharedIdentity] = field(default_factory=list)
     no_way_to_log_in: list[str] = field(default_factory=list)
+    unionid_one_side: list[str] = field(default_factory=list)
+    dead_deliveries: list[int] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -71,6 +83,7 @@ class IdentityReport:
     def is_empty(self) -> bool:
         return not (
             self.shared_unverified_phones or self.shared_verified_emails or self.no_way_to_log_in
+            or self.unionid_one_side or self.dead_deliveries
         )
 
 
@@ -79,6 +92,12 @@ def build_report() -> IdentityReport:
     for finding in findings():
         if finding.reason == NO_WAY_TO_LOG_IN:
             report.no_way_to_log_in.append(finding.account_ids[0])
+            continue
+        if finding.reason == UNIONID_ONE_SIDE:
+            report.unionid_one_side.append(finding.account_ids[0])
+            continue
+        if finding.reason == DEAD_DELIVERY:
+            report.dead_deliveries.append(int(finding.value or 0))
             continue
         kind = _kind(finding.reason)
         shared = SharedIdentity(kind, finding.value or "", finding.account_ids, finding.verified_on)
@@ -104,6 +123,8 @@ def findings(session: Session | None = None) -> Iterator[Finding]:
     yield from _shared(session, IdentityKind.PHONE, SHARED_UNVERIFIED_PHONE, need_verified=False)
     yield from _shared(session, IdentityKind.EMAIL, SHARED_VERIFIED_EMAIL, need_verified=True)
     yield from _without_login(session)
+    yield from _unionid_one_side(session)
+    yield from _dead_deliveries(session)
 
 
 def _shared(session: Any, kind: str, reason: str, need_verified: bool) -> Iterator[Finding]:
@@ -159,6 +180,42 @@ def _without_login(session: Any) -> Iterator[Finding]:
         yield Finding(NO_WAY_TO_LOG_IN, None, [account_id])
 
 
+def _unionid_one_side(session: Any) -> Iterator[Finding]:
+    """Accounts holding an openid and no unionid, when unionids are in use at all (otherwise
+    every WeChat account would be listed and none could be helped)."""
+    unionid = Identity.kind == IdentityKind.WECHAT_UNIONID
+    if not session.scalar(select(exists().where(unionid))):
+        return
+    other = aliased(Identity)
+    held = select(other.id).where(other.kind == IdentityKind.WECHAT_UNIONID,
+                                  other.account_id == Account.id)
+    rows = session.execute(
+        select(Account.id, func.min(Identity.namespace))
+        .join(Identity, Identity.account_id == Account.id)
+        .where(Account.status == AccountStatus.ACTIVE,
+               Identity.kind == IdentityKind.WECHAT_OPENID, ~exists(held))
+        .group_by(Account.id, Account.created_at)
+        .order_by(Account.created_at, Account.id)
+        .execution_options(yield_per=STREAM_ROWS)
+    )
+    for account_id, appid in rows:
+        yield Finding(UNIONID_ONE_SIDE, appid, [account_id])
+
+
+def _dead_deliveries(session: Any) -> Iterator[Finding]:
+    """Dead since more than `DEAD_FOR`: the last attempt's lease (`next_attempt_at`) ran out
+    before the cut-off. The value is the delivery id, shown on the admin's events page."""
+    rows = session.execute(
+        select(EventDelivery.id)
+        .where(EventDelivery.status == DeliveryStatus.DEAD,
+               EventDelivery.next_attempt_at < utcnow() - DEAD_FOR)
+        .order_by(EventDelivery.id)
+        .execution_options(yield_per=STREAM_ROWS)
+    )
+    for (delivery_id,) in rows:
+        yield Finding(DEAD_DELIVERY, str(delivery_id), [])
+
+
 def run_reconciliation(trigger: str) -> ReconciliationRun:
     """Computes the report and stores it as a new run, a batch of findings at a time."""
     run = ReconciliationRun(trigger=trigger, started_at=utcnow(), counts={})
@@ -201,11 +258,15 @@ def write_json(run: ReconciliationRun, out: IO[str]) -> None:
     out.write('{\n  "run": ' + json.dumps({"id": run.id, "counts": run.counts}))
     for reason, key in ((SHARED_UNVERIFIED_PHONE, "shared_unverified_phones"),
                         (SHARED_VERIFIED_EMAIL, "shared_verified_emails"),
-                        (NO_WAY_TO_LOG_IN, "no_way_to_log_in")):
+                        (NO_WAY_TO_LOG_IN, "no_way_to_log_in"),
+                        (UNIONID_ONE_SIDE, "unionid_one_side"),
+                        (DEAD_DELIVERY, "dead_deliveries")):
         out.write(f',\n  "{key}": [')
         for index, finding in enumerate(stored_findings(run.id, reason)):
-            if reason == NO_WAY_TO_LOG_IN:
+            if reason in (NO_WAY_TO_LOG_IN, UNIONID_ONE_SIDE):
                 item: Any = finding.account_ids[0]
+            elif reason == DEAD_DELIVERY:
+                item = int(finding.value or 0)
             else:
                 item = {"kind": _kind(reason), "value": finding.value,
                         "account_ids": finding.account_ids, "verified_on": finding.verified_on}
@@ -220,6 +281,8 @@ def write_table(run: ReconciliationRun, out: IO[str]) -> None:
         SHARED_UNVERIFIED_PHONE: "Accounts sharing an unverified phone (suggested merges):",
         SHARED_VERIFIED_EMAIL: "Accounts sharing a verified email (suggested merges):",
         NO_WAY_TO_LOG_IN: "Accounts with no way left to log in:",
+        UNIONID_ONE_SIDE: "WeChat accounts without a unionid (cannot be joined by unionid):",
+        DEAD_DELIVERY: "Event deliveries dead for more than a day:",
     }
     for reason in REASONS:
         out.write(titles[reason] + "\n")
@@ -228,6 +291,12 @@ def write_table(run: ReconciliationRun, out: IO[str]) -> None:
             empty = False
             if reason == NO_WAY_TO_LOG_IN:
                 out.write(f"  {finding.account_ids[0]}\n")
+                continue
+            if reason == UNIONID_ONE_SIDE:
+                out.write(f"  {finding.account_ids[0]}  {finding.value}\n")
+                continue
+            if reason == DEAD_DELIVERY:
+                out.write(f"  delivery {finding.value}\n")
                 continue
             out.write(f"  {finding.value}\n")
             for account_id in finding.account_ids:

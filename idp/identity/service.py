@@ -6,6 +6,7 @@ Merging, undoing and unlinking live in `merge.py` and `links.py` beside this mod
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import select
 
@@ -14,6 +15,7 @@ from idp.events.outbox import emit, emit_profile_update
 from idp.extensions import db
 from idp.identity import audit
 from idp.identity.audit import Actor
+from idp.identity.catalogue import check_write
 from idp.identity.models import (
     Account,
     AccountAlias,
@@ -185,3 +187,14 @@ def set_claim(
 def _display_value(kind: str, value: str) -> str:
     """What the audit log keeps of an identity value: credentials are never written out."""
     return "(credential)" if kind == IdentityKind.PASSWORD else value
+
+
+def write_claim(account: Account, name: str, value: Any, actor: Actor) -> bool:
+    """Stores what a person or system (`actor.type`: user, admin, api) says of a declared claim,
+    after the catalogue's checks (`ClaimRefused`); audited; the caller commits. The served value
+    follows the claim's conflict rule, so a lower-priority write is kept but may not be served."""
+    stored = check_write(name, value, actor.type)
+    changed = set_claim(account, name, stored, actor.type)
+    if changed:
+        audit.record("claim_written", actor, account.id, claim=name, cleared=stored is None)
+    return changed

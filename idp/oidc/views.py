@@ -29,6 +29,7 @@ from idp.accounts.sessions import (
 )
 from idp.extensions import csrf, db, limiter
 from idp.oidc import consent as consents
+from idp.oidc import gateway
 from idp.oidc.context import issuer, keyring
 from idp.oidc.discovery import provider_metadata
 from idp.oidc.interaction import (
@@ -89,6 +90,13 @@ def revoke() -> Response:
 @csrf.exempt
 def introspect() -> Response:
     return authorization_server.create_endpoint_response("introspection")
+
+
+@bp.route("/oauth/introspect/bearer", methods=["GET"])
+@csrf.exempt
+def introspect_bearer() -> Response:
+    """The status-code form of introspection for nginx `auth_request` (`gateway.py`)."""
+    return gateway.check_bearer()
 
 
 @bp.route("/oauth/userinfo", methods=["GET", "POST"])

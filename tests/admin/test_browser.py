@@ -284,3 +284,53 @@ def test_every_admin_page_visited_passes_axe_in_both_languages__wcag_2_1_aa(
 def test_screenshots_folder_is_ignored_by_git() -> None:
     ignore = (Path(__file__).resolve().parents[2] / ".gitignore").read_text()
     assert "tests/_screenshots/" in ignore
+
+
+def test_dashboard_shows_reconciliation_and_delivery_charts(served: Served, browser: Any) -> None:
+    """The data-unification loop on the dashboard (issue 16): the latest reconciliation run and
+    its trend, a finding linked to its account, and event delivery per day for a sink."""
+    from datetime import timedelta
+
+    from idp.events.models import EventDelivery
+    from idp.identity.audit import Actor
+    from idp.identity.models import IdentityKind
+    from idp.identity.report import run_reconciliation
+    from idp.identity.service import create_account, link_identity
+    from idp.models_base import utcnow
+    from idp.usage.rollups import refresh_daily
+
+    with served.app.app_context():
+        actor = Actor.system("test")
+        joined = create_account(actor, "miniprogram")
+        link_identity(joined, IdentityKind.WECHAT_UNIONID, "u-browser", actor, verified=True,
+                      proof="wechat_login")
+        run_reconciliation(trigger="cli")
+        lone = create_account(actor, "miniprogram")
+        link_identity(lone, IdentityKind.WECHAT_OPENID, "o-browser-lone", actor,
+                      namespace="wxminibrowser0001", verified=True, proof="wechat_login")
+        for days_ago, status, attempts in ((3, "delivered", 1), (3, "delivered", 4),
+                                           (2, "dead", 8), (1, "delivered", 1)):
+            db.session.add(EventDelivery(
+                client_id="shop-events", event_type="account-merged", payload="{}",
+                status=status, attempts=attempts,
+                created_at=utcnow() - timedelta(days=days_ago)))
+        db.session.commit()
+        run_reconciliation(trigger="worker")
+        refresh_daily()
+        lone_id = lone.id
+
+    driver = browser  # signed in by the tests above
+    driver.get(served.url + "/admin/")
+    card = _wait_for(driver, "#chart-reconciliation svg.chart")
+    assert card.find_elements(By.CSS_SELECTOR, "rect")  # the trend has bars
+    assert driver.find_element(By.CSS_SELECTOR, f'a[href="/admin/accounts/{lone_id}"]')
+    delivery = _wait_for(driver, ".chart-delivery svg.chart")
+    assert len(delivery.find_elements(By.CSS_SELECTOR, "rect")) >= 3  # first try, retried, dead
+    assert "Event delivery per day: shop-events" in driver.page_source
+    driver.execute_script("document.getElementById('data-loop').scrollIntoView()")
+    _shot(driver, "10-dashboard-data-loop")
+    _no_console_errors(driver)
+    _go(driver, By.LINK_TEXT, "Data dictionary")
+    _wait_for(driver, "#claims")
+    assert "address" in driver.find_element(By.ID, "claims").text
+    _shot(driver, "11-data-dictionary")

@@ -124,6 +124,8 @@ def test_completed_days_come_from_the_daily_rollup(make_user: Any) -> None:
     assert board.logins["miniprogram"][-4:] == [1, 0, 0, 1]  # past: stored; today: live
     assert refresh_daily() >= 1
     assert build_dashboard().logins["miniprogram"][-4:] == [2, 0, 0, 1]
+
+
 def _tick_labels(svg: str) -> list[str]:
     """The y-axis labels: the texts anchored at the end (the day labels are centred)."""
     return re.findall(r'<text[^>]*text-anchor="end"[^>]*>([^<]*)</text>', svg)
@@ -172,3 +174,100 @@ def test_admin_pages_load_no_blocking_script(admin: AdminBrowser) -> None:
     html = admin.get("/admin/").get_data(as_text=True)
     scripts = re.findall(r"<script\b[^>]*>", html)
     assert scripts and all(re.search(r"\b(defer|async)\b", s) and "src=" in s for s in scripts)
+
+
+
+
+def _delivery(client_id: str, status: str, attempts: int, days_ago: int) -> None:
+    from datetime import timedelta
+
+    from idp.events.models import EventDelivery
+    from idp.models_base import utcnow
+
+    db.session.add(EventDelivery(client_id=client_id, event_type="account-merged", payload="{}",
+                                 status=status, attempts=attempts,
+                                 created_at=utcnow() - timedelta(days=days_ago)))
+
+
+def test_event_delivery_per_day_per_sink_by_outcome(admin: AdminBrowser) -> None:
+    from idp.usage.rollups import refresh_daily
+
+    _delivery("shop", "delivered", 1, 2)
+    _delivery("shop", "delivered", 1, 2)
+    _delivery("shop", "delivered", 3, 2)
+    _delivery("shop", "dead", 8, 1)
+    _delivery("crm", "delivered", 1, 0)
+    db.session.commit()
+    board = build_dashboard()
+    assert board.deliveries["shop"]["first_try"][-3:] == [2, 0, 0]
+    assert board.deliveries["shop"]["retried"][-3:] == [1, 0, 0]
+    assert board.deliveries["shop"]["dead"][-3:] == [0, 1, 0]
+    assert board.deliveries["crm"]["first_try"][-1] == 1  # today, live
+    _delivery("shop", "dead", 8, 2)  # a late count: the worker's next refresh takes it in
+    db.session.commit()
+    refresh_daily()
+    assert build_dashboard().deliveries["shop"]["dead"][-3:] == [1, 1, 0]
+    html = admin.get("/admin/").get_data(as_text=True)
+    assert "Event delivery per day: shop" in html and "Delivered after retries" in html
+
+
+def test_cross_channel_conversion_per_week(make_user: Any, mini_user: Any,
+                                           wechat_apps: None) -> None:
+    from datetime import timedelta
+
+    from idp.identity.models import IdentityKind
+    from idp.identity.service import link_identity
+    from idp.models_base import utcnow
+    from idp.usage.conversion import week_of
+    from tests.admin.conftest import MINI_APPID
+
+    two_weeks_ago = utcnow() - timedelta(weeks=2)
+    web_users = [make_user() for _ in range(3)]
+    for account in web_users:
+        account.created_via, account.created_at = "website", two_weeks_ago
+    link_identity(web_users[0], IdentityKind.WECHAT_OPENID, "o-conv", Actor.system("test"),
+                  namespace=MINI_APPID, verified=True, proof="wechat_login")
+    minis = [mini_user(f"o-mini-{n}") for n in range(2)]
+    link_identity(minis[0], IdentityKind.PHONE, "+8613700000001", Actor.system("test"),
+                  verified=True, proof="sms")
+    db.session.commit()
+
+    weeks = {w.week: w for w in build_dashboard().conversion}
+    cohort = weeks[week_of(two_weeks_ago.date())]
+    assert (cohort.website, cohort.website_converted) == (3, 1)
+    this_week = weeks[week_of(utcnow().date())]
+    assert (this_week.miniprogram, this_week.miniprogram_converted) == (2, 1)
+
+
+def test_dashboard_shows_the_latest_run_trend_and_links(admin: AdminBrowser,
+                                                        mini_user: Any) -> None:
+    from idp.identity.report import run_reconciliation
+
+    mini_user("o-union", unionid="u-1")
+    run_reconciliation(trigger="cli")
+    lone = mini_user("o-lone")
+    latest = run_reconciliation(trigger="worker")
+    board = build_dashboard()
+    assert board.reconciliation is not None
+    assert board.reconciliation.latest.id == latest.id
+    assert board.reconciliation.trend["unionid_one_side"][-2:] == [0, 1]
+    html = admin.get("/admin/").get_data(as_text=True)
+    assert 'id="chart-reconciliation"' in html
+    assert f'href="/admin/accounts/{lone.id}"' in html
+
+
+def test_delivery_days_purged_by_retention_keep_their_count(app: Any) -> None:
+    """Retention deletes delivered events after IDP_RETENTION_DELIVERY_DAYS (7); the chart's
+    older days keep the count the rollup made while the rows were there."""
+    from sqlalchemy import delete
+
+    from idp.events.models import EventDelivery
+    from idp.usage.rollups import refresh_daily
+
+    _delivery("shop", "delivered", 1, 10)
+    db.session.commit()
+    assert build_dashboard(days=14).deliveries["shop"]["first_try"][-11] == 1
+    db.session.execute(delete(EventDelivery))  # what the retention purge does
+    db.session.commit()
+    refresh_daily()
+    assert build_dashboard(days=14).deliveries["shop"]["first_try"][-11] == 1

@@ -159,3 +159,24 @@ def test_suggestions_come_from_the_stored_run_a_page_at_a_time(
     runs_before = first.run.id if first.run else 0
     admin.submit("/admin/suggestions", {}, action="/admin/suggestions/run")
     assert suggestions().run.id > runs_before
+
+
+def test_new_reconciliation_findings_link_to_account_and_events(
+        admin: AdminBrowser, mini_user: Any) -> None:
+    from datetime import timedelta
+
+    from idp.events.models import DeliveryStatus, EventDelivery
+    from idp.models_base import utcnow
+
+    mini_user("openid-union", unionid="union-x")
+    lone = mini_user("openid-lone")
+    dead = EventDelivery(client_id="rp", event_type="account-merged", payload="{}",
+                         status=DeliveryStatus.DEAD, attempts=8,
+                         next_attempt_at=utcnow() - timedelta(days=2))
+    db.session.add(dead)
+    db.session.commit()
+    html = admin.get("/admin/suggestions").get_data(as_text=True)
+    assert f'href="/admin/accounts/{lone.id}"' in html
+    assert f'href="/admin/events#delivery-{dead.id}"' in html
+    events = admin.get("/admin/events").get_data(as_text=True)
+    assert f'id="delivery-{dead.id}"' in events

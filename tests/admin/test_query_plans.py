@@ -21,7 +21,7 @@ from idp.events.delivery import deliver_due
 from idp.extensions import db
 from idp.identity.report import run_reconciliation
 from idp.maintenance.retention import purge_expired
-from idp.usage.rollups import refresh_cross_channel
+from idp.usage.rollups import refresh_cross_channel, refresh_daily
 from tests.admin.conftest import AdminBrowser
 
 ACCOUNTS = 4000
@@ -90,6 +90,9 @@ def test_admin_pages_use_indexes(seeded: None, admin: AdminBrowser) -> None:
         "/admin/accounts?q=%E7%94%A8%E6%88%B7",  # a nickname (用户), two characters
         f"/admin/accounts/{sub}",
         "/admin/suggestions",
+        "/admin/claims",
+        f"/admin/accounts/{sub}/claims",
+        "/admin/events",
     ]
     with statements() as seen:
         for page in pages:
@@ -103,6 +106,7 @@ def test_worker_queries_use_indexes(seeded: None) -> None:
     with statements() as seen:
         deliver_due(limit=1)
         purge_expired()
+        refresh_daily()  # per-day series, delivery outcomes per sink, weekly conversion
     assert any("event_delivery" in statement for statement, _ in seen)
     assert sum(statement.startswith("DELETE") for statement, _ in seen) >= 8
     scans = sequential_scans(seen)

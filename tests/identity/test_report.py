@@ -113,7 +113,8 @@ def test_a_run_is_stored_with_its_findings_and_read_back_as_json(
     run = run_reconciliation(trigger="cli")
 
     assert run.finished_at and run.counts == {
-        "shared_unverified_phone": 1, "shared_verified_email": 0, "no_way_to_log_in": 1}
+        "shared_unverified_phone": 1, "shared_verified_email": 0, "no_way_to_log_in": 1,
+        "unionid_one_side": 0, "dead_delivery": 0}
     stored = list(stored_findings(run.id))
     assert [(f.reason, f.account_ids) for f in stored] == [
         ("shared_unverified_phone", [holder.id, typed.id]), ("no_way_to_log_in", [stranded.id])]
@@ -145,3 +146,41 @@ def test_the_report_streams_rows_rather_than_loading_identities(
         event.remove(db.session.registry(), "loaded_as_persistent", listener)
     assert run.counts["shared_unverified_phone"] == 1
     assert not [row for row in loaded if type(row).__name__ == "Identity"]
+
+
+def test_wechat_accounts_with_a_unionid_on_one_side_only_are_listed(
+    make_user: Any, wechat_user: Any
+) -> None:
+    from tests.identity.conftest import WEB_APPID
+
+    lone = wechat_user("openid-lone")  # no unionid: nothing to list while none are in use
+    assert build_report().unionid_one_side == []
+    wechat_user("openid-joined", unionid="union-1")
+    website_only = wechat_user("openid-web", appid=WEB_APPID, channel="website_wechat")
+    make_user()  # a password user holds no openid: not a WeChat account
+
+    report = build_report()
+
+    assert report.unionid_one_side == [lone.id, website_only.id]
+
+
+def test_event_deliveries_dead_for_more_than_a_day_are_listed(app: Any) -> None:
+    from datetime import timedelta
+
+    from idp.events.models import DeliveryStatus, EventDelivery
+    from idp.models_base import utcnow
+
+    def delivery(status: str, hours_ago: float) -> EventDelivery:
+        row = EventDelivery(client_id="rp", event_type="account-merged", payload="{}",
+                            status=status, attempts=8,
+                            next_attempt_at=utcnow() - timedelta(hours=hours_ago))
+        db.session.add(row)
+        db.session.commit()
+        return row
+
+    old_dead = delivery(DeliveryStatus.DEAD, 30)
+    delivery(DeliveryStatus.DEAD, 2)  # dead since two hours: not yet
+    delivery(DeliveryStatus.PENDING, 30)
+    delivery(DeliveryStatus.DELIVERED, 30)
+
+    assert build_report().dead_deliveries == [old_dead.id]

@@ -3,6 +3,7 @@
 from idp.admin.views import (  # noqa: F401
     accounts,
     auth,
+    claims,
     clients,
     dashboard,
     deletions,

@@ -1,0 +1,359 @@
+"""The data dictionary: every profile claim the IdP serves, its type, the scope that releases it,
+who may write it, and the conflict rule that picks the served value among its sources.
+
+Built-in claims are the OIDC Core §5.1 ones the IdP knows (`profile`, `address`); operators
+declare more in `IDP_CUSTOM_CLAIMS` (a JSON list), e.g.
+`[{"name": "member_level", "type": "integer", "scope": "profile", "writers": ["admin"]}]`,
+or in the admin UI (`claim_declaration` rows, read again every `DECLARATIONS_CACHE_SECONDS`).
+One agreed name per field: a declaration whose name is another claim's name spelt differently
+(`nick_name` beside `nickname`) is refused at start-up.
+
+The conflict rule (`IDP_CLAIM_PRIORITY`, JSON): a list of sources per claim, `"*"` for every claim
+not named, e.g. `{"*": ["user", "website", "wechat"], "nickname": ["wechat", "user"]}` (the
+mini-program's data wins for the nickname). Among sources of equal rank the most recent value
+wins. Every source's value is kept, so changing the rule changes only what is served.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import time
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+from flask import current_app
+from sqlalchemy import select
+
+from idp.scopes import SCOPE_CLAIMS
+
+logger = logging.getLogger(__name__)
+
+# Sources of a claim value: people and systems that write it.
+SOURCES = ("user", "admin", "api", "website", "wechat")
+DEFAULT_PRIORITY = ("user", "admin", "api", "website", "wechat")
+WRITERS = ("user", "admin", "api")
+TYPES = ("string", "integer", "boolean", "date", "url", "gender", "birthdate", "address")
+RELEASING_SCOPES = ("profile", "email", "phone", "address", "wechat")
+ADDRESS_PARTS = ("formatted", "street_address", "locality", "region", "postal_code", "country")
+NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_]{1,31}$")
+MAX_TEXT = 255
+DECLARATIONS_CACHE_SECONDS = 5
+
+
+class ClaimRefused(ValueError):
+    """A claim value that may not be stored: unknown claim, wrong writer or invalid value."""
+
+    def __init__(self, name: str, reason: str) -> None:
+        super().__init__(f"{name}: {reason}")
+        self.name = name
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class ClaimDeclaration:
+    name: str
+    type: str
+    scope: str
+    writers: tuple[str, ...]
+    description: str
+    builtin: bool
+    priority: tuple[str, ...] = DEFAULT_PRIORITY
+
+
+BUILTIN = (
+    ClaimDeclaration("name", "string", "profile", ("user", "admin"),
+                     "Full name (OIDC Core §5.1).", True),
+    ClaimDeclaration("nickname", "string", "profile", ("user", "admin"),
+                     "Casual name; WeChat's nickname (OIDC Core §5.1).", True),
+    ClaimDeclaration("picture", "url", "profile", ("user", "admin"),
+                     "Profile picture URL (OIDC Core §5.1).", True),
+    ClaimDeclaration("locale", "string", "profile", ("user", "admin"),
+                     "BCP 47 language tag (OIDC Core §5.1).", True),
+    ClaimDeclaration("gender", "gender", "profile", ("user", "admin"),
+                     "female, male, or another value (OIDC Core §5.1).", True),
+    ClaimDeclaration("birthdate", "birthdate", "profile", ("user", "admin"),
+                     "YYYY-MM-DD, 0000-MM-DD or YYYY (OIDC Core §5.1).", True),
+    ClaimDeclaration("address", "address", "address", ("user", "admin"),
+                     "Postal address, formatted and structured parts (OIDC Core §5.1.1).", True),
+)
+# Claims served from identities or the account, not from profile values.
+RESERVED = {claim for names in SCOPE_CLAIMS.values() for claim in names} | {
+    "iss", "aud", "exp", "iat", "nbf", "jti", "auth_time", "nonce", "acr", "amr", "azp", "sid",
+    "at_hash", "c_hash", "given_name", "family_name", "middle_name", "preferred_username",
+    "profile", "website", "zoneinfo", "scope", "client_id",
+}
+
+
+@dataclass(frozen=True)
+class Catalogue:
+    claims: dict[str, ClaimDeclaration]
+
+    def get(self, name: str) -> ClaimDeclaration | None:
+        return self.claims.get(name)
+
+    def released_by(self, scopes: set[str]) -> list[ClaimDeclaration]:
+        return [claim for claim in self.claims.values() if claim.scope in scopes]
+
+
+def build_catalogue(custom: Any, priority: Any,
+                    declared: tuple[dict[str, Any], ...] = ()) -> Catalogue:
+    """Parses and checks both settings and the admin's declarations; raises `ValueError` naming
+    the setting at fault."""
+    rules = _priority_rules(_json(priority, "IDP_CLAIM_PRIORITY") or {})
+    declarations = list(BUILTIN)
+    for entry in _json(custom, "IDP_CUSTOM_CLAIMS") or []:
+        declarations.append(_declaration(entry, declarations))
+    for entry in declared:
+        try:
+            declarations.append(_declaration(entry, declarations))
+        except ValueError as error:  # since declared in configuration too: configuration wins
+            logger.warning("claim declaration %s ignored: %s", entry.get("name"), error)
+    unknown = set(rules) - {"*"} - {claim.name for claim in declarations}
+    if unknown:
+        raise ValueError(f"IDP_CLAIM_PRIORITY names unknown claims: {', '.join(sorted(unknown))}")
+    default = rules.get("*", DEFAULT_PRIORITY)
+    return Catalogue({
+        claim.name: _with_priority(claim, rules.get(claim.name, default))
+        for claim in declarations
+    })
+
+
+def _with_priority(claim: ClaimDeclaration, priority: tuple[str, ...]) -> ClaimDeclaration:
+    return ClaimDeclaration(claim.name, claim.type, claim.scope, claim.writers,
+                            claim.description, claim.builtin, priority)
+
+
+def _json(value: Any, setting: str) -> Any:
+    if not isinstance(value, str):
+        return value
+    try:
+        return json.loads(value)
+    except ValueError as error:
+        raise ValueError(f"{setting} is not valid JSON: {error}") from None
+
+
+def _priority_rules(rules: Any) -> dict[str, tuple[str, ...]]:
+    if not isinstance(rules, dict):
+        raise ValueError("IDP_CLAIM_PRIORITY must be an object of claim: [sources]")
+    parsed = {}
+    for claim, sources in rules.items():
+        if (not isinstance(sources, list) or not sources
+                or any(source not in SOURCES for source in sources)
+                or len(set(sources)) != len(sources)):
+            raise ValueError(
+                f"IDP_CLAIM_PRIORITY[{claim!r}] must list distinct sources of {', '.join(SOURCES)}"
+            )
+        parsed[claim] = tuple(sources)
+    return parsed
+
+
+def _declaration(entry: Any, known: list[ClaimDeclaration]) -> ClaimDeclaration:
+    if not isinstance(entry, dict):
+        raise ValueError("IDP_CUSTOM_CLAIMS must be a list of objects")
+    name = str(entry.get("name", ""))
+    if not NAME_PATTERN.match(name):
+        raise ValueError(f"IDP_CUSTOM_CLAIMS: {name!r} is not a claim name (a-z, 0-9, _)")
+    spelling = _spelling(name)
+    if name in RESERVED or any(_spelling(claim.name) == spelling for claim in known) or any(
+            _spelling(claim) == spelling for claim in RESERVED):
+        raise ValueError(f"IDP_CUSTOM_CLAIMS: {name!r} is already a claim (one name per field)")
+    kind = entry.get("type", "string")
+    if kind not in TYPES[:5]:
+        raise ValueError(f"IDP_CUSTOM_CLAIMS[{name}]: type must be one of {', '.join(TYPES[:5])}")
+    scope = entry.get("scope", "profile")
+    if scope not in RELEASING_SCOPES:
+        raise ValueError(f"IDP_CUSTOM_CLAIMS[{name}]: scope must be one of "
+                         f"{', '.join(RELEASING_SCOPES)}")
+    writers = entry.get("writers", ["admin"])
+    if not isinstance(writers, list) or not writers or set(writers) - set(WRITERS):
+        raise ValueError(f"IDP_CUSTOM_CLAIMS[{name}]: writers must be some of {', '.join(WRITERS)}")
+    return ClaimDeclaration(name, kind, scope, tuple(writers),
+                            str(entry.get("description", "")), False)
+
+
+def _spelling(name: str) -> str:
+    return name.replace("_", "").replace("-", "").lower()
+
+
+def catalogue() -> Catalogue:
+    """The app's catalogue, rebuilt when its settings or the declarations change (tests change
+    the rule live). At most one small query per `DECLARATIONS_CACHE_SECONDS` per process."""
+    config = current_app.config
+    declared = _declared()
+    key = (json.dumps(config.get("IDP_CUSTOM_CLAIMS"), sort_keys=True),
+           json.dumps(config.get("IDP_CLAIM_PRIORITY"), sort_keys=True),
+           json.dumps(declared, sort_keys=True))
+    cached = current_app.extensions.get("idp.catalogue")
+    if cached is None or cached[0] != key:
+        cached = (key, build_catalogue(config.get("IDP_CUSTOM_CLAIMS"),
+                                       config.get("IDP_CLAIM_PRIORITY"), declared))
+        current_app.extensions["idp.catalogue"] = cached
+    return cached[1]
+
+
+def _declared() -> tuple[dict[str, Any], ...]:
+    cached = current_app.extensions.get("idp.declared")
+    if cached is not None and time.monotonic() - cached[0] < DECLARATIONS_CACHE_SECONDS:
+        return cached[1]
+    from idp.extensions import db
+    from idp.identity.models import ClaimDeclarationRecord
+
+    rows = db.session.scalars(select(ClaimDeclarationRecord)
+                              .order_by(ClaimDeclarationRecord.created_at,
+                                        ClaimDeclarationRecord.name)).all()
+    declared = tuple({"name": row.name, "type": row.type, "scope": row.scope,
+                      "writers": list(row.writers), "description": row.description}
+                     for row in rows)
+    current_app.extensions["idp.declared"] = (time.monotonic(), declared)
+    return declared
+
+
+def declare_claim(entry: dict[str, Any]) -> ClaimDeclaration:
+    """Adds an operator-defined claim (the admin UI); `ValueError` as for `IDP_CUSTOM_CLAIMS`.
+    The caller audits and commits."""
+    from idp.extensions import db
+    from idp.identity.models import ClaimDeclarationRecord
+
+    declaration = _declaration(entry, list(catalogue().claims.values()))
+    db.session.add(ClaimDeclarationRecord(
+        name=declaration.name, type=declaration.type, scope=declaration.scope,
+        writers=list(declaration.writers), description=declaration.description))
+    db.session.flush()
+    current_app.extensions.pop("idp.declared", None)
+    return declaration
+
+
+def rank(claim: str, source: str) -> int:
+    declaration = catalogue().get(claim)
+    priority = declaration.priority if declaration else DEFAULT_PRIORITY
+    return priority.index(source) if source in priority else len(priority)
+
+
+def check_write(name: str, value: Any, writer: str) -> str | None:
+    """The value as stored (text), or None to clear it; `ClaimRefused` if it may not be."""
+    declaration = catalogue().get(name)
+    if declaration is None:
+        raise ClaimRefused(name, "unknown claim")
+    if writer in WRITERS and writer not in declaration.writers:
+        raise ClaimRefused(name, f"{writer} may not write it")
+    if value is None or value == "" or value == {}:
+        return None
+    return VALIDATORS[declaration.type](name, value)
+
+
+def served(name: str, stored: str) -> Any:
+    """The stored text as the claim's JSON type."""
+    declaration = catalogue().get(name)
+    kind = declaration.type if declaration else "string"
+    if kind == "integer":
+        return int(stored)
+    if kind == "boolean":
+        return stored == "true"
+    if kind == "address":
+        return json.loads(stored)
+    return stored
+
+
+def _text(name: str, value: Any) -> str:
+    if not isinstance(value, str) or len(value.strip()) > MAX_TEXT or "\x00" in value:
+        raise ClaimRefused(name, f"must be text of at most {MAX_TEXT} characters")
+    return value.strip()
+
+
+def _integer(name: str, value: Any) -> str:
+    if isinstance(value, bool):
+        raise ClaimRefused(name, "must be an integer")
+    try:
+        number = int(str(value).strip(), 10)
+    except ValueError:
+        raise ClaimRefused(name, "must be an integer") from None
+    if abs(number) >= 2**53:  # JSON numbers stay exact in every client
+        raise ClaimRefused(name, "is out of range")
+    return str(number)
+
+
+def _boolean(name: str, value: Any) -> str:
+    text = str(value).strip().lower()
+    if text not in ("true", "false"):
+        raise ClaimRefused(name, "must be true or false")
+    return text
+
+
+def _date(name: str, value: Any) -> str:
+    text = _text(name, value)
+    try:
+        return date.fromisoformat(text).isoformat() if len(text) == 10 else _bad_date(name)
+    except ValueError:
+        return _bad_date(name)
+
+
+def _bad_date(name: str) -> str:
+    raise ClaimRefused(name, "must be a date YYYY-MM-DD")
+
+
+def _url(name: str, value: Any) -> str:
+    text = _text(name, value)
+    if not re.match(r"^https?://[^\s/]+\S*$", text):
+        raise ClaimRefused(name, "must be an http(s) URL")
+    return text
+
+
+def _gender(name: str, value: Any) -> str:
+    text = _text(name, value)
+    if not text or len(text) > 32:
+        raise ClaimRefused(name, "must be female, male or a short other value")
+    return text
+
+
+def _birthdate(name: str, value: Any) -> str:
+    """OIDC Core §5.1: YYYY-MM-DD; 0000 as the year when it is withheld; or YYYY alone."""
+    text = _text(name, value)
+    if re.fullmatch(r"\d{4}", text):
+        return text
+    try:
+        date.fromisoformat(("2000" + text[4:]) if text.startswith("0000-") else text)
+    except ValueError:
+        raise ClaimRefused(name, "must be YYYY-MM-DD, 0000-MM-DD or YYYY") from None
+    if len(text) != 10:
+        raise ClaimRefused(name, "must be YYYY-MM-DD, 0000-MM-DD or YYYY")
+    return text
+
+
+def _address(name: str, value: Any) -> str:
+    """OIDC Core §5.1.1: a JSON object of the formatted and structured parts, all strings."""
+    if isinstance(value, str):
+        value = _json_object(value) if value.lstrip().startswith("{") else {"formatted": value}
+    if not isinstance(value, dict) or set(value) - set(ADDRESS_PARTS):
+        raise ClaimRefused(name, f"must be an object of {', '.join(ADDRESS_PARTS)}")
+    parts = {part: _text(name, text) for part, text in value.items() if text not in (None, "")}
+    if not parts:
+        raise ClaimRefused(name, "has no part")
+    return json.dumps({part: parts[part] for part in ADDRESS_PARTS if part in parts},
+                      ensure_ascii=False)
+
+
+def _json_object(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError:
+        raise ClaimRefused("address", "is not a JSON object") from None
+
+
+VALIDATORS = {
+    "string": _text, "integer": _integer, "boolean": _boolean, "date": _date, "url": _url,
+    "gender": _gender, "birthdate": _birthdate, "address": _address,
+}
+
+
+def init_app(app: Any) -> None:
+    """Checks both settings at start-up, so a bad declaration stops the IdP with its reason
+    (the admin's declarations were checked when made; the database is not asked here)."""
+    from idp.config import ConfigError
+
+    try:
+        build_catalogue(app.config.get("IDP_CUSTOM_CLAIMS"), app.config.get("IDP_CLAIM_PRIORITY"))
+    except ValueError as error:
+        raise ConfigError(str(error)) from None
