@@ -98,6 +98,8 @@ def init_app(app: Flask) -> None:
         return
     started = threading.Event()
     lock = threading.Lock()
+    # Set it to stop the embedded delivery thread and scheduled jobs (tests, a clean shutdown).
+    stop = app.extensions["idp_embedded_worker_stop"] = threading.Event()
 
     @app.before_request
     def start_embedded_delivery() -> None:
@@ -108,10 +110,10 @@ def init_app(app: Flask) -> None:
                 return
             thread = threading.Thread(
                 target=run_worker,
-                args=(app, threading.Event()),
+                args=(app, stop),
                 name="idp-event-delivery",
                 daemon=True,
             )
             thread.start()
-            start_scheduler(app, threading.Event())
+            start_scheduler(app, stop)
             started.set()

@@ -48,7 +48,11 @@ def test_the_embedded_thread_starts_with_the_first_request_outside_tests(
     from idp.events import worker
 
     started: list[Any] = []
+    scheduled: list[Any] = []
     monkeypatch.setattr(worker, "run_worker", lambda app, stop, *_: started.append(app))
+    # The scheduled jobs start beside it; a real one would outlive the test and write to the
+    # database the next tests use.
+    monkeypatch.setattr(worker, "start_scheduler", lambda app, stop: scheduled.append(app))
     application = create_app({**app_config, "TESTING": False})
     assert started == []
     with application.app_context():
@@ -59,8 +63,9 @@ def test_the_embedded_thread_starts_with_the_first_request_outside_tests(
     for thread in threading.enumerate():
         if thread.name == "idp-event-delivery":
             thread.join(timeout=5)
+    application.extensions["idp_embedded_worker_stop"].set()
     dispose(application)
-    assert started == [application]
+    assert started == [application] and scheduled == [application]
 
 
 def test_external_delivery_starts_no_thread(app_config: dict[str, Any], monkeypatch: Any) -> None:
@@ -69,6 +74,7 @@ def test_external_delivery_starts_no_thread(app_config: dict[str, Any], monkeypa
 
     started: list[Any] = []
     monkeypatch.setattr(worker, "run_worker", lambda app, stop, *_: started.append(app))
+    monkeypatch.setattr(worker, "start_scheduler", lambda app, stop: started.append(app))
     monkeypatch.setenv("IDP_EVENT_DELIVERY", "external")
     application = create_app({**app_config, "TESTING": False})
     with application.app_context():
