@@ -1,4 +1,5 @@
-"""What `idp serve` hands to gunicorn: worker count, configuration module, metrics directory."""
+"""What `idp serve` runs: granian (default) or gunicorn (`IDP_SERVER=gunicorn`), the worker
+count, the metrics directory."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import sys
 from pathlib import Path
 
 GUNICORN_CONFIG = "python:idp.operations.gunicorn_conf"
+SERVERS = ("granian", "gunicorn")
 MAX_DEFAULT_WORKERS = 8
 
 
@@ -34,6 +36,27 @@ def prepare_metrics_directory(instance_path: str) -> Path:
     shutil.rmtree(directory, ignore_errors=True)
     directory.mkdir(mode=0o700)
     return directory
+
+
+def server_name() -> str:
+    """`IDP_SERVER`: granian unless told otherwise (bench/README.md compares the two)."""
+    name = os.environ.get("IDP_SERVER", "granian").strip().lower() or "granian"
+    if name not in SERVERS:
+        raise ValueError(f"IDP_SERVER must be one of {', '.join(SERVERS)}, not {name!r}")
+    return name
+
+
+def server_argv(host: str, port: int, workers: int) -> list[str]:
+    if server_name() == "gunicorn":
+        return gunicorn_argv(host, port, workers)
+    return granian_argv(host, port, workers)
+
+
+def granian_argv(host: str, port: int, workers: int) -> list[str]:
+    return [
+        sys.executable, "-m", "idp.operations.granian_main",
+        "--host", host, "--port", str(port), "--workers", str(workers),
+    ]  # fmt: skip
 
 
 def gunicorn_argv(host: str, port: int, workers: int) -> list[str]:
