@@ -260,7 +260,7 @@ def _schema_is_current() -> bool:
     return current == heads
 
 
-@click.command(help="Serve the IdP with granian, or gunicorn if IDP_SERVER=gunicorn (kill -HUP reloads gracefully).")
+@click.command(help="Serve the IdP (granian; IDP_SERVER=gunicorn for gunicorn). kill -HUP reloads.")
 @click.option("--host", default="127.0.0.1")
 @click.option("--port", default=5000, type=int)
 @click.option("--workers", default=None, type=int, help="default: CPUs + 1, at most 8")
