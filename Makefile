@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: run test lint clean bench bench-postgres translations
+.PHONY: run test lint clean bench bench-postgres bench-compare translations
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +29,10 @@ bench: $(VENV)/.installed
 
 bench-postgres: $(VENV)/.installed
 	$(BIN)/python bench/run.py --postgres --write-readme
+
+# The IdP (PostgreSQL + Redis) beside the reference oidc-provider (../shared/peers), with wrk.
+bench-compare: $(VENV)/.installed
+	$(BIN)/python bench/run.py --peer --write-readme
 
 clean:
 	rm -rf $(VENV) .pytest_cache

@@ -179,9 +179,9 @@ def start_server(instance: Instance, args: argparse.Namespace, log: Path) -> Non
     if overrides:
         env["GUNICORN_CMD_ARGS"] = " ".join(overrides)
     with log.open("wb") as output:
+        workers = ["--workers", str(args.workers)] if args.workers else []
         instance.server = subprocess.Popen(
-            [IDP, "serve", "--host", HOST, "--port", str(instance.port),
-             "--workers", str(args.workers)],
+            [IDP, "serve", "--host", HOST, "--port", str(instance.port), *workers],
             env=env, stdout=output, stderr=subprocess.STDOUT, start_new_session=True,
         )
     deadline = time.monotonic() + 60
@@ -367,6 +367,11 @@ def write_readme(args: argparse.Namespace, rows: list[Measured]) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
+    if argv is None and "--peer" in sys.argv[1:]:
+        import compare
+
+        compare.main([a for a in sys.argv[1:] if a != "--peer"])
+        return
     cpus = os.cpu_count() or 1
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--postgres", action="store_true", help="PostgreSQL + Redis")
