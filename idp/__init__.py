@@ -64,6 +64,9 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.extensions["idp_secret_box"] = box
     app.extensions["idp_keyring"] = KeyRing(box, float(settings["IDP_KEY_CACHE_SECONDS"]))
     app.extensions["idp_redis"] = _redis(settings["IDP_REDIS_URL"])
+    from idp import caching
+
+    caching.init_app(app)
 
     _register_models()
     _register_domains(app)
