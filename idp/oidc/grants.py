@@ -225,8 +225,12 @@ class IdTokenIssuer:
 
 class OpenIDConnectCode(IdTokenIssuer, OpenIDCode):
     def exists_nonce(self, nonce: str, request: Any) -> bool:
-        # A nonce seen in a still-live code of the same client is a replayed request.
-        return (
+        """A nonce seen in a still-live code of the same client is a replayed request. Authlib
+        asks twice per authorization request (validation, then the response): one query."""
+        asked = (request.payload.client_id, nonce)
+        if g.get("idp_nonce_checked") == asked:
+            return False
+        seen = (
             db.session.scalars(
                 select(AuthorizationCode.code_digest).where(
                     AuthorizationCode.client_id == request.payload.client_id,
@@ -236,6 +240,9 @@ class OpenIDConnectCode(IdTokenIssuer, OpenIDCode):
             ).first()
             is not None
         )
+        if not seen:
+            g.idp_nonce_checked = asked
+        return seen
 
     def process_token(self, grant: Any, response: Any) -> Any:
         g.token_client = grant.request.client
