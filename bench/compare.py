@@ -514,6 +514,8 @@ def verdict(row: Row, idp: dict[str, Any], peer: dict[str, Any] | None) -> str:
     if peer and ratio_target is None:
         checks.append(idp["p99"] <= 1.5 * peer["p99"])
     checks.append(idp["bad"] == 0)
+    if ratio_target is not None and not peer:
+        return "no peer measured"
     return "met" if all(checks) else "**not met**"
 
 
@@ -552,10 +554,10 @@ def table(rows: list[Row]) -> str:
 
 
 def describe(args: argparse.Namespace, workers: int) -> str:
-    from idp.operations.serving import server_name
-
+    server = args.server or "granian"
+    settings = "defaults" if not args.workers else f"--workers {args.workers}"
     return (
-        f"PostgreSQL + Redis; `idp serve` defaults ({server_name()}, {workers} workers); "
+        f"PostgreSQL + Redis; `idp serve` {settings} ({server}, {workers} workers); "
         f"oidc-provider 9.13.3 (node {node_version()}, one process, in-memory); "
         f"wrk -t1 -c{args.connections}, {args.duration:g} s after {args.warmup:g} s warm-up, "
         f"A B A B (figures: mean of the {args.rounds} runs of each); "
@@ -594,6 +596,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--sqlite", action="store_true",
                         help="also measure the IdP on the embedded SQLite (no target)")
     parser.add_argument("--no-peer", action="store_true")
+    parser.add_argument("--server", choices=["granian", "gunicorn"],
+                        help="IDP_SERVER for idp serve (default: its own default, granian)")
+    parser.add_argument("--workers", type=int, help="idp serve --workers (default: its own)")
     parser.add_argument("--write-readme", action="store_true")
     parser.add_argument("--keep", action="store_true")
     args = parser.parse_args(argv)
@@ -612,7 +617,9 @@ def main(argv: list[str] | None = None) -> None:
             peer = start_peer(prepare_peer(workdir), workdir)
         with single.database(args, workdir) as db_env:
             idp = prepare_idp(workdir / "pg", db_env, wrk_codes // (2 if args.sqlite else 1))
-            single.start_server(idp.instance, single_args(), workdir / "serve.log")
+            if args.server:
+                idp.instance.env["IDP_SERVER"] = args.server
+            single.start_server(idp.instance, single_args(args), workdir / "serve.log")
             wait_ready(idp.fake_url + "/__fake__/calls", idp.fake, workdir / "fake-wechat.log",
                        "fake WeChat")
             idp_login(idp)
@@ -641,7 +648,9 @@ def main(argv: list[str] | None = None) -> None:
                 print(table([row]).splitlines()[-1], flush=True)
             single.stop_server(idp.instance)
             if lite is not None:
-                single.start_server(lite.instance, single_args(), workdir / "serve-lite.log")
+                if args.server:
+                    lite.instance.env["IDP_SERVER"] = args.server
+                single.start_server(lite.instance, single_args(args), workdir / "serve-lite.log")
                 wait_ready(lite.fake_url + "/__fake__/calls", lite.fake,
                            workdir / "fake-wechat.log", "fake WeChat")
                 idp_login(lite)
@@ -669,9 +678,9 @@ def main(argv: list[str] | None = None) -> None:
         print(f"\nwritten to {README.relative_to(ROOT)}")
 
 
-def single_args() -> argparse.Namespace:
-    """`idp serve` with its defaults (no --workers, no server overrides)."""
-    return argparse.Namespace(worker_class=None, threads=None, workers=None)
+def single_args(args: argparse.Namespace) -> argparse.Namespace:
+    """`idp serve` with its defaults unless --workers was given."""
+    return argparse.Namespace(worker_class=None, threads=None, workers=args.workers)
 
 
 if __name__ == "__main__":
