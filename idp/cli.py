@@ -263,7 +263,7 @@ def _schema_is_current() -> bool:
 @click.command(help="Serve the IdP (granian; IDP_SERVER=gunicorn for gunicorn). kill -HUP reloads.")
 @click.option("--host", default="127.0.0.1")
 @click.option("--port", default=5000, type=int)
-@click.option("--workers", default=None, type=int, help="default: CPUs + 1, at most 8")
+@click.option("--workers", default=None, type=int, help="default: one per CPU, at most 8")
 @with_appcontext
 def serve(host: str, port: int, workers: int | None) -> None:
     from idp.operations.serving import (

@@ -14,11 +14,17 @@ MAX_DEFAULT_WORKERS = 8
 
 
 def default_worker_count() -> int:
-    """CPUs + 1, capped. Not gunicorn's 2 x CPUs + 1 for sync workers: ours are threaded
-    (gthread), so concurrency comes from threads, and fewer processes measured ~15 % more
-    throughput on 2 cores (bench/README.md). Beyond the cap the database connections (pool of
-    10 + 20 overflow per worker) cost more than the extra workers bring."""
-    return min((os.cpu_count() or 1) + 1, MAX_DEFAULT_WORKERS)
+    """granian: one worker per CPU, capped. Its workers run only the app's Python (HTTP is
+    handled in Rust), so one process per core keeps every core busy; 2 workers measured ~10 %
+    more throughput and less CPU per request than 3 on 2 cores (bench/README.md).
+
+    gunicorn (`IDP_SERVER=gunicorn`): CPUs + 1, not its 2 x CPUs + 1 for sync workers: ours are
+    threaded (gthread), and fewer processes measured ~15 % more throughput on 2 cores.
+    Beyond the cap the database connections (pool of 10 + 20 overflow per worker) cost more
+    than the extra workers bring."""
+    cpus = os.cpu_count() or 1
+    wanted = cpus + 1 if server_name() == "gunicorn" else cpus
+    return max(1, min(wanted, MAX_DEFAULT_WORKERS))
 
 
 def prepare_metrics_directory(instance_path: str) -> Path:
