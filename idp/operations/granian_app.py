@@ -26,7 +26,15 @@ MASTER_PID_VARIABLE = "IDP_SERVE_MASTER_PID"
 
 
 def die_with_master() -> None:
-    """Ask the kernel for SIGTERM when the master dies; exit now if it already has."""
+    """Ask the kernel for SIGTERM when the master dies; exit now if it already has.
+
+    Until granian installs the worker's own (graceful) handlers after this loader returns, the
+    worker carries the master's handlers, inherited through fork, which only set a flag in the
+    master's copy of the server: a SIGTERM then would be swallowed and the worker would serve
+    on as an orphan. While the app loads, SIGTERM and SIGINT therefore just end the worker (it
+    serves nothing yet)."""
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
     libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
     libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
     master = os.environ.get(MASTER_PID_VARIABLE)
