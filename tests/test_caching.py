@@ -169,3 +169,24 @@ def test_without_versions_the_database_answers(app: Any, flow: CodeFlow, user: A
     assert flow.browser.get("/oauth/userinfo", headers=bearer(tokens["access_token"])) \
         .status_code == 401  # fmt: skip
     assert caching.MAX_AGE <= 60
+
+
+def test_claims_read_inside_a_changing_transaction_come_from_the_database(
+    app: Any, flow: CodeFlow, user: Any
+) -> None:
+    """A change not yet committed has no version yet: the claims must not come from the cache
+    (e.g. the phone binding issues fresh tokens in the transaction that binds the phone)."""
+    from idp.extensions import db
+    from idp.identity.claims import cached_user_claims
+    from idp.identity.models import Account
+    from idp.identity.service import set_claim
+
+    tokens = flow.tokens(scope="openid profile")
+    assert flow.browser.get("/oauth/userinfo", headers=bearer(tokens["access_token"])) \
+        .get_json()["name"] == "Alice"  # fmt: skip
+    with app.test_request_context("/"):
+        set_claim(db.session.get(Account, user.id), "name", "Uncommitted", "user")
+        db.session.flush()
+        claims = cached_user_claims(user.id, "jti-x", "openid profile")
+        assert claims is not None and claims["name"] == "Uncommitted"
+        db.session.rollback()

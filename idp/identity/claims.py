@@ -85,7 +85,7 @@ def cached_user_claims(
     check of the same request. On a miss: the account, identities and profile (3 queries).
     None when the account is gone or disabled.
     """
-    versions = versions_for(account_id, jti)
+    versions = None if _uncommitted_changes() else versions_for(account_id, jti)
     account_versions = (versions[0], versions[1], 0) if versions is not None else None
     key = (account_id, scope, client_appid)
     if account_versions is not None:
@@ -99,6 +99,15 @@ def cached_user_claims(
     if account_versions is not None:
         CLAIMS.put(key, account_versions, dict(claims))
     return claims
+
+
+def _uncommitted_changes() -> bool:
+    """Rows written in this transaction are not in any version yet (bumped at commit): the
+    claims are then read from the database, never from the cache."""
+    session = db.session
+    return bool(
+        session.new or session.dirty or session.deleted or session.info.get("idp_cache_changes")
+    )
 
 
 def _preferred(identities: list[Identity], kind: str) -> Identity | None:
