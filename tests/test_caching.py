@@ -190,3 +190,21 @@ def test_claims_read_inside_a_changing_transaction_come_from_the_database(
         claims = cached_user_claims(user.id, "jti-x", "openid profile")
         assert claims is not None and claims["name"] == "Uncommitted"
         db.session.rollback()
+
+
+def test_id_tokens_from_a_refresh_follow_a_profile_edit__oidc_core_12_2(
+    app: Any, flow: CodeFlow, user: Any
+) -> None:
+    from idp.extensions import db
+    from idp.identity.models import Account
+    from idp.identity.service import set_claim
+    from tests.oidc.helpers import id_token_claims
+
+    tokens = flow.tokens(scope="openid profile offline_access")
+    first = flow.refresh(tokens["refresh_token"]).get_json()
+    assert id_token_claims(flow.browser, first["id_token"])["name"] == "Alice"
+    with app.app_context():
+        set_claim(db.session.get(Account, user.id), "name", "Alice Liddell", "user")
+        db.session.commit()
+    second = flow.refresh(first["refresh_token"]).get_json()
+    assert id_token_claims(flow.browser, second["id_token"])["name"] == "Alice Liddell"
