@@ -285,7 +285,10 @@ def peer_tokens(peer: Peer, scope: str, prompt: str | None = None) -> dict[str, 
 
 
 def peer_cookie(peer: Peer) -> str:
-    return "; ".join(f"{c.name}={c.value}" for c in peer.browser.cookies)
+    """The session cookies only (`_session`, `_session.sig`; the interaction cookies of earlier
+    logins are path-bound and would only lengthen the header)."""
+    return "; ".join(f"{c.name}={c.value}" for c in peer.browser.cookies
+                     if c.name.startswith("_session"))
 
 
 # --- the IdP ---------------------------------------------------------------------------------
@@ -562,7 +565,7 @@ def table(rows: list[Row]) -> str:
             f"| {row.scenario}{' (' + unit + ')' if unit else ''} | {idp['units']:,.0f} | – "
         )
         lines[-1] += (
-            f"| {idp['units'] / peer['units']:.2f} " if peer else "| – "
+            f"| {idp['units'] / peer['units']:.2f} " if peer and peer["units"] else "| – "
         ) + (
             f"| {target}: {verdict(row, idp, peer)} "
             f"| {idp['p50']:.1f} / {idp['p99']:.1f} "
