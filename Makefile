@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: run test lint clean bench bench-postgres bench-scale translations
+.PHONY: run test lint clean bench bench-postgres bench-scale bench-compare translations
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,10 @@ bench-postgres: $(VENV)/.installed
 # Seeds PostgreSQL with 1k and 1M accounts (minutes) and times admin pages, report and protocol.
 bench-scale: $(VENV)/.installed
 	$(BIN)/python bench/scale.py --write-readme
+
+# The IdP (PostgreSQL + Redis) beside the reference oidc-provider (../shared/peers), with wrk.
+bench-compare: $(VENV)/.installed
+	$(BIN)/python bench/run.py --peer --write-readme
 
 clean:
 	rm -rf $(VENV) .pytest_cache

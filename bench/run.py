@@ -142,7 +142,8 @@ def database(args: argparse.Namespace, workdir: Path) -> Iterator[dict[str, str]
 
 
 def prepare(workdir: Path, port: int, db_env: dict[str, str]) -> Instance:
-    env = {key: value for key, value in os.environ.items() if not key.startswith("IDP_")}
+    env = {key: value for key, value in os.environ.items()
+           if not key.startswith("IDP_") or key == "IDP_SERVER"}
     env.update(db_env)
     env.update(
         IDP_INSTANCE_PATH=str(workdir / "instance"),
@@ -172,6 +173,8 @@ def prepare(workdir: Path, port: int, db_env: dict[str, str]) -> Instance:
 def start_server(instance: Instance, args: argparse.Namespace, log: Path) -> None:
     env = dict(instance.env)
     overrides = []
+    if args.worker_class or args.threads:
+        env["IDP_SERVER"] = "gunicorn"  # the flags below are gunicorn's
     if args.worker_class:
         overrides.append(f"--worker-class {args.worker_class}")
     if args.threads:
@@ -179,9 +182,9 @@ def start_server(instance: Instance, args: argparse.Namespace, log: Path) -> Non
     if overrides:
         env["GUNICORN_CMD_ARGS"] = " ".join(overrides)
     with log.open("wb") as output:
+        workers = ["--workers", str(args.workers)] if args.workers else []
         instance.server = subprocess.Popen(
-            [IDP, "serve", "--host", HOST, "--port", str(instance.port),
-             "--workers", str(args.workers)],
+            [IDP, "serve", "--host", HOST, "--port", str(instance.port), *workers],
             env=env, stdout=output, stderr=subprocess.STDOUT, start_new_session=True,
         )
     deadline = time.monotonic() + 60
@@ -341,10 +344,13 @@ def describe(args: argparse.Namespace) -> str:
     from idp.operations import gunicorn_conf
 
     store = "PostgreSQL + Redis" if args.postgres else "SQLite (WAL), no Redis"
-    worker_class = args.worker_class or gunicorn_conf.worker_class
-    threads = args.threads or gunicorn_conf.threads
-    workers = (f"gunicorn {worker_class} workers × {threads} threads" if worker_class == "gthread"
-               else f"gunicorn {worker_class} workers")
+    if args.worker_class or args.threads or os.environ.get("IDP_SERVER") == "gunicorn":
+        worker_class = args.worker_class or gunicorn_conf.worker_class
+        threads = args.threads or gunicorn_conf.threads
+        workers = (f"gunicorn {worker_class} workers × {threads} threads"
+                   if worker_class == "gthread" else f"gunicorn {worker_class} workers")
+    else:
+        workers = "granian workers"
     return (
         f"{store}; `idp serve --workers {args.workers}` ({workers}); "
         f"{args.connections} connections from {args.processes} load-generator processes; "
@@ -367,6 +373,11 @@ def write_readme(args: argparse.Namespace, rows: list[Measured]) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
+    if argv is None and "--peer" in sys.argv[1:]:
+        import compare
+
+        compare.main([a for a in sys.argv[1:] if a != "--peer"])
+        return
     cpus = os.cpu_count() or 1
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--postgres", action="store_true", help="PostgreSQL + Redis")

@@ -59,6 +59,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     migrate.init_app(app, db, directory=MIGRATIONS_DIRECTORY)
     csrf.init_app(app)
     limiter.init_app(app)
+    _limit_in_decorators_only(app)
     Babel(app, locale_selector=_select_locale)
 
     box = SecretBox(settings["IDP_ENCRYPTION_KEY"])
@@ -67,6 +68,9 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         box, float(settings["IDP_KEY_CACHE_SECONDS"]), sign_after=sign_after_seconds(settings)
     )
     app.extensions["idp_redis"] = _redis(settings["IDP_REDIS_URL"])
+    from idp import caching
+
+    caching.init_app(app)
 
     _register_models()
     _register_domains(app)
@@ -82,6 +86,18 @@ def _trust_proxy(app: Flask, hops: int) -> None:
         from werkzeug.middleware.proxy_fix import ProxyFix
 
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops)  # type: ignore[method-assign]
+
+
+def _limit_in_decorators_only(app: Flask) -> None:
+    """Every rate limit of the IdP is a `@limiter.limit` on its view (token endpoint, phone
+    binding), which checks inline. Flask-Limiter's before_request hook only adds default,
+    application and meta limits, of which there are none, yet it cost ~0.1-0.3 ms on every
+    request (the largest hook on /oauth/jwks, bench/README.md): it goes unless one is set."""
+    if any(app.config.get(name) for name in
+           ("RATELIMIT_DEFAULT", "RATELIMIT_APPLICATION", "RATELIMIT_META")):  # fmt: skip
+        return
+    hooks = app.before_request_funcs.get(None, [])
+    app.before_request_funcs[None] = [h for h in hooks if h != limiter._check_request_limit]
 
 
 def _engine_options(url: str) -> dict[str, Any]:

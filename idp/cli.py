@@ -338,16 +338,16 @@ def _schema_is_current() -> bool:
     return current == heads
 
 
-@click.command(help="Serve the IdP with gunicorn (kill -HUP reloads gracefully).")
+@click.command(help="Serve the IdP (granian; IDP_SERVER=gunicorn for gunicorn). kill -HUP reloads.")
 @click.option("--host", default="127.0.0.1")
 @click.option("--port", default=5000, type=int)
-@click.option("--workers", default=None, type=int, help="default: CPUs + 1, at most 8")
+@click.option("--workers", default=None, type=int, help="default: one per CPU, at most 8")
 @with_appcontext
 def serve(host: str, port: int, workers: int | None) -> None:
     from idp.operations.serving import (
         default_worker_count,
-        gunicorn_argv,
         prepare_metrics_directory,
+        server_argv,
     )
 
     try:
@@ -358,12 +358,16 @@ def serve(host: str, port: int, workers: int | None) -> None:
     if not current:
         fail("the database schema is not up to date: run `idp db upgrade` first")
     _check_throttle_store()
+    try:
+        argv = server_argv(host, port, workers or default_worker_count())
+    except ValueError as error:
+        fail(str(error))
+        return
     if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         directory = prepare_metrics_directory(current_app.instance_path)
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(directory)
-        os.environ["IDP_METRICS_DIR_OWNED"] = str(directory)  # removed when gunicorn exits
-    argv = gunicorn_argv(host, port, workers or default_worker_count())
-    os.execv(sys.executable, argv)  # noqa: S606 - replaces this process with gunicorn
+        os.environ["IDP_METRICS_DIR_OWNED"] = str(directory)  # removed when the server exits
+    os.execv(sys.executable, argv)  # noqa: S606 - replaces this process with the server
 
 
 def _check_throttle_store() -> None:

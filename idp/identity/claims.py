@@ -11,6 +11,7 @@ from typing import Any
 
 from sqlalchemy import select
 
+from idp.caching import BoundedCache, versions_for
 from idp.extensions import db
 from idp.identity.catalogue import catalogue, rank, served
 from idp.identity.models import Account, Identity, IdentityKind, ProfileClaim
@@ -72,6 +73,45 @@ def user_claims(account: Account, scope: str, client_appid: str | None = None) -
                 ):
                     claims["wechat_openid"] = identity.value
     return claims
+
+
+# (account id, scope, client appid) -> claims. Valid while the account's version is unchanged:
+# a profile edit, a phone change or a merge writes the account's rows and bumps it.
+CLAIMS: BoundedCache[dict[str, Any]] = BoundedCache(max_entries=20_000)
+
+
+def cached_user_claims(
+    account_id: str, jti: str, scope: str, client_appid: str | None = None
+) -> dict[str, Any] | None:
+    """`user_claims` of a live account, from this process's cache when nothing changed since.
+
+    Round trips on a hit: none beyond the versions' Redis `MGET`, already made for the token
+    check of the same request. On a miss: the account, identities and profile (3 queries).
+    None when the account is gone or disabled.
+    """
+    versions = None if _uncommitted_changes() else versions_for(account_id, jti)
+    account_versions = (versions[0], versions[1], 0) if versions is not None else None
+    key = (account_id, scope, client_appid)
+    if account_versions is not None:
+        known = CLAIMS.get(key, account_versions)
+        if known is not None:
+            return dict(known)
+    account = db.session.get(Account, account_id)
+    if account is None or not account.is_active:
+        return None
+    claims = user_claims(account, scope, client_appid)
+    if account_versions is not None:
+        CLAIMS.put(key, account_versions, dict(claims))
+    return claims
+
+
+def _uncommitted_changes() -> bool:
+    """Rows written in this transaction are not in any version yet (bumped at commit): the
+    claims are then read from the database, never from the cache."""
+    session = db.session
+    return bool(
+        session.new or session.dirty or session.deleted or session.info.get("idp_cache_changes")
+    )
 
 
 def _preferred(identities: list[Identity], kind: str) -> Identity | None:

@@ -1,8 +1,9 @@
-"""Prometheus metrics, correct across gunicorn workers.
+"""Prometheus metrics, correct across the server's workers (granian or gunicorn).
 
-`idp serve` sets `PROMETHEUS_MULTIPROC_DIR` before gunicorn starts, so every worker writes its
-samples to files there and `/metrics` sums them (prometheus-client's multiprocess mode); gunicorn's
-`child_exit` hook marks a dead worker's files (idp/operations/gunicorn_conf.py). Without the
+`idp serve` sets `PROMETHEUS_MULTIPROC_DIR` before the server starts, so every worker writes its
+samples to files there and `/metrics` sums them (prometheus-client's multiprocess mode); a worker
+leaving marks its own files (idp/operations/granian_app.py; gunicorn's `child_exit` hook in
+idp/operations/gunicorn_conf.py). Without the
 variable (tests, `idp dev`) the process's own registry is served.
 
 Who may read `/metrics`: loopback callers that did not come through a proxy, anyone presenting

@@ -112,6 +112,10 @@ class SigningKey(db.Model):
 
 class AuthorizationCode(db.Model):
     __tablename__ = "authorization_code"
+    # The nonce replay check of every authorization request (OpenIDConnectCode.exists_nonce)
+    # would otherwise scan every code. A hash index on PostgreSQL: a nonce has no length limit,
+    # a btree entry does.
+    __table_args__ = (Index("ix_authorization_code_nonce", "nonce", postgresql_using="hash"),)
 
     code_digest: Mapped[str] = mapped_column(String(64), primary_key=True)
     client_id: Mapped[str] = mapped_column(ForeignKey("oauth_client.client_id"))

@@ -1,1 +1,1 @@
-"""Running the IdP in production: the gunicorn configuration and backups."""
+"""Running the IdP in production: the HTTP server (granian, or gunicorn) and backups."""

@@ -1,4 +1,5 @@
-"""What `idp serve` hands to gunicorn: worker count, configuration module, metrics directory."""
+"""What `idp serve` runs: granian (default) or gunicorn (`IDP_SERVER=gunicorn`), the worker
+count, the metrics directory."""
 
 from __future__ import annotations
 
@@ -8,15 +9,22 @@ import sys
 from pathlib import Path
 
 GUNICORN_CONFIG = "python:idp.operations.gunicorn_conf"
+SERVERS = ("granian", "gunicorn")
 MAX_DEFAULT_WORKERS = 8
 
 
 def default_worker_count() -> int:
-    """CPUs + 1, capped. Not gunicorn's 2 x CPUs + 1 for sync workers: ours are threaded
-    (gthread), so concurrency comes from threads, and fewer processes measured ~15 % more
-    throughput on 2 cores (bench/README.md). Beyond the cap the database connections (pool of
-    10 + 20 overflow per worker) cost more than the extra workers bring."""
-    return min((os.cpu_count() or 1) + 1, MAX_DEFAULT_WORKERS)
+    """granian: one worker per CPU, capped. Its workers run only the app's Python (HTTP is
+    handled in Rust), so one process per core keeps every core busy; 2 workers measured ~10 %
+    more throughput and less CPU per request than 3 on 2 cores (bench/README.md).
+
+    gunicorn (`IDP_SERVER=gunicorn`): CPUs + 1, not its 2 x CPUs + 1 for sync workers: ours are
+    threaded (gthread), and fewer processes measured ~15 % more throughput on 2 cores.
+    Beyond the cap the database connections (pool of 10 + 20 overflow per worker) cost more
+    than the extra workers bring."""
+    cpus = os.cpu_count() or 1
+    wanted = cpus + 1 if server_name() == "gunicorn" else cpus
+    return max(1, min(wanted, MAX_DEFAULT_WORKERS))
 
 
 def prepare_metrics_directory(instance_path: str) -> Path:
@@ -34,6 +42,27 @@ def prepare_metrics_directory(instance_path: str) -> Path:
     shutil.rmtree(directory, ignore_errors=True)
     directory.mkdir(mode=0o700)
     return directory
+
+
+def server_name() -> str:
+    """`IDP_SERVER`: granian unless told otherwise (bench/README.md compares the two)."""
+    name = os.environ.get("IDP_SERVER", "granian").strip().lower() or "granian"
+    if name not in SERVERS:
+        raise ValueError(f"IDP_SERVER must be one of {', '.join(SERVERS)}, not {name!r}")
+    return name
+
+
+def server_argv(host: str, port: int, workers: int) -> list[str]:
+    if server_name() == "gunicorn":
+        return gunicorn_argv(host, port, workers)
+    return granian_argv(host, port, workers)
+
+
+def granian_argv(host: str, port: int, workers: int) -> list[str]:
+    return [
+        sys.executable, "-m", "idp.operations.granian_main",
+        "--host", host, "--port", str(port), "--workers", str(workers),
+    ]  # fmt: skip
 
 
 def gunicorn_argv(host: str, port: int, workers: int) -> list[str]:

@@ -86,6 +86,7 @@ def test_a_failure_before_the_commit_leaves_the_old_token_as_it_was__rfc9700_4_1
         raise OperationalError("SELECT identity", {}, Exception("server closed the connection"))
 
     monkeypatch.setattr(grants, "user_claims", database_gone)
+    monkeypatch.setattr(grants, "cached_user_claims", database_gone)  # the claims cache's miss
     failed = flow.refresh(tokens["refresh_token"])
     assert failed.status_code >= 500
     assert "refresh_token" not in (failed.get_json() or {})

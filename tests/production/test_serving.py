@@ -15,10 +15,30 @@ from idp.operations import gunicorn_conf, serving
 from tests.conftest import base_config
 
 
-@pytest.mark.parametrize("cpus, expected", [(1, 2), (2, 3), (3, 4), (16, 8), (None, 2)])
+@pytest.mark.parametrize("cpus, expected", [(1, 1), (2, 2), (3, 3), (16, 8), (None, 1)])
 def test_default_worker_count(monkeypatch: Any, cpus: int | None, expected: int) -> None:
+    monkeypatch.delenv("IDP_SERVER", raising=False)
     monkeypatch.setattr(os, "cpu_count", lambda: cpus)
     assert serving.default_worker_count() == expected
+
+
+@pytest.mark.parametrize("cpus, expected", [(1, 2), (2, 3), (3, 4), (16, 8), (None, 2)])
+def test_default_worker_count_under_gunicorn(
+    monkeypatch: Any, cpus: int | None, expected: int
+) -> None:
+    monkeypatch.setenv("IDP_SERVER", "gunicorn")
+    monkeypatch.setattr(os, "cpu_count", lambda: cpus)
+    assert serving.default_worker_count() == expected
+
+
+def test_idp_serve_runs_granian_unless_told_otherwise(monkeypatch: Any) -> None:
+    monkeypatch.delenv("IDP_SERVER", raising=False)
+    assert serving.server_argv("127.0.0.1", 8000, 2)[1:3] == ["-m", "idp.operations.granian_main"]
+    monkeypatch.setenv("IDP_SERVER", "gunicorn")
+    assert serving.server_argv("127.0.0.1", 8000, 2)[1:3] == ["-m", "gunicorn"]
+    monkeypatch.setenv("IDP_SERVER", "uwsgi")
+    with pytest.raises(ValueError):
+        serving.server_argv("127.0.0.1", 8000, 2)
 
 
 def test_gunicorn_runs_with_the_package_configuration() -> None:

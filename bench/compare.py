@@ -1,0 +1,712 @@
+"""Side by side: the IdP (PostgreSQL + Redis, `idp serve` defaults) and the reference provider
+(panva's oidc-provider, ../shared/peers), driven by wrk, alternating A B A B.
+
+    make bench-compare                     # = .venv/bin/python bench/run.py --peer --write-readme
+    .venv/bin/python bench/compare.py --help
+
+One table: requests/s, p50/p99, server CPU ms per request, RSS per process, the ratio. What the
+scenarios send and how the figures are taken: bench/README.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import hashlib
+import json
+import os
+import platform
+import re
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlencode, urlsplit
+
+import requests
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import run as single  # noqa: E402 - bench/run.py: instance set-up, CPU sampling
+
+BENCH_DIR = Path(__file__).resolve().parent
+ROOT = BENCH_DIR.parent
+README = BENCH_DIR / "README.md"
+LUA = BENCH_DIR / "wrk" / "scenario.lua"
+# shared/ sits beside the checkout (../shared), or beside the folder of worktrees.
+PEER_SOURCES = [ROOT.parent / "shared" / "peers" / "oidc-provider",
+                ROOT.parent.parent / "shared" / "peers" / "oidc-provider"]
+HOST = "127.0.0.1"
+PEER_JWT_PORT, PEER_USER_PORT = 3100, 3101
+PEER_REDIRECT = f"http://{HOST}:{PEER_USER_PORT}/cb"
+PEER_AUTH = "Basic " + base64.b64encode(b"bench:bench-secret").decode()
+WECHAT_APPID = "wxbench0000000001"
+TOKEN_EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange"
+JS_CODE_TYPE = "urn:wechat:params:oauth:token-type:js_code"
+VERIFIER = "bench-verifier-" + "v" * 40
+CHALLENGE = base64.urlsafe_b64encode(hashlib.sha256(VERIFIER.encode()).digest()).rstrip(b"=")
+SCENARIOS = (
+    "client_credentials", "userinfo", "introspection", "jwks", "refresh_token",
+    "authorization_code", "token_exchange",
+)  # fmt: skip
+# Targets of issue 13: (minimum ratio to the peer, or None) and (minimum units/s, or None).
+TARGETS: dict[str, tuple[float | None, float | None]] = {
+    "client_credentials": (1.0, None),
+    "userinfo": (1.0, None),
+    "introspection": (1.0, None),
+    "jwks": (0.8, None),
+    "refresh_token": (0.7, None),
+    "authorization_code": (None, 500),
+    "token_exchange": (None, 1000),
+}
+UNITS = {"authorization_code": "flows", "token_exchange": "logins"}
+# Returning mini-program users: each signs in once before the measured runs; the js_codes then
+# go round them, so two requests of one user are rarely in flight at once (as in real life).
+MINIPROGRAM_USERS = 64
+
+
+@dataclass
+class WrkRun:
+    """One wrk invocation: what to send (environment of bench/wrk/scenario.lua)."""
+
+    base: str
+    env: dict[str, str]
+    pool: list[str] | None = None
+
+
+@dataclass
+class Figures:
+    units: float  # requests/s, or flows/s, logins/s
+    p50: float
+    p99: float
+    bad: int
+    errors: int
+    cpu_ms: float  # server CPU per unit
+    rss_mb: list[float] = field(default_factory=list)
+
+
+@dataclass
+class Row:
+    scenario: str
+    idp: list[Figures] = field(default_factory=list)
+    peer: list[Figures] = field(default_factory=list)
+    sqlite: list[Figures] = field(default_factory=list)
+
+
+# --- wrk -------------------------------------------------------------------------------------
+
+
+def ensure_wrk() -> str:
+    found = shutil.which("wrk")
+    if found:
+        return found
+    print("installing wrk (Debian package)", flush=True)
+    apt = ["apt-get", "install", "-y", "-q", "wrk"]
+    if os.geteuid() != 0:
+        apt.insert(0, "sudo")
+    if subprocess.run(apt, check=False).returncode != 0:
+        subprocess.run([*apt[:-4], "update", "-q"], check=False)
+        subprocess.run(apt, check=True)
+    return shutil.which("wrk") or "wrk"
+
+
+def run_wrk(
+    wrk: str, spec: WrkRun, seconds: float, connections: int, workdir: Path
+) -> dict[str, float]:
+    env = {**os.environ, **spec.env}
+    if spec.pool is not None:
+        pool = workdir / f"pool-{secrets.token_hex(4)}.txt"
+        pool.write_text("\n".join(spec.pool) + "\n")
+        env["POOL_FILE"] = str(pool)
+    completed = subprocess.run(
+        [wrk, "-t1", f"-c{connections}", f"-d{seconds:g}s", "--timeout", "10s", "-s", str(LUA),
+         spec.base],
+        env=env, capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    match = re.search(r"^RESULT (.*)$", completed.stdout, re.M)
+    if not match:
+        raise SystemExit(f"wrk failed: {completed.stdout}\n{completed.stderr}")
+    return {key: float(value) for key, value in re.findall(r"(\w+)=([\d.]+)", match.group(1))}
+
+
+# --- processes -------------------------------------------------------------------------------
+
+
+def tree(pid: int) -> list[int]:
+    """The process and its descendants (granian's master and workers)."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(parent, []).append(int(entry.name))
+    found, stack = [], [pid]
+    while stack:
+        current = stack.pop()
+        found.append(current)
+        stack.extend(children.get(current, []))
+    return found
+
+
+def rss_mb(pid: int) -> float:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
+
+
+def cpu_seconds(pid: int) -> float:
+    return sum(single.process_cpu(p) for p in tree(pid))
+
+
+def wait_ready(url: str, process: subprocess.Popen[bytes], log: Path, what: str) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise SystemExit(f"{what} exited:\n{log.read_text()[-3000:]}")
+        try:
+            if requests.get(url, timeout=1).status_code < 500:
+                return
+        except requests.RequestException:
+            pass
+        time.sleep(0.2)
+    raise SystemExit(f"{what} not ready in 60 s:\n{log.read_text()[-3000:]}")
+
+
+def start(argv: list[str], env: dict[str, str], log: Path, cwd: Path | None = None
+          ) -> subprocess.Popen[bytes]:
+    with log.open("wb") as output:
+        return subprocess.Popen(argv, env=env, stdout=output, stderr=subprocess.STDOUT,
+                                start_new_session=True, cwd=cwd)
+
+
+def stop(process: subprocess.Popen[bytes] | None) -> None:
+    if process is None or process.poll() is not None:
+        return
+    os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=40)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=10)
+
+
+# --- the peer --------------------------------------------------------------------------------
+
+
+def prepare_peer(workdir: Path) -> Path:
+    """A copy of ../shared/peers/oidc-provider with its node modules (shared/ is read-only)."""
+    target = Path(os.environ.get("IDP_BENCH_PEER_DIR", "/tmp/idp-bench-peer"))
+    if not (target / "node_modules" / "oidc-provider").is_dir():
+        sources = [Path(os.environ["IDP_BENCH_PEER_SOURCE"])] if os.environ.get(
+            "IDP_BENCH_PEER_SOURCE") else PEER_SOURCES
+        source = next((s for s in sources if (s / "server.js").is_file()), None)
+        if source is None:
+            raise SystemExit(f"no reference peer in {', '.join(map(str, sources))}")
+        shutil.copytree(source, target, dirs_exist_ok=True)
+        subprocess.run(["npm", "ci", "--no-audit", "--no-fund"], cwd=target, check=True)
+    return target
+
+
+@dataclass
+class Peer:
+    jwt: subprocess.Popen[bytes]  # RS256 JWT access tokens: client_credentials, JWKS
+    user: subprocess.Popen[bytes]  # dev interactions, opaque tokens: the user scenarios
+    browser: requests.Session = field(default_factory=requests.Session)
+
+
+def start_peer(directory: Path, workdir: Path) -> Peer:
+    env = {**os.environ, "HOST": HOST}
+    jwt = start(["node", "server.js"], {**env, "PORT": str(PEER_JWT_PORT), "TOKEN_FORMAT": "jwt"},
+                workdir / "peer-jwt.log", cwd=directory)
+    user = start(["node", "server.js"], {**env, "PORT": str(PEER_USER_PORT),
+                                         "DEV_INTERACTIONS": "1"},
+                 workdir / "peer-user.log", cwd=directory)
+    for port, process, log in ((PEER_JWT_PORT, jwt, "peer-jwt.log"),
+                               (PEER_USER_PORT, user, "peer-user.log")):
+        wait_ready(f"http://{HOST}:{port}/.well-known/openid-configuration", process,
+                   workdir / log, "oidc-provider")
+    return Peer(jwt, user)
+
+
+def peer_authorize_url(scope: str, prompt: str | None = None, nonce: str = "") -> str:
+    params = {
+        "client_id": "bench", "response_type": "code", "redirect_uri": PEER_REDIRECT,
+        "scope": scope, "code_challenge": CHALLENGE.decode(), "code_challenge_method": "S256",
+        "state": "s" + secrets.token_hex(4), "nonce": nonce or "n" + secrets.token_hex(4),
+    }  # fmt: skip
+    if prompt:
+        params["prompt"] = prompt
+    return f"/auth?{urlencode(params)}"
+
+
+def peer_code(peer: Peer, scope: str, prompt: str | None = None) -> str:
+    """Walk oidc-provider's dev interactions (login, then consent) to a code."""
+    base = f"http://{HOST}:{PEER_USER_PORT}"
+    location = peer_authorize_url(scope, prompt)
+    for _ in range(10):
+        answer = peer.browser.get(base + location if location.startswith("/") else location,
+                                  allow_redirects=False, timeout=10)
+        location = answer.headers.get("Location", "")
+        if location.startswith(PEER_REDIRECT):
+            return parse_qs(urlsplit(location).query)["code"][0]
+        if answer.status_code == 200 and "/interaction/" in answer.url:
+            form = {"prompt": "login", "login": "bench-user", "password": "x"}
+            if 'name="prompt" value="consent"' in answer.text or "consent" in answer.text \
+                    and "login" not in re.findall(r'name="prompt" value="(\w+)"', answer.text):
+                form = {"prompt": "consent"}
+            posted = peer.browser.post(answer.url, data=form, allow_redirects=False, timeout=10)
+            location = posted.headers["Location"]
+        elif not location:
+            raise SystemExit(f"oidc-provider: unexpected {answer.status_code}: {answer.text[:300]}")
+    raise SystemExit("oidc-provider: no code after 10 steps")
+
+
+def peer_tokens(peer: Peer, scope: str, prompt: str | None = None) -> dict[str, Any]:
+    code = peer_code(peer, scope, prompt)
+    answer = requests.post(
+        f"http://{HOST}:{PEER_USER_PORT}/token",
+        data={"grant_type": "authorization_code", "code": code, "redirect_uri": PEER_REDIRECT,
+              "code_verifier": VERIFIER},
+        headers={"Authorization": PEER_AUTH}, timeout=10,
+    )  # fmt: skip
+    answer.raise_for_status()
+    return answer.json()
+
+
+def peer_cookie(peer: Peer) -> str:
+    """The session cookies only (`_session`, `_session.sig`; the interaction cookies of earlier
+    logins are path-bound and would only lengthen the header)."""
+    return "; ".join(f"{c.name}={c.value}" for c in peer.browser.cookies
+                     if c.name.startswith("_session"))
+
+
+# --- the IdP ---------------------------------------------------------------------------------
+
+
+@dataclass
+class Idp:
+    instance: single.Instance
+    flow_client_id: str
+    flow_client_secret: str
+    miniprogram_client_id: str
+    browser: requests.Session
+    fake: subprocess.Popen[bytes] | None = None
+    fake_url: str = ""
+    codes: list[str] = field(default_factory=list)
+    returning: bool = False
+
+
+def prepare_idp(workdir: Path, db_env: dict[str, str], wrk_codes: int) -> Idp:
+    fake_port = single.free_port()
+    fake_url = f"http://{HOST}:{fake_port}"
+    secret = secrets.token_urlsafe(24)
+    instance = single.prepare(workdir, single.free_port(),
+                              {**db_env, "IDP_WECHAT_API_BASE": fake_url})
+    env = instance.env
+    single.idp(env, "wechat-apps", "create", "--kind", "miniprogram", "--appid", WECHAT_APPID,
+               "--secret-stdin", stdin=secret + "\n")
+    miniprogram = json.loads(single.idp(
+        env, "clients", "create", "--name", "bench mini-program", "--public",
+        "--wechat-appid", WECHAT_APPID, "--grant-type", TOKEN_EXCHANGE,
+        "--scope", "openid profile phone offline_access", "--json",
+    ))  # fmt: skip
+    flow = json.loads(single.idp(
+        env, "clients", "create", "--name", "bench website (consent)",
+        "--redirect-uri", single.REDIRECT_URI, "--grant-type", "authorization_code",
+        "--scope", "openid profile phone", "--json",
+    ))  # fmt: skip
+    codes = [f"bench{index:06d}{secrets.token_hex(8)}" for index in range(wrk_codes)]
+    (workdir / "js_codes.txt").write_text(
+        "".join(f"{code} user{index % MINIPROGRAM_USERS}\n" for index, code in enumerate(codes))
+    )
+    fake = start(
+        [sys.executable, "-m", "granian", "--interface", "wsgi", "--factory", "--workers", "1",
+         "--blocking-threads", "4", "--host", HOST, "--port", str(fake_port), "--no-ws",
+         "--log-level", "warning", "bench.fake_wechat:load"],
+        {**os.environ, "BENCH_FAKE_APPID": WECHAT_APPID, "BENCH_FAKE_SECRET": secret,
+         "BENCH_FAKE_CODES": str(workdir / "js_codes.txt"), "PYTHONPATH": str(ROOT)},
+        workdir / "fake-wechat.log", cwd=ROOT,
+    )  # fmt: skip
+    idp = Idp(instance, flow["client_id"], flow["client_secret"], miniprogram["client_id"],
+              requests.Session(), fake, fake_url, codes)
+    return idp
+
+
+def idp_login(idp: Idp) -> None:
+    """One password login; one consent given to the (not first-party) flow client."""
+    url = idp.instance.url
+    page = idp.browser.get(f"{url}/login", timeout=10)
+    csrf = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', page.text)
+    assert csrf, "no CSRF token on the login page"
+    answer = idp.browser.post(
+        f"{url}/login",
+        data={"identifier": single.PHONE, "password": single.PASSWORD, "next": "",
+              "csrf_token": csrf.group(1)},
+        allow_redirects=False, timeout=30,
+    )  # fmt: skip
+    assert answer.status_code == 302, answer.text[:300]
+    params = idp_authorize_params(idp)
+    consent = idp.browser.get(f"{url}/oauth/authorize", params=params, timeout=10)
+    csrf = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', consent.text)
+    assert csrf, consent.text[:300]
+    answer = idp.browser.post(
+        f"{url}/oauth/authorize",
+        data={**params, "csrf_token": csrf.group(1), "decision": "allow"},
+        allow_redirects=False, timeout=10,
+    )  # fmt: skip
+    assert answer.status_code == 302 and "code=" in answer.headers["Location"], answer.text[:300]
+
+
+def idp_authorize_params(idp: Idp, nonce: str = "") -> dict[str, str]:
+    return {
+        "response_type": "code", "client_id": idp.flow_client_id,
+        "redirect_uri": single.REDIRECT_URI, "scope": "openid profile phone",
+        "state": "s" + secrets.token_hex(4), "nonce": nonce or "n" + secrets.token_hex(8),
+        "code_challenge": CHALLENGE.decode(), "code_challenge_method": "S256",
+    }  # fmt: skip
+
+
+def idp_user_tokens(idp: Idp, count: int) -> list[dict[str, Any]]:
+    return [single.code_flow(idp.instance, idp.browser) for _ in range(count)]
+
+
+def token_exchange_form(idp: Idp, js_code: str) -> dict[str, str]:
+    return {"grant_type": TOKEN_EXCHANGE, "client_id": idp.miniprogram_client_id,
+            "subject_token": js_code, "subject_token_type": JS_CODE_TYPE,
+            "scope": "openid profile phone offline_access"}  # fmt: skip
+
+
+def first_logins(idp: Idp) -> None:
+    """Each mini-program user signs in once (creating the account), one after the other."""
+    first, idp.codes = idp.codes[:MINIPROGRAM_USERS], idp.codes[MINIPROGRAM_USERS:]
+    for code in first:
+        answer = requests.post(f"{idp.instance.url}/oauth/token",
+                               data=token_exchange_form(idp, code), timeout=30)
+        assert answer.status_code == 200, answer.text[:300]
+    idp.returning = True
+
+
+def idp_cookie(idp: Idp) -> str:
+    return "; ".join(f"{c.name}={c.value}" for c in idp.browser.cookies)
+
+
+# --- scenarios -------------------------------------------------------------------------------
+
+
+def form(values: dict[str, str]) -> str:
+    return urlencode(values, safe="{}")
+
+
+def idp_run(scenario: str, idp: Idp, connections: int, batch: int) -> WrkRun:
+    inst = idp.instance
+    basic = "Basic " + base64.b64encode(f"{inst.client_id}:{inst.client_secret}".encode()).decode()
+    fixed = {"MODE": "fixed", "METHOD": "POST", "AUTH": basic}
+    if scenario == "client_credentials":
+        return WrkRun(inst.url, {**fixed, "REQ_PATH": "/oauth/token",
+                                 "BODY": "grant_type=client_credentials"})
+    if scenario in ("userinfo", "introspection"):
+        token = idp_user_tokens(idp, 1)[0]["access_token"]
+        if scenario == "userinfo":
+            return WrkRun(inst.url, {"MODE": "fixed", "METHOD": "GET",
+                                     "REQ_PATH": "/oauth/userinfo", "AUTH": f"Bearer {token}"})
+        return WrkRun(inst.url, {**fixed, "REQ_PATH": "/oauth/introspect",
+                                 "BODY": form({"token": token})})
+    if scenario == "jwks":
+        return WrkRun(inst.url, {"MODE": "fixed", "METHOD": "GET", "REQ_PATH": "/oauth/jwks"})
+    if scenario == "refresh_token":
+        pool = [t["refresh_token"] for t in idp_user_tokens(idp, connections + 8)]
+        return WrkRun(inst.url, {"MODE": "pool", "METHOD": "POST", "AUTH": basic,
+                                 "REQ_PATH": "/oauth/token", "POOL_FIELD": "refresh_token",
+                                 "BODY": "grant_type=refresh_token&refresh_token={}"}, pool)
+    if scenario == "authorization_code":
+        flow_basic = "Basic " + base64.b64encode(
+            f"{idp.flow_client_id}:{idp.flow_client_secret}".encode()).decode()
+        params = idp_authorize_params(idp, nonce="NONCE")
+        path = "/oauth/authorize?" + urlencode(params).replace("NONCE", "{n}")
+        return WrkRun(inst.url, {
+            "MODE": "flow", "AUTH": flow_basic, "COOKIE": idp_cookie(idp),
+            "AUTHORIZE_PATH": path, "REQ_PATH": "/oauth/token",
+            "BODY": form({"grant_type": "authorization_code", "code": "{}",
+                          "redirect_uri": single.REDIRECT_URI, "code_verifier": VERIFIER}),
+        })  # fmt: skip
+    if scenario == "token_exchange":
+        if not idp.returning:
+            first_logins(idp)
+        pool, idp.codes = idp.codes[:batch], idp.codes[batch:]
+        return WrkRun(inst.url, {
+            "MODE": "pool", "METHOD": "POST", "REQ_PATH": "/oauth/token",
+            "BODY": form(token_exchange_form(idp, "{}")),
+        }, pool)  # fmt: skip
+    raise SystemExit(f"unknown scenario {scenario!r}")
+
+
+def peer_run(scenario: str, peer: Peer, connections: int) -> WrkRun | None:
+    jwt_base, user_base = f"http://{HOST}:{PEER_JWT_PORT}", f"http://{HOST}:{PEER_USER_PORT}"
+    fixed = {"MODE": "fixed", "METHOD": "POST", "AUTH": PEER_AUTH}
+    if scenario == "client_credentials":
+        return WrkRun(jwt_base, {**fixed, "REQ_PATH": "/token",
+                                 "BODY": "grant_type=client_credentials&scope=api:read"})
+    if scenario == "jwks":
+        return WrkRun(jwt_base, {"MODE": "fixed", "METHOD": "GET", "REQ_PATH": "/jwks"})
+    if scenario in ("userinfo", "introspection"):
+        token = peer_tokens(peer, "openid")["access_token"]
+        if scenario == "userinfo":
+            return WrkRun(user_base, {"MODE": "fixed", "METHOD": "GET", "REQ_PATH": "/me",
+                                      "AUTH": f"Bearer {token}"})
+        return WrkRun(user_base, {**fixed, "REQ_PATH": "/token/introspection",
+                                  "BODY": form({"token": token})})
+    if scenario == "refresh_token":
+        pool = [peer_tokens(peer, "openid offline_access", "consent")["refresh_token"]
+                for _ in range(connections + 8)]
+        return WrkRun(user_base, {"MODE": "pool", "METHOD": "POST", "AUTH": PEER_AUTH,
+                                  "REQ_PATH": "/token", "POOL_FIELD": "refresh_token",
+                                  "BODY": "grant_type=refresh_token&refresh_token={}"}, pool)
+    if scenario == "authorization_code":
+        peer_tokens(peer, "openid")  # signed in, consent to `openid` remembered
+        path = peer_authorize_url("openid", nonce="NONCE").replace("NONCE", "{n}")
+        return WrkRun(user_base, {
+            "MODE": "flow", "AUTH": PEER_AUTH, "COOKIE": peer_cookie(peer),
+            "AUTHORIZE_PATH": path, "REQ_PATH": "/token",
+            "BODY": form({"grant_type": "authorization_code", "code": "{}",
+                          "redirect_uri": PEER_REDIRECT, "code_verifier": VERIFIER}),
+        })  # fmt: skip
+    return None  # the mini-program token exchange has no counterpart in the peer
+
+
+# --- measuring -------------------------------------------------------------------------------
+
+
+def measure(
+    wrk: str, make_run: Any, server_pid: int, args: argparse.Namespace, workdir: Path
+) -> Figures | None:
+    warm = make_run()
+    if warm is None:
+        return None
+    run_wrk(wrk, warm, args.warmup, args.connections, workdir)
+    spec = make_run()
+    before = cpu_seconds(server_pid)
+    result = run_wrk(wrk, spec, args.duration, args.connections, workdir)
+    cpu = cpu_seconds(server_pid) - before
+    units = result["units"] * args.duration
+    return Figures(
+        units=result["units"], p50=result["p50"], p99=result["p99"],
+        bad=int(result["bad"]), errors=int(result["errors"]),
+        cpu_ms=cpu * 1000 / max(1.0, units),
+        rss_mb=[rss_mb(pid) for pid in tree(server_pid)],
+    )  # fmt: skip
+
+
+def mean(values: list[float]) -> float:
+    return sum(values) / len(values) if values else float("nan")
+
+
+def summary(runs: list[Figures]) -> dict[str, Any]:
+    return {
+        "units": mean([r.units for r in runs]), "p50": mean([r.p50 for r in runs]),
+        "p99": mean([r.p99 for r in runs]), "cpu": mean([r.cpu_ms for r in runs]),
+        "bad": sum(r.bad + r.errors for r in runs), "rss": runs[-1].rss_mb if runs else [],
+    }  # fmt: skip
+
+
+def rss_text(values: list[float]) -> str:
+    if not values:
+        return "–"
+    if len(values) == 1:
+        return f"{values[0]:.0f}"
+    master, workers = values[0], values[1:]
+    return f"{master:.0f} + {len(workers)}×{mean(workers):.0f}"
+
+
+def verdict(row: Row, idp: dict[str, Any], peer: dict[str, Any] | None) -> str:
+    ratio_target, absolute_target = TARGETS[row.scenario]
+    checks = []
+    if ratio_target is not None and peer:
+        checks.append(idp["units"] >= ratio_target * peer["units"])
+        checks.append(idp["p99"] <= 1.5 * peer["p99"])
+    if absolute_target is not None:
+        checks.append(idp["units"] >= absolute_target)
+    if peer and ratio_target is None:
+        checks.append(idp["p99"] <= 1.5 * peer["p99"])
+    checks.append(idp["bad"] == 0)
+    if ratio_target is not None and not peer:
+        return "no peer measured"
+    return "met" if all(checks) else "**not met**"
+
+
+def table(rows: list[Row]) -> str:
+    lines = [
+        "| scenario | IdP /s | peer /s | ratio | target | IdP p50 / p99 ms | peer p50 / p99 ms "
+        "| IdP CPU ms | peer CPU ms | IdP RSS MB | peer RSS MB | errors IdP / peer | SQLite /s "
+        "(p99 ms) |",
+        "|---|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for row in rows:
+        idp = summary(row.idp)
+        peer = summary(row.peer) if row.peer else None
+        ratio_target, absolute_target = TARGETS[row.scenario]
+        target = (f"≥ {ratio_target:g}×" if ratio_target is not None
+                  else f"≥ {absolute_target:,.0f}/s")
+        unit = UNITS.get(row.scenario, "")
+        sqlite = summary(row.sqlite) if row.sqlite else None
+        lines.append(
+            f"| {row.scenario}{' (' + unit + ')' if unit else ''} | {idp['units']:,.0f} "
+            f"| {peer['units']:,.0f} " if peer else
+            f"| {row.scenario}{' (' + unit + ')' if unit else ''} | {idp['units']:,.0f} | – "
+        )
+        lines[-1] += (
+            f"| {idp['units'] / peer['units']:.2f} " if peer and peer["units"] else "| – "
+        ) + (
+            f"| {target}: {verdict(row, idp, peer)} "
+            f"| {idp['p50']:.1f} / {idp['p99']:.1f} "
+            + (f"| {peer['p50']:.1f} / {peer['p99']:.1f} " if peer else "| – ")
+            + f"| {idp['cpu']:.2f} " + (f"| {peer['cpu']:.2f} " if peer else "| – ")
+            + f"| {rss_text(idp['rss'])} " + (f"| {rss_text(peer['rss'])} " if peer else "| – ")
+            + f"| {idp['bad']} / {peer['bad'] if peer else '–'} "
+            + (f"| {sqlite['units']:,.0f} ({sqlite['p99']:.0f}) |" if sqlite else "| – |")
+        )
+    return "\n".join(lines)
+
+
+def describe(args: argparse.Namespace, workers: int) -> str:
+    server = args.server or "granian"
+    settings = "defaults" if not args.workers else f"--workers {args.workers}"
+    return (
+        f"PostgreSQL + Redis; `idp serve` {settings} ({server}, {workers} workers); "
+        f"oidc-provider 9.13.3 (node {node_version()}, one process, in-memory); "
+        f"wrk -t1 -c{args.connections}, {args.duration:g} s after {args.warmup:g} s warm-up, "
+        f"A B A B (figures: mean of the {args.rounds} runs of each); "
+        f"{os.cpu_count()} CPUs, Python {platform.python_version()}, "
+        f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}"
+    )
+
+
+def node_version() -> str:
+    try:
+        return subprocess.run(["node", "--version"], capture_output=True, text=True,
+                              check=False).stdout.strip()
+    except OSError:
+        return "?"
+
+
+def write_readme(text: str) -> None:
+    block = f"<!-- results:compare -->\n{text}\n<!-- /results:compare -->"
+    current = README.read_text()
+    pattern = re.compile(r"<!-- results:compare -->.*?<!-- /results:compare -->", re.S)
+    README.write_text(pattern.sub(lambda _m: block, current) if pattern.search(current)
+                      else current.rstrip() + "\n\n" + block + "\n")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--postgres-url", default=os.environ.get(
+        "IDP_BENCH_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"))
+    parser.add_argument("--redis-url", default=os.environ.get(
+        "IDP_BENCH_REDIS_URL", "redis://127.0.0.1:6379/14"))
+    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--duration", type=float, default=10.0)
+    parser.add_argument("--warmup", type=float, default=2.0)
+    parser.add_argument("--rounds", type=int, default=2, help="A B pairs per scenario")
+    parser.add_argument("--scenario", action="append", choices=SCENARIOS)
+    parser.add_argument("--sqlite", action="store_true",
+                        help="also measure the IdP on the embedded SQLite (no target)")
+    parser.add_argument("--no-peer", action="store_true")
+    parser.add_argument("--server", choices=["granian", "gunicorn"],
+                        help="IDP_SERVER for idp serve (default: its own default, granian)")
+    parser.add_argument("--workers", type=int, help="idp serve --workers (default: its own)")
+    parser.add_argument("--write-readme", action="store_true")
+    parser.add_argument("--keep", action="store_true")
+    args = parser.parse_args(argv)
+    args.postgres = True
+    scenarios = args.scenario or list(SCENARIOS)
+
+    wrk = ensure_wrk()
+    workdir = Path(tempfile.mkdtemp(prefix="idp-compare-"))
+    peer: Peer | None = None
+    idp: Idp | None = None
+    lite: Idp | None = None
+    codes_per_run = int(args.duration + args.warmup) * 3000
+    wrk_codes = codes_per_run * 2 * args.rounds * (2 if args.sqlite else 1)
+    try:
+        if not args.no_peer:
+            peer = start_peer(prepare_peer(workdir), workdir)
+        with single.database(args, workdir) as db_env:
+            idp = prepare_idp(workdir / "pg", db_env, wrk_codes // (2 if args.sqlite else 1))
+            if args.server:
+                idp.instance.env["IDP_SERVER"] = args.server
+            single.start_server(idp.instance, single_args(args), workdir / "serve.log")
+            wait_ready(idp.fake_url + "/__fake__/calls", idp.fake, workdir / "fake-wechat.log",
+                       "fake WeChat")
+            idp_login(idp)
+            if args.sqlite:
+                lite = prepare_idp(workdir / "lite", {"IDP_DATABASE_URL":
+                                   f"sqlite:///{workdir / 'lite.sqlite3'}"}, wrk_codes // 2)
+            workers = len(tree(idp.instance.server.pid)) - 1
+            print(describe(args, workers), flush=True)
+            rows = []
+            for scenario in scenarios:
+                row = Row(scenario)
+                for _ in range(args.rounds):
+                    row.idp.append(measure(
+                        wrk, lambda s=scenario: idp_run(s, idp, args.connections,
+                                                        codes_per_run // 2),
+                        idp.instance.server.pid, args, workdir))
+                    if peer is not None:
+                        pid = (peer.jwt if scenario in ("client_credentials", "jwks")
+                               else peer.user).pid
+                        figures = measure(wrk, lambda s=scenario: peer_run(s, peer,
+                                                                           args.connections),
+                                          pid, args, workdir)
+                        if figures is not None:
+                            row.peer.append(figures)
+                rows.append(row)
+                print(table([row]).splitlines()[-1], flush=True)
+            single.stop_server(idp.instance)
+            if lite is not None:
+                if args.server:
+                    lite.instance.env["IDP_SERVER"] = args.server
+                single.start_server(lite.instance, single_args(args), workdir / "serve-lite.log")
+                wait_ready(lite.fake_url + "/__fake__/calls", lite.fake,
+                           workdir / "fake-wechat.log", "fake WeChat")
+                idp_login(lite)
+                for row in rows:
+                    row.sqlite.append(measure(
+                        wrk, lambda s=row.scenario: idp_run(s, lite, args.connections,
+                                                            codes_per_run // 2),
+                        lite.instance.server.pid, args, workdir))
+                single.stop_server(lite.instance)
+    finally:
+        for instance in (idp, lite):
+            if instance is not None:
+                single.stop_server(instance.instance)
+                stop(instance.fake)
+        if peer is not None:
+            stop(peer.jwt)
+            stop(peer.user)
+        if not args.keep:
+            shutil.rmtree(workdir, ignore_errors=True)
+    text = f"{describe(args, workers)}\n\n{table(rows)}"
+    print()
+    print(text)
+    if args.write_readme:
+        write_readme(text)
+        print(f"\nwritten to {README.relative_to(ROOT)}")
+
+
+def single_args(args: argparse.Namespace) -> argparse.Namespace:
+    """`idp serve` with its defaults unless --workers was given."""
+    return argparse.Namespace(worker_class=None, threads=None, workers=args.workers)
+
+
+if __name__ == "__main__":
+    main()

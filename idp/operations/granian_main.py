@@ -1,0 +1,96 @@
+"""`idp serve`'s HTTP server: granian (a Rust HTTP server) running the WSGI app.
+
+    python -m idp.operations.granian_main --host H --port P --workers N
+
+Why granian rather than gunicorn (measured in bench/README.md): HTTP parsing, keep-alive and
+slow clients are handled by Rust, off the GIL, so a trivial Flask view is served ~4 times as
+fast as under gunicorn `gthread`, and a client sending its headers one byte at a time holds no
+Python thread (header read timeout: 30 s). Python threads (`BLOCKING_THREADS` per worker) run
+only complete requests.
+
+Signals to the master: `HUP` respawns the workers one by one with fresh code and configuration
+(each old worker finishes its requests first), `TERM`/`INT` stop gracefully.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+from typing import Any
+
+from granian.constants import Interfaces
+from granian.server import Server
+
+APP_LOADER = "idp.operations.granian_app:load"
+# Python threads per worker that run requests. More only queue on the GIL; enough to overlap
+# database and Redis round trips (bench/README.md).
+BLOCKING_THREADS = 4
+# Requests a worker accepts at once (the rest wait in the kernel's backlog).
+BACKPRESSURE = 64
+GRACEFUL_SECONDS = 30
+
+
+def log_config() -> dict[str, Any]:
+    """JSON lines on stderr, redacted, like the app's own logs."""
+    level = os.environ.get("IDP_LOG_LEVEL", "INFO").upper()
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {"json": {"()": "idp.observability.logging.JsonFormatter"}},
+        "filters": {"redact": {"()": "idp.observability.logging.RedactingFilter"}},
+        "handlers": {
+            "json": {
+                "class": "idp.observability.logging.StderrHandler",
+                "formatter": "json",
+                "filters": ["redact"],
+            },
+        },
+        "root": {"level": level, "handlers": ["json"]},
+        "loggers": {
+            "_granian": {"level": "WARNING", "handlers": ["json"], "propagate": False},
+            # Off: idp.access logs each request with its request id, without its query string.
+            "granian.access": {"level": "CRITICAL", "handlers": [], "propagate": False},
+        },
+    }
+
+
+def build_server(host: str, port: int, workers: int) -> Server:
+    server = Server(
+        APP_LOADER,
+        address=host,
+        port=port,
+        interface=Interfaces.WSGI,
+        factory=True,
+        workers=workers,
+        blocking_threads=BLOCKING_THREADS,
+        backpressure=BACKPRESSURE,
+        websockets=False,
+        log_dictconfig=log_config(),
+        log_access=False,
+        respawn_failed_workers=True,
+        respawn_interval=3.5,  # a new worker loads the app before the old one stops
+        workers_kill_timeout=GRACEFUL_SECONDS,
+    )
+    server.on_shutdown(_remove_owned_metrics_directory)
+    return server
+
+
+def _remove_owned_metrics_directory() -> None:
+    directory = os.environ.get("IDP_METRICS_DIR_OWNED")
+    if directory:
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="idp serve")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8000)
+    parser.add_argument("--workers", type=int, default=2)
+    args = parser.parse_args(argv)
+    os.environ["IDP_SERVE_MASTER_PID"] = str(os.getpid())  # workers die with this process
+    build_server(args.host, args.port, args.workers).serve()
+
+
+if __name__ == "__main__":
+    main()
