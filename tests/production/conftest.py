@@ -138,6 +138,11 @@ def cluster(
     reason = POSTGRES_SKIP_REASON or redis_skip_reason()
     if reason:
         pytest.skip(reason)
+    # A fresh Redis database for each cluster (IDP_TEST_REDIS_URL names one kept for tests): an
+    # earlier run's hourly and daily SMS and login counts must not refuse this run's requests.
+    import redis
+
+    redis.Redis.from_url(REDIS_URL, socket_connect_timeout=1).flushdb()
     tmp = tmp_path_factory.mktemp("cluster")
     database_url = create_database(f"idp_prod_test_{os.getpid()}")
     ports = [free_port(), free_port()]

@@ -113,6 +113,8 @@ def test_postgresql_stopping_mid_refresh_does_not_log_the_user_out__rfc9700_4_14
         return original(*args, **kwargs)
 
     monkeypatch.setattr(grants, "user_claims", stop_database_then_read)
+    # The claims cache would answer without reading the database: a miss, as after an edit.
+    monkeypatch.setattr(grants, "cached_user_claims", lambda *args, **kwargs: None)
     during = refresh(served.base, served.client, tokens["refresh_token"])
     assert stopped.is_set()
     assert during.status_code >= 500, during.text[:500]
