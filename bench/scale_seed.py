@@ -1,10 +1,12 @@
 """A large deployment's shape, seeded by SQL on PostgreSQL in minutes (no ORM object per row).
 
-Per 1,000,000 accounts, like the deployment measured in issue 18: 2.85M identities (phones,
+Per 1,000,000 accounts, like the deployment measured in issue 18: ~3.1M identities (phones,
 passwords, mini-program and website openids, unionids, emails), 1.95M profile claims, 2M
 refresh tokens, 3M audit rows, 50k merges, 100k outbox rows, 300k login events and 200k login
-sessions, spread over two years. Deterministic: account `i` has the sub `md5('account' || i)`
-as a UUID, the phone `+86136` + i (zero-padded), the openid `o-mini-` + i.
+sessions, spread over two years. Every WeChat app is bound to one Open Platform account, so
+WeChat identities come with a unionid, except 0.1% from before the binding. Deterministic:
+account `i` has the sub `md5('account' || i)` as a UUID, the phone `+86136` + i (zero-padded),
+the openid `o-mini-` + i.
 
 Used by `bench/scale.py` (1k and 1M) and by tests/maintenance/test_plans.py (a few thousand,
 for EXPLAIN).
@@ -62,9 +64,13 @@ STATEMENTS: list[tuple[str, str]] = [
                'wechat_login', NULL, now()
         FROM generate_series(1, :n) AS i WHERE i % 5 <> 0                   -- 0.80
         UNION ALL
+        -- The mini-program and the website app are bound to one Open Platform account, so
+        -- their logins carry the unionid, and a few accounts from before the binding have none
+        -- (the report's "unionid on one side only").
         SELECT md5('account' || i)::uuid::text, 'wechat_unionid', '', 'u-' || i, true,
                'wechat_login', NULL, now()
-        FROM generate_series(1, :n) AS i WHERE i % 2 = 1                    -- 0.50
+        FROM generate_series(1, :n) AS i
+        WHERE (i % 5 <> 0 OR i % 10 = 0) AND i % 1000 <> 3                 -- 0.90
         UNION ALL
         SELECT md5('account' || i)::uuid::text, 'wechat_openid', :web, 'o-web-' || i, true,
                'wechat_login', NULL, now()
