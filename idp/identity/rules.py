@@ -18,8 +18,8 @@ person" section is the same text for people).
 5. Never an account into itself, never a merged account, and automatically never a disabled one.
 6. The survivor is the older account (it keeps its `sub`); an admin may pick the other one.
 7. An identity that is the account's last way to log in cannot be unlinked. The ways in are a
-   WeChat openid or unionid, or a password together with a verified phone or email to name the
-   account by.
+   WeChat openid or unionid, a verified phone (one-step SMS-code sign-in), or a password together
+   with a verified phone or email to name the account by.
 8. Once an admin has undone a merge of two accounts, no automatic rule merges that pair again:
    the undo is the admin's finding that they are two people (the undone merge record says so).
    An admin may still merge them.
@@ -214,8 +214,8 @@ def ways_to_log_in(identities: Iterable[Identity]) -> list[str]:
     identities = list(identities)
     kinds = {identity.kind for identity in identities}
     verified = {identity.kind for identity in identities if identity.verified}
-    ways = [kind for kind in (IdentityKind.WECHAT_OPENID, IdentityKind.WECHAT_UNIONID)
-            if kind in verified]
+    ways = [kind for kind in (IdentityKind.WECHAT_OPENID, IdentityKind.WECHAT_UNIONID,
+                              IdentityKind.PHONE) if kind in verified]
     if IdentityKind.PASSWORD in kinds and verified & {IdentityKind.PHONE, IdentityKind.EMAIL}:
         ways.append(IdentityKind.PASSWORD)
     return ways
@@ -232,20 +232,21 @@ def check_unlink(identity: Identity, identities: Iterable[Identity]) -> None:
 def lacks_way_to_log_in(account_id: Any) -> Any:
     """`not ways_to_log_in(...)` as a SQL condition on an account id column (rule 7), so that
     reports over millions of accounts need no Python object per identity. Two NOT EXISTS joined
-    by AND (no verified WeChat id; no password with a verified phone or email) let the database
+    by AND (no verified WeChat id or phone; no password with a verified email) let the database
     run each as one anti-join; the same test written with OR probes every account. Keep the two
     in step."""
     from sqlalchemy import exists, select
     from sqlalchemy.orm import aliased
 
-    wechat = exists(select(Identity.id).where(
+    wechat_or_phone = exists(select(Identity.id).where(
         Identity.account_id == account_id, Identity.verified.is_(True),
-        Identity.kind.in_((IdentityKind.WECHAT_OPENID, IdentityKind.WECHAT_UNIONID))))
+        Identity.kind.in_((IdentityKind.WECHAT_OPENID, IdentityKind.WECHAT_UNIONID,
+                           IdentityKind.PHONE))))
     password, name = aliased(Identity), aliased(Identity)
     named_password = exists(
         select(password.id)
         .join(name, name.account_id == password.account_id)
         .where(password.account_id == account_id, password.kind == IdentityKind.PASSWORD,
-               name.verified.is_(True), name.kind.in_((IdentityKind.PHONE, IdentityKind.EMAIL)))
+               name.verified.is_(True), name.kind == IdentityKind.EMAIL)
     )
-    return ~wechat & ~named_password
+    return ~wechat_or_phone & ~named_password

@@ -55,13 +55,18 @@ def test_unbind_wechat_then_last_way_is_refused__rules_7(
     response = post_form(signed_in, "/account/security", f"/account/ways/{wechat.id}/unbind")
     assert response.status_code == 303
     assert find_account(IdentityKind.WECHAT_OPENID, "o-web-1", "wxweb000000000001") is None
-    # Password + phone is now the only way in: removing the password is refused, explained.
-    password = _identity(user, IdentityKind.PASSWORD)
-    response = post_form(signed_in, "/account/security", f"/account/ways/{password.id}/unbind")
+    # The verified phone signs in by SMS code: the password may go, then the phone is the last.
+    password_id = _identity(user, IdentityKind.PASSWORD).id
+    response = post_form(signed_in, "/account/security", f"/account/ways/{password_id}/unbind")
+    assert response.status_code == 303
+    db.session.expire_all()
+    assert db.session.get(Identity, password_id) is None
+    phone = _identity(user, IdentityKind.PHONE)
+    response = post_form(signed_in, "/account/security", f"/account/ways/{phone.id}/unbind")
     assert response.status_code == 303
     page = signed_in.get("/account/security").get_data(as_text=True)
     assert "last way to sign in" in page
-    assert db.session.get(Identity, password.id) is not None
+    assert db.session.get(Identity, phone.id) is not None
     refused = db.session.scalars(select(AuditEvent).where(
         AuditEvent.action == "identity.unlink_refused")).one()
     assert refused.reason == "last_way_to_log_in"

@@ -154,10 +154,11 @@ def test_the_older_account_survives_unless_an_admin_picks(make_user: Any) -> Non
 @pytest.mark.parametrize(
     ("held", "ways"),
     [
-        ([("password", True), ("phone", True)], ["password"]),
+        ([("password", True), ("phone", True)], ["phone", "password"]),
         ([("password", True), ("email", True)], ["password"]),
         ([("password", True), ("phone", False)], []),  # nothing names the account
-        ([("phone", True)], []),
+        ([("phone", True)], ["phone"]),  # one-step SMS-code sign-in
+        ([("phone", False)], []),
         ([("wechat_openid", True)], ["wechat_openid"]),
         ([("wechat_unionid", True), ("password", True)], ["wechat_unionid"]),
         ([], []),

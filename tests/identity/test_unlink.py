@@ -38,9 +38,19 @@ def test_the_only_wechat_login_cannot_be_unlinked(wechat_user: Any) -> None:
     assert "identity.unlink_refused" in audit_actions(account.id)
 
 
-def test_the_only_password_cannot_be_unlinked(make_user: Any) -> None:
-    account = make_user()
-    assert refused_code(identity(account, IdentityKind.PASSWORD)) == "last_way_to_log_in"
+def test_the_password_may_go_while_the_verified_phone_signs_in_by_sms(make_user: Any) -> None:
+    account = make_user()  # password + verified phone: SMS-code sign-in still works
+    unlink_identity(identity(account, IdentityKind.PASSWORD), ADMIN)
+    assert kinds(account) == [IdentityKind.PHONE]
+    assert refused_code(identity(account, IdentityKind.PHONE)) == "last_way_to_log_in"
+
+
+def test_the_only_verified_phone_cannot_be_unlinked(wechat_user: Any) -> None:
+    account = wechat_user("openid-phone")
+    link_identity(account, IdentityKind.PHONE, "+8613800138041", ADMIN, verified=True, proof="sms")
+    db.session.commit()
+    unlink_identity(identity(account, IdentityKind.WECHAT_OPENID), ADMIN)
+    assert refused_code(identity(account, IdentityKind.PHONE)) == "last_way_to_log_in"
 
 
 def test_the_phone_that_names_a_password_account_cannot_be_unlinked(make_user: Any) -> None:
