@@ -120,6 +120,18 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
     def delete_authorization_code(self, authorization_code: AuthorizationCode) -> None:
         """Already marked used when claimed; the row stays to recognise a replay."""
 
+    def create_token_response(self) -> tuple[int, dict[str, Any], list[tuple[str, str]]]:
+        """The code's claim, the refresh token and the code's link to them commit together, once
+        the whole answer (ID token included) is built: a failure on the way leaves the code
+        unused, so the client's retry is not taken for a replay (as the refresh grant does)."""
+        answer = super().create_token_response()  # runs the ID-token hook
+        db.session.commit()
+        return answer
+
+    def save_token(self, token: dict[str, Any]) -> None:
+        """Staged only: committed with the code's claim in `create_token_response`."""
+        self.server.stage_token(token, self.request)
+
     def authenticate_user(self, authorization_code: AuthorizationCode) -> Account | None:
         account = active_account(authorization_code.account_id)
         if account is not None:

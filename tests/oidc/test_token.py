@@ -247,3 +247,28 @@ def test_es256_id_tokens_per_client__oidc_registration_2(
     tokens = CodeFlow(client, site, secret).tokens()
     assert jwt_header(client, tokens["id_token"])["alg"] == "ES256"
     assert id_token_claims(client, tokens["id_token"])["sub"] == user.id
+
+
+def test_a_failure_before_the_answer_leaves_the_code_unused__rfc6749_4_1_2(
+    flow: CodeFlow, monkeypatch: Any
+) -> None:
+    """The database fails while the ID token reads the account: the code's claim was not
+    committed, so the client's retry redeems it instead of being taken for a replay."""
+    from sqlalchemy.exc import OperationalError
+
+    from idp.oidc import grants
+
+    def database_gone(*_: Any, **__: Any) -> Any:
+        raise OperationalError("SELECT identity", {}, Exception("server closed the connection"))
+
+    assert flow.browser.get("/oauth/jwks").status_code == 200  # a first start's keys, made
+    code = flow.code()
+    monkeypatch.setattr(grants, "user_claims", database_gone)
+    monkeypatch.setattr(grants, "cached_user_claims", database_gone)  # the claims cache's miss
+    failed = flow.exchange(code)
+    assert failed.status_code >= 500 and "access_token" not in (failed.get_json() or {})
+    monkeypatch.undo()
+    retry = flow.exchange(code)
+    assert retry.status_code == 200, retry.get_json()
+    assert "id_token" in retry.get_json()
+    assert flow.exchange(code).get_json()["error"] == "invalid_grant"
