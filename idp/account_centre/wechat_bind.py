@@ -63,7 +63,7 @@ def bind_wechat() -> Any:
 @bp.get("/ways/wechat/callback")
 def bind_wechat_callback() -> Any:
     if any(len(request.args.getlist(name)) > 1 for name in CALLBACK_PARAMETERS):
-        abort(400, "A parameter appears more than once.")
+        abort(400, _("A parameter appears more than once."))
     account = current_account()
     if account is None:
         # Not `signed_in`'s detour: the code and state would ride along in `next`.
