@@ -133,6 +133,8 @@ def test_only_an_official_account_outside_wechat_explains_where_binding_works(
     refused = signed_in.get("/account/ways/wechat")
     assert refused.status_code == 302 and refused.headers["Location"] == "/account/security"
     assert "open this page in WeChat" in _flash(signed_in)
+    signed_in.get("/locale/zh_CN?next=/account/security")
+    assert "请在微信中打开此页面" in signed_in.get("/account/security").get_data(as_text=True)
 
 
 def test_only_the_website_app_inside_wechat_explains_where_binding_works(
