@@ -115,7 +115,9 @@ def take_in(account: Account, visitor: website.WeChatVisitor) -> Any:
     other = next((holder for holder in (by_unionid, by_openid)
                   if holder is not None and holder.id != account.id), None)
     if other is not None:
-        return offer_merge(other, visitor)
+        # The rule rests on a unionid one of the two accounts holds; one nobody holds yet
+        # proves nothing about the other account.
+        return offer_merge(other, visitor, visitor.unionid if by_unionid is not None else None)
     if by_openid is not None and (by_unionid is not None or not visitor.unionid):
         flash(_("This WeChat is already one of your ways in."), "info")
         return _back()

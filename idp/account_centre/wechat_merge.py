@@ -33,9 +33,10 @@ OFFER_TTL = 600
 CHANNELS = (website.CHANNEL, official_account.CHANNEL)
 
 
-def offer_merge(other: Account, visitor: website.WeChatVisitor) -> Any:
-    """Keeps what WeChat proved, for this browser, and shows the preview."""
-    session[MERGE_OFFER_KEY] = {"other": other.id, "unionid": visitor.unionid or "",
+def offer_merge(other: Account, visitor: website.WeChatVisitor, held_unionid: str | None) -> Any:
+    """Keeps what WeChat proved, for this browser, and shows the preview. `held_unionid`: the
+    unionid WeChat reported, when one of the two accounts holds it (the merge rests on it)."""
+    session[MERGE_OFFER_KEY] = {"other": other.id, "unionid": held_unionid or "",
                                 "openid": visitor.openid, "appid": visitor.appid,
                                 "channel": visitor.channel, "at": int(time.time())}
     return redirect(url_for("account_centre.bind_wechat_merge"))

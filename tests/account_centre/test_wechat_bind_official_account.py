@@ -414,3 +414,40 @@ def test_refused_or_broken_answers_are_explained(
     assert "did not answer as expected" in _flash(signed_in)
     assert [i.kind for i in db.session.get(Account, user.id).identities
             if i.kind.startswith("wechat")] == []
+
+
+def test_a_unionid_nobody_holds_proves_nothing_about_the_other_account(
+    app: Flask, signed_in: FlaskClient, user: Any, control: FakeWeChatControl,
+    official_account: str,
+) -> None:
+    """The other account holds the Official Account's openid from before the Open Platform
+    binding; WeChat now reports a unionid that neither account holds: no rule, no merge."""
+    who = control.set_browser_user(OA_APPID, user="odile")
+    assert who.unionid
+    other = _other_account_holding(openid=who.openid)
+    assert _bind(signed_in).headers["Location"] == "/account/ways/wechat/merge"
+    preview = signed_in.get("/account/ways/wechat/merge").get_data(as_text=True)
+    assert 'id="confirm-merge"' not in preview and "An admin can merge them" in preview
+    post_form(signed_in, "/account/security", "/account/ways/wechat/merge")
+    db.session.expire_all()
+    assert db.session.get(Account, other.id).status == AccountStatus.ACTIVE
+    assert find_account(IdentityKind.WECHAT_UNIONID, who.unionid) is None
+
+
+def test_openid_held_elsewhere_and_unionid_here_offers_the_merge(
+    app: Flask, signed_in: FlaskClient, user: Any, control: FakeWeChatControl,
+    official_account: str,
+) -> None:
+    """This account holds the unionid (bound by the QR code), another the Official Account's
+    openid: WeChat just said both are one user, so the merge is offered, not "already"."""
+    from tests.account_centre.test_wechat_bind import _scan
+
+    control.next_qr_user(WEB_APPID, user="oscar", unionid="u-oscar")
+    _scan(signed_in)
+    who = control.set_browser_user(OA_APPID, user="oscar", unionid="u-oscar")
+    other = _other_account_holding(openid=who.openid)
+    assert _bind(signed_in).headers["Location"] == "/account/ways/wechat/merge"
+    assert post_form(signed_in, "/account/ways/wechat/merge").status_code == 303
+    db.session.expire_all()
+    assert db.session.get(Account, other.id).status == AccountStatus.MERGED
+    assert _oa_owner(who.openid).id == user.id
