@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import abort, flash, g, redirect, request, session, url_for
+from flask import abort, flash, redirect, request, session, url_for
 from flask_babel import gettext as _
 
 from idp.account_centre.blueprint import bp, me, signed_in
@@ -33,6 +33,7 @@ from idp.oidc.context import issuer
 from idp.wechat.errors import WeChatError
 from idp.wechat.models import WeChatApp, WeChatAppKind
 from idp.wechat_login import official_account, redirect_state, website
+from idp.wechat_login.errors import oauth_error_for
 
 STATE_KEY = "account_centre_wechat_bind_state"
 # WeChat's codes live 5 (Official Account) to 10 minutes (QR connect); so does the state.
@@ -70,7 +71,6 @@ def bind_wechat_callback() -> Any:
         session.pop(STATE_KEY, None)
         flash(_("Please sign in, then add WeChat again."), "info")
         return redirect(url_for("accounts.login", next=url_for("account_centre.overview")))
-    g.account = account
     app = _app_of_state(account)
     if app is None:
         flash(_("That WeChat sign-in expired. Please try again."), "error")
@@ -85,7 +85,8 @@ def bind_wechat_callback() -> Any:
         flash(_("WeChat could not tell who you are on this preview page. Open the page in "
                 "full and try again."), "error")
         return _back()
-    except WeChatError:
+    except WeChatError as error:
+        oauth_error_for(error, app.appid)  # logs what an operator must fix (a bad secret…)
         flash(_("WeChat did not answer as expected. Please try again later."), "error")
         return _back()
     return take_in(account, visitor)
