@@ -23,6 +23,7 @@ def init_app(app: Flask) -> None:
         sessions,
         ways,
         wechat_bind,
+        wechat_merge,
     )
     from idp.account_centre.blueprint import bp
     from idp.account_centre.gate import init_gate

@@ -13,6 +13,7 @@ from sqlalchemy import select
 from idp.account_centre.blueprint import bp, fresh_auth, me, signed_in
 from idp.account_centre.forms import ActionForm
 from idp.account_centre.reauth import mask_phone
+from idp.account_centre.wechat_offer import bind_offer, works_elsewhere_message
 from idp.accounts.models import SecondFactor
 from idp.extensions import db
 from idp.identity.audit import Actor
@@ -70,10 +71,18 @@ def overview() -> Any:
         "account_centre/overview.html", account=account, ways=ways_in(identities),
         factors=factors, form=ActionForm(),
         has_password=any(i.kind == IdentityKind.PASSWORD for i in identities),
-        wechat_available=db.session.scalar(
-            select(WeChatApp.appid).where(WeChatApp.kind == "website").limit(1)
-        ) is not None,
+        wechat_bind=_wechat_bind_offer(),
     )
+
+
+def _wechat_bind_offer() -> dict[str, str] | None:
+    """For the page: `available`, or `elsewhere` with the reason (`wechat_offer`)."""
+    offer = bind_offer()
+    if offer is None:
+        return None
+    if offer.app is not None:
+        return {"available": offer.app.kind}
+    return {"elsewhere": works_elsewhere_message(offer.works_in or "")}
 
 
 @bp.post("/ways/<int:identity_id>/unbind")

@@ -1,132 +1,138 @@
-"""Bind WeChat from the account centre (website QR connect). WeChat's login proves the ids:
+"""Bind WeChat from the account centre: by the website's QR connect in an ordinary browser, by
+the Official Account's web authorization (snsapi_base, silent) inside WeChat's own browser
+(`wechat_offer`). Both come back to one callback, and WeChat's login proves the ids the same
+way, so one function (`take_in`) decides what happens:
 
-- held by nobody: they join this account (`link_wechat_to_account`);
-- held by this account already: nothing to do;
-- held by another account: nothing moves silently. The user, who has just proved both accounts
-  (this one by its session, the other by WeChat's login), is shown a preview — which account
-  survives (the older, rule 6 of `identity.rules`), what moves — and may confirm the merge. The
-  engine checks it under rule `same_wechat_unionid` (WeChat reported the unionid the other
-  account holds), so the usual refusals apply (two different WeChat users, a disabled account…).
-  Without a unionid there is no rule to rest on: the refusal says to ask an admin.
+- ids held by nobody: they join this account (`link_wechat_to_account`, audited as the user's);
+- all held by this account already: nothing to do;
+- any held by another account: nothing moves silently; the merge is offered (`wechat_merge`).
+
+The state lives in the Flask session under the bind's own key (`redirect_state`): bound to this
+browser and to the account that started, spent once, and never interchangeable with a sign-in
+flow's state. A signed-out browser at the callback is sent to sign in and binds nothing.
 """
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
-from flask import abort, flash, redirect, render_template, request, session, url_for
+from flask import abort, flash, redirect, request, session, url_for
 from flask_babel import gettext as _
 
 from idp.account_centre.blueprint import bp, me, signed_in
-from idp.account_centre.forms import ActionForm
-from idp.account_centre.ways import ways_in
-from idp.accounts.sessions import current_session, start_session
+from idp.account_centre.wechat_merge import offer_merge
+from idp.account_centre.wechat_offer import bind_offer, works_elsewhere_message
+from idp.accounts.sessions import current_account
 from idp.extensions import db
-from idp.identity.audit import Actor
 from idp.identity.links import AccountUnavailable
-from idp.identity.merge import merge_accounts
-from idp.identity.models import Account, IdentityKind
-from idp.identity.rules import MergeRefused, MergeRule, Proof, ProofMethod, choose_survivor
-from idp.identity.service import IdentityTaken, identities_of
+from idp.identity.models import Account
+from idp.identity.rules import MergeRefused
+from idp.identity.service import IdentityTaken
 from idp.identity.transactions import StaleState
 from idp.oidc.context import issuer
 from idp.wechat.errors import WeChatError
-from idp.wechat_login import website
+from idp.wechat.models import WeChatApp, WeChatAppKind
+from idp.wechat_login import official_account, redirect_state, website
+from idp.wechat_login.errors import oauth_error_for
 
-MERGE_OFFER_KEY = "account_centre_wechat_merge"
-OFFER_TTL = 600
+STATE_KEY = "account_centre_wechat_bind_state"
+# WeChat's codes live 5 (Official Account) to 10 minutes (QR connect); so does the state.
+STATE_TTL = 600
+CALLBACK_PARAMETERS = ("code", "state")
 
 
 @bp.get("/ways/wechat")
 @signed_in
 def bind_wechat() -> Any:
-    app = website.website_app()
-    if app is None:
+    offer = bind_offer()
+    if offer is None:
         abort(404)
+    if offer.app is None:
+        flash(works_elsewhere_message(offer.works_in or ""), "error")
+        return redirect(url_for("account_centre.overview"))
+    app = offer.app
     callback = f"{issuer()}{url_for('account_centre.bind_wechat_callback')}"
-    return redirect(website.begin(app, url_for("account_centre.overview"), callback))
+    state = redirect_state.issue_state(STATE_KEY, appid=app.appid, account=me().id)
+    if app.kind == WeChatAppKind.OFFICIAL_ACCOUNT:
+        # snsapi_base: silent, and the openid (with the unionid when the Official Account is
+        # on the Open Platform) is all a binding needs.
+        return redirect(official_account.authorize_url(
+            app, official_account.SILENT_SCOPE, callback, state))
+    return redirect(website.qrconnect_url(app, callback, state))
 
 
 @bp.get("/ways/wechat/callback")
-@signed_in
 def bind_wechat_callback() -> Any:
-    account = me()
-    try:
-        website.take_state(request.args.get("state"))
-    except website.StateRefused:
+    if any(len(request.args.getlist(name)) > 1 for name in CALLBACK_PARAMETERS):
+        abort(400, _("A parameter appears more than once."))
+    account = current_account()
+    if account is None:
+        # Not `signed_in`'s detour: the code and state would ride along in `next`.
+        session.pop(STATE_KEY, None)
+        flash(_("Please sign in, then add WeChat again."), "info")
+        return redirect(url_for("accounts.login", next=url_for("account_centre.overview")))
+    app = _app_of_state(account)
+    if app is None:
         flash(_("That WeChat sign-in expired. Please try again."), "error")
-        return redirect(url_for("account_centre.overview"))
+        return _back()
     code = request.args.get("code")
-    app = website.website_app()
-    if not code or app is None:
+    if not code:
         flash(_("WeChat was not added: the sign-in was cancelled."), "error")
-        return redirect(url_for("account_centre.overview"))
+        return _back()
     try:
-        visitor = website.visitor_from_code(app, code[:512])
-    except (WeChatError, website.SnapshotUser):
+        visitor = _visitor_from_code(app, code[:512])
+    except website.SnapshotUser:
+        flash(_("WeChat could not tell who you are on this preview page. Open the page in "
+                "full and try again."), "error")
+        return _back()
+    except WeChatError as error:
+        oauth_error_for(error, app.appid)  # logs what an operator must fix (a bad secret…)
         flash(_("WeChat did not answer as expected. Please try again later."), "error")
-        return redirect(url_for("account_centre.overview"))
-    holder = website.known_account(visitor)
-    if holder is not None and holder.id == account.id:
+        return _back()
+    return take_in(account, visitor)
+
+
+def _app_of_state(account: Account) -> WeChatApp | None:
+    """The app the spent state was issued for, if it was issued to this account."""
+    try:
+        issued = redirect_state.take_state(STATE_KEY, request.args.get("state"), STATE_TTL)
+    except redirect_state.StateRefused:
+        return None
+    if issued.get("account") != account.id:
+        return None
+    return db.session.get(WeChatApp, str(issued.get("appid") or ""))
+
+
+def _visitor_from_code(app: WeChatApp, code: str) -> website.WeChatVisitor:
+    if app.kind == WeChatAppKind.OFFICIAL_ACCOUNT:
+        return official_account.visitor_from_code(app, code, official_account.SILENT_SCOPE)
+    return website.visitor_from_code(app, code)
+
+
+def take_in(account: Account, visitor: website.WeChatVisitor) -> Any:
+    """What happens with the WeChat user just proved at the bind callback, whichever app
+    proved them."""
+    by_unionid, by_openid = website.holders(visitor)
+    other = next((holder for holder in (by_unionid, by_openid)
+                  if holder is not None and holder.id != account.id), None)
+    if other is not None:
+        # The rule rests on a unionid one of the two accounts holds; one nobody holds yet
+        # proves nothing about the other account.
+        return offer_merge(other, visitor, visitor.unionid if by_unionid is not None else None)
+    if by_openid is not None and (by_unionid is not None or not visitor.unionid):
         flash(_("This WeChat is already one of your ways in."), "info")
-        return redirect(url_for("account_centre.overview"))
-    if holder is None:
-        try:
-            website.link_to(account, visitor)
-        except MergeRefused:
-            flash(_("Your account already has a different WeChat user: remove it first."),
-                  "error")
-        except (IdentityTaken, StaleState, AccountUnavailable):
-            db.session.rollback()
-            flash(_("WeChat was not added. Please try again."), "error")
-        else:
-            flash(_("WeChat added: you can now sign in with it."), "info")
-        return redirect(url_for("account_centre.overview"))
-    session[MERGE_OFFER_KEY] = {"other": holder.id, "unionid": visitor.unionid or "",
-                                "openid": visitor.openid, "appid": visitor.appid,
-                                "at": int(time.time())}
-    return redirect(url_for("account_centre.bind_wechat_merge"))
+        return _back()
+    try:
+        website.link_to(account, visitor)
+    except MergeRefused:
+        flash(_("Your account already has a different WeChat user: remove it first."), "error")
+    except (IdentityTaken, StaleState, AccountUnavailable):
+        db.session.rollback()
+        flash(_("WeChat was not added. Please try again."), "error")
+    else:
+        flash(_("WeChat added: you can now sign in with it."), "info")
+    return _back()
 
 
-@bp.route("/ways/wechat/merge", methods=["GET", "POST"])
-@signed_in
-def bind_wechat_merge() -> Any:
-    account = me()
-    offer = session.get(MERGE_OFFER_KEY)
-    if not isinstance(offer, dict) or time.time() - int(offer.get("at", 0)) > OFFER_TTL:
-        return redirect(url_for("account_centre.overview"))
-    other = db.session.get(Account, str(offer.get("other")))
-    if other is None or other.id == account.id:
-        session.pop(MERGE_OFFER_KEY, None)
-        return redirect(url_for("account_centre.overview"))
-    survivor = choose_survivor(account, other)
-    loser = other if survivor.id == account.id else account
-    form = ActionForm()
-    if form.validate_on_submit():
-        session.pop(MERGE_OFFER_KEY, None)
-        if not offer.get("unionid"):
-            flash(_("These accounts cannot be merged here. An admin can merge them for you."),
-                  "error")
-            return redirect(url_for("account_centre.overview")), 303
-        proof = Proof(kind=IdentityKind.WECHAT_UNIONID, value=str(offer["unionid"]),
-                      method=ProofMethod.WECHAT_LOGIN,
-                      note="bound from the account centre; both accounts proved by their user")
-        here = current_session()
-        amr = sorted(set((here.amr.split() if here else []) + ["wechat"]))
-        try:
-            merge_accounts(survivor, loser, rule=MergeRule.SAME_WECHAT_UNIONID, proof=proof,
-                           actor=Actor.user(account.id))
-        except MergeRefused:
-            flash(_("These accounts cannot be merged: they belong to two different WeChat "
-                    "users, or one is disabled. An admin can look at it."), "error")
-            return redirect(url_for("account_centre.overview")), 303
-        # The merge ended the merged-away account's sessions: go on as the survivor.
-        start_session(survivor, amr=amr, channel=website.CHANNEL)
-        flash(_("The two accounts are now one."), "info")
-        return redirect(url_for("account_centre.overview")), 303
-    return render_template(
-        "account_centre/wechat_merge.html", form=form, survivor=survivor, loser=loser,
-        this_account=account, moving=ways_in(identities_of(loser)),
-        mergeable=bool(offer.get("unionid")),
-    )
+def _back() -> Any:
+    return redirect(url_for("account_centre.overview"))

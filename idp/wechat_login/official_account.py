@@ -9,9 +9,6 @@ session, so they stay with this browser.
 
 from __future__ import annotations
 
-import hmac
-import secrets
-import time
 from contextlib import closing
 from dataclasses import dataclass
 from urllib.parse import urlencode
@@ -21,13 +18,9 @@ from sqlalchemy import select
 
 from idp.extensions import db
 from idp.wechat.models import WeChatApp, WeChatAppKind
+from idp.wechat_login import redirect_state
 from idp.wechat_login.upstream import client_for
-from idp.wechat_login.website import (
-    DEFAULT_OPEN_BASE,
-    SnapshotUser,
-    StateRefused,
-    WeChatVisitor,
-)
+from idp.wechat_login.website import DEFAULT_OPEN_BASE, SnapshotUser, WeChatVisitor
 
 CHANNEL = "officialaccount"
 SILENT_SCOPE = "snsapi_base"
@@ -80,15 +73,14 @@ def automatic_start_allowed() -> bool:
 
 
 def begin(app: WeChatApp, scope: str, next_url: str, callback_url: str, automatic: bool) -> str:
-    """Issues a state bound to this browser; returns WeChat's authorize URL."""
-    state = secrets.token_urlsafe(24)
-    session[STATE_KEY] = {
-        "state": state,
-        "next": next_url,
-        "scope": scope,
-        "automatic": automatic,
-        "at": int(time.time()),
-    }
+    """Issues a sign-in state bound to this browser; returns WeChat's authorize URL."""
+    state = redirect_state.issue_state(
+        STATE_KEY, next=next_url, scope=scope, automatic=automatic
+    )
+    return authorize_url(app, scope, callback_url, state)
+
+
+def authorize_url(app: WeChatApp, scope: str, callback_url: str, state: str) -> str:
     base = current_app.config.get("IDP_WECHAT_OPEN_BASE") or DEFAULT_OPEN_BASE
     query = urlencode(
         {
@@ -104,14 +96,8 @@ def begin(app: WeChatApp, scope: str, next_url: str, callback_url: str, automati
 
 
 def take_state(presented: str | None) -> PendingAuthorization:
-    """Checks and spends the state (one use, constant-time)."""
-    issued = session.pop(STATE_KEY, None)
-    if not isinstance(issued, dict) or not isinstance(presented, str):
-        raise StateRefused()
-    expected = str(issued.get("state", ""))
-    fresh = time.time() - int(issued.get("at", 0)) <= STATE_TTL
-    if not (expected and fresh and hmac.compare_digest(expected.encode(), presented.encode())):
-        raise StateRefused()
+    """Checks and spends the sign-in state (one use). Raises StateRefused."""
+    issued = redirect_state.take_state(STATE_KEY, presented, STATE_TTL)
     scope = PROFILE_SCOPE if issued.get("scope") == PROFILE_SCOPE else SILENT_SCOPE
     return PendingAuthorization(
         str(issued.get("next") or ""), scope, bool(issued.get("automatic"))

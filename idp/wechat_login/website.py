@@ -1,14 +1,13 @@
 """Website login with WeChat (Open Platform QR connect): the state, the visitor WeChat vouches
 for, and what becomes of them — sign in, a new account, or a link to an existing one.
 
-The state and the pending visitor live in the Flask session (a signed cookie), so they are bound
-to this browser: a state or a callback URL carried to another browser is refused.
+The state (`redirect_state`) and the pending visitor live in the Flask session (a signed
+cookie), so they are bound to this browser: a state or a callback URL carried to another
+browser is refused.
 """
 
 from __future__ import annotations
 
-import hmac
-import secrets
 import time
 from contextlib import closing
 from dataclasses import asdict, dataclass
@@ -24,6 +23,8 @@ from idp.identity.links import AccountUnavailable, link_wechat_to_account, resol
 from idp.identity.models import Account, IdentityKind
 from idp.identity.service import find_account, set_claim
 from idp.wechat.models import WeChatApp, WeChatAppKind
+from idp.wechat_login import redirect_state
+from idp.wechat_login.redirect_state import StateRefused as StateRefused  # the views catch it
 from idp.wechat_login.upstream import client_for
 
 CHANNEL = "website_wechat"
@@ -38,10 +39,6 @@ CLAIM_SOURCE = "wechat"
 
 class SnapshotUser(Exception):
     """WeChat's snapshot-mode virtual user (`is_snapshotuser: 1`): nobody to give an account."""
-
-
-class StateRefused(Exception):
-    """No state was issued to this browser, it expired, or it does not match."""
 
 
 @dataclass(frozen=True)
@@ -70,9 +67,11 @@ def website_app() -> WeChatApp | None:
 
 
 def begin(app: WeChatApp, next_url: str, callback_url: str) -> str:
-    """Issues a state bound to this browser and returns the QR-connect URL to send it to."""
-    state = secrets.token_urlsafe(24)
-    session[STATE_KEY] = {"state": state, "next": next_url, "at": int(time.time())}
+    """Issues a sign-in state bound to this browser; returns the QR-connect URL to send it to."""
+    return qrconnect_url(app, callback_url, redirect_state.issue_state(STATE_KEY, next=next_url))
+
+
+def qrconnect_url(app: WeChatApp, callback_url: str, state: str) -> str:
     base = current_app.config.get("IDP_WECHAT_OPEN_BASE") or DEFAULT_OPEN_BASE
     query = urlencode(
         {
@@ -87,15 +86,8 @@ def begin(app: WeChatApp, next_url: str, callback_url: str) -> str:
 
 
 def take_state(presented: str | None) -> str:
-    """Checks and spends the state (one use, constant-time); returns the `next` URL."""
-    issued = session.pop(STATE_KEY, None)
-    if not isinstance(issued, dict) or not isinstance(presented, str):
-        raise StateRefused()
-    expected = str(issued.get("state", ""))
-    fresh = time.time() - int(issued.get("at", 0)) <= STATE_TTL
-    if not (expected and fresh and hmac.compare_digest(expected.encode(), presented.encode())):
-        raise StateRefused()
-    return str(issued.get("next") or "")
+    """Checks and spends the sign-in state (one use); returns the `next` URL."""
+    return str(redirect_state.take_state(STATE_KEY, presented, STATE_TTL).get("next") or "")
 
 
 # --- the visitor --------------------------------------------------------------------------------
@@ -118,11 +110,20 @@ def visitor_from_code(app: WeChatApp, code: str) -> WeChatVisitor:
 
 
 def known_account(visitor: WeChatVisitor) -> Account | None:
+    """The account the unionid finds, else the one the app's openid finds."""
     if visitor.unionid:
         account = find_account(IdentityKind.WECHAT_UNIONID, visitor.unionid)
         if account is not None:
             return account
     return find_account(IdentityKind.WECHAT_OPENID, visitor.openid, visitor.appid)
+
+
+def holders(visitor: WeChatVisitor) -> tuple[Account | None, Account | None]:
+    """(the account holding the unionid, the account holding this app's openid)."""
+    by_unionid = (
+        find_account(IdentityKind.WECHAT_UNIONID, visitor.unionid) if visitor.unionid else None
+    )
+    return by_unionid, find_account(IdentityKind.WECHAT_OPENID, visitor.openid, visitor.appid)
 
 
 def keep_visitor(visitor: WeChatVisitor, next_url: str) -> None:
@@ -182,6 +183,9 @@ def link_to(account: Account, visitor: WeChatVisitor) -> Account:
 
 
 def _remember_profile(account: Account, visitor: WeChatVisitor) -> None:
-    set_claim(account, "nickname", visitor.nickname or None, CLAIM_SOURCE)
-    set_claim(account, "picture", visitor.picture or None, CLAIM_SOURCE)
+    # A silent Official Account round (snsapi_base) brings no profile: that says nothing about
+    # the nickname and picture WeChat gave before, so they stay.
+    if visitor.nickname or visitor.picture:
+        set_claim(account, "nickname", visitor.nickname or None, CLAIM_SOURCE)
+        set_claim(account, "picture", visitor.picture or None, CLAIM_SOURCE)
     db.session.commit()

@@ -174,6 +174,9 @@ def test_new_user_is_asked_with_snsapi_userinfo_then_creates_an_account(
     again = WeChatBrowser(client.application.test_client())
     assert again.get("/login/wechat/oa").status_code == 302
     assert again.scopes == ["snsapi_base"] and session_of(again.browser).account_id == account.id
+    # …and the silent round, which brings no profile, leaves the one WeChat gave.
+    db.session.expire_all()
+    assert profile_values(db.session.get(Account, account.id))["nickname"] == ("奥利维亚", "wechat")
 
 
 def test_a_later_verified_phone_merges_the_official_account_user_as_today(
