@@ -107,13 +107,18 @@ def enrol_totp(account: Account, code: str, label: str) -> SecondFactor | None:
     if not _accept_totp(account.id, secret, code):
         attempts_by_account.hit(account.id)
         return None
+    session.pop(PENDING_KEY, None)
+    return add_totp(account, secret, label)
+
+
+def add_totp(account: Account, secret: str, label: str) -> SecondFactor:
+    """Stores a proved TOTP secret, encrypted and bound to its account; the caller commits."""
     factor = SecondFactor(
         account_id=account.id, kind=SecondFactorKind.TOTP, label=label[:80],
         secret_encrypted=_box().encrypt(secret, context=_context(account.id)),
         created_at=utcnow(),
     )
     db.session.add(factor)
-    session.pop(PENDING_KEY, None)
     audit.record("second_factor.add", Actor.user(account.id), account.id, reason="totp",
                  kind=SecondFactorKind.TOTP)
     return factor
