@@ -6,6 +6,7 @@ also in Redis."""
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 from datetime import timedelta
@@ -335,6 +336,24 @@ def test_disabled_account_cannot_finish_the_exchange(
     db.session.commit()
     response = second_step(client, strict_mini, token, otp=code_now(totp))
     assert (response.status_code, response.get_json()["error"]) == (400, "invalid_grant")
+
+
+def test_mfa_token_and_codes_never_reach_a_log_line(
+    client: FlaskClient, control: FakeWeChatControl, strict_mini: Any, alice: Account,
+    alice_totp: Any, caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    totp, codes = alice_totp
+    code = code_now(totp)
+    first = mfa_required(client, control, strict_mini, "alice")["mfa_token"]
+    second_step(client, strict_mini, first, otp="000000" if code != "000000" else "111111")
+    second_step(client, strict_mini, first, otp=code)
+    second = mfa_required(client, control, strict_mini, "alice")["mfa_token"]
+    second_step(client, strict_mini, second, recovery_code=codes[2])
+    for value in (first, second, code, codes[2]):
+        assert value not in caplog.text
+        for record in caplog.records:
+            assert value not in str(record.args) and value not in record.getMessage()
 
 
 # --- unmet requirements and acr_values ----------------------------------------------------------
