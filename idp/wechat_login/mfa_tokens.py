@@ -11,6 +11,7 @@ It is what Auth0's MFA API calls the same: an opaque, random value handed out wi
 
 It lives in the database, like SMS codes (the closest kin: a short secret with an attempt count):
 every IdP process shares it, with or without Redis, and each change is one atomic statement.
+Expired rows are purged by retention (`idp.maintenance.retention`).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from __future__ import annotations
 import secrets
 from datetime import timedelta
 
-from sqlalchemy import delete, update
+from sqlalchemy import update
 
 from idp.extensions import db
 from idp.models_base import utcnow
@@ -28,8 +29,6 @@ from idp.wechat_login.models import MfaChallenge
 MFA_TOKEN_TTL = timedelta(minutes=5)
 MAX_ATTEMPTS = 5
 MAX_TOKEN_LENGTH = 128
-# Expired rows are swept when a new one is written (no job needed: they are few and small).
-SWEEP_AFTER = timedelta(hours=1)
 
 
 def issue_mfa_token(client_id: str, account_id: str, scope: str, amr: list[str]) -> str:
@@ -37,7 +36,6 @@ def issue_mfa_token(client_id: str, account_id: str, scope: str, amr: list[str])
     answer, and the token endpoint rolls back the session of every error."""
     token = secrets.token_urlsafe(32)
     now = utcnow()
-    db.session.execute(delete(MfaChallenge).where(MfaChallenge.expires_at < now - SWEEP_AFTER))
     db.session.add(
         MfaChallenge(
             token_digest=token_digest(token),
