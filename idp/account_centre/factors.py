@@ -19,7 +19,7 @@ import qrcode
 import qrcode.image.svg
 from flask import current_app, session
 from markupsafe import Markup
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, update
 
 from idp.accounts.models import RecoveryCode, SecondFactor, SecondFactorKind
 from idp.crypto import DecryptionError, SecretBox, digest
@@ -107,21 +107,28 @@ def enrol_totp(account: Account, code: str, label: str) -> SecondFactor | None:
     if not _accept_totp(account.id, secret, code):
         attempts_by_account.hit(account.id)
         return None
+    session.pop(PENDING_KEY, None)
+    return add_totp(account, secret, label)
+
+
+def add_totp(account: Account, secret: str, label: str) -> SecondFactor:
+    """Stores a proved TOTP secret, encrypted and bound to its account; the caller commits."""
     factor = SecondFactor(
         account_id=account.id, kind=SecondFactorKind.TOTP, label=label[:80],
         secret_encrypted=_box().encrypt(secret, context=_context(account.id)),
         created_at=utcnow(),
     )
     db.session.add(factor)
-    session.pop(PENDING_KEY, None)
     audit.record("second_factor.add", Actor.user(account.id), account.id, reason="totp",
                  kind=SecondFactorKind.TOTP)
     return factor
 
 
 def check_totp(account: Account, code: str) -> SecondFactor | None:
-    """The TOTP factor the code matches (each code once), or None; counts against the throttle."""
-    attempts_by_account.check(account.id)
+    """The TOTP factor the code matches (each code once), or None. Each attempt takes a slot of
+    the throttle before the code is checked (atomically: concurrent guesses cannot all slip in
+    under one count); a right code gives the slots back."""
+    attempts_by_account.acquire(account.id)
     for factor in factors_of(account):
         if factor.kind != SecondFactorKind.TOTP or not factor.secret_encrypted:
             continue
@@ -130,7 +137,6 @@ def check_totp(account: Account, code: str) -> SecondFactor | None:
             factor.last_used_at = utcnow()
             attempts_by_account.clear(account.id)
             return factor
-    attempts_by_account.hit(account.id)
     return None
 
 
@@ -157,17 +163,20 @@ def new_recovery_codes(account: Account) -> list[str]:
 
 
 def use_recovery_code(account: Account, code: str) -> bool:
-    attempts_by_account.check(account.id)
+    """Spends the code if it is one of the account's unused ones: one conditional UPDATE, so
+    two requests racing with the same code cannot both succeed. Throttled as `check_totp`."""
+    attempts_by_account.acquire(account.id)
     wanted = _code_digest(account.id, code)
-    row = db.session.scalars(
-        select(RecoveryCode).where(RecoveryCode.account_id == account.id,
-                                   RecoveryCode.code_digest == wanted,
-                                   RecoveryCode.used_at.is_(None))
-    ).first()
-    if row is None:
-        attempts_by_account.hit(account.id)
+    spent = db.session.execute(
+        update(RecoveryCode)
+        .where(RecoveryCode.account_id == account.id,
+               RecoveryCode.code_digest == wanted,
+               RecoveryCode.used_at.is_(None))
+        .values(used_at=utcnow())
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    if spent != 1:
         return False
-    row.used_at = utcnow()
     audit.record("recovery_code.use", Actor.user(account.id), account.id, reason="second factor")
     attempts_by_account.clear(account.id)
     return True

@@ -6,7 +6,8 @@
 - login sessions: `IDP_RETENTION_SESSION_DAYS` after they ended or expired;
 - login events: after `IDP_RETENTION_LOGIN_EVENT_DAYS` (the dashboard charts 14 days);
 - event deliveries: `IDP_RETENTION_DELIVERY_DAYS` after delivery; pending and dead rows stay;
-- SMS codes, revoked access-token ids, used nonces: a day after they expire;
+- SMS codes, revoked access-token ids, used nonces, the mini-program's mfa_tokens: a day after
+  they expire;
 - audit events: after `IDP_RETENTION_AUDIT_DAYS` (unset: kept for ever), except merges, undos
   and dismissed suggestions, which are on legal hold.
 
@@ -33,6 +34,7 @@ from idp.extensions import db
 from idp.identity.models import AuditEvent
 from idp.models_base import utcnow
 from idp.oidc.models import AuthorizationCode, RefreshToken, RevokedAccessToken, UsedNonce
+from idp.wechat_login.models import MfaChallenge
 
 log = logging.getLogger(__name__)
 
@@ -121,6 +123,7 @@ PURGES = (
     Purge("sms_code", SmsCode.id, _expired(SmsCode.expires_at)),
     Purge("revoked_access_token", RevokedAccessToken.jti, _expired(RevokedAccessToken.expires_at)),
     Purge("used_nonce", UsedNonce.key, _expired(UsedNonce.expires_at)),
+    Purge("mfa_challenge", MfaChallenge.token_digest, _expired(MfaChallenge.expires_at)),
     Purge("audit_event", AuditEvent.id, _audit),
 )
 

@@ -7,6 +7,7 @@ from flask import Flask, request, url_for
 
 from idp.oidc.discovery import TOKEN_EXCHANGE
 from idp.wechat_login import (  # noqa: F401 - routes
+    mfa_exchange,
     official_account,
     official_account_views,
     phone_views,
@@ -21,6 +22,7 @@ from idp.wechat_login.blueprint import bp
 def init_app(app: Flask) -> None:
     app.register_blueprint(bp)
     token_exchange.register_grant(app)
+    mfa_exchange.register_grant(app)
     app.extensions["idp_wechat_login_url"] = wechat_login_url
     app.extensions["idp_wechat_auto_login_url"] = official_account_views.automatic_start_url
     # The login page includes the scan box when this says where its code is.

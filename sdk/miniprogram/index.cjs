@@ -1,9 +1,12 @@
 'use strict';
 // The IdP's mini-program SDK: no dependencies, only the `wx` API (or what uni-app / Taro give).
-// CONTRACT §5 (token exchange), §6 (phone binding), §8 (scan-to-sign-in); RFC 6749 errors.
+// CONTRACT §5 (token exchange), §6 (phone binding), §8 (scan-to-sign-in); RFC 6749 errors;
+// second factors: `mfa_required` and the mfa_token exchange (the IdP's README, mini-program).
 
 const TOKEN_EXCHANGE = 'urn:ietf:params:oauth:grant-type:token-exchange';
 const JS_CODE = 'urn:wechat:params:oauth:token-type:js_code';
+const MFA_TOKEN = 'urn:idp:params:oauth:token-type:mfa_token';
+const MAX_SECOND_FACTOR_PROMPTS = 10; // a callback that never gives a usable code stops here
 const DEFAULT_SCOPE = 'openid profile phone offline_access';
 const DEFAULT_STORAGE_KEY = 'idp.tokens';
 const DEFAULT_REFRESH_MARGIN = 60; // seconds before expiry at which a token counts as expired
@@ -11,13 +14,20 @@ const DEFAULT_TIMEOUT = 15000;
 
 /** Every failure is one of these: `code` is the RFC 6749 error (or one of ours), never text. */
 class IdpError extends Error {
-  constructor(code, description, status, retryAfter) {
+  constructor(code, description, status, retryAfter, body) {
     super(description ? `${code}: ${description}` : code);
     this.name = 'IdpError';
     this.code = code;
     this.description = description || '';
     this.status = status || 0; // HTTP status; 0 when no answer came
     this.retryAfter = retryAfter || 0; // seconds, from Retry-After (503, 429)
+    const answer = body || {};
+    // mfa_required: the second factors the user can give here ("otp", "recovery_code").
+    this.factors = Array.isArray(answer.factors) ? answer.factors.slice() : [];
+    // A wrong code: how many more the mfa_token takes (null when the answer does not say).
+    this.attemptsLeft = typeof answer.attempts_left === 'number' ? answer.attempts_left : null;
+    // The mfa_token stays out of logs and JSON: not enumerable, and only the SDK reads it.
+    Object.defineProperty(this, 'mfaToken', { value: answer.mfa_token || null, enumerable: false });
   }
 }
 
@@ -64,6 +74,8 @@ class IdpClient {
     this.issuer = String(options.issuer).replace(/\/+$/, '');
     this.clientId = options.clientId;
     this.scope = options.scope || DEFAULT_SCOPE;
+    this.acrValues = options.acrValues || null;
+    this.onSecondFactor = options.onSecondFactor || null;
     this.storageKey = options.storageKey || DEFAULT_STORAGE_KEY;
     this.refreshMargin = options.refreshMargin === undefined
       ? DEFAULT_REFRESH_MARGIN : options.refreshMargin;
@@ -103,7 +115,8 @@ class IdpClient {
 
   // --- the public API ----------------------------------------------------------------------------
 
-  /** wx.login, then the token exchange (CONTRACT §5). Resolves to the stored tokens. */
+  /** wx.login, then the token exchange (CONTRACT §5), and the second factor when the IdP asks
+   * for one (`onSecondFactor`). Resolves to the stored tokens. */
   login() {
     if (!this._loggingIn) {
       this._loggingIn = this._login().finally(() => { this._loggingIn = null; });
@@ -113,14 +126,54 @@ class IdpClient {
 
   async _login() {
     const code = await this._wxLogin();
-    const response = await this._tokenRequest({
-      grant_type: TOKEN_EXCHANGE,
-      client_id: this.clientId,
-      subject_token: code,
-      subject_token_type: JS_CODE,
-      scope: this.scope,
-    });
+    let response;
+    try {
+      response = await this._tokenRequest({
+        grant_type: TOKEN_EXCHANGE,
+        client_id: this.clientId,
+        subject_token: code,
+        subject_token_type: JS_CODE,
+        scope: this.scope,
+        acr_values: this.acrValues,
+      });
+    } catch (error) {
+      if (!(error instanceof IdpError) || error.code !== 'mfa_required') throw error;
+      response = await this._secondFactor(error);
+    }
     return this._save(response);
+  }
+
+  /** The account has a second factor (or the client requires one): ask the app's
+   * `onSecondFactor` for a code, and exchange it with the mfa_token. A wrong code asks again
+   * while the mfa_token takes more; no callback, or none given (the user cancelled), rejects
+   * with the `mfa_required` error. */
+  async _secondFactor(required) {
+    if (typeof this.onSecondFactor !== 'function' || !required.mfaToken) throw required;
+    let last = null;
+    for (let prompt = 0; prompt < MAX_SECOND_FACTOR_PROMPTS; prompt += 1) {
+      const answer = await this.onSecondFactor({
+        factors: required.factors.slice(),
+        attemptsLeft: last ? last.attemptsLeft : null,
+        error: last,
+      });
+      if (!answer || (!answer.otp && !answer.recoveryCode)) throw required;
+      try {
+        return await this._tokenRequest({
+          grant_type: TOKEN_EXCHANGE,
+          client_id: this.clientId,
+          subject_token: required.mfaToken,
+          subject_token_type: MFA_TOKEN,
+          otp: answer.otp ? String(answer.otp) : undefined,
+          recovery_code: answer.recoveryCode && !answer.otp ? String(answer.recoveryCode) : undefined,
+        });
+      } catch (error) {
+        const retry = error instanceof IdpError && (error.code === 'invalid_request'
+          || (error.code === 'invalid_grant' && error.attemptsLeft > 0));
+        if (!retry) throw error;
+        last = error; // a typo or a wrong code: ask again, saying why
+      }
+    }
+    throw required;
   }
 
   /** A valid access token: the stored one, refreshed ahead of expiry (one refresh at a time), or
@@ -245,7 +298,7 @@ class IdpClient {
         if (res.statusCode >= 200 && res.statusCode < 300) { resolve(body); return; }
         const retryAfter = Number(headerValue(res.header, 'Retry-After')) || 0;
         reject(new IdpError(body.error || `http_${res.statusCode}`, body.error_description,
-          res.statusCode, retryAfter));
+          res.statusCode, retryAfter, body));
       },
       fail: (error) => reject(new NetworkError(error && error.errMsg)),
     }));

@@ -20,6 +20,23 @@ export interface WxLike {
   removeStorageSync(key: string): void;
 }
 
+/** A second factor a mini-program can give: a TOTP code, or one of the account's recovery codes. */
+export type SecondFactor = 'otp' | 'recovery_code';
+
+/** What `onSecondFactor` is told: the factors to offer, and why it is asked again. */
+export interface SecondFactorPrompt {
+  /** In the order to offer them, e.g. ["otp", "recovery_code"]. */
+  factors: SecondFactor[];
+  /** After a wrong code: how many more this sign-in takes; null on the first prompt. */
+  attemptsLeft: number | null;
+  /** After a wrong or malformed code: the IdP's refusal ("invalid_grant", "invalid_request"). */
+  error: IdpError | null;
+}
+
+/** The user's code; null or undefined when the user cancels (login() then rejects with
+ * "mfa_required"). */
+export type SecondFactorAnswer = { otp: string } | { recoveryCode: string } | null | undefined;
+
 export interface IdpOptions {
   /** The issuer, e.g. "https://idp.example.com" (add it to the request domains). */
   issuer: string;
@@ -27,6 +44,12 @@ export interface IdpOptions {
   clientId: string;
   /** Default "openid profile phone offline_access". */
   scope?: string;
+  /** Sent as `acr_values` with the wx.login code, e.g. "urn:idp:acr:mfa" to require a second
+   * factor for this sign-in. */
+  acrValues?: string;
+  /** Asked for a code when the IdP answers `mfa_required` (the account has a second factor, or
+   * the client requires one). Without it, login() rejects with "mfa_required". */
+  onSecondFactor?: (prompt: SecondFactorPrompt) => Promise<SecondFactorAnswer>;
   /** Default the global `wx`. */
   wx?: WxLike;
   /** Storage key of the tokens; default "idp.tokens". */
@@ -71,14 +94,19 @@ export interface ScanInfo {
 }
 
 export declare class IdpError extends Error {
-  /** RFC 6749 error ("invalid_grant", "temporarily_unavailable", …), "not_found",
-   * "already_answered", "network_error", "wechat_login_failed", or "http_<status>". */
+  /** RFC 6749 error ("invalid_grant", "temporarily_unavailable", …), "mfa_required",
+   * "unmet_authentication_requirements", "not_found", "already_answered", "network_error",
+   * "wechat_login_failed", or "http_<status>". */
   readonly code: string;
   readonly description: string;
   /** HTTP status, 0 when no answer came. */
   readonly status: number;
   /** Seconds to wait, from Retry-After (503, 429); 0 when absent. */
   readonly retryAfter: number;
+  /** "mfa_required": the second factors the user can give here; [] otherwise. */
+  readonly factors: SecondFactor[];
+  /** A wrong second-factor code: how many more the sign-in takes; null otherwise. */
+  readonly attemptsLeft: number | null;
 }
 export declare class NetworkError extends IdpError {}
 export declare class WeChatLoginError extends IdpError {}
@@ -89,7 +117,7 @@ export declare class IdpClient {
   readonly clientId: string;
   /** The stored tokens, or null. */
   tokens(): StoredTokens | null;
-  /** wx.login, then the token exchange. */
+  /** wx.login, then the token exchange (and the second factor, through onSecondFactor). */
   login(): Promise<StoredTokens>;
   /** A valid access token: refreshed ahead of expiry, one refresh at a time. */
   accessToken(): Promise<string>;

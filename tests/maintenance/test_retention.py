@@ -16,6 +16,7 @@ from idp.identity.models import AuditEvent
 from idp.maintenance.retention import purge_expired
 from idp.models_base import utcnow
 from idp.oidc.models import AuthorizationCode, RefreshToken, RevokedAccessToken, UsedNonce
+from idp.wechat_login.models import MfaChallenge
 
 DAY = timedelta(days=1)
 
@@ -77,6 +78,10 @@ def test_codes_sessions_logins_nonces_and_delivered_events_are_purged(
         RevokedAccessToken(jti="gone", expires_at=now - 2 * DAY),
         RevokedAccessToken(jti="still-listed", expires_at=now + DAY),
         UsedNonce(key="old", expires_at=now - 2 * DAY),
+        MfaChallenge(token_digest="old", client_id=client.client_id, account_id=user.id,
+                     scope="openid", amr=["wechat"], expires_at=now - 2 * DAY),
+        MfaChallenge(token_digest="live", client_id=client.client_id, account_id=user.id,
+                     scope="openid", amr=["wechat"], expires_at=now + timedelta(minutes=5)),
         EventDelivery(client_id=client.client_id, event_type="account-merged", payload="{}",
                       status=DeliveryStatus.DELIVERED, delivered_at=now - 8 * DAY),
         EventDelivery(client_id=client.client_id, event_type="account-merged", payload="{}",
@@ -90,8 +95,9 @@ def test_codes_sessions_logins_nonces_and_delivered_events_are_purged(
 
     assert {name: count for name, count in report.deleted.items() if count} == {
         "authorization_code": 1, "login_session": 2, "login_event": 1, "event_delivery": 1,
-        "sms_code": 1, "revoked_access_token": 1, "used_nonce": 1,
+        "sms_code": 1, "revoked_access_token": 1, "used_nonce": 1, "mfa_challenge": 1,
     }
+    assert set(db.session.scalars(sa.select(MfaChallenge.token_digest))) == {"live"}
     assert set(db.session.scalars(sa.select(LoginSession.id))) == {"ended-yesterday"}
     assert sorted(db.session.scalars(sa.select(EventDelivery.status))) == ["dead", "pending"]
 

@@ -145,8 +145,12 @@ def test_cycle_finder_finds_a_circle() -> None:
 
 
 def test_wechat_login_registers_the_token_exchange_grant__rfc8693_2(app: Flask) -> None:
-    """The grant lives with WeChat sign-in and is plugged into the server at start-up."""
+    """The grants live with WeChat sign-in and are plugged into the server at start-up: the
+    js_code exchange, and its second step with an mfa_token."""
     server = app.extensions["idp_authorization_server"]
     grant_classes = [grant for grant, _ in server._token_grants]
     exchange = [grant for grant in grant_classes if grant.GRANT_TYPE == TOKEN_EXCHANGE]
-    assert [grant.__module__ for grant in exchange] == ["idp.wechat_login.token_exchange"]
+    assert [grant.__module__ for grant in exchange] == [
+        "idp.wechat_login.token_exchange",
+        "idp.wechat_login.mfa_exchange",
+    ]

@@ -1,9 +1,11 @@
 """The mini-program SDK (sdk/miniprogram/) under Node's test runner: its unit tests with a `wx`
 stub, and its integration test against a real `idp serve` and the fake WeChat on loopback, set up
-through the `idp` command line as an operator would."""
+through the `idp` command line as an operator would (and, for the second factor, one user who
+enrolled an authenticator app and recovery codes, as the account centre would have stored them)."""
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import shutil
@@ -16,16 +18,24 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pyotp
 import pytest
 import requests
 
+from idp import create_app
+from idp.account_centre import factors
+from idp.extensions import db
+from idp.identity.models import Account
+from idp.oidc.discovery import TOKEN_EXCHANGE
 from idp.wechat.fake import FakeWeChatServer, serve_in_thread
+from idp.wechat_login.token_exchange import JS_CODE_TOKEN_TYPE
 
 SDK = Path(__file__).resolve().parents[2] / "sdk" / "miniprogram"
 IDP = str(Path(sys.executable).with_name("idp"))
 NODE = shutil.which("node")
 APPID = "wxsdk0000000000001"
 APP_SECRET = "sdk-mini-secret-0123456789abcdef"
+MFA_USER = "sdk-carol"
 STARTUP_SECONDS = 30
 
 pytestmark = pytest.mark.skipif(
@@ -43,7 +53,7 @@ def node_test(*files: str, env: dict[str, str] | None = None) -> subprocess.Comp
 def test_sdk_unit_tests_pass_under_node() -> None:
     result = node_test("test/unit.test.mjs")
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
-    assert "# fail 0" in result.stdout and "# pass 11" in result.stdout
+    assert "# fail 0" in result.stdout and "# pass 16" in result.stdout
 
 
 @dataclass
@@ -51,6 +61,8 @@ class Served:
     issuer: str
     client_id: str
     fake: FakeWeChatServer
+    totp_secret: str
+    recovery_code: str
 
 
 def _free_port() -> int:
@@ -99,12 +111,40 @@ def served_idp(tmp_path: Path) -> Iterator[Served]:
     )
     try:
         _wait_until_ready(server, issuer)
-        yield Served(issuer, created["client_id"], fake)
+        secret, recovery_code = _user_with_a_second_factor(env, issuer, created["client_id"], fake)
+        yield Served(issuer, created["client_id"], fake, secret, recovery_code)
     finally:
         server.terminate()
         server.wait(timeout=20)
         log.close()
         fake.shutdown()
+
+
+def _user_with_a_second_factor(
+    env: dict[str, str], issuer: str, client_id: str, fake: FakeWeChatServer
+) -> tuple[str, str]:
+    """MFA_USER signs in once from the mini-program (the account is made), then enrols an
+    authenticator app and gets recovery codes: stored as the account centre stores them."""
+    issued = fake.control.issue_js_code(APPID, user=MFA_USER)
+    answer = requests.post(f"{issuer}/oauth/token", data={
+        "grant_type": TOKEN_EXCHANGE, "client_id": client_id, "subject_token": issued.code,
+        "subject_token_type": JS_CODE_TOKEN_TYPE, "scope": "openid",
+    }, timeout=10)
+    assert answer.status_code == 200, answer.text
+    payload = answer.json()["id_token"].split(".")[1]
+    sub = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))["sub"]
+    settings = {name: value for name, value in env.items() if name.startswith("IDP_")}
+    app = create_app({**settings, "TESTING": True})
+    with app.app_context():
+        account = db.session.get(Account, sub)
+        assert account is not None
+        secret = pyotp.random_base32()
+        factors.add_totp(account, secret, "SDK test")
+        codes = factors.new_recovery_codes(account)
+        db.session.commit()
+        db.session.remove()
+        db.engine.dispose()
+    return secret, codes[0]
 
 
 def _wait_until_ready(server: subprocess.Popen[bytes], issuer: str) -> None:
@@ -128,7 +168,10 @@ def test_sdk_against_a_real_idp_serve_and_the_fake_wechat(served_idp: Served) ->
         "IDP_SDK_CLIENT_ID": served_idp.client_id,
         "IDP_SDK_APPID": APPID,
         "IDP_SDK_FAKE_WECHAT": served_idp.fake.base_url,
+        "IDP_SDK_MFA_USER": MFA_USER,
+        "IDP_SDK_TOTP_SECRET": served_idp.totp_secret,
+        "IDP_SDK_RECOVERY_CODE": served_idp.recovery_code,
     }
     result = node_test("test/integration.test.mjs", env=env)
     assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]
-    assert "# pass 2" in result.stdout and "# skipped 0" in result.stdout
+    assert "# pass 3" in result.stdout and "# skipped 0" in result.stdout

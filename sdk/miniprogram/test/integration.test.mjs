@@ -1,14 +1,18 @@
 // The SDK against a real `idp serve` and the fake WeChat, over loopback HTTP. Started by
 // tests/sdk/test_miniprogram_sdk.py, which sets IDP_SDK_ISSUER, IDP_SDK_CLIENT_ID,
-// IDP_SDK_APPID and IDP_SDK_FAKE_WECHAT; skipped when run alone without them.
+// IDP_SDK_APPID and IDP_SDK_FAKE_WECHAT, and for the second factor IDP_SDK_MFA_USER (a user with
+// an authenticator app), IDP_SDK_TOTP_SECRET and IDP_SDK_RECOVERY_CODE; skipped when run alone
+// without them.
 import assert from 'node:assert/strict';
+import { createHmac } from 'node:crypto';
 import { test } from 'node:test';
 
 import { createIdp, IdpError } from '../index.mjs';
 import { makeWx } from './wx-stub.mjs';
 
 const { IDP_SDK_ISSUER: ISSUER, IDP_SDK_CLIENT_ID: CLIENT_ID, IDP_SDK_APPID: APPID,
-  IDP_SDK_FAKE_WECHAT: FAKE } = process.env;
+  IDP_SDK_FAKE_WECHAT: FAKE, IDP_SDK_MFA_USER: MFA_USER, IDP_SDK_TOTP_SECRET: TOTP_SECRET,
+  IDP_SDK_RECOVERY_CODE: RECOVERY_CODE } = process.env;
 const skip = ISSUER ? false : 'run by tests/sdk/test_miniprogram_sdk.py (needs a served IdP)';
 
 async function fake(path, body) {
@@ -20,11 +24,39 @@ async function fake(path, body) {
   return response.json();
 }
 
-function miniProgram(user) {
+function miniProgram(user, options = {}) {
   const wx = makeWx({ fetchBase: ISSUER,
     codes: async () => (await fake('/js_codes', { appid: APPID, user })).code });
   return { wx, idp: createIdp({ issuer: ISSUER, clientId: CLIENT_ID, wx,
-    scope: 'openid profile phone offline_access' }) };
+    scope: 'openid profile phone offline_access', ...options }) };
+}
+
+// RFC 6238 (SHA-1, 30 s, 6 digits), what the user's authenticator app shows.
+function base32(text) {
+  const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567';
+  const bits = [...text.replace(/=+$/, '')]
+    .map((c) => alphabet.indexOf(c).toString(2).padStart(5, '0')).join('');
+  const bytes = [];
+  for (let i = 0; i + 8 <= bits.length; i += 8) bytes.push(parseInt(bits.slice(i, i + 8), 2));
+  return Buffer.from(bytes);
+}
+
+function totp(secret, step = Math.floor(Date.now() / 30000)) {
+  const counter = Buffer.alloc(8);
+  counter.writeBigUInt64BE(BigInt(step));
+  const mac = createHmac('sha1', base32(secret)).update(counter).digest();
+  const offset = mac[19] & 0xf;
+  return String((mac.readUInt32BE(offset) & 0x7fffffff) % 1e6).padStart(6, '0');
+}
+
+function wrongCode(secret) {
+  const now = Math.floor(Date.now() / 30000);
+  const near = [now - 1, now, now + 1, now + 2].map((step) => totp(secret, step));
+  return ['000000', '111111', '222222'].find((code) => !near.includes(code));
+}
+
+function idTokenClaims(idToken) {
+  return JSON.parse(Buffer.from(idToken.split('.')[1], 'base64url').toString());
 }
 
 test('login, refresh, phone binding and logout against the IdP', { skip }, async () => {
@@ -77,4 +109,33 @@ test('confirmScan signs a waiting browser in (CONTRACT §8)', { skip }, async ()
 
   const status = await fetch(`${ISSUER}/login/scan/status?seen=scanned`, { headers: { cookie } });
   assert.equal((await status.json()).status, 'confirmed');
+});
+
+test('a second factor: mfa_required, a wrong code, the TOTP; then a recovery code, once', { skip: skip || !TOTP_SECRET }, async () => {
+  const prompts = [];
+  const answers = [{ otp: wrongCode(TOTP_SECRET) }, { otp: totp(TOTP_SECRET) }];
+  const { idp } = miniProgram(MFA_USER, {
+    onSecondFactor: async (prompt) => { prompts.push(prompt); return answers.shift(); } });
+  const tokens = await idp.login();
+  assert.deepEqual(prompts.map((p) => p.factors), [['otp', 'recovery_code'], ['otp', 'recovery_code']]);
+  assert.deepEqual(prompts.map((p) => p.attemptsLeft), [null, 4]);
+  assert.equal(prompts[1].error.code, 'invalid_grant');
+  let claims = idTokenClaims(tokens.id_token);
+  assert.deepEqual(claims.amr, ['wechat', 'otp', 'mfa']);
+  assert.equal(claims.acr, 'urn:idp:acr:mfa');
+  claims = idTokenClaims((await idp.refresh()).id_token); // refresh keeps how the user signed in
+  assert.deepEqual(claims.amr, ['wechat', 'otp', 'mfa']);
+
+  const recovered = miniProgram(MFA_USER, { onSecondFactor: async () => ({ recoveryCode: RECOVERY_CODE }) });
+  assert.equal(idTokenClaims((await recovered.idp.login()).id_token).acr, 'urn:idp:acr:mfa');
+
+  const reused = miniProgram(MFA_USER, {
+    onSecondFactor: async ({ error }) => (error ? null : { recoveryCode: RECOVERY_CODE }) });
+  const refused = await reused.idp.login().catch((e) => e);
+  assert.ok(refused instanceof IdpError);
+  assert.equal(refused.code, 'mfa_required'); // spent: refused, asked again, and the user gave up
+  assert.equal(reused.idp.tokens(), null);
+
+  const untold = await miniProgram(MFA_USER).idp.login().catch((e) => e);
+  assert.deepEqual([untold.code, untold.status], ['mfa_required', 403]);
 });

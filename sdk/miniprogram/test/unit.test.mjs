@@ -173,6 +173,88 @@ test('logout revokes the refresh token (RFC 7009) and forgets the tokens, even o
   assert.equal(other.tokens(), null);
 });
 
+const MFA_TOKEN_TYPE = 'urn:idp:params:oauth:token-type:mfa_token';
+
+function mfaRequired() {
+  return { statusCode: 403, data: { error: 'mfa_required', error_description: 'A second factor',
+    mfa_token: 'mfa-secret-1', factors: ['otp', 'recovery_code'] } };
+}
+
+test('mfa_required asks onSecondFactor for a code and completes the exchange with the mfa_token', async () => {
+  const prompts = [];
+  const wx = makeWx({ routes: { 'POST /oauth/token': (r) => (form(r).subject_token_type === MFA_TOKEN_TYPE
+    ? tokenAnswer('mfa') : mfaRequired()) } });
+  const idp = createIdp({ issuer: ISSUER, clientId: CLIENT_ID, wx,
+    onSecondFactor: async (prompt) => { prompts.push(prompt); return { otp: '123456' }; } });
+  const tokens = await idp.login();
+  assert.equal(tokens.access_token, 'at-mfa');
+  assert.deepEqual(prompts, [{ factors: ['otp', 'recovery_code'], attemptsLeft: null, error: null }]);
+  assert.deepEqual(form(wx.requests[1]), {
+    grant_type: 'urn:ietf:params:oauth:grant-type:token-exchange',
+    client_id: CLIENT_ID,
+    subject_token: 'mfa-secret-1',
+    subject_token_type: MFA_TOKEN_TYPE,
+    otp: '123456',
+  });
+  assert.equal(wx.storage.get('idp.tokens').refresh_token, 'rt-mfa');
+});
+
+test('a wrong code asks again with attemptsLeft; a recovery code is sent as recovery_code', async () => {
+  const prompts = [];
+  const wx = makeWx({ routes: { 'POST /oauth/token': (r) => {
+    const sent = form(r);
+    if (sent.subject_token_type !== MFA_TOKEN_TYPE) return mfaRequired();
+    if (sent.otp === '000000') {
+      return { statusCode: 400, data: { error: 'invalid_grant', attempts_left: 4 } };
+    }
+    return tokenAnswer('rc');
+  } } });
+  const answers = [{ otp: '000000' }, { recoveryCode: 'abcde-12345' }];
+  const idp = createIdp({ issuer: ISSUER, clientId: CLIENT_ID, wx,
+    onSecondFactor: async (prompt) => { prompts.push(prompt); return answers.shift(); } });
+  assert.equal((await idp.login()).access_token, 'at-rc');
+  assert.equal(prompts.length, 2);
+  assert.equal(prompts[1].attemptsLeft, 4);
+  assert.ok(prompts[1].error instanceof IdpError && prompts[1].error.code === 'invalid_grant');
+  const last = form(wx.requests.at(-1));
+  assert.equal(last.recovery_code, 'abcde-12345');
+  assert.equal(last.otp, undefined);
+});
+
+test('a dead mfa_token (no attempts left) rejects without asking again', async () => {
+  let prompts = 0;
+  const wx = makeWx({ routes: { 'POST /oauth/token': (r) => (form(r).subject_token_type === MFA_TOKEN_TYPE
+    ? { statusCode: 400, data: { error: 'invalid_grant', attempts_left: 0 } } : mfaRequired()) } });
+  const idp = createIdp({ issuer: ISSUER, clientId: CLIENT_ID, wx,
+    onSecondFactor: async () => { prompts += 1; return { otp: '000000' }; } });
+  const error = await idp.login().catch((e) => e);
+  assert.equal(error.code, 'invalid_grant');
+  assert.equal(error.attemptsLeft, 0);
+  assert.equal(prompts, 1);
+  assert.equal(idp.tokens(), null);
+});
+
+test('without onSecondFactor, or when the user cancels, login rejects with mfa_required', async () => {
+  const wx = makeWx({ routes: { 'POST /oauth/token': () => mfaRequired() } });
+  const error = await createIdp({ issuer: ISSUER, clientId: CLIENT_ID, wx }).login().catch((e) => e);
+  assert.ok(error instanceof IdpError);
+  assert.deepEqual([error.code, error.status, error.factors], ['mfa_required', 403, ['otp', 'recovery_code']]);
+  assert.ok(!JSON.stringify(error).includes('mfa-secret-1') && !Object.keys(error).includes('mfaToken'));
+
+  const cancelled = makeWx({ routes: { 'POST /oauth/token': () => mfaRequired() } });
+  const idp = createIdp({ issuer: ISSUER, clientId: CLIENT_ID, wx: cancelled,
+    onSecondFactor: async () => null });
+  const refused = await idp.login().catch((e) => e);
+  assert.equal(refused.code, 'mfa_required');
+  assert.equal(cancelled.requests.length, 1);
+});
+
+test('acrValues is sent with the wx.login code', async () => {
+  const wx = makeWx({ routes: { 'POST /oauth/token': () => tokenAnswer(1) } });
+  await createIdp({ issuer: ISSUER, clientId: CLIENT_ID, wx, acrValues: 'urn:idp:acr:mfa' }).login();
+  assert.equal(form(wx.requests[0]).acr_values, 'urn:idp:acr:mfa');
+});
+
 test('the CommonJS and ES module entries are one implementation', () => {
   const require = createRequire(import.meta.url);
   const cjs = require('../index.cjs');
