@@ -112,7 +112,9 @@ def _redis(url: str | None) -> Any:
         return None
     import redis
 
-    return redis.Redis.from_url(url, socket_timeout=1.0, socket_connect_timeout=1.0)
+    from idp.extensions import redis_options
+
+    return redis.Redis.from_url(url, **redis_options())
 
 
 def _register_models() -> None:

@@ -26,3 +26,14 @@ db = SQLAlchemy(model_class=Base)
 migrate = Migrate()
 csrf = CSRFProtect()
 limiter = Limiter(key_func=get_remote_address)
+
+
+def redis_options() -> dict[str, object]:
+    """Connection options of every Redis client of the IdP. redis-py's default retries three
+    times with an exponential backoff (about 4 s per call while Redis is down); a request must
+    fail fast instead (503, or the throttles' fail-closed answer), so: one immediate retry, for
+    a pooled connection the server closed."""
+    from redis.backoff import NoBackoff
+    from redis.retry import Retry
+
+    return {"socket_timeout": 1.0, "socket_connect_timeout": 1.0, "retry": Retry(NoBackoff(), 1)}

@@ -28,7 +28,7 @@ from idp.extensions import db
 from idp.identity.models import Account
 from idp.oidc.client_cache import cached_client
 from idp.oidc.context import auth_context, issuer, keyring
-from idp.oidc.models import Client, RevokedAccessToken, TokenCutoff
+from idp.oidc.models import ACR_MFA, Client, RevokedAccessToken, TokenCutoff
 
 ACCESS_TOKEN_TYPE = "at+jwt"
 SIGNING_ALGORITHMS = ["RS256", "ES256"]
@@ -63,6 +63,12 @@ class AccessTokenGenerator(JWTBearerTokenGenerator):
             claims["auth_time"] = context.auth_time
         if user is not None and context.session_id:
             claims["sid"] = context.session_id
+        if user is not None and context.amr:
+            # RFC 9068 §2.2.3.1: how the user authenticated, for resource servers and for this
+            # IdP's own APIs that mint tokens again (phone binding keeps the caller's factors).
+            claims["amr"] = list(context.amr)
+            if "mfa" in context.amr:
+                claims["acr"] = ACR_MFA
         key = keyring().current("RS256")
         header = {"alg": key.alg, "typ": ACCESS_TOKEN_TYPE, "kid": key.kid}
         return jwt.encode(header, claims, key.private, algorithms=SIGNING_ALGORITHMS)

@@ -23,6 +23,7 @@ from limits import RateLimitItem, parse
 from limits.storage import MemoryStorage, Storage, storage_from_string
 from limits.strategies import FixedWindowRateLimiter, MovingWindowRateLimiter, RateLimiter
 
+from idp.extensions import redis_options
 from idp.security.shared_store import SqliteThrottleStorage
 
 log = logging.getLogger(__name__)
@@ -150,9 +151,7 @@ def shared_storage(app: Flask) -> Storage:
     if found is None:
         redis_url = app.config.get("IDP_REDIS_URL")
         if redis_url:
-            found = storage_from_string(
-                redis_url, socket_timeout=1.0, socket_connect_timeout=1.0
-            )
+            found = storage_from_string(redis_url, **redis_options())
         else:
             path = Path(app.config["IDP_INSTANCE_PATH"]) / THROTTLE_FILE
             found = SqliteThrottleStorage(f"idp+sqlite://{path}")

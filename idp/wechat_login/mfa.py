@@ -44,10 +44,13 @@ class MfaRequiredError(OAuth2Error):
         )
         self.mfa_token = mfa_token
         self.factors = usable
+        # What else the answer reports (a phone binding: what was bound, before the factor).
+        self.extra: dict[str, Any] = {}
 
     def get_body(self) -> list[tuple[str, Any]]:
         body: list[tuple[str, Any]] = super().get_body()
-        return [*body, ("mfa_token", self.mfa_token), ("factors", self.factors)]
+        return [*body, ("mfa_token", self.mfa_token), ("factors", self.factors),
+                *self.extra.items()]
 
 
 def usable_factors(account: Account) -> list[str]:

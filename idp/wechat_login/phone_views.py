@@ -22,7 +22,8 @@ from idp.wechat.models import WeChatAppKind
 from idp.wechat_login import phone
 from idp.wechat_login.blueprint import bp
 from idp.wechat_login.errors import oauth_error_for, oauth_error_for_missing_app
-from idp.wechat_login.token_exchange import issue_tokens
+from idp.wechat_login.mfa import MfaRequiredError, demand_second_factor
+from idp.wechat_login.token_exchange import WECHAT_AMR, issue_tokens
 from idp.wechat_login.upstream import AppNotConfigured, configured_app
 
 MAX_FIELD_LENGTH = 4096
@@ -55,20 +56,39 @@ def bind_phone() -> Response:
         if account is None:
             raise InvalidTokenError()
         binding = _bind_phone(account, client.wechat_appid or "", _json_object())
-        tokens = issue_tokens(client, binding.account, token.scope, token.claims.get("auth_time"))
+        amr = _caller_amr(token)
+        if "mfa" not in amr:
+            # The binding may have merged the caller into an account with a second factor: its
+            # tokens need that factor, as the exchange would have asked (`mfa.py`). The binding
+            # stays done; the answer is `mfa_required`, completed at the token endpoint.
+            try:
+                demand_second_factor(client, binding.account, token.scope, amr, None)
+            except MfaRequiredError as required:
+                required.extra = _binding_body(binding)
+                raise
+
+        tokens = issue_tokens(client, binding.account, token.scope,
+                              token.claims.get("auth_time"), amr)
     except OAuth2Error as error:
         return _oauth_error(error)
-    body = {
-        "sub": binding.account.id,
-        "phone_number": binding.phone_number,
-        "merged": binding.merged,
-        **tokens,
-    }
+    body = {**_binding_body(binding), **tokens}
     return Response(
         json.dumps(body),
         status=200,
         headers={"Content-Type": "application/json", "Cache-Control": "no-store"},
     )
+
+
+def _binding_body(binding: phone.PhoneBinding) -> dict[str, Any]:
+    return {"sub": binding.account.id, "phone_number": binding.phone_number,
+            "merged": binding.merged}
+
+
+def _caller_amr(token: AccessToken) -> list[str]:
+    amr = token.claims.get("amr")
+    if isinstance(amr, list) and all(isinstance(method, str) for method in amr):
+        return list(amr)
+    return list(WECHAT_AMR)
 
 
 def _miniprogram_client(token: AccessToken) -> Client:

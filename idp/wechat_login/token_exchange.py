@@ -162,18 +162,19 @@ class WeChatIdToken(IdTokenIssuer, OpenIDToken):  # type: ignore[misc]
 
 
 def issue_tokens(
-    client: Client, account: Account, scope: str, auth_time: int | None
+    client: Client, account: Account, scope: str, auth_time: int | None,
+    amr: list[str] | None = None,
 ) -> dict[str, Any]:
     """A token response for `account` outside the token endpoint (phone binding, after which the
     caller's old tokens may have died in a merge): access token, refresh token when
     `offline_access` is in `scope` (stored as the token endpoint stores it), ID token when
-    `openid` is."""
+    `openid` is. `amr`: how the caller authenticated (default: WeChat alone)."""
     request: OAuth2Request = authorization_server.create_oauth2_request(None)
     request.client = client
     request.user = account
     context = auth_context()
     context.auth_time = auth_time or int(time.time())
-    context.amr = list(WECHAT_AMR)
+    context.amr = list(amr or WECHAT_AMR)
     context.session_id = None
     token: dict[str, Any] = authorization_server.generate_token(
         grant_type=TOKEN_EXCHANGE,

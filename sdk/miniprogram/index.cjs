@@ -28,6 +28,10 @@ class IdpError extends Error {
     this.attemptsLeft = typeof answer.attempts_left === 'number' ? answer.attempts_left : null;
     // The mfa_token stays out of logs and JSON: not enumerable, and only the SDK reads it.
     Object.defineProperty(this, 'mfaToken', { value: answer.mfa_token || null, enumerable: false });
+    // mfa_required from a phone binding (CONTRACT §6): what was bound before the factor.
+    this.binding = answer.mfa_token && answer.sub
+      ? { sub: answer.sub, phone_number: answer.phone_number, merged: Boolean(answer.merged) }
+      : null;
   }
 }
 
@@ -215,10 +219,20 @@ class IdpClient {
   }
 
   /** The getPhoneNumber button's code (CONTRACT §6). Keeps the tokens the answer carries: after a
-   * merge the old ones are dead. Resolves to { sub, phone_number, merged }. */
+   * merge the old ones are dead. A merge into an account with a second factor answers
+   * `mfa_required` (the phone is bound): the factor is asked as at login. Resolves to
+   * { sub, phone_number, merged }. */
   async bindPhone(code) {
     if (!code) throw new IdpError('invalid_request', 'the user declined to share the phone');
-    const body = await this._withBearer('POST', '/wechat/phone', { code });
+    let body;
+    try {
+      body = await this._withBearer('POST', '/wechat/phone', { code });
+    } catch (error) {
+      if (!(error instanceof IdpError) || error.code !== 'mfa_required' || !error.binding) {
+        throw error;
+      }
+      body = { ...error.binding, ...(await this._secondFactor(error)) };
+    }
     this._save(body);
     return { sub: body.sub, phone_number: body.phone_number, merged: Boolean(body.merged) };
   }

@@ -107,6 +107,8 @@ export declare class IdpError extends Error {
   readonly factors: SecondFactor[];
   /** A wrong second-factor code: how many more the sign-in takes; null otherwise. */
   readonly attemptsLeft: number | null;
+  /** "mfa_required" from bindPhone: what was bound before the factor; null otherwise. */
+  readonly binding: PhoneBinding | null;
 }
 export declare class NetworkError extends IdpError {}
 export declare class WeChatLoginError extends IdpError {}

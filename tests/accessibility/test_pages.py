@@ -24,6 +24,7 @@ from idp.wechat.fake import FakeWeChatServer, serve_in_thread
 from tests.accessibility.axe import Auditor
 from tests.accessibility.chromium import PHONE, page_width, screen_width, start_chromium
 from tests.conftest import PASSWORD, base_config, pkce_pair
+from tests.page_waits import page_replaced
 
 WEB_APPID = "wxb0000000000000a1"
 WEB_SECRET = "web-secret-accessibility-00000001"
@@ -134,12 +135,11 @@ class Visit:
 
     def submit(self, css: str = "form button[type=submit]") -> None:
         from selenium.webdriver.common.by import By
-        from selenium.webdriver.support import expected_conditions
         from selenium.webdriver.support.ui import WebDriverWait
 
         old_page = self.driver.find_element(By.TAG_NAME, "html")
         self.driver.find_element(By.CSS_SELECTOR, css).click()
-        WebDriverWait(self.driver, 10).until(expected_conditions.staleness_of(old_page))
+        WebDriverWait(self.driver, 10).until(page_replaced(old_page))
         self.check()
 
 

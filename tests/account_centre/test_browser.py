@@ -25,6 +25,7 @@ from werkzeug.serving import BaseWSGIServer, make_server
 from idp import create_app
 from idp.extensions import db
 from tests.conftest import PASSWORD, CodeFlow, IsolatedClient, base_config, login
+from tests.page_waits import page_replaced
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
@@ -148,7 +149,7 @@ def _go(driver: Any, by: str, value: str) -> None:
     old = driver.find_element(By.TAG_NAME, "html")
     WebDriverWait(driver, WAIT_SECONDS).until(
         expected_conditions.element_to_be_clickable((by, value))).click()
-    WebDriverWait(driver, WAIT_SECONDS).until(expected_conditions.staleness_of(old))
+    WebDriverWait(driver, WAIT_SECONDS).until(page_replaced(old))
 
 
 def _fill(driver: Any, name: str, value: str) -> None:

@@ -22,6 +22,7 @@ from idp.extensions import db
 from tests.accessibility.axe import Auditor
 from tests.accessibility.chromium import PHONE, page_width, screen_width, start_chromium
 from tests.conftest import PASSWORD, base_config
+from tests.page_waits import page_replaced
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
@@ -125,7 +126,7 @@ def _go(driver: Any, by: str, value: str) -> None:
     WebDriverWait(driver, WAIT_SECONDS).until(
         expected_conditions.element_to_be_clickable((by, value))
     ).click()
-    WebDriverWait(driver, WAIT_SECONDS).until(expected_conditions.staleness_of(old_page))
+    WebDriverWait(driver, WAIT_SECONDS).until(page_replaced(old_page))
     AUDITOR.audit(driver)
 
 

@@ -31,7 +31,7 @@ from idp.wechat_login.mfa_tokens import MAX_ATTEMPTS
 from idp.wechat_login.models import MfaChallenge
 from tests.oidc.helpers import id_token_claims
 
-from .conftest import MINI_APPID, OTHER_MINI_APPID, exchange, mini_login
+from .conftest import MINI_APPID, OTHER_MINI_APPID, bind_phone, exchange, mini_login
 
 PAPE_MULTI_FACTOR = "http://schemas.openid.net/pape/policies/2007/06/multi-factor"
 REDIS_URL = os.environ.get("IDP_TEST_REDIS_URL", "redis://127.0.0.1:6379/12")
@@ -538,3 +538,44 @@ class TestOneTimeCodesAndThrottles:
         assert throttled.status_code == 429
         assert throttled.get_json()["error"] == "temporarily_unavailable"
         assert int(throttled.headers["Retry-After"]) > 0
+
+
+# --- phone binding (CONTRACT §6) that merges into an account with a second factor --------------
+
+
+def test_binding_into_an_account_with_a_factor_asks_for_it__rfc9068_2_2_3_1(
+    client: FlaskClient, control: FakeWeChatControl, mini_client: Any, make_user: Any
+) -> None:
+    """The phone is proven, so the merge happens; but the survivor's tokens need its factor:
+    the answer is mfa_required, completed at the token endpoint with the survivor's TOTP."""
+    website_account = make_user(phone="+8613800138077")
+    totp, _ = enrol_totp(website_account)
+    website_id = website_account.id
+    tokens = mini_login(client, control, mini_client, "carol")
+    code = control.issue_phone_code(mini_client.wechat_appid, "13800138077")
+    answer = bind_phone(client, tokens["access_token"], {"code": code})
+    assert answer.status_code == 403, answer.get_json()
+    body = answer.get_json()
+    assert body["error"] == "mfa_required" and "access_token" not in body
+    assert "otp" in body["factors"]
+    db.session.expire_all()
+    merged = db.session.get(Account, id_token_claims(client, tokens["id_token"])["sub"])
+    assert merged is not None and merged.merged_into_id == website_id
+    done = second_step(client, mini_client, body["mfa_token"], otp=code_now(totp))
+    assert done.status_code == 200, done.get_json()
+    claims = id_token_claims(client, done.get_json()["id_token"])
+    assert claims["sub"] == website_id and "mfa" in claims["amr"]
+
+
+def test_binding_after_an_mfa_sign_in_keeps_the_factors__rfc8176_2(
+    client: FlaskClient, control: FakeWeChatControl, mini_client: Any, alice: Account,
+    alice_totp: Any,
+) -> None:
+    totp, _ = alice_totp
+    token = mfa_required(client, control, mini_client, "alice")["mfa_token"]
+    tokens = second_step(client, mini_client, token, otp=code_now(totp)).get_json()
+    assert id_token_claims(client, tokens["access_token"])["amr"] == ["mfa", "otp", "wechat"]
+    code = control.issue_phone_code(mini_client.wechat_appid, "13800138078")
+    answer = bind_phone(client, tokens["access_token"], {"code": code})
+    assert answer.status_code == 200, answer.get_json()
+    assert "mfa" in id_token_claims(client, answer.get_json()["id_token"])["amr"]

@@ -288,7 +288,9 @@ def test_redis_down_fails_closed_with_503(
     with socket.socket() as sock:  # a loopback port nobody listens on
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    gone = redis.Redis(host="127.0.0.1", port=port, socket_connect_timeout=0.5)
+    from idp.extensions import redis_options
+
+    gone = redis.Redis(host="127.0.0.1", port=port, **redis_options())
     app.extensions["idp_wechat_scan_store"] = RedisScanTicketStore(gone)
     assert client.get("/login/scan/code.png").status_code == 503
     status = poll(client, "waiting")

@@ -262,3 +262,20 @@ test('the CommonJS and ES module entries are one implementation', () => {
   assert.equal(sdk.IdpError, IdpError);
   assert.throws(() => createIdp({ issuer: ISSUER }), TypeError);
 });
+
+test('a phone binding that merges into an account with a second factor asks for it (CONTRACT §6)', async () => {
+  const wx = makeWx({ routes: {
+    'POST /oauth/token': (r) => (form(r).subject_token_type === MFA_TOKEN_TYPE
+      ? tokenAnswer('mfa') : tokenAnswer(1)),
+    'POST /wechat/phone': () => ({ statusCode: 403, data: { ...mfaRequired().data,
+      sub: 'survivor', phone_number: '+8613800138000', merged: true } }),
+  } });
+  const idp = createIdp({ issuer: ISSUER, clientId: CLIENT_ID, wx,
+    onSecondFactor: async () => ({ otp: '654321' }) });
+  await idp.login();
+  const binding = await idp.bindPhone('phone-code');
+  assert.deepEqual(binding, { sub: 'survivor', phone_number: '+8613800138000', merged: true });
+  assert.equal(form(wx.requests.at(-1)).subject_token, 'mfa-secret-1');
+  assert.equal(form(wx.requests.at(-1)).otp, '654321');
+  assert.equal(await idp.accessToken(), 'at-mfa');
+});
