@@ -105,7 +105,7 @@ def profile_form(stored: dict[str, tuple[str, str]]) -> ProfileForm:
     for claim in user_claims_declared():
         value = stored.get(claim.name, ("", ""))[0]
         if claim.type == "address":
-            parts = json.loads(value) if value else {}
+            parts = _address_parts(value)
             address = [ProfileField(f"address-{part}", claim, ADDRESS_LABELS[part],
                                     parts.get(part, "")) for part in ADDRESS_PARTS]
             continue
@@ -113,6 +113,17 @@ def profile_form(stored: dict[str, tuple[str, str]]) -> ProfileForm:
             value = value or "false"
         fields.append(ProfileField(claim.name, claim, LABELS.get(claim.name, claim.name), value))
     return ProfileForm(fields, address)
+
+
+def _address_parts(stored: str) -> dict[str, str]:
+    """The stored JSON object of parts; text that is not one shows as the formatted address."""
+    try:
+        parts = json.loads(stored) if stored else {}
+    except ValueError:
+        parts = None
+    if not isinstance(parts, dict):
+        return {"formatted": stored}
+    return {part: str(text) for part, text in parts.items() if part in ADDRESS_PARTS}
 
 
 def submitted_changes(form: ProfileForm, submitted: MultiDict[str, str]) -> dict[str, Any]:
