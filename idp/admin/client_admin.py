@@ -15,6 +15,7 @@ from idp.events.outbox import subscription_of
 from idp.extensions import db
 from idp.identity import audit
 from idp.identity.audit import Actor
+from idp.identity.catalogue import registrable_scopes
 from idp.oidc.clients import (
     KNOWN_GRANT_TYPES,
     SECRET_AUTH_METHODS,
@@ -28,7 +29,6 @@ from idp.oidc.clients import (
 )
 from idp.oidc.discovery import TOKEN_EXCHANGE
 from idp.oidc.models import Client
-from idp.scopes import REGISTRABLE_SCOPES
 
 
 def lines(text: str | None) -> list[str]:
@@ -82,7 +82,7 @@ def update_from_form(client: Client, form: ClientForm, actor: Actor) -> None:
     if TOKEN_EXCHANGE in grants and not (client.is_public and spec["wechat_appid"]):
         raise ClientSpecError("the mini-program grant needs a public client and a WeChat appid")
     scopes = (spec["scope"] or client.scope).split()
-    unknown = set(scopes) - set(REGISTRABLE_SCOPES)
+    unknown = set(scopes) - set(registrable_scopes())
     if unknown:
         raise ClientSpecError(f"unknown scopes: {' '.join(sorted(unknown))}")
     for uri in (spec["events_uri"], spec["backchannel_logout_uri"]):

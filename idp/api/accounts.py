@@ -1,11 +1,15 @@
 """Accounts through the management API: search, read, create, update claims (with If-Match),
 disable/enable, link/unlink, sessions and refresh-token families. Views parse, call the identity
-engine, and render; the engine's refusals become problem documents."""
+engine, and render; the engine's refusals become problem documents.
+
+Claims: every claim of the data dictionary (`identity/catalogue.py`) whose writers include `api`,
+checked by the catalogue's validators and stored with the source `api`."""
 
 from __future__ import annotations
 
 import base64
 import binascii
+from collections.abc import Callable
 from typing import Any
 
 from flask import Response, jsonify, request, url_for
@@ -24,7 +28,7 @@ from idp.api.representations import (
 )
 from idp.extensions import db
 from idp.identity import audit, status
-from idp.identity.claims import PROFILE_CLAIMS
+from idp.identity.catalogue import ClaimRefused, catalogue, check_write
 from idp.identity.links import unlink_identity
 from idp.identity.lookup import matching_account_ids
 from idp.identity.models import Account, AccountStatus, Identity, IdentityKind
@@ -37,7 +41,7 @@ from idp.identity.service import (
     find_identity,
     link_identity,
     resolve_account,
-    set_claim,
+    write_claim,
 )
 from idp.identity.transactions import lock_accounts, run_in_transaction
 from idp.models_base import utcnow
@@ -45,9 +49,8 @@ from idp.oidc.backchannel_logout import queue_logout_tokens
 from idp.oidc.grants import revoke_family
 from idp.oidc.models import RefreshToken
 
-CLAIM_SOURCE = "website"  # the company's services speak for its website
+CLAIM_WRITER = "api"  # the writer and the source of what the company's services say
 MAX_PAGE = 100
-MAX_CLAIM_LENGTH = 255
 LINKABLE_KINDS = (IdentityKind.EMAIL, IdentityKind.PHONE)
 
 
@@ -98,7 +101,7 @@ def create() -> Any:
         link_identity(account, IdentityKind.PHONE, phone, actor, verified=True,
                       proof=ProofMethod.OPERATOR)
         for name, value in claims.items():
-            set_claim(account, name, value, CLAIM_SOURCE, actor)
+            write_claim(account, name, value, actor, writer=CLAIM_WRITER)
         return account
 
     try:
@@ -133,7 +136,7 @@ def update_claims(sub: str) -> Any:
         if locked.status != AccountStatus.ACTIVE:
             raise ApiProblem(409, "account_not_active", "the account is not active")
         for name, value in claims.items():
-            set_claim(locked, name, value, CLAIM_SOURCE, actor)
+            write_claim(locked, name, value, actor, writer=CLAIM_WRITER)
         return locked
 
     return _account_response(run_in_transaction(work))
@@ -142,20 +145,19 @@ def update_claims(sub: str) -> Any:
 @bp.post("/accounts/<sub>/disable")
 @requires("idp:accounts.write")
 def disable(sub: str) -> Any:
-    account = account_or_404(sub)
-    try:
-        status.disable_account(account, api_actor(), reason="disabled through the API")
-    except status.StatusRefused as refusal:
-        raise ApiProblem(409, refusal.code, str(refusal)) from refusal
-    return _account_response(account_or_404(sub))
+    return _change_status(sub, status.disable_account, "disabled through the API")
 
 
 @bp.post("/accounts/<sub>/enable")
 @requires("idp:accounts.write")
 def enable(sub: str) -> Any:
-    account = account_or_404(sub)
+    return _change_status(sub, status.enable_account, "enabled through the API")
+
+
+def _change_status(sub: str, change: Callable[..., Any], reason: str) -> Response:
+    """Disable or enable through the engine; its refusal is a 409 problem."""
     try:
-        status.enable_account(account, api_actor(), reason="enabled through the API")
+        change(account_or_404(sub), api_actor(), reason=reason)
     except status.StatusRefused as refusal:
         raise ApiProblem(409, refusal.code, str(refusal)) from refusal
     return _account_response(account_or_404(sub))
@@ -320,24 +322,37 @@ def json_object() -> dict[str, Any]:
     return body
 
 
-def _claims(raw: Any, allow_null: bool = False) -> dict[str, str | None]:
+def _claims(raw: Any, allow_null: bool = False) -> dict[str, Any]:
+    """The claims asked for, each checked as the catalogue checks an `api` write (null clears
+    one when `allow_null`); the first refused is a problem naming the claim and the reason."""
     if not isinstance(raw, dict):
         raise ApiProblem(400, "invalid_claims", "claims must be an object")
-    claims: dict[str, str | None] = {}
     for name, value in raw.items():
-        if name not in PROFILE_CLAIMS:
-            known = ", ".join(PROFILE_CLAIMS)
-            raise ApiProblem(
-                400, "invalid_claims", f"unknown claim {str(name)[:32]!r}; known: {known}"
-            )
         if value is None and allow_null:
-            claims[name] = None
-        elif isinstance(value, str) and 0 < len(value) <= MAX_CLAIM_LENGTH and "\x00" not in value:
-            claims[name] = value
-        else:
-            raise ApiProblem(400, "invalid_claims",
-                             f"{name} must be a string of 1 to {MAX_CLAIM_LENGTH} characters")
-    return claims
+            continue
+        if value in ("", {}) or value is None:
+            raise ApiProblem(400, "invalid_claims", f"{str(name)[:32]} must have a value",
+                             claim=str(name)[:32], reason="empty")
+        try:
+            check_write(name, value, CLAIM_WRITER)
+        except ClaimRefused as refused:
+            raise _claim_problem(refused) from refused
+    return dict(raw)
+
+
+def _claim_problem(refused: ClaimRefused) -> ApiProblem:
+    """RFC 9457 §3.2 extension members `claim` and `reason` say which claim and why."""
+    name = refused.name[:32]
+    if refused.code == "unknown":
+        writable = [c.name for c in catalogue().claims.values() if CLAIM_WRITER in c.writers]
+        return ApiProblem(400, "invalid_claims",
+                          f"unknown claim {name!r}; known: {', '.join(writable)}",
+                          claim=name, reason="unknown claim")
+    if refused.code == "writer":
+        return ApiProblem(403, "claim_not_writable", f"{name}: {refused.reason}",
+                          claim=name, reason=refused.reason)
+    return ApiProblem(400, "invalid_claims", f"{name}: {refused.reason}",
+                      claim=name, reason=refused.reason)
 
 
 def _phone(raw: Any) -> str:

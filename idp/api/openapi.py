@@ -1,6 +1,7 @@
 """The OpenAPI 3.1 document of the management API, kept by hand beside the views it describes
 (tests/api validate it with openapi-spec-validator and run schemathesis against it: every
-response must match it, and none may be a 5xx)."""
+response must match it, and none may be a 5xx). The claims a service may write are built from the
+data dictionary at request time, so an operator's new claim is documented as soon as declared."""
 
 from __future__ import annotations
 
@@ -9,7 +10,12 @@ from typing import Any
 from flask import jsonify
 
 from idp.api.blueprint import bp
-from idp.identity.claims import PROFILE_CLAIMS
+from idp.identity.catalogue import (
+    ADDRESS_PARTS,
+    MAX_TEXT,
+    ClaimDeclaration,
+    catalogue,
+)
 from idp.identity.models import IdentityKind
 from idp.oidc.context import issuer
 from idp.scopes import MANAGEMENT_SCOPES
@@ -50,7 +56,8 @@ SCHEMAS: dict[str, Any] = {
         "required": ["name", "value", "source", "served", "updated_at"],
         "properties": {
             "name": {"type": "string"}, "value": {"type": "string"},
-            "source": {"type": "string", "description": "user, website or wechat"},
+            "source": {"type": "string",
+                       "description": "user, admin, api (this API), website or wechat"},
             "served": {"type": "boolean", "description": "the value released as the claim"},
             "updated_at": TIMESTAMP,
         },
@@ -68,7 +75,7 @@ SCHEMAS: dict[str, Any] = {
     "Account": {
         "type": "object",
         "required": ["sub", "status", "created_via", "created_at", "profile_updated_at",
-                     "merged_into", "identities", "claims", "merges"],
+                     "merged_into", "identities", "claims", "profile", "merges"],
         "properties": {
             "sub": {"type": "string"},
             "status": {"type": "string", "enum": ["active", "disabled", "merged"]},
@@ -78,18 +85,50 @@ SCHEMAS: dict[str, Any] = {
             "merged_into": NULLABLE_STRING,
             "identities": {"type": "array", "items": {"$ref": "#/components/schemas/Identity"}},
             "claims": {"type": "array", "items": {"$ref": "#/components/schemas/Claim"}},
+            "profile": {"type": "object", "description": "each claim's served value, typed as "
+                        "the data dictionary declares it (the conflict rule chose the source)"},
             "merges": {"type": "array", "items": {"$ref": "#/components/schemas/Merge"}},
         },
     },
-    "ClaimsUpdate": {
+}
+
+# The JSON Schema of a value a service may write, by the claim's declared type; the catalogue's
+# validators have the last word (a value they refuse is a 400 problem naming the claim).
+TEXT = {"type": "string", "minLength": 1, "maxLength": MAX_TEXT}
+VALUE_SCHEMAS: dict[str, dict[str, Any]] = {
+    "string": TEXT,
+    "url": {**TEXT, "format": "uri", "description": "http(s) URL"},
+    "integer": {"type": "integer", "minimum": -(2**53) + 1, "maximum": 2**53 - 1},
+    "boolean": {"type": "boolean"},
+    "date": {"type": "string", "format": "date"},
+    "gender": {"type": "string", "minLength": 1, "maxLength": 32,
+               "description": "female, male, or another value (OIDC Core §5.1)"},
+    "birthdate": {"type": "string", "pattern": r"^\d{4}(-\d{2}-\d{2})?$",
+                  "description": "YYYY-MM-DD, 0000-MM-DD or YYYY (OIDC Core §5.1)"},
+    "address": {"type": "object", "additionalProperties": False, "minProperties": 1,
+                "description": "OIDC Core §5.1.1",
+                "properties": {part: TEXT for part in ADDRESS_PARTS}},
+}
+
+
+def claims_update_schema() -> dict[str, Any]:
+    """Every claim whose writers include `api`; null removes what this API said of it."""
+    return {
         "type": "object",
         "additionalProperties": False,
-        "properties": {
-            name: {"type": ["string", "null"], "minLength": 1, "maxLength": 255}
-            for name in PROFILE_CLAIMS
-        },
-    },
-}
+        "description": "claims of the data dictionary a service may write (source `api`); "
+                       "null removes the API's value",
+        "properties": {claim.name: _nullable(claim) for claim in catalogue().claims.values()
+                       if "api" in claim.writers},
+    }
+
+
+def _nullable(claim: ClaimDeclaration) -> dict[str, Any]:
+    schema = VALUE_SCHEMAS[claim.type]
+    described = {"description": f"{claim.type}, released by `{claim.scope}`. "
+                                f"{claim.description}".strip()}
+    return {"oneOf": [{**schema, **described}, {"type": "null"}]}
+
 
 ACCOUNT = {"$ref": "#/components/schemas/Account"}
 MERGE = {"$ref": "#/components/schemas/Merge"}
@@ -148,7 +187,7 @@ def document() -> dict[str, Any]:
                  "description": "Accounts, merges and sessions for the company's services."},
         "servers": [{"url": issuer() + "/api/v1"}],
         "components": {
-            "schemas": SCHEMAS,
+            "schemas": {**SCHEMAS, "ClaimsUpdate": claims_update_schema()},
             "securitySchemes": {
                 "client": {
                     "type": "oauth2",

@@ -12,6 +12,7 @@ from sqlalchemy import or_, select
 
 from idp.crypto import digest
 from idp.extensions import db
+from idp.identity.catalogue import served as served_value
 from idp.identity.claims import profile_values
 from idp.identity.models import Account, IdentityKind, MergeRecord, ProfileClaim
 from idp.identity.service import identities_of
@@ -54,6 +55,8 @@ def account_view(account: Account) -> dict[str, Any]:
         "merged_into": account.merged_into_id,
         "identities": identities,
         "claims": claims,
+        # The served value of each claim, typed as the data dictionary declares it.
+        "profile": {name: served_value(name, value) for name, (value, _) in sorted(served.items())},
         "merges": [merge_view(row) for row in merges_of(account.id)],
     }
 

@@ -5,6 +5,10 @@ Built-in claims are the OIDC Core §5.1 ones the IdP knows (`profile`, `address`
 declare more in `IDP_CUSTOM_CLAIMS` (a JSON list), e.g.
 `[{"name": "member_level", "type": "integer", "scope": "profile", "writers": ["admin"]}]`,
 or in the admin UI (`claim_declaration` rows, read again every `DECLARATIONS_CACHE_SECONDS`).
+A declaration may name a scope of its own (`"scope": "member"`, RFC 6749 §3.3 syntax, optionally
+with a `"scope_description"` for the consent page): the scope then becomes one the IdP knows
+(discovery, client registration, consent), releasing its claims only when granted (OIDC Core
+§5.4 style). Built-in scope names cannot be redefined.
 One agreed name per field: a declaration whose name is another claim's name spelt differently
 (`nick_name` beside `nickname`) is refused at start-up.
 
@@ -20,14 +24,14 @@ import json
 import logging
 import re
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 from typing import Any
 
 from flask import current_app
 from sqlalchemy import select
 
-from idp.scopes import SCOPE_CLAIMS
+from idp.scopes import MANAGEMENT_SCOPES, SCOPE_CLAIMS, SUPPORTED_SCOPES
 
 logger = logging.getLogger(__name__)
 
@@ -37,6 +41,12 @@ DEFAULT_PRIORITY = ("user", "admin", "api", "website", "wechat")
 WRITERS = ("user", "admin", "api")
 TYPES = ("string", "integer", "boolean", "date", "url", "gender", "birthdate", "address")
 RELEASING_SCOPES = ("profile", "email", "phone", "address", "wechat")
+BUILTIN_SCOPES = frozenset(SUPPORTED_SCOPES + MANAGEMENT_SCOPES)
+# RFC 6749 §3.3 scope-token (%x21 / %x23-5B / %x5D-7E), at most the column's 32 characters;
+# `idp:` is the management API's namespace.
+SCOPE_PATTERN = re.compile(r"^[\x21\x23-\x5B\x5D-\x7E]{1,32}$")
+RESERVED_SCOPE_PREFIX = "idp:"
+MAX_SCOPE_DESCRIPTION = 200
 ADDRESS_PARTS = ("formatted", "street_address", "locality", "region", "postal_code", "country")
 NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_]{1,31}$")
 MAX_TEXT = 255
@@ -44,12 +54,14 @@ DECLARATIONS_CACHE_SECONDS = 5
 
 
 class ClaimRefused(ValueError):
-    """A claim value that may not be stored: unknown claim, wrong writer or invalid value."""
+    """A claim value that may not be stored: `code` says why (`unknown` claim, `writer` not
+    allowed, `value` invalid for the claim's type); `reason` says it in words."""
 
-    def __init__(self, name: str, reason: str) -> None:
+    def __init__(self, name: str, reason: str, code: str = "value") -> None:
         super().__init__(f"{name}: {reason}")
         self.name = name
         self.reason = reason
+        self.code = code
 
 
 @dataclass(frozen=True)
@@ -61,22 +73,23 @@ class ClaimDeclaration:
     description: str
     builtin: bool
     priority: tuple[str, ...] = DEFAULT_PRIORITY
+    scope_description: str = ""
 
 
 BUILTIN = (
-    ClaimDeclaration("name", "string", "profile", ("user", "admin"),
+    ClaimDeclaration("name", "string", "profile", ("user", "admin", "api"),
                      "Full name (OIDC Core §5.1).", True),
-    ClaimDeclaration("nickname", "string", "profile", ("user", "admin"),
+    ClaimDeclaration("nickname", "string", "profile", ("user", "admin", "api"),
                      "Casual name; WeChat's nickname (OIDC Core §5.1).", True),
-    ClaimDeclaration("picture", "url", "profile", ("user", "admin"),
+    ClaimDeclaration("picture", "url", "profile", ("user", "admin", "api"),
                      "Profile picture URL (OIDC Core §5.1).", True),
-    ClaimDeclaration("locale", "string", "profile", ("user", "admin"),
+    ClaimDeclaration("locale", "string", "profile", ("user", "admin", "api"),
                      "BCP 47 language tag (OIDC Core §5.1).", True),
-    ClaimDeclaration("gender", "gender", "profile", ("user", "admin"),
+    ClaimDeclaration("gender", "gender", "profile", ("user", "admin", "api"),
                      "female, male, or another value (OIDC Core §5.1).", True),
-    ClaimDeclaration("birthdate", "birthdate", "profile", ("user", "admin"),
+    ClaimDeclaration("birthdate", "birthdate", "profile", ("user", "admin", "api"),
                      "YYYY-MM-DD, 0000-MM-DD or YYYY (OIDC Core §5.1).", True),
-    ClaimDeclaration("address", "address", "address", ("user", "admin"),
+    ClaimDeclaration("address", "address", "address", ("user", "admin", "api"),
                      "Postal address, formatted and structured parts (OIDC Core §5.1.1).", True),
 )
 # Claims served from identities or the account, not from profile values.
@@ -96,6 +109,20 @@ class Catalogue:
 
     def released_by(self, scopes: set[str]) -> list[ClaimDeclaration]:
         return [claim for claim in self.claims.values() if claim.scope in scopes]
+
+    def declared_scopes(self) -> dict[str, list[ClaimDeclaration]]:
+        """The operator's own scopes (not built in), each with the claims it releases."""
+        scopes: dict[str, list[ClaimDeclaration]] = {}
+        for claim in self.claims.values():
+            if claim.scope not in BUILTIN_SCOPES:
+                scopes.setdefault(claim.scope, []).append(claim)
+        return scopes
+
+    def scope_description(self, scope: str) -> str:
+        """What the operator declared the scope to be for (the first declaration that says);
+        empty when none did."""
+        return next((claim.scope_description for claim in self.declared_scopes().get(scope, [])
+                     if claim.scope_description), "")
 
 
 def build_catalogue(custom: Any, priority: Any,
@@ -122,8 +149,7 @@ def build_catalogue(custom: Any, priority: Any,
 
 
 def _with_priority(claim: ClaimDeclaration, priority: tuple[str, ...]) -> ClaimDeclaration:
-    return ClaimDeclaration(claim.name, claim.type, claim.scope, claim.writers,
-                            claim.description, claim.builtin, priority)
+    return replace(claim, priority=priority)
 
 
 def _json(value: Any, setting: str) -> Any:
@@ -163,15 +189,33 @@ def _declaration(entry: Any, known: list[ClaimDeclaration]) -> ClaimDeclaration:
     kind = entry.get("type", "string")
     if kind not in TYPES[:5]:
         raise ValueError(f"IDP_CUSTOM_CLAIMS[{name}]: type must be one of {', '.join(TYPES[:5])}")
-    scope = entry.get("scope", "profile")
-    if scope not in RELEASING_SCOPES:
-        raise ValueError(f"IDP_CUSTOM_CLAIMS[{name}]: scope must be one of "
-                         f"{', '.join(RELEASING_SCOPES)}")
+    scope = _releasing_scope(name, entry.get("scope", "profile"))
     writers = entry.get("writers", ["admin"])
     if not isinstance(writers, list) or not writers or set(writers) - set(WRITERS):
         raise ValueError(f"IDP_CUSTOM_CLAIMS[{name}]: writers must be some of {', '.join(WRITERS)}")
+    scope_description = entry.get("scope_description") or ""
+    if (not isinstance(scope_description, str) or len(scope_description) > MAX_SCOPE_DESCRIPTION
+            or "\x00" in scope_description):
+        raise ValueError(f"IDP_CUSTOM_CLAIMS[{name}]: scope_description must be text of at most "
+                         f"{MAX_SCOPE_DESCRIPTION} characters")
+    if scope_description and scope in BUILTIN_SCOPES:
+        raise ValueError(f"IDP_CUSTOM_CLAIMS[{name}]: scope_description is for a scope of its own")
     return ClaimDeclaration(name, kind, scope, tuple(writers),
-                            str(entry.get("description", "")), False)
+                            str(entry.get("description", "")), False,
+                            scope_description=scope_description.strip())
+
+
+def _releasing_scope(name: str, scope: Any) -> str:
+    """One of the releasing scopes, or a new scope name: RFC 6749 §3.3 syntax, not a built-in
+    scope (`openid`, `offline_access`, the management API's) nor in the `idp:` namespace."""
+    if scope in RELEASING_SCOPES:
+        return str(scope)
+    if (not isinstance(scope, str) or not SCOPE_PATTERN.match(scope) or scope in BUILTIN_SCOPES
+            or scope.startswith(RESERVED_SCOPE_PREFIX)):
+        raise ValueError(f"IDP_CUSTOM_CLAIMS[{name}]: scope must be one of "
+                         f"{', '.join(RELEASING_SCOPES)} or a new scope name (RFC 6749 §3.3: "
+                         f"no space, quote or backslash; not a built-in scope)")
+    return scope
 
 
 def _spelling(name: str) -> str:
@@ -226,6 +270,18 @@ def declare_claim(entry: dict[str, Any]) -> ClaimDeclaration:
     return declaration
 
 
+def supported_scopes() -> tuple[str, ...]:
+    """Scopes a relying party may ask for: the built-in ones, then the operator's own
+    (discovery's `scopes_supported`)."""
+    return SUPPORTED_SCOPES + tuple(sorted(catalogue().declared_scopes()))
+
+
+def registrable_scopes() -> tuple[str, ...]:
+    """Scopes a client may be registered with (CLI `--scope`, the admin client form) and the
+    authorization server accepts: every supported scope and the management API's."""
+    return supported_scopes() + MANAGEMENT_SCOPES
+
+
 def rank(claim: str, source: str) -> int:
     declaration = catalogue().get(claim)
     priority = declaration.priority if declaration else DEFAULT_PRIORITY
@@ -236,9 +292,9 @@ def check_write(name: str, value: Any, writer: str) -> str | None:
     """The value as stored (text), or None to clear it; `ClaimRefused` if it may not be."""
     declaration = catalogue().get(name)
     if declaration is None:
-        raise ClaimRefused(name, "unknown claim")
+        raise ClaimRefused(name, "unknown claim", "unknown")
     if writer in WRITERS and writer not in declaration.writers:
-        raise ClaimRefused(name, f"{writer} may not write it")
+        raise ClaimRefused(name, f"{writer} may not write it", "writer")
     if value is None or value == "" or value == {}:
         return None
     return VALIDATORS[declaration.type](name, value)

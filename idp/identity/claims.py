@@ -17,10 +17,6 @@ from idp.identity.catalogue import catalogue, rank, served
 from idp.identity.models import Account, Identity, IdentityKind, ProfileClaim
 from idp.scopes import scope_set
 
-# The free-text profile claims the management API writes (source `api`); the data dictionary
-# (`catalogue.py`) declares every claim with its type and writers.
-PROFILE_CLAIMS = ("name", "nickname", "picture", "locale")
-
 
 def profile_values(account: Account) -> dict[str, tuple[str, str]]:
     """{claim: (value, source)} after applying the source priority."""

@@ -189,12 +189,16 @@ def _display_value(kind: str, value: str) -> str:
     return "(credential)" if kind == IdentityKind.PASSWORD else value
 
 
-def write_claim(account: Account, name: str, value: Any, actor: Actor) -> bool:
-    """Stores what a person or system (`actor.type`: user, admin, api) says of a declared claim,
-    after the catalogue's checks (`ClaimRefused`); audited; the caller commits. The served value
-    follows the claim's conflict rule, so a lower-priority write is kept but may not be served."""
-    stored = check_write(name, value, actor.type)
-    changed = set_claim(account, name, stored, actor.type)
+def write_claim(
+    account: Account, name: str, value: Any, actor: Actor, writer: str | None = None
+) -> bool:
+    """Stores what a person or system says of a declared claim, as `writer` (user, admin, api;
+    by default the actor's type) and with that source, after the catalogue's checks
+    (`ClaimRefused`); audited as the actor; the caller commits. The served value follows the
+    claim's conflict rule, so a lower-priority write is kept but may not be served."""
+    writer = writer or actor.type
+    stored = check_write(name, value, writer)
+    changed = set_claim(account, name, stored, writer, actor if writer == "api" else None)
     if changed:
         audit.record("claim_written", actor, account.id, claim=name, cleared=stored is None)
     return changed

@@ -14,9 +14,9 @@ from joserfc.jwk import KeySet
 from idp.crypto import digest
 from idp.events.sets import ACCOUNT_EVENT_TYPES
 from idp.extensions import db
+from idp.identity.catalogue import registrable_scopes
 from idp.oidc.discovery import TOKEN_EXCHANGE
 from idp.oidc.models import Client
-from idp.scopes import REGISTRABLE_SCOPES
 from idp.security.outbound import OutboundRefused, check_uri_at_registration, parse_networks
 
 KNOWN_GRANT_TYPES = ("authorization_code", "refresh_token", "client_credentials", TOKEN_EXCHANGE)
@@ -103,10 +103,9 @@ def create_client(
     if TOKEN_EXCHANGE in grants and not (public and wechat_appid):
         raise ClientSpecError("the mini-program grant needs --public and --wechat-appid")
     scopes = (scope or "openid profile phone email wechat offline_access").split()
-    if set(scopes) - set(REGISTRABLE_SCOPES):
-        raise ClientSpecError(
-            f"unknown scopes: {' '.join(sorted(set(scopes) - set(REGISTRABLE_SCOPES)))}"
-        )
+    unknown_scopes = set(scopes) - set(registrable_scopes())
+    if unknown_scopes:
+        raise ClientSpecError(f"unknown scopes: {' '.join(sorted(unknown_scopes))}")
     for uri in (backchannel_logout_uri, events_uri):
         if uri:
             validate_server_uri(uri)

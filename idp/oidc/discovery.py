@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from idp.identity.catalogue import catalogue
-from idp.scopes import SCOPE_CLAIMS, SUPPORTED_SCOPES
+from idp.identity.catalogue import catalogue, supported_scopes
+from idp.scopes import SCOPE_CLAIMS
 
 TOKEN_EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange"
 
@@ -23,7 +23,7 @@ def provider_metadata(issuer: str, extra_grant_types: list[str] | None = None) -
         "revocation_endpoint": f"{issuer}/oauth/revoke",
         "introspection_endpoint": f"{issuer}/oauth/introspect",
         "end_session_endpoint": f"{issuer}/oauth/logout",
-        "scopes_supported": list(SUPPORTED_SCOPES),
+        "scopes_supported": list(supported_scopes()),  # the operator's own scopes too
         "response_types_supported": ["code"],
         "response_modes_supported": ["query"],
         "grant_types_supported": [

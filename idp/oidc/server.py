@@ -6,12 +6,14 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from authlib.integrations.flask_oauth2 import AuthorizationServer, ResourceProtector
-from authlib.oauth2.rfc6749 import InvalidClientError, OAuth2Error
+from authlib.oauth2.rfc6749 import InvalidClientError, InvalidScopeError, OAuth2Error
+from authlib.oauth2.rfc6749.util import scope_to_list
 from authlib.oauth2.rfc9207 import IssuerParameter
 from flask import Flask, current_app, g
 from werkzeug.local import LocalProxy
 
 from idp.extensions import db
+from idp.identity.catalogue import registrable_scopes
 from idp.models_base import utcnow
 from idp.observability import metrics
 from idp.oidc import client_cache, endpoints, grants
@@ -20,7 +22,6 @@ from idp.oidc.client_cache import ClientSnapshot, cached_client
 from idp.oidc.context import auth_context, issuer
 from idp.oidc.models import AuthorizationCode, RefreshToken, token_digest
 from idp.oidc.tokens import AccessTokenGenerator, AccessTokenValidator, unverified_claims
-from idp.scopes import REGISTRABLE_SCOPES
 
 
 class IdentityProviderServer(AuthorizationServer):
@@ -67,6 +68,12 @@ class IdentityProviderServer(AuthorizationServer):
             )
         metrics.count_token_issued(getattr(request.payload, "grant_type", None))
 
+    def validate_requested_scope(self, scope: str | None) -> None:
+        """RFC 6749 §3.3: a scope the IdP does not know is `invalid_scope`; the known ones
+        include the operator's own, declared while the IdP runs (so not a start-up list)."""
+        if scope and not set(scope_to_list(scope)) <= set(registrable_scopes()):
+            raise InvalidScopeError()
+
     def authenticate_client(self, request: Any, methods: Any, endpoint: str = "token") -> Any:
         try:
             return super().authenticate_client(request, methods, endpoint)
@@ -104,7 +111,6 @@ def server_of(app: Flask) -> IdentityProviderServer:
 
 
 def init_app(app: Flask) -> None:
-    app.config.setdefault("OAUTH2_SCOPES_SUPPORTED", list(REGISTRABLE_SCOPES))
     server = IdentityProviderServer()
     server.init_app(app)
     server.register_token_generator("default", AccessTokenGenerator())

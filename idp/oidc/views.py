@@ -28,6 +28,7 @@ from idp.accounts.sessions import (
     has_second_factor,
 )
 from idp.extensions import csrf, db, limiter
+from idp.identity.catalogue import catalogue
 from idp.oidc import consent as consents
 from idp.oidc import gateway
 from idp.oidc.context import issuer, keyring
@@ -150,6 +151,7 @@ def authorize() -> Any:
             "oidc/consent.html",
             client=client,
             scopes=sorted(scopes),
+            declared_scopes=_declared_scopes(scopes),
             params=carried_parameters(request.args, AUTHORIZATION_PARAMETERS),
         )
     if decision == "deny" or (needs_consent and decision != "allow"):
@@ -157,6 +159,16 @@ def authorize() -> Any:
     if needs_consent:
         consents.remember(end_user, client, scopes)
     return authorization_server.create_authorization_response(grant=grant, grant_user=end_user)
+
+
+def _declared_scopes(scopes: set[str]) -> dict[str, tuple[str, list[str]]]:
+    """The operator's own scopes among those asked: {scope: (declared description, the names
+    of the claims it releases)}, for the consent page."""
+    known = catalogue()
+    return {
+        scope: (known.scope_description(scope), [claim.name for claim in claims])
+        for scope, claims in known.declared_scopes().items() if scope in scopes
+    }
 
 
 def _malformed_interaction(parameters: tuple[str, ...], decisions: frozenset[str]) -> Any:

@@ -46,7 +46,7 @@ from selenium.webdriver.common.virtual_authenticator import (  # noqa: E402
     VirtualAuthenticatorOptions,
 )
 from selenium.webdriver.support import expected_conditions  # noqa: E402
-from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
+from selenium.webdriver.support.ui import Select, WebDriverWait  # noqa: E402
 
 
 @dataclass
@@ -338,3 +338,34 @@ def test_delete_and_let_the_worker_erase(browser: Any, served: Served) -> None:
     _sign_in(browser, served, phone)
     assert "not right" in _flash(browser)
     assert re.search(r"/login", browser.current_url)
+
+
+def test_edit_gender_birthdate_and_address_on_the_profile_page(
+    browser: Any, served: Served
+) -> None:
+    """Issue 16: the profile form's inputs follow the data dictionary's types (a select for
+    gender, a date input for the birthdate, the address in its parts), at 390 px."""
+    from idp.identity.claims import profile_values
+    from idp.identity.models import Account
+
+    account_id, phone = served.user(name="Fay")
+    _sign_in(browser, served, phone, "/account")
+    Select(browser.find_element(By.NAME, "gender")).select_by_value("female")
+    birthdate = browser.find_element(By.NAME, "birthdate")
+    assert birthdate.get_attribute("type") == "date"
+    # A date input's typing order follows the browser's locale: set the value as a picker does.
+    browser.execute_script("arguments[0].value = '1990-05-01'", birthdate)
+    _fill(browser, "address-locality", "上海")
+    _fill(browser, "address-country", "CN")
+    _shot(browser, "09-profile-form")
+    _go(browser, By.CSS_SELECTOR, "#profile-form button[type=submit]")
+    assert "Your profile has been saved" in _flash(browser)
+    assert Select(browser.find_element(By.NAME, "gender")).first_selected_option.get_attribute(
+        "value") == "female"
+    assert browser.find_element(By.NAME, "birthdate").get_attribute("value") == "1990-05-01"
+    with served.app.app_context():
+        served_values = profile_values(db.session.get(Account, account_id))
+        assert served_values["gender"] == ("female", "user")
+        assert served_values["birthdate"] == ("1990-05-01", "user")
+        assert served_values["address"][0] == '{"locality": "上海", "country": "CN"}'
+    _no_console_errors(browser)

@@ -20,6 +20,7 @@ from idp.identity.catalogue import (
     ClaimRefused,
     catalogue,
     declare_claim,
+    supported_scopes,
 )
 from idp.identity.claims import profile_values
 from idp.identity.service import write_claim
@@ -48,11 +49,27 @@ def data_dictionary() -> Any:
             db.session.commit()
             flash(_("The claim %(name)s is declared.", name=declared.name), "info")
             return redirect(url_for("admin.data_dictionary"))
+    known = catalogue()
     return render_template(
-        "admin/claims.html", claims=list(catalogue().claims.values()),
+        "admin/claims.html", claims=list(known.claims.values()),
         identity_claims=SCOPE_CLAIMS, form=form, error=error, types=TYPES[:5],
-        scopes=RELEASING_SCOPES, writers=WRITERS,
+        scopes=RELEASING_SCOPES + tuple(sorted(known.declared_scopes())), writers=WRITERS,
+        scope_rows=_scope_rows(),
     ), 400 if error else 200
+
+
+def _scope_rows() -> list[dict[str, Any]]:
+    """Every scope a client may ask for, what it releases, and whether the operator made it."""
+    known = catalogue()
+    declared = known.declared_scopes()
+    return [
+        {"scope": scope, "declared": scope in declared,
+         "description": known.scope_description(scope),
+         "claims": [*SCOPE_CLAIMS.get(scope, ()),
+                    *(claim.name for claim in known.released_by({scope})
+                      if claim.name not in SCOPE_CLAIMS.get(scope, ()))]}
+        for scope in supported_scopes()
+    ]
 
 
 @bp.route("/accounts/<account_id>/claims", methods=["GET", "POST"])

@@ -14,6 +14,7 @@ from idp.admin.forms import ClientForm, ConfirmForm
 from idp.admin.views.helpers import confirm_page
 from idp.events.sets import DEFAULT_SUBSCRIPTION
 from idp.extensions import db
+from idp.identity.catalogue import registrable_scopes
 from idp.oidc.clients import ClientSpecError
 from idp.oidc.models import Client
 
@@ -42,7 +43,8 @@ def client_create() -> Any:
         else:
             return render_template("admin/client_secret.html", client=client, secret=secret,
                                    created=True), 200, NO_STORE
-    return render_template("admin/client_form.html", form=form, client=None)
+    return render_template("admin/client_form.html", form=form, client=None,
+                           known_scopes=registrable_scopes())
 
 
 @bp.route("/clients/<client_id>", methods=["GET", "POST"])
@@ -58,7 +60,8 @@ def client_edit(client_id: str) -> Any:
         else:
             flash(_("Saved."), "info")
             return redirect(url_for("admin.client_edit", client_id=client_id))
-    return render_template("admin/client_form.html", form=form, client=client)
+    return render_template("admin/client_form.html", form=form, client=client,
+                           known_scopes=registrable_scopes())
 
 
 @bp.route("/clients/<client_id>/rotate-secret", methods=["GET", "POST"])
