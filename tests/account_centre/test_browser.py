@@ -108,11 +108,18 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
 
 @pytest.fixture(scope="module")
 def driver() -> Iterator[Any]:
+    yield from phone_browser()
+
+
+def phone_browser(user_agent: str | None = None) -> Iterator[Any]:
+    """Headless Chromium at a phone's size (390 px), optionally with another User-Agent."""
     options = webdriver.ChromeOptions()
     options.binary_location = str(CHROMIUM)
     for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage",
                      "--disable-gpu", "--window-size=390,844", "--lang=en-US"):
         options.add_argument(argument)
+    if user_agent:
+        options.add_argument(f"--user-agent={user_agent}")
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     chrome = webdriver.Chrome(options=options,
                               service=webdriver.ChromeService(executable_path=str(CHROMEDRIVER)))

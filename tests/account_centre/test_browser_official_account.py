@@ -12,9 +12,6 @@ import pytest
 
 # Through test_browser: it skips the module when selenium or Chromium is missing.
 from tests.account_centre.test_browser import (  # noqa: F401 - the `served` fixture
-    CHROMEDRIVER,
-    CHROMIUM,
-    SCREENSHOTS,
     By,
     Served,
     _flash,
@@ -22,8 +19,8 @@ from tests.account_centre.test_browser import (  # noqa: F401 - the `served` fix
     _no_console_errors,
     _shot,
     _sign_in,
+    phone_browser,
     served,
-    webdriver,
 )
 
 OA_APPID = "wxc00000000000centre"
@@ -47,23 +44,7 @@ def official_account(served: Served) -> str:
 
 @pytest.fixture(scope="module")
 def wechat_driver() -> Iterator[Any]:
-    options = webdriver.ChromeOptions()
-    options.binary_location = str(CHROMIUM)
-    for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage",
-                     "--disable-gpu", "--window-size=390,844", "--lang=en-US",
-                     f"--user-agent={WECHAT_UA}"):
-        options.add_argument(argument)
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    chrome = webdriver.Chrome(options=options,
-                              service=webdriver.ChromeService(executable_path=str(CHROMEDRIVER)))
-    chrome.implicitly_wait(2)
-    chrome.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", {
-        "width": 390, "height": 844, "deviceScaleFactor": 1, "mobile": True})
-    SCREENSHOTS.mkdir(exist_ok=True)
-    try:
-        yield chrome
-    finally:
-        chrome.quit()
+    yield from phone_browser(WECHAT_UA)
 
 
 def test_bind_wechat_through_the_official_account_then_unbind(
