@@ -8,12 +8,12 @@ govern, so the IdP's CSP stays as strict in the tests as in production.
 from __future__ import annotations
 
 import json
-import shutil
-import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+from tests.npm_install import NpmUnavailable, npm_ci
 
 HERE = Path(__file__).resolve().parent
 AXE_SCRIPT = HERE / "node_modules" / "axe-core" / "axe.min.js"
@@ -34,17 +34,10 @@ class AxeUnavailable(Exception):
 
 def axe_source() -> str:
     """The axe-core bundle, installed from the lock file on first use (`npm ci`)."""
-    if not AXE_SCRIPT.exists():
-        npm = shutil.which("npm")
-        if npm is None:
-            raise AxeUnavailable("npm is not installed: axe-core cannot be fetched (.ci/run)")
-        try:
-            subprocess.run(  # noqa: S603 - fixed arguments
-                [npm, "ci", "--no-audit", "--no-fund", "--silent"],
-                cwd=HERE, check=True, timeout=300, capture_output=True,
-            )
-        except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as error:
-            raise AxeUnavailable(f"`npm ci` in {HERE} failed: {error}") from None
+    try:
+        npm_ci(HERE)
+    except NpmUnavailable as error:
+        raise AxeUnavailable(str(error)) from None
     return AXE_SCRIPT.read_text(encoding="utf-8")
 
 

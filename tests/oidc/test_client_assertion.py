@@ -4,7 +4,6 @@ client that has no keys. Each test runs on both databases, with and without Redi
 
 from __future__ import annotations
 
-import os
 import secrets
 import time
 from typing import Any
@@ -18,9 +17,10 @@ from joserfc.jwk import ECKey, KeySet
 from idp import create_app
 from idp.extensions import db
 from tests.conftest import ISSUER, IsolatedClient, base_config
+from tests.redis_db import redis_url
 
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
-REDIS_URL = os.environ.get("IDP_TEST_REDIS_URL", "redis://127.0.0.1:6379/2")
+REDIS_URL = redis_url(2)
 
 
 def redis_skip_reason() -> str | None:

@@ -27,6 +27,7 @@ from werkzeug.serving import make_server
 from idp import create_app
 from idp.extensions import db
 from tests.conftest import PASSWORD, base_config
+from tests.npm_install import NpmUnavailable, npm_ci
 
 ROOT = Path(__file__).resolve().parents[2]
 NODE_PROJECT = Path(__file__).resolve().parent / "node"
@@ -61,21 +62,10 @@ def readme_snippet() -> str:
 def node_modules() -> Path:
     """`npm ci` once per lock-file version; skipped with the reason when node or npm is absent
     or the registry cannot be reached."""
-    node, npm = shutil.which("node"), shutil.which("npm")
-    if not node or not npm:
-        pytest.skip("node and npm are needed to run README.md's Node snippet")
-    modules = NODE_PROJECT / "node_modules"
-    marker = modules / ".installed-lock"
-    lock = (NODE_PROJECT / "package-lock.json").read_text()
-    if not (marker.is_file() and marker.read_text() == lock):
-        result = subprocess.run(
-            [npm, "ci", "--no-audit", "--no-fund", "--loglevel=error"],
-            cwd=NODE_PROJECT, capture_output=True, text=True, timeout=300, check=False,
-        )
-        if result.returncode != 0:
-            pytest.skip(f"npm ci failed (registry unreachable?): {result.stderr.strip()[-300:]}")
-        marker.write_text(lock)
-    return modules
+    try:
+        return npm_ci(NODE_PROJECT)
+    except NpmUnavailable as error:
+        pytest.skip(f"README.md's Node snippet cannot run: {error}")
 
 
 @pytest.fixture

@@ -23,8 +23,9 @@ import pytest
 import requests
 
 from tests.conftest import POSTGRES_SKIP_REASON, create_database, drop_database
+from tests.redis_db import redis_url
 
-REDIS_URL = os.environ.get("IDP_TEST_REDIS_URL", "redis://127.0.0.1:6379/11")
+REDIS_URL = redis_url(11)
 IDP = str(Path(sys.executable).with_name("idp"))
 PASSWORD = "correct horse battery"
 PHONE = "+8613900139000"

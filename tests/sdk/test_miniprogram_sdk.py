@@ -53,7 +53,7 @@ def node_test(*files: str, env: dict[str, str] | None = None) -> subprocess.Comp
 def test_sdk_unit_tests_pass_under_node() -> None:
     result = node_test("test/unit.test.mjs")
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
-    assert "# fail 0" in result.stdout and "# pass 16" in result.stdout
+    assert "# fail 0" in result.stdout and "# pass 17" in result.stdout
 
 
 @dataclass

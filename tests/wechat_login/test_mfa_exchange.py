@@ -7,7 +7,6 @@ also in Redis."""
 from __future__ import annotations
 
 import logging
-import os
 import time
 from datetime import timedelta
 from typing import Any
@@ -30,11 +29,12 @@ from idp.wechat_login.mfa import MFA_TOKEN_TYPE
 from idp.wechat_login.mfa_tokens import MAX_ATTEMPTS
 from idp.wechat_login.models import MfaChallenge
 from tests.oidc.helpers import id_token_claims
+from tests.redis_db import redis_url
 
 from .conftest import MINI_APPID, OTHER_MINI_APPID, bind_phone, exchange, mini_login
 
 PAPE_MULTI_FACTOR = "http://schemas.openid.net/pape/policies/2007/06/multi-factor"
-REDIS_URL = os.environ.get("IDP_TEST_REDIS_URL", "redis://127.0.0.1:6379/12")
+REDIS_URL = redis_url(12)
 
 
 def _redis_reason() -> str | None:
@@ -574,7 +574,7 @@ def test_binding_after_an_mfa_sign_in_keeps_the_factors__rfc8176_2(
     totp, _ = alice_totp
     token = mfa_required(client, control, mini_client, "alice")["mfa_token"]
     tokens = second_step(client, mini_client, token, otp=code_now(totp)).get_json()
-    assert id_token_claims(client, tokens["access_token"])["amr"] == ["mfa", "otp", "wechat"]
+    assert id_token_claims(client, tokens["access_token"])["amr"] == ["wechat", "otp", "mfa"]
     code = control.issue_phone_code(mini_client.wechat_appid, "13800138078")
     answer = bind_phone(client, tokens["access_token"], {"code": code})
     assert answer.status_code == 200, answer.get_json()

@@ -5,7 +5,6 @@ Tickets live in the database, or in Redis when IDP_REDIS_URL is set: both are ru
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 from typing import Any
@@ -21,6 +20,7 @@ from idp.wechat.fake import FakeWeChatControl
 from idp.wechat_login import scan
 from tests.conftest import CodeFlow, csrf_token
 from tests.oidc.helpers import id_token_claims
+from tests.redis_db import redis_url
 
 from .conftest import MINI_APPID, bearer, mini_login
 
@@ -29,7 +29,7 @@ DESKTOP_UA = (
     "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.6099.71"
     " Safari/537.36"
 )
-REDIS_URL = os.environ.get("IDP_TEST_REDIS_URL", "redis://127.0.0.1:6379/11")
+REDIS_URL = redis_url(11)
 
 
 def _redis_reason() -> str | None:

@@ -102,8 +102,9 @@ def test_the_access_token_is_encrypted_in_redis_too(app: Flask) -> None:
 
     from idp.wechat.store import EncryptedAccessTokenStore
     from idp.wechat.token_store import RedisAccessTokenStore
+    from tests.redis_db import redis_url
 
-    client = redis_library.Redis.from_url("redis://127.0.0.1:6379/13", socket_connect_timeout=1)
+    client = redis_library.Redis.from_url(redis_url(13), socket_connect_timeout=1)
     try:
         client.ping()
     except redis_library.RedisError:
