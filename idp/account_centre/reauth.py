@@ -92,11 +92,17 @@ def reauth() -> Any:
 
 
 def _wechat_reauth_url(account: Account, target: str) -> str | None:
-    """Signing in with WeChat again starts a fresh session: that is a re-authentication. Offered
-    when the account holds an openid of the website's WeChat app (or a unionid)."""
+    """Signing in with WeChat again starts a fresh session: that is a re-authentication. Inside
+    WeChat's browser through the Official Account (where a QR code cannot be scanned), elsewhere
+    through the website's QR connect; offered when the account holds that app's openid (or a
+    unionid)."""
+    from idp.wechat_login import official_account
     from idp.wechat_login.website import website_app
 
-    app = website_app()
+    if official_account.inside_wechat():
+        app, endpoint = official_account.official_account_app(), "wechat_login.oa_start"
+    else:
+        app, endpoint = website_app(), "wechat_login.start"
     if app is None:
         return None
     held = any(
@@ -104,7 +110,7 @@ def _wechat_reauth_url(account: Account, target: str) -> str | None:
         or i.kind == IdentityKind.WECHAT_UNIONID
         for i in identities_of(account) if i.verified
     )
-    return url_for("wechat_login.start", next=target) if held else None
+    return url_for(endpoint, next=target) if held else None
 
 
 def mask_phone(phone: str) -> str:

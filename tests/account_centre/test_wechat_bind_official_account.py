@@ -451,3 +451,18 @@ def test_openid_held_elsewhere_and_unionid_here_offers_the_merge(
     db.session.expire_all()
     assert db.session.get(Account, other.id).status == AccountStatus.MERGED
     assert _oa_owner(who.openid).id == user.id
+
+
+# --- re-authentication with WeChat inside WeChat --------------------------------------------------
+
+
+def test_reauth_inside_wechat_goes_through_the_official_account(
+    signed_in: FlaskClient, official_account: str
+) -> None:
+    """A QR code cannot be scanned on the phone that shows it: inside WeChat's browser "sign in
+    with WeChat again" is the Official Account's authorization; elsewhere the website's QR."""
+    assert _bind(signed_in).status_code in (302, 303)
+    inside = signed_in.get("/account/reauth", headers=IN_WECHAT).get_data(as_text=True)
+    assert 'id="reauth-wechat" href="/login/wechat/oa?next=' in inside
+    outside = signed_in.get("/account/reauth").get_data(as_text=True)
+    assert 'id="reauth-wechat" href="/login/wechat?next=' in outside
