@@ -249,7 +249,8 @@ def _declared() -> tuple[dict[str, Any], ...]:
                               .order_by(ClaimDeclarationRecord.created_at,
                                         ClaimDeclarationRecord.name)).all()
     declared = tuple({"name": row.name, "type": row.type, "scope": row.scope,
-                      "writers": list(row.writers), "description": row.description}
+                      "writers": list(row.writers), "description": row.description,
+                      "scope_description": row.scope_description or ""}
                      for row in rows)
     current_app.extensions["idp.declared"] = (time.monotonic(), declared)
     return declared
@@ -264,7 +265,8 @@ def declare_claim(entry: dict[str, Any]) -> ClaimDeclaration:
     declaration = _declaration(entry, list(catalogue().claims.values()))
     db.session.add(ClaimDeclarationRecord(
         name=declaration.name, type=declaration.type, scope=declaration.scope,
-        writers=list(declaration.writers), description=declaration.description))
+        writers=list(declaration.writers), description=declaration.description,
+        scope_description=declaration.scope_description))
     db.session.flush()
     current_app.extensions.pop("idp.declared", None)
     return declaration

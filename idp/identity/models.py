@@ -238,4 +238,6 @@ class ClaimDeclarationRecord(db.Model):
     scope: Mapped[str] = mapped_column(String(32))
     writers: Mapped[list[str]] = mapped_column(JSON)
     description: Mapped[str] = mapped_column(Text, default="")
+    # The consent page's text for a scope of its own (empty: the generic "See your …").
+    scope_description: Mapped[str] = mapped_column(Text, default="", server_default="")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -51,9 +51,11 @@ def test_admin_declares_a_claim_with_a_new_scope_then_registers_a_client_for_it(
     assert refused.status_code == 400
 
     declared = admin.submit("/admin/claims", {"name": "store_id", "type": "string",
-                                              "scope": "stores", "writers": ["admin"]})
+                                              "scope": "stores", "writers": ["admin"],
+                                              "scope_description": "See your home store"})
     assert declared.status_code == 302
-    assert "store_id" in scope_row(text_of(admin.get("/admin/claims")), "stores")
+    row = scope_row(text_of(admin.get("/admin/claims")), "stores")
+    assert "store_id" in row and "See your home store" in row  # the consent page's text
 
     form = text_of(admin.get("/admin/clients/new"))
     assert "<code>stores</code>" in form and "<code>member</code>" in form

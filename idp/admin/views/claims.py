@@ -36,7 +36,8 @@ def data_dictionary() -> Any:
         entry = {"name": request.form.get("name", "").strip(),
                  "type": request.form.get("type", ""), "scope": request.form.get("scope", ""),
                  "writers": request.form.getlist("writers"),
-                 "description": request.form.get("description", "").strip()[:500]}
+                 "description": request.form.get("description", "").strip()[:500],
+                 "scope_description": request.form.get("scope_description", "").strip()}
         try:
             declared = declare_claim(entry)
         except ValueError as refused:
