@@ -5,7 +5,7 @@ a real process."""
 from __future__ import annotations
 
 import os
-import select
+import selectors
 import signal
 import socket
 import subprocess
@@ -109,10 +109,15 @@ class CuttableProxy:
 
     def _relay(self, downstream: socket.socket, upstream: socket.socket) -> None:
         sockets = [downstream, upstream]
+        # A selector, not select(): a long test process may hold descriptors past FD_SETSIZE.
+        watch = selectors.DefaultSelector()
+        for sock in sockets:
+            watch.register(sock, selectors.EVENT_READ)
         try:
             while True:
-                readable, _, _ = select.select(sockets, [], [], 0.5)
-                for source in readable:
+                for key, _ in watch.select(0.5):
+                    source = key.fileobj
+                    assert isinstance(source, socket.socket)
                     data = source.recv(65536)
                     if not data:
                         return
@@ -122,6 +127,7 @@ class CuttableProxy:
         except OSError:
             return
         finally:
+            watch.close()
             for sock in sockets:
                 sock.close()
 
