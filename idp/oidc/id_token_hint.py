@@ -25,7 +25,7 @@ def id_token_hint_claims(hint: str) -> dict[str, Any]:
     """The claims of the hint when it is an ID token of ours; `InvalidRequestError` otherwise.
     An expired hint is accepted (§2: the OP SHOULD accept it after `exp`)."""
     try:
-        token = jwt.decode(hint, keyring().verification_keys(), algorithms=SIGNING_ALGORITHMS)
+        token = jwt.decode(hint, keyring().verification_keys(hint), algorithms=SIGNING_ALGORITHMS)
     except (JoseError, ValueError, TypeError) as error:
         raise InvalidRequestError("'id_token_hint' is not a token of this provider.") from error
     if not _is_id_token(dict(token.header), dict(token.claims)):

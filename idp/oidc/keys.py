@@ -13,6 +13,7 @@ IDP_KEY_SIGN_MARGIN_SECONDS for clocks. Until then the previous key of its algor
 
 from __future__ import annotations
 
+import base64
 import json
 import threading
 import time
@@ -133,6 +134,21 @@ def retire_key(kid: str, sign_after: float) -> SigningKey:
     return row
 
 
+LOOK_AGAIN_SECONDS = 1.0
+
+
+def token_kid(token: str) -> str | None:
+    """The `kid` of a compact JWS's header, unverified; None when there is none to read."""
+    header = token.split(".", 1)[0]
+    if len(header) > 1024:
+        return None
+    try:
+        kid = json.loads(base64.urlsafe_b64decode(header + "=" * (-len(header) % 4))).get("kid")
+    except (ValueError, TypeError, AttributeError):
+        return None
+    return kid if isinstance(kid, str) else None
+
+
 class KeyRing:
     """Per-process view of the keys; private keys are decrypted and parsed once per kid."""
 
@@ -147,6 +163,8 @@ class KeyRing:
         self._published: list[dict[str, Any]] = []
         self._keyset: KeySet | None = None
         self._loaded_at = 0.0
+        self._kids: set[str] = set()
+        self._looked_again_at = 0.0
 
     def invalidate(self) -> None:
         self._loaded_at = 0.0
@@ -164,9 +182,20 @@ class KeyRing:
         self._refresh()
         return {"keys": list(self._published)}
 
-    def verification_keys(self) -> KeySet:
-        """Our own published keys, for verifying tokens we issued (id_token_hint, access tokens)."""
+    def verification_keys(self, token: str | None = None) -> KeySet:
+        """Our own published keys, for verifying tokens we issued (id_token_hint, access tokens).
+        With the `token`: when its `kid` is one this process has not seen, the keys are read
+        again first (at most once a second): another process may have made it since this one
+        last looked — two processes racing on a first start both create a key, and either may
+        sign with its own until the other's cache expires."""
         self._refresh()
+        kid = token_kid(token) if token else None
+        if kid is not None and kid not in self._kids and (
+            time.monotonic() - self._looked_again_at >= LOOK_AGAIN_SECONDS
+        ):
+            self._looked_again_at = time.monotonic()
+            self.invalidate()
+            self._refresh()
         assert self._keyset is not None
         return self._keyset
 
@@ -185,6 +214,7 @@ class KeyRing:
             current = {alg: self._parse(row) for alg, row in self._signing_rows(rows).items()}
             self._current = current
             self._published = [dict(row.public_jwk) for row in rows]
+            self._kids = {row.kid for row in rows}
             self._keyset = KeySet.import_key_set({"keys": self._published})
             self._loaded_at = time.monotonic()
 

@@ -133,7 +133,8 @@ class AccessToken:
 def decode_access_token(token: str) -> AccessToken | None:
     """Signature, issuer, type and expiry; None for anything that is not a live token of ours."""
     try:
-        decoded = jwt.decode(token, keyring().verification_keys(), algorithms=SIGNING_ALGORITHMS)
+        keys = keyring().verification_keys(token)
+        decoded = jwt.decode(token, keys, algorithms=SIGNING_ALGORITHMS)
         if decoded.header.get("typ") != ACCESS_TOKEN_TYPE:
             return None  # an ID token is not an access token (RFC 9068 §4)
         jwt.JWTClaimsRegistry(

@@ -202,3 +202,24 @@ def test_the_command_line_says_when_a_new_key_signs(served: Served) -> None:
     listing = runner.invoke(keys, ["list"]).output.splitlines()
     assert sum("current" in line for line in listing) == 2  # the old keys still sign
     assert sum("published, signs from" in line for line in listing) == 2
+
+
+def test_a_key_another_process_made_is_looked_up_at_once__rfc7515_4_1_4(app: Any) -> None:
+    """Two processes racing on a first start may each create a key and sign with it before the
+    other's cache sees it: a token whose `kid` this process has not seen makes it read the keys
+    again (at most once a second) instead of refusing a token of our own."""
+    from idp.oidc.context import secret_box
+    from idp.oidc.keys import KeyRing, create_signing_key, ensure_keys
+
+    with app.app_context():
+        here = KeyRing(secret_box(), cache_seconds=3600, sign_after=0)
+        ensure_keys(secret_box())
+        here.current()  # this process has looked: its cache holds the first keys
+        other = create_signing_key(secret_box(), "RS256")  # made by another process
+        db.session.commit()
+        token = jwt.encode({"alg": "RS256", "kid": other.kid}, {"sub": "x"},
+                           KeyRing(secret_box(), 0, sign_after=0).current("RS256").private)
+        assert jwt.decode(token, here.verification_keys(token)).claims == {"sub": "x"}
+        unknown = "eyJhbGciOiJSUzI1NiIsImtpZCI6Im5vYm9keSJ9.e30.c2ln"  # kid "nobody"
+        here.verification_keys(unknown)  # looked again within the second: no new read
+        assert "nobody" not in {key.kid for key in here.verification_keys(unknown).keys}

@@ -82,7 +82,9 @@ def one_browser(cluster: Cluster, tally: Tally, seed: int) -> None:
                 requests.get(f"{base}/oauth/userinfo", timeout=10,
                              headers={"Authorization": f"Bearer {rotated.json()['access_token']}"})
             )  # fmt: skip
-            assert userinfo.status_code == 200
+            assert userinfo.status_code == 200, (
+                base, userinfo.headers.get("WWW-Authenticate"), userinfo.text,
+                rotated.json()["access_token"])
         introspected = tally.saw(
             requests.post(f"{rng.choice(cluster.urls)}/oauth/introspect",
                           data={"token": refresh_token}, auth=auth, timeout=10)
