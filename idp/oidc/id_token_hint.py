@@ -11,12 +11,11 @@ from __future__ import annotations
 from typing import Any
 
 from authlib.oauth2.rfc6749 import InvalidRequestError
-from joserfc import jwt
 from joserfc.errors import JoseError
 
-from idp.oidc.context import issuer, keyring
+from idp.oidc.context import issuer
+from idp.oidc.tokens import verified_jwt
 
-SIGNING_ALGORITHMS = ["RS256", "ES256"]
 ID_TOKEN_TYPES = (None, "JWT")  # what our ID tokens carry (OIDC Core §2 names no `typ`)
 OTHER_TOKEN_CLAIMS = ("client_id", "scope", "events")  # RFC 9068 §2.2, RFC 8417 §2.2
 
@@ -25,7 +24,7 @@ def id_token_hint_claims(hint: str) -> dict[str, Any]:
     """The claims of the hint when it is an ID token of ours; `InvalidRequestError` otherwise.
     An expired hint is accepted (§2: the OP SHOULD accept it after `exp`)."""
     try:
-        token = jwt.decode(hint, keyring().verification_keys(hint), algorithms=SIGNING_ALGORITHMS)
+        token = verified_jwt(hint)
     except (JoseError, ValueError, TypeError) as error:
         raise InvalidRequestError("'id_token_hint' is not a token of this provider.") from error
     if not _is_id_token(dict(token.header), dict(token.claims)):

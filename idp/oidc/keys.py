@@ -182,22 +182,27 @@ class KeyRing:
         self._refresh()
         return {"keys": list(self._published)}
 
-    def verification_keys(self, token: str | None = None) -> KeySet:
-        """Our own published keys, for verifying tokens we issued (id_token_hint, access tokens).
-        With the `token`: when its `kid` is one this process has not seen, the keys are read
-        again first (at most once a second): another process may have made it since this one
-        last looked — two processes racing on a first start both create a key, and either may
-        sign with its own until the other's cache expires."""
+    def verification_keys(self) -> KeySet:
+        """Our own published keys, for verifying tokens we issued (id_token_hint, access tokens)."""
         self._refresh()
-        kid = token_kid(token) if token else None
-        if kid is not None and kid not in self._kids and (
-            time.monotonic() - self._looked_again_at >= LOOK_AGAIN_SECONDS
-        ):
-            self._looked_again_at = time.monotonic()
-            self.invalidate()
-            self._refresh()
         assert self._keyset is not None
         return self._keyset
+
+    def look_again_for(self, token: str) -> bool:
+        """After a token failed to verify: when its `kid` is one this process has not seen, read
+        the keys again (at most once a second) and say so, for the caller to verify once more.
+        Another process may have made the key since this one last looked: two processes racing
+        on a first start both create a key, and either may sign with its own until the other's
+        cache expires. Only the failure path pays for parsing the header."""
+        kid = token_kid(token)
+        if kid is None or kid in self._kids:
+            return False
+        if time.monotonic() - self._looked_again_at < LOOK_AGAIN_SECONDS:
+            return False
+        self._looked_again_at = time.monotonic()
+        self.invalidate()
+        self._refresh()
+        return kid in self._kids
 
     def _refresh(self) -> None:
         if time.monotonic() - self._loaded_at < self._cache_seconds:

@@ -130,11 +130,22 @@ class AccessToken:
         return self.claims.get("sub") == self.claims.get("client_id")
 
 
+def verified_jwt(token: str) -> jwt.Token:
+    """A JWT signed by one of our keys; a key another process made since this one last read the
+    keys is looked up once (`KeyRing.look_again_for`)."""
+    ring = keyring()
+    try:
+        return jwt.decode(token, ring.verification_keys(), algorithms=SIGNING_ALGORITHMS)
+    except (JoseError, ValueError):
+        if not ring.look_again_for(token):
+            raise
+        return jwt.decode(token, ring.verification_keys(), algorithms=SIGNING_ALGORITHMS)
+
+
 def decode_access_token(token: str) -> AccessToken | None:
     """Signature, issuer, type and expiry; None for anything that is not a live token of ours."""
     try:
-        keys = keyring().verification_keys(token)
-        decoded = jwt.decode(token, keys, algorithms=SIGNING_ALGORITHMS)
+        decoded = verified_jwt(token)
         if decoded.header.get("typ") != ACCESS_TOKEN_TYPE:
             return None  # an ID token is not an access token (RFC 9068 §4)
         jwt.JWTClaimsRegistry(

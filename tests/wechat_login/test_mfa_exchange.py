@@ -85,14 +85,8 @@ def next_code(totp: pyotp.TOTP) -> str:
 
 
 def second_step(browser: FlaskClient, client: Any, mfa_token: str, **extra: Any) -> Any:
-    data = {
-        "grant_type": TOKEN_EXCHANGE,
-        "client_id": client.client_id,
-        "subject_token": mfa_token,
-        "subject_token_type": MFA_TOKEN_TYPE,
-        **extra,
-    }
-    return browser.post("/oauth/token", data={k: v for k, v in data.items() if v is not None})
+    return exchange(browser, client, mfa_token,
+                    **{"subject_token_type": MFA_TOKEN_TYPE, "scope": None, **extra})
 
 
 def mfa_required(
