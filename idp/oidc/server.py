@@ -22,6 +22,9 @@ from idp.oidc.client_cache import ClientSnapshot, cached_client
 from idp.oidc.context import auth_context, issuer
 from idp.oidc.models import AuthorizationCode, RefreshToken, token_digest
 from idp.oidc.tokens import AccessTokenGenerator, AccessTokenValidator, unverified_claims
+from idp.scopes import REGISTRABLE_SCOPES
+
+BUILTIN_SCOPES = frozenset(REGISTRABLE_SCOPES)
 
 
 class IdentityProviderServer(AuthorizationServer):
@@ -71,7 +74,11 @@ class IdentityProviderServer(AuthorizationServer):
     def validate_requested_scope(self, scope: str | None) -> None:
         """RFC 6749 §3.3: a scope the IdP does not know is `invalid_scope`; the known ones
         include the operator's own, declared while the IdP runs (so not a start-up list)."""
-        if scope and not set(scope_to_list(scope)) <= set(registrable_scopes()):
+        if not scope:
+            return
+        asked = set(scope_to_list(scope))
+        # The built-in scopes answer almost every request without reading the catalogue.
+        if not asked <= BUILTIN_SCOPES and not asked <= set(registrable_scopes()):
             raise InvalidScopeError()
 
     def authenticate_client(self, request: Any, methods: Any, endpoint: str = "token") -> Any:
