@@ -133,6 +133,9 @@ def test_a_get_does_not_start_binding__asvs_v4_2_2(
     assert page.status_code == 200 and "Location" not in page.headers
     html = page.get_data(as_text=True)
     assert 'method="post"' in html and 'id="bind-wechat"' in html
+    assert page.headers["Cache-Control"] == "no-store"
+    signed_in.get("/locale/zh_CN?next=/account/ways/wechat")
+    assert "使用微信继续" in signed_in.get("/account/ways/wechat").get_data(as_text=True)
     without_token = signed_in.post("/account/ways/wechat", data={})
     assert without_token.status_code == 400
     assert _wechat_ids(user.id) == []
