@@ -73,6 +73,9 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     caching.init_app(app)
 
     _register_models()
+    from idp.staff import audit_chain
+
+    audit_chain.init_app(app)  # seals every audit record (issue 27 item 4)
     _register_domains(app)
     _register_request_hooks(app)
     _trust_proxy(app, int(settings["IDP_PROXY_FIX"] or 0))

@@ -72,6 +72,8 @@ ENVIRONMENT_NAMES = (
     "IDP_REAUTH_SECONDS",
     "IDP_ADMIN_SEPARATION",
     "IDP_ADMIN_FOUR_EYES",
+    "IDP_AUDIT_KEY",
+    "IDP_AUDIT_KEY_FILE",
     "IDP_ADMIN_APPROVAL_HOURS",
     "IDP_WEBAUTHN_RP_ID",
     # Profile claims: the conflict rule and operator-defined claims (idp/identity/catalogue.py).
@@ -172,6 +174,10 @@ DEFAULTS: dict[str, Any] = {
     # how long a proposal can be approved.
     "IDP_ADMIN_FOUR_EYES": "merge undo move",
     "IDP_ADMIN_APPROVAL_HOURS": 24,
+    # The audit chain's MAC key, never stored in the database (idp/staff/audit_chain.py); when
+    # neither is set, generated once into instance/audit_key.
+    "IDP_AUDIT_KEY": None,
+    "IDP_AUDIT_KEY_FILE": None,
     "IDP_WEBAUTHN_RP_ID": None,
     # JSON {"*": [sources by priority], "<claim>": [...]}; unset: user>admin>api>website>wechat
     "IDP_CLAIM_PRIORITY": None,

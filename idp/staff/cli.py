@@ -86,3 +86,64 @@ def _account(who: str) -> Account:
 def _fail(message: str) -> None:
     click.echo(f"error: {message}", err=True)
     sys.exit(1)
+
+
+@click.group(help="The tamper-evident audit trail.")
+def audit() -> None:
+    pass
+
+
+@audit.command("verify")
+@with_appcontext
+def audit_verify() -> None:
+    """Walks every day's MAC chain; exit 1 naming each altered, deleted or reordered record."""
+    from idp.staff.audit_chain import verify
+
+    result = verify(db.session)
+    for problem in result.problems:
+        click.echo(f"error: {problem}", err=True)
+    if result.problems:
+        sys.exit(1)
+    click.echo(f"ok: {result.records} records, {result.days} days"
+               + (f", {result.unsealed_before_chain} from before the chain"
+                  if result.unsealed_before_chain else ""))
+
+
+@audit.command("export")
+@click.option("--output", type=click.Path(dir_okay=False), help="a file (RFC 5424 lines)")
+@click.option("--syslog", "syslog_to", help="HOST:PORT of a syslog receiver (UDP, RFC 5424)")
+@click.option("--since", help="YYYY-MM-DD (UTC)")
+@with_appcontext
+def audit_export(output: str | None, syslog_to: str | None, since: str | None) -> None:
+    import socket
+    from datetime import UTC, datetime
+
+    from idp.staff.audit_chain import rfc5424_lines
+
+    start = None
+    if since:
+        try:
+            start = datetime.fromisoformat(since).replace(tzinfo=UTC)
+        except ValueError:
+            _fail(f"--since wants YYYY-MM-DD, not {since!r}")
+    lines = rfc5424_lines(db.session, socket.gethostname() or "-", start)
+    count = 0
+    if syslog_to:
+        host, _, port = syslog_to.rpartition(":")
+        if not host or not port.isdigit():
+            _fail("--syslog wants HOST:PORT")
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sender:
+            for line in lines:
+                sender.sendto(line.encode(), (host, int(port)))
+                count += 1
+    else:
+        handle = open(output, "w", encoding="utf-8") if output else sys.stdout  # noqa: SIM115
+        try:
+            for line in lines:
+                handle.write(line + "\n")
+                count += 1
+        finally:
+            if output:
+                handle.close()
+    if output or syslog_to:
+        click.echo(f"exported {count} records")

@@ -42,3 +42,17 @@ class AdminProposal(db.Model):
     decided_by: Mapped[str | None] = mapped_column(String(36), nullable=True)
     decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     outcome: Mapped[str | None] = mapped_column(String(255), nullable=True)
+
+
+class AuditSeal(db.Model):
+    """The tamper-evident chain over `audit_event` (idp/staff/audit_chain.py): one seal per
+    record, `mac` = HMAC(IDP_AUDIT_KEY, prev ‖ the record), `prev` = the previous record's mac
+    that day (the first of a day: the day's anchor). No foreign key: a deleted record leaves its
+    seal behind, so `idp audit verify` can name it."""
+
+    __tablename__ = "audit_seal"
+
+    event_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    day: Mapped[str] = mapped_column(String(10), index=True)  # UTC, YYYY-MM-DD
+    prev: Mapped[str] = mapped_column(String(64))
+    mac: Mapped[str] = mapped_column(String(64))
