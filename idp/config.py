@@ -73,6 +73,8 @@ ENVIRONMENT_NAMES = (
     "IDP_ADMIN_SEPARATION",
     "IDP_ADMIN_FOUR_EYES",
     "IDP_AUDIT_KEY",
+    "IDP_ADMIN_IDLE_MINUTES",
+    "IDP_ADMIN_MAX_HOURS",
     "IDP_AUDIT_KEY_FILE",
     "IDP_ADMIN_APPROVAL_HOURS",
     "IDP_WEBAUTHN_RP_ID",
@@ -177,6 +179,9 @@ DEFAULTS: dict[str, Any] = {
     # The audit chain's MAC key, never stored in the database (idp/staff/audit_chain.py); when
     # neither is set, generated once into instance/audit_key.
     "IDP_AUDIT_KEY": None,
+    # Admin sessions (idp/admin/access.py): ended when idle this long, or older than this.
+    "IDP_ADMIN_IDLE_MINUTES": 15,
+    "IDP_ADMIN_MAX_HOURS": 8,
     "IDP_AUDIT_KEY_FILE": None,
     "IDP_WEBAUTHN_RP_ID": None,
     # JSON {"*": [sources by priority], "<claim>": [...]}; unset: user>admin>api>website>wechat
