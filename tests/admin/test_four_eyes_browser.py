@@ -25,7 +25,9 @@ from tests.conftest import PASSWORD, base_config
 from tests.page_waits import page_replaced
 
 SUPPORT_PHONE, IDENTITY_PHONE = "+8613900000401", "+8613900000402"
-SECRETS = {SUPPORT_PHONE: pyotp.random_base32(), IDENTITY_PHONE: pyotp.random_base32()}
+OVERSIGHT_PHONE = "+8613900000403"  # security and auditor (relaxed separation)
+SECRETS = {phone: pyotp.random_base32()
+           for phone in (SUPPORT_PHONE, IDENTITY_PHONE, OVERSIGHT_PHONE)}
 assert CHROMIUM and CHROMEDRIVER
 
 
@@ -55,9 +57,11 @@ def _seed(app: Any) -> tuple[str, str]:
     from idp.staff.roles import grant_role
 
     box = app.extensions["idp_secret_box"]
-    for phone, role in ((SUPPORT_PHONE, "support"), (IDENTITY_PHONE, "identity")):
-        admin = create_password_user(phone, PASSWORD, name=f"{role} admin")
-        grant_role(admin, role, Actor.system("test"))
+    for phone, roles in ((SUPPORT_PHONE, ("support",)), (IDENTITY_PHONE, ("identity",)),
+                         (OVERSIGHT_PHONE, ("security", "auditor"))):
+        admin = create_password_user(phone, PASSWORD, name=f"{roles[0]} admin")
+        for role in roles:
+            grant_role(admin, role, Actor.system("test"))
         admin.totp_secret_encrypted = box.encrypt(SECRETS[phone],
                                                   context=f"admin-totp:{admin.id}")
     older = create_password_user("+8613800000401", PASSWORD, name="Wei Older")
@@ -117,4 +121,23 @@ def test_a_merge_proposed_in_one_browser_is_approved_in_another(served: Any) -> 
         from idp.identity.models import Account
 
         assert db.session.get(Account, newer).merged_into_id == older
+    auditor.assert_clean()
+
+
+def test_the_admins_and_audit_pages_on_a_phone_in_chinese(served: Any) -> None:
+    _app, url, older, _newer = served
+    auditor = Auditor()
+    phone = start_chromium(*PHONE)
+    try:
+        phone.get(url + "/locale/zh_CN?next=/healthz")
+        _sign_in(phone, auditor, url, OVERSIGHT_PHONE, "/admin/admins")
+        assert phone.find_element(By.ID, "grant-form")
+        assert page_width(phone) == PHONE[0]
+        phone.get(f"{url}/admin/audit?action=account.merge")
+        auditor.audit(phone)
+        rows = phone.find_elements(By.CSS_SELECTOR, "#audit tbody tr")
+        assert rows and all("account.merge" in row.text for row in rows)
+        assert page_width(phone) == PHONE[0]
+    finally:
+        phone.quit()
     auditor.assert_clean()

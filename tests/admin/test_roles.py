@@ -232,3 +232,20 @@ def test_the_readme_role_table_is_the_enforced_one() -> None:
         rows[cells[0].strip("`")] = {role for role, cell in zip(Role, cells[2:], strict=True)
                                         if cell == "✓"}
     assert rows == {action: set(roles) for action, roles in ACTIONS.items()}
+
+
+def test_the_auditor_reads_the_trail_filtered_by_actor_account_action_and_time(
+    app: Flask, make_user: Any
+) -> None:
+    from idp.identity import audit
+
+    browser, _token = _signed_in_as(app, make_user, Role.AUDITOR)
+    subject = make_user(phone="+8613900000120")
+    audit.record("test.filtered", Actor.admin("someone"), subject.id, reason="kept")
+    audit.record("test.other", Actor.admin("someone-else"), None, reason="not shown")
+    db.session.commit()
+    for query in (f"account={subject.id}", "action=test.filtered", "actor=admin:someone",
+                  "since=2000-01-01&action=test.filtered"):
+        page = text_of(browser.get(f"/admin/audit?{query}"))
+        assert "test.filtered" in page and "not shown" not in page, query
+    assert "No records match" in text_of(browser.get("/admin/audit?until=2000-01-01"))
