@@ -8,6 +8,9 @@ chains from the day's anchor `HMAC(key, "anchor:" ‖ day)`. The key (`IDP_AUDIT
 can rewrite the tables cannot recompute the macs. `verify()` walks each day's chain and names the
 first record that was altered, deleted, reordered or inserted behind the IdP's back.
 
+Records older than `IDP_RETENTION_AUDIT_DAYS` may be purged (idp/maintenance/retention.py): their
+seals stay and keep the chain linked, and `verify` counts them as purged rather than deleted.
+
 Appends are serialised so two processes never fork a chain: on PostgreSQL a transaction-scoped
 advisory lock is taken before the first audit row of a transaction is inserted (so ids follow
 the chain); SQLite has one writer at a time, and the seal is read after this transaction's own
@@ -21,6 +24,7 @@ import hmac
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -138,11 +142,14 @@ class Verification:
     days: int
     unsealed_before_chain: int
     problems: list[Problem]
+    purged: int = 0  # missing records the retention purge may have removed
 
 
 def verify(session: Any) -> Verification:
     """Walks every day's chain in id order; every problem found, first ones first."""
     key = audit_key()
+    purgeable_until = _purgeable_until()
+    purged = 0
     seals = session.execute(select(AuditSeal).order_by(AuditSeal.day, AuditSeal.event_id))
     events = {row.id: row for row in session.scalars(select(AuditEvent))}
     problems: list[Problem] = []
@@ -154,7 +161,9 @@ def verify(session: Any) -> Verification:
         sealed.add(seal.event_id)
         prev = expected.get(seal.day) or anchor(key, seal.day)
         record = events.get(seal.event_id)
-        if record is None:
+        if record is None and purgeable_until is not None and seal.day <= purgeable_until:
+            purged += 1  # its seal still links the chain
+        elif record is None:
             problems.append(Problem(seal.event_id, "deleted"))
         elif not hmac.compare_digest(seal.mac, seal_mac(key, seal.prev, record)) or (
             record.created_at.date().isoformat() != seal.day
@@ -171,7 +180,15 @@ def verify(session: Any) -> Verification:
         else:
             problems.append(Problem(event_id, "unsealed"))
     problems.sort(key=lambda p: p.event_id)
-    return Verification(len(events), len(days), legacy, problems)
+    return Verification(len(events), len(days), legacy, problems, purged)
+
+
+def _purgeable_until() -> str | None:
+    """The last UTC day whose records `IDP_RETENTION_AUDIT_DAYS` allows the purge to remove."""
+    keep = current_app.config.get("IDP_RETENTION_AUDIT_DAYS")
+    if not keep:
+        return None
+    return (utcnow() - timedelta(days=float(keep))).date().isoformat()
 
 
 SYSLOG_FACILITY_AUTHPRIV = 10

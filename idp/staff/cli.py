@@ -106,7 +106,8 @@ def audit_verify() -> None:
         sys.exit(1)
     click.echo(f"ok: {result.records} records, {result.days} days"
                + (f", {result.unsealed_before_chain} from before the chain"
-                  if result.unsealed_before_chain else ""))
+                  if result.unsealed_before_chain else "")
+               + (f", {result.purged} purged by retention" if result.purged else ""))
 
 
 @audit.command("export")

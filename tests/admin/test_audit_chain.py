@@ -153,3 +153,23 @@ def test_export_to_a_file_and_to_syslog(app: Flask, tmp_path: Any) -> None:
     finally:
         receiver.close()
     assert [RFC5424.match(m).group(2) for m in received if 'test.event' in m] == ["test.event"] * 3
+
+
+def test_records_purged_by_retention_are_not_reported_as_deleted(app: Flask) -> None:
+    from datetime import timedelta
+
+    from idp.models_base import utcnow
+
+    old = audit.record("test.old", Actor.admin("tester"), None, reason="old")
+    old.created_at = utcnow() - timedelta(days=40)
+    db.session.commit()
+    recent = _write(2)
+    with db.engine.begin() as connection:
+        connection.execute(sa.text("DELETE FROM audit_event WHERE id = :id"), {"id": old.id})
+    assert _verify(app).exit_code == 1  # kept for ever by default: a deletion
+    app.config["IDP_RETENTION_AUDIT_DAYS"] = 30
+    result = _verify(app)
+    assert result.exit_code == 0 and "1 purged by retention" in result.output
+    with db.engine.begin() as connection:
+        connection.execute(sa.text("DELETE FROM audit_event WHERE id = :id"), {"id": recent[0]})
+    assert f"#{recent[0]} was deleted" in _verify(app).output
