@@ -8,10 +8,9 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 
 from idp.accounts import sms
-from idp.accounts.models import LoginSession
 from idp.extensions import db
 from idp.identity import audit, status
 from idp.identity.audit import Actor
@@ -20,6 +19,7 @@ from idp.identity.models import Account, Identity, IdentityKind
 from idp.identity.phones import InvalidPhoneNumber, looks_like_phone, normalize_phone
 from idp.identity.rules import ProofMethod
 from idp.identity.service import IdentityError, link_identity
+from idp.identity.sign_out import sign_out_session
 from idp.models_base import utcnow
 from idp.oidc.grants import revoke_family
 from idp.oidc.models import RefreshToken
@@ -45,20 +45,10 @@ def enable_account(account: Account, actor: Actor) -> None:
 
 
 def end_login_session(account: Account, session_id: str, actor: Actor) -> None:
-    ended = db.session.execute(
-        update(LoginSession)
-        .where(
-            LoginSession.id == session_id,
-            LoginSession.account_id == account.id,
-            LoginSession.ended_at.is_(None),
-        )
-        .values(ended_at=utcnow())
-    ).rowcount
-    if not ended:
+    """The engine ends the session with its refresh tokens and tells the relying parties."""
+    if not sign_out_session(account, session_id, actor, reason="ended by an admin"):
         db.session.rollback()
         raise ActionRefused("no such live session")
-    # The session id is a bearer secret: the audit log keeps only its start.
-    audit.record("admin.session_end", actor, account.id, session=session_id[:8])
     db.session.commit()
 
 
@@ -149,20 +139,6 @@ def move_identity(identity: Identity, target: Account, actor: Actor) -> Identity
                           proof=proof)
             db.session.commit()
         raise
-
-
-def live_sessions(account: Account) -> list[LoginSession]:
-    return list(
-        db.session.scalars(
-            select(LoginSession)
-            .where(
-                LoginSession.account_id == account.id,
-                LoginSession.ended_at.is_(None),
-                LoginSession.expires_at > utcnow(),
-            )
-            .order_by(LoginSession.created_at.desc())
-        )
-    )
 
 
 def live_refresh_tokens(account: Account) -> list[RefreshToken]:

@@ -15,7 +15,6 @@ from typing import Any
 from flask import Response, jsonify, request, url_for
 from sqlalchemy import select
 
-from idp.accounts.models import LoginSession
 from idp.api.blueprint import api_actor, bp, requires
 from idp.api.problems import ApiProblem
 from idp.api.representations import (
@@ -43,9 +42,9 @@ from idp.identity.service import (
     resolve_account,
     write_claim,
 )
+from idp.identity.sign_out import live_sessions, sign_out_session
 from idp.identity.transactions import lock_accounts, run_in_transaction
 from idp.models_base import utcnow
-from idp.oidc.backchannel_logout import queue_logout_tokens
 from idp.oidc.grants import revoke_family
 from idp.oidc.models import RefreshToken
 
@@ -216,12 +215,7 @@ def unlink(sub: str, identity_id: int) -> Any:
 @requires("idp:sessions")
 def sessions(sub: str) -> Any:
     account = account_or_404(sub)
-    rows = db.session.scalars(
-        select(LoginSession).where(
-            LoginSession.account_id == account.id, LoginSession.ended_at.is_(None),
-            LoginSession.expires_at > utcnow(),
-        ).order_by(LoginSession.created_at)
-    )
+    rows = reversed(live_sessions(account))  # oldest first, as the API always listed them
     return jsonify({"sessions": [
         {"handle": session_handle(row.id), "channel": row.channel, "amr": row.amr.split(),
          "created_at": iso(row.created_at), "expires_at": iso(row.expires_at)}
@@ -233,17 +227,9 @@ def sessions(sub: str) -> Any:
 @requires("idp:sessions")
 def end_session(sub: str, handle: str) -> Any:
     account = account_or_404(sub)
-    live = db.session.scalars(
-        select(LoginSession).where(
-            LoginSession.account_id == account.id, LoginSession.ended_at.is_(None)
-        )
-    ).all()
-    row = next((s for s in live if session_handle(s.id) == handle), None)
-    if row is None:
+    row = next((s for s in live_sessions(account) if session_handle(s.id) == handle), None)
+    if row is None or not sign_out_session(account, row.id, api_actor(), "management API"):
         raise ApiProblem(404, "no_such_session", "the account has no such live session")
-    row.ended_at = utcnow()
-    queue_logout_tokens(row.id, account.id)
-    audit.record("session.end", api_actor(), account.id, session=handle[:8])
     db.session.commit()
     return Response(status=204)
 

@@ -34,10 +34,9 @@ from idp.events.outbox import emit
 from idp.extensions import db
 from idp.identity import audit
 from idp.identity.audit import Actor
-from idp.identity.merge import end_credentials
 from idp.identity.models import Account, AccountStatus, AuditEvent, Identity, ProfileClaim
 from idp.identity.service import IdentityError
-from idp.identity.sign_out import sign_out_everywhere
+from idp.identity.sign_out import end_credentials, sign_out_everywhere
 from idp.identity.transactions import lock_accounts, run_in_transaction
 from idp.models_base import utcnow
 from idp.oidc.models import Consent

@@ -16,10 +16,8 @@ a failure at any step leaves the database exactly as it was. In order:
 7. the merge record (with the snapshot that undo needs), the audit events, and one outbox row
    per subscribed client.
 
-Credentials and consents live in other domains' tables (`idp.oidc`, `idp.accounts`). This module
-changes those rows directly through their models, and is the only place in identity that does:
-identity decides, and the decision stays in one readable transaction instead of being spread
-over callbacks.
+Consents live in the protocol's tables (`idp.oidc`); the credentials end through
+`sign_out.end_credentials`, as every other door that ends them.
 
 Undo restores the loser with its own identities, claims, consents and `sub`. Its old tokens and
 sessions stay dead (`tokens_valid_after`); the survivor's sessions and refresh tokens created
@@ -30,11 +28,10 @@ between may be the other person.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, cast
+from typing import Any
 
-from sqlalchemy import CursorResult, Result, and_, delete, or_, select, update
+from sqlalchemy import and_, delete, or_, select, update
 
-from idp.accounts.models import LoginSession
 from idp.events import sets
 from idp.events.outbox import enqueue_account_event
 from idp.extensions import db
@@ -50,10 +47,10 @@ from idp.identity.models import (
 )
 from idp.identity.rules import MergeRefused, Proof, check_merge
 from idp.identity.service import IdentityError, identities_of
+from idp.identity.sign_out import end_credentials
 from idp.identity.transactions import lock_accounts, run_in_transaction
 from idp.models_base import utcnow
-from idp.oidc.backchannel_logout import queue_logout_tokens
-from idp.oidc.models import AuthorizationCode, Consent, RefreshToken
+from idp.oidc.models import Consent
 
 SNAPSHOT_VERSION = 1
 
@@ -267,39 +264,6 @@ def merge_consents(loser: Account, survivor: Account) -> dict[str, Any]:
     return {"moved": moved, "united": united}
 
 
-def end_credentials(
-    account: Account, now: datetime, since: datetime | None = None
-) -> dict[str, int]:
-    """Revokes refresh tokens, ends IdP sessions and expires unused codes of the account (only
-    those created `since`, when given). Access tokens die by `tokens_valid_after`."""
-    tokens = update(RefreshToken).where(
-        RefreshToken.account_id == account.id, RefreshToken.revoked_at.is_(None)
-    )
-    sessions = update(LoginSession).where(
-        LoginSession.account_id == account.id, LoginSession.ended_at.is_(None)
-    )
-    codes = update(AuthorizationCode).where(
-        AuthorizationCode.account_id == account.id,
-        AuthorizationCode.used_at.is_(None),
-        AuthorizationCode.expires_at > now,
-    )
-    live_sessions = select(LoginSession.id).where(
-        LoginSession.account_id == account.id, LoginSession.ended_at.is_(None)
-    )
-    if since is not None:
-        tokens = tokens.where(RefreshToken.issued_at >= since)
-        sessions = sessions.where(LoginSession.created_at >= since)
-        live_sessions = live_sessions.where(LoginSession.created_at >= since)
-    # Relying parties that registered a back-channel logout URI hear of each ended session.
-    for session_id in db.session.scalars(live_sessions).all():
-        queue_logout_tokens(session_id, account.id)
-    options = {"synchronize_session": False}
-    revoked = db.session.execute(tokens.values(revoked_at=now).execution_options(**options))
-    ended = db.session.execute(sessions.values(ended_at=now).execution_options(**options))
-    db.session.execute(codes.values(expires_at=now).execution_options(**options))
-    return {"refresh_tokens": _rowcount(revoked), "sessions": _rowcount(ended)}
-
-
 # --- undo ----------------------------------------------------------------------------------------
 
 
@@ -431,10 +395,6 @@ def _claim_row(row: ProfileClaim) -> dict[str, Any]:
         "value": row.value,
         "updated_at": row.updated_at.isoformat(),
     }
-
-
-def _rowcount(result: Result[Any]) -> int:
-    return cast(CursorResult[Any], result).rowcount
 
 
 def _iso(value: datetime | None) -> str | None:

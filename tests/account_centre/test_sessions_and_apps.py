@@ -16,6 +16,7 @@ from idp.identity.models import AuditEvent
 from idp.oidc.models import Consent, RefreshToken
 from tests.account_centre.conftest import post_form
 from tests.conftest import CodeFlow, login
+from tests.signed_in_device import SignedInDevice
 
 IPHONE_WECHAT = ("Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 "
                  "(KHTML, like Gecko) Mobile/15E148 MicroMessenger/8.0.40")
@@ -61,6 +62,15 @@ def test_end_another_session_sends_backchannel_logout__backchannel_logout_2_5(
     assert refreshed.status_code == 400  # the session's refresh token died with it
     assert signed_in.get("/account/sessions").status_code == 200  # this one lives
     assert db.session.scalars(select(AuditEvent).where(AuditEvent.action == "session.end")).one()
+
+
+def test_ending_a_device_in_the_account_centre_signs_its_relying_parties_out(
+    app: Flask, signed_in: FlaskClient, make_client: Any, backchannel_receiver: Any
+) -> None:
+    device = SignedInDevice.start(app, "+8613800138000", make_client, backchannel_receiver)
+    response = post_form(signed_in, "/account/sessions", f"/account/sessions/{device.sid}/end")
+    assert response.status_code == 303
+    device.assert_signed_out(backchannel_receiver)
 
 
 def test_end_all_other_sessions_keeps_this_one(app: Flask, signed_in: FlaskClient) -> None:
