@@ -158,7 +158,7 @@ def _register_domains(app: Flask) -> None:
 
     account_centre.init_app(app)
     from idp.cli import register_commands
-    from idp.events import worker
+    from idp.maintenance import worker
 
     worker.init_app(app)  # embedded event delivery, from the first request on (not in tests)
     register_commands(app)

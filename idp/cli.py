@@ -178,7 +178,7 @@ def keys_list() -> None:
 @with_appcontext
 def keys_rotate_encryption() -> None:
     """Re-encrypt secrets at rest with the first key of IDP_ENCRYPTION_KEY."""
-    from idp.security.encryption import rotate_encryption
+    from idp.operations.encryption import rotate_encryption
 
     for table, count in rotate_encryption(current_app.extensions["idp_secret_box"]).items():
         click.echo(f"{table}: {count}")
@@ -312,8 +312,8 @@ def maintenance_run(job: str) -> None:
 @with_appcontext
 def worker(once: bool, interval: float) -> None:
 
-    from idp.events.worker import run_once, serve_until_signalled
     from idp.maintenance.schedule import run_due_jobs
+    from idp.maintenance.worker import run_once, serve_until_signalled
 
     app = current_app._get_current_object()  # type: ignore[attr-defined]
     if once:
