@@ -130,10 +130,11 @@ def _register_models() -> None:
 
 def _register_domains(app: Flask) -> None:
     from idp import errors, health, observability
-    from idp.accounts import profile, sms
+    from idp.accounts import erasure, profile, sms
     from idp.accounts import views as accounts_views
+    from idp.events import listeners
     from idp.identity import catalogue
-    from idp.oidc import server
+    from idp.oidc import credentials, server
     from idp.oidc import views as oidc_views
     from idp.wechat_login import views as wechat_login_views
 
@@ -141,6 +142,9 @@ def _register_domains(app: Flask) -> None:
     catalogue.init_app(app)
     sms.init_app(app)
     server.init_app(app)
+    credentials.init_app(app)  # the protocol's part when the engine ends credentials
+    erasure.init_app(app)  # the account domain's part of erasing an account
+    listeners.init_app(app)  # the event outbox hears of what the engine does
     app.register_blueprint(oidc_views.bp)
     app.register_blueprint(accounts_views.bp)
     app.register_blueprint(profile.bp)

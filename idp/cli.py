@@ -281,7 +281,7 @@ def identity_report(as_json: bool) -> None:
     to log in: suggestions for an admin, nothing is changed."""
     import sys
 
-    from idp.identity.report import run_reconciliation, write_json, write_table
+    from idp.maintenance.reconciliation import run_reconciliation, write_json, write_table
 
     run = run_reconciliation(trigger="cli")  # stored: the admin's suggestions page shows it too
     (write_json if as_json else write_table)(run, sys.stdout)

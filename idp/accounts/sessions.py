@@ -12,10 +12,10 @@ from datetime import UTC, timedelta
 from flask import current_app, g, has_request_context, request, session
 from sqlalchemy import select
 
-from idp.accounts.models import LoginEvent, LoginSession, SecondFactor
+from idp.accounts.models import LoginEvent, SecondFactor
 from idp.extensions import db
 from idp.identity.audit import Actor
-from idp.identity.models import Account
+from idp.identity.models import Account, LoginSession
 from idp.identity.service import resolve_account
 from idp.identity.sign_out import sign_out_session
 from idp.models_base import utcnow

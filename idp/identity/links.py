@@ -10,11 +10,10 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from idp.events import sets
-from idp.events.outbox import emit
 from idp.extensions import db
-from idp.identity import audit
+from idp.identity import account_events, audit
 from idp.identity.audit import Actor
+from idp.identity.hooks import announce_account_event
 from idp.identity.merge import merge_in_transaction, record_refusal
 from idp.identity.models import Account, Identity, IdentityKind
 from idp.identity.rules import (
@@ -267,7 +266,7 @@ def _verify_phone(account: Account, phone: str, proof: Proof, actor: Actor) -> N
         "identity.verify", actor, account.id, reason=proof.method,
         kind=IdentityKind.PHONE, value=phone,
     )
-    emit(sets.PHONE_CHANGED, account.id, actor)
+    announce_account_event(account_events.PHONE_CHANGED, account.id, actor)
 
 
 # --- unlinking -----------------------------------------------------------------------------------
@@ -299,7 +298,7 @@ def _unlink(identity_id: int, actor: Actor) -> None:
         raise StaleState()
     check_unlink(row, identities_of(account))
     kind, namespace, value = row.kind, row.namespace, row.value
-    emit_identity_change(sets.IDENTITY_UNLINKED, account, row, actor)
+    emit_identity_change(account_events.IDENTITY_UNLINKED, account, row, actor)
     db.session.delete(row)
     if kind != IdentityKind.PASSWORD:
         account.profile_updated_at = utcnow()  # phone, email and WeChat ids are served claims

@@ -11,25 +11,23 @@ tie).
 
 An open session is one not ended yet; a live one is open and not expired. Ending acts on every
 open session, expired or not: the refresh tokens issued in an expired session may still be alive.
+
+The sessions are the engine's; the tokens, codes and back-channel logout are the protocol's,
+reached through the hooks it registers at start-up (`idp.identity.hooks`, `idp.oidc.credentials`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import datetime, timedelta
-from typing import Any, cast
+from datetime import datetime
 
-from flask import current_app
-from sqlalchemy import CursorResult, Result, Select, select, update
+from sqlalchemy import Select, select
 
-from idp.accounts.models import LoginSession
 from idp.extensions import db
-from idp.identity import audit
+from idp.identity import audit, hooks
 from idp.identity.audit import Actor
-from idp.identity.models import Account
+from idp.identity.models import Account, LoginSession
 from idp.models_base import utcnow
-from idp.oidc.backchannel_logout import queue_logout_tokens
-from idp.oidc.models import AuthorizationCode, RefreshToken, RevokedAccessToken
 
 
 def live_sessions(account: Account) -> list[LoginSession]:
@@ -97,45 +95,15 @@ def sign_out_other_sessions(
 def end_credentials(
     account: Account, now: datetime, since: datetime | None = None
 ) -> dict[str, int]:
-    """Revokes refresh tokens, ends IdP sessions (with back-channel logout) and expires unused
-    codes of the account (only those created `since`, when given). Access tokens die by
-    `tokens_valid_after`, which the caller sets."""
-    tokens = update(RefreshToken).where(
-        RefreshToken.account_id == account.id, RefreshToken.revoked_at.is_(None)
-    )
-    codes = update(AuthorizationCode).where(
-        AuthorizationCode.account_id == account.id,
-        AuthorizationCode.used_at.is_(None),
-        AuthorizationCode.expires_at > now,
-    )
-    if since is not None:
-        tokens = tokens.where(RefreshToken.issued_at >= since)
+    """Ends the account's open IdP sessions (the relying parties are told) and every credential
+    the protocol issued it — refresh tokens revoked, unused codes expired (only those created
+    `since`, when given). Access tokens die by `tokens_valid_after`, which the caller sets."""
     sessions = 0
     for row in db.session.scalars(open_sessions(account.id, since)).all():
         row.ended_at = now
-        queue_logout_tokens(row.id, account.id)  # in the same transaction
+        hooks.session_ended(account.id, row.id, now, revoke_tokens=False)  # revoked below
         sessions += 1
-    options = {"synchronize_session": False}
-    revoked = db.session.execute(tokens.values(revoked_at=now).execution_options(**options))
-    db.session.execute(codes.values(expires_at=now).execution_options(**options))
-    return {"refresh_tokens": _rowcount(revoked), "sessions": sessions}
-
-
-def revoke_refresh_tokens(tokens: Iterable[RefreshToken], now: datetime) -> int:
-    """Revokes these refresh tokens and lists the access tokens issued beside them."""
-    ttl = timedelta(seconds=int(current_app.config["IDP_ACCESS_TOKEN_TTL"]))
-    count = 0
-    for token in tokens:
-        if token.revoked_at is None:
-            token.revoked_at = now
-            count += 1
-        if token.access_jti and db.session.get(RevokedAccessToken, token.access_jti) is None:
-            db.session.add(
-                RevokedAccessToken(
-                    jti=token.access_jti, expires_at=token.access_expires_at or now + ttl
-                )
-            )
-    return count
+    return {**hooks.credentials_ended(account.id, now, since), "sessions": sessions}
 
 
 def _end_sessions(
@@ -147,20 +115,6 @@ def _end_sessions(
         if row is None or row.account_id != account.id or row.ended_at is not None:
             continue
         row.ended_at = now
-        queue_logout_tokens(row.id, account.id)  # in the same transaction
+        hooks.session_ended(account.id, row.id, now, revoke_tokens)  # in the same transaction
         ended += 1
-        if not revoke_tokens:
-            continue
-        revoke_refresh_tokens(
-            db.session.scalars(
-                select(RefreshToken).where(
-                    RefreshToken.session_id == row.id, RefreshToken.revoked_at.is_(None)
-                )
-            ),
-            now,
-        )
     return ended
-
-
-def _rowcount(result: Result[Any]) -> int:
-    return cast(CursorResult[Any], result).rowcount

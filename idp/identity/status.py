@@ -8,10 +8,9 @@ Enabling lets the account sign in again; old tokens stay dead.
 
 from __future__ import annotations
 
-from idp.events import sets
-from idp.events.outbox import emit
-from idp.identity import audit
+from idp.identity import account_events, audit
 from idp.identity.audit import Actor
+from idp.identity.hooks import announce_account_event
 from idp.identity.models import Account, AccountStatus
 from idp.identity.service import IdentityError
 from idp.identity.sign_out import sign_out_everywhere
@@ -38,7 +37,7 @@ def disable_account(account: Account, actor: Actor, reason: str = "disabled") ->
         # (back-channel logout): enabling the account later revives none of them.
         sign_out_everywhere(locked, actor, reason=reason)
         audit.record("account.disable", actor, locked.id, reason=reason)
-        emit(sets.ACCOUNT_DISABLED, locked.id, actor)
+        announce_account_event(account_events.ACCOUNT_DISABLED, locked.id, actor)
         return locked
 
     return run_in_transaction(work)
@@ -53,7 +52,7 @@ def enable_account(account: Account, actor: Actor, reason: str = "enabled") -> A
             raise StatusRefused("not_disabled", "only a disabled account can be enabled")
         locked.status = AccountStatus.ACTIVE
         audit.record("account.enable", actor, locked.id, reason=reason)
-        emit(sets.ACCOUNT_ENABLED, locked.id, actor)
+        announce_account_event(account_events.ACCOUNT_ENABLED, locked.id, actor)
         return locked
 
     return run_in_transaction(work)

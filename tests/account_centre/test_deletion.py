@@ -11,7 +11,6 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select
 
-from idp.accounts.models import LoginSession
 from idp.extensions import db
 from idp.identity.audit import Actor
 from idp.identity.deletion import execute_due_deletions
@@ -21,6 +20,7 @@ from idp.identity.models import (
     AuditEvent,
     Identity,
     IdentityKind,
+    LoginSession,
     ProfileClaim,
 )
 from idp.identity.service import find_account, resolve_account

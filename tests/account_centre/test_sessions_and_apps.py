@@ -9,10 +9,9 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select
 
-from idp.accounts.models import LoginSession
 from idp.events.models import EventDelivery
 from idp.extensions import db
-from idp.identity.models import AuditEvent
+from idp.identity.models import AuditEvent, LoginSession
 from idp.oidc.models import Consent, RefreshToken
 from tests.account_centre.conftest import post_form
 from tests.conftest import CodeFlow, login

@@ -84,7 +84,7 @@ def test_reauthentication_by_signing_in_with_wechat_again(
 ) -> None:
     from datetime import timedelta
 
-    from idp.accounts.models import LoginSession
+    from idp.identity.models import LoginSession
 
     control.next_qr_user(WEB_APPID, user="carol-wx", unionid="u-carol")
     _scan(signed_in)  # bind WeChat first

@@ -15,7 +15,6 @@ import sqlalchemy as sa
 from flask import Flask
 from flask.testing import FlaskClient
 
-from idp.accounts.models import LoginSession
 from idp.extensions import db
 from idp.identity.audit import Actor
 from idp.identity.claims import profile_values
@@ -24,6 +23,7 @@ from idp.identity.models import (
     AccountStatus,
     AuditEvent,
     IdentityKind,
+    LoginSession,
     MergeRecord,
 )
 from idp.identity.service import create_account, find_account, link_identity, set_claim

@@ -8,9 +8,8 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from idp.accounts.models import LoginSession
 from idp.extensions import db
-from idp.identity.models import Account, AccountStatus, Identity, IdentityKind
+from idp.identity.models import Account, AccountStatus, Identity, IdentityKind, LoginSession
 from idp.identity.service import identities_of, set_claim
 from tests.admin.conftest import MINI_APPID, AdminBrowser, audit_of, text_of
 from tests.conftest import login

@@ -297,8 +297,8 @@ def test_dashboard_shows_reconciliation_and_delivery_charts(served: Served, brow
     from idp.events.models import EventDelivery
     from idp.identity.audit import Actor
     from idp.identity.models import IdentityKind
-    from idp.identity.report import run_reconciliation
     from idp.identity.service import create_account, link_identity
+    from idp.maintenance.reconciliation import run_reconciliation
     from idp.models_base import utcnow
     from idp.usage.rollups import refresh_daily
 

@@ -241,7 +241,7 @@ def test_cross_channel_conversion_per_week(make_user: Any, mini_user: Any,
 
 def test_dashboard_shows_the_latest_run_trend_and_links(admin: AdminBrowser,
                                                         mini_user: Any) -> None:
-    from idp.identity.report import run_reconciliation
+    from idp.maintenance.reconciliation import run_reconciliation
 
     mini_user("o-union", unionid="u-1")
     run_reconciliation(trigger="cli")

@@ -9,7 +9,6 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from idp.accounts.models import LoginSession
 from idp.events.models import EventDelivery
 from idp.events.sets import ACCOUNT_MERGED, event_type_uri
 from idp.extensions import db
@@ -21,6 +20,7 @@ from idp.identity.models import (
     AccountStatus,
     AuditEvent,
     IdentityKind,
+    LoginSession,
     MergeRecord,
     ProfileClaim,
 )

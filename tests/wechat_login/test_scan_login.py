@@ -14,8 +14,8 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from idp.accounts.models import LoginSession
 from idp.extensions import db
+from idp.identity.models import LoginSession
 from idp.wechat.fake import FakeWeChatControl
 from idp.wechat_login import scan
 from tests.conftest import CodeFlow, csrf_token

@@ -1,5 +1,7 @@
 """Second factors of an account: TOTP (RFC 6238, pyotp) and recovery codes. Passkeys are in
-`passkeys.py`. No Flask views here: enrolling, checking and removing.
+`idp.account_centre.passkeys`. No Flask views here: enrolling, checking and removing. It sits in
+`accounts`, below its users — the account centre and the mini-program's second step
+(`idp.wechat_login.mfa_exchange`) — so that neither reaches up into the other.
 
 A TOTP secret is encrypted at rest with the IdP's secret box, bound to the factor's account;
 during enrolment the candidate waits, encrypted too, in the session cookie. A code is accepted
