@@ -28,7 +28,7 @@ from idp.api.representations import (
 from idp.extensions import db
 from idp.identity import audit, status
 from idp.identity.catalogue import ClaimRefused, catalogue, check_write
-from idp.identity.links import unlink_identity
+from idp.identity.links import AccountUnavailable, link_to_active_account, unlink_identity
 from idp.identity.lookup import matching_account_ids
 from idp.identity.models import Account, AccountStatus, Identity, IdentityKind
 from idp.identity.phones import InvalidPhoneNumber, normalize_phone
@@ -172,18 +172,12 @@ def link(sub: str) -> Any:
     if kind not in LINKABLE_KINDS:
         raise ApiProblem(400, "invalid_kind", f"kind must be one of {', '.join(LINKABLE_KINDS)}")
     value = _phone(body.get("value")) if kind == IdentityKind.PHONE else _email(body.get("value"))
-    actor = api_actor()
-    account_id = account.id
-
-    def work() -> None:
-        locked = lock_accounts(account_id).get(account_id)
-        if locked is None or not locked.is_active:
-            raise ApiProblem(409, "account_not_active", "the account is not active")
-        link_identity(locked, kind, value, actor, verified=kind == IdentityKind.PHONE,
-                      proof=ProofMethod.OPERATOR if kind == IdentityKind.PHONE else None)
-
     try:
-        run_in_transaction(work, attempts=3)
+        link_to_active_account(account, kind, value, api_actor(),
+                               verified=kind == IdentityKind.PHONE,
+                               proof=ProofMethod.OPERATOR if kind == IdentityKind.PHONE else None)
+    except AccountUnavailable as unavailable:
+        raise ApiProblem(409, "account_not_active", "the account is not active") from unavailable
     except IdentityTaken as taken:
         raise ApiProblem(409, "identity_taken",
                          "another account holds it verified: that is a merge") from taken

@@ -16,7 +16,7 @@ from idp.admin.search import search_accounts
 from idp.admin.views.helpers import account_or_404, confirm_page, page_number
 from idp.extensions import db
 from idp.identity.claims import profile_values
-from idp.identity.links import unlink_identity
+from idp.identity.links import move_identity, unlink_identity
 from idp.identity.models import AuditEvent, Identity, IdentityKind, MergeRecord
 from idp.identity.rules import UnlinkRefused
 from idp.identity.service import IdentityError, identities_of
@@ -207,7 +207,7 @@ def identity_move(account_id: str) -> Any:
     identity = next((i for i in candidates if i.id == chosen), None)
     if identity is not None and request.form.get("confirmed") == "yes":
         try:
-            account_actions.move_identity(identity, account, admin_actor())
+            move_identity(identity, account, admin_actor())
         except (UnlinkRefused, ActionRefused, IdentityError) as refusal:
             code = getattr(refusal, "code", "")
             flash(_("Refused: %(reason)s", reason=_refusal_text(code, str(refusal))), "error")
