@@ -130,8 +130,8 @@ def _register_models() -> None:
 
 def _register_domains(app: Flask) -> None:
     from idp import errors, health, observability
-    from idp.accounts import erasure, profile, sms
-    from idp.accounts import views as accounts_views
+    from idp.accounts import erasure, profile, sms, sms_views, views  # noqa: F401 - their routes join accounts_bp
+    from idp.accounts.blueprint import bp as accounts_bp
     from idp.events import listeners
     from idp.identity import catalogue
     from idp.oidc import credentials, server
@@ -146,7 +146,7 @@ def _register_domains(app: Flask) -> None:
     erasure.init_app(app)  # the account domain's part of erasing an account
     listeners.init_app(app)  # the event outbox hears of what the engine does
     app.register_blueprint(oidc_views.bp)
-    app.register_blueprint(accounts_views.bp)
+    app.register_blueprint(accounts_bp)
     app.register_blueprint(profile.bp)
     app.register_blueprint(health.bp)
     from idp import admin, api, i18n, ui, usage

@@ -18,7 +18,7 @@ from idp.extensions import db
 
 def _create_app() -> Flask:
     from idp import create_app
-    from idp.config import ConfigError
+    from idp.errors import ConfigError
 
     try:
         return create_app()

@@ -13,6 +13,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from idp.errors import ConfigError
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 # Templates, static files and translations: beside the package in a checkout (and an editable
 # install); under <prefix>/share/idp when installed from a wheel (pyproject's data-files).
@@ -168,10 +170,6 @@ DEFAULTS: dict[str, Any] = {
     # JSON list of {"name", "type", "scope", "writers", "description"} (README: data dictionary).
     "IDP_CUSTOM_CLAIMS": None,
 }
-
-
-class ConfigError(RuntimeError):
-    """The configuration cannot work; the message says which setting and why."""
 
 
 def load_config(overrides: dict[str, Any] | None = None) -> dict[str, Any]:

@@ -10,11 +10,12 @@ from flask import flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 
 from idp.accounts import sms
+from idp.accounts.blueprint import bp
 from idp.accounts.forms import PhoneForm, SmsCodeForm
 from idp.accounts.registration import RegistrationRefused, sign_in_with_proven_phone
 from idp.accounts.sessions import start_session
 from idp.accounts.sms_request import CodeRefused, request_code
-from idp.accounts.views import bp, captcha_answer, render_login, safe_next
+from idp.accounts.views import captcha_answer, render_login, safe_next
 from idp.identity.phones import InvalidPhoneNumber, normalize_phone
 
 CHANNEL = "website_sms"

@@ -5,10 +5,11 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import urlsplit
 
-from flask import Blueprint, current_app, flash, g, redirect, render_template, request, url_for
+from flask import current_app, flash, g, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 
 from idp.accounts import sms
+from idp.accounts.blueprint import bp
 from idp.accounts.forms import CodePasswordForm, LoginForm, PhoneForm
 from idp.accounts.login import authenticate_throttled
 from idp.accounts.passwords import WeakPassword
@@ -26,8 +27,6 @@ from idp.identity.service import find_account
 from idp.security import throttle
 from idp.security.throttle import Throttled
 from idp.sms.captcha import CaptchaAnswer
-
-bp = Blueprint("accounts", __name__)
 
 
 def safe_next(target: str | None) -> str:
@@ -277,5 +276,3 @@ def _refused_page(
     page = render_template(template, form=form, captcha=captcha_widget(refused.captcha_required))
     return page, refused.status, headers
 
-
-from idp.accounts import sms_views  # noqa: E402, F401 - adds the SMS sign-in routes to `bp`

@@ -9,7 +9,7 @@ import pytest
 import sqlalchemy as sa
 
 from idp import create_app
-from idp.config import ConfigError
+from idp.errors import ConfigError
 from idp.extensions import db
 from idp.identity.audit import Actor
 from idp.identity.catalogue import ClaimRefused, build_catalogue, check_write
