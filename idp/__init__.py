@@ -130,7 +130,7 @@ def _register_models() -> None:
 
 def _register_domains(app: Flask) -> None:
     from idp import errors, health, observability
-    from idp.accounts import erasure, profile, sms, sms_views, views  # noqa: F401 - their routes join accounts_bp
+    from idp.accounts import erasure, profile, sms_codes, sms_views, views  # noqa: F401 - their routes join accounts_bp
     from idp.accounts.blueprint import bp as accounts_bp
     from idp.events import listeners
     from idp.identity import catalogue
@@ -140,7 +140,7 @@ def _register_domains(app: Flask) -> None:
 
     errors.init_app(app)
     catalogue.init_app(app)
-    sms.init_app(app)
+    sms_codes.init_app(app)
     server.init_app(app)
     credentials.init_app(app)  # the protocol's part when the engine ends credentials
     erasure.init_app(app)  # the account domain's part of erasing an account

@@ -19,7 +19,7 @@ class SmsCode(db.Model):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     phone: Mapped[str] = mapped_column(String(32))
     purpose: Mapped[str] = mapped_column(String(16))  # idp.sms.purposes.Purpose
-    code_digest: Mapped[str] = mapped_column(String(64))  # keyed: idp/accounts/sms.py
+    code_digest: Mapped[str] = mapped_column(String(64))  # keyed: idp/accounts/sms_codes.py
     # The browser that asked (keyed digest of a value in its session); None: any browser.
     browser_digest: Mapped[str | None] = mapped_column(String(64), nullable=True)
     attempts: Mapped[int] = mapped_column(Integer, default=0)

@@ -8,7 +8,7 @@ from urllib.parse import urlsplit
 from flask import current_app, flash, g, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 
-from idp.accounts import sms
+from idp.accounts import sms_codes
 from idp.accounts.blueprint import bp
 from idp.accounts.forms import CodePasswordForm, LoginForm, PhoneForm
 from idp.accounts.login import authenticate_throttled
@@ -70,7 +70,7 @@ def render_login(form: LoginForm | None = None, phone_form: PhoneForm | None = N
 
 
 def captcha_widget(required: bool) -> dict[str, Any] | None:
-    provider = sms.captcha()
+    provider = sms_codes.captcha()
     if not required or provider.provider == "none":
         return None
     g.captcha_origin = _origin(current_app.config["IDP_CAPTCHA_JS_URL"])
@@ -172,7 +172,8 @@ def register_confirm() -> Any:
             phone = "+0"  # matches no code
         if not form.accept_terms.data:
             flash(_("Please accept the terms of service and the privacy policy."), "error")
-        elif sms.check_code(phone, "register", form.code.data or "", sms.browser_binding()):
+        elif sms_codes.check_code(phone, "register", form.code.data or "",
+                                  sms_codes.browser_binding()):
             return _registered(phone, form.password.data or "", form.next.data)
         else:
             flash(_("That code is not right or has expired."), "error")
@@ -217,12 +218,12 @@ def reset_confirm() -> Any:
         except InvalidPhoneNumber:
             phone = "+0"  # matches no code
         account = find_account(IdentityKind.PHONE, phone)
-        binding = sms.browser_binding()
-        if account is None and sms.check_code(phone, "reset", form.code.data or "", binding):
+        binding, code = sms_codes.browser_binding(), form.code.data or ""
+        if account is None and sms_codes.check_code(phone, "reset", code, binding):
             # The code proved the number: its holder may learn that it has no account.
             flash(_("This number has no account yet: sign in with a code to create one."), "info")
             return redirect(url_for("accounts.login", next=form.next.data or ""))
-        if account is not None and sms.check_code(phone, "reset", form.code.data or "", binding):
+        if account is not None and sms_codes.check_code(phone, "reset", code, binding):
             try:
                 reset_password(account, form.password.data or "")
             except WeakPassword as error:

@@ -11,7 +11,7 @@ from datetime import datetime
 
 from sqlalchemy import select
 
-from idp.accounts import sms
+from idp.accounts import sms_codes
 from idp.extensions import db
 from idp.identity import audit, status
 from idp.identity.audit import Actor
@@ -71,7 +71,7 @@ def send_password_reset(account: Account, phone: str, actor: Actor) -> None:
     if not verified:
         raise ActionRefused("a reset code goes only to a verified phone of the account")
     try:
-        sms.send_code(phone, "reset")
+        sms_codes.send_code(phone, "reset")
     except SmsError as error:
         raise ActionRefused(f"the SMS provider did not send it: {error.code}") from None
     audit.record("admin.reset_code_sent", actor, account.id, phone=phone)

@@ -3,7 +3,7 @@
 Each adapter turns (phone, purpose, code, minutes) into the provider's call with the purpose's
 approved template, and turns the answer into a `Delivery` or an `SmsError`. A timeout, a refused
 connection, a 5xx or a body that is not the provider's JSON is `UNAVAILABLE`: the code is then
-never stored (idp/accounts/sms.py stores it only after `send` returned).
+never stored (idp/accounts/sms_codes.py stores it only after `send` returned).
 """
 
 from __future__ import annotations
