@@ -280,12 +280,19 @@ def unlink_identity(identity: Identity, actor: Actor) -> None:
     try:
         run_in_transaction(lambda: _unlink(identity_id, actor), attempts=RACE_ATTEMPTS)
     except UnlinkRefused as refusal:
-        audit.record(
-            "identity.unlink_refused", actor, account_id, reason=refusal.code,
-            kind=kind, namespace=namespace,
-        )
-        db.session.commit()
+        _record_unlink_refusal(refusal, actor, account_id, kind, namespace)
         raise
+
+
+def _record_unlink_refusal(
+    refusal: UnlinkRefused, actor: Actor, account_id: str, kind: str, namespace: str
+) -> None:
+    """The refusal is audited in a transaction of its own (the refused one rolled back)."""
+    audit.record(
+        "identity.unlink_refused", actor, account_id, reason=refusal.code,
+        kind=kind, namespace=namespace,
+    )
+    db.session.commit()
 
 
 def _unlink(identity_id: int, actor: Actor) -> None:
@@ -336,11 +343,7 @@ def move_identity(identity: Identity, target: Account, actor: Actor) -> Identity
             lambda: _move(identity_id, target_id, actor), attempts=RACE_ATTEMPTS
         )
     except UnlinkRefused as refusal:
-        audit.record(
-            "identity.unlink_refused", actor, source_id, reason=refusal.code,
-            kind=kind, namespace=namespace,
-        )
-        db.session.commit()
+        _record_unlink_refusal(refusal, actor, source_id, kind, namespace)
         raise
 
 
