@@ -166,8 +166,8 @@ class Bench:
         from idp.accounts.seed import create_password_user
         from idp.admin.access import TOTP_PASSED_KEY
         from idp.extensions import db
+        from idp.identity.accounts import find_account
         from idp.identity.models import IdentityKind, LoginSession
-        from idp.identity.service import find_account
         from idp.models_base import utcnow
 
         with self.app.app_context():

@@ -75,8 +75,8 @@ def users_create(
 ) -> None:
     from idp.accounts.passwords import WeakPassword
     from idp.accounts.seed import create_password_user
+    from idp.identity.accounts import IdentityTaken
     from idp.identity.phones import InvalidPhoneNumber
-    from idp.identity.service import IdentityTaken
 
     password = read_secret("password")
     try:

@@ -17,9 +17,9 @@ from idp.accounts.sms_request import CodeRefused, request_code
 from idp.accounts.views import safe_next
 from idp.extensions import db
 from idp.identity import audit
+from idp.identity.accounts import identities_of
 from idp.identity.audit import Actor
 from idp.identity.models import Account, IdentityKind
-from idp.identity.service import identities_of
 from idp.models_base import utcnow
 from idp.security import throttle
 from idp.security.throttle import Throttled

@@ -14,9 +14,9 @@ from sqlalchemy import select
 
 from idp.accounts.models import LoginEvent, SecondFactor
 from idp.extensions import db
+from idp.identity.accounts import resolve_account
 from idp.identity.audit import Actor
 from idp.identity.models import Account, LoginSession
-from idp.identity.service import resolve_account
 from idp.identity.sign_out import sign_out_session
 from idp.models_base import utcnow
 

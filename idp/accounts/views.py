@@ -21,9 +21,9 @@ from idp.accounts.registration import (
 )
 from idp.accounts.sessions import current_account, end_session, start_session
 from idp.accounts.sms_request import CodeRefused, request_code
+from idp.identity.accounts import find_account
 from idp.identity.models import IdentityKind
 from idp.identity.phones import InvalidPhoneNumber, normalize_phone
-from idp.identity.service import find_account
 from idp.security import throttle
 from idp.security.throttle import Throttled
 from idp.sms.captcha import CaptchaAnswer

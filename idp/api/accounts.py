@@ -27,13 +27,7 @@ from idp.api.representations import (
 )
 from idp.extensions import db
 from idp.identity import audit, status
-from idp.identity.catalogue import ClaimRefused, catalogue, check_write
-from idp.identity.links import AccountUnavailable, link_to_active_account, unlink_identity
-from idp.identity.lookup import matching_account_ids
-from idp.identity.models import Account, AccountStatus, Identity, IdentityKind
-from idp.identity.phones import InvalidPhoneNumber, normalize_phone
-from idp.identity.rules import ProofMethod, UnlinkRefused
-from idp.identity.service import (
+from idp.identity.accounts import (
     IdentityError,
     IdentityTaken,
     create_account,
@@ -42,6 +36,12 @@ from idp.identity.service import (
     resolve_account,
     write_claim,
 )
+from idp.identity.catalogue import ClaimRefused, catalogue, check_write
+from idp.identity.links import AccountUnavailable, link_to_active_account, unlink_identity
+from idp.identity.lookup import matching_account_ids
+from idp.identity.models import Account, AccountStatus, Identity, IdentityKind
+from idp.identity.phones import InvalidPhoneNumber, normalize_phone
+from idp.identity.rules import ProofMethod, UnlinkRefused
 from idp.identity.sign_out import live_sessions, sign_out_session
 from idp.identity.transactions import lock_accounts, run_in_transaction
 from idp.models_base import utcnow

@@ -24,6 +24,7 @@ from sqlalchemy import delete, select
 
 from idp.extensions import db
 from idp.identity import account_events, audit, hooks
+from idp.identity.accounts import IdentityError
 from idp.identity.audit import Actor
 from idp.identity.hooks import announce_account_event
 from idp.identity.models import (
@@ -34,7 +35,6 @@ from idp.identity.models import (
     LoginSession,
     ProfileClaim,
 )
-from idp.identity.service import IdentityError
 from idp.identity.sign_out import end_credentials, sign_out_everywhere
 from idp.identity.transactions import lock_accounts, run_in_transaction
 from idp.models_base import utcnow

@@ -12,6 +12,16 @@ from sqlalchemy import select
 
 from idp.extensions import db
 from idp.identity import account_events, audit
+from idp.identity.accounts import (
+    IdentityError,
+    IdentityTaken,
+    create_account,
+    emit_identity_change,
+    find_identity,
+    identities_of,
+    link_identity,
+    touch_identity,
+)
 from idp.identity.audit import Actor
 from idp.identity.hooks import announce_account_event
 from idp.identity.merge import merge_in_transaction, record_refusal
@@ -24,16 +34,6 @@ from idp.identity.rules import (
     UnlinkRefused,
     check_unlink,
     choose_survivor,
-)
-from idp.identity.service import (
-    IdentityError,
-    IdentityTaken,
-    create_account,
-    emit_identity_change,
-    find_identity,
-    identities_of,
-    link_identity,
-    touch_identity,
 )
 from idp.identity.transactions import StaleState, lock_accounts, run_in_transaction
 from idp.models_base import utcnow

@@ -35,6 +35,7 @@ from sqlalchemy import and_, delete, or_, select, update
 
 from idp.extensions import db
 from idp.identity import account_events, audit, hooks
+from idp.identity.accounts import IdentityError, identities_of
 from idp.identity.audit import Actor
 from idp.identity.hooks import announce_account_event
 from idp.identity.models import (
@@ -46,7 +47,6 @@ from idp.identity.models import (
     ProfileClaim,
 )
 from idp.identity.rules import MergeRefused, Proof, check_merge
-from idp.identity.service import IdentityError, identities_of
 from idp.identity.sign_out import end_credentials
 from idp.identity.transactions import lock_accounts, run_in_transaction
 from idp.models_base import utcnow

@@ -1,6 +1,6 @@
 """Accounts and the identities they hold; aliases, merges and the audit trail.
 
-Only `idp.identity.service` moves identities between accounts.
+Only `idp.identity.accounts` moves identities between accounts.
 """
 
 from __future__ import annotations

@@ -9,10 +9,10 @@ Enabling lets the account sign in again; old tokens stay dead.
 from __future__ import annotations
 
 from idp.identity import account_events, audit
+from idp.identity.accounts import IdentityError
 from idp.identity.audit import Actor
 from idp.identity.hooks import announce_account_event
 from idp.identity.models import Account, AccountStatus
-from idp.identity.service import IdentityError
 from idp.identity.sign_out import sign_out_everywhere
 from idp.identity.transactions import lock_accounts, run_in_transaction
 

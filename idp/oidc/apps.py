@@ -17,9 +17,9 @@ from sqlalchemy import select, union, update
 
 from idp.extensions import db
 from idp.identity import audit, hooks
+from idp.identity.accounts import IdentityError
 from idp.identity.audit import Actor
 from idp.identity.models import Account
-from idp.identity.service import IdentityError
 from idp.models_base import utcnow
 from idp.oidc.credentials import revoke_refresh_tokens
 from idp.oidc.models import (

@@ -93,8 +93,8 @@ def test_ending_someone_elses_session_is_404(app: Flask, signed_in: FlaskClient,
 
 
 def signed_in_account_id() -> str:
+    from idp.identity.accounts import find_account
     from idp.identity.models import IdentityKind
-    from idp.identity.service import find_account
 
     account = find_account(IdentityKind.PHONE, "+8613800138000")
     assert account is not None

@@ -11,9 +11,9 @@ from flask.testing import FlaskClient
 from sqlalchemy import select
 
 from idp.extensions import db
+from idp.identity.accounts import find_account, identities_of, link_identity
 from idp.identity.audit import Actor
 from idp.identity.models import AuditEvent, Identity, IdentityKind, LoginSession
-from idp.identity.service import find_account, identities_of, link_identity
 from tests.account_centre.conftest import post_form, sms_code
 from tests.conftest import PASSWORD, CodeFlow, login
 

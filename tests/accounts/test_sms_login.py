@@ -47,8 +47,8 @@ def test_a_new_number_gets_an_account_in_one_step_with_the_terms_recorded(
     app: Flask, client: FlaskClient
 ) -> None:
     from idp.accounts.models import TermsAcceptance
+    from idp.identity.accounts import find_account
     from idp.identity.models import IdentityKind, LoginSession
-    from idp.identity.service import find_account
 
     sent = ask_code(client, next="/account")
     assert sent.status_code == 302 and "/login/sms?" in sent.headers["Location"]
@@ -69,8 +69,8 @@ def test_a_new_number_gets_an_account_in_one_step_with_the_terms_recorded(
 def test_without_accepting_the_terms_nothing_happens_and_the_code_still_works(
     app: Flask, client: FlaskClient
 ) -> None:
+    from idp.identity.accounts import find_account
     from idp.identity.models import IdentityKind
-    from idp.identity.service import find_account
 
     ask_code(client)
     code = outbox(app).last_code(PHONE)
@@ -102,9 +102,9 @@ def test_a_number_with_an_account_signs_into_it__amr_sms(
 def test_a_phone_verified_in_the_miniprogram_signs_in_to_the_same_sub(
     app: Flask, client: FlaskClient
 ) -> None:
+    from idp.identity.accounts import create_account, link_identity
     from idp.identity.audit import Actor
     from idp.identity.models import IdentityKind
-    from idp.identity.service import create_account, link_identity
 
     actor = Actor.system("test")
     mini = create_account(actor, "miniprogram")

@@ -9,8 +9,8 @@ import pytest
 import sqlalchemy as sa
 
 from idp.extensions import db
+from idp.identity.accounts import identities_of, set_claim
 from idp.identity.models import Account, AccountStatus, Identity, IdentityKind, LoginSession
-from idp.identity.service import identities_of, set_claim
 from tests.admin.conftest import MINI_APPID, AdminBrowser, audit_of, text_of
 from tests.conftest import login
 from tests.signed_in_device import SignedInDevice

@@ -14,8 +14,8 @@ from sqlalchemy import func, select
 from idp.demo.run import print_banner
 from idp.demo.seed import ADMIN_NAME, ADMIN_PHONE
 from idp.extensions import db
+from idp.identity.accounts import find_identity
 from idp.identity.models import IdentityKind, LoginSession
-from idp.identity.service import find_identity
 from tests.demo.conftest import Browser, DemoStack
 
 

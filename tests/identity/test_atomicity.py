@@ -9,12 +9,12 @@ import pytest
 
 from idp.extensions import db
 from idp.identity import merge
+from idp.identity.accounts import link_identity, set_claim
 from idp.identity.audit import Actor
 from idp.identity.links import bind_verified_phone
 from idp.identity.merge import merge_accounts, undo_merge
 from idp.identity.models import IdentityKind
 from idp.identity.rules import MergeRule, Proof
-from idp.identity.service import link_identity, set_claim
 from idp.oidc.models import Consent
 from tests.conftest import CodeFlow, login
 from tests.identity.conftest import age, dump_database

@@ -12,6 +12,7 @@ from sqlalchemy import select
 from idp.events.models import EventDelivery
 from idp.events.sets import ACCOUNT_MERGED, event_type_uri
 from idp.extensions import db
+from idp.identity.accounts import identities_of, link_identity, resolve_account, set_claim
 from idp.identity.audit import Actor
 from idp.identity.claims import profile_values, user_claims
 from idp.identity.merge import merge_accounts
@@ -25,7 +26,6 @@ from idp.identity.models import (
     ProfileClaim,
 )
 from idp.identity.rules import MergeRefused, MergeRule, Proof
-from idp.identity.service import identities_of, link_identity, resolve_account, set_claim
 from idp.models_base import utcnow
 from idp.oidc.models import Consent, RefreshToken
 from tests.conftest import CodeFlow, login

@@ -10,11 +10,11 @@ import pytest
 
 from idp.extensions import db
 from idp.identity import links
+from idp.identity.accounts import create_account, identities_of, link_identity
 from idp.identity.audit import Actor
 from idp.identity.links import MoveRefused, move_identity
 from idp.identity.models import Account, AccountStatus, IdentityKind
 from idp.identity.rules import UnlinkRefused
-from idp.identity.service import create_account, identities_of, link_identity
 from tests.identity.conftest import dump_database
 
 ADMIN = Actor.admin("admin-1")

@@ -6,9 +6,9 @@ import json
 from typing import Any
 
 from idp.extensions import db
+from idp.identity.accounts import identities_of, link_identity
 from idp.identity.audit import Actor
 from idp.identity.models import AccountStatus, IdentityKind
-from idp.identity.service import identities_of, link_identity
 from idp.maintenance.reconciliation import build_report
 from tests.identity.conftest import age
 

@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 
 from idp.extensions import db
+from idp.identity.accounts import link_identity
 from idp.identity.audit import Actor
 from idp.identity.merge import merge_accounts
 from idp.identity.models import AccountStatus, Identity, IdentityKind
@@ -19,7 +20,6 @@ from idp.identity.rules import (
     rule_for_shared_identity,
     ways_to_log_in,
 )
-from idp.identity.service import link_identity
 from tests.identity.conftest import age
 
 RULE = Actor.rule("test")

@@ -15,11 +15,11 @@ from idp.admin.forms import ConfirmForm, MoveIdentityForm
 from idp.admin.search import search_accounts
 from idp.admin.views.helpers import account_or_404, confirm_page, page_number
 from idp.extensions import db
+from idp.identity.accounts import IdentityError, identities_of
 from idp.identity.claims import profile_values
 from idp.identity.links import move_identity, unlink_identity
 from idp.identity.models import AuditEvent, Identity, IdentityKind, MergeRecord
 from idp.identity.rules import UnlinkRefused
-from idp.identity.service import IdentityError, identities_of
 from idp.identity.sign_out import live_sessions
 from idp.oidc.models import Client, Consent
 

@@ -1,6 +1,7 @@
-"""The identity engine's API: the only code that creates accounts or attaches identities.
+"""Accounts and the identities they hold — finding, creating, linking — and the profile claims
+written to them: the only code that creates accounts or attaches identities.
 
-Merging, undoing and unlinking live in `merge.py` and `links.py` beside this module.
+Merging, undoing, unlinking and moving live in `merge.py` and `links.py` beside this module.
 """
 
 from __future__ import annotations
