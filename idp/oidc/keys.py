@@ -161,6 +161,7 @@ class KeyRing:
         self._parsed: dict[str, LoadedKey] = {}
         self._current: dict[str, LoadedKey] = {}
         self._published: list[dict[str, Any]] = []
+        self._published_body: bytes | None = None
         self._keyset: KeySet | None = None
         self._loaded_at = 0.0
         self._kids: set[str] = set()
@@ -181,6 +182,14 @@ class KeyRing:
     def public_jwks(self) -> dict[str, Any]:
         self._refresh()
         return {"keys": list(self._published)}
+
+    def public_jwks_body(self) -> bytes:
+        """`public_jwks` as the JSON the JWKS endpoint serves, encoded once per reading."""
+        self._refresh()
+        body = self._published_body
+        if body is None:
+            body = self._published_body = json.dumps({"keys": self._published}).encode()
+        return body
 
     def verification_keys(self) -> KeySet:
         """Our own published keys, for verifying tokens we issued (id_token_hint, access tokens)."""
@@ -219,6 +228,7 @@ class KeyRing:
             current = {alg: self._parse(row) for alg, row in self._signing_rows(rows).items()}
             self._current = current
             self._published = [dict(row.public_jwk) for row in rows]
+            self._published_body = None
             self._kids = {row.kid for row in rows}
             self._keyset = KeySet.import_key_set({"keys": self._published})
             self._loaded_at = time.monotonic()
