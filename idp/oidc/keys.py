@@ -163,12 +163,14 @@ class KeyRing:
         self._published: list[dict[str, Any]] = []
         self._published_body: bytes | None = None
         self._keyset: KeySet | None = None
-        self._loaded_at = 0.0
+        # Never read yet: -inf, not 0.0 (the monotonic clock counts from boot: within the first
+        # cache window after a machine starts, 0.0 looked like a fresh reading and no key loaded).
+        self._loaded_at = float("-inf")
         self._kids: set[str] = set()
-        self._looked_again_at = 0.0
+        self._looked_again_at = float("-inf")
 
     def invalidate(self) -> None:
-        self._loaded_at = 0.0
+        self._loaded_at = float("-inf")
 
     def current(self, alg: str = "RS256") -> LoadedKey:
         self._refresh()
