@@ -143,20 +143,33 @@ def verified_jwt(token: str) -> jwt.Token:
 
 
 def decode_access_token(token: str) -> AccessToken | None:
-    """Signature, issuer, type and expiry; None for anything that is not a live token of ours."""
-    try:
-        decoded = verified_jwt(token)
-        if decoded.header.get("typ") != ACCESS_TOKEN_TYPE:
-            return None  # an ID token is not an access token (RFC 9068 §4)
-        jwt.JWTClaimsRegistry(
-            iss={"essential": True, "value": issuer()},
-            exp={"essential": True},
-            jti={"essential": True},
-            client_id={"essential": True},
-        ).validate(decoded.claims)
-    except (JoseError, ValueError, TypeError):
+    """Signature, issuer, type and expiry (RFC 9068 §4); None for anything that is not a live
+    token of ours. An ID token is not an access token: its `typ` differs."""
+    ring = keyring()
+    claims = ring.verified_payload(token, ACCESS_TOKEN_TYPE)
+    if claims is None and ring.look_again_for(token):
+        claims = ring.verified_payload(token, ACCESS_TOKEN_TYPE)
+    if claims is None or not _valid_access_claims(claims, issuer(), time.time()):
         return None
-    return AccessToken(dict(decoded.claims))
+    return AccessToken(claims)
+
+
+def _valid_access_claims(claims: dict[str, Any], expected_issuer: str, now: float) -> bool:
+    """RFC 9068 §2.2 and RFC 7519 §4.1: our issuer, a future `exp`, a `jti` and a `client_id`;
+    `nbf` and `iat`, when present, numbers (`nbf` passed)."""
+    expires, not_before = claims.get("exp"), claims.get("nbf", 0)
+    return (
+        claims.get("iss") == expected_issuer
+        and _is_number(expires) and expires > now
+        and _is_number(not_before) and not_before <= now
+        and _is_number(claims.get("iat", 0))
+        and isinstance(claims.get("jti"), str) and bool(claims["jti"])
+        and isinstance(claims.get("client_id"), str) and bool(claims["client_id"])
+    )  # fmt: skip
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 # jti -> revoked? Bounded; each entry valid for the versions it was read under (idp.caching).
