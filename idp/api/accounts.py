@@ -3,20 +3,27 @@ disable/enable, link/unlink, sessions and refresh-token families. Views parse, c
 engine, and render; the engine's refusals become problem documents.
 
 Claims: every claim of the data dictionary (`identity/catalogue.py`) whose writers include `api`,
-checked by the catalogue's validators and stored with the source `api`."""
+checked by the catalogue's validators and stored with the source `api`.
+
+A phone the API links (or creates an account with) is unverified unless the service holds
+`idp:phones.vouch` and says `verified`: a verified phone signs in by SMS, so vouching for one is
+a power the operator grants deliberately (issue 23 item 3). Every read of an account is in the
+account's audit trail as `account.read` by `client:<client_id>`."""
 
 from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import Callable
+import re
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from flask import Response, jsonify, request, url_for
 from sqlalchemy import select
 
 from idp.accounts.models import LoginSession
-from idp.api.blueprint import api_actor, bp, requires
+from idp.api.administrators import refuse_administrators
+from idp.api.blueprint import api_actor, bp, holds_scope, insufficient_scope, requires
 from idp.api.problems import ApiProblem
 from idp.api.representations import (
     account_view,
@@ -38,7 +45,6 @@ from idp.identity.service import (
     IdentityError,
     IdentityTaken,
     create_account,
-    find_identity,
     link_identity,
     resolve_account,
     write_claim,
@@ -48,10 +54,19 @@ from idp.models_base import utcnow
 from idp.oidc.backchannel_logout import queue_logout_tokens
 from idp.oidc.grants import revoke_family
 from idp.oidc.models import RefreshToken
+from idp.scopes import VOUCH_FOR_PHONES
 
 CLAIM_WRITER = "api"  # the writer and the source of what the company's services say
 MAX_PAGE = 100
 LINKABLE_KINDS = (IdentityKind.EMAIL, IdentityKind.PHONE)
+# The largest id of an Integer column (32-bit on PostgreSQL): a larger path id names nothing,
+# and asking the database for it fails (PostgreSQL's range, SQLite's 64 bits): 404 from routing.
+MAX_ROW_ID = 2**31 - 1
+ROW_ID = f"int(max={MAX_ROW_ID})"
+# A UTF-16 surrogate alone is no character (I-JSON, RFC 7493 §2.1): no database stores one.
+LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+PHONE_PATTERN = r"^\+?[0-9(][0-9 ().-]*$"
+EMAIL_PATTERN = r"^[^@\s]+@[^@\s]+$"
 
 
 # --- reading -------------------------------------------------------------------------------------
@@ -73,13 +88,27 @@ def search() -> Any:
     rows = list(db.session.scalars(query))
     page = rows[:limit]
     next_cursor = _encode_cursor(page[-1].id) if len(rows) > limit else None
-    return jsonify({"accounts": [account_view(a) for a in page], "next_cursor": next_cursor})
+    views = [account_view(a) for a in page]
+    record_reads([a.id for a in page], "search")
+    return jsonify({"accounts": views, "next_cursor": next_cursor})
 
 
 @bp.get("/accounts/<sub>")
 @requires("idp:accounts.read")
 def read(sub: str) -> Any:
-    return _account_response(account_or_404(sub))
+    account = account_or_404(sub)
+    response = _account_response(account)
+    record_reads([account.id], "account")
+    return response
+
+
+def record_reads(account_ids: Iterable[str], what: str) -> None:
+    """Who read whose account, and when (issue 23 item 14): an `account.read` row in the audit
+    trail of each account the answer shows, committed before the answer leaves."""
+    actor = api_actor()
+    for account_id in dict.fromkeys(account_ids):
+        audit.record("account.read", actor, account_id, what=what)
+    db.session.commit()
 
 
 # --- creating and changing -----------------------------------------------------------------------
@@ -88,18 +117,19 @@ def read(sub: str) -> Any:
 @bp.post("/accounts")
 @requires("idp:accounts.write")
 def create() -> Any:
-    """A new account with a phone the calling service vouches for (verified) and claims."""
+    """A new account with a phone (unverified, or vouched for: `phone_verified`) and claims."""
     body = json_object()
     phone = _phone(body.get("phone"))
+    vouched = _vouched(body.get("phone_verified", False))
     claims = _claims(body.get("claims", {}))
     actor = api_actor()
 
     def work() -> Account:
-        if find_identity(IdentityKind.PHONE, phone) is not None:
+        if _phone_is_held(phone):
             raise ApiProblem(409, "phone_taken", "another account holds this phone")
         account = create_account(actor, "api")
-        link_identity(account, IdentityKind.PHONE, phone, actor, verified=True,
-                      proof=ProofMethod.OPERATOR)
+        link_identity(account, IdentityKind.PHONE, phone, actor, verified=vouched,
+                      proof=ProofMethod.OPERATOR if vouched else None)
         for name, value in claims.items():
             write_claim(account, name, value, actor, writer=CLAIM_WRITER)
         return account
@@ -112,6 +142,14 @@ def create() -> Any:
     response.status_code = 201
     response.headers["Location"] = url_for("api.read", sub=account.id)
     return response
+
+
+def _phone_is_held(phone: str) -> bool:
+    """By any account, verified or not: the service finds that account rather than a twin."""
+    return db.session.scalars(
+        select(Identity.id).where(Identity.kind == IdentityKind.PHONE, Identity.value == phone)
+        .limit(1)
+    ).first() is not None
 
 
 @bp.patch("/accounts/<sub>/claims")
@@ -166,13 +204,18 @@ def _change_status(sub: str, change: Callable[..., Any], reason: str) -> Respons
 @bp.post("/accounts/<sub>/identities")
 @requires("idp:accounts.write")
 def link(sub: str) -> Any:
-    """Links a phone (verified: the service vouches for it) or an email (unverified)."""
+    """Links a phone (unverified, or vouched for: `verified` with `idp:phones.vouch`) or an
+    email (unverified). Never to an administrator's account."""
     account = account_or_404(sub)
+    refuse_administrators(account)
     body = json_object()
     kind = body.get("kind")
     if kind not in LINKABLE_KINDS:
         raise ApiProblem(400, "invalid_kind", f"kind must be one of {', '.join(LINKABLE_KINDS)}")
     value = _phone(body.get("value")) if kind == IdentityKind.PHONE else _email(body.get("value"))
+    if kind == IdentityKind.EMAIL and body.get("verified", False) is not False:
+        raise ApiProblem(400, "invalid_body", "an email is linked unverified")
+    vouched = _vouched(body.get("verified", False))
     actor = api_actor()
     account_id = account.id
 
@@ -180,8 +223,9 @@ def link(sub: str) -> Any:
         locked = lock_accounts(account_id).get(account_id)
         if locked is None or not locked.is_active:
             raise ApiProblem(409, "account_not_active", "the account is not active")
-        link_identity(locked, kind, value, actor, verified=kind == IdentityKind.PHONE,
-                      proof=ProofMethod.OPERATOR if kind == IdentityKind.PHONE else None)
+        refuse_administrators(locked)
+        link_identity(locked, kind, value, actor, verified=vouched,
+                      proof=ProofMethod.OPERATOR if vouched else None)
 
     try:
         run_in_transaction(work, attempts=3)
@@ -193,10 +237,11 @@ def link(sub: str) -> Any:
     return response
 
 
-@bp.delete("/accounts/<sub>/identities/<int:identity_id>")
+@bp.delete(f"/accounts/<sub>/identities/<{ROW_ID}:identity_id>")
 @requires("idp:accounts.write")
 def unlink(sub: str, identity_id: int) -> Any:
     account = account_or_404(sub)
+    refuse_administrators(account)
     identity = db.session.get(Identity, identity_id)
     if identity is None or identity.account_id != account.id:
         raise ApiProblem(404, "no_such_identity", "the account has no such identity")
@@ -222,11 +267,13 @@ def sessions(sub: str) -> Any:
             LoginSession.expires_at > utcnow(),
         ).order_by(LoginSession.created_at)
     )
-    return jsonify({"sessions": [
+    listed = [
         {"handle": session_handle(row.id), "channel": row.channel, "amr": row.amr.split(),
          "created_at": iso(row.created_at), "expires_at": iso(row.expires_at)}
         for row in rows
-    ]})
+    ]
+    record_reads([account.id], "sessions")
+    return jsonify({"sessions": listed})
 
 
 @bp.delete("/accounts/<sub>/sessions/<handle>")
@@ -264,6 +311,7 @@ def refresh_families(sub: str) -> Any:
         entry["last_issued_at"] = iso(row.issued_at)
         if row.revoked_at is None and row.rotated_at is None and row.expires_at > utcnow():
             entry["revoked"] = False
+    record_reads([account.id], "refresh_families")
     return jsonify({"families": list(families.values())})
 
 
@@ -287,7 +335,10 @@ def revoke_refresh_family(sub: str, family: str) -> Any:
 @bp.get("/accounts/<sub>/merges")
 @requires("idp:accounts.read")
 def account_merges(sub: str) -> Any:
-    return jsonify({"merges": [merge_view(row) for row in merges_of(account_or_404(sub).id)]})
+    account = account_or_404(sub)
+    listed = [merge_view(row) for row in merges_of(account.id)]
+    record_reads([account.id], "merges")
+    return jsonify({"merges": listed})
 
 
 # --- parsing -------------------------------------------------------------------------------------
@@ -310,7 +361,9 @@ def _account_response(account: Account) -> Response:
 
 
 def _etags(header: str) -> set[str]:
-    return {part.strip().removeprefix("W/") for part in header.split(",") if part.strip()}
+    """If-Match compares strongly (RFC 9110 §13.1.1, §13.2.1): a weak tag matches nothing."""
+    tags = (part.strip() for part in header.split(","))
+    return {tag for tag in tags if tag and not tag.startswith("W/")}
 
 
 def json_object() -> dict[str, Any]:
@@ -319,7 +372,35 @@ def json_object() -> dict[str, Any]:
     body = request.get_json(silent=True)
     if not isinstance(body, dict):
         raise ApiProblem(400, "invalid_body", "the body must be a JSON object")
+    if _holds_lone_surrogate(body):
+        raise ApiProblem(400, "invalid_body",
+                         "the body holds a lone UTF-16 surrogate, which is no character")
     return body
+
+
+def _holds_lone_surrogate(value: Any) -> bool:
+    """Anywhere in a parsed JSON value, keys included (JSON's `\\ud800` escape gives one)."""
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, str):
+            if LONE_SURROGATE.search(item):
+                return True
+        elif isinstance(item, dict):
+            pending.extend(item.keys())
+            pending.extend(item.values())
+        elif isinstance(item, list):
+            pending.extend(item)
+    return False
+
+
+def _vouched(raw: Any) -> bool:
+    """Whether the service vouches for the phone it sends: only with `idp:phones.vouch`."""
+    if not isinstance(raw, bool):
+        raise ApiProblem(400, "invalid_body", "verified must be true or false")
+    if raw and not holds_scope(VOUCH_FOR_PHONES):
+        raise insufficient_scope(VOUCH_FOR_PHONES)
+    return raw
 
 
 def _claims(raw: Any, allow_null: bool = False) -> dict[str, Any]:
@@ -356,7 +437,7 @@ def _claim_problem(refused: ClaimRefused) -> ApiProblem:
 
 
 def _phone(raw: Any) -> str:
-    if not isinstance(raw, str) or not raw or len(raw) > 32 or "\x00" in raw:
+    if not isinstance(raw, str) or len(raw) > 32 or not re.fullmatch(PHONE_PATTERN, raw):
         raise ApiProblem(400, "invalid_phone", "phone must be a phone number (E.164)")
     try:
         return normalize_phone(raw)
@@ -365,16 +446,16 @@ def _phone(raw: Any) -> str:
 
 
 def _email(raw: Any) -> str:
-    if (not isinstance(raw, str) or "@" not in raw or len(raw) > 254 or "\x00" in raw
-            or raw.strip() != raw):
+    if not isinstance(raw, str) or len(raw) > 254 or not re.fullmatch(EMAIL_PATTERN, raw):
         raise ApiProblem(400, "invalid_email", "value must be an email address")
     return raw.lower()
 
 
 def _text_arg(name: str, required: bool = True) -> str:
     value = request.args.get(name, "")
-    if "\x00" in value or len(value) > 255:
-        raise ApiProblem(400, "invalid_query", f"{name} is too long or holds a NUL byte")
+    if "\x00" in value or len(value) > 255 or LONE_SURROGATE.search(value):
+        raise ApiProblem(400, "invalid_query",
+                         f"{name} is too long or holds a NUL byte or a lone surrogate")
     if required and not value:
         raise ApiProblem(400, "invalid_query", f"{name} is required")
     return value.strip()
