@@ -12,9 +12,6 @@ account's audit trail as `account.read` by `client:<client_id>`."""
 
 from __future__ import annotations
 
-import base64
-import binascii
-import re
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -23,7 +20,21 @@ from sqlalchemy import select
 
 from idp.accounts.models import LoginSession
 from idp.api.administrators import refuse_administrators
-from idp.api.blueprint import api_actor, bp, holds_scope, insufficient_scope, requires
+from idp.api.blueprint import api_actor, bp, requires
+from idp.api.parsing import (
+    CLAIM_WRITER,
+    ROW_ID_ROUTE,
+    claims_from,
+    decode_cursor,
+    email_from,
+    encode_cursor,
+    int_arg,
+    json_object,
+    phone_from,
+    strong_etags,
+    text_arg,
+    vouched_for,
+)
 from idp.api.problems import ApiProblem
 from idp.api.representations import (
     account_view,
@@ -35,11 +46,9 @@ from idp.api.representations import (
 )
 from idp.extensions import db
 from idp.identity import audit, status
-from idp.identity.catalogue import ClaimRefused, catalogue, check_write
 from idp.identity.links import unlink_identity
 from idp.identity.lookup import matching_account_ids
 from idp.identity.models import Account, AccountStatus, Identity, IdentityKind
-from idp.identity.phones import InvalidPhoneNumber, normalize_phone
 from idp.identity.rules import ProofMethod, UnlinkRefused
 from idp.identity.service import (
     IdentityError,
@@ -54,19 +63,9 @@ from idp.models_base import utcnow
 from idp.oidc.backchannel_logout import queue_logout_tokens
 from idp.oidc.grants import revoke_family
 from idp.oidc.models import RefreshToken
-from idp.scopes import VOUCH_FOR_PHONES
 
-CLAIM_WRITER = "api"  # the writer and the source of what the company's services say
 MAX_PAGE = 100
 LINKABLE_KINDS = (IdentityKind.EMAIL, IdentityKind.PHONE)
-# The largest id of an Integer column (32-bit on PostgreSQL): a larger path id names nothing,
-# and asking the database for it fails (PostgreSQL's range, SQLite's 64 bits): 404 from routing.
-MAX_ROW_ID = 2**31 - 1
-ROW_ID = f"int(max={MAX_ROW_ID})"
-# A UTF-16 surrogate alone is no character (I-JSON, RFC 7493 §2.1): no database stores one.
-LONE_SURROGATE = re.compile("[\ud800-\udfff]")
-PHONE_PATTERN = r"^\+?[0-9(][0-9 ().-]*$"
-EMAIL_PATTERN = r"^[^@\s]+@[^@\s]+$"
 
 
 # --- reading -------------------------------------------------------------------------------------
@@ -77,9 +76,9 @@ EMAIL_PATTERN = r"^[^@\s]+@[^@\s]+$"
 def search() -> Any:
     """Any identifier (phone in any spelling, email, openid, unionid, sub, alias, part of a
     name); pages follow `next_cursor` (the last `sub` seen, opaque)."""
-    text = _text_arg("q", required=False)
-    limit = _int_arg("limit", 20, 1, MAX_PAGE)
-    after = _decode_cursor(request.args.get("cursor"))
+    text = text_arg("q", required=False)
+    limit = int_arg("limit", 20, 1, MAX_PAGE)
+    after = decode_cursor(request.args.get("cursor"))
     query = select(Account).order_by(Account.id).limit(limit + 1)
     if text:
         query = query.where(Account.id.in_(matching_account_ids(text)))
@@ -87,7 +86,7 @@ def search() -> Any:
         query = query.where(Account.id > after)
     rows = list(db.session.scalars(query))
     page = rows[:limit]
-    next_cursor = _encode_cursor(page[-1].id) if len(rows) > limit else None
+    next_cursor = encode_cursor(page[-1].id) if len(rows) > limit else None
     views = [account_view(a) for a in page]
     record_reads([a.id for a in page], "search")
     return jsonify({"accounts": views, "next_cursor": next_cursor})
@@ -119,9 +118,9 @@ def record_reads(account_ids: Iterable[str], what: str) -> None:
 def create() -> Any:
     """A new account with a phone (unverified, or vouched for: `phone_verified`) and claims."""
     body = json_object()
-    phone = _phone(body.get("phone"))
-    vouched = _vouched(body.get("phone_verified", False))
-    claims = _claims(body.get("claims", {}))
+    phone = phone_from(body.get("phone"))
+    vouched = vouched_for(body.get("phone_verified", False))
+    claims = claims_from(body.get("claims", {}))
     actor = api_actor()
 
     def work() -> Account:
@@ -161,7 +160,7 @@ def update_claims(sub: str) -> Any:
     wanted = request.headers.get("If-Match")
     if not wanted:
         raise ApiProblem(428, "if_match_required", "send If-Match with the account's ETag")
-    claims = _claims(json_object(), allow_null=True)
+    claims = claims_from(json_object(), allow_null=True)
     actor = api_actor()
     account_id = account.id
 
@@ -169,7 +168,7 @@ def update_claims(sub: str) -> Any:
         locked = lock_accounts(account_id).get(account_id)
         if locked is None:
             raise ApiProblem(404, "no_such_account", "no such account")
-        if wanted.strip() != "*" and etag_of(account_view(locked)) not in _etags(wanted):
+        if wanted.strip() != "*" and etag_of(account_view(locked)) not in strong_etags(wanted):
             raise ApiProblem(412, "etag_mismatch", "the account changed since it was read")
         if locked.status != AccountStatus.ACTIVE:
             raise ApiProblem(409, "account_not_active", "the account is not active")
@@ -212,10 +211,11 @@ def link(sub: str) -> Any:
     kind = body.get("kind")
     if kind not in LINKABLE_KINDS:
         raise ApiProblem(400, "invalid_kind", f"kind must be one of {', '.join(LINKABLE_KINDS)}")
-    value = _phone(body.get("value")) if kind == IdentityKind.PHONE else _email(body.get("value"))
+    parse = phone_from if kind == IdentityKind.PHONE else email_from
+    value = parse(body.get("value"))
     if kind == IdentityKind.EMAIL and body.get("verified", False) is not False:
         raise ApiProblem(400, "invalid_body", "an email is linked unverified")
-    vouched = _vouched(body.get("verified", False))
+    vouched = vouched_for(body.get("verified", False))
     actor = api_actor()
     account_id = account.id
 
@@ -237,7 +237,7 @@ def link(sub: str) -> Any:
     return response
 
 
-@bp.delete(f"/accounts/<sub>/identities/<{ROW_ID}:identity_id>")
+@bp.delete(f"/accounts/<sub>/identities/<{ROW_ID_ROUTE}:identity_id>")
 @requires("idp:accounts.write")
 def unlink(sub: str, identity_id: int) -> Any:
     account = account_or_404(sub)
@@ -358,131 +358,3 @@ def _account_response(account: Account) -> Response:
     response.headers["ETag"] = etag_of(view)
     response.headers["Cache-Control"] = "no-store"
     return response
-
-
-def _etags(header: str) -> set[str]:
-    """If-Match compares strongly (RFC 9110 §13.1.1, §13.2.1): a weak tag matches nothing."""
-    tags = (part.strip() for part in header.split(","))
-    return {tag for tag in tags if tag and not tag.startswith("W/")}
-
-
-def json_object() -> dict[str, Any]:
-    if not request.is_json:
-        raise ApiProblem(415, "json_required", "send application/json")
-    body = request.get_json(silent=True)
-    if not isinstance(body, dict):
-        raise ApiProblem(400, "invalid_body", "the body must be a JSON object")
-    if _holds_lone_surrogate(body):
-        raise ApiProblem(400, "invalid_body",
-                         "the body holds a lone UTF-16 surrogate, which is no character")
-    return body
-
-
-def _holds_lone_surrogate(value: Any) -> bool:
-    """Anywhere in a parsed JSON value, keys included (JSON's `\\ud800` escape gives one)."""
-    pending = [value]
-    while pending:
-        item = pending.pop()
-        if isinstance(item, str):
-            if LONE_SURROGATE.search(item):
-                return True
-        elif isinstance(item, dict):
-            pending.extend(item.keys())
-            pending.extend(item.values())
-        elif isinstance(item, list):
-            pending.extend(item)
-    return False
-
-
-def _vouched(raw: Any) -> bool:
-    """Whether the service vouches for the phone it sends: only with `idp:phones.vouch`."""
-    if not isinstance(raw, bool):
-        raise ApiProblem(400, "invalid_body", "verified must be true or false")
-    if raw and not holds_scope(VOUCH_FOR_PHONES):
-        raise insufficient_scope(VOUCH_FOR_PHONES)
-    return raw
-
-
-def _claims(raw: Any, allow_null: bool = False) -> dict[str, Any]:
-    """The claims asked for, each checked as the catalogue checks an `api` write (null clears
-    one when `allow_null`); the first refused is a problem naming the claim and the reason."""
-    if not isinstance(raw, dict):
-        raise ApiProblem(400, "invalid_claims", "claims must be an object")
-    for name, value in raw.items():
-        if value is None and allow_null:
-            continue
-        if value in ("", {}) or value is None:
-            raise ApiProblem(400, "invalid_claims", f"{str(name)[:32]} must have a value",
-                             claim=str(name)[:32], reason="empty")
-        try:
-            check_write(name, value, CLAIM_WRITER)
-        except ClaimRefused as refused:
-            raise _claim_problem(refused) from refused
-    return dict(raw)
-
-
-def _claim_problem(refused: ClaimRefused) -> ApiProblem:
-    """RFC 9457 §3.2 extension members `claim` and `reason` say which claim and why."""
-    name = refused.name[:32]
-    if refused.code == "unknown":
-        writable = [c.name for c in catalogue().claims.values() if CLAIM_WRITER in c.writers]
-        return ApiProblem(400, "invalid_claims",
-                          f"unknown claim {name!r}; known: {', '.join(writable)}",
-                          claim=name, reason="unknown claim")
-    if refused.code == "writer":
-        return ApiProblem(403, "claim_not_writable", f"{name}: {refused.reason}",
-                          claim=name, reason=refused.reason)
-    return ApiProblem(400, "invalid_claims", f"{name}: {refused.reason}",
-                      claim=name, reason=refused.reason)
-
-
-def _phone(raw: Any) -> str:
-    if not isinstance(raw, str) or len(raw) > 32 or not re.fullmatch(PHONE_PATTERN, raw):
-        raise ApiProblem(400, "invalid_phone", "phone must be a phone number (E.164)")
-    try:
-        return normalize_phone(raw)
-    except InvalidPhoneNumber as error:
-        raise ApiProblem(400, "invalid_phone", "not a valid phone number") from error
-
-
-def _email(raw: Any) -> str:
-    if not isinstance(raw, str) or len(raw) > 254 or not re.fullmatch(EMAIL_PATTERN, raw):
-        raise ApiProblem(400, "invalid_email", "value must be an email address")
-    return raw.lower()
-
-
-def _text_arg(name: str, required: bool = True) -> str:
-    value = request.args.get(name, "")
-    if "\x00" in value or len(value) > 255 or LONE_SURROGATE.search(value):
-        raise ApiProblem(400, "invalid_query",
-                         f"{name} is too long or holds a NUL byte or a lone surrogate")
-    if required and not value:
-        raise ApiProblem(400, "invalid_query", f"{name} is required")
-    return value.strip()
-
-
-def _int_arg(name: str, default: int, low: int, high: int) -> int:
-    raw = request.args.get(name)
-    if raw is None:
-        return default
-    if not raw.isdigit() or not low <= int(raw) <= high:
-        raise ApiProblem(400, "invalid_query", f"{name} must be an integer from {low} to {high}")
-    return int(raw)
-
-
-def _encode_cursor(sub: str) -> str:
-    return base64.urlsafe_b64encode(sub.encode()).decode().rstrip("=")
-
-
-def _decode_cursor(cursor: str | None) -> str | None:
-    if not cursor:
-        return None
-    try:
-        padded = (cursor + "=" * (-len(cursor) % 4)).encode("ascii")
-        decoded = base64.b64decode(padded, altchars=b"-_", validate=True).decode()
-    except (binascii.Error, UnicodeError, ValueError) as error:
-        raise ApiProblem(400, "invalid_cursor", "not a cursor this API gave out") from error
-    if not decoded or len(decoded) > 64 or "\x00" in decoded:
-        raise ApiProblem(400, "invalid_cursor", "not a cursor this API gave out")
-    return decoded
-

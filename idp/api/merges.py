@@ -9,9 +9,10 @@ from typing import Any
 from flask import jsonify, request
 from sqlalchemy import select
 
-from idp.api.accounts import ROW_ID, account_or_404, json_object, record_reads
+from idp.api.accounts import account_or_404, record_reads
 from idp.api.administrators import refuse_administrators
 from idp.api.blueprint import api_actor, bp, requires
+from idp.api.parsing import ROW_ID_ROUTE, json_object
 from idp.api.problems import ApiProblem
 from idp.api.representations import merge_view
 from idp.extensions import db
@@ -64,7 +65,7 @@ def merge() -> Any:
     return response
 
 
-@bp.post(f"/merges/<{ROW_ID}:merge_id>/undo")
+@bp.post(f"/merges/<{ROW_ID_ROUTE}:merge_id>/undo")
 @requires("idp:merges")
 def undo(merge_id: int) -> Any:
     record = db.session.get(MergeRecord, merge_id)

@@ -9,8 +9,8 @@ from typing import Any
 
 from flask import jsonify
 
-from idp.api.accounts import EMAIL_PATTERN, MAX_ROW_ID, PHONE_PATTERN
 from idp.api.blueprint import bp
+from idp.api.parsing import EMAIL_PATTERN, MAX_ROW_ID, PHONE_PATTERN
 from idp.identity.catalogue import (
     ADDRESS_PARTS,
     MAX_TEXT,
@@ -37,7 +37,7 @@ PROBLEM = {"$ref": "#/components/schemas/Problem"}
 NULLABLE_STRING = {"type": ["string", "null"]}
 TIMESTAMP = {"type": "string", "format": "date-time"}
 # Integer primary keys (32-bit on PostgreSQL): a path id past this is 404.
-ROW_ID = {"type": "integer", "minimum": 0, "maximum": MAX_ROW_ID}
+ROW_ID_SCHEMA = {"type": "integer", "minimum": 0, "maximum": MAX_ROW_ID}
 PHONE = {"type": "string", "minLength": 1, "maxLength": 32, "pattern": PHONE_PATTERN,
          "description": "a phone number, E.164 (`+8613800138000`) or national (mainland China: "
                         "`138 0013 8000`); a number libphonenumber finds invalid is a 400 "
@@ -62,7 +62,7 @@ SCHEMAS: dict[str, Any] = {
         "type": "object",
         "required": ["id", "kind", "namespace", "value", "verified", "verified_by", "created_at"],
         "properties": {
-            "id": ROW_ID,
+            "id": ROW_ID_SCHEMA,
             "kind": {"type": "string", "enum": list(IdentityKind.ALL)},
             "namespace": {"type": "string", "description": "the WeChat appid of an openid"},
             "value": {**NULLABLE_STRING, "description": "null for a password"},
@@ -86,7 +86,7 @@ SCHEMAS: dict[str, Any] = {
         "type": "object",
         "required": ["id", "survivor", "merged", "rule", "actor", "created_at", "undone_at"],
         "properties": {
-            "id": ROW_ID, "survivor": {"type": "string"},
+            "id": ROW_ID_SCHEMA, "survivor": {"type": "string"},
             "merged": {"type": "string"}, "rule": {"type": "string"},
             "actor": {"type": "string"}, "created_at": TIMESTAMP,
             "undone_at": {"type": ["string", "null"], "format": "date-time"},
@@ -222,12 +222,12 @@ def _operation(
 def document() -> dict[str, Any]:
     read, write = "idp:accounts.read", "idp:accounts.write"
     sessions, merges = "idp:sessions", "idp:merges"
-    identity_id = {"name": "identity_id", "in": "path", "required": True, "schema": ROW_ID}
+    identity_id = {"name": "identity_id", "in": "path", "required": True, "schema": ROW_ID_SCHEMA}
     handle = {"name": "handle", "in": "path", "required": True,
               "schema": {"type": "string", "maxLength": 64}}
     family = {"name": "family", "in": "path", "required": True,
               "schema": {"type": "string", "maxLength": 64}}
-    merge_id = {"name": "merge_id", "in": "path", "required": True, "schema": ROW_ID}
+    merge_id = {"name": "merge_id", "in": "path", "required": True, "schema": ROW_ID_SCHEMA}
     with_etag = _json(ACCOUNT, "the account", ETag=True)
     return {
         "openapi": "3.1.0",
