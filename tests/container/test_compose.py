@@ -82,6 +82,7 @@ def test_port_health_check_and_commands_are_the_images(
 
     monkeypatch.setenv("IDP_INSTANCE_PATH", str(tmp_path))
     monkeypatch.setenv("IDP_DATABASE_URL", f"sqlite:///{tmp_path / 'cli.sqlite3'}")
+    monkeypatch.setenv("IDP_LOG_JSON", "false")  # leave pytest's logging as it is
     for name in IDP_SERVICES:
         result = CliRunner().invoke(main, [*compose["services"][name]["command"], "--help"])
         assert result.exit_code == 0 and "Usage:" in result.output, (name, result.output)

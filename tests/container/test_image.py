@@ -182,7 +182,7 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]
                 process.wait(timeout=10)
         for container in deployment.containers.values():
             subprocess.run(["buildah", "rm", container], capture_output=True, check=False)
-        # The tag only: the layers stay cached for the next run.
+        # This run's tag only: the image stays as CACHED_TAG for the next run's build.
         subprocess.run(["buildah", "rmi", image], capture_output=True, check=False)
         broker.close()
         fake.shutdown()
@@ -249,6 +249,7 @@ def seed(deployment: Deployment) -> None:
         deployment.mini_client_id = mini.client_id
         from idp.extensions import db
 
+        db.session.remove()  # no connection of this process stays open
         db.engine.dispose()
 
 
@@ -427,6 +428,8 @@ def test_no_secret_in_the_image_config_or_its_layers(
     config = json.loads(inspected)["Docker"]["config"]
     assert not [e for e in config.get("Env", []) if re.match(r"IDP_(SECRET|ENCRYPTION)_KEY=", e)]
     assert config["User"] == f"{IMAGE_USER_ID}:{IMAGE_USER_ID}"
+    assert config["Entrypoint"] == ["idp"] and config["Cmd"][0] == "serve"
+    assert "http://127.0.0.1:8000/readyz" in config["Healthcheck"]["Test"][-1]
 
     buildah("push", "--quiet", "--disable-compression", serving.image, f"dir:{tmp_path}",
             timeout=300)  # fmt: skip

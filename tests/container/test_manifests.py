@@ -158,6 +158,7 @@ def test_every_container_command_is_an_idp_command(
 
     monkeypatch.setenv("IDP_INSTANCE_PATH", str(tmp_path))
     monkeypatch.setenv("IDP_DATABASE_URL", f"sqlite:///{tmp_path / 'cli.sqlite3'}")
+    monkeypatch.setenv("IDP_LOG_JSON", "false")  # leave pytest's logging as it is
     commands = {name: c["args"] for name, c in containers(rendered["example"]).items()}
     assert commands["idp-db-upgrade/db-upgrade"] == ["db", "upgrade"]
     assert commands["idp-worker/worker"] == ["worker"]
