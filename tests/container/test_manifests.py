@@ -42,8 +42,9 @@ def kustomize_skip_reason() -> str | None:
                             capture_output=True, text=True, timeout=30, check=False)  # fmt: skip
     version = json.loads(result.stdout or "{}").get("kustomizeVersion", "")
     if not version.startswith("v") or int(version[1:].split(".")[0]) < 5:
-        return (f"kubectl's kustomize is {version or 'unknown'}; the manifests need v5 or later "
-                "(kubectl 1.27+; Debian bookworm's kubernetes-client 1.20 embeds v2)")
+        return (f"kubectl's kustomize ({version or 'version not reported'}) is older than v5, "
+                "which the manifests need (kubectl 1.27+; Debian bookworm's kubernetes-client "
+                "1.20 embeds kustomize v2)")
     return None
 
 
