@@ -18,6 +18,12 @@ if buildah inspect --type image "$IMAGE" >/dev/null 2>&1; then
     exit 0
 fi
 mkdir -p "$CACHE"
+# Two test runs starting at once: the second waits for the first's base instead of racing it.
+exec 9>"$CACHE/.lock"
+flock 9
+if buildah inspect --type image "$IMAGE" >/dev/null 2>&1; then
+    exit 0
+fi
 if [ ! -s "$CACHE/rootfs.tar" ]; then
     rm -rf "$CACHE/rootfs"
     debootstrap --variant=minbase --include=python3,python3-venv,ca-certificates \
