@@ -54,6 +54,9 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     )
     app.config.update({k: v for k, v in (config or {}).items() if not k.startswith("IDP_")})
 
+    from idp.security.session_cookie import CachedSignerSessionInterface
+
+    app.session_interface = CachedSignerSessionInterface()
     db.init_app(app)
     migrate.init_app(app, db, directory=MIGRATIONS_DIRECTORY)
     csrf.init_app(app)

@@ -48,8 +48,6 @@ class HotPathDispatcher:
         self.routes = routes
         self.max_body = int(app.config.get("MAX_CONTENT_LENGTH") or 64 * 1024)
         self.access_log = bool(app.config.get("IDP_ACCESS_LOG", True))
-        self._counters: dict[tuple[str, str, int], Any] = {}
-        self._latencies: dict[tuple[str, str], Any] = {}
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
         route = self.routes.get(environ.get("PATH_INFO", ""))
@@ -75,7 +73,7 @@ class HotPathDispatcher:
             body = b""
         else:
             headers.append(("Content-Length", str(len(body))))
-        self._observe(endpoint, request.method, status, time.perf_counter() - started)
+        metrics.observe_request(endpoint, request.method, status, time.perf_counter() - started)
         start_response(f"{status} {REASONS.get(status, 'UNKNOWN')}", headers)
         return [body]
 
@@ -108,20 +106,6 @@ class HotPathDispatcher:
         log.exception("unhandled error", extra={"path": request.path})
         return error_answer(request, 500, "server_error",
                             "The server could not complete the request.")
-
-    def _observe(self, endpoint: str, method: str, status: int, seconds: float) -> None:
-        """The same series as the Flask pipeline's (`idp.observability.metrics`), with the
-        labelled children kept: `labels()` costs more than the increment itself."""
-        counter = self._counters.get((endpoint, method, status))
-        if counter is None:
-            counter = metrics.http_requests.labels(endpoint=endpoint, method=method, status=status)
-            self._counters[(endpoint, method, status)] = counter
-        counter.inc()
-        latency = self._latencies.get((endpoint, method))
-        if latency is None:
-            latency = metrics.http_latency.labels(endpoint=endpoint, method=method)
-            self._latencies[(endpoint, method)] = latency
-        latency.observe(seconds)
 
     @staticmethod
     def _log(request: HotRequest, endpoint: str, status: int, seconds: float) -> None:
