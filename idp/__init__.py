@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import secrets
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -55,6 +54,9 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     )
     app.config.update({k: v for k, v in (config or {}).items() if not k.startswith("IDP_")})
 
+    from idp.security.session_cookie import CachedSignerSessionInterface
+
+    app.session_interface = CachedSignerSessionInterface()
     db.init_app(app)
     migrate.init_app(app, db, directory=MIGRATIONS_DIRECTORY)
     csrf.init_app(app)
@@ -75,6 +77,9 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     _register_models()
     _register_domains(app)
     _register_request_hooks(app)
+    from idp.oidc import hot_paths
+
+    hot_paths.install(app)
     _trust_proxy(app, int(settings["IDP_PROXY_FIX"] or 0))
     return app
 
@@ -213,11 +218,11 @@ def _ui_locales() -> str:
 
 
 def _register_request_hooks(app: Flask) -> None:
+    from idp.observability.request_id import request_id_from
+    from idp.security.headers import security_headers as common_headers
+
     def assign_request_id() -> None:
-        incoming = request.headers.get("X-Request-Id", "")
-        g.request_id = incoming if 8 <= len(incoming) <= 64 and incoming.isprintable() else (
-            secrets.token_hex(8)
-        )
+        g.request_id = request_id_from(request.environ)
 
     # First of all hooks: a request refused early (the rate limiter's 429) has an id too.
     app.before_request_funcs.setdefault(None, []).insert(0, assign_request_id)
@@ -229,18 +234,8 @@ def _register_request_hooks(app: Flask) -> None:
     def security_headers(response: Any) -> Any:
         headers = response.headers
         headers["X-Request-Id"] = g.get("request_id", "")
-        headers.setdefault(
-            "Content-Security-Policy",
-            "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: https:;"
-            " form-action 'self' http: https:; frame-ancestors 'none'; base-uri 'none'",
-        )
-        headers.setdefault("X-Content-Type-Options", "nosniff")
-        # Same-origin, not no-referrer: Flask-WTF checks the Referer of https form posts, and
-        # URLs (with their state and codes) still never reach another origin.
-        headers.setdefault("Referrer-Policy", "same-origin")
-        headers.setdefault("X-Frame-Options", "DENY")
-        if app.config["IDP_ISSUER"].startswith("https://"):
-            headers.setdefault("Strict-Transport-Security", "max-age=31536000; includeSubDomains")
+        for name, value in common_headers(app.config["IDP_ISSUER"]):
+            headers.setdefault(name, value)
         if response.mimetype == "text/html":
             # Any page may show a signed-in person's data, a consent or a CSRF token: never kept
             # by a cache, so Back after signing out asks the server again.

@@ -172,12 +172,39 @@ DEFAULTS: dict[str, Any] = {
 }
 
 
+# Any setting read from the environment may be given as the path of a file holding its value
+# instead (`IDP_SECRET_KEY_FILE=/run/secrets/idp/secret-key`): a Kubernetes Secret or a compose
+# secret mounted as a file, so that secrets stay out of `env`, process listings and image layers.
+FILE_SUFFIX = "_FILE"
+
+
+def setting_from_file(name: str, path: str) -> str:
+    """The value of `name` read from the file `NAME_FILE` names, surrounding whitespace removed.
+
+    Both `NAME` and `NAME_FILE` set is refused (which one wins would be a guess); so is a file
+    that cannot be read or is empty. The message names the variable, never the content."""
+    variable = f"{name}{FILE_SUFFIX}"
+    if os.environ.get(name):
+        raise ConfigError(f"{name} and {variable} are both set: set one of them")
+    try:
+        value = Path(path).read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError) as error:
+        reason = getattr(error, "strerror", None) or type(error).__name__
+        raise ConfigError(f"{variable}: {path} cannot be read ({reason})") from None
+    if not value:
+        raise ConfigError(f"{variable}: {path} is empty")
+    return value
+
+
 def load_config(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
     from idp.sms import settings as sms_settings
 
     config = {**DEFAULTS, **sms_settings.DEFAULTS}
     for name in (*ENVIRONMENT_NAMES, *sms_settings.ENVIRONMENT_NAMES):
-        if os.environ.get(name):
+        path = "" if name.endswith(FILE_SUFFIX) else os.environ.get(f"{name}{FILE_SUFFIX}")
+        if path:
+            config[name] = setting_from_file(name, path)
+        elif os.environ.get(name):
             config[name] = os.environ[name]
     config.update(overrides or {})
 

@@ -21,6 +21,7 @@ def init_app(app: Flask) -> None:
         reauth,
         second_factor,
         sessions,
+        sign_out_elsewhere,
         ways,
         wechat_bind,
         wechat_merge,

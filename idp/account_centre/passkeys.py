@@ -36,6 +36,7 @@ from webauthn.helpers.structs import (
 
 from idp.account_centre.blueprint import bp, fresh_auth, me, signed_in
 from idp.account_centre.second_factor import complete_second_factor
+from idp.account_centre.sign_out_elsewhere import offer_after_enrolment
 from idp.accounts import second_factors as factors
 from idp.accounts.models import SecondFactor, SecondFactorKind
 from idp.accounts.sessions import session_awaiting_second_factor
@@ -93,7 +94,7 @@ def _json_options(options: Any) -> Any:
 
 @bp.post("/two-factor/passkey/options")
 @signed_in
-@fresh_auth
+@fresh_auth(back="account_centre.two_factor")
 def passkey_registration_options() -> Any:
     account = me()
     rp_id, _origin = relying_party()
@@ -115,7 +116,7 @@ def passkey_registration_options() -> Any:
 
 @bp.post("/two-factor/passkey")
 @signed_in
-@fresh_auth
+@fresh_auth(back="account_centre.two_factor")
 def passkey_register() -> Any:
     account = me()
     challenge = session.pop(REGISTRATION_CHALLENGE, None)
@@ -141,6 +142,7 @@ def passkey_register() -> Any:
                  kind=SecondFactorKind.WEBAUTHN, device_type=verified.credential_device_type.value)
     codes = factors.new_recovery_codes(account) if first else []
     db.session.commit()
+    offer_after_enrolment()
     return jsonify(ok=True, recovery_codes=codes,
                    next=url_for("account_centre.two_factor")), 201
 

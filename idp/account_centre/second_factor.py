@@ -1,6 +1,7 @@
-"""Second-factor pages: enrol and remove factors (after re-authentication), recovery codes, and
-the step after the first factor at sign-in. A session that passes it carries amr `otp` (or
-`hwk`/`swk` for a passkey) and `mfa` (RFC 8176 §2)."""
+"""Second-factor pages: enrol and remove factors (after re-authentication, then the offer to
+sign out everywhere else: `sign_out_elsewhere`), recovery codes, and the step after the first
+factor at sign-in. A session that passes it carries amr `otp` (or `hwk`/`swk` for a passkey)
+and `mfa` (RFC 8176 §2)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from flask_babel import gettext as _
 
 from idp.account_centre.blueprint import bp, fresh_auth, me, recently_authenticated, signed_in
 from idp.account_centre.forms import ActionForm, CodeForm
+from idp.account_centre.sign_out_elsewhere import offer_after_enrolment, offer_open
 from idp.accounts import second_factors as factors
 from idp.accounts.sessions import current_session, session_awaiting_second_factor
 from idp.accounts.views import safe_next
@@ -30,6 +32,7 @@ def two_factor() -> Any:
         "account_centre/two_factor.html", factors=factors.factors_of(account), form=ActionForm(),
         recovery_left=factors.remaining_recovery_codes(account),
         fresh=recently_authenticated(current_session()),
+        sign_out_offer=offer_open(account),
     )
 
 
@@ -50,6 +53,7 @@ def enrol_totp() -> Any:
             if factors.enrol_totp(account, form.code.data or "", _("Authenticator app")):
                 codes = factors.new_recovery_codes(account) if first else None
                 db.session.commit()
+                offer_after_enrolment()
                 if codes:
                     return render_template("account_centre/recovery_codes.html", codes=codes)
                 flash(_("Authenticator app added."), "info")
@@ -64,7 +68,7 @@ def enrol_totp() -> Any:
 
 @bp.post("/two-factor/recovery-codes")
 @signed_in
-@fresh_auth
+@fresh_auth(back="account_centre.two_factor")
 def recovery_codes() -> Any:
     account = me()
     if not ActionForm().validate_on_submit():
@@ -79,7 +83,7 @@ def recovery_codes() -> Any:
 
 @bp.post("/two-factor/<int:factor_id>/remove")
 @signed_in
-@fresh_auth
+@fresh_auth(back="account_centre.two_factor")
 def remove_factor(factor_id: int) -> Any:
     account = me()
     if not ActionForm().validate_on_submit():

@@ -1,6 +1,8 @@
 """Bind WeChat from the account centre: by the website's QR connect in an ordinary browser, by
 the Official Account's web authorization (snsapi_base, silent) inside WeChat's own browser
-(`wechat_offer`). Both come back to one callback, and WeChat's login proves the ids the same
+(`wechat_offer`). Binding starts only with the page's button (a POST with the CSRF token) in a
+session that proved who it is within IDP_REAUTH_SECONDS (`fresh_auth`); its state is bound to
+that session. Both ways come back to one callback, and WeChat's login proves the ids the same
 way, so one function (`take_in`) decides what happens:
 
 - ids held by nobody: they join this account (`link_wechat_to_account`, audited as the user's);
@@ -16,13 +18,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import abort, flash, redirect, request, session, url_for
+from flask import abort, flash, redirect, render_template, request, session, url_for
 from flask_babel import gettext as _
 
-from idp.account_centre.blueprint import bp, me, signed_in
+from idp.account_centre.blueprint import bp, fresh_auth, me, signed_in
+from idp.account_centre.forms import ActionForm
 from idp.account_centre.wechat_merge import offer_merge
 from idp.account_centre.wechat_offer import bind_offer, works_elsewhere_message
-from idp.accounts.sessions import current_account
+from idp.accounts.sessions import current_account, current_session
 from idp.extensions import db
 from idp.identity.accounts import IdentityTaken
 from idp.identity.links import AccountUnavailable
@@ -43,22 +46,46 @@ CALLBACK_PARAMETERS = ("code", "state")
 
 @bp.get("/ways/wechat")
 @signed_in
+@fresh_auth
 def bind_wechat() -> Any:
+    """The page with the button: a GET binds nothing (a page that sends a signed-in visitor of
+    WeChat's browser here must not bind that browser's WeChat silently, ASVS V4.2.2)."""
     offer = bind_offer()
     if offer is None:
         abort(404)
     if offer.app is None:
         flash(works_elsewhere_message(offer.works_in or ""), "error")
         return redirect(url_for("account_centre.overview"))
+    return render_template("account_centre/wechat_bind.html", form=ActionForm(),
+                           via=offer.app.kind)
+
+
+@bp.post("/ways/wechat")
+@signed_in
+@fresh_auth(back="account_centre.bind_wechat")
+def start_wechat_bind() -> Any:
+    """The button: a POST with the CSRF token, in a session signed in within the last
+    minutes (`fresh_auth`), sends the browser to WeChat."""
+    if not ActionForm().validate_on_submit():
+        abort(400)
+    offer = bind_offer()
+    if offer is None:
+        abort(404)
+    if offer.app is None:
+        flash(works_elsewhere_message(offer.works_in or ""), "error")
+        return redirect(url_for("account_centre.overview")), 303
     app = offer.app
+    here = current_session()
+    assert here is not None  # `signed_in`
     callback = f"{issuer()}{url_for('account_centre.bind_wechat_callback')}"
-    state = redirect_state.issue_state(STATE_KEY, appid=app.appid, account=me().id)
+    state = redirect_state.issue_state(STATE_KEY, appid=app.appid, account=me().id,
+                                       session=here.id)
     if app.kind == WeChatAppKind.OFFICIAL_ACCOUNT:
         # snsapi_base: silent, and the openid (with the unionid when the Official Account is
         # on the Open Platform) is all a binding needs.
         return redirect(official_account.authorize_url(
-            app, official_account.SILENT_SCOPE, callback, state))
-    return redirect(website.qrconnect_url(app, callback, state))
+            app, official_account.SILENT_SCOPE, callback, state), 303)
+    return redirect(website.qrconnect_url(app, callback, state), 303)
 
 
 @bp.get("/ways/wechat/callback")
@@ -93,12 +120,15 @@ def bind_wechat_callback() -> Any:
 
 
 def _app_of_state(account: Account) -> WeChatApp | None:
-    """The app the spent state was issued for, if it was issued to this account."""
+    """The app the spent state was issued for, if it was issued to this account in this very
+    session: the one that had just proved who it is when it pressed the button (`fresh_auth`),
+    not a later or an older one."""
     try:
         issued = redirect_state.take_state(STATE_KEY, request.args.get("state"), STATE_TTL)
     except redirect_state.StateRefused:
         return None
-    if issued.get("account") != account.id:
+    here = current_session()
+    if issued.get("account") != account.id or here is None or issued.get("session") != here.id:
         return None
     return db.session.get(WeChatApp, str(issued.get("appid") or ""))
 

@@ -1,11 +1,12 @@
 """The merge offered when the WeChat being bound (`wechat_bind`) belongs to another account.
 
-Nothing moves silently. The user, who has just proved both accounts (this one by its session,
-the other by WeChat's login), is shown a preview — which account survives (the older, rule 6 of
-`identity.rules`), what moves — and may confirm the merge. The engine checks it under rule
-`same_wechat_unionid` (WeChat reported the unionid the other account holds), so the usual
-refusals apply (two different WeChat users, a disabled account…). Without a unionid there is
-no rule to rest on: the refusal says to ask an admin.
+Nothing moves silently. The user, who has just proved both accounts (this one by a session
+signed in within IDP_REAUTH_SECONDS, `fresh_auth`; the other by WeChat's login), is shown a
+preview — which account survives (the older, rule 6 of `identity.rules`), what moves — and may
+confirm the merge. The engine checks it under rule `same_wechat_unionid` (WeChat reported the
+unionid the other account holds), so the usual refusals apply (two different WeChat users, a
+disabled account…). Without a unionid there is no rule to rest on: the refusal says to ask an
+admin.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from typing import Any
 from flask import flash, redirect, render_template, session, url_for
 from flask_babel import gettext as _
 
-from idp.account_centre.blueprint import bp, me, signed_in
+from idp.account_centre.blueprint import bp, fresh_auth, me, signed_in
 from idp.account_centre.forms import ActionForm
 from idp.account_centre.ways import ways_in
 from idp.accounts.sessions import current_session, start_session
@@ -44,6 +45,7 @@ def offer_merge(other: Account, visitor: website.WeChatVisitor, held_unionid: st
 
 @bp.route("/ways/wechat/merge", methods=["GET", "POST"])
 @signed_in
+@fresh_auth
 def bind_wechat_merge() -> Any:
     account = me()
     offer = session.get(MERGE_OFFER_KEY)
@@ -75,7 +77,9 @@ def _merge(account: Account, survivor: Account, loser: Account, offer: dict[str,
                   method=ProofMethod.WECHAT_LOGIN,
                   note="bound from the account centre; both accounts proved by their user")
     here = current_session()
-    amr = sorted(set((here.amr.split() if here else []) + ["wechat"]))
+    assert here is not None  # `signed_in`
+    amr = sorted(set(here.amr.split() + ["wechat"]))
+    proved_at = here.auth_time
     try:
         merge_accounts(survivor, loser, rule=MergeRule.SAME_WECHAT_UNIONID, proof=proof,
                        actor=Actor.user(account.id))
@@ -85,7 +89,11 @@ def _merge(account: Account, survivor: Account, loser: Account, offer: dict[str,
         return redirect(url_for("account_centre.overview")), 303
     # The merge ended the merged-away account's sessions: go on as the survivor.
     channel = offer.get("channel")
-    start_session(survivor, amr=amr,
-                  channel=channel if channel in CHANNELS else website.CHANNEL)
+    row = start_session(survivor, amr=amr,
+                        channel=channel if channel in CHANNELS else website.CHANNEL)
+    # A new session, not a new proof: it is as recent as the one it replaces, so the merge
+    # cannot refresh a session for the next sensitive change (`fresh_auth`).
+    row.auth_time = proved_at
+    db.session.commit()
     flash(_("The two accounts are now one."), "info")
     return redirect(url_for("account_centre.overview")), 303

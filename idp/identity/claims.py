@@ -104,6 +104,8 @@ def cached_user_claims(
 def _uncommitted_changes() -> bool:
     """Rows written in this transaction are not in any version yet (bumped at commit): the
     claims are then read from the database, never from the cache."""
+    if not db.session.registry.has():
+        return False  # no session in this request yet: nothing written (and none made here)
     session = db.session
     return bool(
         session.new or session.dirty or session.deleted or session.info.get("idp_cache_changes")

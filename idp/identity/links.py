@@ -8,6 +8,8 @@ The caller's own pending changes are committed or rolled back with it.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from sqlalchemy import select
 
 from idp.extensions import db
@@ -378,17 +380,20 @@ def _move(identity_id: int, target_id: str, actor: Actor) -> Identity:
 
 def link_to_active_account(
     account: Account, kind: str, value: str, actor: Actor, *, verified: bool,
-    proof: str | None = None,
+    proof: str | None = None, check: Callable[[Account], None] | None = None,
 ) -> Identity:
     """`link_identity` in a transaction of its own, under the account's lock: refused
-    (AccountUnavailable) when the account is not active. For a caller outside any engine
-    transaction (the management API); raises IdentityTaken as `link_identity` does."""
+    (AccountUnavailable) when the account is not active; `check` may refuse the locked account
+    too (by raising; the management API keeps administrators out of reach). For a caller outside
+    any engine transaction; raises IdentityTaken as `link_identity` does."""
     account_id = account.id
 
     def work() -> Identity:
         locked = lock_accounts(account_id).get(account_id)
         if locked is None or not locked.is_active:
             raise AccountUnavailable("the account is not active")
+        if check is not None:
+            check(locked)
         return link_identity(locked, kind, value, actor, verified=verified, proof=proof)
 
     return run_in_transaction(work, attempts=3)

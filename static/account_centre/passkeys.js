@@ -25,6 +25,11 @@
       body: body === undefined ? "{}" : JSON.stringify(body)
     }).then(function (response) {
       return response.json().then(function (data) {
+        if (response.status === 403 && data.reauth) {
+          // The sign-in is too old for this change: confirm it is you, then come back.
+          window.location.assign(data.reauth);
+          return new Promise(function () {});
+        }
         if (!response.ok) { throw new Error(data.error || response.statusText); }
         return data;
       });

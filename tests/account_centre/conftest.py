@@ -28,6 +28,16 @@ def post_form(browser: FlaskClient, page_url: str, action_url: str | None = None
     return browser.post(action_url or page_url, data=form)
 
 
+def start_wechat_bind(browser: FlaskClient, headers: dict[str, str] | None = None) -> Any:
+    """Press "Add WeChat": the page (a GET binds nothing), then its form, a POST with the CSRF
+    token (ASVS V4.2.2). The answer sends the browser to WeChat."""
+    page = browser.get("/account/ways/wechat", headers=headers or {})
+    assert page.status_code == 200, page.status_code
+    token = csrf_token(page.get_data(as_text=True))
+    return browser.post("/account/ways/wechat", headers=headers or {},
+                        data={"csrf_token": token})
+
+
 def sms_code(app: Flask, phone: str) -> str:
     code = app.extensions["idp_sms"].last_code(phone)
     assert code, f"no SMS to {phone}"

@@ -18,7 +18,7 @@ from idp.identity.accounts import create_account, find_account, find_identity, l
 from idp.identity.audit import Actor
 from idp.identity.models import Account, AccountStatus, IdentityKind, MergeRecord
 from idp.wechat.fake import FakeWeChatControl
-from tests.account_centre.conftest import post_form
+from tests.account_centre.conftest import post_form, start_wechat_bind
 from tests.wechat_login.conftest import (  # noqa: F401 - fixtures
     WEB_APPID,
     app_config,
@@ -29,8 +29,8 @@ from tests.wechat_login.conftest import (  # noqa: F401 - fixtures
 
 
 def _scan(browser: FlaskClient) -> FlaskClient:
-    start = browser.get("/account/ways/wechat")
-    assert start.status_code == 302, start.status_code
+    start = start_wechat_bind(browser)
+    assert start.status_code == 303, start.status_code
     answer = requests.get(start.headers["Location"], allow_redirects=False, timeout=5)
     location = urlsplit(answer.headers["Location"])
     assert location.path == "/account/ways/wechat/callback"

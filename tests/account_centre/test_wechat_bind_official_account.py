@@ -29,7 +29,7 @@ from idp.identity.models import (
 )
 from idp.wechat.apps import create_wechat_app
 from idp.wechat.fake import FakeWeChatControl
-from tests.account_centre.conftest import post_form
+from tests.account_centre.conftest import post_form, start_wechat_bind
 from tests.wechat_login.conftest import (  # noqa: F401 - fixtures
     WEB_APPID,
     app_config,
@@ -68,8 +68,8 @@ def official_account_without_unionid(app: Flask, control: FakeWeChatControl) -> 
 def _callback_url(browser: FlaskClient) -> str:
     """"Add WeChat" inside WeChat, and WeChat's silent redirect back: the callback URL, not
     yet visited."""
-    start = browser.get("/account/ways/wechat", headers=IN_WECHAT)
-    assert start.status_code == 302, start.status_code
+    start = start_wechat_bind(browser, IN_WECHAT)
+    assert start.status_code == 303, start.status_code
     answer = requests.get(start.headers["Location"], headers=IN_WECHAT, allow_redirects=False,
                           timeout=5)
     assert answer.status_code == 302, answer.text[:300]
@@ -114,13 +114,13 @@ def test_inside_wechat_the_official_account_is_offered__outside_the_qr_code(
     outside = signed_in.get("/account/security").get_data(as_text=True)
     assert 'id="bind-wechat" data-via="website"' in outside
 
-    start = signed_in.get("/account/ways/wechat", headers=IN_WECHAT).headers["Location"]
+    start = start_wechat_bind(signed_in, IN_WECHAT).headers["Location"]
     parts = urlsplit(start)
     assert parts.path == "/connect/oauth2/authorize" and parts.fragment == "wechat_redirect"
     query = {key: values[0] for key, values in parse_qs(parts.query).items()}
     assert query["appid"] == OA_APPID and query["scope"] == "snsapi_base"
     assert query["redirect_uri"] == "http://127.0.0.1:5000" + CALLBACK
-    qr = urlsplit(signed_in.get("/account/ways/wechat").headers["Location"])
+    qr = urlsplit(start_wechat_bind(signed_in).headers["Location"])
     assert qr.path == "/connect/qrconnect" and parse_qs(qr.query)["appid"] == [WEB_APPID]
 
 

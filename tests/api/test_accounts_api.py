@@ -9,7 +9,7 @@ import pytest
 
 from idp.extensions import db
 from idp.identity.models import AccountStatus, AuditEvent
-from tests.api.conftest import Service
+from tests.api.conftest import ALL_SCOPES, VOUCH, Service
 from tests.signed_in_device import SignedInDevice
 
 
@@ -72,7 +72,7 @@ def test_create_read_and_search_by_any_identifier(service: Service, make_user: A
     account = created.get_json()
     assert account["status"] == "active" and account["created_via"] == "api"
     assert [(i["kind"], i["value"], i["verified"]) for i in account["identities"]] == [
-        ("phone", "+8613800138000", True)]
+        ("phone", "+8613800138000", False)]  # the IdP has not checked it (issue 23 item 3)
     assert created.headers["Location"].endswith(f"/api/v1/accounts/{account['sub']}")
     assert audit_actors("account.create") == [f"client:{service.client_id}"]
 
@@ -141,8 +141,9 @@ def test_link_and_unlink_follow_the_engine_rules(service: Service, make_user: An
     assert linked.status_code == 201
     email = next(i for i in linked.get_json()["identities"] if i["kind"] == "email")
     assert (email["value"], email["verified"]) == ("a@example.com", False)
+    service.token = service.get_token(f"{ALL_SCOPES} {VOUCH}")
     taken = service.call("POST", f"/accounts/{sub}/identities",
-                         json={"kind": "phone", "value": "+8613800138099"})
+                         json={"kind": "phone", "value": "+8613800138099", "verified": True})
     assert taken.status_code == 409 and other.id != sub
 
     phone = next(i for i in linked.get_json()["identities"] if i["kind"] == "phone")
