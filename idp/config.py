@@ -246,14 +246,16 @@ def validate_issuer(issuer: str) -> str:
     parts = urlsplit(issuer)
     if parts.query or parts.fragment or not parts.hostname:
         raise ConfigError(f"IDP_ISSUER must be a plain URL, got {issuer!r}")
-    if parts.scheme == "http" and not _is_loopback(parts.hostname):
+    if parts.scheme == "http" and not is_loopback_host(parts.hostname or ""):
         raise ConfigError("IDP_ISSUER may use http only on a loopback host; use https")
     if parts.scheme not in ("http", "https"):
         raise ConfigError(f"IDP_ISSUER must be http(s), got {issuer!r}")
     return issuer.rstrip("/")
 
 
-def _is_loopback(host: str) -> bool:
+def is_loopback_host(host: str) -> bool:
+    """`localhost` or a loopback address (the issuer's host: http and the log SMS provider are
+    allowed only there)."""
     if host == "localhost":
         return True
     try:
