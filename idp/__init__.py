@@ -7,7 +7,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from flask import Flask, g, request
+from flask import Flask, current_app, g, request
 from flask_babel import Babel
 from werkzeug.exceptions import HTTPException
 
@@ -208,12 +208,19 @@ def _ui_locales() -> str:
         return request.args.get("ui_locales") or ""
 
 
+def _proxy_request_id() -> str | None:
+    """The proxy's `X-Request-Id`, trusted only when a proxy is configured (`IDP_PROXY_FIX` > 0,
+    which sets it itself: docs/DEPLOYMENT.md); without one, any caller could write the request id
+    of the audit trail and the logs."""
+    if not int(current_app.config.get("IDP_PROXY_FIX") or 0):
+        return None
+    incoming = request.headers.get("X-Request-Id", "")
+    return incoming if 8 <= len(incoming) <= 64 and incoming.isprintable() else None
+
+
 def _register_request_hooks(app: Flask) -> None:
     def assign_request_id() -> None:
-        incoming = request.headers.get("X-Request-Id", "")
-        g.request_id = incoming if 8 <= len(incoming) <= 64 and incoming.isprintable() else (
-            secrets.token_hex(8)
-        )
+        g.request_id = _proxy_request_id() or secrets.token_hex(8)
 
     # First of all hooks: a request refused early (the rate limiter's 429) has an id too.
     app.before_request_funcs.setdefault(None, []).insert(0, assign_request_id)
