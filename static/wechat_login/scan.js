@@ -54,6 +54,8 @@
         }
         return response.json().then(function (body) {
           var status = response.ok ? body.status : 'expired';
+          // Confirmed by an account that can no longer sign in (disabled since): nothing to offer.
+          if (status === 'confirmed' && !body.account) status = 'expired';
           if (mine !== generation) return;
           show(status, body.account);
           if (FINAL[status]) return;
