@@ -222,7 +222,7 @@ def _register_request_hooks(app: Flask) -> None:
     from idp.security.headers import security_headers as common_headers
 
     def assign_request_id() -> None:
-        g.request_id = request_id_from(request.environ)
+        g.request_id = request_id_from(request.environ, int(app.config.get("IDP_PROXY_FIX") or 0))
 
     # First of all hooks: a request refused early (the rate limiter's 429) has an id too.
     app.before_request_funcs.setdefault(None, []).insert(0, assign_request_id)

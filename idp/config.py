@@ -6,6 +6,7 @@ Read once by `create_app`, never at import time.
 from __future__ import annotations
 
 import ipaddress
+import math
 import os
 import secrets
 import sys
@@ -43,6 +44,8 @@ ENVIRONMENT_NAMES = (
     "IDP_WECHAT_SCAN_LONG_POLLS",
     "IDP_EVENT_POLL_SECONDS",
     "IDP_EVENT_LEASE_SECONDS",
+    "IDP_EVENT_RETRY_CEILING_DAYS",
+    "IDP_EVENT_RETRY_MAX_SECONDS",
     "IDP_AMQP_URL",
     "IDP_AMQP_EXCHANGE",
     "IDP_AMQP_BODY",
@@ -228,6 +231,9 @@ def _validate_events(config: dict[str, Any]) -> None:
         parse_many(str(config.get("IDP_API_RATE_LIMIT") or "20/second"))
     except ValueError as error:
         raise ConfigError(f"IDP_API_RATE_LIMIT: {error}") from error
+    for name in ("IDP_EVENT_RETRY_CEILING_DAYS", "IDP_EVENT_RETRY_MAX_SECONDS"):
+        if config.get(name) is not None and not _positive_number(config[name]):
+            raise ConfigError(f"{name} must be a positive number, got {config[name]!r}")
     if str(config.get("IDP_AMQP_BODY") or "set") not in ("set", "claims"):
         raise ConfigError("IDP_AMQP_BODY must be 'set' or 'claims'")
     allowed = config.get("IDP_OUTBOUND_ALLOWED_NETWORKS") or ""
@@ -239,6 +245,14 @@ def _validate_events(config: dict[str, Any]) -> None:
             raise ConfigError(
                 f"IDP_OUTBOUND_ALLOWED_NETWORKS: {item!r} is not an address or network"
             ) from error
+
+
+def _positive_number(value: Any) -> bool:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return False
+    return math.isfinite(number) and 0 < number < 10**6
 
 
 def validate_issuer(issuer: str) -> str:

@@ -16,13 +16,14 @@ import hashlib
 import hmac
 import logging
 import secrets
-from datetime import timedelta
+from datetime import datetime, timedelta
 from urllib.parse import urlsplit
 
 from flask import Flask, current_app, has_request_context, session
 from flask_babel import get_locale
 from prometheus_client import Counter, Histogram
 from sqlalchemy import select, update
+from sqlalchemy.exc import OperationalError
 
 from idp.accounts.models import SmsCode
 from idp.config import is_loopback_host
@@ -147,14 +148,41 @@ def check_code(phone: str, purpose: str, code: str, binding: str | None = None) 
         and hmac.compare_digest(row.browser_digest, keyed_digest("browser", binding))
     )
     if right_code and right_browser:
-        row.consumed_at = now
-        db.session.flush()
-        return True
-    row.attempts += 1
-    if row.attempts >= MAX_ATTEMPTS:
-        row.consumed_at = now
+        return _claim(row.id, now)
+    # In SQL, not in Python: racing wrong guesses each count (SQLite has no row lock).
+    db.session.execute(
+        update(SmsCode).where(SmsCode.id == row.id)
+        .values(attempts=SmsCode.attempts + 1)
+        .execution_options(synchronize_session=False)
+    )
+    db.session.execute(
+        update(SmsCode)
+        .where(SmsCode.id == row.id, SmsCode.attempts >= MAX_ATTEMPTS,
+               SmsCode.consumed_at.is_(None))
+        .values(consumed_at=now)
+        .execution_options(synchronize_session=False)
+    )
     db.session.commit()
     return False
+
+
+def _claim(code_id: int, now: datetime) -> bool:
+    """Single use on both backends: the conditional UPDATE claims the code, and of requests
+    racing with one code only the one whose UPDATE changed the row goes on. On PostgreSQL the
+    `FOR UPDATE` read above already queues them; SQLite ignores it, so this is what stops four
+    `/register/confirm` with one code from all succeeding (issue 23 item 6). A racer whose
+    snapshot predates the winner's commit meets "database is locked": it lost too."""
+    try:
+        claimed = db.session.execute(
+            update(SmsCode)
+            .where(SmsCode.id == code_id, SmsCode.consumed_at.is_(None))
+            .values(consumed_at=now)
+            .execution_options(synchronize_session=False)
+        ).rowcount
+    except OperationalError:
+        db.session.rollback()
+        return False
+    return claimed == 1
 
 
 def keyed_digest(*parts: str) -> str:

@@ -15,6 +15,7 @@ from idp.caching import BoundedCache, versions_for
 from idp.extensions import db
 from idp.identity.catalogue import catalogue, rank, served
 from idp.identity.models import Account, Identity, IdentityKind, ProfileClaim
+from idp.identity.status import may_hold_tokens
 from idp.scopes import scope_set
 
 
@@ -83,7 +84,7 @@ def cached_user_claims(
 
     Round trips on a hit: none beyond the versions' Redis `MGET`, already made for the token
     check of the same request. On a miss: the account, identities and profile (3 queries).
-    None when the account is gone or disabled.
+    None when the account may hold no token (gone, disabled, pending deletion: `status`).
     """
     versions = None if _uncommitted_changes() else versions_for(account_id, jti)
     account_versions = (versions[0], versions[1], 0) if versions is not None else None
@@ -93,7 +94,7 @@ def cached_user_claims(
         if known is not None:
             return dict(known)
     account = db.session.get(Account, account_id)
-    if account is None or not account.is_active:
+    if not may_hold_tokens(account):
         return None
     claims = user_claims(account, scope, client_appid)
     if account_versions is not None:

@@ -29,12 +29,8 @@ REGISTERED_METHOD = "private_key_jwt"
 
 
 class PrivateKeyJWTAuthentication(JWTBearerClientAssertion):
-    def __call__(self, query_client: Any, request: Any) -> Any:
-        try:
-            return super().__call__(query_client, request)
-        except InvalidClientError as error:
-            # The client tried to authenticate and failed: 401 (RFC 6749 §5.2), as for Basic.
-            raise InvalidClientError(description=error.description, status_code=401) from None
+    """A failure is `invalid_client`; its status and challenge are decided for every method
+    alike (`server.IdentityProviderServer.authenticate_client`: 400, no Basic challenge)."""
 
     def get_audiences(self) -> list[str]:
         # The token endpoint, or the issuer itself (both are allowed by OIDC Core §9).

@@ -17,7 +17,7 @@ import time
 from datetime import timedelta
 from typing import Any
 
-from authlib.oauth2.rfc6749 import InvalidRequestError, grants
+from authlib.oauth2.rfc6749 import InvalidGrantError, InvalidRequestError, grants
 from authlib.oauth2.rfc7636 import CodeChallenge
 from authlib.oidc.core import OpenIDCode
 from authlib.oidc.core.grants.util import is_openid_scope
@@ -30,6 +30,7 @@ from idp.extensions import db
 from idp.identity.accounts import resolve_account
 from idp.identity.claims import cached_user_claims, user_claims
 from idp.identity.models import Account
+from idp.identity.status import may_hold_tokens
 from idp.models_base import utcnow
 from idp.oidc.context import auth_context, issuer, keyring, secret_box
 from idp.oidc.models import ACR_MFA, AuthorizationCode, Client, RefreshToken, token_digest
@@ -47,8 +48,8 @@ CONFIDENTIAL_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "clien
 
 def active_account(account_id: str) -> Account | None:
     account = resolve_account(account_id)
-    if account is None or account.id != account_id or not account.is_active:
-        return None  # merged away or disabled since the grant: nothing more is issued
+    if account is None or account.id != account_id or not may_hold_tokens(account):
+        return None  # merged away, disabled or pending deletion: nothing more is issued
     return account
 
 
@@ -279,14 +280,17 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
             json.dumps(token), context=_answer_context(rotated)
         )
 
-    def authenticate_user(self, refresh_token: RefreshToken) -> Account | None:
+    def authenticate_user(self, refresh_token: RefreshToken) -> Account:
+        """RFC 6749 §5.2: a grant whose account may hold no token any more is `invalid_grant`
+        (Authlib would answer `invalid_request`)."""
         account = active_account(refresh_token.account_id)
-        if account is not None:
-            context = auth_context()
-            context.auth_time = refresh_token.auth_time
-            context.amr = list(refresh_token.amr or [])
-            context.session_id = refresh_token.session_id
-            g.refresh_family = refresh_token.family
+        if account is None:
+            raise InvalidGrantError("The account of this refresh token cannot be issued tokens.")
+        context = auth_context()
+        context.auth_time = refresh_token.auth_time
+        context.amr = list(refresh_token.amr or [])
+        context.session_id = refresh_token.session_id
+        g.refresh_family = refresh_token.family
         return account
 
     def revoke_old_credential(self, refresh_token: RefreshToken) -> None:

@@ -25,6 +25,7 @@ from sqlalchemy import exists, func, select
 from idp.caching import BoundedCache, versions_for
 from idp.extensions import db
 from idp.identity.models import Account, LoginSession
+from idp.identity.status import may_hold_tokens
 from idp.oidc.client_cache import cached_client
 from idp.oidc.context import auth_context, issuer, keyring
 from idp.oidc.models import ACR_MFA, Client, RevokedAccessToken, TokenCutoff
@@ -114,7 +115,7 @@ class AccessToken:
 
     def get_user(self) -> Account | None:
         account = db.session.get(Account, self.claims.get("sub"))
-        return account if account is not None and account.is_active else None
+        return account if may_hold_tokens(account) else None
 
     def check_client(self, client: Client) -> bool:
         return self.client_id == client.client_id
@@ -211,8 +212,8 @@ def _revoked_in_database(claims: dict[str, Any]) -> bool:
     account, revoked, everything_before = row
     if revoked or _issued_by(claims, everything_before):
         return True
-    if not account.is_active:
-        return True  # disabled: its tokens died with it
+    if not may_hold_tokens(account):
+        return True  # disabled or pending deletion: no token of it is good
     return issued_before_cutoff(claims, account.tokens_valid_after)
 
 

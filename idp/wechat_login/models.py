@@ -31,6 +31,8 @@ class WeChatScanTicket(db.Model):
     expires_at: Mapped[float] = mapped_column(Float, index=True)
     # One open long-poll per browser: who holds it, until when.
     poll_until: Mapped[float] = mapped_column(Float, default=0.0)
+    # The mini-program whose code shows the ticket: the only one whose users may answer it.
+    appid: Mapped[str] = mapped_column(String(32), default="", server_default="")
 
 
 class MfaChallenge(db.Model):

@@ -2,8 +2,11 @@
 the database otherwise. Every change of status is one atomic compare-and-set, so a ticket is
 answered once and used once however many processes race for it.
 
-    waiting ──scan──▶ scanned ──confirm──▶ confirmed ──browser signs in──▶ used
+    waiting ──scan──▶ scanned ──confirm──▶ confirmed ──browser continues──▶ used
         └───────────────┴──────refuse───▶ refused          (any of them ──2 min──▶ expired)
+        └───────────────┴───────────────────┴──browser cancels──▶ cancelled
+
+A ticket names the mini-program (`appid`) whose code shows it: only that mini-program answers it.
 """
 
 from __future__ import annotations
@@ -43,6 +46,7 @@ class Status:
     CONFIRMED = "confirmed"
     REFUSED = "refused"
     USED = "used"
+    CANCELLED = "cancelled"
     EXPIRED = "expired"
     UNANSWERED = (WAITING, SCANNED)
 
@@ -58,6 +62,8 @@ class ScanTicket:
     network: str
     created_at: float
     expires_at: float
+    # The mini-program whose code was drawn; "" (a ticket from before the field) matches none.
+    appid: str = ""
 
     def seen_at(self, now: float) -> ScanTicket:
         """Expiry is read, not written: a ticket past its time is expired in every store."""

@@ -257,7 +257,7 @@ def test_the_environment_selects_the_provider__issue10_7(
 
 def test_a_wrong_provider_name_stops_the_start(tmp_path: Any) -> None:
     from idp import create_app
-    from idp.config import ConfigError
+    from idp.errors import ConfigError
     from tests.conftest import base_config
 
     config = {**base_config(tmp_path, f"sqlite:///{tmp_path / 'db.sqlite3'}"),

@@ -22,8 +22,9 @@ def test_the_hot_paths_are_not_flask_routes_too(app: Any) -> None:
 
 @pytest.mark.parametrize("path", HOT)
 def test_every_answer_carries_the_security_headers_and_request_id(
-    client: FlaskClient, path: str
+    app: Any, client: FlaskClient, path: str
 ) -> None:
+    app.config["IDP_PROXY_FIX"] = 1  # a proxy's request id is trusted only behind one
     response = client.get(path, headers={"X-Request-Id": "trace-0123456789"})
     assert response.headers["X-Request-Id"] == "trace-0123456789"
     assert response.headers["X-Content-Type-Options"] == "nosniff"
@@ -173,3 +174,8 @@ def test_hot_answers_are_counted_in_the_request_metrics(client: FlaskClient) -> 
     before = count()
     client.get("/oauth/jwks")
     assert count() == before + 1
+
+
+def test_a_callers_request_id_is_ignored_without_a_proxy(client: FlaskClient) -> None:
+    response = client.get("/oauth/jwks", headers={"X-Request-Id": "trace-0123456789"})
+    assert response.headers["X-Request-Id"] != "trace-0123456789"

@@ -89,6 +89,7 @@ def captured() -> Iterator[Captured]:
 
 
 def test_every_line_is_json_with_the_request_id(client: FlaskClient, captured: Captured) -> None:
+    client.application.config["IDP_PROXY_FIX"] = 1  # the proxy's X-Request-Id is trusted
     response = client.get("/oauth/jwks", headers={"X-Request-Id": "req-0123456789"})
     assert response.headers["X-Request-Id"] == "req-0123456789"
     lines = [json.loads(line) for line in captured.lines()]

@@ -49,13 +49,14 @@ class HotPathDispatcher:
         self.max_body = int(app.config.get("MAX_CONTENT_LENGTH") or 64 * 1024)
         self.access_log = bool(app.config.get("IDP_ACCESS_LOG", True))
 
+
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
         route = self.routes.get(environ.get("PATH_INFO", ""))
         if route is None:
             return self.fallback(environ, start_response)
         started = time.perf_counter()
         endpoint, handlers = route
-        request = HotRequest(environ, request_id_from(environ), self.max_body)
+        request = HotRequest(environ, request_id_from(environ, self._proxies()), self.max_body)
         context = self.app.app_context()
         context.push()
         try:
@@ -76,6 +77,9 @@ class HotPathDispatcher:
         metrics.observe_request(endpoint, request.method, status, time.perf_counter() - started)
         start_response(f"{status} {REASONS.get(status, 'UNKNOWN')}", headers)
         return [body]
+
+    def _proxies(self) -> int:
+        return int(self.app.config.get("IDP_PROXY_FIX") or 0)
 
     def _answer(self, request: HotRequest, handlers: dict[str, Handler]) -> Answer:
         try:
