@@ -36,7 +36,7 @@ bench-scale: $(VENV)/.installed
 
 # The IdP (PostgreSQL + Redis) beside the reference oidc-provider (../shared/peers), with wrk.
 bench-compare: $(VENV)/.installed
-	$(BIN)/python bench/run.py --peer --write-readme
+	$(BIN)/python bench/compare.py --write-readme
 
 clean:
 	rm -rf $(VENV) .pytest_cache

@@ -1,7 +1,7 @@
 """Side by side: the IdP (PostgreSQL + Redis, `idp serve` defaults) and the reference provider
 (panva's oidc-provider, ../shared/peers), driven by wrk, alternating A B A B.
 
-    make bench-compare                     # = .venv/bin/python bench/run.py --peer --write-readme
+    make bench-compare                     # = .venv/bin/python bench/compare.py --write-readme
     .venv/bin/python bench/compare.py --help
 
 One table: requests/s, p50/p99, server CPU ms per request, RSS per process, the ratio. What the

@@ -135,19 +135,23 @@ def _register_models() -> None:
 
 def _register_domains(app: Flask) -> None:
     from idp import errors, health, observability
-    from idp.accounts import profile, sms
-    from idp.accounts import views as accounts_views
+    from idp.accounts import erasure, profile, sms_codes, sms_views, views  # noqa: F401 - their routes join accounts_bp
+    from idp.accounts.blueprint import bp as accounts_bp
+    from idp.events import listeners
     from idp.identity import catalogue
-    from idp.oidc import server
+    from idp.oidc import credentials, server
     from idp.oidc import views as oidc_views
     from idp.wechat_login import views as wechat_login_views
 
     errors.init_app(app)
     catalogue.init_app(app)
-    sms.init_app(app)
+    sms_codes.init_app(app)
     server.init_app(app)
+    credentials.init_app(app)  # the protocol's part when the engine ends credentials
+    erasure.init_app(app)  # the account domain's part of erasing an account
+    listeners.init_app(app)  # the event outbox hears of what the engine does
     app.register_blueprint(oidc_views.bp)
-    app.register_blueprint(accounts_views.bp)
+    app.register_blueprint(accounts_bp)
     app.register_blueprint(profile.bp)
     app.register_blueprint(health.bp)
     from idp import admin, api, i18n, ui, usage
@@ -163,7 +167,7 @@ def _register_domains(app: Flask) -> None:
 
     account_centre.init_app(app)
     from idp.cli import register_commands
-    from idp.events import worker
+    from idp.maintenance import worker
 
     worker.init_app(app)  # embedded event delivery, from the first request on (not in tests)
     register_commands(app)

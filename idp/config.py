@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from idp.errors import ConfigError
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 # Templates, static files and translations: beside the package in a checkout (and an editable
 # install); under <prefix>/share/idp when installed from a wheel (pyproject's data-files).
@@ -173,10 +175,6 @@ DEFAULTS: dict[str, Any] = {
 }
 
 
-class ConfigError(RuntimeError):
-    """The configuration cannot work; the message says which setting and why."""
-
-
 # Any setting read from the environment may be given as the path of a file holding its value
 # instead (`IDP_SECRET_KEY_FILE=/run/secrets/idp/secret-key`): a Kubernetes Secret or a compose
 # secret mounted as a file, so that secrets stay out of `env`, process listings and image layers.
@@ -262,14 +260,16 @@ def validate_issuer(issuer: str) -> str:
     parts = urlsplit(issuer)
     if parts.query or parts.fragment or not parts.hostname:
         raise ConfigError(f"IDP_ISSUER must be a plain URL, got {issuer!r}")
-    if parts.scheme == "http" and not _is_loopback(parts.hostname):
+    if parts.scheme == "http" and not is_loopback_host(parts.hostname or ""):
         raise ConfigError("IDP_ISSUER may use http only on a loopback host; use https")
     if parts.scheme not in ("http", "https"):
         raise ConfigError(f"IDP_ISSUER must be http(s), got {issuer!r}")
     return issuer.rstrip("/")
 
 
-def _is_loopback(host: str) -> bool:
+def is_loopback_host(host: str) -> bool:
+    """`localhost` or a loopback address (the issuer's host: http and the log SMS provider are
+    allowed only there)."""
     if host == "localhost":
         return True
     try:

@@ -23,6 +23,11 @@ from werkzeug.exceptions import HTTPException
 
 from idp import outage
 
+
+class ConfigError(RuntimeError):
+    """The configuration cannot work; the message says which setting and why (`idp.config`,
+    `idp.sms.settings`, the claims catalogue)."""
+
 log = logging.getLogger("idp.errors")
 
 API_PREFIXES = ("/oauth/", "/wechat/", "/.well-known/", "/metrics", "/healthz", "/readyz")

@@ -330,3 +330,11 @@ def website(make_client: Any) -> tuple[Any, str]:
 def flow(client: FlaskClient, website: tuple[Any, str], user: Any) -> CodeFlow:
     login(client, "+8613800138000")
     return CodeFlow(client, website[0], website[1])
+
+
+@pytest.fixture
+def backchannel_receiver() -> Iterator[Any]:
+    """A relying party's back-channel logout URI on loopback (tests/signed_in_device.py)."""
+    from tests.signed_in_device import serve_backchannel_receiver
+
+    yield from serve_backchannel_receiver()

@@ -9,7 +9,8 @@ import pytest
 from click.testing import CliRunner
 
 from idp.cli import main
-from idp.config import ConfigError, load_config
+from idp.config import load_config
+from idp.errors import ConfigError
 
 
 @pytest.fixture

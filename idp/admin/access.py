@@ -14,10 +14,9 @@ from typing import Any
 
 from flask import abort, g, redirect, request, session, url_for
 
-from idp.accounts.models import LoginSession
 from idp.accounts.sessions import current_session
 from idp.extensions import db
-from idp.identity.models import Account
+from idp.identity.models import Account, LoginSession
 
 TOTP_PASSED_KEY = "admin_totp_passed"
 PASSED_FOR_SECONDS = 12 * 3600

@@ -18,7 +18,6 @@ from typing import Any
 from flask import Response, jsonify, request, url_for
 from sqlalchemy import select
 
-from idp.accounts.models import LoginSession
 from idp.api.administrators import refuse_administrators
 from idp.api.blueprint import api_actor, bp, requires
 from idp.api.parsing import (
@@ -46,11 +45,7 @@ from idp.api.representations import (
 )
 from idp.extensions import db
 from idp.identity import audit, status
-from idp.identity.links import unlink_identity
-from idp.identity.lookup import matching_account_ids
-from idp.identity.models import Account, AccountStatus, Identity, IdentityKind
-from idp.identity.rules import ProofMethod, UnlinkRefused
-from idp.identity.service import (
+from idp.identity.accounts import (
     IdentityError,
     IdentityTaken,
     create_account,
@@ -58,9 +53,13 @@ from idp.identity.service import (
     resolve_account,
     write_claim,
 )
+from idp.identity.links import AccountUnavailable, link_to_active_account, unlink_identity
+from idp.identity.lookup import matching_account_ids
+from idp.identity.models import Account, AccountStatus, Identity, IdentityKind
+from idp.identity.rules import ProofMethod, UnlinkRefused
+from idp.identity.sign_out import live_sessions, sign_out_session
 from idp.identity.transactions import lock_accounts, run_in_transaction
 from idp.models_base import utcnow
-from idp.oidc.backchannel_logout import queue_logout_tokens
 from idp.oidc.grants import revoke_family
 from idp.oidc.models import RefreshToken
 
@@ -216,19 +215,12 @@ def link(sub: str) -> Any:
     if kind == IdentityKind.EMAIL and body.get("verified", False) is not False:
         raise ApiProblem(400, "invalid_body", "an email is linked unverified")
     vouched = vouched_for(body.get("verified", False))
-    actor = api_actor()
-    account_id = account.id
-
-    def work() -> None:
-        locked = lock_accounts(account_id).get(account_id)
-        if locked is None or not locked.is_active:
-            raise ApiProblem(409, "account_not_active", "the account is not active")
-        refuse_administrators(locked)
-        link_identity(locked, kind, value, actor, verified=vouched,
-                      proof=ProofMethod.OPERATOR if vouched else None)
-
     try:
-        run_in_transaction(work, attempts=3)
+        link_to_active_account(account, kind, value, api_actor(), verified=vouched,
+                               proof=ProofMethod.OPERATOR if vouched else None,
+                               check=refuse_administrators)
+    except AccountUnavailable as unavailable:
+        raise ApiProblem(409, "account_not_active", "the account is not active") from unavailable
     except IdentityTaken as taken:
         raise ApiProblem(409, "identity_taken",
                          "another account holds it verified: that is a merge") from taken
@@ -261,12 +253,7 @@ def unlink(sub: str, identity_id: int) -> Any:
 @requires("idp:sessions")
 def sessions(sub: str) -> Any:
     account = account_or_404(sub)
-    rows = db.session.scalars(
-        select(LoginSession).where(
-            LoginSession.account_id == account.id, LoginSession.ended_at.is_(None),
-            LoginSession.expires_at > utcnow(),
-        ).order_by(LoginSession.created_at)
-    )
+    rows = reversed(live_sessions(account))  # oldest first, as the API always listed them
     listed = [
         {"handle": session_handle(row.id), "channel": row.channel, "amr": row.amr.split(),
          "created_at": iso(row.created_at), "expires_at": iso(row.expires_at)}
@@ -280,17 +267,9 @@ def sessions(sub: str) -> Any:
 @requires("idp:sessions")
 def end_session(sub: str, handle: str) -> Any:
     account = account_or_404(sub)
-    live = db.session.scalars(
-        select(LoginSession).where(
-            LoginSession.account_id == account.id, LoginSession.ended_at.is_(None)
-        )
-    ).all()
-    row = next((s for s in live if session_handle(s.id) == handle), None)
-    if row is None:
+    row = next((s for s in live_sessions(account) if session_handle(s.id) == handle), None)
+    if row is None or not sign_out_session(account, row.id, api_actor(), "management API"):
         raise ApiProblem(404, "no_such_session", "the account has no such live session")
-    row.ended_at = utcnow()
-    queue_logout_tokens(row.id, account.id)
-    audit.record("session.end", api_actor(), account.id, session=handle[:8])
     db.session.commit()
     return Response(status=204)
 

@@ -16,10 +16,10 @@ from idp.api.parsing import ROW_ID_ROUTE, json_object
 from idp.api.problems import ApiProblem
 from idp.api.representations import merge_view
 from idp.extensions import db
+from idp.identity.accounts import identities_of
 from idp.identity.merge import UndoRefused, merge_accounts, undo_merge
 from idp.identity.models import Account, MergeRecord
 from idp.identity.rules import MergeRefused, MergeRule, Proof, check_merge
-from idp.identity.service import identities_of
 
 
 def _pair(body: dict[str, Any]) -> tuple[Account, Account, str]:

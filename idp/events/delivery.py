@@ -34,13 +34,13 @@ from sqlalchemy import exists, select, update
 from sqlalchemy.orm import aliased
 
 from idp.events.amqp import AmqpPublisher, AmqpUnavailable
+from idp.events.backchannel_logout import BACKCHANNEL_LOGOUT, LOGOUT_TOKEN_TYPE
 from idp.events.models import DeliveryStatus, EventDelivery, Sink, is_undelivered
 from idp.events.outbox import claims_of
 from idp.events.sets import SET_MEDIA_TYPE, sign_set
 from idp.extensions import db
 from idp.models_base import utcnow
 from idp.observability import metrics
-from idp.oidc.backchannel_logout import BACKCHANNEL_LOGOUT, LOGOUT_TOKEN_TYPE
 from idp.oidc.models import Client
 from idp.security.outbound import OutboundRefused, guarded_session, parse_networks
 

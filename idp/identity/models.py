@@ -1,6 +1,6 @@
 """Accounts and the identities they hold; aliases, merges and the audit trail.
 
-Only `idp.identity.service` moves identities between accounts.
+Only `idp.identity.accounts` moves identities between accounts.
 """
 
 from __future__ import annotations
@@ -197,7 +197,7 @@ class AuditEvent(db.Model):
 
 
 class ReconciliationRun(db.Model):
-    """One run of the reconciliation report (`identity/report.py`), kept with its findings."""
+    """One run of the reconciliation report (`maintenance/reconciliation.py`), with its findings."""
 
     __tablename__ = "reconciliation_run"
 
@@ -241,3 +241,25 @@ class ClaimDeclarationRecord(db.Model):
     # The consent page's text for a scope of its own (empty: the generic "See your …").
     scope_description: Mapped[str] = mapped_column(Text, default="", server_default="")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class LoginSession(db.Model):
+    """The server side of the IdP session cookie: logout and merges end it here."""
+
+    __tablename__ = "login_session"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)  # also the OIDC `sid`
+    account_id: Mapped[str] = mapped_column(ForeignKey("account.id"), index=True)
+    auth_time: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    amr: Mapped[str] = mapped_column(String(64), default="pwd")  # space-separated
+    channel: Mapped[str] = mapped_column(String(32), default="website")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # Both indexed for retention (idp/maintenance/retention.py).
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True, index=True)
+    # Shown in the account centre's session list (truncated, never used to decide anything).
+    user_agent: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    ip_address: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    # The first factor is proved but the account's second factor is still to come: such a
+    # session signs nobody in (`current_session` ignores it).
+    second_factor_pending: Mapped[bool] = mapped_column(Boolean, default=False)

@@ -32,9 +32,9 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from idp.identity.accounts import IdentityError
 from idp.identity.audit import Actor
 from idp.identity.models import Account, AccountStatus, Identity, IdentityKind
-from idp.identity.service import IdentityError
 
 
 class MergeRule:

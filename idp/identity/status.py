@@ -13,13 +13,12 @@ Enabling lets the account sign in again; old tokens stay dead.
 
 from __future__ import annotations
 
-from idp.events import sets
-from idp.events.outbox import emit
-from idp.identity import audit
+from idp.identity import account_events, audit
+from idp.identity.accounts import IdentityError
 from idp.identity.audit import Actor
+from idp.identity.hooks import announce_account_event
 from idp.identity.links import AccountUnavailable
 from idp.identity.models import Account, AccountStatus
-from idp.identity.service import IdentityError
 from idp.identity.sign_out import sign_out_everywhere
 from idp.identity.transactions import lock_accounts, run_in_transaction
 
@@ -64,7 +63,7 @@ def disable_account(account: Account, actor: Actor, reason: str = "disabled") ->
         # (back-channel logout): enabling the account later revives none of them.
         sign_out_everywhere(locked, actor, reason=reason)
         audit.record("account.disable", actor, locked.id, reason=reason)
-        emit(sets.ACCOUNT_DISABLED, locked.id, actor)
+        announce_account_event(account_events.ACCOUNT_DISABLED, locked.id, actor)
         return locked
 
     return run_in_transaction(work)
@@ -79,7 +78,7 @@ def enable_account(account: Account, actor: Actor, reason: str = "enabled") -> A
             raise StatusRefused("not_disabled", "only a disabled account can be enabled")
         locked.status = AccountStatus.ACTIVE
         audit.record("account.enable", actor, locked.id, reason=reason)
-        emit(sets.ACCOUNT_ENABLED, locked.id, actor)
+        announce_account_event(account_events.ACCOUNT_ENABLED, locked.id, actor)
         return locked
 
     return run_in_transaction(work)

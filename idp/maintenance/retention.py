@@ -28,10 +28,10 @@ from typing import Any
 from flask import current_app
 from sqlalchemy import ColumnElement, delete, or_, select
 
-from idp.accounts.models import LoginEvent, LoginSession, SmsCode
+from idp.accounts.models import LoginEvent, SmsCode
 from idp.events.models import DeliveryStatus, EventDelivery
 from idp.extensions import db
-from idp.identity.models import AuditEvent
+from idp.identity.models import AuditEvent, LoginSession
 from idp.models_base import utcnow
 from idp.oidc.models import AuthorizationCode, RefreshToken, RevokedAccessToken, UsedNonce
 from idp.wechat_login.models import MfaChallenge

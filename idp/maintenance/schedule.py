@@ -3,7 +3,7 @@ across every worker process (a lease on the job's row), each run logged with its
 
 - `retention` (every `IDP_RETENTION_INTERVAL_SECONDS`): `maintenance/retention.py`;
 - `reconciliation` (daily at `IDP_RECONCILIATION_TIME`, UTC "HH:MM"): the identity report,
-  stored (`identity/report.py`);
+  stored (`maintenance/reconciliation.py`);
 - `usage_rollup` (every `IDP_USAGE_ROLLUP_INTERVAL_SECONDS`): the dashboard's per-day series
   and cross-channel figure (`usage/rollups.py`);
 - `account_deletions` (every `IDP_DELETION_INTERVAL_SECONDS`): erases the accounts whose
@@ -66,7 +66,7 @@ def _retention() -> str:
 
 
 def _reconciliation() -> str:
-    from idp.identity.report import run_reconciliation
+    from idp.maintenance.reconciliation import run_reconciliation
 
     run = run_reconciliation(trigger="worker")
     return f"reconciliation run {run.id}: {run.counts}"

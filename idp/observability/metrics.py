@@ -147,16 +147,17 @@ def _observe_request(response: Response) -> Response:
 # --- logins and merges, counted when their rows commit ------------------------------------------
 
 _PENDING = "idp_metrics_pending"
+LOGIN_EVENT_TABLE = "login_event"  # idp.accounts.models.LoginEvent
+MERGE_RECORD_TABLE = "merge_record"  # idp.identity.models.MergeRecord
 
 
 def _collect_new_rows(session: Session, _flush_context: Any) -> None:
-    from idp.accounts.models import LoginEvent
-    from idp.identity.models import MergeRecord
-
+    # By table name: observability sits below the domains whose rows it counts.
     for row in session.new:
-        if isinstance(row, LoginEvent):
+        table = getattr(row, "__tablename__", None)
+        if table == LOGIN_EVENT_TABLE:
             session.info.setdefault(_PENDING, []).append((logins, {"channel": row.channel}))
-        elif isinstance(row, MergeRecord):
+        elif table == MERGE_RECORD_TABLE:
             session.info.setdefault(_PENDING, []).append((merges, {"rule": row.rule}))
 
 

@@ -12,8 +12,8 @@ from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
 
 from idp.crypto import digest
-from idp.events.sets import ACCOUNT_EVENT_TYPES
 from idp.extensions import db
+from idp.identity.account_events import ACCOUNT_EVENT_TYPES
 from idp.identity.catalogue import registrable_scopes
 from idp.oidc.discovery import TOKEN_EXCHANGE
 from idp.oidc.models import Client

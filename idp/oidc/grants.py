@@ -27,9 +27,9 @@ from sqlalchemy.exc import OperationalError
 
 from idp.crypto import DecryptionError
 from idp.extensions import db
+from idp.identity.accounts import resolve_account
 from idp.identity.claims import cached_user_claims, user_claims
 from idp.identity.models import Account
-from idp.identity.service import resolve_account
 from idp.identity.status import may_hold_tokens
 from idp.models_base import utcnow
 from idp.oidc.context import auth_context, issuer, keyring, secret_box

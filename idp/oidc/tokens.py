@@ -22,10 +22,9 @@ from joserfc import jwt
 from joserfc.errors import JoseError
 from sqlalchemy import exists, func, select
 
-from idp.accounts.models import LoginSession
 from idp.caching import BoundedCache, versions_for
 from idp.extensions import db
-from idp.identity.models import Account
+from idp.identity.models import Account, LoginSession
 from idp.identity.status import may_hold_tokens
 from idp.oidc.client_cache import cached_client
 from idp.oidc.context import auth_context, issuer, keyring

@@ -5,7 +5,7 @@ approved template for the number's region (mainland China or international, idp/
 and exactly the variables that template declares (`IDP_SMS_TEMPLATE_*`, default: the code
 alone), and turns the answer into a `Delivery` or an `SmsError`. A timeout, a refused
 connection, a 5xx or a body that is not the provider's JSON is `UNAVAILABLE`: the code is then
-never stored (idp/accounts/sms.py stores it only after `send` returned).
+never stored (idp/accounts/sms_codes.py stores it only after `send` returned).
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from idp.config import ConfigError
+from idp.errors import ConfigError
 from idp.sms.purposes import Purpose
 from idp.sms.regions import Region, region_of, region_of_country_code
 

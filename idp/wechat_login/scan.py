@@ -24,8 +24,8 @@ from flask import current_app, request, session
 from sqlalchemy import select
 
 from idp.extensions import db
+from idp.identity.accounts import resolve_account
 from idp.identity.models import Account
-from idp.identity.service import resolve_account
 from idp.oidc.context import issuer
 from idp.wechat.models import WeChatApp, WeChatAppKind
 from idp.wechat_login.requester import network_of, site_for

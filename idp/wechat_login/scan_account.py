@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from typing import TypedDict
 
+from idp.identity.accounts import identities_of
 from idp.identity.claims import profile_values
 from idp.identity.models import Account, IdentityKind
-from idp.identity.service import identities_of
 
 MAINLAND_PREFIX = "+86"
 MAINLAND_LENGTH = len("+8613800138000")

@@ -29,7 +29,7 @@ from idp.wechat.errors import WeChatError
 from idp.wechat.models import WeChatAppKind
 from idp.wechat_login import official_account, scan
 from idp.wechat_login.blueprint import bp
-from idp.wechat_login.errors import oauth_error_for
+from idp.wechat_login.errors import NotAMiniProgramClient, oauth_error_for
 from idp.wechat_login.requester import describe_browser
 from idp.wechat_login.scan_account import confirmed_by
 from idp.wechat_login.scan_tickets import TicketStoreUnavailable
@@ -59,11 +59,6 @@ class TicketAnsweredError(OAuth2Error):
     error = "already_answered"
     status_code = 409
     description = "This sign-in has already been answered."
-
-
-class NotAMiniProgramClient(OAuth2Error):
-    error = "unauthorized_client"
-    status_code = 403
 
 
 class WrongMiniProgramError(OAuth2Error):

@@ -14,10 +14,10 @@ from idp.accounts.login import authenticate_throttled
 from idp.accounts.sessions import start_session
 from idp.accounts.views import safe_next
 from idp.extensions import db
+from idp.identity.accounts import IdentityTaken
 from idp.identity.links import AccountUnavailable
 from idp.identity.models import Account
 from idp.identity.rules import MergeRefused
-from idp.identity.service import IdentityTaken
 from idp.identity.transactions import StaleState
 from idp.oidc.context import issuer
 from idp.security.throttle import Throttled

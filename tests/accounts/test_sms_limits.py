@@ -191,7 +191,7 @@ def test_a_balance_error_is_an_alert_for_the_operator_and_a_metric(
         "idp_sms_sends_total", {"provider": provider, "result": code}) or 0
     fake_sms.control.arm_failure(provider, code=code)
     ask(client, PHONE)
-    [record] = [r for r in caplog.records if r.name == "idp.accounts.sms"]
+    [record] = [r for r in caplog.records if r.name == "idp.accounts.sms_codes"]
     assert record.levelname == "ERROR" and record.sms_error == code  # type: ignore[attr-defined]
     assert record.phone == "+86139****5678"  # type: ignore[attr-defined]
     after = REGISTRY.get_sample_value(

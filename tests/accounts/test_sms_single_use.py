@@ -11,9 +11,8 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import func, select
 
-from idp.accounts.models import LoginSession
 from idp.extensions import db
-from idp.identity.models import Account
+from idp.identity.models import Account, LoginSession
 from tests.conftest import csrf_token
 
 PHONE = "+8613912345678"

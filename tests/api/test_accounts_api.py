@@ -10,6 +10,7 @@ import pytest
 from idp.extensions import db
 from idp.identity.models import AccountStatus, AuditEvent
 from tests.api.conftest import ALL_SCOPES, VOUCH, Service
+from tests.signed_in_device import SignedInDevice
 
 
 def problem_of(response: Any) -> dict[str, Any]:
@@ -156,12 +157,6 @@ def test_sessions_and_refresh_families_can_be_listed_and_ended(
     service: Service, flow: Any, user: Any
 ) -> None:
     flow.tokens(scope="openid offline_access")
-    sessions = service.call("GET", f"/accounts/{user.id}/sessions").get_json()["sessions"]
-    assert len(sessions) == 1
-    assert service.call("DELETE", f"/accounts/{user.id}/sessions/{sessions[0]['handle']}"
-                        ).status_code == 204
-    assert service.call("GET", f"/accounts/{user.id}/sessions").get_json()["sessions"] == []
-
     families = service.call("GET", f"/accounts/{user.id}/refresh-families").get_json()
     (family,) = families["families"]
     assert family["client_id"] == flow.client.client_id and family["revoked"] is False
@@ -169,6 +164,26 @@ def test_sessions_and_refresh_families_can_be_listed_and_ended(
                         ).status_code == 204
     (after,) = service.call("GET", f"/accounts/{user.id}/refresh-families").get_json()["families"]
     assert after["revoked"] is True
+
+    sessions = service.call("GET", f"/accounts/{user.id}/sessions").get_json()["sessions"]
+    assert len(sessions) == 1
+    assert service.call("DELETE", f"/accounts/{user.id}/sessions/{sessions[0]['handle']}"
+                        ).status_code == 204
+    assert service.call("GET", f"/accounts/{user.id}/sessions").get_json()["sessions"] == []
+    assert service.call("DELETE", f"/accounts/{user.id}/sessions/{sessions[0]['handle']}"
+                        ).status_code == 404
+
+
+def test_the_api_ending_a_session_revokes_its_refresh_token__backchannel_logout_2_5(
+    app: Any, service: Service, user: Any, make_client: Any, backchannel_receiver: Any
+) -> None:
+    """The API's DELETE once told the relying parties but left the session's refresh tokens
+    alive."""
+    device = SignedInDevice.start(app, "+8613800138000", make_client, backchannel_receiver)
+    (listed,) = service.call("GET", f"/accounts/{user.id}/sessions").get_json()["sessions"]
+    assert service.call("DELETE", f"/accounts/{user.id}/sessions/{listed['handle']}"
+                        ).status_code == 204
+    device.assert_signed_out(backchannel_receiver)
 
 
 # --- merges --------------------------------------------------------------------------------------

@@ -6,7 +6,8 @@ from typing import Any
 
 import pytest
 
-from idp.config import ConfigError, load_config
+from idp.config import load_config
+from idp.errors import ConfigError
 
 
 @pytest.mark.parametrize(("name", "value"), [

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from idp.extensions import db
+from idp.identity.accounts import link_identity
 from idp.identity.audit import Actor
 from idp.identity.merge import merge_accounts
 from idp.identity.models import AccountStatus, Identity, IdentityKind
@@ -20,7 +21,6 @@ from idp.identity.rules import (
     rule_for_shared_identity,
     ways_to_log_in,
 )
-from idp.identity.service import link_identity
 from idp.models_base import utcnow
 from tests.identity.conftest import age
 

@@ -23,7 +23,7 @@ import pytest
 import requests
 
 from idp import create_app
-from idp.account_centre import factors
+from idp.accounts import second_factors as factors
 from idp.extensions import db
 from idp.identity.models import Account
 from idp.oidc.discovery import TOKEN_EXCHANGE

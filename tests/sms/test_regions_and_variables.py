@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from idp.config import ConfigError
+from idp.errors import ConfigError
 from idp.sms.errors import SmsError, SmsErrorKind
 from idp.sms.fake import FakeSmsServer
 from idp.sms.purposes import Purpose

@@ -15,10 +15,9 @@ import sqlalchemy as sa
 from flask import Flask
 from flask.testing import FlaskClient
 
-from idp.accounts.models import LoginSession
 from idp.extensions import db
 from idp.identity.claims import profile_values
-from idp.identity.models import Account, Identity, IdentityKind
+from idp.identity.models import Account, Identity, IdentityKind, LoginSession
 from idp.wechat.apps import create_wechat_app
 from idp.wechat.fake import FakeWeChatControl
 from tests.conftest import csrf_token

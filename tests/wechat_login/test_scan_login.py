@@ -14,9 +14,9 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from idp.accounts.models import LoginSession
 from idp.extensions import db
-from idp.identity.service import resolve_account, set_claim
+from idp.identity.accounts import resolve_account, set_claim
+from idp.identity.models import LoginSession
 from idp.wechat.fake import FakeWeChatControl
 from idp.wechat_login import scan
 from idp.wechat_login.scan_account import masked_phone

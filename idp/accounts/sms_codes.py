@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import ipaddress
 import logging
 import secrets
 from datetime import datetime, timedelta
@@ -27,6 +26,7 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import OperationalError
 
 from idp.accounts.models import SmsCode
+from idp.config import is_loopback_host
 from idp.extensions import db
 from idp.models_base import utcnow
 from idp.sms.captcha import Captcha, build_captcha
@@ -54,7 +54,7 @@ sms_latency = Histogram(
 def init_app(app: Flask) -> None:
     """Reads and checks the SMS and captcha settings: a wrong one stops the start (ConfigError)."""
     settings = SmsSettings.from_config(app.config)
-    loopback = _is_loopback_issuer(app.config["IDP_ISSUER"])
+    loopback = is_loopback_host(urlsplit(app.config["IDP_ISSUER"]).hostname or "")
     if settings.provider == "log" and not loopback and not app.testing:
         log.warning(
             "IDP_SMS_PROVIDER=log on a non-loopback issuer: SMS codes are neither delivered nor "
@@ -69,16 +69,6 @@ def init_app(app: Flask) -> None:
 def _observe(provider: str, result: str, seconds: float) -> None:
     sms_sends.labels(provider=provider, result=result).inc()
     sms_latency.labels(provider=provider).observe(seconds)
-
-
-def _is_loopback_issuer(issuer: str) -> bool:
-    host = urlsplit(issuer).hostname or ""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def sender() -> SmsSender:
