@@ -6,29 +6,19 @@ spread."""
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 
 import pytest
 import requests
 
-from idp.sms.fake import FakeSmsServer, serve_in_thread
+from idp.sms.fake import FakeSmsServer
 from tests.production.conftest import Cluster, csrf_token
-from tests.sms.conftest import provider_config, register_accounts
+from tests.sms.conftest import provider_config
 
 
 @pytest.fixture(scope="module")
-def fake_sms() -> Iterator[FakeSmsServer]:
-    server = serve_in_thread()
-    register_accounts(server)
-    try:
-        yield server
-    finally:
-        server.shutdown()
-
-
-@pytest.fixture(scope="module")
-def cluster_settings(fake_sms: FakeSmsServer) -> dict[str, str]:
-    settings = provider_config("aliyun", fake_sms.base_url)
+def cluster_settings(fake_sms_server: FakeSmsServer) -> dict[str, str]:
+    """The module's servers point at the shared fake; each test gets it reset (`fake_sms`)."""
+    settings = provider_config("aliyun", fake_sms_server.base_url)
     return {name: str(value) for name, value in settings.items()}
 
 
