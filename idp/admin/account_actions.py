@@ -12,7 +12,7 @@ from sqlalchemy import select, update
 
 from idp.accounts import sms
 from idp.accounts.models import LoginSession
-from idp.extensions import db
+from idp.extensions import db, rows_matched
 from idp.identity import audit, status
 from idp.identity.audit import Actor
 from idp.identity.links import unlink_identity
@@ -45,7 +45,7 @@ def enable_account(account: Account, actor: Actor) -> None:
 
 
 def end_login_session(account: Account, session_id: str, actor: Actor) -> None:
-    ended = db.session.execute(
+    ended = rows_matched(
         update(LoginSession)
         .where(
             LoginSession.id == session_id,
@@ -53,7 +53,7 @@ def end_login_session(account: Account, session_id: str, actor: Actor) -> None:
             LoginSession.ended_at.is_(None),
         )
         .values(ended_at=utcnow())
-    ).rowcount
+    )
     if not ended:
         db.session.rollback()
         raise ActionRefused("no such live session")

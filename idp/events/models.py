@@ -7,7 +7,7 @@ from datetime import datetime
 from sqlalchemy import Index, Integer, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from idp.extensions import db
+from idp.extensions import Model
 from idp.models_base import UTCDateTime, utcnow
 
 
@@ -26,7 +26,7 @@ class DeliveryStatus:
     DEAD = "dead"  # every retry failed; an admin can retry it
 
 
-class EventDelivery(db.Model):
+class EventDelivery(Model):
     __tablename__ = "event_delivery"
     __table_args__ = (
         # The worker's due query walks only undelivered rows, however many were ever sent.

@@ -7,6 +7,7 @@ admin, the management API, the website, then WeChat), and among equals the most 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import select
@@ -110,7 +111,7 @@ def _uncommitted_changes() -> bool:
     )
 
 
-def _preferred(identities: list[Identity], kind: str) -> Identity | None:
+def _preferred(identities: Sequence[Identity], kind: str) -> Identity | None:
     """A verified identity over an unverified one; then the most recently used or linked."""
     candidates = [identity for identity in identities if identity.kind == kind]
     if not candidates:
