@@ -12,13 +12,20 @@ import requests
 
 from idp.sms.fake import FakeSmsServer
 from tests.production.conftest import Cluster, csrf_token
-from tests.sms.conftest import provider_config
+from tests.sms.conftest import provider_config, register_accounts
 
 
 @pytest.fixture(scope="module")
-def cluster_settings(fake_sms_server: FakeSmsServer) -> dict[str, str]:
-    """The module's servers point at the shared fake; each test gets it reset (`fake_sms`)."""
-    settings = provider_config("aliyun", fake_sms_server.base_url)
+def fake_sms(fake_sms_server: FakeSmsServer) -> FakeSmsServer:
+    """Reset once for the module: a test counts the codes the ones before it sent."""
+    fake_sms_server.control.reset()
+    register_accounts(fake_sms_server)
+    return fake_sms_server
+
+
+@pytest.fixture(scope="module")
+def cluster_settings(fake_sms: FakeSmsServer) -> dict[str, str]:
+    settings = provider_config("aliyun", fake_sms.base_url)
     return {name: str(value) for name, value in settings.items()}
 
 
