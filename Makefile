@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: run test lint clean bench bench-postgres bench-scale bench-compare translations lock
+.PHONY: run test lint typecheck clean bench bench-postgres bench-scale bench-compare translations lock
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -20,7 +20,10 @@ run: $(VENV)/.installed
 lint: $(VENV)/.installed
 	$(BIN)/ruff check idp tests $(wildcard bench)
 
-test: $(VENV)/.installed lint
+typecheck: $(VENV)/.installed
+	$(BIN)/mypy
+
+test: $(VENV)/.installed lint typecheck
 	$(BIN)/python -m pytest
 
 # Not part of `make test`: figures depend on the machine. Results go to bench/README.md.

@@ -138,7 +138,7 @@ def init_app(app: Flask) -> None:
         try:
             db.session.rollback()
         except Exception:  # noqa: BLE001 - the connection may be the thing that failed
-            db.session.invalidate()
+            db.session().invalidate()  # the scoped session does not proxy invalidate
         if outage.is_database_outage(error):
             outage.outage_log(app).failed(error)
             return _unavailable()

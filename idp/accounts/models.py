@@ -8,11 +8,11 @@ from datetime import datetime
 from sqlalchemy import ForeignKey, Index, Integer, LargeBinary, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from idp.extensions import db
+from idp.extensions import Model
 from idp.models_base import UTCDateTime, utcnow
 
 
-class SmsCode(db.Model):
+class SmsCode(Model):
     __tablename__ = "sms_code"
     __table_args__ = (Index("ix_sms_code_phone_purpose", "phone", "purpose"),)
 
@@ -28,7 +28,7 @@ class SmsCode(db.Model):
     consumed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
 
-class LoginEvent(db.Model):
+class LoginEvent(Model):
     """One row per successful login, by channel: the dashboard's and metrics' raw data."""
 
     __tablename__ = "login_event"
@@ -42,7 +42,7 @@ class LoginEvent(db.Model):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
 
 
-class TermsAcceptance(db.Model):
+class TermsAcceptance(Model):
     """A user accepted the terms of service and the privacy policy of this version, then."""
 
     __tablename__ = "terms_acceptance"
@@ -59,7 +59,7 @@ class SecondFactorKind:
     WEBAUTHN = "webauthn"  # a passkey or a security key (WebAuthn Level 2)
 
 
-class SecondFactor(db.Model):
+class SecondFactor(Model):
     """A second factor of an account: a TOTP secret (encrypted) or a WebAuthn credential."""
 
     __tablename__ = "second_factor"
@@ -81,7 +81,7 @@ class SecondFactor(db.Model):
     last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
 
-class RecoveryCode(db.Model):
+class RecoveryCode(Model):
     """One-time codes for a lost second factor: shown once, stored as SHA-256 digests (each has
     50 random bits and is throttled like a TOTP code, so a fast hash is enough)."""
 

@@ -20,7 +20,7 @@ from sqlalchemy import delete, select, update
 from idp.accounts import totp
 from idp.accounts.models import RecoveryCode, SecondFactor, SecondFactorKind
 from idp.crypto import digest
-from idp.extensions import db
+from idp.extensions import db, rows_matched
 from idp.identity import audit
 from idp.identity.audit import Actor
 from idp.identity.models import Account
@@ -124,14 +124,14 @@ def use_recovery_code(account: Account, code: str) -> bool:
     two requests racing with the same code cannot both succeed. Throttled as `check_totp`."""
     attempts_by_account.acquire(account.id)
     wanted = _code_digest(account.id, code)
-    spent = db.session.execute(
+    spent = rows_matched(
         update(RecoveryCode)
         .where(RecoveryCode.account_id == account.id,
                RecoveryCode.code_digest == wanted,
                RecoveryCode.used_at.is_(None))
         .values(used_at=utcnow())
         .execution_options(synchronize_session=False)
-    ).rowcount
+    )
     if spent != 1:
         return False
     audit.record("recovery_code.use", Actor.user(account.id), account.id, reason="second factor")

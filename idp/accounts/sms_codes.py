@@ -27,7 +27,7 @@ from sqlalchemy.exc import OperationalError
 
 from idp.accounts.models import SmsCode
 from idp.config import is_loopback_host
-from idp.extensions import db
+from idp.extensions import db, rows_matched
 from idp.models_base import utcnow
 from idp.sms.captcha import Captcha, build_captcha
 from idp.sms.errors import SmsError
@@ -173,12 +173,12 @@ def _claim(code_id: int, now: datetime) -> bool:
     `/register/confirm` with one code from all succeeding (issue 23 item 6). A racer whose
     snapshot predates the winner's commit meets "database is locked": it lost too."""
     try:
-        claimed = db.session.execute(
+        claimed = rows_matched(
             update(SmsCode)
             .where(SmsCode.id == code_id, SmsCode.consumed_at.is_(None))
             .values(consumed_at=now)
             .execution_options(synchronize_session=False)
-        ).rowcount
+        )
     except OperationalError:
         db.session.rollback()
         return False

@@ -77,7 +77,9 @@ def undo(merge_id: int) -> Any:
         undo_merge(record, api_actor())
     except UndoRefused as refused:
         raise ApiProblem(422, refused.code, str(refused)) from refused
-    return jsonify(merge_view(db.session.get(MergeRecord, merge_id)))
+    undone = db.session.get(MergeRecord, merge_id)
+    assert undone is not None  # undoing a merge keeps its record
+    return jsonify(merge_view(undone))
 
 
 @bp.get("/merges")

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import jsonify
+from flask import Response, jsonify
 
 from idp.api.blueprint import bp
 from idp.api.parsing import EMAIL_PATTERN, MAX_ROW_ID, PHONE_PATTERN
@@ -366,5 +366,5 @@ def document() -> dict[str, Any]:
 
 
 @bp.get("/openapi.json")
-def openapi_document() -> object:
+def openapi_document() -> Response:
     return jsonify(document())

@@ -24,8 +24,8 @@ def init_app(app: Flask) -> None:
     hooks.client_signed_out.append(tell_client)
 
 
-def tell_relying_parties(account_id: str, session_id: str, _now: datetime,
-                         _revoke_tokens: bool) -> None:
+def tell_relying_parties(account_id: str, session_id: str, now: datetime,  # noqa: ARG001
+                         revoke_tokens: bool) -> None:  # noqa: ARG001 - the hook's signature
     """Back-Channel Logout 1.0 §2.5: the clients that got tokens in the session hear of its end."""
     queue_logout_tokens(session_id, account_id)
 

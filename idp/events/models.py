@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, Index, Integer, String, Text, literal, text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from idp.extensions import db
+from idp.extensions import Model
 from idp.models_base import UTCDateTime, utcnow
 
 
@@ -38,7 +38,7 @@ def is_undelivered(status: Any) -> ColumnElement[bool]:
                        for value in DeliveryStatus.UNDELIVERED])
 
 
-class EventDelivery(db.Model):
+class EventDelivery(Model):
     __tablename__ = "event_delivery"
     __table_args__ = (
         # The worker's due query walks only undelivered rows, however many were ever sent.

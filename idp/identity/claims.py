@@ -7,6 +7,7 @@ admin, the management API, the website, then WeChat), and among equals the most 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import select
@@ -94,7 +95,7 @@ def cached_user_claims(
         if known is not None:
             return dict(known)
     account = db.session.get(Account, account_id)
-    if not may_hold_tokens(account):
+    if account is None or not may_hold_tokens(account):
         return None
     claims = user_claims(account, scope, client_appid)
     if account_versions is not None:
@@ -113,7 +114,7 @@ def _uncommitted_changes() -> bool:
     )
 
 
-def _preferred(identities: list[Identity], kind: str) -> Identity | None:
+def _preferred(identities: Sequence[Identity], kind: str) -> Identity | None:
     """A verified identity over an unverified one; then the most recently used or linked."""
     candidates = [identity for identity in identities if identity.kind == kind]
     if not candidates:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import Select, select
 
@@ -41,7 +42,7 @@ def live_sessions(account: Account) -> list[LoginSession]:
     )
 
 
-def open_sessions(account_id: str, since: datetime | None = None) -> Select[tuple[LoginSession]]:
+def open_sessions(account_id: str, since: datetime | None = None) -> Select[Any]:
     """The query of the account's sessions not ended yet (begun `since`, when given)."""
     query = select(LoginSession).where(
         LoginSession.account_id == account_id, LoginSession.ended_at.is_(None)

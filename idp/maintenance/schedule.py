@@ -23,7 +23,7 @@ from flask import Flask, current_app
 from sqlalchemy import or_, update
 from sqlalchemy.dialects import postgresql, sqlite
 
-from idp.extensions import db
+from idp.extensions import db, rows_matched
 from idp.maintenance.models import ScheduledJob
 from idp.models_base import utcnow
 
@@ -116,7 +116,7 @@ def _claim(job: Job, now: datetime) -> bool:
     if row is None or not job.is_due(row.last_started_at, now):
         db.session.rollback()
         return False
-    claimed = db.session.execute(
+    claimed = rows_matched(
         update(ScheduledJob)
         .where(
             ScheduledJob.name == job.name,
@@ -126,7 +126,7 @@ def _claim(job: Job, now: datetime) -> bool:
             else ScheduledJob.last_started_at == row.last_started_at,
         )
         .values(leased_until=now + LEASE, last_started_at=now)
-    ).rowcount
+    )
     db.session.commit()
     return bool(claimed)
 

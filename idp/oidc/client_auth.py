@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import time
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 from authlib.oauth2.rfc6749 import InvalidClientError
 from authlib.oauth2.rfc7523 import JWTBearerClientAssertion
 from flask import current_app
 from joserfc.errors import JoseError
-from joserfc.jwk import KeySet
+from joserfc.jwk import KeySet, KeySetSerialization
 
 from idp.oidc.context import issuer
 from idp.oidc.models import Client
@@ -43,7 +43,7 @@ class PrivateKeyJWTAuthentication(JWTBearerClientAssertion):
                 description="The client is not registered for private_key_jwt."
             )
         try:
-            return KeySet.import_key_set(client.jwks)
+            return KeySet.import_key_set(cast(KeySetSerialization, client.jwks))
         except (JoseError, ValueError, TypeError, KeyError) as error:
             description = "The client's registered keys are unusable."
             raise InvalidClientError(description=description) from error

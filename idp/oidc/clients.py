@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, cast
 from urllib.parse import urlsplit
 
 from flask import current_app
 from joserfc.errors import JoseError
-from joserfc.jwk import KeySet
+from joserfc.jwk import KeySet, KeySetSerialization
 
 from idp.crypto import digest
 from idp.extensions import db
@@ -179,7 +179,7 @@ def validate_public_jwks(jwks: dict[str, Any] | None) -> None:
         if "d" in key:
             raise ClientSpecError("the JWKS holds a private key: register the public keys only")
     try:
-        KeySet.import_key_set(jwks)
+        KeySet.import_key_set(cast(KeySetSerialization, jwks))
     except (JoseError, ValueError, TypeError, KeyError) as error:
         raise ClientSpecError(f"the JWKS cannot be read: {error}") from None
 

@@ -26,7 +26,7 @@ from sqlalchemy import inspect, select, update
 from sqlalchemy.exc import OperationalError
 
 from idp.crypto import DecryptionError
-from idp.extensions import db
+from idp.extensions import db, rows_matched
 from idp.identity.accounts import resolve_account
 from idp.identity.claims import cached_user_claims, user_claims
 from idp.identity.models import Account
@@ -104,7 +104,7 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
         digest = token_digest(code)
         now = utcnow()
         # Claim the code atomically: of two concurrent redemptions exactly one wins.
-        claimed = db.session.execute(
+        claimed = rows_matched(
             update(AuthorizationCode)
             .where(
                 AuthorizationCode.code_digest == digest,
@@ -113,7 +113,7 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
                 AuthorizationCode.expires_at > now,
             )
             .values(used_at=now)
-        ).rowcount
+        )
         row = db.session.get(AuthorizationCode, digest)
         if claimed == 1:
             return row
@@ -208,7 +208,7 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
             now = utcnow()
             try:
                 return int(
-                    db.session.execute(
+                    rows_matched(
                         update(RefreshToken)
                         .where(
                             RefreshToken.token_digest == digest,
@@ -217,7 +217,7 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
                             RefreshToken.expires_at > now,
                         )
                         .values(rotated_at=now)
-                    ).rowcount
+                    )
                 )
             except OperationalError:
                 db.session.rollback()
@@ -345,7 +345,7 @@ class IdTokenIssuer:
         client = g.get("token_client")
         appid = client.wechat_appid if client else None
         # The id from the identity key: `user.id` would reload the row the commit expired.
-        identity = inspect(user).identity
+        identity: tuple[Any, ...] | None = inspect(user).identity
         account_id = str(identity[0]) if identity else user.id
         cached = cached_user_claims(account_id, "", scope, appid)
         return cached if cached is not None else user_claims(user, scope, appid)

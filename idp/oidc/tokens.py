@@ -12,7 +12,7 @@ import secrets
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeGuard
 
 from authlib.oauth2.rfc6750 import BearerTokenValidator
 from authlib.oauth2.rfc6750.errors import InvalidTokenError
@@ -159,17 +159,19 @@ def _valid_access_claims(claims: dict[str, Any], expected_issuer: str, now: floa
     """RFC 9068 §2.2 and RFC 7519 §4.1: our issuer, a future `exp`, a `jti` and a `client_id`;
     `nbf` and `iat`, when present, numbers (`nbf` passed)."""
     expires, not_before = claims.get("exp"), claims.get("nbf", 0)
+    if not _is_number(expires) or not _is_number(not_before):
+        return False
     return (
         claims.get("iss") == expected_issuer
-        and _is_number(expires) and expires > now
-        and _is_number(not_before) and not_before <= now
+        and expires > now
+        and not_before <= now
         and _is_number(claims.get("iat", 0))
         and isinstance(claims.get("jti"), str) and bool(claims["jti"])
         and isinstance(claims.get("client_id"), str) and bool(claims["client_id"])
     )  # fmt: skip
 
 
-def _is_number(value: Any) -> bool:
+def _is_number(value: Any) -> TypeGuard[float]:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 

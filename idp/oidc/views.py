@@ -6,7 +6,8 @@ JWKS, discovery, userinfo and introspection are not here: they are served in fro
 from __future__ import annotations
 
 import time
-from typing import Any
+from collections.abc import Iterable
+from typing import Any, cast
 from urllib.parse import urlencode
 
 from authlib.common.urls import add_params_to_uri
@@ -174,7 +175,8 @@ def _needs_fresh_login(login: Any) -> bool:
 def _continue_url() -> str:
     """Where the login page sends the browser back: this request, minus `prompt=login`
     (so the fresh login is not demanded again)."""
-    params = [(k, v) for k, v in request.values.items(multi=True) if k != "csrf_token"]
+    items = cast(Iterable[tuple[str, str]], request.values.items(multi=True))
+    params = [(k, v) for k, v in items if k != "csrf_token"]
     cleaned: list[tuple[str, str]] = []
     for key, value in params:
         if key == "prompt":
@@ -185,7 +187,7 @@ def _continue_url() -> str:
     return url_for("oidc.authorize") + "?" + urlencode(cleaned)
 
 
-def _login_hints() -> dict[str, str]:
+def _login_hints() -> dict[str, Any]:
     hints = {}
     for name in ("login_hint", "ui_locales"):
         if request.values.get(name):

@@ -24,7 +24,7 @@ from typing import Any
 
 from granian.constants import Interfaces
 from granian.http import HTTP1Settings, HTTP2Settings
-from granian.server import Server
+from granian.server import MPServer, MTServer, Server
 
 APP_LOADER = "idp.operations.granian_app:load"
 # Python threads per worker that run requests. More only queue on the GIL; enough to overlap
@@ -64,7 +64,7 @@ def log_config() -> dict[str, Any]:
     }
 
 
-def build_server(host: str, port: int, workers: int) -> Server:
+def build_server(host: str, port: int, workers: int) -> MPServer | MTServer:
     server = Server(
         APP_LOADER,
         address=host,

@@ -16,14 +16,14 @@ import json
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
-from typing import Any, ParamSpec, Protocol, TypeVar
+from typing import Any, ParamSpec, Protocol, TypeVar, cast
 
 from flask import Flask
-from sqlalchemy import Engine, delete, insert, select, update
+from sqlalchemy import Engine, Table, delete, insert, select, update
 
 from idp.wechat_login.models import WeChatScanTicket
 
-TABLE = WeChatScanTicket.__table__
+TABLE = cast(Table, WeChatScanTicket.__table__)
 # Expired rows and keys are kept a little, so a late poll learns "expired" rather than "unknown".
 EXPIRED_GRACE = 300.0
 # A ticket confirmed just before its end leaves the browser this long to sign in with it.

@@ -6,7 +6,6 @@ only once the provider accepted it. Real HTTP to the fake providers on loopback.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -14,27 +13,11 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from idp.extensions import db
-from idp.sms.fake import FakeSmsServer, serve_in_thread
+from idp.sms.fake import FakeSmsServer
 from tests.accounts.test_sms_login import ask_code, enter_code
-from tests.sms.conftest import captcha_config, provider_config, register_accounts
+from tests.sms.conftest import captcha_config, provider_config
 
 PHONE = "+8613912345678"
-
-
-@pytest.fixture(scope="module")
-def fake() -> Iterator[FakeSmsServer]:
-    server = serve_in_thread()
-    try:
-        yield server
-    finally:
-        server.shutdown()
-
-
-@pytest.fixture
-def fake_sms(fake: FakeSmsServer) -> FakeSmsServer:
-    fake.control.reset()
-    register_accounts(fake)
-    return fake
 
 
 @pytest.fixture(params=["aliyun", "tencent"])

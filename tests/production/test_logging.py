@@ -26,7 +26,6 @@ from tests.wechat_login.conftest import (  # noqa: F401 - fixtures
     MINI_SECRET,
     control,
     exchange,
-    fake_wechat,
     mini_client,
     wechat_apps,
 )

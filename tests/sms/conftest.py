@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
-import pytest
-
-from idp.sms.fake import FakeSmsServer, serve_in_thread
+from idp.sms.fake import FakeSmsServer
 from idp.sms.purposes import Purpose
 
 ALIYUN_KEY = ("LTAI5tFakeKeyId0001", "aliyun-secret-0001")
@@ -72,13 +69,3 @@ def captcha_config(base_url: str) -> dict[str, Any]:
         "IDP_CAPTCHA_KEY_ID": CAPTCHA_KEY[0],
         "IDP_CAPTCHA_KEY_SECRET": CAPTCHA_KEY[1],
     }
-
-
-@pytest.fixture
-def fake_sms() -> Iterator[FakeSmsServer]:
-    fake = serve_in_thread()
-    register_accounts(fake)
-    try:
-        yield fake
-    finally:
-        fake.shutdown()

@@ -99,7 +99,7 @@ class HotPathDispatcher:
         try:
             db.session.rollback()
         except Exception:  # noqa: BLE001 - the connection may be the thing that failed
-            db.session.invalidate()
+            db.session().invalidate()  # the scoped session does not proxy invalidate
         if outage.is_database_outage(error):
             outage.outage_log(self.app).failed(error)
             status, headers, body = error_answer(
