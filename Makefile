@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: run test lint clean bench bench-postgres bench-scale bench-compare translations
+.PHONY: run test lint typecheck clean bench bench-postgres bench-scale bench-compare translations lock
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -20,7 +20,10 @@ run: $(VENV)/.installed
 lint: $(VENV)/.installed
 	$(BIN)/ruff check idp tests $(wildcard bench)
 
-test: $(VENV)/.installed lint
+typecheck: $(VENV)/.installed
+	$(BIN)/mypy
+
+test: $(VENV)/.installed lint typecheck
 	$(BIN)/python -m pytest
 
 # Not part of `make test`: figures depend on the machine. Results go to bench/README.md.
@@ -36,7 +39,7 @@ bench-scale: $(VENV)/.installed
 
 # The IdP (PostgreSQL + Redis) beside the reference oidc-provider (../shared/peers), with wrk.
 bench-compare: $(VENV)/.installed
-	$(BIN)/python bench/run.py --peer --write-readme
+	$(BIN)/python bench/compare.py --write-readme
 
 clean:
 	rm -rf $(VENV) .pytest_cache
@@ -48,3 +51,15 @@ translations: $(VENV)/.installed
 		--sort-output -o translations/messages.pot .
 	$(BIN)/pybabel -q update -i translations/messages.pot -d translations -l zh --no-fuzzy-matching
 	$(BIN)/pybabel -q compile -d translations -l zh
+
+# Re-pin the container image's dependencies (requirements.lock, with hashes) after a change to
+# pyproject.toml's dependencies. Resolved with the image's Python where the host has it (Debian
+# bookworm's python3, 3.11.2): markers such as redis's `async-timeout; python < 3.11.3` then
+# resolve as they will in the image.
+LOCK_PYTHON ?= $(firstword $(wildcard /usr/bin/python3) $(PYTHON))
+lock:
+	rm -rf .lock-venv && $(LOCK_PYTHON) -m venv .lock-venv
+	.lock-venv/bin/python -m pip install -q pip-tools
+	.lock-venv/bin/pip-compile -q --generate-hashes --strip-extras --allow-unsafe \
+		--no-emit-index-url --no-emit-find-links -o requirements.lock pyproject.toml
+	rm -rf .lock-venv

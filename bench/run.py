@@ -373,11 +373,6 @@ def write_readme(args: argparse.Namespace, rows: list[Measured]) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    if argv is None and "--peer" in sys.argv[1:]:
-        import compare
-
-        compare.main([a for a in sys.argv[1:] if a != "--peer"])
-        return
     cpus = os.cpu_count() or 1
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--postgres", action="store_true", help="PostgreSQL + Redis")

@@ -163,12 +163,11 @@ class Bench:
     def admin_browser(self) -> Any:
         """A signed-in admin who passed the second factor (set up directly: no argon2, no TOTP
         round trip, which are not what is measured)."""
-        from idp.accounts.models import LoginSession
         from idp.accounts.seed import create_password_user
         from idp.admin.access import TOTP_PASSED_KEY
         from idp.extensions import db
-        from idp.identity.models import IdentityKind
-        from idp.identity.service import find_account
+        from idp.identity.accounts import find_account
+        from idp.identity.models import IdentityKind, LoginSession
         from idp.models_base import utcnow
 
         with self.app.app_context():
@@ -187,7 +186,7 @@ class Bench:
         return browser
 
     def admin_operations(self) -> dict[str, Callable[[], Any]]:
-        from idp.identity.report import run_reconciliation
+        from idp.maintenance.reconciliation import run_reconciliation
         from idp.usage.rollups import refresh_cross_channel
 
         with self.app.app_context():
@@ -223,7 +222,7 @@ class Bench:
         measure = (
             "import io, resource, sys, time\n"
             "from idp import create_app\n"
-            "from idp.identity.report import run_reconciliation, write_json\n"
+            "from idp.maintenance.reconciliation import run_reconciliation, write_json\n"
             "app = create_app()\n"
             "with app.app_context():\n"
             "    started = time.monotonic()\n"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import secrets
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -55,6 +54,9 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     )
     app.config.update({k: v for k, v in (config or {}).items() if not k.startswith("IDP_")})
 
+    from idp.security.session_cookie import CachedSignerSessionInterface
+
+    app.session_interface = CachedSignerSessionInterface()
     db.init_app(app)
     migrate.init_app(app, db, directory=MIGRATIONS_DIRECTORY)
     csrf.init_app(app)
@@ -78,6 +80,9 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     audit_chain.init_app(app)  # seals every audit record (issue 27 item 4)
     _register_domains(app)
     _register_request_hooks(app)
+    from idp.oidc import hot_paths
+
+    hot_paths.install(app)
     _trust_proxy(app, int(settings["IDP_PROXY_FIX"] or 0))
     return app
 
@@ -134,19 +139,23 @@ def _register_models() -> None:
 
 def _register_domains(app: Flask) -> None:
     from idp import errors, health, observability
-    from idp.accounts import profile, sms
-    from idp.accounts import views as accounts_views
+    from idp.accounts import erasure, profile, sms_codes, sms_views, views  # noqa: F401 - their routes join accounts_bp
+    from idp.accounts.blueprint import bp as accounts_bp
+    from idp.events import listeners
     from idp.identity import catalogue
-    from idp.oidc import server
+    from idp.oidc import credentials, server
     from idp.oidc import views as oidc_views
     from idp.wechat_login import views as wechat_login_views
 
     errors.init_app(app)
     catalogue.init_app(app)
-    sms.init_app(app)
+    sms_codes.init_app(app)
     server.init_app(app)
+    credentials.init_app(app)  # the protocol's part when the engine ends credentials
+    erasure.init_app(app)  # the account domain's part of erasing an account
+    listeners.init_app(app)  # the event outbox hears of what the engine does
     app.register_blueprint(oidc_views.bp)
-    app.register_blueprint(accounts_views.bp)
+    app.register_blueprint(accounts_bp)
     app.register_blueprint(profile.bp)
     app.register_blueprint(health.bp)
     from idp import admin, api, i18n, ui, usage
@@ -162,7 +171,7 @@ def _register_domains(app: Flask) -> None:
 
     account_centre.init_app(app)
     from idp.cli import register_commands
-    from idp.events import worker
+    from idp.maintenance import worker
 
     worker.init_app(app)  # embedded event delivery, from the first request on (not in tests)
     register_commands(app)
@@ -213,11 +222,11 @@ def _ui_locales() -> str:
 
 
 def _register_request_hooks(app: Flask) -> None:
+    from idp.observability.request_id import request_id_from
+    from idp.security.headers import security_headers as common_headers
+
     def assign_request_id() -> None:
-        incoming = request.headers.get("X-Request-Id", "")
-        g.request_id = incoming if 8 <= len(incoming) <= 64 and incoming.isprintable() else (
-            secrets.token_hex(8)
-        )
+        g.request_id = request_id_from(request.environ, int(app.config.get("IDP_PROXY_FIX") or 0))
 
     # First of all hooks: a request refused early (the rate limiter's 429) has an id too.
     app.before_request_funcs.setdefault(None, []).insert(0, assign_request_id)
@@ -229,18 +238,8 @@ def _register_request_hooks(app: Flask) -> None:
     def security_headers(response: Any) -> Any:
         headers = response.headers
         headers["X-Request-Id"] = g.get("request_id", "")
-        headers.setdefault(
-            "Content-Security-Policy",
-            "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: https:;"
-            " form-action 'self' http: https:; frame-ancestors 'none'; base-uri 'none'",
-        )
-        headers.setdefault("X-Content-Type-Options", "nosniff")
-        # Same-origin, not no-referrer: Flask-WTF checks the Referer of https form posts, and
-        # URLs (with their state and codes) still never reach another origin.
-        headers.setdefault("Referrer-Policy", "same-origin")
-        headers.setdefault("X-Frame-Options", "DENY")
-        if app.config["IDP_ISSUER"].startswith("https://"):
-            headers.setdefault("Strict-Transport-Security", "max-age=31536000; includeSubDomains")
+        for name, value in common_headers(app.config["IDP_ISSUER"]):
+            headers.setdefault(name, value)
         if response.mimetype == "text/html":
             # Any page may show a signed-in person's data, a consent or a CSRF token: never kept
             # by a cache, so Back after signing out asks the server again.

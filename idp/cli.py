@@ -18,7 +18,7 @@ from idp.extensions import db
 
 def _create_app() -> Flask:
     from idp import create_app
-    from idp.config import ConfigError
+    from idp.errors import ConfigError
 
     try:
         return create_app()
@@ -76,8 +76,8 @@ def users_create(
 ) -> None:
     from idp.accounts.passwords import WeakPassword
     from idp.accounts.seed import create_password_user
+    from idp.identity.accounts import IdentityTaken
     from idp.identity.phones import InvalidPhoneNumber
-    from idp.identity.service import IdentityTaken
 
     password = read_secret("password")
     try:
@@ -179,7 +179,7 @@ def keys_list() -> None:
 @with_appcontext
 def keys_rotate_encryption() -> None:
     """Re-encrypt secrets at rest with the first key of IDP_ENCRYPTION_KEY."""
-    from idp.security.encryption import rotate_encryption
+    from idp.operations.encryption import rotate_encryption
 
     for table, count in rotate_encryption(current_app.extensions["idp_secret_box"]).items():
         click.echo(f"{table}: {count}")
@@ -282,7 +282,7 @@ def identity_report(as_json: bool) -> None:
     to log in: suggestions for an admin, nothing is changed."""
     import sys
 
-    from idp.identity.report import run_reconciliation, write_json, write_table
+    from idp.maintenance.reconciliation import run_reconciliation, write_json, write_table
 
     run = run_reconciliation(trigger="cli")  # stored: the admin's suggestions page shows it too
     (write_json if as_json else write_table)(run, sys.stdout)
@@ -313,8 +313,8 @@ def maintenance_run(job: str) -> None:
 @with_appcontext
 def worker(once: bool, interval: float) -> None:
 
-    from idp.events.worker import run_once, serve_until_signalled
     from idp.maintenance.schedule import run_due_jobs
+    from idp.maintenance.worker import run_once, serve_until_signalled
 
     app = current_app._get_current_object()  # type: ignore[attr-defined]
     if once:

@@ -6,12 +6,15 @@ Read once by `create_app`, never at import time.
 from __future__ import annotations
 
 import ipaddress
+import math
 import os
 import secrets
 import sys
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
+
+from idp.errors import ConfigError
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 # Templates, static files and translations: beside the package in a checkout (and an editable
@@ -41,6 +44,8 @@ ENVIRONMENT_NAMES = (
     "IDP_WECHAT_SCAN_LONG_POLLS",
     "IDP_EVENT_POLL_SECONDS",
     "IDP_EVENT_LEASE_SECONDS",
+    "IDP_EVENT_RETRY_CEILING_DAYS",
+    "IDP_EVENT_RETRY_MAX_SECONDS",
     "IDP_AMQP_URL",
     "IDP_AMQP_EXCHANGE",
     "IDP_AMQP_BODY",
@@ -191,8 +196,28 @@ DEFAULTS: dict[str, Any] = {
 }
 
 
-class ConfigError(RuntimeError):
-    """The configuration cannot work; the message says which setting and why."""
+# Any setting read from the environment may be given as the path of a file holding its value
+# instead (`IDP_SECRET_KEY_FILE=/run/secrets/idp/secret-key`): a Kubernetes Secret or a compose
+# secret mounted as a file, so that secrets stay out of `env`, process listings and image layers.
+FILE_SUFFIX = "_FILE"
+
+
+def setting_from_file(name: str, path: str) -> str:
+    """The value of `name` read from the file `NAME_FILE` names, surrounding whitespace removed.
+
+    Both `NAME` and `NAME_FILE` set is refused (which one wins would be a guess); so is a file
+    that cannot be read or is empty. The message names the variable, never the content."""
+    variable = f"{name}{FILE_SUFFIX}"
+    if os.environ.get(name):
+        raise ConfigError(f"{name} and {variable} are both set: set one of them")
+    try:
+        value = Path(path).read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError) as error:
+        reason = getattr(error, "strerror", None) or type(error).__name__
+        raise ConfigError(f"{variable}: {path} cannot be read ({reason})") from None
+    if not value:
+        raise ConfigError(f"{variable}: {path} is empty")
+    return value
 
 
 def load_config(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -200,7 +225,10 @@ def load_config(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
 
     config = {**DEFAULTS, **sms_settings.DEFAULTS}
     for name in (*ENVIRONMENT_NAMES, *sms_settings.ENVIRONMENT_NAMES):
-        if os.environ.get(name):
+        path = "" if name.endswith(FILE_SUFFIX) else os.environ.get(f"{name}{FILE_SUFFIX}")
+        if path:
+            config[name] = setting_from_file(name, path)
+        elif os.environ.get(name):
             config[name] = os.environ[name]
     config.update(overrides or {})
 
@@ -224,6 +252,9 @@ def _validate_events(config: dict[str, Any]) -> None:
         parse_many(str(config.get("IDP_API_RATE_LIMIT") or "20/second"))
     except ValueError as error:
         raise ConfigError(f"IDP_API_RATE_LIMIT: {error}") from error
+    for name in ("IDP_EVENT_RETRY_CEILING_DAYS", "IDP_EVENT_RETRY_MAX_SECONDS"):
+        if config.get(name) is not None and not _positive_number(config[name]):
+            raise ConfigError(f"{name} must be a positive number, got {config[name]!r}")
     if str(config.get("IDP_AMQP_BODY") or "set") not in ("set", "claims"):
         raise ConfigError("IDP_AMQP_BODY must be 'set' or 'claims'")
     allowed = config.get("IDP_OUTBOUND_ALLOWED_NETWORKS") or ""
@@ -237,19 +268,29 @@ def _validate_events(config: dict[str, Any]) -> None:
             ) from error
 
 
+def _positive_number(value: Any) -> bool:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return False
+    return math.isfinite(number) and 0 < number < 10**6
+
+
 def validate_issuer(issuer: str) -> str:
     """OIDC Discovery §2: https, except that we allow http on loopback for development."""
     parts = urlsplit(issuer)
     if parts.query or parts.fragment or not parts.hostname:
         raise ConfigError(f"IDP_ISSUER must be a plain URL, got {issuer!r}")
-    if parts.scheme == "http" and not _is_loopback(parts.hostname):
+    if parts.scheme == "http" and not is_loopback_host(parts.hostname or ""):
         raise ConfigError("IDP_ISSUER may use http only on a loopback host; use https")
     if parts.scheme not in ("http", "https"):
         raise ConfigError(f"IDP_ISSUER must be http(s), got {issuer!r}")
     return issuer.rstrip("/")
 
 
-def _is_loopback(host: str) -> bool:
+def is_loopback_host(host: str) -> bool:
+    """`localhost` or a loopback address (the issuer's host: http and the log SMS provider are
+    allowed only there)."""
     if host == "localhost":
         return True
     try:

@@ -23,6 +23,11 @@ from werkzeug.exceptions import HTTPException
 
 from idp import outage
 
+
+class ConfigError(RuntimeError):
+    """The configuration cannot work; the message says which setting and why (`idp.config`,
+    `idp.sms.settings`, the claims catalogue)."""
+
 log = logging.getLogger("idp.errors")
 
 API_PREFIXES = ("/oauth/", "/wechat/", "/.well-known/", "/metrics", "/healthz", "/readyz")
@@ -133,7 +138,7 @@ def init_app(app: Flask) -> None:
         try:
             db.session.rollback()
         except Exception:  # noqa: BLE001 - the connection may be the thing that failed
-            db.session.invalidate()
+            db.session().invalidate()  # the scoped session does not proxy invalidate
         if outage.is_database_outage(error):
             outage.outage_log(app).failed(error)
             return _unavailable()

@@ -1,11 +1,13 @@
 """Extensions, created unbound and bound to the app in `create_app`."""
 
+from typing import TYPE_CHECKING, Any, cast
+
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
 from flask_wtf import CSRFProtect
-from sqlalchemy import MetaData
+from sqlalchemy import CursorResult, Executable, MetaData
 from sqlalchemy.orm import DeclarativeBase
 
 # Named constraints, so Alembic can alter them on SQLite and PostgreSQL alike.
@@ -23,12 +25,25 @@ class Base(DeclarativeBase):
 
 
 db = SQLAlchemy(model_class=Base)
+# The base of every model. Flask-SQLAlchemy builds `db.Model` at run time, which a type checker
+# cannot take as a base class; to the checker it is the declarative base it is made from.
+if TYPE_CHECKING:
+    Model = Base
+else:
+    Model = db.Model
 migrate = Migrate()
+
+
+def rows_matched(statement: Executable) -> int:
+    """Runs an UPDATE or DELETE in the session; how many rows it matched (a DML statement's
+    result is a CursorResult, which the session's signature does not say)."""
+    return cast(CursorResult[Any], db.session.execute(statement)).rowcount
+
 csrf = CSRFProtect()
 limiter = Limiter(key_func=get_remote_address)
 
 
-def redis_options() -> dict[str, object]:
+def redis_options() -> dict[str, Any]:
     """Connection options of every Redis client of the IdP. redis-py's default retries three
     times with an exponential backoff (about 4 s per call while Redis is down); a request must
     fail fast instead (503, or the throttles' fail-closed answer), so: one immediate retry, for

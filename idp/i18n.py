@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, abort, redirect, request, url_for
+from flask import Blueprint, abort, current_app, redirect, request, url_for
 from flask_babel import get_locale
 
 from idp.accounts.views import safe_next
@@ -36,9 +36,15 @@ def switch(locale: str) -> Any:
         max_age=ONE_YEAR,
         httponly=True,
         samesite="Lax",
-        secure=request.is_secure,
+        secure=secure_cookies(),
     )
     return response
+
+
+def secure_cookies() -> bool:
+    """An https issuer makes every cookie `Secure` (as the session's, `SESSION_COOKIE_SECURE`),
+    even when TLS ends at a proxy and the request reaching the app is plain http."""
+    return bool(current_app.config.get("SESSION_COOKIE_SECURE")) or request.is_secure
 
 
 def language_of(ui_locales: str) -> str | None:
@@ -56,7 +62,7 @@ def remember_ui_locales(response: Any) -> Any:
     language = language_of(request.args.get("ui_locales", "")[:200])
     if language and request.cookies.get(UI_LOCALES_COOKIE) != language:
         response.set_cookie(
-            UI_LOCALES_COOKIE, language, httponly=True, samesite="Lax", secure=request.is_secure
+            UI_LOCALES_COOKIE, language, httponly=True, samesite="Lax", secure=secure_cookies()
         )
     return response
 

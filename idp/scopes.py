@@ -14,6 +14,9 @@ SCOPE_CLAIMS: dict[str, tuple[str, ...]] = {
     "offline_access": (),
 }
 SUPPORTED_SCOPES = tuple(SCOPE_CLAIMS)
+# Lets a service vouch for a phone (link it verified) without the IdP having checked it: a
+# verified phone signs in by SMS, so only a service the operator trusts that far gets it.
+VOUCH_FOR_PHONES = "idp:phones.vouch"
 # The management API's (CONTRACT §8): client-credentials tokens only, granted per client by an
 # admin through the client's registered scope.
 MANAGEMENT_SCOPES = (
@@ -22,8 +25,21 @@ MANAGEMENT_SCOPES = (
     "idp:merges",
     "idp:sessions",
     "idp:events.read",
+    VOUCH_FOR_PHONES,
 )
+MANAGEMENT_SCOPE_PREFIX = "idp:"
+# The management API's tokens come from client_credentials alone: a client of the login flow
+# (authorization_code, token exchange, refresh) is never registered with an `idp:` scope.
+MANAGEMENT_GRANT_TYPES = ("client_credentials",)
 REGISTRABLE_SCOPES = SUPPORTED_SCOPES + MANAGEMENT_SCOPES
+
+
+def management_scopes_misplaced(scopes: set[str], grant_types: set[str]) -> set[str]:
+    """The `idp:` scopes asked for a client that may use another grant than client_credentials
+    (empty when none is): a user's login flow never carries a management scope."""
+    if grant_types <= set(MANAGEMENT_GRANT_TYPES):
+        return set()
+    return {scope for scope in scopes if scope.startswith(MANAGEMENT_SCOPE_PREFIX)}
 
 
 def scope_set(scope: str | None) -> set[str]:

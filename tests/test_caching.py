@@ -96,10 +96,10 @@ def test_claims_follow_a_profile_edit_and_a_phone_change_at_once(
     app: Any, flow: CodeFlow, user: Any
 ) -> None:
     from idp.extensions import db
+    from idp.identity.accounts import identities_of, link_identity, set_claim
     from idp.identity.audit import Actor
     from idp.identity.links import unlink_identity
     from idp.identity.models import Account, IdentityKind
-    from idp.identity.service import identities_of, link_identity, set_claim
 
     tokens = flow.tokens(scope="openid profile phone")
     seen = flow.browser.get("/oauth/userinfo", headers=bearer(tokens["access_token"])).get_json()
@@ -177,9 +177,9 @@ def test_claims_read_inside_a_changing_transaction_come_from_the_database(
     """A change not yet committed has no version yet: the claims must not come from the cache
     (e.g. the phone binding issues fresh tokens in the transaction that binds the phone)."""
     from idp.extensions import db
+    from idp.identity.accounts import set_claim
     from idp.identity.claims import cached_user_claims
     from idp.identity.models import Account
-    from idp.identity.service import set_claim
 
     tokens = flow.tokens(scope="openid profile")
     assert flow.browser.get("/oauth/userinfo", headers=bearer(tokens["access_token"])) \
@@ -196,8 +196,8 @@ def test_id_tokens_from_a_refresh_follow_a_profile_edit__oidc_core_12_2(
     app: Any, flow: CodeFlow, user: Any
 ) -> None:
     from idp.extensions import db
+    from idp.identity.accounts import set_claim
     from idp.identity.models import Account
-    from idp.identity.service import set_claim
     from tests.oidc.helpers import id_token_claims
 
     tokens = flow.tokens(scope="openid profile offline_access")

@@ -24,6 +24,7 @@ from idp.identity.audit import Actor
 from idp.identity.deletion import DeletionRefused, schedule_deletion
 from idp.oidc.server import require_oauth
 from idp.oidc.tokens import AccessToken
+from idp.wechat_login.errors import NotAMiniProgramClient
 
 
 class InsufficientUserAuthentication(OAuth2Error):
@@ -31,11 +32,6 @@ class InsufficientUserAuthentication(OAuth2Error):
 
     error = "insufficient_user_authentication"
     status_code = 401
-
-
-class NotAMiniProgramClient(OAuth2Error):
-    error = "unauthorized_client"
-    status_code = 403
 
 
 @bp.post("/api/deletion")

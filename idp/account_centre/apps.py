@@ -1,5 +1,5 @@
 """Connected apps: each client holding a consent or a refresh token, with scopes and last use;
-revoking one goes through the engine (`idp.identity.apps.revoke_app`)."""
+revoking one goes through the engine (`idp.oidc.apps.revoke_app`)."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ from flask_babel import gettext as _
 from idp.account_centre.blueprint import bp, me, path_id, signed_in
 from idp.account_centre.forms import ActionForm
 from idp.extensions import db
-from idp.identity.apps import NotConnected, connected_apps, revoke_app
 from idp.identity.audit import Actor
+from idp.oidc.apps import NotConnected, connected_apps, revoke_app
 
 
 @bp.get("/apps")

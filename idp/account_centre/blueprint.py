@@ -10,9 +10,8 @@ from typing import Any
 from flask import Blueprint, abort, current_app, flash, g, jsonify, redirect, request, url_for
 from flask_babel import gettext as _
 
-from idp.accounts.models import LoginSession
 from idp.accounts.sessions import current_account, current_session
-from idp.identity.models import Account
+from idp.identity.models import Account, LoginSession
 from idp.models_base import utcnow
 
 bp = Blueprint("account_centre", __name__, url_prefix="/account")

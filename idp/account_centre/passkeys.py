@@ -34,10 +34,10 @@ from webauthn.helpers.structs import (
     UserVerificationRequirement,
 )
 
-from idp.account_centre import factors
 from idp.account_centre.blueprint import bp, fresh_auth, me, signed_in
 from idp.account_centre.second_factor import complete_second_factor
 from idp.account_centre.sign_out_elsewhere import offer_after_enrolment
+from idp.accounts import second_factors as factors
 from idp.accounts.models import SecondFactor, SecondFactorKind
 from idp.accounts.sessions import session_awaiting_second_factor
 from idp.accounts.views import safe_next

@@ -17,10 +17,10 @@ from idp.accounts import passwords
 from idp.accounts.sessions import current_session, start_session
 from idp.extensions import db
 from idp.identity import audit
+from idp.identity.accounts import identities_of, link_identity
 from idp.identity.audit import Actor
 from idp.identity.claims import profile_values
 from idp.identity.models import Account, IdentityKind
-from idp.identity.service import identities_of, link_identity
 from idp.identity.sign_out import sign_out_everywhere
 
 

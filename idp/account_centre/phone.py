@@ -11,7 +11,7 @@ from flask_babel import gettext as _
 from idp.account_centre.blueprint import bp, fresh_auth, me, signed_in
 from idp.account_centre.forms import CodeForm, NewPhoneForm
 from idp.account_centre.reauth import mask_phone, verified_phone
-from idp.accounts import sms
+from idp.accounts import sms_codes
 from idp.accounts.sms_request import CodeRefused, request_code
 from idp.extensions import db
 from idp.identity.audit import Actor
@@ -64,8 +64,8 @@ def phone_confirm() -> Any:
     number = str(pending.get("phone"))
     form = CodeForm()
     if form.validate_on_submit():
-        if not sms.check_code(number, CHANGE_PHONE_SMS, form.code.data or "",
-                              sms.browser_binding()):
+        if not sms_codes.check_code(number, CHANGE_PHONE_SMS, form.code.data or "",
+                              sms_codes.browser_binding()):
             flash(_("That code is not right or has expired."), "error")
         else:
             db.session.commit()  # the code is spent whatever happens next

@@ -11,15 +11,15 @@ from flask_babel import gettext as _
 
 from idp.account_centre.blueprint import bp, me, signed_in
 from idp.account_centre.forms import ActionForm, CodeForm, PasswordReauthForm
-from idp.accounts import passwords, sms
+from idp.accounts import passwords, sms_codes
 from idp.accounts.sessions import current_session
 from idp.accounts.sms_request import CodeRefused, request_code
 from idp.accounts.views import safe_next
 from idp.extensions import db
 from idp.identity import audit
+from idp.identity.accounts import identities_of
 from idp.identity.audit import Actor
 from idp.identity.models import Account, IdentityKind
-from idp.identity.service import identities_of
 from idp.models_base import utcnow
 from idp.security import throttle
 from idp.security.throttle import Throttled
@@ -79,7 +79,8 @@ def reauth() -> Any:
         else:
             flash(_("We sent a code to %(phone)s.", phone=mask_phone(phone)), "info")
     elif phone and code_form.submit_ok("sms"):
-        if sms.check_code(phone, REAUTH_SMS, code_form.code.data or "", sms.browser_binding()):
+        if sms_codes.check_code(phone, REAUTH_SMS, code_form.code.data or "",
+                                sms_codes.browser_binding()):
             mark_reauthenticated(account, "sms")
             return redirect(target)
         flash(_("That code is not right or has expired."), "error")

@@ -10,17 +10,16 @@ from typing import Any
 from flask import abort, flash, g, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 
-from idp.account_centre import factors
 from idp.account_centre.blueprint import bp, fresh_auth, me, recently_authenticated, signed_in
 from idp.account_centre.forms import ActionForm, CodeForm
 from idp.account_centre.sign_out_elsewhere import offer_after_enrolment, offer_open
-from idp.accounts.models import LoginSession
+from idp.accounts import second_factors as factors
 from idp.accounts.sessions import current_session, session_awaiting_second_factor
 from idp.accounts.views import safe_next
 from idp.extensions import db
 from idp.identity import audit
 from idp.identity.audit import Actor
-from idp.identity.models import Account
+from idp.identity.models import Account, LoginSession
 from idp.models_base import utcnow
 from idp.security.throttle import Throttled
 

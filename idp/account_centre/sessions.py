@@ -9,17 +9,14 @@ from typing import Any
 
 from flask import abort, flash, redirect, render_template, url_for
 from flask_babel import gettext as _
-from sqlalchemy import select
 
 from idp.account_centre.blueprint import bp, me, path_id, signed_in
 from idp.account_centre.devices import describe_device
 from idp.account_centre.forms import ActionForm
-from idp.accounts.models import LoginSession
 from idp.accounts.sessions import current_session
 from idp.extensions import db
 from idp.identity.audit import Actor
-from idp.identity.sign_out import sign_out_other_sessions, sign_out_session
-from idp.models_base import utcnow
+from idp.identity.sign_out import live_sessions, sign_out_other_sessions, sign_out_session
 
 CHANNELS = {
     "website_password": "Password",
@@ -34,16 +31,7 @@ CHANNELS = {
 @signed_in
 def sessions() -> Any:
     account = me()
-    rows = db.session.scalars(
-        select(LoginSession)
-        .where(
-            LoginSession.account_id == account.id,
-            LoginSession.ended_at.is_(None),
-            LoginSession.expires_at > utcnow(),
-            LoginSession.second_factor_pending.is_(False),
-        )
-        .order_by(LoginSession.created_at.desc())
-    ).all()
+    rows = [row for row in live_sessions(account) if not row.second_factor_pending]
     here = current_session()
     return render_template(
         "account_centre/sessions.html",

@@ -3,7 +3,7 @@
 What was signed in before the factor keeps working without it (no `mfa`) until it ends: other
 browsers' sessions, the mini-program's refresh tokens, apps holding `offline_access`. Right after
 an enrolment (`offer_after_enrolment`), the two-step page offers to end them all; the engine
-does it (`idp.identity.sign_out_elsewhere`). The page says so in any case.
+does it (`idp.oidc.sign_out_elsewhere`). The page says so in any case.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from idp.accounts.sessions import current_session
 from idp.extensions import db
 from idp.identity.audit import Actor
 from idp.identity.models import Account
-from idp.identity.sign_out_elsewhere import sign_out_elsewhere, signed_in_elsewhere
+from idp.oidc.sign_out_elsewhere import sign_out_elsewhere, signed_in_elsewhere
 
 OFFER_KEY = "account_centre_sign_out_elsewhere"
 OFFER_TTL = 900  # the offer stays on the two-step page for a quarter of an hour

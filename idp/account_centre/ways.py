@@ -16,11 +16,11 @@ from idp.account_centre.reauth import mask_phone
 from idp.account_centre.wechat_offer import bind_offer, works_elsewhere_message
 from idp.accounts.models import SecondFactor
 from idp.extensions import db
+from idp.identity.accounts import identities_of
 from idp.identity.audit import Actor
 from idp.identity.links import unlink_identity
 from idp.identity.models import Identity, IdentityKind
 from idp.identity.rules import UnlinkRefused, ways_to_log_in
-from idp.identity.service import identities_of
 from idp.wechat.models import WeChatApp
 
 WECHAT_KINDS = {"website": "WeChat (website QR)", "officialaccount": "WeChat (Official Account)",

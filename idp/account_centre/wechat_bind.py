@@ -27,10 +27,10 @@ from idp.account_centre.wechat_merge import offer_merge
 from idp.account_centre.wechat_offer import bind_offer, works_elsewhere_message
 from idp.accounts.sessions import current_account, current_session
 from idp.extensions import db
+from idp.identity.accounts import IdentityTaken
 from idp.identity.links import AccountUnavailable
 from idp.identity.models import Account
 from idp.identity.rules import MergeRefused
-from idp.identity.service import IdentityTaken
 from idp.identity.transactions import StaleState
 from idp.oidc.context import issuer
 from idp.wechat.errors import WeChatError

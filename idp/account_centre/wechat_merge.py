@@ -22,11 +22,11 @@ from idp.account_centre.forms import ActionForm
 from idp.account_centre.ways import ways_in
 from idp.accounts.sessions import current_session, start_session
 from idp.extensions import db
+from idp.identity.accounts import identities_of
 from idp.identity.audit import Actor
 from idp.identity.merge import merge_accounts
 from idp.identity.models import Account, IdentityKind
 from idp.identity.rules import MergeRefused, MergeRule, Proof, ProofMethod, choose_survivor
-from idp.identity.service import identities_of
 from idp.wechat_login import official_account, website
 
 MERGE_OFFER_KEY = "account_centre_wechat_merge"

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from idp.accounts import passwords
 from idp.extensions import db
+from idp.identity.accounts import find_account, identities_of, touch_identity
 from idp.identity.models import Account, IdentityKind
 from idp.identity.phones import InvalidPhoneNumber, looks_like_phone, normalize_phone
-from idp.identity.service import find_account, identities_of, touch_identity
 from idp.security import throttle
 
 

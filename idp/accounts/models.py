@@ -1,46 +1,25 @@
-"""IdP browser sessions and one-time SMS codes."""
+"""One-time SMS codes, login history, terms accepted, second factors (the IdP session itself
+is the engine's: `idp.identity.models.LoginSession`)."""
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Boolean, ForeignKey, Index, Integer, LargeBinary, String, Text
+from sqlalchemy import ForeignKey, Index, Integer, LargeBinary, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from idp.extensions import db
+from idp.extensions import Model
 from idp.models_base import UTCDateTime, utcnow
 
 
-class LoginSession(db.Model):
-    """The server side of the IdP session cookie: logout and merges end it here."""
-
-    __tablename__ = "login_session"
-
-    id: Mapped[str] = mapped_column(String(64), primary_key=True)  # also the OIDC `sid`
-    account_id: Mapped[str] = mapped_column(ForeignKey("account.id"), index=True)
-    auth_time: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-    amr: Mapped[str] = mapped_column(String(64), default="pwd")  # space-separated
-    channel: Mapped[str] = mapped_column(String(32), default="website")
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-    # Both indexed for retention (idp/maintenance/retention.py).
-    expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
-    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True, index=True)
-    # Shown in the account centre's session list (truncated, never used to decide anything).
-    user_agent: Mapped[str | None] = mapped_column(String(255), nullable=True)
-    ip_address: Mapped[str | None] = mapped_column(String(64), nullable=True)
-    # The first factor is proved but the account's second factor is still to come: such a
-    # session signs nobody in (`current_session` ignores it).
-    second_factor_pending: Mapped[bool] = mapped_column(Boolean, default=False)
-
-
-class SmsCode(db.Model):
+class SmsCode(Model):
     __tablename__ = "sms_code"
     __table_args__ = (Index("ix_sms_code_phone_purpose", "phone", "purpose"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     phone: Mapped[str] = mapped_column(String(32))
     purpose: Mapped[str] = mapped_column(String(16))  # idp.sms.purposes.Purpose
-    code_digest: Mapped[str] = mapped_column(String(64))  # keyed: idp/accounts/sms.py
+    code_digest: Mapped[str] = mapped_column(String(64))  # keyed: idp/accounts/sms_codes.py
     # The browser that asked (keyed digest of a value in its session); None: any browser.
     browser_digest: Mapped[str | None] = mapped_column(String(64), nullable=True)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
@@ -49,7 +28,7 @@ class SmsCode(db.Model):
     consumed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
 
-class LoginEvent(db.Model):
+class LoginEvent(Model):
     """One row per successful login, by channel: the dashboard's and metrics' raw data."""
 
     __tablename__ = "login_event"
@@ -63,7 +42,7 @@ class LoginEvent(db.Model):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
 
 
-class TermsAcceptance(db.Model):
+class TermsAcceptance(Model):
     """A user accepted the terms of service and the privacy policy of this version, then."""
 
     __tablename__ = "terms_acceptance"
@@ -80,7 +59,7 @@ class SecondFactorKind:
     WEBAUTHN = "webauthn"  # a passkey or a security key (WebAuthn Level 2)
 
 
-class SecondFactor(db.Model):
+class SecondFactor(Model):
     """A second factor of an account: a TOTP secret (encrypted) or a WebAuthn credential."""
 
     __tablename__ = "second_factor"
@@ -102,7 +81,7 @@ class SecondFactor(db.Model):
     last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
 
-class RecoveryCode(db.Model):
+class RecoveryCode(Model):
     """One-time codes for a lost second factor: shown once, stored as SHA-256 digests (each has
     50 random bits and is throttled like a TOTP code, so a fast hash is enough)."""
 

@@ -12,10 +12,10 @@ from flask_wtf import FlaskForm
 from idp.accounts.profile_form import profile_form, submitted_changes
 from idp.accounts.sessions import current_account
 from idp.extensions import db
+from idp.identity.accounts import identities_of, write_claim
 from idp.identity.audit import Actor
 from idp.identity.claims import profile_values
 from idp.identity.models import IdentityKind
-from idp.identity.service import identities_of, write_claim
 
 bp = Blueprint("profile", __name__)
 

@@ -11,15 +11,15 @@ from idp.accounts import passwords
 from idp.accounts.models import TermsAcceptance
 from idp.extensions import db
 from idp.identity import audit
-from idp.identity.audit import Actor
-from idp.identity.models import Account, IdentityKind
-from idp.identity.service import (
+from idp.identity.accounts import (
     create_account,
     find_account,
     identities_of,
     link_identity,
     set_claim,
 )
+from idp.identity.audit import Actor
+from idp.identity.models import Account, IdentityKind
 from idp.identity.sign_out import sign_out_everywhere
 from idp.models_base import utcnow
 

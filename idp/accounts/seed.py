@@ -5,16 +5,16 @@ from __future__ import annotations
 from idp.accounts import passwords
 from idp.accounts.registration import add_password
 from idp.extensions import db
-from idp.identity.audit import Actor
-from idp.identity.models import Account, IdentityKind
-from idp.identity.phones import normalize_phone
-from idp.identity.service import (
+from idp.identity.accounts import (
     IdentityTaken,
     create_account,
     find_identity,
     link_identity,
     set_claim,
 )
+from idp.identity.audit import Actor
+from idp.identity.models import Account, IdentityKind
+from idp.identity.phones import normalize_phone
 from idp.staff.permissions import SECURITY
 from idp.staff.roles import grant_role
 

@@ -7,17 +7,18 @@ dies with it.
 from __future__ import annotations
 
 import secrets
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, timedelta
 
 from flask import current_app, g, has_request_context, request, session
 from sqlalchemy import select
 
-from idp.accounts.models import LoginEvent, LoginSession, SecondFactor
+from idp.accounts.models import LoginEvent, SecondFactor
 from idp.extensions import db
-from idp.identity.models import Account
-from idp.identity.service import resolve_account
+from idp.identity.accounts import resolve_account
+from idp.identity.audit import Actor
+from idp.identity.models import Account, LoginSession
+from idp.identity.sign_out import sign_out_session
 from idp.models_base import utcnow
-from idp.oidc.backchannel_logout import queue_logout_tokens
 
 SESSION_KEY = "idp_sid"
 # amr values (RFC 8176 §2) that a second factor adds.
@@ -104,24 +105,15 @@ def auth_time(row: LoginSession) -> int:
 
 
 def end_session(sid: str | None = None) -> None:
+    """The user signs out of this browser (or RP-initiated logout): the engine ends the session
+    and tells the relying parties; refresh tokens for offline access outlive it."""
     sid = sid or session.get(SESSION_KEY)
     if isinstance(sid, str):
         row = db.session.get(LoginSession, sid)
-        if row is not None and row.ended_at is None:
-            row.ended_at = utcnow()
-            queue_logout_tokens(row.id, row.account_id)  # in the same transaction
+        account = db.session.get(Account, row.account_id) if row is not None else None
+        if account is not None and sign_out_session(
+            account, sid, Actor.user(account.id), "signed out", keep_offline_access=True
+        ):
             db.session.commit()
     session.clear()
     g.pop("login_session", None)
-
-
-def end_sessions_of(account_id: str, when: datetime | None = None) -> None:
-    """Ends every session of an account (merges, disabling); the caller commits."""
-    live = db.session.scalars(
-        select(LoginSession).where(
-            LoginSession.account_id == account_id, LoginSession.ended_at.is_(None)
-        )
-    ).all()
-    for row in live:
-        row.ended_at = when or utcnow()
-        queue_logout_tokens(row.id, account_id)

@@ -21,7 +21,7 @@ from flask import current_app
 from flask_babel import gettext as _
 from flask_babel import ngettext
 
-from idp.accounts import sms
+from idp.accounts import sms_codes
 from idp.security import throttle
 from idp.security.throttle import Throttle, Throttled
 from idp.sms.captcha import CaptchaAnswer, CaptchaUnavailable
@@ -48,7 +48,7 @@ def spend_breaker() -> Throttle:
 
 
 def captcha_needed(address: str) -> bool:
-    provider = sms.captcha()
+    provider = sms_codes.captcha()
     if provider.provider == "none":
         return False
     if current_app.config["IDP_CAPTCHA_MODE"] == "always":
@@ -83,7 +83,7 @@ def request_code(
     except Throttled as refused:
         raise CodeRefused(wait_message(refused.retry_after), 429, refused.retry_after) from None
     try:
-        sms.send_code(phone, purpose, sms.browser_binding())
+        sms_codes.send_code(phone, purpose, sms_codes.browser_binding())
     except SmsError as error:
         raise _refusal_for(error) from None
 
@@ -114,7 +114,7 @@ def _check_country(phone: str) -> None:
         country = phonenumbers.parse(phone).country_code
     except phonenumbers.NumberParseException:
         country = None
-    allowed = sms.allowed_countries()
+    allowed = sms_codes.allowed_countries()
     if country not in allowed:
         listed = ", ".join(f"+{code}" for code in sorted(allowed))
         raise CodeRefused(
@@ -132,7 +132,7 @@ def _check_captcha(answer: CaptchaAnswer | None, address: str) -> None:
             captcha_required=True,
         )
     try:
-        passed = sms.captcha().verify(CaptchaAnswer(answer.ticket, answer.randstr, address))
+        passed = sms_codes.captcha().verify(CaptchaAnswer(answer.ticket, answer.randstr, address))
     except CaptchaUnavailable as error:
         log.warning("captcha service unavailable: %s", error)
         raise CodeRefused(

@@ -9,12 +9,13 @@ from typing import Any
 from flask import flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 
-from idp.accounts import sms
+from idp.accounts import sms_codes
+from idp.accounts.blueprint import bp
 from idp.accounts.forms import PhoneForm, SmsCodeForm
 from idp.accounts.registration import RegistrationRefused, sign_in_with_proven_phone
 from idp.accounts.sessions import start_session
 from idp.accounts.sms_request import CodeRefused, request_code
-from idp.accounts.views import bp, captcha_answer, render_login, safe_next
+from idp.accounts.views import captcha_answer, render_login, safe_next
 from idp.identity.phones import InvalidPhoneNumber, normalize_phone
 
 CHANNEL = "website_sms"
@@ -53,7 +54,8 @@ def sms_login() -> Any:
         phone = _proper_phone(form.phone.data or "")
         if not form.accept_terms.data:
             flash(_("Please accept the terms of service and the privacy policy."), "error")
-        elif sms.check_code(phone, "login", form.code.data or "", sms.browser_binding()):
+        elif sms_codes.check_code(phone, "login", form.code.data or "",
+                                  sms_codes.browser_binding()):
             try:
                 account, _created = sign_in_with_proven_phone(phone)
             except RegistrationRefused:
@@ -81,7 +83,7 @@ def _code_page(phone: str, next_url: str) -> str:
 
 
 def _minutes() -> int:
-    return max(1, sms.code_ttl_seconds() // 60)
+    return max(1, sms_codes.code_ttl_seconds() // 60)
 
 
 @bp.get("/terms")

@@ -5,10 +5,11 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import urlsplit
 
-from flask import Blueprint, current_app, flash, g, redirect, render_template, request, url_for
+from flask import current_app, flash, g, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 
-from idp.accounts import sms
+from idp.accounts import sms_codes
+from idp.accounts.blueprint import bp
 from idp.accounts.forms import CodePasswordForm, LoginForm, PhoneForm
 from idp.accounts.login import authenticate_throttled
 from idp.accounts.passwords import WeakPassword
@@ -20,14 +21,12 @@ from idp.accounts.registration import (
 )
 from idp.accounts.sessions import current_account, end_session, start_session
 from idp.accounts.sms_request import CodeRefused, request_code
+from idp.identity.accounts import find_account
 from idp.identity.models import IdentityKind
 from idp.identity.phones import InvalidPhoneNumber, normalize_phone
-from idp.identity.service import find_account
 from idp.security import throttle
 from idp.security.throttle import Throttled
 from idp.sms.captcha import CaptchaAnswer
-
-bp = Blueprint("accounts", __name__)
 
 
 def safe_next(target: str | None) -> str:
@@ -71,7 +70,7 @@ def render_login(form: LoginForm | None = None, phone_form: PhoneForm | None = N
 
 
 def captcha_widget(required: bool) -> dict[str, Any] | None:
-    provider = sms.captcha()
+    provider = sms_codes.captcha()
     if not required or provider.provider == "none":
         return None
     g.captcha_origin = _origin(current_app.config["IDP_CAPTCHA_JS_URL"])
@@ -173,7 +172,8 @@ def register_confirm() -> Any:
             phone = "+0"  # matches no code
         if not form.accept_terms.data:
             flash(_("Please accept the terms of service and the privacy policy."), "error")
-        elif sms.check_code(phone, "register", form.code.data or "", sms.browser_binding()):
+        elif sms_codes.check_code(phone, "register", form.code.data or "",
+                                  sms_codes.browser_binding()):
             return _registered(phone, form.password.data or "", form.next.data)
         else:
             flash(_("That code is not right or has expired."), "error")
@@ -218,12 +218,12 @@ def reset_confirm() -> Any:
         except InvalidPhoneNumber:
             phone = "+0"  # matches no code
         account = find_account(IdentityKind.PHONE, phone)
-        binding = sms.browser_binding()
-        if account is None and sms.check_code(phone, "reset", form.code.data or "", binding):
+        binding, code = sms_codes.browser_binding(), form.code.data or ""
+        if account is None and sms_codes.check_code(phone, "reset", code, binding):
             # The code proved the number: its holder may learn that it has no account.
             flash(_("This number has no account yet: sign in with a code to create one."), "info")
             return redirect(url_for("accounts.login", next=form.next.data or ""))
-        if account is not None and sms.check_code(phone, "reset", form.code.data or "", binding):
+        if account is not None and sms_codes.check_code(phone, "reset", code, binding):
             try:
                 reset_password(account, form.password.data or "")
             except WeakPassword as error:
@@ -277,5 +277,3 @@ def _refused_page(
     page = render_template(template, form=form, captcha=captcha_widget(refused.captcha_required))
     return page, refused.status, headers
 
-
-from idp.accounts import sms_views  # noqa: E402, F401 - adds the SMS sign-in routes to `bp`

@@ -25,12 +25,11 @@ from typing import Any
 from flask import abort, current_app, flash, g, redirect, request, session, url_for
 from flask_babel import gettext as _
 
-from idp.accounts.models import LoginSession
 from idp.accounts.sessions import current_session, end_session
 from idp.extensions import db
 from idp.identity import audit
 from idp.identity.audit import Actor
-from idp.identity.models import Account
+from idp.identity.models import Account, LoginSession
 from idp.models_base import utcnow
 from idp.staff.permissions import may
 from idp.staff.roles import roles_of

@@ -20,6 +20,7 @@ from idp.oidc.clients import (
     KNOWN_GRANT_TYPES,
     SECRET_AUTH_METHODS,
     ClientSpecError,
+    check_management_scopes,
     choose_auth_method,
     create_client,
     rotate_client_secret,
@@ -85,6 +86,7 @@ def update_from_form(client: Client, form: ClientForm, actor: Actor) -> None:
     unknown = set(scopes) - set(registrable_scopes())
     if unknown:
         raise ClientSpecError(f"unknown scopes: {' '.join(sorted(unknown))}")
+    check_management_scopes(scopes, grants)
     for uri in (spec["events_uri"], spec["backchannel_logout_uri"]):
         if uri:
             _check_https_endpoint(uri)

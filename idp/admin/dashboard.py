@@ -26,7 +26,7 @@ from sqlalchemy import select
 
 from idp.extensions import db
 from idp.identity.models import ReconciliationFinding, ReconciliationRun
-from idp.identity.report import REASONS
+from idp.maintenance.reconciliation import REASONS
 from idp.models_base import utcnow
 from idp.usage.conversion import MINIPROGRAM, WEBSITE, week_of
 from idp.usage.counters import TOKEN_ISSUED, WECHAT_CALL, daily_counts

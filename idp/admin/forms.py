@@ -32,10 +32,6 @@ class ConfirmForm(FlaskForm):
     """Only the CSRF token: the page around it says what will happen."""
 
 
-class ReasonForm(FlaskForm):
-    reason = StringField(_l("Reason (kept in the audit log)"), validators=[Length(max=200)])
-
-
 class RevealForm(FlaskForm):
     reason = StringField(_l("Reason (kept in the audit log)"),
                          validators=[DataRequired(), Length(max=200)])

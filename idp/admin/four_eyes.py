@@ -17,14 +17,15 @@ from typing import Any
 from flask import current_app
 from sqlalchemy import select, update
 
-from idp.admin.account_actions import ActionRefused, move_identity
-from idp.extensions import db
+from idp.admin.account_actions import ActionRefused
+from idp.extensions import db, rows_matched
 from idp.identity import audit
+from idp.identity.accounts import IdentityError
 from idp.identity.audit import Actor
+from idp.identity.links import move_identity
 from idp.identity.merge import UndoRefused, merge_accounts, undo_merge
 from idp.identity.models import Account, Identity, MergeRecord
 from idp.identity.rules import MergeRefused, MergeRule, Proof, UnlinkRefused
-from idp.identity.service import IdentityError
 from idp.models_base import utcnow
 from idp.staff.models import AdminProposal
 
@@ -102,13 +103,13 @@ def decline(proposal: AdminProposal, decider: Account) -> None:
 def _claim(proposal: AdminProposal, decider: Account, status: str) -> None:
     """pending → status, only if still pending and not expired (one winner under concurrency)."""
     now = utcnow()
-    changed = db.session.execute(
+    changed = rows_matched(
         update(AdminProposal)
         .where(AdminProposal.id == proposal.id, AdminProposal.status == PENDING,
                AdminProposal.expires_at > now)
         .values(status=status, decided_by=decider.id, decided_at=now)
         .execution_options(synchronize_session=False)
-    ).rowcount
+    )
     db.session.commit()
     if changed != 1:
         db.session.refresh(proposal)

@@ -10,14 +10,14 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import select
 
-from idp.accounts.models import LoginSession
-from idp.admin.account_actions import live_refresh_tokens, live_sessions
+from idp.admin.account_actions import live_refresh_tokens
 from idp.extensions import db
+from idp.identity.accounts import identities_of
 from idp.identity.audit import Actor
 from idp.identity.catalogue import rank
-from idp.identity.models import Account, Identity, IdentityKind, ProfileClaim
+from idp.identity.models import Account, Identity, IdentityKind, LoginSession, ProfileClaim
 from idp.identity.rules import MergeRefused, MergeRule, Proof, check_merge
-from idp.identity.service import identities_of
+from idp.identity.sign_out import live_sessions
 from idp.oidc.models import Consent, RefreshToken
 
 

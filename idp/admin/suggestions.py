@@ -1,5 +1,5 @@
-"""Suggested merges: the stored reconciliation run (`identity/report.py`), less what an admin
-dismissed, a page at a time.
+"""Suggested merges: the stored reconciliation run (`maintenance/reconciliation.py`), less what
+an admin dismissed, a page at a time.
 
 A dismissal is an audit event (`admin.suggestion_dismiss`) naming the suggestion's key, so the
 audit log is the one record of it; a suggestion's key includes its accounts, so when another
@@ -23,7 +23,7 @@ from idp.identity.models import (
     ReconciliationFinding,
     ReconciliationRun,
 )
-from idp.identity.report import REASONS, latest_run, run_reconciliation, stored_findings
+from idp.maintenance.reconciliation import REASONS, latest_run, run_reconciliation, stored_findings
 
 DISMISS_ACTION = "admin.suggestion_dismiss"
 PER_PAGE = 20

@@ -3,20 +3,37 @@ disable/enable, link/unlink, sessions and refresh-token families. Views parse, c
 engine, and render; the engine's refusals become problem documents.
 
 Claims: every claim of the data dictionary (`identity/catalogue.py`) whose writers include `api`,
-checked by the catalogue's validators and stored with the source `api`."""
+checked by the catalogue's validators and stored with the source `api`.
+
+A phone the API links (or creates an account with) is unverified unless the service holds
+`idp:phones.vouch` and says `verified`: a verified phone signs in by SMS, so vouching for one is
+a power the operator grants deliberately (issue 23 item 3). Every read of an account is in the
+account's audit trail as `account.read` by `client:<client_id>`."""
 
 from __future__ import annotations
 
-import base64
-import binascii
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from flask import Response, jsonify, request, url_for
 from sqlalchemy import select
 
-from idp.accounts.models import LoginSession
+from idp.api.administrators import refuse_administrators
 from idp.api.blueprint import api_actor, bp, requires
+from idp.api.parsing import (
+    CLAIM_WRITER,
+    ROW_ID_ROUTE,
+    claims_from,
+    decode_cursor,
+    email_from,
+    encode_cursor,
+    int_arg,
+    json_object,
+    phone_from,
+    strong_etags,
+    text_arg,
+    vouched_for,
+)
 from idp.api.problems import ApiProblem
 from idp.api.representations import (
     account_view,
@@ -28,28 +45,24 @@ from idp.api.representations import (
 )
 from idp.extensions import db
 from idp.identity import audit, status
-from idp.identity.catalogue import ClaimRefused, catalogue, check_write
-from idp.identity.links import unlink_identity
-from idp.identity.lookup import matching_account_ids
-from idp.identity.models import Account, AccountStatus, Identity, IdentityKind
-from idp.identity.phones import InvalidPhoneNumber, normalize_phone
-from idp.identity.rules import ProofMethod, UnlinkRefused
-from idp.identity.service import (
+from idp.identity.accounts import (
     IdentityError,
     IdentityTaken,
     create_account,
-    find_identity,
     link_identity,
     resolve_account,
     write_claim,
 )
+from idp.identity.links import AccountUnavailable, link_to_active_account, unlink_identity
+from idp.identity.lookup import matching_account_ids
+from idp.identity.models import Account, AccountStatus, Identity, IdentityKind
+from idp.identity.rules import ProofMethod, UnlinkRefused
+from idp.identity.sign_out import live_sessions, sign_out_session
 from idp.identity.transactions import lock_accounts, run_in_transaction
 from idp.models_base import utcnow
-from idp.oidc.backchannel_logout import queue_logout_tokens
 from idp.oidc.grants import revoke_family
 from idp.oidc.models import RefreshToken
 
-CLAIM_WRITER = "api"  # the writer and the source of what the company's services say
 MAX_PAGE = 100
 LINKABLE_KINDS = (IdentityKind.EMAIL, IdentityKind.PHONE)
 
@@ -62,9 +75,9 @@ LINKABLE_KINDS = (IdentityKind.EMAIL, IdentityKind.PHONE)
 def search() -> Any:
     """Any identifier (phone in any spelling, email, openid, unionid, sub, alias, part of a
     name); pages follow `next_cursor` (the last `sub` seen, opaque)."""
-    text = _text_arg("q", required=False)
-    limit = _int_arg("limit", 20, 1, MAX_PAGE)
-    after = _decode_cursor(request.args.get("cursor"))
+    text = text_arg("q", required=False)
+    limit = int_arg("limit", 20, 1, MAX_PAGE)
+    after = decode_cursor(request.args.get("cursor"))
     query = select(Account).order_by(Account.id).limit(limit + 1)
     if text:
         query = query.where(Account.id.in_(matching_account_ids(text)))
@@ -72,14 +85,28 @@ def search() -> Any:
         query = query.where(Account.id > after)
     rows = list(db.session.scalars(query))
     page = rows[:limit]
-    next_cursor = _encode_cursor(page[-1].id) if len(rows) > limit else None
-    return jsonify({"accounts": [account_view(a) for a in page], "next_cursor": next_cursor})
+    next_cursor = encode_cursor(page[-1].id) if len(rows) > limit else None
+    views = [account_view(a) for a in page]
+    record_reads([a.id for a in page], "search")
+    return jsonify({"accounts": views, "next_cursor": next_cursor})
 
 
 @bp.get("/accounts/<sub>")
 @requires("idp:accounts.read")
 def read(sub: str) -> Any:
-    return _account_response(account_or_404(sub))
+    account = account_or_404(sub)
+    response = _account_response(account)
+    record_reads([account.id], "account")
+    return response
+
+
+def record_reads(account_ids: Iterable[str], what: str) -> None:
+    """Who read whose account, and when (issue 23 item 14): an `account.read` row in the audit
+    trail of each account the answer shows, committed before the answer leaves."""
+    actor = api_actor()
+    for account_id in dict.fromkeys(account_ids):
+        audit.record("account.read", actor, account_id, what=what)
+    db.session.commit()
 
 
 # --- creating and changing -----------------------------------------------------------------------
@@ -88,18 +115,19 @@ def read(sub: str) -> Any:
 @bp.post("/accounts")
 @requires("idp:accounts.write")
 def create() -> Any:
-    """A new account with a phone the calling service vouches for (verified) and claims."""
+    """A new account with a phone (unverified, or vouched for: `phone_verified`) and claims."""
     body = json_object()
-    phone = _phone(body.get("phone"))
-    claims = _claims(body.get("claims", {}))
+    phone = phone_from(body.get("phone"))
+    vouched = vouched_for(body.get("phone_verified", False))
+    claims = claims_from(body.get("claims", {}))
     actor = api_actor()
 
     def work() -> Account:
-        if find_identity(IdentityKind.PHONE, phone) is not None:
+        if _phone_is_held(phone):
             raise ApiProblem(409, "phone_taken", "another account holds this phone")
         account = create_account(actor, "api")
-        link_identity(account, IdentityKind.PHONE, phone, actor, verified=True,
-                      proof=ProofMethod.OPERATOR)
+        link_identity(account, IdentityKind.PHONE, phone, actor, verified=vouched,
+                      proof=ProofMethod.OPERATOR if vouched else None)
         for name, value in claims.items():
             write_claim(account, name, value, actor, writer=CLAIM_WRITER)
         return account
@@ -114,6 +142,14 @@ def create() -> Any:
     return response
 
 
+def _phone_is_held(phone: str) -> bool:
+    """By any account, verified or not: the service finds that account rather than a twin."""
+    return db.session.scalars(
+        select(Identity.id).where(Identity.kind == IdentityKind.PHONE, Identity.value == phone)
+        .limit(1)
+    ).first() is not None
+
+
 @bp.patch("/accounts/<sub>/claims")
 @requires("idp:accounts.write")
 def update_claims(sub: str) -> Any:
@@ -123,7 +159,7 @@ def update_claims(sub: str) -> Any:
     wanted = request.headers.get("If-Match")
     if not wanted:
         raise ApiProblem(428, "if_match_required", "send If-Match with the account's ETag")
-    claims = _claims(json_object(), allow_null=True)
+    claims = claims_from(json_object(), allow_null=True)
     actor = api_actor()
     account_id = account.id
 
@@ -131,7 +167,7 @@ def update_claims(sub: str) -> Any:
         locked = lock_accounts(account_id).get(account_id)
         if locked is None:
             raise ApiProblem(404, "no_such_account", "no such account")
-        if wanted.strip() != "*" and etag_of(account_view(locked)) not in _etags(wanted):
+        if wanted.strip() != "*" and etag_of(account_view(locked)) not in strong_etags(wanted):
             raise ApiProblem(412, "etag_mismatch", "the account changed since it was read")
         if locked.status != AccountStatus.ACTIVE:
             raise ApiProblem(409, "account_not_active", "the account is not active")
@@ -166,25 +202,25 @@ def _change_status(sub: str, change: Callable[..., Any], reason: str) -> Respons
 @bp.post("/accounts/<sub>/identities")
 @requires("idp:accounts.write")
 def link(sub: str) -> Any:
-    """Links a phone (verified: the service vouches for it) or an email (unverified)."""
+    """Links a phone (unverified, or vouched for: `verified` with `idp:phones.vouch`) or an
+    email (unverified). Never to an administrator's account."""
     account = account_or_404(sub)
+    refuse_administrators(account)
     body = json_object()
     kind = body.get("kind")
     if kind not in LINKABLE_KINDS:
         raise ApiProblem(400, "invalid_kind", f"kind must be one of {', '.join(LINKABLE_KINDS)}")
-    value = _phone(body.get("value")) if kind == IdentityKind.PHONE else _email(body.get("value"))
-    actor = api_actor()
-    account_id = account.id
-
-    def work() -> None:
-        locked = lock_accounts(account_id).get(account_id)
-        if locked is None or not locked.is_active:
-            raise ApiProblem(409, "account_not_active", "the account is not active")
-        link_identity(locked, kind, value, actor, verified=kind == IdentityKind.PHONE,
-                      proof=ProofMethod.OPERATOR if kind == IdentityKind.PHONE else None)
-
+    parse = phone_from if kind == IdentityKind.PHONE else email_from
+    value = parse(body.get("value"))
+    if kind == IdentityKind.EMAIL and body.get("verified", False) is not False:
+        raise ApiProblem(400, "invalid_body", "an email is linked unverified")
+    vouched = vouched_for(body.get("verified", False))
     try:
-        run_in_transaction(work, attempts=3)
+        link_to_active_account(account, kind, value, api_actor(), verified=vouched,
+                               proof=ProofMethod.OPERATOR if vouched else None,
+                               check=refuse_administrators)
+    except AccountUnavailable as unavailable:
+        raise ApiProblem(409, "account_not_active", "the account is not active") from unavailable
     except IdentityTaken as taken:
         raise ApiProblem(409, "identity_taken",
                          "another account holds it verified: that is a merge") from taken
@@ -193,10 +229,11 @@ def link(sub: str) -> Any:
     return response
 
 
-@bp.delete("/accounts/<sub>/identities/<int:identity_id>")
+@bp.delete(f"/accounts/<sub>/identities/<{ROW_ID_ROUTE}:identity_id>")
 @requires("idp:accounts.write")
 def unlink(sub: str, identity_id: int) -> Any:
     account = account_or_404(sub)
+    refuse_administrators(account)
     identity = db.session.get(Identity, identity_id)
     if identity is None or identity.account_id != account.id:
         raise ApiProblem(404, "no_such_identity", "the account has no such identity")
@@ -216,34 +253,23 @@ def unlink(sub: str, identity_id: int) -> Any:
 @requires("idp:sessions")
 def sessions(sub: str) -> Any:
     account = account_or_404(sub)
-    rows = db.session.scalars(
-        select(LoginSession).where(
-            LoginSession.account_id == account.id, LoginSession.ended_at.is_(None),
-            LoginSession.expires_at > utcnow(),
-        ).order_by(LoginSession.created_at)
-    )
-    return jsonify({"sessions": [
+    rows = reversed(live_sessions(account))  # oldest first, as the API always listed them
+    listed = [
         {"handle": session_handle(row.id), "channel": row.channel, "amr": row.amr.split(),
          "created_at": iso(row.created_at), "expires_at": iso(row.expires_at)}
         for row in rows
-    ]})
+    ]
+    record_reads([account.id], "sessions")
+    return jsonify({"sessions": listed})
 
 
 @bp.delete("/accounts/<sub>/sessions/<handle>")
 @requires("idp:sessions")
 def end_session(sub: str, handle: str) -> Any:
     account = account_or_404(sub)
-    live = db.session.scalars(
-        select(LoginSession).where(
-            LoginSession.account_id == account.id, LoginSession.ended_at.is_(None)
-        )
-    ).all()
-    row = next((s for s in live if session_handle(s.id) == handle), None)
-    if row is None:
+    row = next((s for s in live_sessions(account) if session_handle(s.id) == handle), None)
+    if row is None or not sign_out_session(account, row.id, api_actor(), "management API"):
         raise ApiProblem(404, "no_such_session", "the account has no such live session")
-    row.ended_at = utcnow()
-    queue_logout_tokens(row.id, account.id)
-    audit.record("session.end", api_actor(), account.id, session=handle[:8])
     db.session.commit()
     return Response(status=204)
 
@@ -264,6 +290,7 @@ def refresh_families(sub: str) -> Any:
         entry["last_issued_at"] = iso(row.issued_at)
         if row.revoked_at is None and row.rotated_at is None and row.expires_at > utcnow():
             entry["revoked"] = False
+    record_reads([account.id], "refresh_families")
     return jsonify({"families": list(families.values())})
 
 
@@ -287,7 +314,10 @@ def revoke_refresh_family(sub: str, family: str) -> Any:
 @bp.get("/accounts/<sub>/merges")
 @requires("idp:accounts.read")
 def account_merges(sub: str) -> Any:
-    return jsonify({"merges": [merge_view(row) for row in merges_of(account_or_404(sub).id)]})
+    account = account_or_404(sub)
+    listed = [merge_view(row) for row in merges_of(account.id)]
+    record_reads([account.id], "merges")
+    return jsonify({"merges": listed})
 
 
 # --- parsing -------------------------------------------------------------------------------------
@@ -307,101 +337,3 @@ def _account_response(account: Account) -> Response:
     response.headers["ETag"] = etag_of(view)
     response.headers["Cache-Control"] = "no-store"
     return response
-
-
-def _etags(header: str) -> set[str]:
-    return {part.strip().removeprefix("W/") for part in header.split(",") if part.strip()}
-
-
-def json_object() -> dict[str, Any]:
-    if not request.is_json:
-        raise ApiProblem(415, "json_required", "send application/json")
-    body = request.get_json(silent=True)
-    if not isinstance(body, dict):
-        raise ApiProblem(400, "invalid_body", "the body must be a JSON object")
-    return body
-
-
-def _claims(raw: Any, allow_null: bool = False) -> dict[str, Any]:
-    """The claims asked for, each checked as the catalogue checks an `api` write (null clears
-    one when `allow_null`); the first refused is a problem naming the claim and the reason."""
-    if not isinstance(raw, dict):
-        raise ApiProblem(400, "invalid_claims", "claims must be an object")
-    for name, value in raw.items():
-        if value is None and allow_null:
-            continue
-        if value in ("", {}) or value is None:
-            raise ApiProblem(400, "invalid_claims", f"{str(name)[:32]} must have a value",
-                             claim=str(name)[:32], reason="empty")
-        try:
-            check_write(name, value, CLAIM_WRITER)
-        except ClaimRefused as refused:
-            raise _claim_problem(refused) from refused
-    return dict(raw)
-
-
-def _claim_problem(refused: ClaimRefused) -> ApiProblem:
-    """RFC 9457 §3.2 extension members `claim` and `reason` say which claim and why."""
-    name = refused.name[:32]
-    if refused.code == "unknown":
-        writable = [c.name for c in catalogue().claims.values() if CLAIM_WRITER in c.writers]
-        return ApiProblem(400, "invalid_claims",
-                          f"unknown claim {name!r}; known: {', '.join(writable)}",
-                          claim=name, reason="unknown claim")
-    if refused.code == "writer":
-        return ApiProblem(403, "claim_not_writable", f"{name}: {refused.reason}",
-                          claim=name, reason=refused.reason)
-    return ApiProblem(400, "invalid_claims", f"{name}: {refused.reason}",
-                      claim=name, reason=refused.reason)
-
-
-def _phone(raw: Any) -> str:
-    if not isinstance(raw, str) or not raw or len(raw) > 32 or "\x00" in raw:
-        raise ApiProblem(400, "invalid_phone", "phone must be a phone number (E.164)")
-    try:
-        return normalize_phone(raw)
-    except InvalidPhoneNumber as error:
-        raise ApiProblem(400, "invalid_phone", "not a valid phone number") from error
-
-
-def _email(raw: Any) -> str:
-    if (not isinstance(raw, str) or "@" not in raw or len(raw) > 254 or "\x00" in raw
-            or raw.strip() != raw):
-        raise ApiProblem(400, "invalid_email", "value must be an email address")
-    return raw.lower()
-
-
-def _text_arg(name: str, required: bool = True) -> str:
-    value = request.args.get(name, "")
-    if "\x00" in value or len(value) > 255:
-        raise ApiProblem(400, "invalid_query", f"{name} is too long or holds a NUL byte")
-    if required and not value:
-        raise ApiProblem(400, "invalid_query", f"{name} is required")
-    return value.strip()
-
-
-def _int_arg(name: str, default: int, low: int, high: int) -> int:
-    raw = request.args.get(name)
-    if raw is None:
-        return default
-    if not raw.isdigit() or not low <= int(raw) <= high:
-        raise ApiProblem(400, "invalid_query", f"{name} must be an integer from {low} to {high}")
-    return int(raw)
-
-
-def _encode_cursor(sub: str) -> str:
-    return base64.urlsafe_b64encode(sub.encode()).decode().rstrip("=")
-
-
-def _decode_cursor(cursor: str | None) -> str | None:
-    if not cursor:
-        return None
-    try:
-        padded = (cursor + "=" * (-len(cursor) % 4)).encode("ascii")
-        decoded = base64.b64decode(padded, altchars=b"-_", validate=True).decode()
-    except (binascii.Error, UnicodeError, ValueError) as error:
-        raise ApiProblem(400, "invalid_cursor", "not a cursor this API gave out") from error
-    if not decoded or len(decoded) > 64 or "\x00" in decoded:
-        raise ApiProblem(400, "invalid_cursor", "not a cursor this API gave out")
-    return decoded
-

@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 from flask import Blueprint, Response, current_app, g, request
 from limits import parse_many
 from werkzeug.exceptions import HTTPException
+from werkzeug.wsgi import LimitedStream
 
 from idp.api.problems import ApiProblem, problem_response
 from idp.extensions import db, limiter
@@ -25,16 +26,46 @@ bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
 DEFAULT_MAX_BODY_BYTES = 16 * 1024
 DEFAULT_RATE_LIMIT = "20/second;600/minute"
+SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 
 @bp.before_request
 def limit_body_size() -> None:
+    """413 for a body over the limit, whether it says its length (Content-Length) or not
+    (chunked, RFC 9112 §7.1): werkzeug cuts an unannounced body at the limit without a word,
+    which the JSON parser then refused as malformed (400)."""
     limit = int(current_app.config.get("IDP_API_MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES))
-    request.max_content_length = limit
-    if request.content_length is not None and request.content_length > limit:
-        raise ApiProblem(413, "request_too_large", f"the body may hold at most {limit} bytes")
+    if request.content_length is not None:
+        if request.content_length > limit:
+            raise _too_large(limit)
+        request.max_content_length = limit
+        return
+    if request.method in SAFE_METHODS and "Transfer-Encoding" not in request.headers:
+        return
+    # Read at most one byte past the limit (unless a hook read it first, capped by the app).
+    request.max_content_length = limit + 1
+    body = request.get_data(cache=True)
+    if len(body) > limit or _cut_at_a_cap(request.stream):
+        raise _too_large(limit)
+
+
+def _too_large(limit: int) -> ApiProblem:
+    return ApiProblem(413, "request_too_large", f"the body may hold at most {limit} bytes")
+
+
+def _cut_at_a_cap(stream: object) -> bool:
+    """The body was read up to a maximum (the app's MAX_CONTENT_LENGTH) and may go on."""
+    return isinstance(stream, LimitedStream) and stream.is_exhausted
+
+
+@bp.after_request
+def never_cached(response: Response) -> Response:
+    """Every answer names accounts, sessions or tokens: no cache keeps one (RFC 9111 §5.2.2.5),
+    searches and lists as much as single reads (issue 23 item 6)."""
+    response.headers["Cache-Control"] = "no-store"
+    return response
 
 
 def requires(scope: str) -> Callable[[F], F]:
@@ -43,9 +74,10 @@ def requires(scope: str) -> Callable[[F], F]:
     def decorate(view: F) -> F:
         @functools.wraps(view)
         def guarded(*args: Any, **kwargs: Any) -> Any:
-            client_id = _authenticate(scope)
+            client_id, granted = _authenticate(scope)
             _rate_limit(client_id)
             g.api_client_id = client_id
+            g.api_scopes = granted
             return view(*args, **kwargs)
 
         return guarded  # type: ignore[return-value]
@@ -58,7 +90,19 @@ def api_actor() -> Actor:
     return Actor("client", g.api_client_id)
 
 
-def _authenticate(scope: str) -> str:
+def holds_scope(scope: str) -> bool:
+    """Whether the caller's token carries `scope` too (for a narrower power inside a call)."""
+    return scope in g.get("api_scopes", frozenset())
+
+
+def insufficient_scope(scope: str) -> ApiProblem:
+    return ApiProblem(
+        403, "insufficient_scope", f"this call needs the scope {scope}",
+        headers={"WWW-Authenticate": f'Bearer error="insufficient_scope", scope="{scope}"'},
+    )
+
+
+def _authenticate(scope: str) -> tuple[str, frozenset[str]]:
     header = request.headers.get("Authorization", "")
     kind, _, token = header.partition(" ")
     if kind.lower() != "bearer" or not token.strip():
@@ -69,12 +113,10 @@ def _authenticate(scope: str) -> str:
         # Only client-credentials tokens: a user's token never manages accounts.
         raise ApiProblem(401, "invalid_token", "the token is not a valid client token",
                          headers={"WWW-Authenticate": 'Bearer error="invalid_token"'})
-    if scope not in claims.scope.split():
-        raise ApiProblem(
-            403, "insufficient_scope", f"this call needs the scope {scope}",
-            headers={"WWW-Authenticate": f'Bearer error="insufficient_scope", scope="{scope}"'},
-        )
-    return claims.client_id
+    granted = frozenset(claims.scope.split())
+    if scope not in granted:
+        raise insufficient_scope(scope)
+    return claims.client_id, granted
 
 
 def _rate_limit(client_id: str) -> None:

@@ -7,22 +7,42 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import jsonify
+from flask import Response, jsonify
 
 from idp.api.blueprint import bp
+from idp.api.parsing import EMAIL_PATTERN, MAX_ROW_ID, PHONE_PATTERN
 from idp.identity.catalogue import (
     ADDRESS_PARTS,
     MAX_TEXT,
     ClaimDeclaration,
     catalogue,
 )
-from idp.identity.models import IdentityKind
+from idp.identity.models import AccountStatus, IdentityKind
 from idp.oidc.context import issuer
-from idp.scopes import MANAGEMENT_SCOPES
+from idp.scopes import VOUCH_FOR_PHONES
+
+SCOPE_DESCRIPTIONS = {
+    "idp:accounts.read": "search and read accounts and their merges (each read is audited)",
+    "idp:accounts.write": "create accounts, update claims, disable/enable, link/unlink a phone "
+                          "or an email (phones unverified); never an administrator's ways in",
+    "idp:merges": "preview, merge, undo and list merges; never of an administrator's account",
+    "idp:sessions": "list and end sessions, list and revoke refresh-token families",
+    "idp:events.read": "the event delivery backlog",
+    VOUCH_FOR_PHONES: "with idp:accounts.write: link or create a phone as verified, which the "
+                      "IdP did not check (a verified phone signs in by SMS): grant it only to a "
+                      "service that checked the phone itself",
+}
 
 PROBLEM = {"$ref": "#/components/schemas/Problem"}
 NULLABLE_STRING = {"type": ["string", "null"]}
 TIMESTAMP = {"type": "string", "format": "date-time"}
+# Integer primary keys (32-bit on PostgreSQL): a path id past this is 404.
+ROW_ID_SCHEMA = {"type": "integer", "minimum": 0, "maximum": MAX_ROW_ID}
+PHONE = {"type": "string", "minLength": 1, "maxLength": 32, "pattern": PHONE_PATTERN,
+         "description": "a phone number, E.164 (`+8613800138000`) or national (mainland China: "
+                        "`138 0013 8000`); a number libphonenumber finds invalid is a 400 "
+                        "`invalid_phone` problem"}
+EMAIL = {"type": "string", "minLength": 3, "maxLength": 254, "pattern": EMAIL_PATTERN}
 SUB = {"name": "sub", "in": "path", "required": True,
        "description": "the account's `sub`, or a merged-away alias of it",
        "schema": {"type": "string", "minLength": 1, "maxLength": 64}}
@@ -42,7 +62,7 @@ SCHEMAS: dict[str, Any] = {
         "type": "object",
         "required": ["id", "kind", "namespace", "value", "verified", "verified_by", "created_at"],
         "properties": {
-            "id": {"type": "integer"},
+            "id": ROW_ID_SCHEMA,
             "kind": {"type": "string", "enum": list(IdentityKind.ALL)},
             "namespace": {"type": "string", "description": "the WeChat appid of an openid"},
             "value": {**NULLABLE_STRING, "description": "null for a password"},
@@ -66,7 +86,7 @@ SCHEMAS: dict[str, Any] = {
         "type": "object",
         "required": ["id", "survivor", "merged", "rule", "actor", "created_at", "undone_at"],
         "properties": {
-            "id": {"type": "integer"}, "survivor": {"type": "string"},
+            "id": ROW_ID_SCHEMA, "survivor": {"type": "string"},
             "merged": {"type": "string"}, "rule": {"type": "string"},
             "actor": {"type": "string"}, "created_at": TIMESTAMP,
             "undone_at": {"type": ["string", "null"], "format": "date-time"},
@@ -78,7 +98,9 @@ SCHEMAS: dict[str, Any] = {
                      "merged_into", "identities", "claims", "profile", "merges"],
         "properties": {
             "sub": {"type": "string"},
-            "status": {"type": "string", "enum": ["active", "disabled", "merged"]},
+            "status": {"type": "string", "enum": [
+                AccountStatus.ACTIVE, AccountStatus.DISABLED, AccountStatus.MERGED,
+                AccountStatus.DELETED]},
             "created_via": {"type": "string"},
             "created_at": TIMESTAMP,
             "profile_updated_at": TIMESTAMP,
@@ -95,16 +117,19 @@ SCHEMAS: dict[str, Any] = {
 # The JSON Schema of a value a service may write, by the claim's declared type; the catalogue's
 # validators have the last word (a value they refuse is a 400 problem naming the claim).
 TEXT = {"type": "string", "minLength": 1, "maxLength": MAX_TEXT}
+MONTH_DAY = r"(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])"
 VALUE_SCHEMAS: dict[str, dict[str, Any]] = {
     "string": TEXT,
-    "url": {**TEXT, "format": "uri", "description": "http(s) URL"},
+    "url": {**TEXT, "format": "uri", "pattern": r"^https?://[^\s/]+\S*$",
+            "description": "http(s) URL"},
     "integer": {"type": "integer", "minimum": -(2**53) + 1, "maximum": 2**53 - 1},
     "boolean": {"type": "boolean"},
-    "date": {"type": "string", "format": "date"},
-    "gender": {"type": "string", "minLength": 1, "maxLength": 32,
+    "date": {"type": "string", "format": "date", "pattern": rf"^\d{{4}}-{MONTH_DAY}$"},
+    "gender": {"type": "string", "minLength": 1, "maxLength": 32, "pattern": r"\S",
                "description": "female, male, or another value (OIDC Core §5.1)"},
-    "birthdate": {"type": "string", "pattern": r"^\d{4}(-\d{2}-\d{2})?$",
-                  "description": "YYYY-MM-DD, 0000-MM-DD or YYYY (OIDC Core §5.1)"},
+    "birthdate": {"type": "string", "pattern": rf"^\d{{4}}(-{MONTH_DAY})?$",
+                  "description": "YYYY-MM-DD (a real date), 0000-MM-DD or YYYY "
+                                 "(OIDC Core §5.1)"},
     "address": {"type": "object", "additionalProperties": False, "minProperties": 1,
                 "description": "OIDC Core §5.1.1",
                 "properties": {part: TEXT for part in ADDRESS_PARTS}},
@@ -134,10 +159,35 @@ ACCOUNT = {"$ref": "#/components/schemas/Account"}
 MERGE = {"$ref": "#/components/schemas/Merge"}
 MERGE_REQUEST = {
     "type": "object", "required": ["survivor", "merged", "reason"],
+    "description": "neither account may be an administrator's (403 `administrator_account`)",
     "properties": {"survivor": {"type": "string", "maxLength": 64},
                    "merged": {"type": "string", "maxLength": 64},
                    "reason": {"type": "string", "minLength": 1, "maxLength": 255}},
 }
+VERIFIED = {"type": "boolean", "default": False,
+            "description": f"true: the service vouches for the phone, which is linked verified "
+                           f"(a verified phone signs in by SMS); needs the scope "
+                           f"{VOUCH_FOR_PHONES} (else 403 insufficient_scope)"}
+CREATE_REQUEST = {
+    "type": "object", "required": ["phone"], "properties": {
+        "phone": PHONE, "phone_verified": VERIFIED,
+        "claims": {"$ref": "#/components/schemas/ClaimsUpdate"}},
+}
+LINK_REQUEST = {
+    "description": "a phone (unverified unless vouched for) or an email (unverified); never to "
+                   "an administrator's account (403 `administrator_account`)",
+    "oneOf": [
+        {"type": "object", "required": ["kind", "value"], "properties": {
+            "kind": {"const": IdentityKind.PHONE}, "value": PHONE, "verified": VERIFIED}},
+        {"type": "object", "required": ["kind", "value"], "properties": {
+            "kind": {"const": IdentityKind.EMAIL}, "value": EMAIL,
+            "verified": {"const": False}}},
+    ],
+}
+IF_MATCH = {"name": "If-Match", "in": "header", "required": True,
+            "description": "the account's ETag, or `*`; compared strongly (RFC 9110 §13.1.1): "
+                           "a weak tag (`W/\"…\"`) matches nothing (412)",
+            "schema": {"type": "string", "minLength": 1}}
 
 
 def _json(schema: dict[str, Any], description: str = "OK", **headers: Any) -> dict[str, Any]:
@@ -172,14 +222,12 @@ def _operation(
 def document() -> dict[str, Any]:
     read, write = "idp:accounts.read", "idp:accounts.write"
     sessions, merges = "idp:sessions", "idp:merges"
-    identity_id = {"name": "identity_id", "in": "path", "required": True,
-                   "schema": {"type": "integer", "minimum": 0, "maximum": 2**31 - 1}}
+    identity_id = {"name": "identity_id", "in": "path", "required": True, "schema": ROW_ID_SCHEMA}
     handle = {"name": "handle", "in": "path", "required": True,
               "schema": {"type": "string", "maxLength": 64}}
     family = {"name": "family", "in": "path", "required": True,
               "schema": {"type": "string", "maxLength": 64}}
-    merge_id = {"name": "merge_id", "in": "path", "required": True,
-                "schema": {"type": "integer", "minimum": 0, "maximum": 2**31 - 1}}
+    merge_id = {"name": "merge_id", "in": "path", "required": True, "schema": ROW_ID_SCHEMA}
     with_etag = _json(ACCOUNT, "the account", ETag=True)
     return {
         "openapi": "3.1.0",
@@ -194,7 +242,7 @@ def document() -> dict[str, Any]:
                     "description": "client_credentials tokens; an admin grants the scopes",
                     "flows": {"clientCredentials": {
                         "tokenUrl": issuer() + "/oauth/token",
-                        "scopes": {scope: scope for scope in MANAGEMENT_SCOPES},
+                        "scopes": SCOPE_DESCRIPTIONS,
                     }},
                 },
             },
@@ -212,11 +260,9 @@ def document() -> dict[str, Any]:
                          "schema": {"type": "integer", "minimum": 1, "maximum": 100}},
                         {"name": "cursor", "in": "query", "schema": {"type": "string"}},
                     ]),
-                "post": _operation(write, "Create an account with a vouched-for phone", {
+                "post": _operation(write, "Create an account with a phone", {
                     "201": _json(ACCOUNT, "created", ETag=True, Location=True)},
-                    body={"type": "object", "required": ["phone"], "properties": {
-                        "phone": {"type": "string", "maxLength": 32},
-                        "claims": {"$ref": "#/components/schemas/ClaimsUpdate"}}}),
+                    body=CREATE_REQUEST),
             },
             "/accounts/{sub}": {
                 "get": _operation(read, "Read an account", {"200": with_etag}, parameters=[SUB]),
@@ -225,9 +271,7 @@ def document() -> dict[str, Any]:
                 "patch": _operation(write, "Update profile claims (If-Match required)",
                                     {"200": with_etag},
                                     body={"$ref": "#/components/schemas/ClaimsUpdate"},
-                                    parameters=[SUB, {"name": "If-Match", "in": "header",
-                                                      "required": True,
-                                                      "schema": {"type": "string"}}]),
+                                    parameters=[SUB, IF_MATCH]),
             },
             "/accounts/{sub}/disable": {
                 "post": _operation(write, "Disable an account", {"200": with_etag},
@@ -238,14 +282,12 @@ def document() -> dict[str, Any]:
                                    parameters=[SUB]),
             },
             "/accounts/{sub}/identities": {
-                "post": _operation(write, "Link a phone (verified) or an email", {
-                    "201": with_etag}, parameters=[SUB], body={
-                        "type": "object", "required": ["kind", "value"], "properties": {
-                            "kind": {"type": "string", "enum": ["phone", "email"]},
-                            "value": {"type": "string", "maxLength": 254}}}),
+                "post": _operation(write, "Link a phone or an email", {
+                    "201": with_etag}, parameters=[SUB], body=LINK_REQUEST),
             },
             "/accounts/{sub}/identities/{identity_id}": {
-                "delete": _operation(write, "Unlink an identity (engine rules apply)",
+                "delete": _operation(write, "Unlink an identity (engine rules apply; never an "
+                                            "administrator's)",
                                      {"200": with_etag}, parameters=[SUB, identity_id]),
             },
             "/accounts/{sub}/sessions": {
@@ -324,5 +366,5 @@ def document() -> dict[str, Any]:
 
 
 @bp.get("/openapi.json")
-def openapi_document() -> object:
+def openapi_document() -> Response:
     return jsonify(document())

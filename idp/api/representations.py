@@ -12,10 +12,10 @@ from sqlalchemy import or_, select
 
 from idp.crypto import digest
 from idp.extensions import db
+from idp.identity.accounts import identities_of
 from idp.identity.catalogue import served as served_value
 from idp.identity.claims import profile_values
 from idp.identity.models import Account, IdentityKind, MergeRecord, ProfileClaim
-from idp.identity.service import identities_of
 
 
 def iso(value: datetime | None) -> str | None:

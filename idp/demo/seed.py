@@ -18,9 +18,9 @@ from sqlalchemy import select
 
 from idp.accounts.seed import create_password_user
 from idp.extensions import db
+from idp.identity.accounts import find_identity
 from idp.identity.models import IdentityKind
 from idp.identity.phones import normalize_phone
-from idp.identity.service import find_identity
 from idp.oidc.clients import create_client, rotate_client_secret
 from idp.oidc.discovery import TOKEN_EXCHANGE
 from idp.oidc.models import Client

@@ -1,5 +1,6 @@
 """Delivery of queued events: RFC 8935 push (and back-channel logout tokens) to relying parties,
-and publishing to RabbitMQ — with retries, exponential backoff and a dead letter.
+and publishing to RabbitMQ — retried with capped exponential backoff for as long as the
+operator's ceiling (`IDP_EVENT_RETRY_CEILING_DAYS`, days), then dead until an admin retries it.
 
 Any number of workers may run: each delivery is claimed with a conditional UPDATE that moves its
 `next_attempt_at` forward by a lease, so exactly one worker sends it; if that worker dies, the
@@ -7,8 +8,15 @@ lease runs out and another one tries again. Receivers therefore see each SET at 
 deduplicate by `jti` (RFC 8935 §2.3; the AMQP `message_id`).
 
 Order: a delivery waits while an earlier one to the same receiver about the same account is
-still pending (leased or waiting for a retry), so each receiver sees an account's events in the
-order they happened. A dead letter no longer holds the line.
+undelivered — pending (leased or waiting for a retry) or dead — so each receiver sees an
+account's events in the order they happened, also across an outage longer than the ceiling and
+an admin's retry. A dead delivery is an alert (`idp_event_outbox_rows{state="dead"}`, the
+`held` rows behind it, and an ERROR log line).
+
+An outage is survived by time, not by a count of tries: a delivery is dead only once it has
+been failing for longer than the ceiling, whatever the backoff made of that time. Within a
+round, a receiver that failed (the broker, a relying party's URI) is not tried again: the rest
+of its claims are given back untouched, so a long outage costs one try per receiver per round.
 """
 
 from __future__ import annotations
@@ -18,6 +26,7 @@ import logging
 import threading
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 import requests
 from flask import current_app
@@ -25,22 +34,24 @@ from sqlalchemy import exists, select, update
 from sqlalchemy.orm import aliased
 
 from idp.events.amqp import AmqpPublisher, AmqpUnavailable
-from idp.events.models import DeliveryStatus, EventDelivery, Sink
+from idp.events.backchannel_logout import BACKCHANNEL_LOGOUT, LOGOUT_TOKEN_TYPE
+from idp.events.models import DeliveryStatus, EventDelivery, Sink, is_undelivered
 from idp.events.outbox import claims_of
 from idp.events.sets import SET_MEDIA_TYPE, sign_set
 from idp.extensions import db
 from idp.models_base import utcnow
 from idp.observability import metrics
-from idp.oidc.backchannel_logout import BACKCHANNEL_LOGOUT, LOGOUT_TOKEN_TYPE
 from idp.oidc.models import Client
 from idp.security.outbound import OutboundRefused, guarded_session, parse_networks
 
 log = logging.getLogger(__name__)
 
 DEFAULTS = {
-    "IDP_EVENT_MAX_ATTEMPTS": 8,
+    # How long a delivery is retried before it is dead: an outage of a long weekend and more.
+    "IDP_EVENT_RETRY_CEILING_DAYS": 7,
     "IDP_EVENT_RETRY_BASE_SECONDS": 30,
-    "IDP_EVENT_RETRY_MAX_SECONDS": 6 * 3600,
+    # The longest pause between two tries: the most a line waits once its receiver is back.
+    "IDP_EVENT_RETRY_MAX_SECONDS": 900,
     "IDP_EVENT_TIMEOUT_SECONDS": 5.0,
     # How long a claimed delivery is reserved for the worker that claimed it.
     "IDP_EVENT_LEASE_SECONDS": 60,
@@ -63,10 +74,15 @@ class DeliveryReport:
 
 
 def retry_delay(attempts: int) -> timedelta:
-    """After the n-th failed try: base · 2^(n-1), capped."""
+    """After the n-th failed try: base · 2^(n-1), capped (days of tries make n large)."""
     base = setting("IDP_EVENT_RETRY_BASE_SECONDS")
     cap = setting("IDP_EVENT_RETRY_MAX_SECONDS")
-    return timedelta(seconds=min(base * 2 ** max(attempts - 1, 0), cap))
+    return timedelta(seconds=min(base * 2 ** min(max(attempts - 1, 0), 40), cap))
+
+
+def retry_ceiling() -> timedelta:
+    """How long a delivery may keep failing before it is dead."""
+    return timedelta(days=setting("IDP_EVENT_RETRY_CEILING_DAYS"))
 
 
 def outbound_session() -> requests.Session:
@@ -84,34 +100,37 @@ def deliver_due(
 ) -> DeliveryReport:
     """Sends up to `limit` pending deliveries whose time has come, in order per account and
     receiver. Each pass claims what is due in one statement, then records each outcome in its
-    own commit (a worker killed mid-batch re-sends at most what it had not recorded). When the
-    broker is down, the round stops publishing after the first failure and gives the other
-    claims back (the rest wait for their turn, in order). Once `stop` is set, the round ends
-    after the delivery in hand, giving back the rest."""
+    own commit (a worker killed mid-batch re-sends at most what it had not recorded). When a
+    receiver fails (the broker is down, a relying party does not answer), the round sends it
+    nothing more and gives its other claims back (they wait for their turn, in order). Once
+    `stop` is set, the round ends after the delivery in hand, giving back the rest."""
     now = now or utcnow()
     report = DeliveryReport()
     session = http or outbound_session()
     publisher = amqp
-    unavailable: set[str] = set()
+    unavailable: set[Receiver] = set()
     try:
         while report.attempted < limit and not (stop and stop.is_set()):
-            due = [row for row in _due(now, limit - report.attempted) if row[1] not in unavailable]
-            claimed = _claim_all([delivery_id for delivery_id, _sink in due], now)
+            due = {
+                delivery_id: receiver
+                for delivery_id, receiver in _due(now, limit - report.attempted)
+                if receiver not in unavailable
+            }
+            claimed = _claim_all(list(due), now)
             if not claimed:
                 break
-            sinks = dict(due)
             unsent: list[int] = []
             for delivery_id in claimed:
-                sink = sinks[delivery_id]
-                if (stop and stop.is_set()) or sink in unavailable:
+                receiver = due[delivery_id]
+                if (stop and stop.is_set()) or receiver in unavailable:
                     unsent.append(delivery_id)
                     continue
-                if sink == Sink.AMQP and publisher is None:
+                if receiver[0] == Sink.AMQP and publisher is None:
                     publisher = AmqpPublisher.from_config(current_app.config)
                 outcome = _deliver(delivery_id, now, session, publisher)
                 setattr(report, outcome, getattr(report, outcome) + 1)
-                if sink == Sink.AMQP and outcome != "delivered":
-                    unavailable.add(sink)
+                if outcome != "delivered":
+                    unavailable.add(receiver)
             _release(unsent)
     finally:
         if http is None:
@@ -123,17 +142,27 @@ def deliver_due(
     return report
 
 
-def _due(now: datetime, limit: int) -> list[tuple[int, str]]:
+# (sink, client_id): the broker, or one relying party.
+Receiver = tuple[str, str | None]
+
+
+def waits_in_line(row: type[EventDelivery] | Any) -> Any:
+    """True while an earlier event of the same account to the same receiver is undelivered
+    (pending or dead). On ix_event_delivery_line: one index probe per row asked about."""
     earlier = aliased(EventDelivery)
-    waits_for_earlier = exists().where(
-        earlier.status == DeliveryStatus.PENDING,
-        earlier.id < EventDelivery.id,
-        earlier.subject == EventDelivery.subject,
-        earlier.sink == EventDelivery.sink,
-        earlier.client_id.is_not_distinct_from(EventDelivery.client_id),
+    return exists().where(
+        earlier.subject == row.subject,
+        earlier.sink == row.sink,
+        earlier.client_id.is_not_distinct_from(row.client_id),
+        earlier.id < row.id,
+        is_undelivered(earlier.status),
     )
+
+
+def _due(now: datetime, limit: int) -> list[tuple[int, Receiver]]:
+    waits_for_earlier = waits_in_line(EventDelivery)
     rows = db.session.execute(
-        select(EventDelivery.id, EventDelivery.sink)
+        select(EventDelivery.id, EventDelivery.sink, EventDelivery.client_id)
         .where(
             EventDelivery.status == DeliveryStatus.PENDING,
             EventDelivery.next_attempt_at <= now,
@@ -143,7 +172,7 @@ def _due(now: datetime, limit: int) -> list[tuple[int, str]]:
         .limit(limit)
     ).all()
     db.session.commit()
-    return [(row[0], row[1]) for row in rows]
+    return [(row[0], (row[1], row[2])) for row in rows]
 
 
 def _claim_all(delivery_ids: list[int], now: datetime) -> list[int]:
@@ -209,19 +238,33 @@ def _deliver(
         metrics.observe_event_delivered(
             row.sink, (row.delivered_at - row.created_at).total_seconds()
         )
-    elif row.attempts >= setting("IDP_EVENT_MAX_ATTEMPTS"):
-        row.status = DeliveryStatus.DEAD
-        row.last_error = error
-        outcome = "dead"
-        log.warning("event %s (%s to %s) is dead after %s attempts: %s",
-                    row.id, row.event_type, row.client_id or row.sink, row.attempts, error)
     else:
-        row.next_attempt_at = now + retry_delay(row.attempts)
         row.last_error = error
-        outcome = "retrying"
+        row.failing_since = row.failing_since or now
+        if now - row.failing_since >= retry_ceiling():
+            row.status = DeliveryStatus.DEAD
+            outcome = "dead"
+            _alert_dead(row)
+        else:
+            row.next_attempt_at = now + retry_delay(row.attempts)
+            outcome = "retrying"
     metrics.count_event_delivery(row.sink, outcome)
     db.session.commit()
     return outcome
+
+
+def _alert_dead(row: EventDelivery) -> None:
+    """The operator's alert, beside `idp_event_outbox_rows{state="dead"}` and the rows it
+    holds (`state="held"`): nothing more goes to this receiver about this account until an
+    admin retries the delivery."""
+    log.error(
+        "event delivery %s (%s to %s) is dead: failing since %s, longer than "
+        "IDP_EVENT_RETRY_CEILING_DAYS (%s), after %s tries: %s. Later events of this account "
+        "to this receiver wait behind it until an admin retries it (Admin > Event deliveries)",
+        row.id, row.event_type, row.client_id or row.sink,
+        row.failing_since.isoformat() if row.failing_since else "?",
+        setting("IDP_EVENT_RETRY_CEILING_DAYS"), row.attempts, row.last_error,
+    )
 
 
 def _push(row: EventDelivery, session: requests.Session) -> str | None:

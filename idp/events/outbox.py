@@ -182,13 +182,16 @@ def dead_deliveries(limit: int = 100) -> list[EventDelivery]:
 
 
 def retry_delivery(delivery_id: int, actor: Actor) -> EventDelivery:
-    """An admin sends a dead (or still pending) delivery again now, with a fresh set of tries."""
+    """An admin sends a dead (or still pending) delivery again now, with a fresh ceiling of
+    tries. It keeps its place in its line: it leaves only after the account's earlier events to
+    the same receiver (idp/events/delivery.py), and later ones still wait for it."""
     row = db.session.get(EventDelivery, delivery_id)
     if row is None or row.status == DeliveryStatus.DELIVERED:
         raise DeliveryNotRetryable(f"no undelivered event delivery {delivery_id}")
     previous = row.status
     row.status = DeliveryStatus.PENDING
     row.attempts = 0
+    row.failing_since = None
     row.next_attempt_at = utcnow()
     audit.record(
         "event.retry",

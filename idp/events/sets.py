@@ -8,36 +8,48 @@ from typing import Any
 
 from joserfc import jwt
 
+from idp.identity.account_events import (
+    ACCOUNT_CREATED as ACCOUNT_CREATED,
+)
+from idp.identity.account_events import (
+    ACCOUNT_DELETED as ACCOUNT_DELETED,
+)
+from idp.identity.account_events import (
+    ACCOUNT_DELETION_SCHEDULED as ACCOUNT_DELETION_SCHEDULED,
+)
+from idp.identity.account_events import (
+    ACCOUNT_DISABLED as ACCOUNT_DISABLED,
+)
+from idp.identity.account_events import (
+    ACCOUNT_ENABLED as ACCOUNT_ENABLED,
+)
+from idp.identity.account_events import (
+    ACCOUNT_EVENT_TYPES as ACCOUNT_EVENT_TYPES,
+)
+from idp.identity.account_events import (
+    ACCOUNT_MERGED as ACCOUNT_MERGED,
+)
+from idp.identity.account_events import (
+    ACCOUNT_UNMERGED as ACCOUNT_UNMERGED,
+)
+from idp.identity.account_events import (
+    IDENTITY_LINKED as IDENTITY_LINKED,
+)
+from idp.identity.account_events import (
+    IDENTITY_UNLINKED as IDENTITY_UNLINKED,
+)
+from idp.identity.account_events import (
+    PHONE_CHANGED as PHONE_CHANGED,
+)
+from idp.identity.account_events import (
+    PROFILE_UPDATED as PROFILE_UPDATED,
+)
 from idp.oidc.context import issuer, keyring
 
 SET_TYPE = "secevent+jwt"  # RFC 8417 §2.3, the `typ` header
 SET_MEDIA_TYPE = "application/secevent+jwt"  # RFC 8935 §2
 SET_SIGNING_ALGORITHM = "RS256"
 
-ACCOUNT_CREATED = "account-created"
-IDENTITY_LINKED = "identity-linked"
-IDENTITY_UNLINKED = "identity-unlinked"
-PHONE_CHANGED = "phone-changed"
-PROFILE_UPDATED = "profile-updated"
-ACCOUNT_DISABLED = "account-disabled"
-ACCOUNT_ENABLED = "account-enabled"
-ACCOUNT_DELETION_SCHEDULED = "account-deletion-scheduled"
-ACCOUNT_DELETED = "account-deleted"
-ACCOUNT_MERGED = "account-merged"
-ACCOUNT_UNMERGED = "account-unmerged"
-ACCOUNT_EVENT_TYPES = (
-    ACCOUNT_CREATED,
-    IDENTITY_LINKED,
-    IDENTITY_UNLINKED,
-    PHONE_CHANGED,
-    PROFILE_UPDATED,
-    ACCOUNT_DISABLED,
-    ACCOUNT_ENABLED,
-    ACCOUNT_DELETION_SCHEDULED,
-    ACCOUNT_DELETED,
-    ACCOUNT_MERGED,
-    ACCOUNT_UNMERGED,
-)
 # What a relying party that chose nothing receives: what every one received before.
 DEFAULT_SUBSCRIPTION = (ACCOUNT_MERGED, ACCOUNT_UNMERGED)
 EVENT_TYPE_PREFIX = "urn:idp:secevent:"

@@ -409,7 +409,7 @@ VALIDATORS = {
 def init_app(app: Any) -> None:
     """Checks both settings at start-up, so a bad declaration stops the IdP with its reason
     (the admin's declarations were checked when made; the database is not asked here)."""
-    from idp.config import ConfigError
+    from idp.errors import ConfigError
 
     try:
         build_catalogue(app.config.get("IDP_CUSTOM_CLAIMS"), app.config.get("IDP_CLAIM_PRIORITY"))

@@ -7,6 +7,7 @@ admin, the management API, the website, then WeChat), and among equals the most 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import select
@@ -15,6 +16,7 @@ from idp.caching import BoundedCache, versions_for
 from idp.extensions import db
 from idp.identity.catalogue import catalogue, rank, served
 from idp.identity.models import Account, Identity, IdentityKind, ProfileClaim
+from idp.identity.status import may_hold_tokens
 from idp.scopes import scope_set
 
 
@@ -83,7 +85,7 @@ def cached_user_claims(
 
     Round trips on a hit: none beyond the versions' Redis `MGET`, already made for the token
     check of the same request. On a miss: the account, identities and profile (3 queries).
-    None when the account is gone or disabled.
+    None when the account may hold no token (gone, disabled, pending deletion: `status`).
     """
     versions = None if _uncommitted_changes() else versions_for(account_id, jti)
     account_versions = (versions[0], versions[1], 0) if versions is not None else None
@@ -93,7 +95,7 @@ def cached_user_claims(
         if known is not None:
             return dict(known)
     account = db.session.get(Account, account_id)
-    if account is None or not account.is_active:
+    if account is None or not may_hold_tokens(account):
         return None
     claims = user_claims(account, scope, client_appid)
     if account_versions is not None:
@@ -104,13 +106,15 @@ def cached_user_claims(
 def _uncommitted_changes() -> bool:
     """Rows written in this transaction are not in any version yet (bumped at commit): the
     claims are then read from the database, never from the cache."""
+    if not db.session.registry.has():
+        return False  # no session in this request yet: nothing written (and none made here)
     session = db.session
     return bool(
         session.new or session.dirty or session.deleted or session.info.get("idp_cache_changes")
     )
 
 
-def _preferred(identities: list[Identity], kind: str) -> Identity | None:
+def _preferred(identities: Sequence[Identity], kind: str) -> Identity | None:
     """A verified identity over an unverified one; then the most recently used or linked."""
     candidates = [identity for identity in identities if identity.kind == kind]
     if not candidates:

@@ -22,25 +22,22 @@ from typing import Any
 from flask import current_app
 from sqlalchemy import delete, select
 
-from idp.accounts.models import (
-    LoginEvent,
-    LoginSession,
-    RecoveryCode,
-    SecondFactor,
-    TermsAcceptance,
-)
-from idp.events import sets
-from idp.events.outbox import emit
 from idp.extensions import db
-from idp.identity import audit
+from idp.identity import account_events, audit, hooks
+from idp.identity.accounts import IdentityError
 from idp.identity.audit import Actor
-from idp.identity.merge import end_credentials
-from idp.identity.models import Account, AccountStatus, AuditEvent, Identity, ProfileClaim
-from idp.identity.service import IdentityError
-from idp.identity.sign_out import sign_out_everywhere
+from idp.identity.hooks import announce_account_event
+from idp.identity.models import (
+    Account,
+    AccountStatus,
+    AuditEvent,
+    Identity,
+    LoginSession,
+    ProfileClaim,
+)
+from idp.identity.sign_out import end_credentials, sign_out_everywhere
 from idp.identity.transactions import lock_accounts, run_in_transaction
 from idp.models_base import utcnow
-from idp.oidc.models import Consent
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +69,7 @@ def schedule_deletion(account: Account, actor: Actor, reason: str = "user reques
         sign_out_everywhere(locked, actor, reason="deletion requested")
         audit.record("account.deletion_scheduled", actor, account_id, reason=reason,
                      due_at=locked.deletion_due_at.isoformat())
-        emit(sets.ACCOUNT_DELETION_SCHEDULED, account_id, actor,
+        announce_account_event(account_events.ACCOUNT_DELETION_SCHEDULED, account_id, actor,
              details={"deletion_due_at": locked.deletion_due_at.isoformat()})
         return locked.deletion_due_at
 
@@ -108,15 +105,17 @@ def _erase(account_id: str, actor: Actor) -> dict[str, int]:
     ended = end_credentials(locked, now)  # back-channel logout for any session still live
     # Before the consents and tokens go: they say which relying parties held the account. The
     # event names the `sub` only (no personal data).
-    emit(sets.ACCOUNT_DELETED, account_id, actor)
+    announce_account_event(account_events.ACCOUNT_DELETED, account_id, actor)
     removed: dict[str, Any] = {"refresh_tokens": ended["refresh_tokens"]}
-    for model in (Identity, ProfileClaim, Consent, SecondFactor, RecoveryCode, TermsAcceptance,
-                  LoginSession, LoginEvent):
+    for model in (Identity, ProfileClaim, LoginSession):
         result = db.session.execute(
             delete(model).where(model.account_id == account_id)
             .execution_options(synchronize_session=False)
         )
         removed[model.__tablename__] = int(getattr(result, "rowcount", 0) or 0)
+    # Consents (`idp.oidc`), second factors, recovery codes, terms, login history
+    # (`idp.accounts`): erased by the hooks those domains register.
+    removed.update(hooks.account_erased(account_id))
     for event in db.session.scalars(select(AuditEvent).where(AuditEvent.account_id == account_id)):
         if PERSONAL_DETAIL_KEYS & set(event.details or {}):
             event.details = {key: ("(erased)" if key in PERSONAL_DETAIL_KEYS else value)

@@ -8,13 +8,24 @@ The caller's own pending changes are committed or rolled back with it.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from sqlalchemy import select
 
-from idp.events import sets
-from idp.events.outbox import emit
 from idp.extensions import db
-from idp.identity import audit
+from idp.identity import account_events, audit
+from idp.identity.accounts import (
+    IdentityError,
+    IdentityTaken,
+    create_account,
+    emit_identity_change,
+    find_identity,
+    identities_of,
+    link_identity,
+    touch_identity,
+)
 from idp.identity.audit import Actor
+from idp.identity.hooks import announce_account_event
 from idp.identity.merge import merge_in_transaction, record_refusal
 from idp.identity.models import Account, Identity, IdentityKind
 from idp.identity.rules import (
@@ -25,16 +36,6 @@ from idp.identity.rules import (
     UnlinkRefused,
     check_unlink,
     choose_survivor,
-)
-from idp.identity.service import (
-    IdentityError,
-    IdentityTaken,
-    create_account,
-    emit_identity_change,
-    find_identity,
-    identities_of,
-    link_identity,
-    touch_identity,
 )
 from idp.identity.transactions import StaleState, lock_accounts, run_in_transaction
 from idp.models_base import utcnow
@@ -267,7 +268,7 @@ def _verify_phone(account: Account, phone: str, proof: Proof, actor: Actor) -> N
         "identity.verify", actor, account.id, reason=proof.method,
         kind=IdentityKind.PHONE, value=phone,
     )
-    emit(sets.PHONE_CHANGED, account.id, actor)
+    announce_account_event(account_events.PHONE_CHANGED, account.id, actor)
 
 
 # --- unlinking -----------------------------------------------------------------------------------
@@ -281,12 +282,19 @@ def unlink_identity(identity: Identity, actor: Actor) -> None:
     try:
         run_in_transaction(lambda: _unlink(identity_id, actor), attempts=RACE_ATTEMPTS)
     except UnlinkRefused as refusal:
-        audit.record(
-            "identity.unlink_refused", actor, account_id, reason=refusal.code,
-            kind=kind, namespace=namespace,
-        )
-        db.session.commit()
+        _record_unlink_refusal(refusal, actor, account_id, kind, namespace)
         raise
+
+
+def _record_unlink_refusal(
+    refusal: UnlinkRefused, actor: Actor, account_id: str, kind: str, namespace: str
+) -> None:
+    """The refusal is audited in a transaction of its own (the refused one rolled back)."""
+    audit.record(
+        "identity.unlink_refused", actor, account_id, reason=refusal.code,
+        kind=kind, namespace=namespace,
+    )
+    db.session.commit()
 
 
 def _unlink(identity_id: int, actor: Actor) -> None:
@@ -298,9 +306,14 @@ def _unlink(identity_id: int, actor: Actor) -> None:
     if row is None or row.account_id != account.id:
         raise StaleState()
     check_unlink(row, identities_of(account))
+    _remove_identity(account, row, actor)
+
+
+def _remove_identity(account: Account, row: Identity, actor: Actor) -> None:
     kind, namespace, value = row.kind, row.namespace, row.value
-    emit_identity_change(sets.IDENTITY_UNLINKED, account, row, actor)
+    emit_identity_change(account_events.IDENTITY_UNLINKED, account, row, actor)
     db.session.delete(row)
+    db.session.flush()
     if kind != IdentityKind.PASSWORD:
         account.profile_updated_at = utcnow()  # phone, email and WeChat ids are served claims
     audit.record(
@@ -308,6 +321,82 @@ def _unlink(identity_id: int, actor: Actor) -> None:
         kind=kind, namespace=namespace,
         value="(credential)" if kind == IdentityKind.PASSWORD else value,
     )
+
+
+# --- moving and operator links -------------------------------------------------------------------
+
+
+class MoveRefused(IdentityError):
+    def __init__(self, code: str, message: str):
+        super().__init__(message)
+        self.code = code
+
+
+def move_identity(identity: Identity, target: Account, actor: Actor) -> Identity:
+    """"Link an identity from another account" (an admin's decision): in one transaction the
+    identity leaves its account — refused (UnlinkRefused, audited) when it is that account's last
+    way to log in — and joins `target` as verified by an admin. Either both happen or neither:
+    no compensating step. Raises MoveRefused for a password, the same account, or an inactive
+    target. Returns the identity on `target`."""
+    identity_id, target_id, source_id = identity.id, target.id, identity.account_id
+    kind, namespace = identity.kind, identity.namespace
+    try:
+        return run_in_transaction(
+            lambda: _move(identity_id, target_id, actor), attempts=RACE_ATTEMPTS
+        )
+    except UnlinkRefused as refusal:
+        _record_unlink_refusal(refusal, actor, source_id, kind, namespace)
+        raise
+
+
+def _move(identity_id: int, target_id: str, actor: Actor) -> Identity:
+    found = db.session.get(Identity, identity_id)
+    if found is None:
+        raise IdentityError(f"no identity {identity_id}")
+    accounts = lock_accounts(found.account_id, target_id)
+    row = db.session.get(Identity, identity_id, populate_existing=True)
+    if row is None or row.account_id not in accounts:
+        raise StaleState()
+    source, target = accounts[row.account_id], accounts.get(target_id)
+    if target is None:
+        raise MoveRefused("no_such_account", "no such account")
+    if source.id == target.id:
+        raise MoveRefused("same_account", "the identity already belongs to this account")
+    if row.kind == IdentityKind.PASSWORD:
+        raise MoveRefused("password", "a password belongs to its account and cannot be moved")
+    if not target.is_active:
+        raise MoveRefused("target_not_active", "identities are only linked to an active account")
+    check_unlink(row, identities_of(source))
+    kind, namespace, value = row.kind, row.namespace, row.value
+    _remove_identity(source, row, actor)
+    linked = link_identity(target, kind, value, actor, namespace=namespace, verified=True,
+                           proof=ProofMethod.ADMIN)
+    audit.record(
+        "admin.identity_move", actor, target.id, reason="moved by an admin",
+        kind=kind, namespace=namespace, value=value, moved_from=source.id,
+    )
+    return linked
+
+
+def link_to_active_account(
+    account: Account, kind: str, value: str, actor: Actor, *, verified: bool,
+    proof: str | None = None, check: Callable[[Account], None] | None = None,
+) -> Identity:
+    """`link_identity` in a transaction of its own, under the account's lock: refused
+    (AccountUnavailable) when the account is not active; `check` may refuse the locked account
+    too (by raising; the management API keeps administrators out of reach). For a caller outside
+    any engine transaction; raises IdentityTaken as `link_identity` does."""
+    account_id = account.id
+
+    def work() -> Identity:
+        locked = lock_accounts(account_id).get(account_id)
+        if locked is None or not locked.is_active:
+            raise AccountUnavailable("the account is not active")
+        if check is not None:
+            check(locked)
+        return link_identity(locked, kind, value, actor, verified=verified, proof=proof)
+
+    return run_in_transaction(work, attempts=3)
 
 
 # --- helpers -------------------------------------------------------------------------------------

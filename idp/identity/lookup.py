@@ -62,10 +62,26 @@ def _by_name(prefix: str) -> Select[Any]:
         matches = (lowered.contains(prefix, autoescape=True) if len(prefix) >= TRIGRAM
                    else lowered.startswith(prefix, autoescape=True))
     else:
-        upper_bound = prefix[:-1] + chr(ord(prefix[-1]) + 1)
-        matches = (lowered >= prefix) & (lowered < upper_bound)
+        upper_bound = _past_prefix(prefix)
+        matches = lowered >= prefix
+        if upper_bound is not None:
+            matches &= lowered < upper_bound
     # Spelled as the partial index's own predicate, so the planner sees that it applies.
     return select(ProfileClaim.account_id).where(NAME_CLAIMS_PREDICATE, matches)
+
+
+def _past_prefix(prefix: str) -> str | None:
+    """The least string after every string starting with `prefix`, in code point order (as
+    SQLite compares UTF-8): its last character, stepped over the surrogates (no character) and
+    carried past U+10FFFF; None when every character is U+10FFFF (no bound)."""
+    while prefix:
+        code = ord(prefix[-1]) + 1
+        if code == 0xD800:
+            code = 0xE000
+        if code <= 0x10FFFF:
+            return prefix[:-1] + chr(code)
+        prefix = prefix[:-1]
+    return None
 
 
 def _as_phone(text: str) -> str | None:

@@ -16,10 +16,9 @@ a failure at any step leaves the database exactly as it was. In order:
 7. the merge record (with the snapshot that undo needs), the audit events, and one outbox row
    per subscribed client.
 
-Credentials and consents live in other domains' tables (`idp.oidc`, `idp.accounts`). This module
-changes those rows directly through their models, and is the only place in identity that does:
-identity decides, and the decision stays in one readable transaction instead of being spread
-over callbacks.
+Consents live in the protocol's tables (`idp.oidc`), which the engine does not import: they move
+through the merge hooks the protocol registers (`hooks.accounts_merged`), inside this same
+transaction. The credentials end through `sign_out.end_credentials`, as at every other door.
 
 Undo restores the loser with its own identities, claims, consents and `sub`. Its old tokens and
 sessions stay dead (`tokens_valid_after`); the survivor's sessions and refresh tokens created
@@ -30,16 +29,15 @@ between may be the other person.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, cast
+from typing import Any
 
-from sqlalchemy import CursorResult, Result, and_, delete, or_, select, update
+from sqlalchemy import and_, delete, or_, select, update
 
-from idp.accounts.models import LoginSession
-from idp.events import sets
-from idp.events.outbox import enqueue_account_event
 from idp.extensions import db
-from idp.identity import audit
+from idp.identity import account_events, audit, hooks
+from idp.identity.accounts import IdentityError, identities_of
 from idp.identity.audit import Actor
+from idp.identity.hooks import announce_account_event
 from idp.identity.models import (
     Account,
     AccountAlias,
@@ -49,11 +47,9 @@ from idp.identity.models import (
     ProfileClaim,
 )
 from idp.identity.rules import MergeRefused, Proof, check_merge
-from idp.identity.service import IdentityError, identities_of
+from idp.identity.sign_out import end_credentials
 from idp.identity.transactions import lock_accounts, run_in_transaction
 from idp.models_base import utcnow
-from idp.oidc.backchannel_logout import queue_logout_tokens
-from idp.oidc.models import AuthorizationCode, Consent, RefreshToken
 
 SNAPSHOT_VERSION = 1
 
@@ -116,7 +112,7 @@ def merge_in_transaction(
         "version": SNAPSHOT_VERSION,
         "identities": move_identities(loser, survivor),
         "claims": merge_claims(loser, survivor),
-        "consents": merge_consents(loser, survivor),
+        **merge_protocol_state(loser, survivor),  # "consents", from idp.oidc
         "credentials": end_credentials(loser, now),
         "profile_updated_at": {
             "survivor": survivor.profile_updated_at.isoformat(),
@@ -155,8 +151,9 @@ def merge_in_transaction(
         details["triggered_by"] = str(triggered_by)
     audit.record("account.merge", actor, survivor.id, reason=rule, **details)
     audit.record("account.merged_away", actor, loser.id, reason=rule, **details)
-    enqueue_account_event(
-        sets.ACCOUNT_MERGED, merged_sub=loser.id, surviving_sub=survivor.id, actor=actor
+    announce_account_event(
+        account_events.ACCOUNT_MERGED, loser.id, actor, accounts=[survivor.id],
+        details={"merged_sub": loser.id, "surviving_sub": survivor.id},
     )
     db.session.flush()
     return record
@@ -236,68 +233,9 @@ def merge_claims(loser: Account, survivor: Account) -> dict[str, Any]:
     return {"moved": moved, "dropped": dropped, "replaced": replaced}
 
 
-def merge_consents(loser: Account, survivor: Account) -> dict[str, Any]:
-    mine = {
-        row.client_id: row
-        for row in db.session.scalars(select(Consent).where(Consent.account_id == survivor.id))
-    }
-    moved: list[int] = []
-    united: list[dict[str, Any]] = []
-    for row in db.session.scalars(
-        select(Consent).where(Consent.account_id == loser.id).order_by(Consent.id)
-    ).all():
-        kept = mine.get(row.client_id)
-        if kept is None:
-            row.account_id = survivor.id
-            moved.append(row.id)
-            continue
-        union = sorted(set(kept.scopes or []) | set(row.scopes or []))
-        united.append(
-            {
-                "client_id": row.client_id,
-                "loser_scopes": list(row.scopes or []),
-                "loser_granted_at": row.granted_at.isoformat(),
-                "survivor_scopes": list(kept.scopes or []),
-                "merged_scopes": union,
-            }
-        )
-        kept.scopes = union
-        db.session.delete(row)
-    db.session.flush()
-    return {"moved": moved, "united": united}
-
-
-def end_credentials(
-    account: Account, now: datetime, since: datetime | None = None
-) -> dict[str, int]:
-    """Revokes refresh tokens, ends IdP sessions and expires unused codes of the account (only
-    those created `since`, when given). Access tokens die by `tokens_valid_after`."""
-    tokens = update(RefreshToken).where(
-        RefreshToken.account_id == account.id, RefreshToken.revoked_at.is_(None)
-    )
-    sessions = update(LoginSession).where(
-        LoginSession.account_id == account.id, LoginSession.ended_at.is_(None)
-    )
-    codes = update(AuthorizationCode).where(
-        AuthorizationCode.account_id == account.id,
-        AuthorizationCode.used_at.is_(None),
-        AuthorizationCode.expires_at > now,
-    )
-    live_sessions = select(LoginSession.id).where(
-        LoginSession.account_id == account.id, LoginSession.ended_at.is_(None)
-    )
-    if since is not None:
-        tokens = tokens.where(RefreshToken.issued_at >= since)
-        sessions = sessions.where(LoginSession.created_at >= since)
-        live_sessions = live_sessions.where(LoginSession.created_at >= since)
-    # Relying parties that registered a back-channel logout URI hear of each ended session.
-    for session_id in db.session.scalars(live_sessions).all():
-        queue_logout_tokens(session_id, account.id)
-    options = {"synchronize_session": False}
-    revoked = db.session.execute(tokens.values(revoked_at=now).execution_options(**options))
-    ended = db.session.execute(sessions.values(ended_at=now).execution_options(**options))
-    db.session.execute(codes.values(expires_at=now).execution_options(**options))
-    return {"refresh_tokens": _rowcount(revoked), "sessions": _rowcount(ended)}
+def merge_protocol_state(loser: Account, survivor: Account) -> dict[str, Any]:
+    """The other domains' part of the merge (consents), kept in the snapshot for undo."""
+    return hooks.accounts_merged(loser.id, survivor.id)
 
 
 # --- undo ----------------------------------------------------------------------------------------
@@ -321,7 +259,7 @@ def _undo(record_id: int, actor: Actor) -> Account:
         .execution_options(synchronize_session="fetch")
     )
     _restore_claims(snapshot["claims"], survivor, loser)
-    _restore_consents(snapshot["consents"], survivor, loser)
+    _restore_protocol_state(snapshot, survivor, loser)
     ended = end_credentials(survivor, now, since=record.created_at)
     loser.status = AccountStatus.ACTIVE
     loser.merged_into_id = None
@@ -340,8 +278,9 @@ def _undo(record_id: int, actor: Actor) -> Account:
     }
     audit.record("account.unmerge", actor, survivor.id, reason="undo", **details)
     audit.record("account.restored", actor, loser.id, reason="undo", **details)
-    enqueue_account_event(
-        sets.ACCOUNT_UNMERGED, merged_sub=loser.id, surviving_sub=survivor.id, actor=actor
+    announce_account_event(
+        account_events.ACCOUNT_UNMERGED, loser.id, actor, accounts=[survivor.id],
+        details={"merged_sub": loser.id, "surviving_sub": survivor.id},
     )
     db.session.flush()
     return loser
@@ -386,29 +325,8 @@ def _restore_claims(claims: dict[str, Any], survivor: Account, loser: Account) -
             current.updated_at = datetime.fromisoformat(row["updated_at"])
 
 
-def _restore_consents(consents: dict[str, Any], survivor: Account, loser: Account) -> None:
-    db.session.execute(
-        update(Consent)
-        .where(Consent.id.in_(consents["moved"]), Consent.account_id == survivor.id)
-        .values(account_id=loser.id)
-        .execution_options(synchronize_session="fetch")
-    )
-    for row in consents["united"]:
-        db.session.add(
-            Consent(
-                account_id=loser.id,
-                client_id=row["client_id"],
-                scopes=row["loser_scopes"],
-                granted_at=datetime.fromisoformat(row["loser_granted_at"]),
-            )
-        )
-        kept = db.session.scalars(
-            select(Consent).where(
-                Consent.account_id == survivor.id, Consent.client_id == row["client_id"]
-            )
-        ).first()
-        if kept is not None and sorted(kept.scopes or []) == row["merged_scopes"]:
-            kept.scopes = row["survivor_scopes"]
+def _restore_protocol_state(snapshot: dict[str, Any], survivor: Account, loser: Account) -> None:
+    hooks.merge_undone(snapshot, survivor.id, loser.id)
 
 
 # --- helpers -------------------------------------------------------------------------------------
@@ -431,10 +349,6 @@ def _claim_row(row: ProfileClaim) -> dict[str, Any]:
         "value": row.value,
         "updated_at": row.updated_at.isoformat(),
     }
-
-
-def _rowcount(result: Result[Any]) -> int:
-    return cast(CursorResult[Any], result).rowcount
 
 
 def _iso(value: datetime | None) -> str | None:

@@ -1,6 +1,6 @@
 """Accounts and the identities they hold; aliases, merges and the audit trail.
 
-Only `idp.identity.service` moves identities between accounts.
+Only `idp.identity.accounts` moves identities between accounts.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from idp.extensions import db
+from idp.extensions import Model
 from idp.models_base import UTCDateTime, new_uuid, utcnow
 
 
@@ -45,7 +45,7 @@ class AccountStatus:
     DELETED = "deleted"  # erased at the user's request: a tombstone, its sub never reused
 
 
-class Account(db.Model):
+class Account(Model):
     __tablename__ = "account"
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_uuid)
@@ -76,7 +76,7 @@ class Account(db.Model):
         return self.status == AccountStatus.ACTIVE
 
 
-class Identity(db.Model):
+class Identity(Model):
     """One way of recognising a person: a password, a phone, an email, a WeChat id."""
 
     __tablename__ = "identity"
@@ -109,7 +109,7 @@ class Identity(db.Model):
     account: Mapped[Account] = relationship(back_populates="identities")
 
 
-class ProfileClaim(db.Model):
+class ProfileClaim(Model):
     """A profile claim value as one source knows it; the served value is chosen in `claims.py`."""
 
     __tablename__ = "profile_claim"
@@ -152,7 +152,7 @@ event.listen(
 )
 
 
-class AccountAlias(db.Model):
+class AccountAlias(Model):
     """The `sub` of a merged-away account, still resolvable to the survivor."""
 
     __tablename__ = "account_alias"
@@ -163,7 +163,7 @@ class AccountAlias(db.Model):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
-class MergeRecord(db.Model):
+class MergeRecord(Model):
     """Enough of a merge to undo it."""
 
     __tablename__ = "merge_record"
@@ -178,7 +178,7 @@ class MergeRecord(db.Model):
     undone_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
 
-class AuditEvent(db.Model):
+class AuditEvent(Model):
     """Append-only: who did what to which account, why, and with which proof."""
 
     __tablename__ = "audit_event"
@@ -196,8 +196,8 @@ class AuditEvent(db.Model):
     request_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
 
 
-class ReconciliationRun(db.Model):
-    """One run of the reconciliation report (`identity/report.py`), kept with its findings."""
+class ReconciliationRun(Model):
+    """One run of the reconciliation report (`maintenance/reconciliation.py`), with its findings."""
 
     __tablename__ = "reconciliation_run"
 
@@ -208,7 +208,7 @@ class ReconciliationRun(db.Model):
     counts: Mapped[dict[str, int]] = mapped_column(JSON, default=dict)  # by finding reason
 
 
-class ReconciliationFinding(db.Model):
+class ReconciliationFinding(Model):
     """Accounts that the rules did not merge but an admin may want to look at."""
 
     __tablename__ = "reconciliation_finding"
@@ -227,7 +227,7 @@ class ReconciliationFinding(db.Model):
     verified_on: Mapped[list[str]] = mapped_column(JSON, default=list)
 
 
-class ClaimDeclarationRecord(db.Model):
+class ClaimDeclarationRecord(Model):
     """An operator-defined claim declared in the admin UI (`catalogue.py`; the others come from
     `IDP_CUSTOM_CLAIMS`). Kept for ever: values written under the name stay meaningful."""
 
@@ -241,3 +241,25 @@ class ClaimDeclarationRecord(db.Model):
     # The consent page's text for a scope of its own (empty: the generic "See your …").
     scope_description: Mapped[str] = mapped_column(Text, default="", server_default="")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class LoginSession(Model):
+    """The server side of the IdP session cookie: logout and merges end it here."""
+
+    __tablename__ = "login_session"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)  # also the OIDC `sid`
+    account_id: Mapped[str] = mapped_column(ForeignKey("account.id"), index=True)
+    auth_time: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    amr: Mapped[str] = mapped_column(String(64), default="pwd")  # space-separated
+    channel: Mapped[str] = mapped_column(String(32), default="website")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # Both indexed for retention (idp/maintenance/retention.py).
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True, index=True)
+    # Shown in the account centre's session list (truncated, never used to decide anything).
+    user_agent: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    ip_address: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    # The first factor is proved but the account's second factor is still to come: such a
+    # session signs nobody in (`current_session` ignores it).
+    second_factor_pending: Mapped[bool] = mapped_column(Boolean, default=False)

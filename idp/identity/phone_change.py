@@ -11,10 +11,10 @@ from __future__ import annotations
 
 from idp.extensions import db
 from idp.identity import audit
+from idp.identity.accounts import IdentityError, find_identity, identities_of, link_identity
 from idp.identity.audit import Actor
 from idp.identity.models import Account, IdentityKind
 from idp.identity.rules import ProofMethod
-from idp.identity.service import IdentityError, find_identity, identities_of, link_identity
 from idp.identity.transactions import StaleState, lock_accounts, run_in_transaction
 from idp.models_base import utcnow
 

@@ -15,7 +15,8 @@ person" section is the same text for people).
 4. Even with proof, no automatic merge of two accounts that hold different WeChat identities of
    the same kind (two unionids, or two openids of one appid): they are two WeChat users, and
    the phone number is most likely recycled. An admin may still merge them.
-5. Never an account into itself, never a merged account, and automatically never a disabled one.
+5. Never an account into itself, never a merged account, and automatically never a disabled one
+   or one pending deletion (its tokens would come back through the survivor).
 6. The survivor is the older account (it keeps its `sub`); an admin may pick the other one.
 7. An identity that is the account's last way to log in cannot be unlinked. The ways in are a
    WeChat openid or unionid, a verified phone (one-step SMS-code sign-in), or a password together
@@ -31,9 +32,9 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from idp.identity.accounts import IdentityError
 from idp.identity.audit import Actor
 from idp.identity.models import Account, AccountStatus, Identity, IdentityKind
-from idp.identity.service import IdentityError
 
 
 class MergeRule:
@@ -143,6 +144,10 @@ def check_merge(
         return
     if not (survivor.is_active and loser.is_active):
         raise MergeRefused("account_disabled", "a disabled account is never merged automatically")
+    if survivor.deletion_due_at is not None or loser.deletion_due_at is not None:
+        raise MergeRefused(
+            "deletion_pending", "an account pending deletion is never merged automatically"
+        )
     if kept_apart:
         raise MergeRefused(
             "kept_apart_by_admin",

@@ -1,6 +1,11 @@
 """Disabling and enabling an account: one function each, called by the admin UI and the
 management API alike, one transaction each with its audit event and its account event.
 
+And the one rule of who may hold tokens (`may_hold_tokens`): every grant of the token endpoint,
+userinfo, introspection and the bearer APIs ask it. An account pending deletion may still sign
+in on the website, where the only way on is to cancel the deletion first (the account centre's
+detour); it gets no token anywhere until then.
+
 Disabling signs the account out everywhere (`sign_out.sign_out_everywhere`: every IdP session,
 refresh family and access token ends; relying parties with a back-channel logout URI hear of it).
 Enabling lets the account sign in again; old tokens stay dead.
@@ -8,12 +13,12 @@ Enabling lets the account sign in again; old tokens stay dead.
 
 from __future__ import annotations
 
-from idp.events import sets
-from idp.events.outbox import emit
-from idp.identity import audit
+from idp.identity import account_events, audit
+from idp.identity.accounts import IdentityError
 from idp.identity.audit import Actor
+from idp.identity.hooks import announce_account_event
+from idp.identity.links import AccountUnavailable
 from idp.identity.models import Account, AccountStatus
-from idp.identity.service import IdentityError
 from idp.identity.sign_out import sign_out_everywhere
 from idp.identity.transactions import lock_accounts, run_in_transaction
 
@@ -24,6 +29,26 @@ class StatusRefused(IdentityError):
     def __init__(self, code: str, message: str):
         super().__init__(message)
         self.code = code
+
+
+class DeletionPending(AccountUnavailable):
+    """The account's erasure is scheduled (`identity.deletion`): it holds no token until the
+    user cancels the deletion on the website."""
+
+
+def may_hold_tokens(account: Account | None) -> bool:
+    """Active (not disabled, merged away or erased) and no deletion pending. No query: the
+    caller has the row."""
+    return account is not None and account.is_active and account.deletion_due_at is None
+
+
+def check_may_hold_tokens(account: Account | None) -> Account:
+    """`account`, or AccountUnavailable (DeletionPending when its erasure is scheduled)."""
+    if account is not None and account.is_active and account.deletion_due_at is not None:
+        raise DeletionPending("the account is pending deletion")
+    if account is None or not may_hold_tokens(account):
+        raise AccountUnavailable("the account is not active")
+    return account
 
 
 def disable_account(account: Account, actor: Actor, reason: str = "disabled") -> Account:
@@ -38,7 +63,7 @@ def disable_account(account: Account, actor: Actor, reason: str = "disabled") ->
         # (back-channel logout): enabling the account later revives none of them.
         sign_out_everywhere(locked, actor, reason=reason)
         audit.record("account.disable", actor, locked.id, reason=reason)
-        emit(sets.ACCOUNT_DISABLED, locked.id, actor)
+        announce_account_event(account_events.ACCOUNT_DISABLED, locked.id, actor)
         return locked
 
     return run_in_transaction(work)
@@ -53,7 +78,7 @@ def enable_account(account: Account, actor: Actor, reason: str = "enabled") -> A
             raise StatusRefused("not_disabled", "only a disabled account can be enabled")
         locked.status = AccountStatus.ACTIVE
         audit.record("account.enable", actor, locked.id, reason=reason)
-        emit(sets.ACCOUNT_ENABLED, locked.id, actor)
+        announce_account_event(account_events.ACCOUNT_ENABLED, locked.id, actor)
         return locked
 
     return run_in_transaction(work)

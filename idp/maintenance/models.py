@@ -7,11 +7,11 @@ from datetime import datetime
 from sqlalchemy import String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from idp.extensions import db
+from idp.extensions import Model
 from idp.models_base import UTCDateTime
 
 
-class ScheduledJob(db.Model):
+class ScheduledJob(Model):
     __tablename__ = "scheduled_job"
 
     name: Mapped[str] = mapped_column(String(32), primary_key=True)

@@ -28,10 +28,10 @@ from typing import Any
 from flask import current_app
 from sqlalchemy import ColumnElement, delete, or_, select
 
-from idp.accounts.models import LoginEvent, LoginSession, SmsCode
+from idp.accounts.models import LoginEvent, SmsCode
 from idp.events.models import DeliveryStatus, EventDelivery
-from idp.extensions import db
-from idp.identity.models import AuditEvent
+from idp.extensions import db, rows_matched
+from idp.identity.models import AuditEvent, LoginSession
 from idp.models_base import utcnow
 from idp.oidc.models import AuthorizationCode, RefreshToken, RevokedAccessToken, UsedNonce
 from idp.wechat_login.models import MfaChallenge
@@ -157,10 +157,10 @@ def purge_expired(now: datetime | None = None) -> RetentionReport:
 
 def _delete_batch(purge: Purge, condition: ColumnElement[bool], batch: int) -> int:
     keys = select(purge.key).where(condition).limit(batch).scalar_subquery()
-    result = db.session.execute(
+    deleted = rows_matched(
         delete(purge.key.class_).where(purge.key.in_(keys)).execution_options(
             synchronize_session=False
         )
     )
     db.session.commit()
-    return int(result.rowcount or 0)
+    return int(deleted or 0)

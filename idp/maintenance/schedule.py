@@ -3,7 +3,7 @@ across every worker process (a lease on the job's row), each run logged with its
 
 - `retention` (every `IDP_RETENTION_INTERVAL_SECONDS`): `maintenance/retention.py`;
 - `reconciliation` (daily at `IDP_RECONCILIATION_TIME`, UTC "HH:MM"): the identity report,
-  stored (`identity/report.py`);
+  stored (`maintenance/reconciliation.py`);
 - `usage_rollup` (every `IDP_USAGE_ROLLUP_INTERVAL_SECONDS`): the dashboard's per-day series
   and cross-channel figure (`usage/rollups.py`);
 - `account_deletions` (every `IDP_DELETION_INTERVAL_SECONDS`): erases the accounts whose
@@ -23,7 +23,7 @@ from flask import Flask, current_app
 from sqlalchemy import or_, update
 from sqlalchemy.dialects import postgresql, sqlite
 
-from idp.extensions import db
+from idp.extensions import db, rows_matched
 from idp.maintenance.models import ScheduledJob
 from idp.models_base import utcnow
 
@@ -66,7 +66,7 @@ def _retention() -> str:
 
 
 def _reconciliation() -> str:
-    from idp.identity.report import run_reconciliation
+    from idp.maintenance.reconciliation import run_reconciliation
 
     run = run_reconciliation(trigger="worker")
     return f"reconciliation run {run.id}: {run.counts}"
@@ -116,7 +116,7 @@ def _claim(job: Job, now: datetime) -> bool:
     if row is None or not job.is_due(row.last_started_at, now):
         db.session.rollback()
         return False
-    claimed = db.session.execute(
+    claimed = rows_matched(
         update(ScheduledJob)
         .where(
             ScheduledJob.name == job.name,
@@ -126,7 +126,7 @@ def _claim(job: Job, now: datetime) -> bool:
             else ScheduledJob.last_started_at == row.last_started_at,
         )
         .values(leased_until=now + LEASE, last_started_at=now)
-    ).rowcount
+    )
     db.session.commit()
     return bool(claimed)
 

@@ -99,44 +99,65 @@ def _start_timer() -> None:
     g.metrics_started = time.perf_counter()
 
 
+# Labelled children by their labels: `labels()` costs more than the increment itself.
+_REQUEST_COUNTERS: dict[tuple[str, str, int], Any] = {}
+_REQUEST_LATENCIES: dict[tuple[str, str], Any] = {}
+
+
+def observe_request(endpoint: str, method: str, status: int, seconds: float | None) -> None:
+    """One request in `idp_http_requests` and its latency histogram: the Flask pipeline's
+    hook below and the hot paths' dispatcher (`idp/oidc/hot_paths`) both count here."""
+    counter = _REQUEST_COUNTERS.get((endpoint, method, status))
+    if counter is None:
+        counter = http_requests.labels(endpoint=endpoint, method=method, status=status)
+        _REQUEST_COUNTERS[(endpoint, method, status)] = counter
+    counter.inc()
+    if seconds is None:
+        return
+    latency = _REQUEST_LATENCIES.get((endpoint, method))
+    if latency is None:
+        latency = http_latency.labels(endpoint=endpoint, method=method)
+        _REQUEST_LATENCIES[(endpoint, method)] = latency
+    latency.observe(seconds)
+
+
 def _observe_request(response: Response) -> Response:
     started = g.pop("metrics_started", None)
     # The endpoint name, never the raw path: paths carry ids and would explode the label set.
     endpoint = request.endpoint or "unmatched"
     status = response.status_code
-    http_requests.labels(endpoint=endpoint, method=request.method, status=status).inc()
-    if started is not None:
-        elapsed = time.perf_counter() - started
-        http_latency.labels(endpoint=endpoint, method=request.method).observe(elapsed)
-        if current_app.config.get("IDP_ACCESS_LOG", True):
-            logging.getLogger("idp.access").info(
-                "%s %s %s",
-                request.method,
-                request.path,
-                response.status_code,
-                extra={
-                    "endpoint": endpoint,
-                    "status": status,
-                    "duration_ms": round(elapsed * 1000, 2),
-                    "remote_addr": request.remote_addr,
-                },
-            )
+    elapsed = time.perf_counter() - started if started is not None else None
+    observe_request(endpoint, request.method, status, elapsed)
+    if elapsed is not None and current_app.config.get("IDP_ACCESS_LOG", True):
+        logging.getLogger("idp.access").info(
+            "%s %s %s",
+            request.method,
+            request.path,
+            response.status_code,
+            extra={
+                "endpoint": endpoint,
+                "status": status,
+                "duration_ms": round(elapsed * 1000, 2),
+                "remote_addr": request.remote_addr,
+            },
+        )
     return response
 
 
 # --- logins and merges, counted when their rows commit ------------------------------------------
 
 _PENDING = "idp_metrics_pending"
+LOGIN_EVENT_TABLE = "login_event"  # idp.accounts.models.LoginEvent
+MERGE_RECORD_TABLE = "merge_record"  # idp.identity.models.MergeRecord
 
 
 def _collect_new_rows(session: Session, _flush_context: Any) -> None:
-    from idp.accounts.models import LoginEvent
-    from idp.identity.models import MergeRecord
-
+    # By table name: observability sits below the domains whose rows it counts.
     for row in session.new:
-        if isinstance(row, LoginEvent):
+        table = getattr(row, "__tablename__", None)
+        if table == LOGIN_EVENT_TABLE:
             session.info.setdefault(_PENDING, []).append((logins, {"channel": row.channel}))
-        elif isinstance(row, MergeRecord):
+        elif table == MERGE_RECORD_TABLE:
             session.info.setdefault(_PENDING, []).append((merges, {"rule": row.rule}))
 
 

@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import time
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 from authlib.oauth2.rfc6749 import InvalidClientError
 from authlib.oauth2.rfc7523 import JWTBearerClientAssertion
 from flask import current_app
 from joserfc.errors import JoseError
-from joserfc.jwk import KeySet
+from joserfc.jwk import KeySet, KeySetSerialization
 
 from idp.oidc.context import issuer
 from idp.oidc.models import Client
@@ -29,12 +29,8 @@ REGISTERED_METHOD = "private_key_jwt"
 
 
 class PrivateKeyJWTAuthentication(JWTBearerClientAssertion):
-    def __call__(self, query_client: Any, request: Any) -> Any:
-        try:
-            return super().__call__(query_client, request)
-        except InvalidClientError as error:
-            # The client tried to authenticate and failed: 401 (RFC 6749 §5.2), as for Basic.
-            raise InvalidClientError(description=error.description, status_code=401) from None
+    """A failure is `invalid_client`; its status and challenge are decided for every method
+    alike (`server.IdentityProviderServer.authenticate_client`: 400, no Basic challenge)."""
 
     def get_audiences(self) -> list[str]:
         # The token endpoint, or the issuer itself (both are allowed by OIDC Core §9).
@@ -47,7 +43,7 @@ class PrivateKeyJWTAuthentication(JWTBearerClientAssertion):
                 description="The client is not registered for private_key_jwt."
             )
         try:
-            return KeySet.import_key_set(client.jwks)
+            return KeySet.import_key_set(cast(KeySetSerialization, client.jwks))
         except (JoseError, ValueError, TypeError, KeyError) as error:
             description = "The client's registered keys are unusable."
             raise InvalidClientError(description=description) from error

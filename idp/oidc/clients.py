@@ -4,19 +4,20 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, cast
 from urllib.parse import urlsplit
 
 from flask import current_app
 from joserfc.errors import JoseError
-from joserfc.jwk import KeySet
+from joserfc.jwk import KeySet, KeySetSerialization
 
 from idp.crypto import digest
-from idp.events.sets import ACCOUNT_EVENT_TYPES
 from idp.extensions import db
+from idp.identity.account_events import ACCOUNT_EVENT_TYPES
 from idp.identity.catalogue import registrable_scopes
 from idp.oidc.discovery import TOKEN_EXCHANGE
 from idp.oidc.models import Client
+from idp.scopes import management_scopes_misplaced
 from idp.security.outbound import OutboundRefused, check_uri_at_registration, parse_networks
 
 KNOWN_GRANT_TYPES = ("authorization_code", "refresh_token", "client_credentials", TOKEN_EXCHANGE)
@@ -106,6 +107,7 @@ def create_client(
     unknown_scopes = set(scopes) - set(registrable_scopes())
     if unknown_scopes:
         raise ClientSpecError(f"unknown scopes: {' '.join(sorted(unknown_scopes))}")
+    check_management_scopes(scopes, grants)
     for uri in (backchannel_logout_uri, events_uri):
         if uri:
             validate_server_uri(uri)
@@ -132,6 +134,17 @@ def create_client(
     db.session.add(client)
     db.session.commit()
     return client, secret
+
+
+def check_management_scopes(scopes: Iterable[str], grant_types: Iterable[str]) -> None:
+    """The management API's `idp:` scopes only for a client_credentials-only client (issue 23
+    item 3): a client of the login flow holds users' tokens and must hold no more."""
+    misplaced = management_scopes_misplaced(set(scopes), set(grant_types))
+    if misplaced:
+        raise ClientSpecError(
+            f"{' '.join(sorted(misplaced))}: management API scopes are only for a client whose "
+            "sole grant type is client_credentials"
+        )
 
 
 def choose_auth_method(requested: str | None, public: bool, jwks: dict[str, Any] | None) -> str:
@@ -166,7 +179,7 @@ def validate_public_jwks(jwks: dict[str, Any] | None) -> None:
         if "d" in key:
             raise ClientSpecError("the JWKS holds a private key: register the public keys only")
     try:
-        KeySet.import_key_set(jwks)
+        KeySet.import_key_set(cast(KeySetSerialization, jwks))
     except (JoseError, ValueError, TypeError, KeyError) as error:
         raise ClientSpecError(f"the JWKS cannot be read: {error}") from None
 

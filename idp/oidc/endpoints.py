@@ -17,6 +17,7 @@ from flask import g
 from idp.extensions import db
 from idp.identity.claims import cached_user_claims, user_claims
 from idp.identity.models import Account
+from idp.identity.status import may_hold_tokens
 from idp.models_base import utcnow
 from idp.oidc.context import issuer, keyring
 from idp.oidc.grants import CLIENT_AUTH_METHODS, CONFIDENTIAL_AUTH_METHODS, revoke_family
@@ -83,7 +84,7 @@ class Introspection(IntrospectionEndpoint):
             if token.revoked_at or token.rotated_at or token.expires_at <= now:
                 return {"active": False}
             account = db.session.get(Account, token.account_id)
-            if account is None or not account.is_active:
+            if not may_hold_tokens(account):
                 return {"active": False}
             return {
                 "active": True,

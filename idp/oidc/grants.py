@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import json
 import random
+import secrets
 import time
 from datetime import timedelta
 from typing import Any
 
-from authlib.common.security import generate_token
-from authlib.oauth2.rfc6749 import InvalidRequestError, grants
+from authlib.oauth2.rfc6749 import InvalidGrantError, InvalidRequestError, grants
 from authlib.oauth2.rfc7636 import CodeChallenge
 from authlib.oidc.core import OpenIDCode
 from authlib.oidc.core.grants.util import is_openid_scope
@@ -26,10 +26,11 @@ from sqlalchemy import inspect, select, update
 from sqlalchemy.exc import OperationalError
 
 from idp.crypto import DecryptionError
-from idp.extensions import db
+from idp.extensions import db, rows_matched
+from idp.identity.accounts import resolve_account
 from idp.identity.claims import cached_user_claims, user_claims
 from idp.identity.models import Account
-from idp.identity.service import resolve_account
+from idp.identity.status import may_hold_tokens
 from idp.models_base import utcnow
 from idp.oidc.context import auth_context, issuer, keyring, secret_box
 from idp.oidc.models import ACR_MFA, AuthorizationCode, Client, RefreshToken, token_digest
@@ -47,8 +48,8 @@ CONFIDENTIAL_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "clien
 
 def active_account(account_id: str) -> Account | None:
     account = resolve_account(account_id)
-    if account is None or account.id != account_id or not account.is_active:
-        return None  # merged away or disabled since the grant: nothing more is issued
+    if account is None or account.id != account_id or not may_hold_tokens(account):
+        return None  # merged away, disabled or pending deletion: nothing more is issued
     return account
 
 
@@ -72,6 +73,10 @@ class S256CodeChallenge(CodeChallenge):
 
 class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
     TOKEN_ENDPOINT_AUTH_METHODS = CLIENT_AUTH_METHODS
+
+    def generate_authorization_code(self) -> str:
+        """48 characters, 288 bits (RFC 6749 §10.10), from `secrets` in one call."""
+        return secrets.token_urlsafe(36)
 
     def save_authorization_code(self, code: str, request: Any) -> None:
         ttl = int(current_app.config["IDP_AUTHORIZATION_CODE_TTL"])
@@ -99,7 +104,7 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
         digest = token_digest(code)
         now = utcnow()
         # Claim the code atomically: of two concurrent redemptions exactly one wins.
-        claimed = db.session.execute(
+        claimed = rows_matched(
             update(AuthorizationCode)
             .where(
                 AuthorizationCode.code_digest == digest,
@@ -108,7 +113,7 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
                 AuthorizationCode.expires_at > now,
             )
             .values(used_at=now)
-        ).rowcount
+        )
         row = db.session.get(AuthorizationCode, digest)
         if claimed == 1:
             return row
@@ -203,7 +208,7 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
             now = utcnow()
             try:
                 return int(
-                    db.session.execute(
+                    rows_matched(
                         update(RefreshToken)
                         .where(
                             RefreshToken.token_digest == digest,
@@ -212,7 +217,7 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
                             RefreshToken.expires_at > now,
                         )
                         .values(rotated_at=now)
-                    ).rowcount
+                    )
                 )
             except OperationalError:
                 db.session.rollback()
@@ -275,14 +280,17 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
             json.dumps(token), context=_answer_context(rotated)
         )
 
-    def authenticate_user(self, refresh_token: RefreshToken) -> Account | None:
+    def authenticate_user(self, refresh_token: RefreshToken) -> Account:
+        """RFC 6749 §5.2: a grant whose account may hold no token any more is `invalid_grant`
+        (Authlib would answer `invalid_request`)."""
         account = active_account(refresh_token.account_id)
-        if account is not None:
-            context = auth_context()
-            context.auth_time = refresh_token.auth_time
-            context.amr = list(refresh_token.amr or [])
-            context.session_id = refresh_token.session_id
-            g.refresh_family = refresh_token.family
+        if account is None:
+            raise InvalidGrantError("The account of this refresh token cannot be issued tokens.")
+        context = auth_context()
+        context.auth_time = refresh_token.auth_time
+        context.amr = list(refresh_token.amr or [])
+        context.session_id = refresh_token.session_id
+        g.refresh_family = refresh_token.family
         return account
 
     def revoke_old_credential(self, refresh_token: RefreshToken) -> None:
@@ -337,7 +345,7 @@ class IdTokenIssuer:
         client = g.get("token_client")
         appid = client.wechat_appid if client else None
         # The id from the identity key: `user.id` would reload the row the commit expired.
-        identity = inspect(user).identity
+        identity: tuple[Any, ...] | None = inspect(user).identity
         account_id = str(identity[0]) if identity else user.id
         cached = cached_user_claims(account_id, "", scope, appid)
         return cached if cached is not None else user_claims(user, scope, appid)
@@ -384,4 +392,4 @@ class OpenIDConnectRefresh(IdTokenIssuer, OpenIDCode):
 
 
 def new_family() -> str:
-    return generate_token(24)
+    return secrets.token_urlsafe(18)

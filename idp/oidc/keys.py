@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import threading
 import time
 from collections.abc import Iterable, Mapping
@@ -23,6 +24,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from joserfc.jwk import ECKey, Key, KeySet, RSAKey
+from joserfc.jws import JWSRegistry
 from sqlalchemy import select
 
 from idp.crypto import SecretBox
@@ -149,6 +151,15 @@ def token_kid(token: str) -> str | None:
     return kid if isinstance(kid, str) else None
 
 
+MAX_TOKEN_LENGTH = 8192
+MAX_REMEMBERED_HEADERS = 64
+COMPACT_JWS = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+")
+
+
+def _b64decode(segment: str) -> bytes:
+    return base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
+
+
 class KeyRing:
     """Per-process view of the keys; private keys are decrypted and parsed once per kid."""
 
@@ -161,6 +172,9 @@ class KeyRing:
         self._parsed: dict[str, LoadedKey] = {}
         self._current: dict[str, LoadedKey] = {}
         self._published: list[dict[str, Any]] = []
+        self._published_body: bytes | None = None
+        # header segment -> (algorithm, key) of headers that verified: our tokens have a few.
+        self._verifiers: dict[tuple[str, str], tuple[Any, Key]] = {}
         self._keyset: KeySet | None = None
         # Never read yet: -inf, not 0.0 (the monotonic clock counts from boot: within the first
         # cache window after a machine starts, 0.0 looked like a fresh reading and no key loaded).
@@ -184,11 +198,61 @@ class KeyRing:
         self._refresh()
         return {"keys": list(self._published)}
 
+    def public_jwks_body(self) -> bytes:
+        """`public_jwks` as the JSON the JWKS endpoint serves, encoded once per reading."""
+        self._refresh()
+        body = self._published_body
+        if body is None:
+            body = self._published_body = json.dumps({"keys": self._published}).encode()
+        return body
+
     def verification_keys(self) -> KeySet:
         """Our own published keys, for verifying tokens we issued (id_token_hint, access tokens)."""
         self._refresh()
         assert self._keyset is not None
         return self._keyset
+
+    def verified_payload(self, token: str, typ: str) -> dict[str, Any] | None:
+        """The claims of a compact JWS signed by one of our published keys with header `typ`
+        (RFC 7515 §5.2), else None. For tokens we issued and check on every request: a header
+        that verified once is remembered with its key, so a repeated check parses no header and
+        costs the signature check (joserfc's algorithm, the cached key) and the payload."""
+        self._refresh()
+        if len(token) > MAX_TOKEN_LENGTH or not COMPACT_JWS.fullmatch(token):
+            return None
+        header_segment, payload_segment, signature_segment = token.split(".")
+        verifier = self._verifiers.get((typ, header_segment)) or self._verifier(header_segment, typ)
+        if verifier is None:
+            return None
+        algorithm, key = verifier
+        try:
+            signature = _b64decode(signature_segment)
+            if not algorithm.verify(f"{header_segment}.{payload_segment}".encode(), signature, key):
+                return None
+            if len(self._verifiers) < MAX_REMEMBERED_HEADERS:
+                self._verifiers[(typ, header_segment)] = verifier
+            claims = json.loads(_b64decode(payload_segment))
+        except ValueError:  # base64, UTF-8 and JSON errors alike
+            return None
+        return claims if isinstance(claims, dict) else None
+
+    def _verifier(self, header_segment: str, typ: str) -> tuple[Any, Key] | None:
+        """RFC 7515 §4.1: only `alg` (one we sign with), `typ` and a `kid` of ours."""
+        try:
+            header = json.loads(_b64decode(header_segment))
+        except ValueError:
+            return None
+        if not isinstance(header, dict) or set(header) - {"alg", "typ", "kid"}:
+            return None
+        alg, kid = header.get("alg"), header.get("kid")
+        if header.get("typ") != typ or alg not in SUPPORTED_ALGORITHMS or kid not in self._kids:
+            return None
+        assert self._keyset is not None
+        key = self._keyset.get_by_kid(kid)
+        expected = RSAKey if alg == "RS256" else ECKey
+        if not isinstance(key, expected):
+            return None
+        return JWSRegistry.algorithms[alg], key
 
     def look_again_for(self, token: str) -> bool:
         """After a token failed to verify: when its `kid` is one this process has not seen, read
@@ -221,6 +285,8 @@ class KeyRing:
             current = {alg: self._parse(row) for alg, row in self._signing_rows(rows).items()}
             self._current = current
             self._published = [dict(row.public_jwk) for row in rows]
+            self._published_body = None
+            self._verifiers = {}
             self._kids = {row.kid for row in rows}
             self._keyset = KeySet.import_key_set({"keys": self._published})
             self._loaded_at = time.monotonic()

@@ -12,7 +12,7 @@ from sqlalchemy import JSON, Boolean, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from idp.crypto import digest
-from idp.extensions import db
+from idp.extensions import Model
 from idp.models_base import UTCDateTime, utcnow
 from idp.oidc.discovery import TOKEN_EXCHANGE
 
@@ -22,7 +22,7 @@ ACR_MFA = "urn:idp:acr:mfa"  # the `acr` of a sign-in with a second factor (idp.
 token_digest = digest
 
 
-class Client(db.Model, ClientMixin):
+class Client(Model, ClientMixin):
     __tablename__ = "oauth_client"
 
     client_id: Mapped[str] = mapped_column(String(64), primary_key=True)
@@ -99,7 +99,7 @@ class Client(db.Model, ClientMixin):
         return grant_type in granted
 
 
-class SigningKey(db.Model):
+class SigningKey(Model):
     __tablename__ = "signing_key"
 
     kid: Mapped[str] = mapped_column(String(64), primary_key=True)
@@ -110,7 +110,7 @@ class SigningKey(db.Model):
     retired_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
 
-class AuthorizationCode(db.Model):
+class AuthorizationCode(Model):
     __tablename__ = "authorization_code"
     # The nonce replay check of every authorization request (OpenIDConnectCode.exists_nonce)
     # would otherwise scan every code. A hash index on PostgreSQL: a nonce has no length limit,
@@ -154,7 +154,7 @@ class AuthorizationCode(db.Model):
         return self.amr or None
 
 
-class RefreshToken(db.Model):
+class RefreshToken(Model):
     """One row per refresh token; rotation chains rows of one `family`."""
 
     __tablename__ = "refresh_token"
@@ -200,7 +200,7 @@ class RefreshToken(db.Model):
         return self.revoked_at is not None or self.rotated_at is not None
 
 
-class RevokedAccessToken(db.Model):
+class RevokedAccessToken(Model):
     """JWT access tokens are not stored; a revoked one is listed by `jti` until it expires."""
 
     __tablename__ = "revoked_access_token"
@@ -209,7 +209,7 @@ class RevokedAccessToken(db.Model):
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
 
 
-class Consent(db.Model):
+class Consent(Model):
     __tablename__ = "consent"
     __table_args__ = (Index("uq_consent_account_client", "account_id", "client_id", unique=True),)
 
@@ -220,7 +220,7 @@ class Consent(db.Model):
     granted_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
-class UsedNonce(db.Model):
+class UsedNonce(Model):
     """Replay cache (client assertion `jti`s…) in the database when Redis is not configured."""
 
     __tablename__ = "used_nonce"
@@ -229,7 +229,7 @@ class UsedNonce(db.Model):
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
 
 
-class TokenCutoff(db.Model):
+class TokenCutoff(Model):
     """`idp tokens revoke-all`: access tokens issued at or before `not_before` are rejected,
     whoever they were issued to (a restored database does not know which were revoked after
     its dump). The latest cut-off counts; rows stay as the record of when and by whom."""

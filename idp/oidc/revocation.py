@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import func, select, update
+from sqlalchemy import update
 
 from idp.extensions import db
 from idp.models_base import utcnow
@@ -39,6 +39,3 @@ def revoke_all_tokens(actor: str, before: datetime | None = None) -> RevokedAll:
     db.session.commit()
     return RevokedAll(not_before, int(getattr(revoked, "rowcount", 0) or 0))
 
-
-def latest_cutoff() -> datetime | None:
-    return db.session.scalar(select(func.max(TokenCutoff.not_before)))

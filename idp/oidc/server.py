@@ -20,6 +20,7 @@ from idp.oidc import client_cache, endpoints, grants
 from idp.oidc.client_auth import PrivateKeyJWTAuthentication
 from idp.oidc.client_cache import ClientSnapshot, cached_client
 from idp.oidc.context import auth_context, issuer
+from idp.oidc.errors import ClientAuthenticationFailed
 from idp.oidc.models import AuthorizationCode, RefreshToken, token_digest
 from idp.oidc.tokens import AccessTokenGenerator, AccessTokenValidator, unverified_claims
 from idp.scopes import REGISTRABLE_SCOPES
@@ -82,12 +83,33 @@ class IdentityProviderServer(AuthorizationServer):
             raise InvalidScopeError()
 
     def authenticate_client(self, request: Any, methods: Any, endpoint: str = "token") -> Any:
+        """Every failure is `invalid_client`, challenged in the scheme the client used
+        (RFC 6749 §5.2, `errors.ClientAuthenticationFailed`)."""
         try:
             return super().authenticate_client(request, methods, endpoint)
+        except InvalidClientError as error:
+            raise ClientAuthenticationFailed(
+                error.description, self.challenge_realm(request, methods)
+            ) from None
         except (ValueError, UnicodeDecodeError) as error:
             # Authlib's header parsing trips on e.g. "Authorization: Bearer " or non-UTF-8
             # Basic credentials (found by tests/security/test_hostile_input.py).
-            raise InvalidClientError(description="Malformed client credentials.") from error
+            raise ClientAuthenticationFailed(
+                "Malformed client credentials.", self.challenge_realm(request, methods)
+            ) from error
+
+    @staticmethod
+    def challenge_realm(request: Any, methods: Any) -> str | None:
+        """The realm of a Basic challenge, when one is the right answer: the client used HTTP
+        Basic, or presented nothing at all where Basic is accepted. None otherwise."""
+        scheme = (request.headers.get("Authorization") or "").split(" ", 1)[0].lower()
+        form = request.payload.data if request.payload is not None else {}
+        presented_nothing = not scheme and not any(
+            form.get(name) for name in ("client_id", "client_secret", "client_assertion")
+        )
+        if scheme == "basic" or (presented_nothing and "client_secret_basic" in methods):
+            return issuer()
+        return None
 
     def handle_error_response(self, request: Any, error: OAuth2Error) -> Any:
         db.session.rollback()

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from authlib.oauth2 import OAuth2Error
 
-from idp.accounts.models import LoginSession
+from idp.identity.models import LoginSession
 from idp.oidc.models import ACR_MFA
 
 # The PAPE policy URI is what many relying parties already send for "multi-factor".

@@ -1,9 +1,13 @@
-"""HTTP endpoints of the protocol. Thin: parse, hand to Authlib, render."""
+"""HTTP endpoints of the protocol. Thin: parse, hand to Authlib, render.
+
+JWKS, discovery, userinfo and introspection are not here: they are served in front of Flask
+(`idp/oidc/hot_paths`)."""
 
 from __future__ import annotations
 
 import time
-from typing import Any
+from collections.abc import Iterable
+from typing import Any, cast
 from urllib.parse import urlencode
 
 from authlib.common.urls import add_params_to_uri
@@ -14,7 +18,6 @@ from flask import (
     Response,
     current_app,
     g,
-    jsonify,
     redirect,
     render_template,
     request,
@@ -31,8 +34,7 @@ from idp.extensions import csrf, db, limiter
 from idp.identity.catalogue import catalogue
 from idp.oidc import consent as consents
 from idp.oidc import gateway
-from idp.oidc.context import issuer, keyring
-from idp.oidc.discovery import provider_metadata
+from idp.oidc.context import issuer
 from idp.oidc.interaction import (
     AUTHORIZATION_PARAMETERS,
     CONSENT_DECISIONS,
@@ -47,24 +49,6 @@ from idp.oidc.step_up import UnmetAuthenticationRequirements, mfa_required, sess
 from idp.scopes import scope_set
 
 bp = Blueprint("oidc", __name__)
-
-
-@bp.get("/.well-known/openid-configuration")
-@bp.get("/.well-known/oauth-authorization-server")
-def discovery() -> Response:
-    grant_types = current_app.extensions.get("idp_extra_grant_types", [])
-    response = jsonify(provider_metadata(issuer(), grant_types))
-    response.headers["Cache-Control"] = "public, max-age=300"
-    return response
-
-
-@bp.get("/oauth/jwks")
-def jwks() -> Response:
-    response = jsonify(keyring().public_jwks())
-    # A new key signs only once every copy of this answer has expired (idp/oidc/keys.py).
-    max_age = int(current_app.config["IDP_JWKS_MAX_AGE"])
-    response.headers["Cache-Control"] = f"public, max-age={max_age}"
-    return response
 
 
 def _token_client_key() -> str:
@@ -87,23 +71,11 @@ def revoke() -> Response:
     return authorization_server.create_endpoint_response("revocation")
 
 
-@bp.route("/oauth/introspect", methods=["POST"])
-@csrf.exempt
-def introspect() -> Response:
-    return authorization_server.create_endpoint_response("introspection")
-
-
 @bp.route("/oauth/introspect/bearer", methods=["GET"])
 @csrf.exempt
 def introspect_bearer() -> Response:
     """The status-code form of introspection for nginx `auth_request` (`gateway.py`)."""
     return gateway.check_bearer()
-
-
-@bp.route("/oauth/userinfo", methods=["GET", "POST"])
-@csrf.exempt
-def userinfo() -> Response:
-    return authorization_server.create_endpoint_response("userinfo")
 
 
 @bp.route("/oauth/authorize", methods=["GET", "POST"])
@@ -203,7 +175,8 @@ def _needs_fresh_login(login: Any) -> bool:
 def _continue_url() -> str:
     """Where the login page sends the browser back: this request, minus `prompt=login`
     (so the fresh login is not demanded again)."""
-    params = [(k, v) for k, v in request.values.items(multi=True) if k != "csrf_token"]
+    items = cast(Iterable[tuple[str, str]], request.values.items(multi=True))
+    params = [(k, v) for k, v in items if k != "csrf_token"]
     cleaned: list[tuple[str, str]] = []
     for key, value in params:
         if key == "prompt":
@@ -214,7 +187,7 @@ def _continue_url() -> str:
     return url_for("oidc.authorize") + "?" + urlencode(cleaned)
 
 
-def _login_hints() -> dict[str, str]:
+def _login_hints() -> dict[str, Any]:
     hints = {}
     for name in ("login_hint", "ui_locales"):
         if request.values.get(name):

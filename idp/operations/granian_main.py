@@ -8,6 +8,9 @@ fast as under gunicorn `gthread`, and a client sending its headers one byte at a
 Python thread (header read timeout: 30 s). Python threads (`BLOCKING_THREADS` per worker) run
 only complete requests.
 
+Request heads are capped at `MAX_REQUEST_HEAD_BYTES` by granian itself (hyper's read buffer):
+a larger one is answered 431 (RFC 6585 §5) before any Python runs, whatever proxy is in front.
+
 Signals to the master: `HUP` respawns the workers one by one with fresh code and configuration
 (each old worker finishes its requests first), `TERM`/`INT` stop gracefully.
 """
@@ -20,7 +23,8 @@ import shutil
 from typing import Any
 
 from granian.constants import Interfaces
-from granian.server import Server
+from granian.http import HTTP1Settings, HTTP2Settings
+from granian.server import MPServer, MTServer, Server
 
 APP_LOADER = "idp.operations.granian_app:load"
 # Python threads per worker that run requests. More only queue on the GIL; enough to overlap
@@ -29,6 +33,11 @@ BLOCKING_THREADS = 4
 # Requests a worker accepts at once (the rest wait in the kernel's backlog).
 BACKPRESSURE = 64
 GRACEFUL_SECONDS = 30
+# Request line and headers together (granian's default buffer takes ~400 kB). nginx's default
+# for one header line is 8 kB (large_client_header_buffers 4 8k); 16 kB fits every cookie and
+# token this IdP sets or reads. HTTP/1's buffer cannot be smaller than hyper's 8 kB minimum.
+MAX_REQUEST_HEAD_BYTES = 16 * 1024
+HEADER_READ_TIMEOUT_MS = 30_000
 
 
 def log_config() -> dict[str, Any]:
@@ -55,7 +64,7 @@ def log_config() -> dict[str, Any]:
     }
 
 
-def build_server(host: str, port: int, workers: int) -> Server:
+def build_server(host: str, port: int, workers: int) -> MPServer | MTServer:
     server = Server(
         APP_LOADER,
         address=host,
@@ -66,6 +75,10 @@ def build_server(host: str, port: int, workers: int) -> Server:
         blocking_threads=BLOCKING_THREADS,
         backpressure=BACKPRESSURE,
         websockets=False,
+        http1_settings=HTTP1Settings(
+            header_read_timeout=HEADER_READ_TIMEOUT_MS, max_buffer_size=MAX_REQUEST_HEAD_BYTES
+        ),
+        http2_settings=HTTP2Settings(max_headers_size=MAX_REQUEST_HEAD_BYTES),
         log_dictconfig=log_config(),
         log_access=False,
         respawn_failed_workers=True,

@@ -17,6 +17,7 @@ import time
 from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 from flask import Flask, current_app, request
 from limits import RateLimitItem, parse
@@ -151,7 +152,8 @@ def shared_storage(app: Flask) -> Storage:
     if found is None:
         redis_url = app.config.get("IDP_REDIS_URL")
         if redis_url:
-            found = storage_from_string(redis_url, **redis_options())
+            # A redis:// URL gives the synchronous storage (async-redis:// would not).
+            found = cast(Storage, storage_from_string(redis_url, **redis_options()))
         else:
             path = Path(app.config["IDP_INSTANCE_PATH"]) / THROTTLE_FILE
             found = SqliteThrottleStorage(f"idp+sqlite://{path}")

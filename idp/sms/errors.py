@@ -48,6 +48,8 @@ ALIYUN_CODES: dict[str, SmsErrorKind] = {
     "isv.OUT_OF_SERVICE": SmsErrorKind.BALANCE,
     "isv.SMS_SIGNATURE_ILLEGAL": SmsErrorKind.TEMPLATE,
     "isv.SMS_TEMPLATE_ILLEGAL": SmsErrorKind.TEMPLATE,
+    # An international (国际/港澳台) template sent to a mainland number.
+    "isv.DOMESTIC_NUMBER_NOT_SUPPORTED": SmsErrorKind.TEMPLATE,
     "isv.TEMPLATE_MISSING_PARAMETERS": SmsErrorKind.TEMPLATE,
     "isv.INVALID_JSON_PARAM": SmsErrorKind.TEMPLATE,
     "isv.PARAM_LENGTH_LIMIT": SmsErrorKind.TEMPLATE,
@@ -75,6 +77,9 @@ TENCENT_CODES: dict[str, SmsErrorKind] = {
     "FailedOperation.ContainSensitiveWord": SmsErrorKind.TEMPLATE,
     "FailedOperation.SignatureIncorrectOrUnapproved": SmsErrorKind.TEMPLATE,
     "FailedOperation.TemplateIncorrectOrUnapproved": SmsErrorKind.TEMPLATE,
+    "FailedOperation.TemplateParamSetNotMatchApprovedTemplate": SmsErrorKind.TEMPLATE,
+    "UnsupportedOperation.ChineseMainlandTemplateToGlobalPhone": SmsErrorKind.TEMPLATE,
+    "UnsupportedOperation.GlobalTemplateToChineseMainlandPhone": SmsErrorKind.TEMPLATE,
     "InvalidParameterValue.TemplateParameterFormatError": SmsErrorKind.TEMPLATE,
     "InvalidParameterValue.TemplateParameterLengthLimit": SmsErrorKind.TEMPLATE,
     "InvalidParameterValue.SdkAppIdNotExist": SmsErrorKind.CREDENTIALS,

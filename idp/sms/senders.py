@@ -1,9 +1,11 @@
 """The senders: one class per provider, built from settings, no Flask globals inside.
 
 Each adapter turns (phone, purpose, code, minutes) into the provider's call with the purpose's
-approved template, and turns the answer into a `Delivery` or an `SmsError`. A timeout, a refused
+approved template for the number's region (mainland China or international, idp/sms/regions.py)
+and exactly the variables that template declares (`IDP_SMS_TEMPLATE_*`, default: the code
+alone), and turns the answer into a `Delivery` or an `SmsError`. A timeout, a refused
 connection, a 5xx or a body that is not the provider's JSON is `UNAVAILABLE`: the code is then
-never stored (idp/accounts/sms.py stores it only after `send` returned).
+never stored (idp/accounts/sms_codes.py stores it only after `send` returned).
 """
 
 from __future__ import annotations
@@ -134,6 +136,7 @@ class AliyunSender(_HttpSender):
         self, phone: str, purpose: Purpose, code: str, minutes: int, locale: str = "zh_CN"
     ) -> Delivery:
         settings = self.settings
+        template = settings.template_for(purpose, phone)
         params = {
             "AccessKeyId": settings.key_id,
             "Action": "SendSms",
@@ -147,9 +150,9 @@ class AliyunSender(_HttpSender):
             # Mainland numbers without +86, others with their country code (Aliyun's rule).
             "PhoneNumbers": phone[3:] if phone.startswith("+86") else phone.lstrip("+"),
             "SignName": settings.sign_name,
-            "TemplateCode": settings.templates[purpose],
+            "TemplateCode": template.id,
             "TemplateParam": json.dumps(
-                {"code": code, "minutes": str(minutes)}, separators=(",", ":")
+                dict(template.values(code, minutes)), separators=(",", ":")
             ),
         }
         params["Signature"] = aliyun_signature("POST", params, settings.key_secret)
@@ -177,12 +180,13 @@ class TencentSender(_HttpSender):
         self, phone: str, purpose: Purpose, code: str, minutes: int, locale: str = "zh_CN"
     ) -> Delivery:
         settings = self.settings
+        template = settings.template_for(purpose, phone)
         payload = json.dumps({
             "PhoneNumberSet": [phone],
             "SmsSdkAppId": settings.app_id,
             "SignName": settings.sign_name,
-            "TemplateId": settings.templates[purpose],
-            "TemplateParamSet": [code, str(minutes)],
+            "TemplateId": template.id,
+            "TemplateParamSet": [value for _variable, value in template.values(code, minutes)],
         }, separators=(",", ":")).encode()
         body, started = self._post(payload, "SendSms", "2021-01-11")
         response = body.get("Response")

@@ -11,8 +11,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from idp.config import ConfigError
+from idp.errors import ConfigError
 from idp.sms.purposes import Purpose
+from idp.sms.regions import Region, region_of, region_of_country_code
 
 PROVIDERS = ("log", "aliyun", "tencent")
 DEFAULT_API_BASES = {
@@ -35,6 +36,7 @@ ENVIRONMENT_NAMES = (
     "IDP_SMS_REGION",
     "IDP_SMS_TIMEOUT",
     *(f"IDP_SMS_TEMPLATE_{purpose.name}" for purpose in Purpose),
+    *(f"IDP_SMS_TEMPLATE_{purpose.name}_INTL" for purpose in Purpose),
     "IDP_SMS_ALLOWED_COUNTRY_CODES",
     "IDP_SMS_HOURLY_BUDGET",
     "IDP_SMS_CODE_TTL",
@@ -69,6 +71,48 @@ DEFAULTS: dict[str, Any] = {
 }
 
 
+# What a template's variables may stand for; a verification-code template at Alibaba Cloud
+# allows one variable (the code), so `code` alone is the default.
+TEMPLATE_VALUES = ("code", "minutes")
+DEFAULT_TEMPLATE_VARIABLES = ("code",)
+
+
+@dataclass(frozen=True)
+class SmsTemplate:
+    """An approved template and the variables it declares, in order: Aliyun sends them by
+    name (`${code}`), Tencent by position (`{1}`, `{2}`)."""
+
+    id: str
+    variables: tuple[str, ...] = DEFAULT_TEMPLATE_VARIABLES
+
+    @classmethod
+    def parse(cls, name: str, value: str) -> SmsTemplate:
+        """`SMS_154950909` (variables: code) or `SMS_154950909:code,minutes`."""
+        template_id, _, listed = value.partition(":")
+        variables = tuple(v.strip() for v in listed.split(",") if v.strip()) if listed else (
+            DEFAULT_TEMPLATE_VARIABLES
+        )
+        if not template_id.strip() or any(v not in TEMPLATE_VALUES for v in variables) or (
+            "code" not in variables or len(set(variables)) != len(variables)
+        ):
+            raise ConfigError(
+                f"{name} must be a template id, optionally with its variables in order "
+                f"(e.g. 'SMS_154950909' or '1234567:code,minutes'; variables among "
+                f"{', '.join(TEMPLATE_VALUES)}, code included), got {value!r}"
+            )
+        return cls(template_id.strip(), variables)
+
+    def values(self, code: str, minutes: int) -> list[tuple[str, str]]:
+        """(variable, value) for each declared variable, in the template's order."""
+        known = {"code": code, "minutes": str(minutes)}
+        return [(variable, known[variable]) for variable in self.variables]
+
+
+def template_setting(purpose: Purpose, region: Region) -> str:
+    suffix = "_INTL" if region is Region.INTERNATIONAL else ""
+    return f"IDP_SMS_TEMPLATE_{purpose.name}{suffix}"
+
+
 @dataclass(frozen=True)
 class SmsSettings:
     provider: str
@@ -79,7 +123,17 @@ class SmsSettings:
     app_id: str = ""
     region: str = ""
     timeout_seconds: float = 5.0
-    templates: dict[Purpose, str] = field(default_factory=dict)
+    # Per purpose and region; international ones only when a non-mainland code is allowed.
+    templates: dict[tuple[Purpose, Region], SmsTemplate] = field(default_factory=dict)
+
+    def template_for(self, purpose: Purpose, phone: str) -> SmsTemplate:
+        """The purpose's template for the number's region (mainland China or international)."""
+        region = region_of(phone)
+        template = self.templates.get((purpose, region))
+        if template is None:
+            # Cannot happen for an allowed number: from_config asked for it at start-up.
+            raise ConfigError(f"{template_setting(purpose, region)} is not set")
+        return template
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> SmsSettings:
@@ -97,16 +151,22 @@ class SmsSettings:
         for name in required:
             if not str(config.get(name) or "").strip():
                 raise ConfigError(f"{name} is required with IDP_SMS_PROVIDER={provider}")
-        templates: dict[Purpose, str] = {}
-        for purpose in Purpose:
-            name = f"IDP_SMS_TEMPLATE_{purpose.name}"
-            value = str(config.get(name) or "").strip()
-            if not value:
-                raise ConfigError(
-                    f"{name} is required with IDP_SMS_PROVIDER={provider}: the provider's "
-                    f"approved template id for the {purpose.value!r} message"
-                )
-            templates[purpose] = value
+        regions = {region_of_country_code(code) for code in allowed_country_codes(config)}
+        templates: dict[tuple[Purpose, Region], SmsTemplate] = {}
+        for region in (Region.MAINLAND, Region.INTERNATIONAL):
+            for purpose in Purpose:
+                name = template_setting(purpose, region)
+                value = str(config.get(name) or "").strip()
+                if not value and region in regions:
+                    raise ConfigError(
+                        f"{name} is required with IDP_SMS_PROVIDER={provider}: the provider's "
+                        f"approved {region.value} template for the {purpose.value!r} message"
+                        + (" (IDP_SMS_ALLOWED_COUNTRY_CODES has codes other than 86: Hong "
+                           "Kong, Macau and other numbers need a 国际/港澳台 template)"
+                           if region is Region.INTERNATIONAL else "")
+                    )
+                if value:
+                    templates[(purpose, region)] = SmsTemplate.parse(name, value)
         return cls(
             provider=provider,
             api_base=str(config.get("IDP_SMS_API_BASE") or DEFAULT_API_BASES[provider]),

@@ -1,6 +1,7 @@
 """The message of each purpose, in the two languages of the site. The development sender renders
-these; for a real provider, submit the same texts as templates (README, "SMS providers"), with
-`${code}`/`${minutes}` (Aliyun) or `{1}`/`{2}` (Tencent) in place of the values."""
+these. A real provider sends its approved template instead (README, "SMS providers"): Alibaba
+Cloud's verification templates take the code alone (`${code}`, the validity written out), and
+the variables each template declares are configured (`IDP_SMS_TEMPLATE_*`, idp/sms/settings.py)."""
 
 from __future__ import annotations
 

@@ -67,8 +67,8 @@ def admins_list(as_json: bool) -> None:
 
 
 def _account(who: str) -> Account:
+    from idp.identity.accounts import find_identity
     from idp.identity.phones import InvalidPhoneNumber, normalize_phone
-    from idp.identity.service import find_identity
 
     account = db.session.get(Account, who.strip().lower())
     if account is None:

@@ -8,11 +8,11 @@ from typing import Any
 from sqlalchemy import JSON, ForeignKey, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from idp.extensions import db
+from idp.extensions import Model
 from idp.models_base import UTCDateTime, utcnow
 
 
-class AdminRoleGrant(db.Model):
+class AdminRoleGrant(Model):
     __tablename__ = "admin_role_grant"
 
     account_id: Mapped[str] = mapped_column(
@@ -24,7 +24,7 @@ class AdminRoleGrant(db.Model):
     granted_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
-class AdminProposal(db.Model):
+class AdminProposal(Model):
     """Four-eyes: a merge, undo or move one admin proposed, waiting for a second admin with the
     `identity` role (idp/admin/four_eyes.py). `subject` holds the ids the action needs."""
 
@@ -44,7 +44,7 @@ class AdminProposal(db.Model):
     outcome: Mapped[str | None] = mapped_column(String(255), nullable=True)
 
 
-class AuditSeal(db.Model):
+class AuditSeal(Model):
     """The tamper-evident chain over `audit_event` (idp/staff/audit_chain.py): one seal per
     record, `mac` = HMAC(IDP_AUDIT_KEY, prev ‖ the record), `prev` = the previous record's mac
     that day (the first of a day: the day's anchor). No foreign key: a deleted record leaves its

@@ -160,4 +160,4 @@ def daily_counts(metric: str, since: date) -> list[tuple[date, str, int]]:
         .where(UsageCount.metric == metric, UsageCount.day >= since)
         .order_by(UsageCount.day, UsageCount.label)
     ).all()
-    return [(row.day, row.label, row.count) for row in rows]
+    return [(day, label, count) for day, label, count in rows]

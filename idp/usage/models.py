@@ -8,11 +8,11 @@ from typing import Any
 from sqlalchemy import JSON, Date, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from idp.extensions import db
+from idp.extensions import Model
 from idp.models_base import UTCDateTime
 
 
-class UsageCount(db.Model):
+class UsageCount(Model):
     __tablename__ = "usage_count"
 
     day: Mapped[date] = mapped_column(Date, primary_key=True)  # UTC
@@ -21,7 +21,7 @@ class UsageCount(db.Model):
     count: Mapped[int] = mapped_column(Integer, default=0)
 
 
-class UsageSnapshot(db.Model):
+class UsageSnapshot(Model):
     """A figure too costly to count per request (cross-channel accounts over millions of
     identities), computed by `idp worker` on a schedule and read by the dashboard."""
 

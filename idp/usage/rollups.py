@@ -76,7 +76,7 @@ def daily_rows(name: str, first_day: date, today: date) -> list[tuple[date, str,
         select(UsageCount.day, UsageCount.label, UsageCount.count)
         .where(UsageCount.metric == metric, UsageCount.day >= first_day, UsageCount.day < today)
     ).all()
-    rows = [(row.day, row.label, row.count) for row in stored]
+    rows = [(day, label, count) for day, label, count in stored]
     return rows + _count_days(name, today, today + timedelta(days=1))
 
 
@@ -142,7 +142,7 @@ def weekly_rows(today: date) -> list[tuple[date, str, int]]:
         select(UsageCount.day, UsageCount.label, UsageCount.count)
         .where(UsageCount.metric == WEEKLY_METRIC, UsageCount.day >= first_week)
     ).all()
-    return [(row.day, row.label, row.count) for row in stored]
+    return [(day, label, count) for day, label, count in stored]
 
 
 def _count_days(name: str, first_day: date, end_day: date) -> list[tuple[date, str, int]]:

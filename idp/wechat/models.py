@@ -7,7 +7,7 @@ from datetime import datetime
 from sqlalchemy import Float, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from idp.extensions import db
+from idp.extensions import Model
 from idp.models_base import UTCDateTime, utcnow
 
 
@@ -19,7 +19,7 @@ class WeChatAppKind:
     ALL = (MINIPROGRAM, WEBSITE, OFFICIAL_ACCOUNT)
 
 
-class WeChatApp(db.Model):
+class WeChatApp(Model):
     __tablename__ = "wechat_app"
 
     appid: Mapped[str] = mapped_column(String(64), primary_key=True)
@@ -31,7 +31,7 @@ class WeChatApp(db.Model):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
-class WeChatSessionKey(db.Model):
+class WeChatSessionKey(Model):
     """The latest `session_key` of an openid: replaced at every login, never leaves the IdP."""
 
     __tablename__ = "wechat_session_key"
@@ -42,7 +42,7 @@ class WeChatSessionKey(db.Model):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
-class WeChatAccessToken(db.Model):
+class WeChatAccessToken(Model):
     """`stable_token` cache shared by every process when Redis is not configured."""
 
     __tablename__ = "wechat_access_token"

@@ -12,10 +12,10 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, cast
 
 from flask import Flask
-from sqlalchemy import Connection, Engine, delete, select, update
+from sqlalchemy import Connection, Engine, Table, delete, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from idp.crypto import DecryptionError, SecretBox
@@ -27,7 +27,7 @@ from idp.wechat.token_store import (
     RedisAccessTokenStore,
 )
 
-TABLE = WeChatAccessToken.__table__
+TABLE = cast(Table, WeChatAccessToken.__table__)
 
 
 def shared_token_store(app: Flask) -> AccessTokenStore:

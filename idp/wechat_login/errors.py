@@ -27,6 +27,14 @@ from idp.wechat_login.upstream import AppNotConfigured
 
 logger = logging.getLogger("idp.wechat_login")
 
+
+class NotAMiniProgramClient(OAuth2Error):
+    """A bearer token of a client that is not a mini-program, on an endpoint only a
+    mini-program calls (phone binding, scan answer, the account centre's mini-program API)."""
+
+    error = "unauthorized_client"
+    status_code = 403
+
 RATE_LIMIT_RETRY_AFTER = 60  # WeChat's quota is per user per minute
 BUSY_RETRY_AFTER = 5
 

@@ -20,7 +20,7 @@ from typing import Any
 
 from authlib.oauth2 import OAuth2Error
 
-from idp.account_centre import factors
+from idp.accounts import second_factors as factors
 from idp.accounts.models import SecondFactorKind
 from idp.accounts.sessions import has_second_factor
 from idp.identity.models import Account

@@ -7,7 +7,7 @@ RFC 6238) or `recovery_code`.
   §2), so the ID token's `acr` is the MFA ACR (OIDC Core §2), and refresh keeps both.
 - A wrong code: `invalid_grant` (RFC 6749 §5.2) with `attempts_left`; the mfa_token dies after
   `MAX_ATTEMPTS` (`mfa_tokens.py`). Attempts are also counted per account, with the website's
-  second-factor step (`idp.account_centre.factors.attempts_by_account`): past it, 429.
+  second-factor step (`idp.accounts.second_factors.attempts_by_account`): past it, 429.
 - A TOTP code is accepted once across the IdP (the replay cache the website uses); a recovery
   code is spent.
 """
@@ -21,7 +21,7 @@ from authlib.oauth2.rfc6749.hooks import hooked
 from authlib.oauth2.rfc6749.requests import OAuth2Request
 from flask import Flask
 
-from idp.account_centre import factors
+from idp.accounts import second_factors as factors
 from idp.extensions import db
 from idp.identity import audit
 from idp.identity.audit import Actor

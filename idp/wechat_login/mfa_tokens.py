@@ -21,7 +21,7 @@ from datetime import timedelta
 
 from sqlalchemy import update
 
-from idp.extensions import db
+from idp.extensions import db, rows_matched
 from idp.models_base import utcnow
 from idp.oidc.models import token_digest
 from idp.wechat_login.models import MfaChallenge
@@ -57,7 +57,7 @@ def take_attempt(token: str, client_id: str) -> MfaChallenge | None:
     that follows must still count); None when the token is unknown, of another client, expired,
     used, or out of attempts."""
     digest = token_digest(token)
-    taken = db.session.execute(
+    taken = rows_matched(
         update(MfaChallenge)
         .where(
             MfaChallenge.token_digest == digest,
@@ -68,7 +68,7 @@ def take_attempt(token: str, client_id: str) -> MfaChallenge | None:
         )
         .values(attempts=MfaChallenge.attempts + 1)
         .execution_options(synchronize_session=False)
-    ).rowcount
+    )
     db.session.commit()
     if taken != 1:
         return None
@@ -82,7 +82,7 @@ def attempts_left(challenge: MfaChallenge) -> int:
 def consume(challenge: MfaChallenge) -> bool:
     """Marks the token used; False when a concurrent request used it first. Uncommitted: it
     commits with the tokens it pays for."""
-    used = db.session.execute(
+    used = rows_matched(
         update(MfaChallenge)
         .where(
             MfaChallenge.token_digest == challenge.token_digest,
@@ -90,5 +90,5 @@ def consume(challenge: MfaChallenge) -> bool:
         )
         .values(used_at=utcnow())
         .execution_options(synchronize_session=False)
-    ).rowcount
+    )
     return bool(used == 1)

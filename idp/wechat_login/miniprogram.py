@@ -10,8 +10,9 @@ from contextlib import closing
 from idp.accounts.sessions import record_login
 from idp.extensions import db
 from idp.identity.audit import Actor
-from idp.identity.links import AccountUnavailable, resolve_wechat_identity
+from idp.identity.links import resolve_wechat_identity
 from idp.identity.models import Account
+from idp.identity.status import check_may_hold_tokens
 from idp.wechat.models import WeChatAppKind
 from idp.wechat_login.session_keys import remember_session_key
 from idp.wechat_login.upstream import client_for, configured_app
@@ -22,7 +23,7 @@ CHANNEL = "miniprogram"
 def sign_in_with_js_code(appid: str, js_code: str, client_id: str) -> Account:
     """The account behind a js_code. Raises WeChatError (WeChat said no or said nothing),
     AppNotConfigured, MergeRefused (the ids belong to two different WeChat users' accounts) or
-    AccountUnavailable (the account is disabled)."""
+    AccountUnavailable (the account is disabled; DeletionPending: its erasure is scheduled)."""
     app = configured_app(appid, WeChatAppKind.MINIPROGRAM)
     with closing(client_for(app)) as wechat:
         # Never retried: a js_code is single-use, and WeChat may have spent it already.
@@ -30,8 +31,7 @@ def sign_in_with_js_code(appid: str, js_code: str, client_id: str) -> Account:
     account, _created = resolve_wechat_identity(
         appid, session.openid, session.unionid, CHANNEL, Actor.system(CHANNEL)
     )
-    if not account.is_active:
-        raise AccountUnavailable("the account is disabled")
+    check_may_hold_tokens(account)
     remember_session_key(appid, session.openid, session.session_key)
     record_login(account, CHANNEL, client_id)
     db.session.commit()

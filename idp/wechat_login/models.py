@@ -8,11 +8,11 @@ from datetime import datetime
 from sqlalchemy import JSON, Float, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from idp.extensions import db
+from idp.extensions import Model
 from idp.models_base import UTCDateTime, utcnow
 
 
-class WeChatScanTicket(db.Model):
+class WeChatScanTicket(Model):
     """One mini-program code shown by one browser: waiting → scanned → confirmed / refused →
     used. Times are epoch seconds, as in Redis, so both stores share one logic."""
 
@@ -31,9 +31,11 @@ class WeChatScanTicket(db.Model):
     expires_at: Mapped[float] = mapped_column(Float, index=True)
     # One open long-poll per browser: who holds it, until when.
     poll_until: Mapped[float] = mapped_column(Float, default=0.0)
+    # The mini-program whose code shows the ticket: the only one whose users may answer it.
+    appid: Mapped[str] = mapped_column(String(32), default="", server_default="")
 
 
-class MfaChallenge(db.Model):
+class MfaChallenge(Model):
     """A token exchange that proved the first factor (WeChat) and waits for the second: the
     `mfa_token` the client was given, as a SHA-256 digest, bound to one client and one account.
     Single use, short-lived, and dead after a few wrong codes (`mfa_tokens.py`)."""

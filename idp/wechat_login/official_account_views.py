@@ -15,7 +15,7 @@ from idp.oidc.context import issuer
 from idp.wechat.errors import WeChatError
 from idp.wechat_login import official_account, website
 from idp.wechat_login.blueprint import bp
-from idp.wechat_login.errors import oauth_error_for
+from idp.wechat_login.callback_errors import page_for
 from idp.wechat_login.website_views import _message, _sign_in
 
 
@@ -50,9 +50,9 @@ def oa_callback() -> Any:
     except website.SnapshotUser:
         return _message("snapshot", 200)
     except WeChatError as error:
-        mapped = oauth_error_for(error, app.appid)  # 40029/40163: invalid_grant; logs the rest
-        status = 400 if mapped.status_code < 500 else mapped.status_code
-        return _message(mapped.error or "server_error", status)
+        page = page_for(error, app.appid)  # 40029/40163: invalid_grant; logs the rest
+        restart = url_for("wechat_login.oa_start", next=pending.next_url or None)
+        return _message(page.kind, page.status, restart)
     if website.known_account(visitor) is None:
         return _unknown_visitor(visitor, pending)
     try:

@@ -7,12 +7,12 @@ from contextlib import closing
 from dataclasses import dataclass
 from typing import Any
 
+from idp.identity.accounts import identities_of, resolve_account
 from idp.identity.audit import Actor
 from idp.identity.links import bind_verified_phone
 from idp.identity.models import Account, IdentityKind
 from idp.identity.phones import InvalidPhoneNumber, normalize_phone
 from idp.identity.rules import ProofMethod
-from idp.identity.service import identities_of, resolve_account
 from idp.wechat.crypto import decrypt_encrypted_data
 from idp.wechat.errors import DecryptionFailed
 from idp.wechat.models import WeChatAppKind

@@ -21,7 +21,11 @@ from idp.wechat.errors import WeChatError
 from idp.wechat.models import WeChatAppKind
 from idp.wechat_login import phone
 from idp.wechat_login.blueprint import bp
-from idp.wechat_login.errors import oauth_error_for, oauth_error_for_missing_app
+from idp.wechat_login.errors import (
+    NotAMiniProgramClient,
+    oauth_error_for,
+    oauth_error_for_missing_app,
+)
 from idp.wechat_login.mfa import MfaRequiredError, demand_second_factor
 from idp.wechat_login.token_exchange import WECHAT_AMR, issue_tokens
 from idp.wechat_login.upstream import AppNotConfigured, configured_app
@@ -34,11 +38,6 @@ class PhoneTakenError(OAuth2Error):
     WeChat user: a recycled number). An admin can look at it."""
 
     error = "access_denied"
-    status_code = 403
-
-
-class NotAMiniProgramClient(OAuth2Error):
-    error = "unauthorized_client"
     status_code = 403
 
 

@@ -3,8 +3,10 @@
 The login page shows a mini-program code (wxacode.getUnlimited) whose `scene` is a fresh ticket:
 32 URL-safe characters, valid two minutes, bound to the showing browser by a secret that only its
 session holds (the ticket alone, which anyone looking at the screen can read, signs nobody in).
-The mini-program opens its confirm page with the scene, shows who is asking, and answers; the
-waiting page learns the answer by long-polling, and a confirmed ticket signs in that browser once.
+The mini-program opens its confirm page with the scene, shows who is asking, and answers; only
+the mini-program whose code it is may answer. The waiting page learns the answer by long-polling,
+shows which account confirmed, and signs in only when the person continues (a confirmed ticket
+signs in that browser once); cancelling ends the ticket (RFC 6749 §10.12: login CSRF).
 """
 
 from __future__ import annotations
@@ -22,8 +24,8 @@ from flask import current_app, request, session
 from sqlalchemy import select
 
 from idp.extensions import db
+from idp.identity.accounts import resolve_account
 from idp.identity.models import Account
-from idp.identity.service import resolve_account
 from idp.oidc.context import issuer
 from idp.wechat.models import WeChatApp, WeChatAppKind
 from idp.wechat_login.requester import network_of, site_for
@@ -55,6 +57,10 @@ class NotConfirmed(Exception):
     """The browser tried to sign in with a ticket that is not (or no longer) confirmed."""
 
 
+class WrongMiniProgram(Exception):
+    """The caller's token is of another mini-program than the one whose code shows the ticket."""
+
+
 # --- configuration -----------------------------------------------------------------------------
 
 
@@ -78,8 +84,9 @@ def store() -> ScanTicketStore:
 # --- the browser's side ------------------------------------------------------------------------
 
 
-def start_ticket(next_url: str) -> ScanTicket:
-    """A new ticket for this browser (replacing the one it had), bound by a session secret."""
+def start_ticket(next_url: str, appid: str) -> ScanTicket:
+    """A new ticket for this browser (replacing the one it had), bound by a session secret, for
+    the mini-program `appid` whose code will show it."""
     browser_secret = secrets.token_urlsafe(32)
     now = time.time()
     ticket = ScanTicket(
@@ -92,6 +99,7 @@ def start_ticket(next_url: str) -> ScanTicket:
         network=network_of(request.remote_addr),
         created_at=now,
         expires_at=now + TICKET_TTL,
+        appid=appid,
     )
     store().create(ticket)
     session[SESSION_KEY] = {"ticket": ticket.ticket, "secret": browser_secret, "next": next_url}
@@ -168,13 +176,34 @@ def finish() -> tuple[Account, str]:
     return account, next_url
 
 
+def cancel() -> str:
+    """The person at the browser did not recognise the account that confirmed (or gave up):
+    the ticket ends, nobody signs in. Returns the `next` URL the sign-in was for."""
+    ticket = browser_ticket()
+    kept = session.pop(SESSION_KEY, None)
+    if ticket is not None:
+        # A confirmed ticket first, within the grace it has to be finished in; else unanswered.
+        store().move(ticket.ticket, (Status.CONFIRMED,), Status.CANCELLED, None) or store().move(
+            ticket.ticket, Status.UNANSWERED, Status.CANCELLED, None)
+    return str(kept.get("next") or "") if isinstance(kept, dict) else ""
+
+
+def confirming_account(ticket: ScanTicket) -> Account | None:
+    """The account a confirmed ticket would sign in (the survivor, if it merged since)."""
+    if ticket.status != Status.CONFIRMED or ticket.account_id is None:
+        return None
+    account = resolve_account(ticket.account_id)
+    return account if account is not None and account.is_active else None
+
+
 # --- the mini-program's side -------------------------------------------------------------------
 
 
-def ticket_for_confirm_page(ticket_id: str) -> ScanTicket:
-    """What the confirm page shows; the first look turns `waiting` into `scanned` so the
-    waiting page can say "scanned, confirm on your phone". Raises UnknownTicket,
-    TicketAlreadyAnswered."""
+def ticket_for_confirm_page(ticket_id: str, appid: str) -> ScanTicket:
+    """What the confirm page of mini-program `appid` shows; the first look turns `waiting` into
+    `scanned` so the waiting page can say "scanned, confirm on your phone". Raises UnknownTicket,
+    TicketAlreadyAnswered, WrongMiniProgram."""
+    _check_mini_program(store().get(ticket_id), appid)
     scanned = store().move(ticket_id, (Status.WAITING,), Status.SCANNED, None)
     ticket = scanned or store().get(ticket_id)
     _check_unanswered(ticket)
@@ -182,12 +211,14 @@ def ticket_for_confirm_page(ticket_id: str) -> ScanTicket:
     return ticket
 
 
-def answer(ticket_id: str, account: Account, decision: str) -> str:
-    """`confirm` binds the ticket to the caller's account; `refuse` ends it. Returns the new
-    status. Raises UnknownTicket, TicketAlreadyAnswered, ValueError (bad decision)."""
+def answer(ticket_id: str, account: Account, decision: str, appid: str) -> str:
+    """`confirm` binds the ticket to the caller's account; `refuse` ends it. `appid` is the
+    caller's mini-program. Returns the new status. Raises UnknownTicket, TicketAlreadyAnswered,
+    WrongMiniProgram, ValueError (bad decision)."""
     status = DECISIONS.get(decision)
     if status is None:
         raise ValueError(decision)
+    _check_mini_program(store().get(ticket_id), appid)
     account_id = account.id if status == Status.CONFIRMED else None
     moved = store().move(ticket_id, Status.UNANSWERED, status, account_id)
     if moved is None:
@@ -205,6 +236,14 @@ def _check_unanswered(ticket: ScanTicket | None) -> None:
         raise UnknownTicket()
     if ticket.status not in Status.UNANSWERED:
         raise TicketAlreadyAnswered(ticket.status)
+
+
+def _check_mini_program(ticket: ScanTicket | None, appid: str) -> None:
+    """A ticket's appid never changes, so reading it before the move is enough."""
+    if ticket is None or ticket.status == Status.EXPIRED:
+        raise UnknownTicket()
+    if not (ticket.appid and hmac.compare_digest(ticket.appid.encode(), appid.encode())):
+        raise WrongMiniProgram()
 
 
 def _truthy(value: object) -> bool:

@@ -2,8 +2,11 @@
 the database otherwise. Every change of status is one atomic compare-and-set, so a ticket is
 answered once and used once however many processes race for it.
 
-    waiting ──scan──▶ scanned ──confirm──▶ confirmed ──browser signs in──▶ used
+    waiting ──scan──▶ scanned ──confirm──▶ confirmed ──browser continues──▶ used
         └───────────────┴──────refuse───▶ refused          (any of them ──2 min──▶ expired)
+        └───────────────┴───────────────────┴──browser cancels──▶ cancelled
+
+A ticket names the mini-program (`appid`) whose code shows it: only that mini-program answers it.
 """
 
 from __future__ import annotations
@@ -13,14 +16,14 @@ import json
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
-from typing import Any, ParamSpec, Protocol, TypeVar
+from typing import Any, ParamSpec, Protocol, TypeVar, cast
 
 from flask import Flask
-from sqlalchemy import Engine, delete, insert, select, update
+from sqlalchemy import Engine, Table, delete, insert, select, update
 
 from idp.wechat_login.models import WeChatScanTicket
 
-TABLE = WeChatScanTicket.__table__
+TABLE = cast(Table, WeChatScanTicket.__table__)
 # Expired rows and keys are kept a little, so a late poll learns "expired" rather than "unknown".
 EXPIRED_GRACE = 300.0
 # A ticket confirmed just before its end leaves the browser this long to sign in with it.
@@ -43,6 +46,7 @@ class Status:
     CONFIRMED = "confirmed"
     REFUSED = "refused"
     USED = "used"
+    CANCELLED = "cancelled"
     EXPIRED = "expired"
     UNANSWERED = (WAITING, SCANNED)
 
@@ -58,6 +62,8 @@ class ScanTicket:
     network: str
     created_at: float
     expires_at: float
+    # The mini-program whose code was drawn; "" (a ticket from before the field) matches none.
+    appid: str = ""
 
     def seen_at(self, now: float) -> ScanTicket:
         """Expiry is read, not written: a ticket past its time is expired in every store."""

@@ -1,7 +1,8 @@
 """Scan-to-sign-in, both sides. Thin: parse, call `scan`, answer.
 
 The browser: `GET /login/scan/code.png` (a fresh ticket and its mini-program code),
-`GET /login/scan/status?seen=S` (long-poll), `POST /login/scan/finish` (sign in once confirmed).
+`GET /login/scan/status?seen=S` (long-poll; once confirmed, which account), `POST
+/login/scan/finish` (the person continues: sign in) or `POST /login/scan/cancel` (end it).
 The mini-program (Bearer token of a mini-program client, RFC 6750): `GET /wechat/scan/<ticket>`
 (what the confirm page shows) and `POST /wechat/scan/<ticket>` with `{"decision"}` (CONTRACT §8).
 """
@@ -13,7 +14,8 @@ from typing import Any
 
 from authlib.oauth2.rfc6749 import InvalidRequestError, OAuth2Error
 from authlib.oauth2.rfc6750 import InvalidTokenError
-from flask import Response, abort, current_app, jsonify, redirect, request, url_for
+from flask import Response, abort, current_app, flash, jsonify, redirect, request, url_for
+from flask_babel import gettext as _
 from flask_wtf import FlaskForm
 
 from idp.accounts.sessions import start_session
@@ -27,8 +29,9 @@ from idp.wechat.errors import WeChatError
 from idp.wechat.models import WeChatAppKind
 from idp.wechat_login import official_account, scan
 from idp.wechat_login.blueprint import bp
-from idp.wechat_login.errors import oauth_error_for
+from idp.wechat_login.errors import NotAMiniProgramClient, oauth_error_for
 from idp.wechat_login.requester import describe_browser
+from idp.wechat_login.scan_account import confirmed_by
 from idp.wechat_login.scan_tickets import TicketStoreUnavailable
 from idp.wechat_login.upstream import AppNotConfigured, configured_app
 from idp.wechat_login.website_views import _message
@@ -58,9 +61,10 @@ class TicketAnsweredError(OAuth2Error):
     description = "This sign-in has already been answered."
 
 
-class NotAMiniProgramClient(OAuth2Error):
+class WrongMiniProgramError(OAuth2Error):
     error = "unauthorized_client"
     status_code = 403
+    description = "This code was made for another mini-program."
 
 
 @bp.errorhandler(TicketStoreUnavailable)
@@ -82,7 +86,7 @@ def scan_code() -> Any:
     app = scan.scan_app()
     if app is None:
         abort(404)
-    ticket = scan.start_ticket(safe_next(request.args.get("next")))
+    ticket = scan.start_ticket(safe_next(request.args.get("next")), app.appid)
     try:
         image = scan.code_image(app, ticket)
     except WeChatError as error:
@@ -107,6 +111,9 @@ def scan_status() -> Any:
                              {"Retry-After": str(BUSY_RETRY_AFTER)})
         current = scan.wait_for_change(ticket, seen, seconds if slot else 0.0)
     body: dict[str, Any] = {"status": current.status, "expires_in": scan.seconds_left(current)}
+    account = scan.confirming_account(current)
+    if account is not None:
+        body["account"] = confirmed_by(account)  # shown before the person continues
     if not slot:
         body["retry_after"] = BUSY_RETRY_AFTER
     return _no_store(jsonify(body), 200)
@@ -122,6 +129,16 @@ def scan_finish() -> Any:
         return _message("expired", 400)
     start_session(account, amr=[scan.AMR], channel=scan.CHANNEL)
     return redirect(safe_next(next_url))
+
+
+@bp.post("/login/scan/cancel")
+def scan_cancel() -> Any:
+    """Not my account (or not now): the ticket ends and nobody signs in."""
+    if not FinishForm().validate_on_submit():
+        return _message("expired", 400)
+    next_url = scan.cancel()
+    flash(_("Sign-in cancelled. Nothing was changed."), "info")
+    return redirect(url_for("accounts.login", next=safe_next(next_url) if next_url else None))
 
 
 def scan_code_url(next_url: str | None = None) -> str | None:
@@ -140,12 +157,14 @@ def scan_code_url(next_url: str | None = None) -> str | None:
 def scan_ticket_info(ticket: str) -> Response:
     """What the confirm page shows: which site, which browser, roughly where."""
     try:
-        _mini_program_caller()
-        shown = scan.ticket_for_confirm_page(_ticket_id(ticket))
+        _account, appid = _mini_program_caller()
+        shown = scan.ticket_for_confirm_page(_ticket_id(ticket), appid)
     except OAuth2Error as error:
         return _oauth_error(error)
     except scan.UnknownTicket:
         return _oauth_error(UnknownTicketError())
+    except scan.WrongMiniProgram:
+        return _oauth_error(WrongMiniProgramError())
     except scan.TicketAlreadyAnswered as answered:
         return _oauth_error(TicketAnsweredError(), status=answered.status)
     db.session.commit()
@@ -165,33 +184,36 @@ def scan_ticket_info(ticket: str) -> Response:
 def scan_ticket_answer(ticket: str) -> Response:
     """CONTRACT §8: 200 {"status"}, 404 unknown or expired, 409 already answered."""
     try:
-        account = _mini_program_caller()
+        account, appid = _mini_program_caller()
         body = request.get_json(silent=True)
         decision = body.get("decision") if isinstance(body, dict) else None
         if not isinstance(decision, str) or decision not in scan.DECISIONS:
             raise InvalidRequestError("Send a JSON object with decision: confirm or refuse.")
-        status = scan.answer(_ticket_id(ticket), account, str(decision))
+        status = scan.answer(_ticket_id(ticket), account, str(decision), appid)
     except OAuth2Error as error:
         return _oauth_error(error)
     except scan.UnknownTicket:
         return _oauth_error(UnknownTicketError())
+    except scan.WrongMiniProgram:
+        return _oauth_error(WrongMiniProgramError())
     except scan.TicketAlreadyAnswered as answered:
         return _oauth_error(TicketAnsweredError(), status=answered.status)
     db.session.commit()
     return _json({"status": status})
 
 
-def _mini_program_caller() -> Account:
+def _mini_program_caller() -> tuple[Account, str]:
+    """The token's account and its client's mini-program appid."""
     token: AccessToken = require_oauth.acquire_token()
     client: Client | None = token.get_client()
     try:
-        configured_app(client.wechat_appid if client else None, WeChatAppKind.MINIPROGRAM)
+        app = configured_app(client.wechat_appid if client else None, WeChatAppKind.MINIPROGRAM)
     except AppNotConfigured:
         raise NotAMiniProgramClient("Only a mini-program client can answer a scan.") from None
     account = token.get_user()
     if account is None or not account.is_active:
         raise InvalidTokenError()
-    return account
+    return account, app.appid
 
 
 def _ticket_id(ticket: str) -> str:

@@ -16,6 +16,7 @@ from typing import Any
 
 from authlib.oauth2.rfc6749 import (
     AccessDeniedError,
+    InvalidGrantError,
     InvalidRequestError,
     InvalidScopeError,
     OAuth2Request,
@@ -29,6 +30,7 @@ from flask import Flask, g
 from idp.identity.links import AccountUnavailable
 from idp.identity.models import Account
 from idp.identity.rules import MergeRefused
+from idp.identity.status import DeletionPending, may_hold_tokens
 from idp.oidc.context import auth_context
 from idp.oidc.discovery import TOKEN_EXCHANGE
 from idp.oidc.errors import InvalidTargetError
@@ -49,6 +51,10 @@ WECHAT_AMR = ["wechat"]
 DEFAULT_SCOPE = "openid"
 MAX_CODE_LENGTH = 256
 MAX_ACR_VALUES_LENGTH = 512
+# RFC 6749 §5.2 `invalid_grant`; the mini-program shows it and sends the user to the website.
+DELETION_PENDING_DESCRIPTION = (
+    "The account is pending deletion: sign in on the website to cancel the deletion first."
+)
 # Every parameter either step reads: each may appear once (RFC 6749 §3.2).
 EXCHANGE_PARAMETERS = (
     "grant_type", "client_id", "subject_token", "subject_token_type", "actor_token",
@@ -148,6 +154,8 @@ class WeChatTokenExchangeGrant(ExchangeGrant):
             raise oauth_error_for(error, appid) from None
         except AppNotConfigured as error:
             raise oauth_error_for_missing_app(error) from None
+        except DeletionPending:
+            raise InvalidGrantError(DELETION_PENDING_DESCRIPTION) from None
         except (MergeRefused, AccountUnavailable):
             raise AccessDeniedError("This WeChat user cannot sign in here.") from None
 
@@ -168,7 +176,10 @@ def issue_tokens(
     """A token response for `account` outside the token endpoint (phone binding, after which the
     caller's old tokens may have died in a merge): access token, refresh token when
     `offline_access` is in `scope` (stored as the token endpoint stores it), ID token when
-    `openid` is. `amr`: how the caller authenticated (default: WeChat alone)."""
+    `openid` is. `amr`: how the caller authenticated (default: WeChat alone). An account that
+    may hold no token (`identity.status.may_hold_tokens`) is `invalid_grant`."""
+    if not may_hold_tokens(account):
+        raise InvalidGrantError("The account cannot be issued tokens.")
     request: OAuth2Request = authorization_server.create_oauth2_request(None)
     request.client = client
     request.user = account

@@ -18,10 +18,10 @@ from flask import current_app, session
 from sqlalchemy import select
 
 from idp.extensions import db
+from idp.identity.accounts import find_account, set_claim
 from idp.identity.audit import Actor
 from idp.identity.links import AccountUnavailable, link_wechat_to_account, resolve_wechat_identity
 from idp.identity.models import Account, IdentityKind
-from idp.identity.service import find_account, set_claim
 from idp.wechat.models import WeChatApp, WeChatAppKind
 from idp.wechat_login import redirect_state
 from idp.wechat_login.redirect_state import StateRefused as StateRefused  # the views catch it

@@ -14,17 +14,17 @@ from idp.accounts.login import authenticate_throttled
 from idp.accounts.sessions import start_session
 from idp.accounts.views import safe_next
 from idp.extensions import db
+from idp.identity.accounts import IdentityTaken
 from idp.identity.links import AccountUnavailable
 from idp.identity.models import Account
 from idp.identity.rules import MergeRefused
-from idp.identity.service import IdentityTaken
 from idp.identity.transactions import StaleState
 from idp.oidc.context import issuer
 from idp.security.throttle import Throttled
 from idp.wechat.errors import WeChatError
 from idp.wechat_login import website
 from idp.wechat_login.blueprint import bp
-from idp.wechat_login.errors import oauth_error_for
+from idp.wechat_login.callback_errors import page_for
 from idp.wechat_login.forms import CreateAccountForm, LinkAccountForm
 
 
@@ -54,8 +54,9 @@ def callback() -> Any:
     except website.SnapshotUser:
         return _message("snapshot", 200)
     except WeChatError as error:
-        mapped = oauth_error_for(error, app.appid)  # logs what an operator must fix
-        return _message(mapped.error or "server_error", mapped.status_code)
+        page = page_for(error, app.appid)  # logs what an operator must fix
+        restart = url_for("wechat_login.start", next=next_url or None)
+        return _message(page.kind, page.status, restart)
     account = website.known_account(visitor)
     if account is None:
         website.keep_visitor(visitor, next_url)
@@ -138,5 +139,7 @@ def _choice_page(visitor: website.WeChatVisitor, link_form: LinkAccountForm) -> 
     )
 
 
-def _message(kind: str, status: int) -> tuple[str, int]:
-    return render_template("wechat_login/message.html", kind=kind), status
+def _message(kind: str, status: int, restart_url: str | None = None) -> tuple[str, int]:
+    """A message page; `restart_url` starts the same sign-in again (an expired authorisation)."""
+    page = render_template("wechat_login/message.html", kind=kind, restart_url=restart_url)
+    return page, status

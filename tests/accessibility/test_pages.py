@@ -20,7 +20,7 @@ from werkzeug.serving import BaseWSGIServer, make_server
 
 from idp import create_app
 from idp.extensions import db
-from idp.wechat.fake import FakeWeChatServer, serve_in_thread
+from idp.wechat.fake import FakeWeChatServer
 from tests.accessibility.axe import Auditor
 from tests.accessibility.chromium import PHONE, page_width, screen_width, start_chromium
 from tests.conftest import PASSWORD, base_config, pkce_pair
@@ -42,9 +42,11 @@ class Served:
 
 
 @pytest.fixture(scope="module")
-def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+def served(
+    tmp_path_factory: pytest.TempPathFactory, fake_wechat_server: FakeWeChatServer
+) -> Iterator[Served]:
     tmp = tmp_path_factory.mktemp("accessibility")
-    wechat = serve_in_thread()
+    wechat = fake_wechat_server
     wechat.control.reset()
     wechat.control.register_app(WEB_APPID, WEB_SECRET, kind="website")
     apps: list[Flask] = []  # the app is built once the port (its issuer) is known
@@ -70,7 +72,6 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     finally:
         server.shutdown()
         thread.join(5)
-        wechat.shutdown()
         with app.app_context():
             db.engine.dispose()
 

@@ -74,12 +74,12 @@ class Served:
 
 
 @pytest.fixture(scope="module")
-def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+def served(tmp_path_factory: pytest.TempPathFactory, fake_wechat_server: Any) -> Iterator[Served]:
     from idp.wechat.apps import create_wechat_app
-    from idp.wechat.fake import serve_in_thread
 
     tmp = tmp_path_factory.mktemp("centre-browser")
-    wechat = serve_in_thread()
+    wechat = fake_wechat_server
+    wechat.control.reset()
     wechat.control.register_app(WEB_APPID, WEB_SECRET, kind="website")
     config = base_config(tmp, f"sqlite:///{tmp / 'idp.sqlite3'}")
     config["IDP_ISSUER"] = "http://localhost:5000"
@@ -101,7 +101,6 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     finally:
         server.shutdown()
         thread.join(5)
-        wechat.shutdown()
         with app.app_context():
             db.engine.dispose()
 

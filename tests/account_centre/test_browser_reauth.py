@@ -33,7 +33,7 @@ from tests.conftest import PASSWORD, login
 
 
 def _age_sessions(served: Served, account_id: str) -> None:
-    from idp.accounts.models import LoginSession
+    from idp.identity.models import LoginSession
 
     window = int(served.app.config["IDP_REAUTH_SECONDS"])
     with served.app.app_context():

@@ -11,8 +11,8 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select
 
-from idp.accounts.models import LoginSession
 from idp.extensions import db
+from idp.identity.accounts import find_account, resolve_account
 from idp.identity.audit import Actor
 from idp.identity.deletion import execute_due_deletions
 from idp.identity.models import (
@@ -21,9 +21,9 @@ from idp.identity.models import (
     AuditEvent,
     Identity,
     IdentityKind,
+    LoginSession,
     ProfileClaim,
 )
-from idp.identity.service import find_account, resolve_account
 from idp.maintenance.schedule import run_due_jobs
 from idp.models_base import utcnow
 from tests.account_centre.conftest import post_form

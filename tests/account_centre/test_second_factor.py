@@ -143,7 +143,7 @@ def test_client_requiring_mfa_steps_up_and_acr_says_so__oidc_core_3_1_2_1(
 def test_acr_values_mfa_steps_up_a_password_session(
     app: Flask, signed_in: FlaskClient, user: Any, website: Any
 ) -> None:
-    from idp.accounts.models import LoginSession
+    from idp.identity.models import LoginSession
 
     secret, _codes = _enrol(signed_in)  # signed_in's session predates the factor: no mfa
     assert "mfa" not in db.session.scalars(select(LoginSession.amr)).first()

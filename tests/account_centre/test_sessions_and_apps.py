@@ -9,13 +9,13 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select
 
-from idp.accounts.models import LoginSession
 from idp.events.models import EventDelivery
 from idp.extensions import db
-from idp.identity.models import AuditEvent
+from idp.identity.models import AuditEvent, LoginSession
 from idp.oidc.models import Consent, RefreshToken
 from tests.account_centre.conftest import post_form
 from tests.conftest import CodeFlow, login
+from tests.signed_in_device import SignedInDevice
 
 IPHONE_WECHAT = ("Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 "
                  "(KHTML, like Gecko) Mobile/15E148 MicroMessenger/8.0.40")
@@ -63,6 +63,15 @@ def test_end_another_session_sends_backchannel_logout__backchannel_logout_2_5(
     assert db.session.scalars(select(AuditEvent).where(AuditEvent.action == "session.end")).one()
 
 
+def test_ending_a_device_in_the_account_centre_signs_its_relying_parties_out(
+    app: Flask, signed_in: FlaskClient, make_client: Any, backchannel_receiver: Any
+) -> None:
+    device = SignedInDevice.start(app, "+8613800138000", make_client, backchannel_receiver)
+    response = post_form(signed_in, "/account/sessions", f"/account/sessions/{device.sid}/end")
+    assert response.status_code == 303
+    device.assert_signed_out(backchannel_receiver)
+
+
 def test_end_all_other_sessions_keeps_this_one(app: Flask, signed_in: FlaskClient) -> None:
     others = [_second_browser(app), _second_browser(app, "curl/8")]
     response = post_form(signed_in, "/account/sessions", "/account/sessions/end-others")
@@ -84,8 +93,8 @@ def test_ending_someone_elses_session_is_404(app: Flask, signed_in: FlaskClient,
 
 
 def signed_in_account_id() -> str:
+    from idp.identity.accounts import find_account
     from idp.identity.models import IdentityKind
-    from idp.identity.service import find_account
 
     account = find_account(IdentityKind.PHONE, "+8613800138000")
     assert account is not None

@@ -16,9 +16,9 @@ from flask.testing import FlaskClient
 from sqlalchemy import select
 
 from idp.extensions import db
+from idp.identity.accounts import link_identity
 from idp.identity.audit import Actor
 from idp.identity.models import AuditEvent, IdentityKind
-from idp.identity.service import link_identity
 from idp.wechat.fake import FakeWeChatControl
 from tests.account_centre.conftest import post_form
 from tests.account_centre.soft_authenticator import SoftAuthenticator

@@ -10,11 +10,10 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select
 
-from idp.accounts.models import LoginSession
 from idp.extensions import db
+from idp.identity.accounts import find_account, identities_of, link_identity
 from idp.identity.audit import Actor
-from idp.identity.models import AuditEvent, Identity, IdentityKind
-from idp.identity.service import find_account, identities_of, link_identity
+from idp.identity.models import AuditEvent, Identity, IdentityKind, LoginSession
 from tests.account_centre.conftest import post_form, sms_code
 from tests.conftest import PASSWORD, CodeFlow, login
 

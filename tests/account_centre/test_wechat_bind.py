@@ -14,16 +14,15 @@ from flask.testing import FlaskClient
 from sqlalchemy import select
 
 from idp.extensions import db
+from idp.identity.accounts import create_account, find_account, find_identity, link_identity
 from idp.identity.audit import Actor
 from idp.identity.models import Account, AccountStatus, IdentityKind, MergeRecord
-from idp.identity.service import create_account, find_account, find_identity, link_identity
 from idp.wechat.fake import FakeWeChatControl
 from tests.account_centre.conftest import post_form, start_wechat_bind
 from tests.wechat_login.conftest import (  # noqa: F401 - fixtures
     WEB_APPID,
     app_config,
     control,
-    fake_wechat,
     wechat_apps,
 )
 
@@ -84,7 +83,7 @@ def test_reauthentication_by_signing_in_with_wechat_again(
 ) -> None:
     from datetime import timedelta
 
-    from idp.accounts.models import LoginSession
+    from idp.identity.models import LoginSession
 
     control.next_qr_user(WEB_APPID, user="carol-wx", unionid="u-carol")
     _scan(signed_in)  # bind WeChat first

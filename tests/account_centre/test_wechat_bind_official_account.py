@@ -15,8 +15,8 @@ import sqlalchemy as sa
 from flask import Flask
 from flask.testing import FlaskClient
 
-from idp.accounts.models import LoginSession
 from idp.extensions import db
+from idp.identity.accounts import create_account, find_account, link_identity, set_claim
 from idp.identity.audit import Actor
 from idp.identity.claims import profile_values
 from idp.identity.models import (
@@ -24,9 +24,9 @@ from idp.identity.models import (
     AccountStatus,
     AuditEvent,
     IdentityKind,
+    LoginSession,
     MergeRecord,
 )
-from idp.identity.service import create_account, find_account, link_identity, set_claim
 from idp.wechat.apps import create_wechat_app
 from idp.wechat.fake import FakeWeChatControl
 from tests.account_centre.conftest import post_form, start_wechat_bind
@@ -34,7 +34,6 @@ from tests.wechat_login.conftest import (  # noqa: F401 - fixtures
     WEB_APPID,
     app_config,
     control,
-    fake_wechat,
     wechat_apps,
 )
 

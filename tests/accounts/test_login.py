@@ -134,15 +134,15 @@ def test_registration_of_a_taken_phone_sends_a_code_that_signs_its_owner_in__iss
 
 
 def test_sms_code_dies_after_five_wrong_guesses(app: Any, client: Any) -> None:
-    from idp.accounts import sms
+    from idp.accounts import sms_codes
 
-    sms.send_code("+8613912345678", "register")
+    sms_codes.send_code("+8613912345678", "register")
     code = app.extensions["idp_sms"].last_code("+8613912345678")
     for _ in range(5):
-        assert not sms.check_code(
+        assert not sms_codes.check_code(
             "+8613912345678", "register", "000000" if code != "000000" else "111111"
         )
-    assert not sms.check_code("+8613912345678", "register", code)
+    assert not sms_codes.check_code("+8613912345678", "register", code)
 
 
 def test_password_reset_by_sms(app: Any, client: Any, user: Any) -> None:

@@ -110,7 +110,7 @@ def test_a_token_of_the_reset_second_lives_only_with_a_session_begun_since__rfc7
     make_user: Any,
 ) -> None:
     """`iat` has one-second precision: in the cutoff's own second, the token's `sid` decides."""
-    from idp.accounts.models import LoginSession
+    from idp.identity.models import LoginSession
     from idp.models_base import utcnow
     from idp.oidc.tokens import access_token_revoked
 

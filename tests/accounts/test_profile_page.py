@@ -113,8 +113,8 @@ def test_the_user_edits_gender_birthdate_address_and_custom_claims__oidc_core_5_
 def test_a_birthdate_without_the_year_is_kept_and_shown_as_text(
     client: FlaskClient, user: Any, page: str
 ) -> None:
+    from idp.identity.accounts import write_claim
     from idp.identity.audit import Actor
-    from idp.identity.service import write_claim
 
     write_claim(user, "birthdate", "0000-03-14", Actor.user(user.id))
     db.session.commit()

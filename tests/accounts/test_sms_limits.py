@@ -6,7 +6,6 @@ only once the provider accepted it. Real HTTP to the fake providers on loopback.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -14,27 +13,11 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from idp.extensions import db
-from idp.sms.fake import FakeSmsServer, serve_in_thread
+from idp.sms.fake import FakeSmsServer
 from tests.accounts.test_sms_login import ask_code, enter_code
-from tests.sms.conftest import captcha_config, provider_config, register_accounts
+from tests.sms.conftest import captcha_config, provider_config
 
 PHONE = "+8613912345678"
-
-
-@pytest.fixture(scope="module")
-def fake() -> Iterator[FakeSmsServer]:
-    server = serve_in_thread()
-    try:
-        yield server
-    finally:
-        server.shutdown()
-
-
-@pytest.fixture
-def fake_sms(fake: FakeSmsServer) -> FakeSmsServer:
-    fake.control.reset()
-    register_accounts(fake)
-    return fake
 
 
 @pytest.fixture(params=["aliyun", "tencent"])
@@ -191,7 +174,7 @@ def test_a_balance_error_is_an_alert_for_the_operator_and_a_metric(
         "idp_sms_sends_total", {"provider": provider, "result": code}) or 0
     fake_sms.control.arm_failure(provider, code=code)
     ask(client, PHONE)
-    [record] = [r for r in caplog.records if r.name == "idp.accounts.sms"]
+    [record] = [r for r in caplog.records if r.name == "idp.accounts.sms_codes"]
     assert record.levelname == "ERROR" and record.sms_error == code  # type: ignore[attr-defined]
     assert record.phone == "+86139****5678"  # type: ignore[attr-defined]
     after = REGISTRY.get_sample_value(

@@ -46,9 +46,9 @@ def test_the_login_page_offers_phone_and_code_first(client: FlaskClient) -> None
 def test_a_new_number_gets_an_account_in_one_step_with_the_terms_recorded(
     app: Flask, client: FlaskClient
 ) -> None:
-    from idp.accounts.models import LoginSession, TermsAcceptance
-    from idp.identity.models import IdentityKind
-    from idp.identity.service import find_account
+    from idp.accounts.models import TermsAcceptance
+    from idp.identity.accounts import find_account
+    from idp.identity.models import IdentityKind, LoginSession
 
     sent = ask_code(client, next="/account")
     assert sent.status_code == 302 and "/login/sms?" in sent.headers["Location"]
@@ -69,8 +69,8 @@ def test_a_new_number_gets_an_account_in_one_step_with_the_terms_recorded(
 def test_without_accepting_the_terms_nothing_happens_and_the_code_still_works(
     app: Flask, client: FlaskClient
 ) -> None:
+    from idp.identity.accounts import find_account
     from idp.identity.models import IdentityKind
-    from idp.identity.service import find_account
 
     ask_code(client)
     code = outbox(app).last_code(PHONE)
@@ -102,9 +102,9 @@ def test_a_number_with_an_account_signs_into_it__amr_sms(
 def test_a_phone_verified_in_the_miniprogram_signs_in_to_the_same_sub(
     app: Flask, client: FlaskClient
 ) -> None:
+    from idp.identity.accounts import create_account, link_identity
     from idp.identity.audit import Actor
     from idp.identity.models import IdentityKind
-    from idp.identity.service import create_account, link_identity
 
     actor = Actor.system("test")
     mini = create_account(actor, "miniprogram")
@@ -117,7 +117,7 @@ def test_a_phone_verified_in_the_miniprogram_signs_in_to_the_same_sub(
     done = enter_code(client, outbox(app).last_code(PHONE))
 
     assert done.status_code == 302
-    from idp.accounts.models import LoginSession
+    from idp.identity.models import LoginSession
 
     assert db.session.query(LoginSession).filter_by(account_id=mini.id).count() == 1
 
@@ -257,7 +257,7 @@ def test_the_environment_selects_the_provider__issue10_7(
 
 def test_a_wrong_provider_name_stops_the_start(tmp_path: Any) -> None:
     from idp import create_app
-    from idp.config import ConfigError
+    from idp.errors import ConfigError
     from tests.conftest import base_config
 
     config = {**base_config(tmp_path, f"sqlite:///{tmp_path / 'db.sqlite3'}"),
@@ -267,7 +267,7 @@ def test_a_wrong_provider_name_stops_the_start(tmp_path: Any) -> None:
 
 
 def test_password_login_still_says_pwd(client: FlaskClient, user: Any) -> None:
-    from idp.accounts.models import LoginSession
+    from idp.identity.models import LoginSession
 
     login(client, "+8613800138000")
     assert db.session.query(LoginSession).one().amr == "pwd"
@@ -293,7 +293,7 @@ def test_an_sms_only_account_sets_a_password_in_its_account_centre(
 def test_setting_a_password_needs_a_recent_sign_in(app: Flask, client: FlaskClient) -> None:
     from datetime import timedelta
 
-    from idp.accounts.models import LoginSession
+    from idp.identity.models import LoginSession
     from idp.models_base import utcnow
 
     ask_code(client)

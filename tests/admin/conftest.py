@@ -16,9 +16,9 @@ import sqlalchemy as sa
 from flask.testing import FlaskClient
 
 from idp.extensions import db
+from idp.identity.accounts import create_account, link_identity, set_claim
 from idp.identity.audit import Actor
 from idp.identity.models import Account, AuditEvent, IdentityKind
-from idp.identity.service import create_account, link_identity, set_claim
 from idp.models_base import utcnow
 from idp.staff.permissions import Role
 from idp.staff.roles import grant_role

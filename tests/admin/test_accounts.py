@@ -8,12 +8,12 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from idp.accounts.models import LoginSession
 from idp.extensions import db
-from idp.identity.models import Account, AccountStatus, Identity, IdentityKind
-from idp.identity.service import identities_of, set_claim
+from idp.identity.accounts import identities_of, set_claim
+from idp.identity.models import Account, AccountStatus, Identity, IdentityKind, LoginSession
 from tests.admin.conftest import MINI_APPID, AdminBrowser, audit_of, text_of
 from tests.conftest import login
+from tests.signed_in_device import SignedInDevice
 
 
 def _search(admin: AdminBrowser, query: str) -> str:
@@ -162,7 +162,9 @@ def test_linking_away_the_other_accounts_last_way_in_is_refused(
     assert db.session.get(Identity, openid.id).account_id == only.id
 
 
-def test_end_a_session_and_revoke_a_token(admin: AdminBrowser, make_user: Any, app: Any) -> None:
+def test_revoke_a_token_then_end_the_session(
+    admin: AdminBrowser, make_user: Any, app: Any
+) -> None:
     from idp.oidc.clients import create_client
     from idp.oidc.models import RefreshToken
     from tests.conftest import CodeFlow
@@ -177,18 +179,31 @@ def test_end_a_session_and_revoke_a_token(admin: AdminBrowser, make_user: Any, a
         LoginSession.account_id == alice.id)).one()
     html = text_of(admin.get(f"/admin/accounts/{alice.id}"))
     assert sid[:8] in html and "Shop" in html
-    admin.submit(f"/admin/accounts/{alice.id}/sessions/{sid[:8]}/end")
     family = db.session.scalars(sa.select(RefreshToken.family).where(
         RefreshToken.account_id == alice.id)).one()
     confirm = text_of(admin.get(f"/admin/accounts/{alice.id}/tokens/{family[:8]}/revoke"))
     assert "Shop" in confirm
     admin.submit(f"/admin/accounts/{alice.id}/tokens/{family[:8]}/revoke")
+    admin.submit(f"/admin/accounts/{alice.id}/sessions/{sid[:8]}/end")
     db.session.expire_all()
     assert db.session.get(LoginSession, sid).ended_at is not None
     assert all(row.revoked_at for row in db.session.scalars(
         sa.select(RefreshToken).where(RefreshToken.account_id == alice.id)))
-    assert len(audit_of("admin.session_end")) == 1 and len(audit_of("admin.token_revoke")) == 1
+    ended = audit_of("session.end")
+    assert len(ended) == 1 and ended[0].actor_type == "admin"
+    assert len(audit_of("admin.token_revoke")) == 1
     assert admin.get(f"/admin/accounts/{alice.id}/sessions/{sid[:8]}/end").status_code == 404
+
+
+def test_an_admin_ending_a_session_signs_the_relying_parties_out__backchannel_logout_2_5(
+    admin: AdminBrowser, make_user: Any, app: Any, make_client: Any, backchannel_receiver: Any
+) -> None:
+    """The admin's "End session" once ended only the row: relying parties stayed signed in and
+    the session's refresh token kept working."""
+    alice = make_user(phone="+8613800138000")
+    device = SignedInDevice.start(app, "+8613800138000", make_client, backchannel_receiver)
+    admin.submit(f"/admin/accounts/{alice.id}/sessions/{device.sid[:8]}/end")
+    device.assert_signed_out(backchannel_receiver)
 
 
 def test_send_a_password_reset_code(admin: AdminBrowser, make_user: Any, app: Any) -> None:

@@ -11,9 +11,9 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from idp.accounts.models import LoginSession
 from idp.admin.access import SEEN_KEY, TOTP_PASSED_KEY
 from idp.extensions import db
+from idp.identity.models import LoginSession
 from idp.oidc.models import SigningKey
 from tests.admin.conftest import AdminBrowser, audit_of
 from tests.conftest import csrf_token

@@ -78,9 +78,9 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
 
 def _seed() -> tuple[str, str]:
     from idp.accounts.seed import create_password_user
+    from idp.identity.accounts import create_account, link_identity, set_claim
     from idp.identity.audit import Actor
     from idp.identity.models import IdentityKind
-    from idp.identity.service import create_account, link_identity, set_claim
     from idp.staff.roles import grant_role
 
     admin = create_password_user(ADMIN_PHONE, PASSWORD, name="Ada Admin", admin=True)
@@ -300,10 +300,10 @@ def test_dashboard_shows_reconciliation_and_delivery_charts(served: Served, brow
     from datetime import timedelta
 
     from idp.events.models import EventDelivery
+    from idp.identity.accounts import create_account, link_identity
     from idp.identity.audit import Actor
     from idp.identity.models import IdentityKind
-    from idp.identity.report import run_reconciliation
-    from idp.identity.service import create_account, link_identity
+    from idp.maintenance.reconciliation import run_reconciliation
     from idp.models_base import utcnow
     from idp.usage.rollups import refresh_daily
 

@@ -7,11 +7,11 @@ from typing import Any
 
 from idp.admin.dashboard import build_dashboard
 from idp.extensions import db
+from idp.identity.accounts import link_identity
 from idp.identity.audit import Actor
 from idp.identity.merge import merge_accounts
 from idp.identity.models import IdentityKind
 from idp.identity.rules import MergeRule, Proof
-from idp.identity.service import link_identity
 from idp.usage.counters import on_wechat_call
 from idp.usage.rollups import count_cross_channel, refresh_cross_channel
 from tests.admin.conftest import WEB_APPID, AdminBrowser, text_of
@@ -215,8 +215,8 @@ def test_cross_channel_conversion_per_week(make_user: Any, mini_user: Any,
                                            wechat_apps: None) -> None:
     from datetime import timedelta
 
+    from idp.identity.accounts import link_identity
     from idp.identity.models import IdentityKind
-    from idp.identity.service import link_identity
     from idp.models_base import utcnow
     from idp.usage.conversion import week_of
     from tests.admin.conftest import MINI_APPID
@@ -241,7 +241,7 @@ def test_cross_channel_conversion_per_week(make_user: Any, mini_user: Any,
 
 def test_dashboard_shows_the_latest_run_trend_and_links(admin: AdminBrowser,
                                                         mini_user: Any) -> None:
-    from idp.identity.report import run_reconciliation
+    from idp.maintenance.reconciliation import run_reconciliation
 
     mini_user("o-union", unionid="u-1")
     run_reconciliation(trigger="cli")

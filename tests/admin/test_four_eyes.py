@@ -138,6 +138,6 @@ def test_an_undo_and_a_move_wait_too(app: Flask, make_user: Any) -> None:
     assert email.account_id == holder.id
     _post(identity, f"/admin/proposals/{move.id}", f"/admin/proposals/{move.id}/approve", {})
     db.session.expire_all()
-    from idp.identity.service import find_identity
+    from idp.identity.accounts import find_identity
 
     assert find_identity(IdentityKind.EMAIL, "kim@example.com").account_id == older.id

@@ -185,7 +185,7 @@ def test_error_pages_are_translated(client: FlaskClient, path: str, expected: st
 def test_claim_names_and_proofs_on_the_admin_account_page_are_translated(
     admin: Any, make_user: Any
 ) -> None:
-    from idp.identity.service import set_claim
+    from idp.identity.accounts import set_claim
 
     alice = make_user(phone="+8613800138000")
     set_claim(alice, "nickname", "ali", "user")

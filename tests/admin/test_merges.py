@@ -8,9 +8,9 @@ from typing import Any
 import sqlalchemy as sa
 
 from idp.extensions import db
+from idp.identity.accounts import identities_of, link_identity, set_claim
 from idp.identity.audit import Actor
 from idp.identity.models import Account, AccountStatus, Identity, IdentityKind, MergeRecord
-from idp.identity.service import identities_of, link_identity, set_claim
 from tests.admin.conftest import AdminBrowser, age, audit_of, text_of
 
 

@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from bench.scale_seed import account_id, seed
 from idp.events.delivery import deliver_due
 from idp.extensions import db
-from idp.identity.report import run_reconciliation
+from idp.maintenance.reconciliation import run_reconciliation
 from idp.maintenance.retention import purge_expired
 from idp.usage.rollups import refresh_cross_channel, refresh_daily
 from tests.admin.conftest import AdminBrowser

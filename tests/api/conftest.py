@@ -9,6 +9,8 @@ import pytest
 from flask.testing import FlaskClient
 
 ALL_SCOPES = "idp:accounts.read idp:accounts.write idp:merges idp:sessions idp:events.read"
+# Registered for the service, asked for only by the tests that vouch for a phone.
+VOUCH = "idp:phones.vouch"
 
 
 @dataclass
@@ -36,7 +38,7 @@ class Service:
 @pytest.fixture
 def service(client: FlaskClient, make_client: Any) -> Service:
     registered, secret = make_client(
-        name="Orders", grant_types=["client_credentials"], scope=ALL_SCOPES
+        name="Orders", grant_types=["client_credentials"], scope=f"{ALL_SCOPES} {VOUCH}"
     )
     backend = Service(client, registered.client_id, secret)
     backend.token = backend.get_token()

@@ -9,7 +9,8 @@ import pytest
 
 from idp.extensions import db
 from idp.identity.models import AccountStatus, AuditEvent
-from tests.api.conftest import Service
+from tests.api.conftest import ALL_SCOPES, VOUCH, Service
+from tests.signed_in_device import SignedInDevice
 
 
 def problem_of(response: Any) -> dict[str, Any]:
@@ -71,7 +72,7 @@ def test_create_read_and_search_by_any_identifier(service: Service, make_user: A
     account = created.get_json()
     assert account["status"] == "active" and account["created_via"] == "api"
     assert [(i["kind"], i["value"], i["verified"]) for i in account["identities"]] == [
-        ("phone", "+8613800138000", True)]
+        ("phone", "+8613800138000", False)]  # the IdP has not checked it (issue 23 item 3)
     assert created.headers["Location"].endswith(f"/api/v1/accounts/{account['sub']}")
     assert audit_actors("account.create") == [f"client:{service.client_id}"]
 
@@ -140,8 +141,9 @@ def test_link_and_unlink_follow_the_engine_rules(service: Service, make_user: An
     assert linked.status_code == 201
     email = next(i for i in linked.get_json()["identities"] if i["kind"] == "email")
     assert (email["value"], email["verified"]) == ("a@example.com", False)
+    service.token = service.get_token(f"{ALL_SCOPES} {VOUCH}")
     taken = service.call("POST", f"/accounts/{sub}/identities",
-                         json={"kind": "phone", "value": "+8613800138099"})
+                         json={"kind": "phone", "value": "+8613800138099", "verified": True})
     assert taken.status_code == 409 and other.id != sub
 
     phone = next(i for i in linked.get_json()["identities"] if i["kind"] == "phone")
@@ -155,12 +157,6 @@ def test_sessions_and_refresh_families_can_be_listed_and_ended(
     service: Service, flow: Any, user: Any
 ) -> None:
     flow.tokens(scope="openid offline_access")
-    sessions = service.call("GET", f"/accounts/{user.id}/sessions").get_json()["sessions"]
-    assert len(sessions) == 1
-    assert service.call("DELETE", f"/accounts/{user.id}/sessions/{sessions[0]['handle']}"
-                        ).status_code == 204
-    assert service.call("GET", f"/accounts/{user.id}/sessions").get_json()["sessions"] == []
-
     families = service.call("GET", f"/accounts/{user.id}/refresh-families").get_json()
     (family,) = families["families"]
     assert family["client_id"] == flow.client.client_id and family["revoked"] is False
@@ -168,6 +164,26 @@ def test_sessions_and_refresh_families_can_be_listed_and_ended(
                         ).status_code == 204
     (after,) = service.call("GET", f"/accounts/{user.id}/refresh-families").get_json()["families"]
     assert after["revoked"] is True
+
+    sessions = service.call("GET", f"/accounts/{user.id}/sessions").get_json()["sessions"]
+    assert len(sessions) == 1
+    assert service.call("DELETE", f"/accounts/{user.id}/sessions/{sessions[0]['handle']}"
+                        ).status_code == 204
+    assert service.call("GET", f"/accounts/{user.id}/sessions").get_json()["sessions"] == []
+    assert service.call("DELETE", f"/accounts/{user.id}/sessions/{sessions[0]['handle']}"
+                        ).status_code == 404
+
+
+def test_the_api_ending_a_session_revokes_its_refresh_token__backchannel_logout_2_5(
+    app: Any, service: Service, user: Any, make_client: Any, backchannel_receiver: Any
+) -> None:
+    """The API's DELETE once told the relying parties but left the session's refresh tokens
+    alive."""
+    device = SignedInDevice.start(app, "+8613800138000", make_client, backchannel_receiver)
+    (listed,) = service.call("GET", f"/accounts/{user.id}/sessions").get_json()["sessions"]
+    assert service.call("DELETE", f"/accounts/{user.id}/sessions/{listed['handle']}"
+                        ).status_code == 204
+    device.assert_signed_out(backchannel_receiver)
 
 
 # --- merges --------------------------------------------------------------------------------------

@@ -93,9 +93,9 @@ def test_the_readme_service_example_runs_as_written(served: dict[str, Any]) -> N
         app = served["app"]
         with app.app_context():
             from idp.events.delivery import deliver_due
+            from idp.identity.accounts import set_claim
             from idp.identity.audit import Actor
             from idp.identity.models import Account
-            from idp.identity.service import set_claim
             from idp.identity.status import disable_account
 
             account = db.session.get(Account, served["sub"])

@@ -21,7 +21,7 @@ from idp import create_app
 from idp.demo.rp import create_demo_rp
 from idp.demo.run import PreparedDemo, prepare_demo, relying_party_settings
 from idp.extensions import db
-from idp.wechat.fake import FakeWeChatServer, serve_in_thread
+from idp.wechat.fake import FakeWeChatServer
 from tests.conftest import base_config
 
 TIMEOUT = 15
@@ -91,9 +91,11 @@ def quiet_logging() -> Iterator[None]:
 
 
 @pytest.fixture
-def demo_stack(tmp_path: Any, quiet_logging: None) -> Iterator[DemoStack]:
+def demo_stack(
+    tmp_path: Any, quiet_logging: None, fake_wechat: FakeWeChatServer
+) -> Iterator[DemoStack]:
     idp_served, rp_served = Served(), Served()
-    fake = serve_in_thread()
+    fake = fake_wechat
     config = base_config(tmp_path, f"sqlite:///{tmp_path / 'idp.sqlite3'}")
     config.update(
         IDP_ISSUER=idp_served.url,
@@ -114,7 +116,6 @@ def demo_stack(tmp_path: Any, quiet_logging: None) -> Iterator[DemoStack]:
     finally:
         rp_served.stop()
         idp_served.stop()
-        fake.shutdown()
         if app is not None:
             with app.app_context():
                 db.engine.dispose()

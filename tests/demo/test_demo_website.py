@@ -11,12 +11,11 @@ from urllib.parse import parse_qs, urlsplit
 import requests
 from sqlalchemy import func, select
 
-from idp.accounts.models import LoginSession
 from idp.demo.run import print_banner
 from idp.demo.seed import ADMIN_NAME, ADMIN_PHONE
 from idp.extensions import db
-from idp.identity.models import IdentityKind
-from idp.identity.service import find_identity
+from idp.identity.accounts import find_identity
+from idp.identity.models import IdentityKind, LoginSession
 from tests.demo.conftest import Browser, DemoStack
 
 

@@ -65,33 +65,27 @@ def test_a_phone_verified_in_the_miniprogram_signs_in_on_the_website_by_sms_code
 
 
 def test_the_captcha_step_in_a_real_browser(
-    demo_stack: DemoStack, browser: Any
+    demo_stack: DemoStack, browser: Any, fake_sms: Any
 ) -> None:
     """IDP_CAPTCHA_MODE=always with Tencent Captcha (the fake's TJCaptcha.js and
     DescribeCaptchaResult): the page loads the captcha's script under its CSP, the challenge
     fills the ticket, the server checks it, and only then is the code sent."""
     from idp.sms.captcha import build_captcha
-    from idp.sms.fake import serve_in_thread
     from idp.sms.settings import CaptchaSettings
-    from tests.sms.conftest import captcha_config, register_accounts
+    from tests.sms.conftest import captcha_config
 
-    fake_sms = serve_in_thread()
-    try:
-        register_accounts(fake_sms)
-        app = demo_stack.idp
-        app.config.update(captcha_config(fake_sms.base_url), IDP_CAPTCHA_MODE="always",
-                          IDP_CAPTCHA_JS_URL=f"{fake_sms.base_url}/TJCaptcha.js")
-        app.extensions["idp_captcha"] = build_captcha(CaptchaSettings.from_config(app.config))
-        driver = browser
-        driver.delete_all_cookies()
-        driver.get(f"{demo_stack.idp_url}/login")
-        _fill(driver, "phone", "13600136000")
-        _go(driver, By.CSS_SELECTOR, "#sms-form button[type=submit]")
-        _wait_for(driver, "#captcha-start")
-        assert app.extensions["idp_sms"].last_code("+8613600136000") is None
-        _go(driver, By.ID, "captcha-start")  # the fake challenge passes and submits the form
-        _wait_for(driver, "#resend")
-        assert app.extensions["idp_sms"].last_code("+8613600136000")
-        _no_console_errors(driver)
-    finally:
-        fake_sms.shutdown()
+    app = demo_stack.idp
+    app.config.update(captcha_config(fake_sms.base_url), IDP_CAPTCHA_MODE="always",
+                      IDP_CAPTCHA_JS_URL=f"{fake_sms.base_url}/TJCaptcha.js")
+    app.extensions["idp_captcha"] = build_captcha(CaptchaSettings.from_config(app.config))
+    driver = browser
+    driver.delete_all_cookies()
+    driver.get(f"{demo_stack.idp_url}/login")
+    _fill(driver, "phone", "13600136000")
+    _go(driver, By.CSS_SELECTOR, "#sms-form button[type=submit]")
+    _wait_for(driver, "#captcha-start")
+    assert app.extensions["idp_sms"].last_code("+8613600136000") is None
+    _go(driver, By.ID, "captcha-start")  # the fake challenge passes and submits the form
+    _wait_for(driver, "#resend")
+    assert app.extensions["idp_sms"].last_code("+8613600136000")
+    _no_console_errors(driver)

@@ -82,7 +82,9 @@ class Broker:
 
 class CuttableProxy:
     """A TCP relay on loopback to the broker; `cut_after(n)` closes every connection once the
-    IdP has sent `n` more bytes through it — in the middle of a batch of publishes."""
+    IdP has sent `n` more bytes through it — in the middle of a batch of publishes. `go_down()`
+    cuts every connection and closes each new one at once (the broker is away) until
+    `come_back()`; `refused` counts the connections turned away meanwhile."""
 
     def __init__(self, upstream: tuple[str, int]) -> None:
         self.upstream = upstream
@@ -90,6 +92,9 @@ class CuttableProxy:
         self.port = self.listener.getsockname()[1]
         self.budget: int | None = None
         self.cuts = 0
+        self.refused = 0
+        self.down = False
+        self.live: set[socket.socket] = set()
         self.lock = threading.Lock()
         self.stopped = False
         threading.Thread(target=self._accept, daemon=True).start()
@@ -98,12 +103,32 @@ class CuttableProxy:
         with self.lock:
             self.budget = sent_bytes
 
+    def go_down(self) -> None:
+        with self.lock:
+            self.down = True
+            live, self.live = self.live, set()
+        for sock in live:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def come_back(self) -> None:
+        with self.lock:
+            self.down = False
+
     def _accept(self) -> None:
         while not self.stopped:
             try:
                 downstream, _ = self.listener.accept()
             except OSError:
                 return
+            with self.lock:
+                if self.down:
+                    self.refused += 1
+                    downstream.close()
+                    continue
+                self.live.add(downstream)
             upstream = socket.create_connection(self.upstream)
             threading.Thread(target=self._relay, args=(downstream, upstream), daemon=True).start()
 
@@ -128,6 +153,8 @@ class CuttableProxy:
             return
         finally:
             watch.close()
+            with self.lock:
+                self.live.discard(downstream)
             for sock in sockets:
                 sock.close()
 

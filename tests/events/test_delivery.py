@@ -138,27 +138,63 @@ def test_the_backoff_is_capped(app: Any) -> None:
     assert [retry_delay(n).total_seconds() for n in (1, 2, 3, 4, 5)] == [10, 20, 40, 60, 60]
 
 
-def test_after_the_last_try_the_delivery_is_dead_and_an_admin_can_retry_it(
+def test_after_the_ceiling_the_delivery_is_dead_and_an_admin_can_retry_it(
     app: Any, make_user: Any, subscriber: Any, receiver: Any
 ) -> None:
-    app.config["IDP_EVENT_MAX_ATTEMPTS"] = 3
-    receiver.answers = [500, 400, 500]
+    """Dead by time, not by a count of tries: a receiver failing for longer than
+    IDP_EVENT_RETRY_CEILING_DAYS (issue 23 item 12)."""
+    app.config["IDP_EVENT_RETRY_CEILING_DAYS"] = 0.5
+    app.config["IDP_EVENT_RETRY_MAX_SECONDS"] = 3600
+    receiver.answers = [500, 400] + [500] * 100
     merge(make_user)
 
-    when = utcnow()
-    for _ in range(3):
+    first = when = utcnow()
+    while the_delivery().status == DeliveryStatus.PENDING:
         deliver_due(now=when)
         when = the_delivery().next_attempt_at
     delivery = the_delivery()
-    assert delivery.status == DeliveryStatus.DEAD and delivery.attempts == 3
+    assert delivery.status == DeliveryStatus.DEAD
+    assert delivery.failing_since == first
+    assert when - first >= timedelta(days=0.5) > when - first - retry_delay(delivery.attempts)
     assert [row.id for row in dead_deliveries()] == [delivery.id]
     assert deliver_due(now=later(10**7)).attempted == 0  # dead letters are left alone
 
+    receiver.answers = []
     retry_delivery(delivery.id, ADMIN)
+    assert the_delivery().failing_since is None  # a fresh ceiling
     assert deliver_due().delivered == 1
     assert the_delivery().status == DeliveryStatus.DELIVERED
     event = db.session.scalars(select(AuditEvent).where(AuditEvent.action == "event.retry")).one()
     assert (event.actor_type, event.details["previous_status"]) == ("admin", "dead")
+
+
+def test_a_push_waits_behind_its_account_s_dead_one__issue23_12(
+    app: Any, make_user: Any, subscriber: Any, receiver: Any
+) -> None:
+    """RFC 8935 push follows the same rule as RabbitMQ: per account and receiver, in order,
+    also behind a dead delivery, until an admin retries it."""
+    app.config["IDP_EVENT_RETRY_CEILING_DAYS"] = 0.01
+    survivor, loser, record = merge(make_user)
+    receiver.answers = [503] * 100
+    when = utcnow()
+    while the_delivery().status == DeliveryStatus.PENDING:
+        deliver_due(now=when)
+        when = the_delivery().next_attempt_at
+    merged = the_delivery()
+    assert merged.status == DeliveryStatus.DEAD
+    undo_merge(record, ADMIN)
+    receiver.answers = []
+    received = len(receiver.received)
+
+    assert deliver_due(now=later(3600)).attempted == 0  # the unmerge waits behind the merge
+    assert len(receiver.received) == received
+
+    retry_delivery(merged.id, ADMIN)
+    assert deliver_due(now=later(3600)).delivered == 2
+    events = [jwt.decode(t, _any_key(t)).claims["events"] for t in receiver.tokens[received:]]
+    assert [next(iter(e)) for e in events] == [
+        event_type_uri(ACCOUNT_MERGED), event_type_uri(ACCOUNT_UNMERGED)
+    ]
 
 
 def test_an_rfc8935_error_is_kept_for_the_admin(

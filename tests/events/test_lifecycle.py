@@ -15,12 +15,12 @@ from idp.events import sets
 from idp.events.models import EventDelivery, Sink
 from idp.events.outbox import emit
 from idp.extensions import db
+from idp.identity.accounts import identities_of, link_identity, set_claim
 from idp.identity.audit import Actor
 from idp.identity.links import unlink_identity
 from idp.identity.merge import merge_accounts
 from idp.identity.models import IdentityKind
 from idp.identity.rules import MergeRule, Proof
-from idp.identity.service import identities_of, link_identity, set_claim
 from idp.identity.status import StatusRefused, disable_account, enable_account
 from idp.models_base import utcnow
 from idp.oidc.models import RefreshToken

@@ -45,7 +45,7 @@ def test_the_embedded_thread_starts_with_the_first_request_outside_tests(
     import threading
 
     from idp import create_app
-    from idp.events import worker
+    from idp.maintenance import worker
 
     started: list[Any] = []
     scheduled: list[Any] = []
@@ -70,7 +70,7 @@ def test_the_embedded_thread_starts_with_the_first_request_outside_tests(
 
 def test_external_delivery_starts_no_thread(app_config: dict[str, Any], monkeypatch: Any) -> None:
     from idp import create_app
-    from idp.events import worker
+    from idp.maintenance import worker
 
     started: list[Any] = []
     monkeypatch.setattr(worker, "run_worker", lambda app, stop, *_: started.append(app))

@@ -9,12 +9,12 @@ import pytest
 
 from idp.extensions import db
 from idp.identity import merge
+from idp.identity.accounts import link_identity, set_claim
 from idp.identity.audit import Actor
 from idp.identity.links import bind_verified_phone
 from idp.identity.merge import merge_accounts, undo_merge
 from idp.identity.models import IdentityKind
 from idp.identity.rules import MergeRule, Proof
-from idp.identity.service import link_identity, set_claim
 from idp.oidc.models import Consent
 from tests.conftest import CodeFlow, login
 from tests.identity.conftest import age, dump_database
@@ -62,8 +62,8 @@ def two_lived_in_accounts(
 
 
 MERGE_STEPS = [
-    "move_identities", "merge_claims", "merge_consents", "end_credentials",
-    "enqueue_account_event",
+    "move_identities", "merge_claims", "merge_protocol_state", "end_credentials",
+    "announce_account_event",
 ]
 
 
@@ -96,7 +96,8 @@ def test_an_error_half_way_through_a_phone_merge_changes_nothing(
 
 
 @pytest.mark.parametrize(
-    "step", ["_restore_claims", "_restore_consents", "end_credentials", "enqueue_account_event"]
+    "step",
+    ["_restore_claims", "_restore_protocol_state", "end_credentials", "announce_account_event"],
 )
 def test_an_error_half_way_through_an_undo_changes_nothing(
     monkeypatch: pytest.MonkeyPatch, two_lived_in_accounts: tuple[Any, Any], step: str

@@ -8,11 +8,11 @@ from flask import g
 from sqlalchemy import select
 
 from idp.extensions import db
+from idp.identity.accounts import identities_of
 from idp.identity.audit import Actor
 from idp.identity.links import bind_verified_phone, resolve_wechat_identity, unlink_identity
 from idp.identity.merge import undo_merge
 from idp.identity.models import AuditEvent, IdentityKind, MergeRecord
-from idp.identity.service import identities_of
 from tests.identity.conftest import MINI_APPID, age
 
 PHONE = "+8613800138080"

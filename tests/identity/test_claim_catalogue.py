@@ -9,15 +9,15 @@ import pytest
 import sqlalchemy as sa
 
 from idp import create_app
-from idp.config import ConfigError
+from idp.errors import ConfigError
 from idp.extensions import db
+from idp.identity.accounts import set_claim, write_claim
 from idp.identity.audit import Actor
 from idp.identity.catalogue import ClaimRefused, build_catalogue, check_write
 from idp.identity.claims import profile_values, user_claims
 from idp.identity.merge import merge_accounts
 from idp.identity.models import ProfileClaim
 from idp.identity.rules import MergeRule, Proof
-from idp.identity.service import set_claim, write_claim
 from tests.oidc.helpers import id_token_claims
 
 MEMBER_LEVEL = {"name": "member_level", "type": "integer", "scope": "profile",

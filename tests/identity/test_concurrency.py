@@ -11,10 +11,10 @@ from flask import Flask
 from sqlalchemy import func, select
 
 from idp.extensions import db
+from idp.identity.accounts import resolve_account
 from idp.identity.audit import Actor
 from idp.identity.links import bind_verified_phone, resolve_wechat_identity
 from idp.identity.models import Account, AccountStatus, Identity, IdentityKind, MergeRecord
-from idp.identity.service import resolve_account
 from tests.identity.conftest import MINI_APPID, OTHER_MINI_APPID, WEB_APPID, age
 
 THREADS = 6

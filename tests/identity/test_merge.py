@@ -9,10 +9,10 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from idp.accounts.models import LoginSession
 from idp.events.models import EventDelivery
 from idp.events.sets import ACCOUNT_MERGED, event_type_uri
 from idp.extensions import db
+from idp.identity.accounts import identities_of, link_identity, resolve_account, set_claim
 from idp.identity.audit import Actor
 from idp.identity.claims import profile_values, user_claims
 from idp.identity.merge import merge_accounts
@@ -21,11 +21,11 @@ from idp.identity.models import (
     AccountStatus,
     AuditEvent,
     IdentityKind,
+    LoginSession,
     MergeRecord,
     ProfileClaim,
 )
 from idp.identity.rules import MergeRefused, MergeRule, Proof
-from idp.identity.service import identities_of, link_identity, resolve_account, set_claim
 from idp.models_base import utcnow
 from idp.oidc.models import Consent, RefreshToken
 from tests.conftest import CodeFlow, login

@@ -8,12 +8,12 @@ import pytest
 from sqlalchemy import func, select
 
 from idp.extensions import db
+from idp.identity.accounts import identities_of, link_identity, resolve_account
 from idp.identity.audit import Actor
 from idp.identity.claims import user_claims
 from idp.identity.links import AccountUnavailable, bind_verified_phone
 from idp.identity.models import AccountStatus, Identity, IdentityKind, MergeRecord
 from idp.identity.rules import MergeRefused, MergeRule
-from idp.identity.service import identities_of, link_identity, resolve_account
 from tests.conftest import CodeFlow, login
 from tests.identity.conftest import MINI_APPID, age, audit_actions
 

@@ -6,10 +6,10 @@ import json
 from typing import Any
 
 from idp.extensions import db
+from idp.identity.accounts import identities_of, link_identity
 from idp.identity.audit import Actor
 from idp.identity.models import AccountStatus, IdentityKind
-from idp.identity.report import build_report
-from idp.identity.service import identities_of, link_identity
+from idp.maintenance.reconciliation import build_report
 from tests.identity.conftest import age
 
 ACTOR = Actor.system("test")
@@ -100,7 +100,7 @@ def test_a_run_is_stored_with_its_findings_and_read_back_as_json(
 ) -> None:
     import io
 
-    from idp.identity.report import run_reconciliation, stored_findings, write_json
+    from idp.maintenance.reconciliation import run_reconciliation, stored_findings, write_json
 
     holder = age(make_user(phone=PHONE), 10)
     typed = wechat_user("openid-5")
@@ -131,7 +131,7 @@ def test_the_report_streams_rows_rather_than_loading_identities(
     """No ORM object per identity: the report reads tuples, a bounded batch at a time."""
     from sqlalchemy import event
 
-    from idp.identity.report import run_reconciliation
+    from idp.maintenance.reconciliation import run_reconciliation
 
     for number in range(5):
         account = wechat_user(f"openid-s{number}")

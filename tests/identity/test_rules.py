@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 import pytest
 
 from idp.extensions import db
+from idp.identity.accounts import link_identity
 from idp.identity.audit import Actor
 from idp.identity.merge import merge_accounts
 from idp.identity.models import AccountStatus, Identity, IdentityKind
@@ -19,7 +21,7 @@ from idp.identity.rules import (
     rule_for_shared_identity,
     ways_to_log_in,
 )
-from idp.identity.service import link_identity
+from idp.models_base import utcnow
 from tests.identity.conftest import age
 
 RULE = Actor.rule("test")
@@ -120,6 +122,18 @@ def test_a_disabled_account_is_never_merged_automatically(pair: tuple[Any, Any])
     db.session.commit()
     proof = Proof(IdentityKind.PHONE, PHONE, ProofMethod.SMS)
     assert refusal(survivor, loser, MergeRule.SAME_VERIFIED_PHONE, proof) == "account_disabled"
+
+
+def test_an_account_pending_deletion_is_never_merged_automatically(
+    pair: tuple[Any, Any],
+) -> None:
+    """Issue 23 item 2: its tokens would come back through the survivor of a phone binding."""
+    survivor, loser = pair
+    survivor.deletion_due_at = utcnow() + timedelta(days=15)
+    db.session.commit()
+    proof = Proof(IdentityKind.PHONE, PHONE, ProofMethod.SMS)
+    assert refusal(survivor, loser, MergeRule.SAME_VERIFIED_PHONE, proof) == "deletion_pending"
+    assert refusal(loser, survivor, MergeRule.SAME_VERIFIED_PHONE, proof) == "deletion_pending"
 
 
 def test_an_unknown_rule_is_refused(pair: tuple[Any, Any]) -> None:

@@ -11,12 +11,12 @@ from sqlalchemy import select
 from idp.events.models import EventDelivery
 from idp.events.sets import ACCOUNT_MERGED, ACCOUNT_UNMERGED
 from idp.extensions import db
+from idp.identity.accounts import identities_of, resolve_account, set_claim
 from idp.identity.audit import Actor
 from idp.identity.claims import profile_values
 from idp.identity.merge import UndoRefused, merge_accounts, undo_merge
 from idp.identity.models import AccountAlias, AccountStatus, MergeRecord, ProfileClaim
 from idp.identity.rules import MergeRule, Proof
-from idp.identity.service import identities_of, resolve_account, set_claim
 from idp.models_base import utcnow
 from idp.oidc.models import Consent
 from tests.conftest import CodeFlow, login

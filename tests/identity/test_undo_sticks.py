@@ -10,12 +10,12 @@ import pytest
 import sqlalchemy as sa
 
 from idp.extensions import db
+from idp.identity.accounts import resolve_account
 from idp.identity.audit import Actor
 from idp.identity.links import bind_verified_phone, resolve_wechat_identity
 from idp.identity.merge import merge_accounts, undo_merge
 from idp.identity.models import AccountStatus, AuditEvent, MergeRecord
 from idp.identity.rules import MergeRefused, MergeRule, Proof
-from idp.identity.service import resolve_account
 from tests.identity.conftest import MINI_APPID, OTHER_MINI_APPID, age
 
 ADMIN = Actor.admin("admin-1")

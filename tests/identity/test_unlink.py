@@ -7,11 +7,11 @@ from typing import Any
 import pytest
 
 from idp.extensions import db
+from idp.identity.accounts import identities_of, link_identity
 from idp.identity.audit import Actor
 from idp.identity.links import unlink_identity
 from idp.identity.models import AuditEvent, IdentityKind
 from idp.identity.rules import UnlinkRefused
-from idp.identity.service import identities_of, link_identity
 from tests.identity.conftest import audit_actions
 
 ADMIN = Actor.admin("admin-1")

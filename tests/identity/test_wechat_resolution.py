@@ -8,11 +8,11 @@ import pytest
 from sqlalchemy import func, select
 
 from idp.extensions import db
+from idp.identity.accounts import IdentityTaken, identities_of, resolve_account
 from idp.identity.audit import Actor
 from idp.identity.links import link_wechat_to_account, resolve_wechat_identity
 from idp.identity.models import Account, AccountStatus, IdentityKind, MergeRecord
 from idp.identity.rules import MergeRefused, MergeRule
-from idp.identity.service import IdentityTaken, identities_of, resolve_account
 from tests.identity.conftest import MINI_APPID, OTHER_MINI_APPID, WEB_APPID, age, audit_actions
 
 ACTOR = Actor.system("test")

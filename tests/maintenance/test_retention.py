@@ -9,10 +9,10 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from idp.accounts.models import LoginEvent, LoginSession, SmsCode
+from idp.accounts.models import LoginEvent, SmsCode
 from idp.events.models import DeliveryStatus, EventDelivery
 from idp.extensions import db
-from idp.identity.models import AuditEvent
+from idp.identity.models import AuditEvent, LoginSession
 from idp.maintenance.retention import purge_expired
 from idp.models_base import utcnow
 from idp.oidc.models import AuthorizationCode, RefreshToken, RevokedAccessToken, UsedNonce

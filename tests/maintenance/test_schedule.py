@@ -9,9 +9,9 @@ from typing import Any
 from click.testing import Result
 
 from idp.extensions import db
+from idp.identity.accounts import link_identity
 from idp.identity.audit import Actor
 from idp.identity.models import IdentityKind, ReconciliationRun
-from idp.identity.service import link_identity
 from idp.maintenance.models import ScheduledJob
 from idp.maintenance.schedule import JOBS, _claim, daily_at, every, run_due_jobs
 from idp.models_base import utcnow

@@ -184,7 +184,7 @@ def test_consent_post_requires_csrf(flow: CodeFlow) -> None:
 
 
 def user_phone(user: Any) -> str:
+    from idp.identity.accounts import identities_of
     from idp.identity.models import IdentityKind
-    from idp.identity.service import identities_of
 
     return identities_of(user, IdentityKind.PHONE)[0].value

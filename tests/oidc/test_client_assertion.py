@@ -102,8 +102,12 @@ def client_credentials(browser: FlaskClient, signed: str) -> Any:
 
 
 def assert_invalid_client(response: Any) -> None:
-    assert response.status_code == 401, response.get_data(as_text=True)
+    """RFC 6749 §5.2: the client did not use HTTP Basic, so no Basic challenge (issue 23 item 8):
+    400, and a description that says why."""
+    assert response.status_code == 400, response.get_data(as_text=True)
     assert response.get_json()["error"] == "invalid_client"
+    assert response.get_json()["error_description"]
+    assert "WWW-Authenticate" not in response.headers
 
 
 def test_an_assertion_is_used_once__rfc7523_3(

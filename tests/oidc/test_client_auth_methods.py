@@ -5,16 +5,21 @@ other (RFC 6749 §2.3.1: Basic or the body; OIDC Core §9)."""
 from __future__ import annotations
 
 import json
+import secrets
+import time
 from typing import Any
 
 import pytest
 from flask.testing import FlaskClient
+from joserfc import jwt
 from joserfc.jwk import ECKey, KeySet
 
 from idp.cli import clients as clients_command
 from idp.extensions import db
 from idp.oidc.clients import ClientSpecError
 from idp.oidc.models import Client
+from tests.conftest import ISSUER
+from tests.oidc.test_client_assertion import ASSERTION_TYPE
 
 SERVICE = {"grant_types": ["client_credentials"], "scope": "openid"}
 
@@ -153,3 +158,66 @@ def test_cli_registers_the_method__contract_8(app: Any) -> None:
     )
     assert refused.exit_code != 0
     assert refused.output.strip().startswith("error:") and len(refused.output.splitlines()) == 1
+
+
+ENDPOINTS = ("/oauth/token", "/oauth/introspect", "/oauth/revoke")
+
+
+def _wrong_assertion(client_id: str) -> dict[str, Any]:
+    """A well-formed assertion signed by a key the client never registered."""
+    now = int(time.time())
+    stranger = ECKey.generate_key("P-256", auto_kid=True)
+    claims = {"iss": client_id, "sub": client_id, "aud": f"{ISSUER}/oauth/token",
+              "jti": secrets.token_urlsafe(16), "iat": now, "exp": now + 60}
+    signed = jwt.encode({"alg": "ES256", "kid": stranger.kid}, claims, stranger)
+    return {"data": {"client_assertion_type": ASSERTION_TYPE, "client_assertion": signed}}
+
+
+def _refused(browser: FlaskClient, path: str, credentials: dict[str, Any]) -> Any:
+    form = {"grant_type": "client_credentials"} if path == "/oauth/token" else {"token": "x"}
+    response = call(browser, path, credentials, **form)
+    assert response.get_json()["error"] == "invalid_client", (path, response.get_json())
+    assert response.get_json()["error_description"], (path, response.get_json())
+    return response
+
+
+def test_no_basic_challenge_to_a_client_that_did_not_use_basic__rfc6749_5_2(
+    client: FlaskClient, make_client: Any
+) -> None:
+    """client_secret_post, private_key_jwt and none failing: 400, no WWW-Authenticate (a 401 must
+    carry a challenge, RFC 9110 §15.5.2, and Basic is not their scheme). openid-client v6 reads
+    these as OAuth errors instead of throwing WWWAuthenticateChallengeError."""
+    posting, _ = make_client(token_endpoint_auth_method="client_secret_post", **SERVICE)
+    key = ECKey.generate_key("P-256", auto_kid=True)
+    signing, _ = make_client(token_endpoint_auth_method="private_key_jwt",
+                             jwks=KeySet([key]).as_dict(private=False), **SERVICE)
+    attempts = {
+        "client_secret_post": post(posting, "wrong"),
+        "private_key_jwt": _wrong_assertion(signing.client_id),
+        "none": {"data": {"client_id": "no-such-client"}},
+        "another scheme": {"data": {}, "headers": {"Authorization": "Bearer abc"}},
+    }
+    for path in ENDPOINTS:
+        for method, credentials in attempts.items():
+            if "headers" in credentials:
+                response = client.post(path, data={"token": "x", "grant_type":
+                                                   "client_credentials"},
+                                       headers=credentials["headers"])
+                assert response.get_json()["error"] == "invalid_client", method
+            else:
+                response = _refused(client, path, credentials)
+            assert response.status_code == 400, (path, method, response.status_code)
+            assert "WWW-Authenticate" not in response.headers, (path, method)
+
+
+def test_basic_failure_is_challenged_in_basic_with_a_description__rfc6749_5_2_rfc7617_2(
+    client: FlaskClient, make_client: Any
+) -> None:
+    basic_client, _ = make_client(token_endpoint_auth_method="client_secret_basic", **SERVICE)
+    for path in ENDPOINTS:
+        for credentials in (basic(basic_client, "wrong"), {}):  # a wrong secret; nothing at all
+            response = _refused(client, path, credentials)
+            assert response.status_code == 401, (path, credentials)
+            challenge = response.headers["WWW-Authenticate"]
+            assert challenge.startswith(f'Basic realm="{ISSUER}", error="invalid_client", ')
+            assert 'error_description=""' not in challenge

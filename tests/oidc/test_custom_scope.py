@@ -13,9 +13,9 @@ from flask.testing import FlaskClient
 
 from idp.cli import clients as clients_command
 from idp.extensions import db
+from idp.identity.accounts import write_claim
 from idp.identity.audit import Actor
 from idp.identity.catalogue import build_catalogue, declare_claim
-from idp.identity.service import write_claim
 from tests.conftest import CodeFlow, login
 from tests.oidc.helpers import id_token_claims
 

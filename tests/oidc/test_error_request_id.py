@@ -8,7 +8,12 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from flask import Flask
 from flask.testing import FlaskClient
+
+from idp.extensions import db
+from idp.identity import audit
+from idp.identity.audit import Actor
 
 CASES = [
     # (method, path, form, headers, status)
@@ -39,12 +44,28 @@ def test_json_error_bodies_carry_the_request_id__rfc6749_5_2(
     assert body["request_id"] and body["request_id"] == response.headers["X-Request-Id"]
 
 
-def test_an_incoming_request_id_is_echoed_in_the_error_body(client: FlaskClient) -> None:
+def test_the_proxys_request_id_is_echoed_in_the_error_body(app: Flask, client: FlaskClient) -> None:
+    app.config["IDP_PROXY_FIX"] = 1  # a proxy in front sets X-Request-Id (docs/DEPLOYMENT.md)
     response = client.post(
         "/oauth/token", data={"grant_type": "nope"}, headers={"X-Request-Id": "lb-1234567890"}
     )
     assert response.status_code == 400
     assert response.get_json()["request_id"] == "lb-1234567890"
+
+
+def test_a_callers_request_id_is_ignored_without_a_proxy(app: Flask, client: FlaskClient) -> None:
+    """Issue 23 item 6: with no proxy configured, X-Request-Id comes from whoever calls, and the
+    id is written into the audit trail: a fresh one is made instead."""
+    forged = "forged-by-the-caller"
+    response = client.post("/oauth/token", data={"grant_type": "nope"},
+                           headers={"X-Request-Id": forged})
+    assert response.headers["X-Request-Id"] != forged
+    assert response.get_json()["request_id"] == response.headers["X-Request-Id"]
+    with app.test_request_context("/account", headers={"X-Request-Id": forged}):
+        app.preprocess_request()  # the app's own before-request hooks
+        row = audit.record("account.test", Actor.system("test"), None)
+    db.session.commit()
+    assert row.request_id and row.request_id != forged
 
 
 def test_an_invalid_grant_carries_the_request_id__rfc6749_5_2(

@@ -67,8 +67,8 @@ def test_logout_with_forged_id_token_hint_is_refused(flow: CodeFlow) -> None:
 
 
 def test_logout_ends_the_server_side_session(flow: CodeFlow, app: Any) -> None:
-    from idp.accounts.models import LoginSession
     from idp.extensions import db
+    from idp.identity.models import LoginSession
 
     tokens = flow.tokens()
     flow.browser.get("/oauth/logout", query_string={"id_token_hint": tokens["id_token"]})

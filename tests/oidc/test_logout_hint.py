@@ -104,8 +104,8 @@ def test_access_token_is_not_an_id_token_hint__rpinitiated_2(flow: CodeFlow) -> 
 
 
 def test_logout_token_is_not_an_id_token_hint__rpinitiated_2(flow: CodeFlow) -> None:
+    from idp.events.backchannel_logout import LOGOUT_TOKEN_TYPE, logout_token_claims
     from idp.events.sets import sign_set
-    from idp.oidc.backchannel_logout import LOGOUT_TOKEN_TYPE, logout_token_claims
 
     tokens = flow.tokens()
     own = id_token_claims(flow.browser, tokens["id_token"])

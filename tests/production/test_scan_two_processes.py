@@ -6,12 +6,11 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterator
 
 import pytest
 import requests
 
-from idp.wechat.fake import FakeWeChatServer, serve_in_thread
+from idp.wechat.fake import FakeWeChatServer
 from tests.production.conftest import Cluster, csrf_token
 
 APPID = "wxprodscan00000001"
@@ -21,11 +20,11 @@ TIMEOUT = 30
 
 
 @pytest.fixture(scope="module")
-def fake_wechat() -> Iterator[FakeWeChatServer]:
-    server = serve_in_thread()
-    server.control.register_app(APPID, APP_SECRET, kind="miniprogram")
-    yield server
-    server.shutdown()
+def fake_wechat(fake_wechat_server: FakeWeChatServer) -> FakeWeChatServer:
+    """The shared fake, for the whole module (its servers are told about APPID once)."""
+    fake_wechat_server.control.reset()
+    fake_wechat_server.control.register_app(APPID, APP_SECRET, kind="miniprogram")
+    return fake_wechat_server
 
 
 @pytest.fixture(scope="module")

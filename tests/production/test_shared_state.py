@@ -168,8 +168,8 @@ def test_a_profile_edit_at_one_process_shows_in_the_other_claims_at_once(
     cluster: Cluster, admin_app: Any
 ) -> None:
     from idp.extensions import db
+    from idp.identity.accounts import set_claim
     from idp.identity.models import Account
-    from idp.identity.service import set_claim
 
     phone = "+8613900139105"
     sub = create_user(cluster, phone)

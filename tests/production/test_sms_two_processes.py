@@ -6,24 +6,21 @@ spread."""
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 
 import pytest
 import requests
 
-from idp.sms.fake import FakeSmsServer, serve_in_thread
+from idp.sms.fake import FakeSmsServer
 from tests.production.conftest import Cluster, csrf_token
 from tests.sms.conftest import provider_config, register_accounts
 
 
 @pytest.fixture(scope="module")
-def fake_sms() -> Iterator[FakeSmsServer]:
-    server = serve_in_thread()
-    register_accounts(server)
-    try:
-        yield server
-    finally:
-        server.shutdown()
+def fake_sms(fake_sms_server: FakeSmsServer) -> FakeSmsServer:
+    """Reset once for the module: a test counts the codes the ones before it sent."""
+    fake_sms_server.control.reset()
+    register_accounts(fake_sms_server)
+    return fake_sms_server
 
 
 @pytest.fixture(scope="module")

@@ -4,31 +4,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 import requests
 
-from idp.sms.fake import FakeSmsServer, serve_in_thread
+from idp.sms.fake import FakeSmsServer
 from tests.production.conftest import PHONE, Cluster, csrf_token
 from tests.production.test_sms_two_processes import ask_concurrently
-from tests.sms.conftest import provider_config, register_accounts
+from tests.sms.conftest import provider_config
 
 
 @pytest.fixture(scope="module")
-def fake_sms() -> Iterator[FakeSmsServer]:
-    server = serve_in_thread()
-    register_accounts(server)
-    try:
-        yield server
-    finally:
-        server.shutdown()
-
-
-@pytest.fixture(scope="module")
-def cluster_settings(fake_sms: FakeSmsServer) -> dict[str, str]:
+def cluster_settings(fake_sms_server: FakeSmsServer) -> dict[str, str]:
+    """The module's servers point at the shared fake; each test gets it reset (`fake_sms`)."""
     settings = {name: str(value) for name, value in
-                provider_config("aliyun", fake_sms.base_url).items()}
+                provider_config("aliyun", fake_sms_server.base_url).items()}
     settings["IDP_REDIS_URL"] = ""  # no Redis: the embedded store only
     return settings
 

@@ -23,11 +23,11 @@ import pytest
 import requests
 
 from idp import create_app
-from idp.account_centre import factors
+from idp.accounts import second_factors as factors
 from idp.extensions import db
 from idp.identity.models import Account
 from idp.oidc.discovery import TOKEN_EXCHANGE
-from idp.wechat.fake import FakeWeChatServer, serve_in_thread
+from idp.wechat.fake import FakeWeChatServer
 from idp.wechat_login.token_exchange import JS_CODE_TOKEN_TYPE
 
 SDK = Path(__file__).resolve().parents[2] / "sdk" / "miniprogram"
@@ -72,8 +72,8 @@ def _free_port() -> int:
 
 
 @pytest.fixture
-def served_idp(tmp_path: Path) -> Iterator[Served]:
-    fake = serve_in_thread()
+def served_idp(tmp_path: Path, fake_wechat: FakeWeChatServer) -> Iterator[Served]:
+    fake = fake_wechat
     fake.control.register_app(APPID, APP_SECRET, kind="miniprogram")
     port = _free_port()
     issuer = f"http://127.0.0.1:{port}"
@@ -117,7 +117,6 @@ def served_idp(tmp_path: Path) -> Iterator[Served]:
         server.terminate()
         server.wait(timeout=20)
         log.close()
-        fake.shutdown()
 
 
 def _user_with_a_second_factor(

@@ -25,7 +25,7 @@ def test_rotate_encryption_then_drop_the_old_key(app: Any, app_config: dict, cli
     from idp.accounts.seed import create_password_user
     from idp.admin.totp import enrolled_secret
     from idp.identity.models import Account
-    from idp.security.encryption import rotate_encryption
+    from idp.operations.encryption import rotate_encryption
     from idp.wechat.apps import app_secret, create_wechat_app
     from idp.wechat.models import WeChatApp
 

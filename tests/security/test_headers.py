@@ -68,6 +68,17 @@ def test_https_issuer_sends_hsts_and_secure_cookies(https_app: Any) -> None:
     assert "Secure" in cookie and "HttpOnly" in cookie and "SameSite=Lax" in cookie
 
 
+def test_locale_cookies_are_secure_on_an_https_issuer(https_app: Any) -> None:
+    """Issue 23 item 6: the https issuer decides, as for the session cookie, even when the
+    request reaching the app is plain http (TLS ended at a proxy, `IDP_PROXY_FIX` unset)."""
+    browser = https_app.test_client()
+    for path, name in (("/locale/zh_CN", "idp_locale="), ("/login?ui_locales=zh-CN",
+                                                          "idp_ui_locale=")):
+        response = browser.get(path, base_url="http://id.example.com")
+        cookie = [c for c in response.headers.getlist("Set-Cookie") if c.startswith(name)][0]
+        assert "Secure" in cookie and "HttpOnly" in cookie and "SameSite=Lax" in cookie, cookie
+
+
 def test_errors_never_show_a_stack_trace(client: Any, app: Any) -> None:
     @app.get("/oauth/_boom")
     def boom() -> None:

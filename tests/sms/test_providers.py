@@ -8,12 +8,13 @@ from dataclasses import replace
 
 import pytest
 
-from idp.config import ConfigError
+from idp.errors import ConfigError
 from idp.sms.errors import SmsError, SmsErrorKind
 from idp.sms.fake import FakeSmsServer
 from idp.sms.purposes import Purpose
+from idp.sms.regions import Region
 from idp.sms.senders import AliyunSender, TencentSender
-from idp.sms.settings import SmsSettings
+from idp.sms.settings import SmsSettings, SmsTemplate
 from idp.sms.signing import aliyun_signature, tc3_authorization
 from tests.sms.conftest import ALIYUN_TEMPLATES, TENCENT_TEMPLATES, provider_config
 
@@ -70,7 +71,7 @@ def test_a_code_is_delivered_with_the_purposes_template(
     [message] = fake_sms.control.messages(PHONE)
     templates = ALIYUN_TEMPLATES if provider == "aliyun" else TENCENT_TEMPLATES
     assert message["template"] == templates[Purpose.RESET]
-    assert message["code"] == "123456" and "5" in message["params"]
+    assert message["code"] == "123456" and message["params"] == ["123456"]
     assert message["sign_name"] == "示例网"
     assert delivery.message_id == message["message_id"] and delivery.provider == provider
 
@@ -98,7 +99,8 @@ def test_an_unknown_key_id_is_a_credentials_error(provider: str, fake_sms: FakeS
 @pytest.mark.parametrize("provider", ["aliyun", "tencent"])
 def test_an_unapproved_template_is_a_template_error(provider: str, fake_sms: FakeSmsServer) -> None:
     settings = SmsSettings.from_config(provider_config(provider, fake_sms.base_url))
-    templates = {**settings.templates, Purpose.LOGIN: "SMS_999"}
+    templates = {**settings.templates,
+                 (Purpose.LOGIN, Region.MAINLAND): SmsTemplate("SMS_999")}
     with pytest.raises(SmsError) as refused:
         sender(provider, fake_sms, templates=templates).send(PHONE, Purpose.LOGIN, "123456", 5)
     assert refused.value.kind is SmsErrorKind.TEMPLATE and refused.value.alert

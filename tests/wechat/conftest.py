@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from idp.wechat.client import WeChatClient
-from idp.wechat.fake import FakeWeChatControl, FakeWeChatServer, serve_in_thread
+from idp.wechat.fake import FakeWeChatControl, FakeWeChatServer
 from idp.wechat.token_store import MemoryAccessTokenStore
 
 MINI_APPID = "wx1111111111111111"
@@ -19,24 +19,16 @@ WEB_SECRET = "web-app-secret-fedcba9876543210"
 TIMEOUT = (1.0, 2.0)
 
 
-@pytest.fixture(scope="session")
-def fake_server() -> Iterator[FakeWeChatServer]:
-    server = serve_in_thread()
-    yield server
-    server.shutdown()
-
-
 @pytest.fixture
-def control(fake_server: FakeWeChatServer) -> FakeWeChatControl:
-    fake_server.control.reset()
-    fake_server.control.register_app(MINI_APPID, MINI_SECRET, kind="miniprogram")
-    fake_server.control.register_app(WEB_APPID, WEB_SECRET, kind="website")
-    return fake_server.control
+def control(fake_wechat: FakeWeChatServer) -> FakeWeChatControl:
+    fake_wechat.control.register_app(MINI_APPID, MINI_SECRET, kind="miniprogram")
+    fake_wechat.control.register_app(WEB_APPID, WEB_SECRET, kind="website")
+    return fake_wechat.control
 
 
 @pytest.fixture
 def make_client(
-    fake_server: FakeWeChatServer, control: FakeWeChatControl
+    fake_wechat: FakeWeChatServer, control: FakeWeChatControl
 ) -> Iterator[Callable[..., WeChatClient]]:
     clients: list[WeChatClient] = []
 
@@ -47,7 +39,7 @@ def make_client(
         **options: Any,
     ) -> WeChatClient:
         options.setdefault("token_store", MemoryAccessTokenStore())
-        client = WeChatClient(fake_server.base_url, appid, secret, timeout=timeout, **options)
+        client = WeChatClient(fake_wechat.base_url, appid, secret, timeout=timeout, **options)
         clients.append(client)
         return client
 

@@ -13,11 +13,11 @@ from .conftest import MINI_APPID, MINI_SECRET, WEB_APPID
 
 
 @pytest.fixture
-def http(fake_server: FakeWeChatServer, control: FakeWeChatControl):
+def http(fake_wechat: FakeWeChatServer, control: FakeWeChatControl):
     with requests.Session() as session:
 
         def call(method: str, path: str, **kwargs: Any) -> requests.Response:
-            return session.request(method, fake_server.base_url + path, timeout=5, **kwargs)
+            return session.request(method, fake_wechat.base_url + path, timeout=5, **kwargs)
 
         yield call
 

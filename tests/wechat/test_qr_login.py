@@ -16,7 +16,7 @@ from .conftest import MINI_APPID, WEB_APPID
 REDIRECT_URI = "https://rp.example/login/wechat/callback"
 
 
-def scan_qr(fake_server: FakeWeChatServer, state: str = "xyz") -> dict[str, list[str]]:
+def scan_qr(fake_wechat: FakeWeChatServer, state: str = "xyz") -> dict[str, list[str]]:
     params = {
         "appid": WEB_APPID,
         "redirect_uri": REDIRECT_URI,
@@ -25,7 +25,7 @@ def scan_qr(fake_server: FakeWeChatServer, state: str = "xyz") -> dict[str, list
         "state": state,
     }
     response = requests.get(
-        fake_server.base_url + "/connect/qrconnect",
+        fake_wechat.base_url + "/connect/qrconnect",
         params=params,
         allow_redirects=False,
         timeout=5,
@@ -37,12 +37,12 @@ def scan_qr(fake_server: FakeWeChatServer, state: str = "xyz") -> dict[str, list
 
 
 def test_qr_login_redirects_then_code_gives_token_then_userinfo(
-    fake_server: FakeWeChatServer, control: FakeWeChatControl, web_client: WeChatClient
+    fake_wechat: FakeWeChatServer, control: FakeWeChatControl, web_client: WeChatClient
 ) -> None:
     identity = control.next_qr_user(
         WEB_APPID, user="dave", nickname="大卫", headimgurl="https://x/a"
     )
-    query = scan_qr(fake_server)
+    query = scan_qr(fake_wechat)
     assert query["state"] == ["xyz"]
     token = web_client.oauth2_access_token(query["code"][0])
     assert (token.openid, token.unionid, token.scope) == (
@@ -61,33 +61,33 @@ def test_qr_login_redirects_then_code_gives_token_then_userinfo(
 
 
 def test_refusal_redirects_with_state_only(
-    fake_server: FakeWeChatServer, control: FakeWeChatControl
+    fake_wechat: FakeWeChatServer, control: FakeWeChatControl
 ) -> None:
     control.next_qr_refusal(WEB_APPID)
-    assert scan_qr(fake_server, state="s1") == {"state": ["s1"]}
+    assert scan_qr(fake_wechat, state="s1") == {"state": ["s1"]}
 
 
 def test_snapshot_user_is_flagged(
-    fake_server: FakeWeChatServer, control: FakeWeChatControl, web_client: WeChatClient
+    fake_wechat: FakeWeChatServer, control: FakeWeChatControl, web_client: WeChatClient
 ) -> None:
     control.next_qr_user(WEB_APPID, user="ghost", is_snapshotuser=True)
-    token = web_client.oauth2_access_token(scan_qr(fake_server)["code"][0])
+    token = web_client.oauth2_access_token(scan_qr(fake_wechat)["code"][0])
     assert token.is_snapshotuser is True
 
 
 def test_qr_code_is_single_use(
-    fake_server: FakeWeChatServer, control: FakeWeChatControl, web_client: WeChatClient
+    fake_wechat: FakeWeChatServer, control: FakeWeChatControl, web_client: WeChatClient
 ) -> None:
-    code = scan_qr(fake_server)["code"][0]
+    code = scan_qr(fake_wechat)["code"][0]
     web_client.oauth2_access_token(code)
     with pytest.raises(CodeAlreadyUsed):
         web_client.oauth2_access_token(code)
 
 
 def test_qr_code_expires_after_ten_minutes(
-    fake_server: FakeWeChatServer, control: FakeWeChatControl, web_client: WeChatClient
+    fake_wechat: FakeWeChatServer, control: FakeWeChatControl, web_client: WeChatClient
 ) -> None:
-    code = scan_qr(fake_server)["code"][0]
+    code = scan_qr(fake_wechat)["code"][0]
     control.advance_clock(601)
     with pytest.raises(InvalidCode):
         web_client.oauth2_access_token(code)
@@ -101,12 +101,12 @@ def test_userinfo_with_an_unknown_token_is_invalid_access_token(
 
 
 def test_same_user_has_one_unionid_but_an_openid_per_app(
-    fake_server: FakeWeChatServer,
+    fake_wechat: FakeWeChatServer,
     control: FakeWeChatControl,
     client: WeChatClient,
     web_client: WeChatClient,
 ) -> None:
     control.next_qr_user(WEB_APPID, user="erin")
-    web = web_client.oauth2_access_token(scan_qr(fake_server)["code"][0])
+    web = web_client.oauth2_access_token(scan_qr(fake_wechat)["code"][0])
     mini = client.code_to_session(control.issue_js_code(MINI_APPID, user="erin").code)
     assert web.unionid == mini.unionid and web.openid != mini.openid

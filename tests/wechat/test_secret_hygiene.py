@@ -15,7 +15,7 @@ from .test_qr_login import scan_qr
 
 
 def exercise_every_call(
-    fake_server: FakeWeChatServer,
+    fake_wechat: FakeWeChatServer,
     control: FakeWeChatControl,
     client: WeChatClient,
     web_client: WeChatClient,
@@ -34,7 +34,7 @@ def exercise_every_call(
     control.arm_failure("/wxa/business/getuserphonenumber", errcode=40001)
     client.get_phone_number(phone_code)
     app_token = client.access_token()
-    web_token = web_client.oauth2_access_token(scan_qr(fake_server)["code"][0])
+    web_token = web_client.oauth2_access_token(scan_qr(fake_wechat)["code"][0])
     web_client.userinfo(web_token.access_token, web_token.openid)
     return {
         MINI_SECRET,
@@ -49,7 +49,7 @@ def exercise_every_call(
 
 
 def test_no_sensitive_value_in_logs_or_exception_messages(
-    fake_server: FakeWeChatServer,
+    fake_wechat: FakeWeChatServer,
     control: FakeWeChatControl,
     client: WeChatClient,
     web_client: WeChatClient,
@@ -58,7 +58,7 @@ def test_no_sensitive_value_in_logs_or_exception_messages(
     caplog.set_level(logging.DEBUG)
     caplog.set_level(logging.DEBUG, logger="urllib3")  # it logs full URLs at DEBUG
     errors: list[WeChatError] = []
-    sensitive = exercise_every_call(fake_server, control, client, web_client, errors)
+    sensitive = exercise_every_call(fake_wechat, control, client, web_client, errors)
     formatter = logging.Formatter()
     lines = [formatter.format(record) for record in caplog.records]
     assert any("/sns/jscode2session" in line for line in lines)  # logging did happen

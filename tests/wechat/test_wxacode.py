@@ -95,9 +95,9 @@ def test_garbage_instead_of_an_image_is_upstream_unavailable(
         client.get_unlimited_wxacode("ticket", "pages/scan/scan")
 
 
-def test_fake_wants_a_valid_access_token(fake_server: FakeWeChatServer,
+def test_fake_wants_a_valid_access_token(fake_wechat: FakeWeChatServer,
                                          control: FakeWeChatControl) -> None:
-    answer = requests.post(f"{fake_server.base_url}/wxa/getwxacodeunlimit?access_token=forged",
+    answer = requests.post(f"{fake_wechat.base_url}/wxa/getwxacodeunlimit?access_token=forged",
                            json={"scene": "ticket"}, timeout=5)
     assert answer.headers["Content-Type"].startswith("application/json")
     assert answer.json()["errcode"] == 40001

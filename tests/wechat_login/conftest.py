@@ -3,7 +3,6 @@ registered on both sides, and the mini-program client of CONTRACT §5."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -13,7 +12,7 @@ from flask.testing import FlaskClient
 
 from idp.oidc.discovery import TOKEN_EXCHANGE
 from idp.wechat.apps import create_wechat_app
-from idp.wechat.fake import FakeWeChatControl, FakeWeChatServer, serve_in_thread
+from idp.wechat.fake import FakeWeChatControl, FakeWeChatServer
 from idp.wechat_login.token_exchange import JS_CODE_TOKEN_TYPE
 from tests.conftest import base_config
 
@@ -29,13 +28,6 @@ MINI_SCOPE = "openid profile phone wechat offline_access"
 WECHAT_TIMEOUT = (1.0, 1.5)
 
 
-@pytest.fixture(scope="session")
-def fake_wechat() -> Iterator[FakeWeChatServer]:
-    server = serve_in_thread()
-    yield server
-    server.shutdown()
-
-
 @pytest.fixture
 def app_config(tmp_path: Any, database_url: str, fake_wechat: FakeWeChatServer) -> dict[str, Any]:
     config = base_config(tmp_path, database_url)
@@ -48,7 +40,6 @@ def app_config(tmp_path: Any, database_url: str, fake_wechat: FakeWeChatServer) 
 @pytest.fixture
 def control(fake_wechat: FakeWeChatServer) -> FakeWeChatControl:
     """The fake, reset, with its apps; the same apps registered in the IdP (see `wechat_apps`)."""
-    fake_wechat.control.reset()
     fake_wechat.control.register_app(MINI_APPID, MINI_SECRET, kind="miniprogram")
     fake_wechat.control.register_app(OTHER_MINI_APPID, OTHER_MINI_SECRET, kind="miniprogram")
     fake_wechat.control.register_app(WEB_APPID, WEB_SECRET, kind="website")

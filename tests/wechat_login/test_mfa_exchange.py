@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from flask import Flask
 from flask.testing import FlaskClient
 
-from idp.account_centre import factors
+from idp.accounts import second_factors as factors
 from idp.accounts.models import RecoveryCode, SecondFactor, SecondFactorKind
 from idp.extensions import db
 from idp.identity.models import Account, AuditEvent

@@ -15,10 +15,9 @@ import sqlalchemy as sa
 from flask import Flask
 from flask.testing import FlaskClient
 
-from idp.accounts.models import LoginSession
 from idp.extensions import db
 from idp.identity.claims import profile_values
-from idp.identity.models import Account, Identity, IdentityKind
+from idp.identity.models import Account, Identity, IdentityKind, LoginSession
 from idp.wechat.apps import create_wechat_app
 from idp.wechat.fake import FakeWeChatControl
 from tests.conftest import csrf_token
@@ -346,3 +345,81 @@ def test_fake_refused_consent_redirects_with_state_only_and_base_token_has_no_us
     profile = requests.get(f"{fake_wechat.base_url}/sns/userinfo", timeout=5, params={
         "access_token": token["access_token"], "openid": token["openid"]}).json()
     assert profile["errcode"] == 48001
+
+
+# --- WeChat's refusals at the callback (issue 23 item 11) ---------------------------------------
+
+
+def test_a_rotated_app_secret_is_a_502_unavailable_page_and_an_operator_log__wechat_40125(
+    client: FlaskClient, control: FakeWeChatControl, official_account: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # The secret was reset on WeChat's platform and not in the IdP: WeChat answers 40125.
+    control.register_app(OA_APPID, "oa-secret-rotated-on-the-platform", kind="officialaccount")
+    control.set_browser_user(OA_APPID, user="olivia")
+    with caplog.at_level("ERROR", logger="idp.wechat_login"):
+        page = WeChatBrowser(client).get("/login/wechat/oa?next=/account")
+    assert page.status_code == 502
+    body = page.get_data(as_text=True)
+    assert 'data-kind="unavailable"' in body and "unavailable at the moment" in body
+    assert "try again" not in body.lower()
+    assert control.calls("/sns/oauth2/access_token")  # WeChat was asked, over HTTP
+    lines = [record.getMessage() for record in caplog.records]
+    (line,) = [line for line in lines if "check its appid and secret" in line]
+    assert OA_APPID in line and "40125" in line
+    assert accounts() == [] and session_of(client) is None
+
+
+def test_an_unknown_appid_is_a_502_unavailable_page__wechat_40013(
+    client: FlaskClient, control: FakeWeChatControl, official_account: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    control.arm_failure("/sns/oauth2/access_token", errcode=40013)
+    with caplog.at_level("ERROR", logger="idp.wechat_login"):
+        page = WeChatBrowser(client).get("/login/wechat/oa")
+    assert page.status_code == 502
+    assert 'data-kind="unavailable"' in page.get_data(as_text=True)
+    assert any("40013" in r.getMessage() and OA_APPID in r.getMessage() for r in caplog.records)
+
+
+def test_an_expired_user_token_at_userinfo_asks_to_start_again__wechat_42001(
+    client: FlaskClient, control: FakeWeChatControl, official_account: str
+) -> None:
+    control.set_browser_user(OA_APPID, user="olivia", nickname="奥利维亚")
+    control.arm_failure("/sns/userinfo", errcode=42001)
+    browser = WeChatBrowser(client)
+    page = browser.get("/login/wechat/oa?next=/account")
+    assert browser.scopes == ["snsapi_base", "snsapi_userinfo"]
+    body = page.get_data(as_text=True)
+    assert page.status_code == 400
+    assert 'data-kind="authorisation_expired"' in body
+    assert "not answering" not in body
+    restart = re.search(r'href="([^"]+)" id="restart"', body)
+    assert restart and restart.group(1) == "/login/wechat/oa?next=/account"
+    # Starting again works: WeChat remembers the consent and answers this time.
+    again = browser.get(restart.group(1))
+    assert again.status_code == 302 and again.headers["Location"].endswith("/login/wechat/choose")
+    assert accounts() == []
+
+
+def test_the_state_sent_to_wechat_is_alphanumeric__wechat_oauth2_step1(
+    client: FlaskClient, official_account: str
+) -> None:
+    for _ in range(40):  # 40 × 32 characters: a `-` or `_` would show up
+        location = client.get("/login/wechat/oa", headers=IN_WECHAT).headers["Location"]
+        state = parse_qs(urlsplit(location).query)["state"][0]
+        assert re.fullmatch(r"[A-Za-z0-9]{32}", state), state
+        website = client.get("/login/wechat").headers["Location"]
+        assert re.fullmatch(r"[A-Za-z0-9]{32}", parse_qs(urlsplit(website).query)["state"][0])
+
+
+def test_fake_refuses_a_state_outside_wechats_alphabet(
+    fake_wechat: Any, control: FakeWeChatControl, official_account: str
+) -> None:
+    url = f"{fake_wechat.base_url}/connect/oauth2/authorize"
+    params = {"appid": OA_APPID, "redirect_uri": "http://127.0.0.1/cb", "response_type": "code",
+              "scope": "snsapi_base"}
+    for state, status in (("abcXYZ019", 302), ("a" * 128, 302), ("a-b_c", 400), ("a" * 129, 400)):
+        answer = requests.get(url, params={**params, "state": state}, headers=IN_WECHAT,
+                              allow_redirects=False, timeout=5)
+        assert answer.status_code == status, state

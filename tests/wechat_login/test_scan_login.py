@@ -14,15 +14,17 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from idp.accounts.models import LoginSession
 from idp.extensions import db
+from idp.identity.accounts import resolve_account, set_claim
+from idp.identity.models import LoginSession
 from idp.wechat.fake import FakeWeChatControl
 from idp.wechat_login import scan
+from idp.wechat_login.scan_account import masked_phone
 from tests.conftest import CodeFlow, csrf_token
 from tests.oidc.helpers import id_token_claims
 from tests.redis_db import redis_url
 
-from .conftest import MINI_APPID, bearer, mini_login
+from .conftest import MINI_APPID, bearer, bind_phone, mini_login
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 DESKTOP_UA = (
@@ -78,6 +80,11 @@ def poll(browser: FlaskClient, seen: str = "") -> Any:
 def finish(browser: FlaskClient) -> Any:
     page = browser.get("/login").get_data(as_text=True)
     return browser.post("/login/scan/finish", data={"csrf_token": csrf_token(page)})
+
+
+def cancel(browser: FlaskClient) -> Any:
+    page = browser.get("/login").get_data(as_text=True)
+    return browser.post("/login/scan/cancel", data={"csrf_token": csrf_token(page)})
 
 
 def signed_in(browser: FlaskClient) -> LoginSession | None:
@@ -300,3 +307,107 @@ def test_redis_down_fails_closed_with_503(
     assert answer.status_code == 503
     assert answer.get_json()["error"] == "temporarily_unavailable"
     assert finish(client).status_code == 503 and signed_in(client) is None
+
+
+# --- login CSRF by QR (issue 23 item 4, RFC 6749 §10.12) -----------------------------------------
+
+
+def scanner_with_a_profile(browser: FlaskClient, control: FakeWeChatControl, client: Any) -> str:
+    """A mini-program user with a verified phone (getPhoneNumber), a nickname and an avatar;
+    returns the access token of the account after binding."""
+    tokens = mini_login(browser, control, client, "mallory")
+    bound = bind_phone(browser, tokens["access_token"],
+                       {"code": control.issue_phone_code(MINI_APPID, "13800136183")})
+    assert bound.status_code == 200, bound.get_json()
+    account = resolve_account(bound.get_json()["sub"])
+    assert account is not None
+    set_claim(account, "nickname", "Mallory", "user")
+    set_claim(account, "picture", "https://thirdwx.qlogo.cn/mmopen/mallory/132", "user")
+    db.session.commit()
+    return str(bound.get_json()["access_token"])
+
+
+def test_the_browser_is_shown_who_confirmed_and_waits_for_the_person__rfc6749_10_12(
+    client: FlaskClient, scanning: Any, control: FakeWeChatControl
+) -> None:
+    token = scanner_with_a_profile(client.application.test_client(), control, scanning)
+    ticket = show_code(client, "/account")
+    answer = client.post(f"/wechat/scan/{ticket}", json={"decision": "confirm"},
+                         headers=bearer(token))
+    assert answer.status_code == 200
+    seen = poll(client, "scanned").get_json()
+    assert seen["status"] == "confirmed"
+    assert seen["account"] == {
+        "phone": "138****6183",
+        "nickname": "Mallory",
+        "picture": "https://thirdwx.qlogo.cn/mmopen/mallory/132",
+    }
+    # Confirming on a phone signs nobody in: the person at the browser has to continue.
+    assert signed_in(client) is None
+    assert poll(client, "waiting").get_json()["status"] == "confirmed"
+    done = finish(client)
+    assert done.status_code == 302 and done.headers["Location"] == "/account"
+    assert signed_in(client) is not None
+
+
+def test_an_account_without_phone_or_profile_is_shown_as_such__rfc6749_10_12(
+    client: FlaskClient, scanning: Any, control: FakeWeChatControl
+) -> None:
+    tokens = mini_login(client.application.test_client(), control, scanning, "alice")
+    ticket = show_code(client)
+    client.post(f"/wechat/scan/{ticket}", json={"decision": "confirm"},
+                headers=bearer(tokens["access_token"]))
+    seen = poll(client, "waiting").get_json()
+    assert seen["status"] == "confirmed"
+    assert seen["account"] == {"phone": None, "nickname": None, "picture": None}
+
+
+def test_cancel_ends_a_confirmed_ticket_and_signs_nobody_in__rfc6749_10_12(
+    client: FlaskClient, scanning: Any, control: FakeWeChatControl
+) -> None:
+    token = scanner_with_a_profile(client.application.test_client(), control, scanning)
+    ticket = show_code(client, "/account")
+    client.post(f"/wechat/scan/{ticket}", json={"decision": "confirm"}, headers=bearer(token))
+    assert client.post("/login/scan/cancel").status_code == 400  # no CSRF token: nothing moves
+    assert poll(client, "waiting").get_json()["status"] == "confirmed"
+
+    cancelled = cancel(client)
+    assert cancelled.status_code == 302
+    assert cancelled.headers["Location"] == "/login?next=/account"
+    page = client.get(cancelled.headers["Location"]).get_data(as_text=True)
+    assert "Sign-in cancelled. Nothing was changed." in page
+    assert finish(client).status_code == 400 and signed_in(client) is None
+    # The ticket is over for everyone: the mini-program is told it was answered.
+    late = client.get(f"/wechat/scan/{ticket}", headers=bearer(token))
+    assert late.status_code == 409 and late.get_json()["status"] == "cancelled"
+    assert scan.store().get(ticket).status == "cancelled"  # type: ignore[union-attr]
+
+
+def test_only_the_mini_program_the_code_was_made_for_answers_it(
+    client: FlaskClient, scanning: Any, other_mini_client: Any, control: FakeWeChatControl
+) -> None:
+    other = mini_login(client.application.test_client(), control, other_mini_client, "bob")
+    ticket = show_code(client)
+    assert control.wxacodes()[-1]["appid"] == MINI_APPID
+    for response in (
+        client.get(f"/wechat/scan/{ticket}", headers=bearer(other["access_token"])),
+        client.post(f"/wechat/scan/{ticket}", json={"decision": "confirm"},
+                    headers=bearer(other["access_token"])),
+    ):
+        assert response.status_code == 403
+        assert response.get_json()["error"] == "unauthorized_client"
+    assert poll(client).get_json()["status"] == "waiting"  # not even "scanned"
+    assert finish(client).status_code == 400 and signed_in(client) is None
+    mine = mini_login(client.application.test_client(), control, scanning, "alice")
+    answer = client.post(f"/wechat/scan/{ticket}", json={"decision": "confirm"},
+                         headers=bearer(mine["access_token"]))
+    assert answer.status_code == 200
+
+
+@pytest.mark.parametrize(("e164", "shown"), [
+    ("+8613800136183", "138****6183"),
+    ("+85291234567", "+852****4567"),
+    ("+12025550123", "+120****0123"),
+])
+def test_the_phone_is_masked_as_chinese_apps_do(e164: str, shown: str) -> None:
+    assert masked_phone(e164) == shown

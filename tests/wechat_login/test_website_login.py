@@ -10,10 +10,9 @@ import sqlalchemy as sa
 from flask import Flask
 from flask.testing import FlaskClient
 
-from idp.accounts.models import LoginSession
 from idp.extensions import db
 from idp.identity.claims import profile_values
-from idp.identity.models import Account, Identity, IdentityKind
+from idp.identity.models import Account, Identity, IdentityKind, LoginSession
 from idp.wechat.fake import FakeWeChatControl
 from tests.conftest import PASSWORD, csrf_token
 
@@ -302,3 +301,30 @@ def test_qr_login_continues_an_authorization_request(
     assert back.headers["Location"] == next_url
     tokens = flow.exchange(flow.code()).get_json()
     assert tokens["id_token"]
+
+
+def test_a_rotated_app_secret_is_a_502_unavailable_page__wechat_40125(
+    client: FlaskClient, control: FakeWeChatControl, wechat_apps: None,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    control.register_app(WEB_APPID, "web-secret-rotated-on-the-platform", kind="website")
+    control.next_qr_user(WEB_APPID, user="carol")
+    with caplog.at_level("ERROR", logger="idp.wechat_login"):
+        response = client.get(scan_qr(client))
+    assert response.status_code == 502
+    assert 'data-kind="unavailable"' in response.get_data(as_text=True)
+    assert any("check its appid and secret" in r.getMessage() for r in caplog.records)
+    assert accounts() == []
+
+
+def test_an_expired_user_token_at_userinfo_asks_to_start_again__wechat_42001(
+    client: FlaskClient, control: FakeWeChatControl, wechat_apps: None
+) -> None:
+    control.next_qr_user(WEB_APPID, user="carol")
+    callback = scan_qr(client, next_url="/account")
+    control.arm_failure("/sns/userinfo", errcode=42001)
+    response = client.get(callback)
+    body = response.get_data(as_text=True)
+    assert response.status_code == 400 and 'data-kind="authorisation_expired"' in body
+    assert 'href="/login/wechat?next=/account" id="restart"' in body
+    assert accounts() == []

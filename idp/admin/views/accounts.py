@@ -16,11 +16,12 @@ from idp.admin.forms import ConfirmForm, MoveIdentityForm
 from idp.admin.search import search_accounts
 from idp.admin.views.helpers import account_or_404, confirm_page, page_number
 from idp.extensions import db
+from idp.identity.accounts import IdentityError, identities_of
 from idp.identity.claims import profile_values
-from idp.identity.links import unlink_identity
+from idp.identity.links import move_identity, unlink_identity
 from idp.identity.models import AuditEvent, Identity, IdentityKind, MergeRecord
 from idp.identity.rules import UnlinkRefused
-from idp.identity.service import IdentityError, identities_of
+from idp.identity.sign_out import live_sessions
 from idp.oidc.models import Client, Consent
 from idp.staff.masking import mask_field, mask_phone
 
@@ -41,7 +42,7 @@ def account_detail(account_id: str) -> Any:
         account=account,
         claims=profile_values(account),
         identities=identities_of(account),
-        sessions=account_actions.live_sessions(account),
+        sessions=live_sessions(account),
         tokens=account_actions.live_refresh_tokens(account),
         consents=db.session.scalars(select(Consent).where(Consent.account_id == account.id)),
         audit=db.session.scalars(
@@ -98,7 +99,7 @@ def account_enable(account_id: str) -> Any:
 @bp.route("/accounts/<account_id>/sessions/<session_prefix>/end", methods=["GET", "POST"])
 def session_end(account_id: str, session_prefix: str) -> Any:
     account = account_or_404(account_id)
-    matching = [s for s in account_actions.live_sessions(account) if s.id[:8] == session_prefix]
+    matching = [s for s in live_sessions(account) if s.id[:8] == session_prefix]
     if len(matching) != 1:
         abort(404)
     login_session = matching[0]
@@ -113,7 +114,8 @@ def session_end(account_id: str, session_prefix: str) -> Any:
         [_("The browser signed in with session %(sid)s (%(channel)s, since %(when)s) is signed "
            "out of the IdP and must sign in again.", sid=session_prefix,
            channel=login_session.channel, when=login_session.created_at.strftime("%Y-%m-%d %H:%M")),
-         _("Tokens already issued to applications are not affected: revoke them separately.")],
+         _("The refresh tokens issued in this session are revoked, and applications that "
+           "registered a back-channel logout URI are told.")],
         request.path, back=_back(account_id),
     )
 
@@ -221,7 +223,7 @@ def identity_move(account_id: str) -> Any:
         if not admin_may("merges.carry_out"):
             abort(403)
         try:
-            account_actions.move_identity(identity, account, admin_actor())
+            move_identity(identity, account, admin_actor())
         except (UnlinkRefused, ActionRefused, IdentityError) as refusal:
             code = getattr(refusal, "code", "")
             flash(_("Refused: %(reason)s", reason=_refusal_text(code, str(refusal))), "error")

@@ -12,9 +12,9 @@ from idp.admin.blueprint import admin_actor, bp
 from idp.admin.forms import RoleGrantForm
 from idp.admin.views.helpers import account_or_404, confirm_page
 from idp.extensions import db
+from idp.identity.accounts import find_identity
 from idp.identity.models import Account, IdentityKind
 from idp.identity.phones import InvalidPhoneNumber, normalize_phone
-from idp.identity.service import find_identity
 from idp.staff.permissions import Role
 from idp.staff.roles import RoleRefused, admin_holders, grant_role, revoke_role, separation_mode
 

@@ -13,6 +13,7 @@ from idp.admin.forms import ConfirmForm
 from idp.admin.views.helpers import account_or_404
 from idp.extensions import db
 from idp.identity import audit
+from idp.identity.accounts import write_claim
 from idp.identity.catalogue import (
     RELEASING_SCOPES,
     TYPES,
@@ -23,7 +24,6 @@ from idp.identity.catalogue import (
     supported_scopes,
 )
 from idp.identity.claims import profile_values
-from idp.identity.service import write_claim
 from idp.scopes import SCOPE_CLAIMS
 
 

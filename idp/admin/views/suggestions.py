@@ -10,7 +10,7 @@ from flask_babel import gettext as _
 from idp.admin import suggestions as service
 from idp.admin.blueprint import admin_actor, bp
 from idp.admin.forms import ConfirmForm, DismissForm
-from idp.identity.report import run_reconciliation
+from idp.maintenance.reconciliation import run_reconciliation
 
 
 @bp.get("/suggestions")

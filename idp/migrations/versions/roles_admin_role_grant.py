@@ -1,7 +1,7 @@
 """admin roles (issue 27): one row per (account, role); every existing admin becomes `security`
 
 Revision ID: a27e0b1c5d01
-Revises: 9c4e2b7a5d18
+Revises: e7a41c2d9f58
 Create Date: 2026-12-06 09:50:00
 
 """
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 
 # revision identifiers, used by Alembic.
 revision = 'a27e0b1c5d01'
-down_revision = '9c4e2b7a5d18'
+down_revision = 'e7a41c2d9f58'
 branch_labels = None
 depends_on = None
 

@@ -15,7 +15,7 @@ from typing import Any
 
 from flask import Blueprint, Flask, Response, current_app, jsonify, request
 
-from idp.sms.fake.state import Failure, FakeMessage, FakeSmsAccount, FakeSmsState
+from idp.sms.fake.state import Failure, FakeMessage, FakeSmsAccount, FakeSmsState, FakeTemplate
 from idp.sms.signing import TC3_CONTENT_TYPE, aliyun_signature, tc3_signature
 
 MAINLAND_MOBILE = re.compile(r"^1[3-9]\d{9}$")
@@ -114,7 +114,8 @@ def _aliyun() -> Response:
         return _aliyun_error(failure.code, "armed by the fake's control API")
     if params.get("SignName") not in account.sign_names:
         return _aliyun_error("isv.SMS_SIGNATURE_ILLEGAL", "该账号下找不到对应签名")
-    if params.get("TemplateCode") not in account.templates:
+    template = account.template(params.get("TemplateCode"))
+    if template is None:
         return _aliyun_error("isv.SMS_TEMPLATE_ILLEGAL", "该账号下找不到对应模板")
     try:
         template_params = json.loads(params.get("TemplateParam") or "{}")
@@ -124,18 +125,49 @@ def _aliyun() -> Response:
         isinstance(v, str) for v in template_params.values()
     ):
         return _aliyun_error("isv.INVALID_JSON_PARAM", "JSON参数不合法，只接受字符串值")
+    missing = [v for v in template.variables if v not in template_params]
+    if missing:
+        return _aliyun_error("isv.TEMPLATE_MISSING_PARAMETERS", "模板变量缺少对应参数值")
+    if set(template_params) != set(template.variables):
+        # Aliyun: "请检查模板内容与模板参数是否匹配" — a variable the template does not declare.
+        return _aliyun_error("isv.SMS_TEMPLATE_ILLEGAL", "请检查模板内容与模板参数是否匹配")
     phones = (params.get("PhoneNumbers") or "").split(",")
-    if len(phones) != 1 or not MAINLAND_MOBILE.match(phones[0]):
-        return _aliyun_error("isv.MOBILE_NUMBER_ILLEGAL", "非法手机号")
+    phone, refusal = _aliyun_number(phones, template)
+    if refusal is not None:
+        return refusal
     message_id = f"{uuid.uuid4().int % 10**18}^0"
     _record(FakeMessage(
-        provider="aliyun", phone="+86" + phones[0], sign_name=params["SignName"],
-        template=params["TemplateCode"], params=[str(v) for v in template_params.values()],
+        provider="aliyun", phone=phone, sign_name=params["SignName"],
+        template=template.id, params=[str(template_params[v]) for v in template.variables],
         code=str(template_params.get("code", "")), message_id=message_id, at=fake_state().now(),
     ))
     return jsonify({  # type: ignore[return-value]
         "Code": "OK", "Message": "OK", "BizId": message_id, "RequestId": _request_id()
     })
+
+
+def _aliyun_number(phones: list[str], template: FakeTemplate) -> tuple[str, Response | None]:
+    """Mainland templates take 11-digit mainland mobiles (+86 left out); international ones
+    take country code + number and refuse a mainland number (isv.DOMESTIC_NUMBER_NOT_SUPPORTED).
+    A mainland template has no code of its own for a +852 number: it is no number it can send
+    to (isv.MOBILE_NUMBER_ILLEGAL)."""
+    if len(phones) != 1:
+        return "", _aliyun_error("isv.MOBILE_NUMBER_ILLEGAL", "非法手机号")
+    number = phones[0].removeprefix("+").removeprefix("00")
+    domestic = MAINLAND_MOBILE.match(number) or (
+        number.startswith("86") and MAINLAND_MOBILE.match(number[2:])
+    )
+    if template.region == "international":
+        if domestic:
+            return "", _aliyun_error(
+                "isv.DOMESTIC_NUMBER_NOT_SUPPORTED", "国际/港澳台消息模板不支持发送境内号码"
+            )
+        if not E164.match("+" + number):
+            return "", _aliyun_error("isv.MOBILE_NUMBER_ILLEGAL", "非法手机号")
+        return "+" + number, None
+    if not MAINLAND_MOBILE.match(phones[0]):
+        return "", _aliyun_error("isv.MOBILE_NUMBER_ILLEGAL", "非法手机号")
+    return "+86" + phones[0], None
 
 
 # --- Tencent Cloud: API v3 (SMS 2021-01-11, Captcha 2019-07-22) ----------------------------------
@@ -233,12 +265,29 @@ def _tencent_send_sms(account: FakeSmsAccount, body: dict[str, Any], armed_code:
         return _tencent_error(
             "FailedOperation.SignatureIncorrectOrUnapproved", "签名未审批或格式错误"
         )
-    if body.get("TemplateId") not in account.templates:
+    template = account.template(body.get("TemplateId"))
+    if template is None:
         return _tencent_error("FailedOperation.TemplateIncorrectOrUnapproved", "模板未审批或不存在")
     params = body.get("TemplateParamSet") or []
     phones = body.get("PhoneNumberSet")
     if not isinstance(phones, list) or not phones or not isinstance(params, list):
         return _tencent_error("MissingParameter", "PhoneNumberSet")
+    if len(params) != len(template.variables):
+        return _tencent_error(
+            "FailedOperation.TemplateParamSetNotMatchApprovedTemplate",
+            "请求内容与审核通过的模板内容不匹配。请检查请求中模板参数的个数是否与申请的模板一致。",
+        )
+    mainland = [str(phone).startswith("+86") for phone in phones]
+    if template.region == "mainland" and not all(mainland):
+        return _tencent_error(
+            "UnsupportedOperation.ChineseMainlandTemplateToGlobalPhone",
+            "国内短信模板不支持发送国际/港澳台手机号。发送国际/港澳台手机号请使用国际/港澳台短信正文模板。",
+        )
+    if template.region == "international" and any(mainland):
+        return _tencent_error(
+            "UnsupportedOperation.GlobalTemplateToChineseMainlandPhone",
+            "国际/港澳台短信模板不支持发送国内手机号。发送国内手机号请使用国内短信正文模板。",
+        )
     statuses = []
     for phone in phones:
         number = str(phone)
@@ -251,7 +300,7 @@ def _tencent_send_sms(account: FakeSmsAccount, body: dict[str, Any], armed_code:
         if code == "Ok":
             _record(FakeMessage(
                 provider="tencent", phone=number, sign_name=str(body["SignName"]),
-                template=str(body["TemplateId"]), params=[str(p) for p in params],
+                template=template.id, params=[str(p) for p in params],
                 code=str(params[0]) if params else "", message_id=serial, at=fake_state().now(),
             ))
         else:
@@ -338,10 +387,14 @@ def add_account() -> Response:
         return _bad("provider must be aliyun, tencent or captcha")
     if not body.get("key_id") or not body.get("key_secret"):
         return _bad("key_id and key_secret are required")
+    try:
+        templates = [FakeTemplate.from_json(t) for t in body.get("templates", [])]
+    except (AttributeError, KeyError, TypeError, ValueError):
+        return _bad('templates: ids, or {"id", "region": mainland|international, "variables"}')
     fake_state().add_account(FakeSmsAccount(
         provider=body["provider"], key_id=str(body["key_id"]), key_secret=str(body["key_secret"]),
         sign_names=[str(s) for s in body.get("sign_names", [])],
-        templates=[str(t) for t in body.get("templates", [])],
+        templates=templates,
         app_id=str(body.get("app_id", "")), app_secret_key=str(body.get("app_secret_key", "")),
     ))
     return jsonify({"ok": True})  # type: ignore[return-value]

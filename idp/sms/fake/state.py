@@ -9,15 +9,39 @@ from dataclasses import dataclass, field
 from typing import Any
 
 
+@dataclass(frozen=True)
+class FakeTemplate:
+    """An approved template as the providers know it: for mainland China or for international
+    numbers (国际/港澳台: +852, +853, …), with the variables it declares, in order."""
+
+    id: str
+    region: str = "mainland"  # or "international"
+    variables: tuple[str, ...] = ("code",)
+
+    @classmethod
+    def from_json(cls, value: Any) -> FakeTemplate:
+        """`"SMS_1"` (mainland, variable `code`) or `{"id", "region", "variables"}`."""
+        if isinstance(value, str):
+            return cls(value)
+        region = str(value.get("region", "mainland"))
+        if region not in ("mainland", "international"):
+            raise ValueError("region must be mainland or international")
+        return cls(str(value["id"]), region,
+                   tuple(str(v) for v in value.get("variables", ["code"])))
+
+
 @dataclass
 class FakeSmsAccount:
     provider: str  # "aliyun", "tencent" or "captcha"
     key_id: str
     key_secret: str
     sign_names: list[str] = field(default_factory=list)
-    templates: list[str] = field(default_factory=list)
+    templates: list[FakeTemplate] = field(default_factory=list)
     app_id: str = ""  # Tencent SmsSdkAppId, or the CaptchaAppId
     app_secret_key: str = ""  # Tencent Captcha AppSecretKey
+
+    def template(self, template_id: Any) -> FakeTemplate | None:
+        return next((t for t in self.templates if t.id == template_id), None)
 
 
 @dataclass

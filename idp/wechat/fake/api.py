@@ -7,6 +7,7 @@ does it; errmsg with a fresh `rid:` each time so clients cannot match on it.
 from __future__ import annotations
 
 import json
+import re
 import secrets
 from html import escape
 from typing import Any
@@ -35,6 +36,9 @@ SCENE_CHARACTERS = frozenset(
     "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ!#$&'()*+,/:;=?@-._~"
 )
 SCENE_MAX_LENGTH = 32
+# `state` of qrconnect and oauth2/authorize: WeChat documents a-zA-Z0-9, at most 128 bytes. The
+# fake refuses anything else with WeChat's error page, so a client that strays is caught here.
+STATE_PATTERN = re.compile(r"[A-Za-z0-9]{0,128}")
 ENV_VERSIONS = frozenset({"release", "trial", "develop"})
 ERRMSGS = {
     -1: "system error",
@@ -133,6 +137,8 @@ def qrconnect() -> BaseResponse:
         return _error_page()
     if args.get("response_type") != "code" or scope not in {"snsapi_login", "snsapi_userinfo"}:
         return _error_page()
+    if not _valid_state(args.get("state")):
+        return _error_page()
     user = fake_state().next_qr_user(app.appid)
     query: dict[str, str] = {}
     if user is not None:
@@ -143,9 +149,16 @@ def qrconnect() -> BaseResponse:
     return redirect(redirect_uri + separator + urlencode(query), code=302)
 
 
+def _valid_state(state: str | None) -> bool:
+    return state is None or STATE_PATTERN.fullmatch(state) is not None
+
+
 def _error_page() -> Response:
     # WeChat shows a "参数错误" page; it never redirects a request it cannot trust.
-    page = "<html><body><h1>参数错误</h1><p>invalid appid, redirect_uri or scope</p></body></html>"
+    page = (
+        "<html><body><h1>参数错误</h1>"
+        "<p>invalid appid, redirect_uri, scope or state</p></body></html>"
+    )
     return Response(page, status=400, content_type="text/html; charset=utf-8")
 
 
@@ -209,6 +222,8 @@ def oauth2_authorize() -> BaseResponse:
     if app is None or app.kind not in OFFICIAL_ACCOUNT_KINDS or not redirect_uri.startswith("http"):
         return _error_page()
     if args.get("response_type") != "code" or scope not in OFFICIAL_ACCOUNT_SCOPES:
+        return _error_page()
+    if not _valid_state(args.get("state")):
         return _error_page()
     user = fake_state().browser_user(app.appid)
     request_data = {

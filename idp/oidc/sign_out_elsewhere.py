@@ -7,19 +7,22 @@ tokens die with it, relying parties with a back-channel logout URI are told), an
 refresh tokens that belong to no live session of this browser: the mini-program's (a token
 exchange has no IdP session) and those an app kept after its session ended (`offline_access`).
 This browser's session and the tokens issued in it stay: the user has just proved the factor.
+
+Protocol code (it revokes refresh tokens, the protocol's table): the sessions end through the
+engine (`idp.identity.sign_out`), which sits below.
 """
 
 from __future__ import annotations
 
 from sqlalchemy import or_, select
 
-from idp.accounts.models import LoginSession
 from idp.extensions import db
 from idp.identity import audit
 from idp.identity.audit import Actor
 from idp.identity.models import Account
-from idp.identity.sign_out import revoke_refresh_tokens, sign_out_other_sessions
+from idp.identity.sign_out import live_sessions, sign_out_other_sessions
 from idp.models_base import utcnow
+from idp.oidc.credentials import revoke_refresh_tokens
 from idp.oidc.models import RefreshToken
 
 REASON = "second factor added"
@@ -44,17 +47,9 @@ def sign_out_elsewhere(account: Account, keep_session_id: str, actor: Actor) -> 
 
 def signed_in_elsewhere(account: Account, keep_session_id: str) -> bool:
     """Whether `sign_out_elsewhere` would end anything: the offer is made only then. Two
-    queries, each stopping at the first row."""
+    queries: the live sessions, then a refresh token outside this one (stopping at the first)."""
     now = utcnow()
-    other_session = db.session.scalar(
-        select(LoginSession.id).where(
-            LoginSession.account_id == account.id,
-            LoginSession.ended_at.is_(None),
-            LoginSession.expires_at > now,
-            LoginSession.id != keep_session_id,
-        ).limit(1)
-    )
-    if other_session is not None:
+    if any(row.id != keep_session_id for row in live_sessions(account)):
         return True
     other_token = db.session.scalar(
         select(RefreshToken.token_digest).where(

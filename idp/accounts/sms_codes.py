@@ -14,19 +14,20 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import ipaddress
 import logging
 import secrets
-from datetime import timedelta
+from datetime import datetime, timedelta
 from urllib.parse import urlsplit
 
 from flask import Flask, current_app, has_request_context, session
 from flask_babel import get_locale
 from prometheus_client import Counter, Histogram
 from sqlalchemy import select, update
+from sqlalchemy.exc import OperationalError
 
 from idp.accounts.models import SmsCode
-from idp.extensions import db
+from idp.config import is_loopback_host
+from idp.extensions import db, rows_matched
 from idp.models_base import utcnow
 from idp.sms.captcha import Captcha, build_captcha
 from idp.sms.errors import SmsError
@@ -53,7 +54,7 @@ sms_latency = Histogram(
 def init_app(app: Flask) -> None:
     """Reads and checks the SMS and captcha settings: a wrong one stops the start (ConfigError)."""
     settings = SmsSettings.from_config(app.config)
-    loopback = _is_loopback_issuer(app.config["IDP_ISSUER"])
+    loopback = is_loopback_host(urlsplit(app.config["IDP_ISSUER"]).hostname or "")
     if settings.provider == "log" and not loopback and not app.testing:
         log.warning(
             "IDP_SMS_PROVIDER=log on a non-loopback issuer: SMS codes are neither delivered nor "
@@ -68,16 +69,6 @@ def init_app(app: Flask) -> None:
 def _observe(provider: str, result: str, seconds: float) -> None:
     sms_sends.labels(provider=provider, result=result).inc()
     sms_latency.labels(provider=provider).observe(seconds)
-
-
-def _is_loopback_issuer(issuer: str) -> bool:
-    host = urlsplit(issuer).hostname or ""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def sender() -> SmsSender:
@@ -157,14 +148,41 @@ def check_code(phone: str, purpose: str, code: str, binding: str | None = None) 
         and hmac.compare_digest(row.browser_digest, keyed_digest("browser", binding))
     )
     if right_code and right_browser:
-        row.consumed_at = now
-        db.session.flush()
-        return True
-    row.attempts += 1
-    if row.attempts >= MAX_ATTEMPTS:
-        row.consumed_at = now
+        return _claim(row.id, now)
+    # In SQL, not in Python: racing wrong guesses each count (SQLite has no row lock).
+    db.session.execute(
+        update(SmsCode).where(SmsCode.id == row.id)
+        .values(attempts=SmsCode.attempts + 1)
+        .execution_options(synchronize_session=False)
+    )
+    db.session.execute(
+        update(SmsCode)
+        .where(SmsCode.id == row.id, SmsCode.attempts >= MAX_ATTEMPTS,
+               SmsCode.consumed_at.is_(None))
+        .values(consumed_at=now)
+        .execution_options(synchronize_session=False)
+    )
     db.session.commit()
     return False
+
+
+def _claim(code_id: int, now: datetime) -> bool:
+    """Single use on both backends: the conditional UPDATE claims the code, and of requests
+    racing with one code only the one whose UPDATE changed the row goes on. On PostgreSQL the
+    `FOR UPDATE` read above already queues them; SQLite ignores it, so this is what stops four
+    `/register/confirm` with one code from all succeeding (issue 23 item 6). A racer whose
+    snapshot predates the winner's commit meets "database is locked": it lost too."""
+    try:
+        claimed = rows_matched(
+            update(SmsCode)
+            .where(SmsCode.id == code_id, SmsCode.consumed_at.is_(None))
+            .values(consumed_at=now)
+            .execution_options(synchronize_session=False)
+        )
+    except OperationalError:
+        db.session.rollback()
+        return False
+    return claimed == 1
 
 
 def keyed_digest(*parts: str) -> str:

@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy import delete, select
 
 from idp.crypto import SecretBox
-from idp.extensions import db
+from idp.extensions import db, rows_matched
 from idp.identity.models import Account
 from idp.oidc.models import SigningKey
 from idp.wechat.models import WeChatAccessToken, WeChatApp, WeChatSessionKey
@@ -52,6 +52,6 @@ def rotate_encryption(box: SecretBox) -> dict[str, int]:
                 changed += 1
         counts[column.model.__tablename__] = changed
     # A cache: dropping it is simpler and safer than re-encrypting; it refills on next use.
-    counts["wechat_access_token (dropped)"] = db.session.execute(delete(WeChatAccessToken)).rowcount
+    counts["wechat_access_token (dropped)"] = rows_matched(delete(WeChatAccessToken))
     db.session.commit()
     return counts

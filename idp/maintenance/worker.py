@@ -1,4 +1,5 @@
-"""Who runs the delivery: `idp worker` in production, or a thread inside the web process.
+"""Who runs the event delivery and the scheduled jobs (so it sits in `maintenance`, above
+`events`): `idp worker` in production, or a thread inside the web process.
 
 The embedded thread starts with the first request a process serves rather than in `create_app`:
 a command such as `idp db upgrade` then never starts one, and under a pre-forking server each

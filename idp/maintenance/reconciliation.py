@@ -113,7 +113,7 @@ def _kind(reason: str) -> str:
 
 def findings(session: Session | None = None) -> Iterator[Finding]:
     """Every finding, streamed from the database in a stable order."""
-    session = session or db.session
+    session = session or db.session()
     if session.get_bind().dialect.name == "postgresql":
         # The rows are streamed through a server-side cursor, which PostgreSQL plans for its
         # first tenth (nested loops probing every account: 9 s at a million accounts); plan

@@ -2,7 +2,9 @@
 received tokens in it and registered a `backchannel_logout_uri` is told, server to server.
 
 Logout tokens go through the events outbox (same transaction as the session's end, retries,
-dead letter, admin retry); `idp.events.delivery` signs and POSTs them.
+dead letter, admin retry); `idp.events.delivery` signs and POSTs them. The engine says which
+session ended (`idp.identity.hooks.session_ended`, `client_signed_out`) and
+`idp.events.listeners` calls this module.
 """
 
 from __future__ import annotations
@@ -60,17 +62,7 @@ def queue_logout_tokens(session_id: str, account_id: str) -> int:
     """Adds one delivery per interested client to the caller's transaction."""
     clients = clients_of_session(session_id)
     for client in clients:
-        db.session.add(
-            EventDelivery(
-                client_id=client.client_id,
-                event_type=BACKCHANNEL_LOGOUT,
-                payload=json.dumps(logout_token_claims(client.client_id, account_id, session_id)),
-                status=DeliveryStatus.PENDING,
-                attempts=0,
-                next_attempt_at=utcnow(),
-                created_at=utcnow(),
-            )
-        )
+        queue_client_logout(client, account_id, session_id)
     return len(clients)
 
 

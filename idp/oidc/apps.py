@@ -16,13 +16,12 @@ from flask import current_app
 from sqlalchemy import select, union, update
 
 from idp.extensions import db
-from idp.identity import audit
+from idp.identity import audit, hooks
+from idp.identity.accounts import IdentityError
 from idp.identity.audit import Actor
 from idp.identity.models import Account
-from idp.identity.service import IdentityError
-from idp.identity.sign_out import revoke_refresh_tokens
 from idp.models_base import utcnow
-from idp.oidc.backchannel_logout import queue_client_logout
+from idp.oidc.credentials import revoke_refresh_tokens
 from idp.oidc.models import (
     AuthorizationCode,
     Client,
@@ -113,7 +112,7 @@ def revoke_app(account: Account, client_id: str, actor: Actor) -> dict[str, int]
         .values(expires_at=now)
         .execution_options(synchronize_session=False)
     )
-    told = sum(queue_client_logout(client, account.id, sid) for sid in sessions)
+    told = sum(hooks.client_signed_out(client_id, account.id, sid) for sid in sessions)
     result = {"consent": int(consent is not None), "refresh_tokens": revoked, "logouts": told}
     audit.record("app.revoke", actor, account.id, reason="account centre",
                  client_id=client_id, **result)

@@ -1,6 +1,7 @@
-"""The identity engine's API: the only code that creates accounts or attaches identities.
+"""Accounts and the identities they hold — finding, creating, linking — and the profile claims
+written to them: the only code that creates accounts or attaches identities.
 
-Merging, undoing and unlinking live in `merge.py` and `links.py` beside this module.
+Merging, undoing, unlinking and moving live in `merge.py` and `links.py` beside this module.
 """
 
 from __future__ import annotations
@@ -10,12 +11,11 @@ from typing import Any
 
 from sqlalchemy import select
 
-from idp.events import sets
-from idp.events.outbox import emit, emit_profile_update
 from idp.extensions import db
-from idp.identity import audit
+from idp.identity import account_events, audit
 from idp.identity.audit import Actor
 from idp.identity.catalogue import check_write
+from idp.identity.hooks import announce_account_event, announce_profile_update
 from idp.identity.models import (
     Account,
     AccountAlias,
@@ -75,7 +75,7 @@ def create_account(actor: Actor, channel: str, *, is_admin: bool = False) -> Acc
     db.session.add(account)
     db.session.flush()
     audit.record("account.create", actor, account.id, reason=f"first sign-in via {channel}")
-    emit(sets.ACCOUNT_CREATED, account.id, actor, channel=channel)
+    announce_account_event(account_events.ACCOUNT_CREATED, account.id, actor, channel=channel)
     return account
 
 
@@ -124,7 +124,7 @@ def link_identity(
         value=_display_value(kind, value),
         verified=verified,
     )
-    emit_identity_change(sets.IDENTITY_LINKED, account, identity, actor)
+    emit_identity_change(account_events.IDENTITY_LINKED, account, identity, actor)
     return identity
 
 
@@ -135,9 +135,9 @@ def emit_identity_change(
     verified phone coming or going is also `phone-changed`."""
     details = {"kind": identity.kind, "namespace": identity.namespace,
                "verified": bool(identity.verified)}
-    emit(event_type, account.id, actor, details=details)
+    announce_account_event(event_type, account.id, actor, details=details)
     if identity.kind == IdentityKind.PHONE and identity.verified:
-        emit(sets.PHONE_CHANGED, account.id, actor)
+        announce_account_event(account_events.PHONE_CHANGED, account.id, actor)
 
 
 def identities_of(account: Account, kind: str | None = None) -> list[Identity]:
@@ -180,7 +180,7 @@ def set_claim(
     account.profile_updated_at = utcnow()
     if actor is None:
         actor = Actor.user(account.id) if source == "user" else Actor.system(source)
-    emit_profile_update(account.id, actor, [name])
+    announce_profile_update(account.id, actor, [name])
     return True
 
 
