@@ -11,10 +11,11 @@ first record that was altered, deleted, reordered or inserted behind the IdP's b
 Records older than `IDP_RETENTION_AUDIT_DAYS` may be purged (idp/maintenance/retention.py): their
 seals stay and keep the chain linked, and `verify` counts them as purged rather than deleted.
 
-Appends are serialised so two processes never fork a chain: on PostgreSQL a transaction-scoped
-advisory lock is taken before the first audit row of a transaction is inserted (so ids follow
-the chain); SQLite has one writer at a time, and the seal is read after this transaction's own
-insert, when it holds the write lock.
+Appends are serialised so two processes never fork a chain: the seals of a transaction are made
+just before it commits, on PostgreSQL under a transaction-scoped advisory lock (held from then to
+the commit only, and taken after every row lock the transaction holds, so it cannot deadlock with
+them); SQLite has one writer at a time, and this transaction already holds the write lock. The
+chain's order is the seals' `seq`, assigned under that lock.
 """
 
 from __future__ import annotations
@@ -85,27 +86,30 @@ def _before_flush(session: Session, _context: Any, _instances: Any) -> None:
     for record in new:
         if record.created_at is None:
             record.created_at = utcnow()
-    connection = session.connection()
-    if connection.dialect.name == "postgresql" and not session.info.get("audit_chain_locked"):
-        connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": ADVISORY_LOCK})
-        session.info["audit_chain_locked"] = True
     session.info.setdefault(PENDING_KEY, []).extend(new)
 
 
-@event.listens_for(Session, "after_flush")
-def _after_flush(session: Session, _context: Any) -> None:
+@event.listens_for(Session, "before_commit")
+def _before_commit(session: Session) -> None:
+    if not session.info.get(PENDING_KEY) and not any(
+        isinstance(obj, AuditEvent) for obj in session.new
+    ):
+        return
+    session.flush()  # every record of the transaction is written and has its id
     pending = session.info.pop(PENDING_KEY, [])
     if not pending:
         return
-    key = audit_key()
     connection = session.connection()
+    if connection.dialect.name == "postgresql":
+        connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": ADVISORY_LOCK})
+    key = audit_key()
     last: dict[str, str] = {}
     for record in sorted(pending, key=lambda r: r.id):
         day = record.created_at.date().isoformat()
         if day not in last:
             last[day] = connection.execute(
                 select(AuditSeal.mac).where(AuditSeal.day == day)
-                .order_by(AuditSeal.event_id.desc()).limit(1)
+                .order_by(AuditSeal.seq.desc()).limit(1)
             ).scalar() or anchor(key, day)
         mac = seal_mac(key, last[day], record)
         connection.execute(insert(AuditSeal).values(
@@ -113,10 +117,8 @@ def _after_flush(session: Session, _context: Any) -> None:
         last[day] = mac
 
 
-@event.listens_for(Session, "after_commit")
 @event.listens_for(Session, "after_rollback")
 def _transaction_over(session: Session) -> None:
-    session.info.pop("audit_chain_locked", None)
     session.info.pop(PENDING_KEY, None)
 
 
@@ -146,11 +148,11 @@ class Verification:
 
 
 def verify(session: Any) -> Verification:
-    """Walks every day's chain in id order; every problem found, first ones first."""
+    """Walks every day's chain in seal order; every problem found, first ones first."""
     key = audit_key()
     purgeable_until = _purgeable_until()
     purged = 0
-    seals = session.execute(select(AuditSeal).order_by(AuditSeal.day, AuditSeal.event_id))
+    seals = session.execute(select(AuditSeal).order_by(AuditSeal.day, AuditSeal.seq))
     events = {row.id: row for row in session.scalars(select(AuditEvent))}
     problems: list[Problem] = []
     days: set[str] = set()

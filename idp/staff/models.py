@@ -52,7 +52,9 @@ class AuditSeal(Model):
 
     __tablename__ = "audit_seal"
 
-    event_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    # The chain's order: assigned under the append lock, so it is the order the seals were made.
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True)
+    event_id: Mapped[int] = mapped_column(Integer, unique=True)
     day: Mapped[str] = mapped_column(String(10), index=True)  # UTC, YYYY-MM-DD
     prev: Mapped[str] = mapped_column(String(64))
     mac: Mapped[str] = mapped_column(String(64))

@@ -19,11 +19,13 @@ depends_on = None
 def upgrade():
     op.create_table(
         'audit_seal',
-        sa.Column('event_id', sa.Integer(), autoincrement=False, nullable=False),
+        sa.Column('seq', sa.Integer(), nullable=False),
+        sa.Column('event_id', sa.Integer(), nullable=False),
         sa.Column('day', sa.String(length=10), nullable=False),
         sa.Column('prev', sa.String(length=64), nullable=False),
         sa.Column('mac', sa.String(length=64), nullable=False),
-        sa.PrimaryKeyConstraint('event_id'),
+        sa.PrimaryKeyConstraint('seq'),
+        sa.UniqueConstraint('event_id'),
     )
     with op.batch_alter_table('audit_seal', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_audit_seal_day'), ['day'], unique=False)
