@@ -75,6 +75,9 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     caching.init_app(app)
 
     _register_models()
+    from idp.staff import audit_chain
+
+    audit_chain.init_app(app)  # seals every audit record (issue 27 item 4)
     _register_domains(app)
     _register_request_hooks(app)
     from idp.oidc import hot_paths
@@ -129,6 +132,7 @@ def _register_models() -> None:
     import idp.identity.models  # noqa: F401
     import idp.maintenance.models  # noqa: F401
     import idp.oidc.models  # noqa: F401
+    import idp.staff.models  # noqa: F401
     import idp.usage.models  # noqa: F401
     import idp.wechat.models  # noqa: F401
 

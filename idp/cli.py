@@ -45,10 +45,11 @@ def read_secret(label: str) -> str:
 
 def register_commands(app: Flask) -> None:
     from idp.sms.cli import fake_sms, sms
+    from idp.staff.cli import admins, audit
 
     for command in (
         users, clients, keys, wechat_apps, serve, dev, fake_wechat, identity, worker, backup,
-        restore, maintenance, sms, fake_sms, tokens,
+        restore, maintenance, sms, fake_sms, tokens, admins, audit,
     ):  # fmt: skip
         app.cli.add_command(command)
 

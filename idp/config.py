@@ -75,6 +75,13 @@ ENVIRONMENT_NAMES = (
     "IDP_KEY_SIGN_MARGIN_SECONDS",
     "IDP_DELETION_GRACE_DAYS",
     "IDP_REAUTH_SECONDS",
+    "IDP_ADMIN_SEPARATION",
+    "IDP_ADMIN_FOUR_EYES",
+    "IDP_AUDIT_KEY",
+    "IDP_ADMIN_IDLE_MINUTES",
+    "IDP_ADMIN_MAX_HOURS",
+    "IDP_AUDIT_KEY_FILE",
+    "IDP_ADMIN_APPROVAL_HOURS",
     "IDP_WEBAUTHN_RP_ID",
     # Profile claims: the conflict rule and operator-defined claims (idp/identity/catalogue.py).
     "IDP_CLAIM_PRIORITY",
@@ -167,6 +174,20 @@ DEFAULTS: dict[str, Any] = {
     # sign-in must be for sensitive changes; the WebAuthn RP ID (default: the issuer's host).
     "IDP_DELETION_GRACE_DAYS": 15,
     "IDP_REAUTH_SECONDS": 300,
+    # Admin roles: "relaxed" lets one person hold several; "strict" keeps security and auditor
+    # each alone (idp/staff/roles.py says why the default is relaxed).
+    "IDP_ADMIN_SEPARATION": "relaxed",
+    # Four-eyes (idp/admin/four_eyes.py): which manual actions wait for a second admin, and for
+    # how long a proposal can be approved.
+    "IDP_ADMIN_FOUR_EYES": "merge undo move",
+    "IDP_ADMIN_APPROVAL_HOURS": 24,
+    # The audit chain's MAC key, never stored in the database (idp/staff/audit_chain.py); when
+    # neither is set, generated once into instance/audit_key.
+    "IDP_AUDIT_KEY": None,
+    # Admin sessions (idp/admin/access.py): ended when idle this long, or older than this.
+    "IDP_ADMIN_IDLE_MINUTES": 15,
+    "IDP_ADMIN_MAX_HOURS": 8,
+    "IDP_AUDIT_KEY_FILE": None,
     "IDP_WEBAUTHN_RP_ID": None,
     # JSON {"*": [sources by priority], "<claim>": [...]}; unset: user>admin>api>website>wechat
     "IDP_CLAIM_PRIORITY": None,

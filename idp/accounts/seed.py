@@ -15,6 +15,8 @@ from idp.identity.accounts import (
 from idp.identity.audit import Actor
 from idp.identity.models import Account, IdentityKind
 from idp.identity.phones import normalize_phone
+from idp.staff.permissions import SECURITY
+from idp.staff.roles import grant_role
 
 
 def create_password_user(
@@ -40,5 +42,8 @@ def create_password_user(
     add_password(account, password_hash, actor)
     if name:
         set_claim(account, "name", name, "website", actor)
+    if admin:
+        # The bootstrap admin (issue 27) holds `security`, the role that grants the others.
+        grant_role(account, SECURITY, actor, reason="bootstrap admin")
     db.session.commit()
     return account

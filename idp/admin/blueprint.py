@@ -4,12 +4,16 @@ from __future__ import annotations
 
 from flask import Blueprint, g
 
-from idp.admin import access
+from idp.admin import access, four_eyes
 from idp.identity.audit import Actor
 from idp.identity.models import Account
+from idp.staff.masking import mask_field
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 bp.before_request(access.require_admin)
+bp.add_app_template_global(access.admin_may, "admin_may")
+bp.add_app_template_global(four_eyes.needs_second_admin, "four_eyes")
+bp.add_app_template_filter(lambda value, field: mask_field(field, value), "masked")
 
 
 def current_admin() -> Account:

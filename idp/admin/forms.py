@@ -32,6 +32,21 @@ class ConfirmForm(FlaskForm):
     """Only the CSRF token: the page around it says what will happen."""
 
 
+class RevealForm(FlaskForm):
+    reason = StringField(_l("Reason (kept in the audit log)"),
+                         validators=[DataRequired(), Length(max=200)])
+
+
+class RoleGrantForm(FlaskForm):
+    who = StringField(_l("Phone or account id"), validators=[DataRequired(), Length(max=64)])
+    role = SelectField(_l("Role"), choices=[
+        SelectChoice("support", _l("support")), SelectChoice("identity", _l("identity")),
+        SelectChoice("security", _l("security")), SelectChoice("auditor", _l("auditor")),
+    ])
+    reason = StringField(_l("Reason (kept in the audit log)"),
+                         validators=[DataRequired(), Length(max=200)])
+
+
 class MergeForm(FlaskForm):
     survivor_id = HiddenField(validators=[DataRequired(), Length(max=36)])
     loser_id = HiddenField(validators=[DataRequired(), Length(max=36)])

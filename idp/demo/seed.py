@@ -118,8 +118,24 @@ def _ensure_admin() -> str | None:
     if find_identity(IdentityKind.PHONE, normalize_phone(ADMIN_PHONE)) is not None:
         return None
     password = secrets.token_urlsafe(12)
-    create_password_user(ADMIN_PHONE, password, admin=True, name=ADMIN_NAME)
+    admin = create_password_user(ADMIN_PHONE, password, admin=True, name=ADMIN_NAME)
+    _demo_admin_roles(admin)
     return password
+
+
+def _demo_admin_roles(admin: Any) -> None:
+    """The demo has one operator: beside `security` (every bootstrap admin's role) it holds the
+    other roles too, unless the separation is strict. Four-eyes still asks for a second admin."""
+    from idp.identity.audit import Actor
+    from idp.staff.permissions import Role
+    from idp.staff.roles import RoleRefused, grant_role
+
+    for role in (Role.SUPPORT, Role.IDENTITY, Role.AUDITOR):
+        try:
+            grant_role(admin, role, Actor.system("demo"), reason="demo operator")
+        except RoleRefused:
+            return
+    db.session.commit()
 
 
 def _client_named(name: str) -> Client | None:

@@ -20,6 +20,8 @@ from idp.identity.accounts import create_account, link_identity, set_claim
 from idp.identity.audit import Actor
 from idp.identity.models import Account, AuditEvent, IdentityKind
 from idp.models_base import utcnow
+from idp.staff.permissions import Role
+from idp.staff.roles import grant_role
 from tests.conftest import csrf_token, login
 
 ADMIN_PHONE = "+8613900000001"
@@ -67,11 +69,24 @@ def enrol_totp(browser: FlaskClient) -> str:
 
 @pytest.fixture
 def admin_account(make_user: Any) -> Account:
-    return make_user(phone=ADMIN_PHONE, name="Ada Admin", admin=True)
+    """The bootstrap admin (`security`) also given the other roles, as a one-person team under
+    the default relaxed separation: the page tests exercise the pages, test_roles the policy."""
+    account = make_user(phone=ADMIN_PHONE, name="Ada Admin", admin=True)
+    grant_roles(account, *Role)
+    return account
+
+
+def grant_roles(account: Account, *roles: str) -> None:
+    for role in roles:
+        grant_role(account, role, Actor.system("test"))
+    db.session.commit()
 
 
 @pytest.fixture
-def admin(client: FlaskClient, admin_account: Account) -> AdminBrowser:
+def admin(app: Any, client: FlaskClient, admin_account: Account) -> AdminBrowser:
+    # A one-person team cannot have a second pair of eyes: the page tests carry merges, undos
+    # and moves out at once; tests/admin/test_four_eyes.py runs the default (all three wait).
+    app.config["IDP_ADMIN_FOUR_EYES"] = ""
     login(client, ADMIN_PHONE)
     secret = enrol_totp(client)
     return AdminBrowser(client, admin_account, secret)

@@ -57,7 +57,9 @@ class Served:
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     tmp = tmp_path_factory.mktemp("browser")
-    app = create_app(base_config(tmp, f"sqlite:///{tmp / 'idp.sqlite3'}"))
+    # One admin: merges and undos are carried out at once (test_four_eyes_browser.py has two).
+    app = create_app({**base_config(tmp, f"sqlite:///{tmp / 'idp.sqlite3'}"),
+                      "IDP_ADMIN_FOUR_EYES": ""})
     with app.app_context():
         db.create_all()
         alice, mini = _seed()
@@ -79,8 +81,11 @@ def _seed() -> tuple[str, str]:
     from idp.identity.accounts import create_account, link_identity, set_claim
     from idp.identity.audit import Actor
     from idp.identity.models import IdentityKind
+    from idp.staff.roles import grant_role
 
-    create_password_user(ADMIN_PHONE, PASSWORD, name="Ada Admin", admin=True)
+    admin = create_password_user(ADMIN_PHONE, PASSWORD, name="Ada Admin", admin=True)
+    for role in ("support", "identity", "auditor"):  # one operator, relaxed separation
+        grant_role(admin, role, Actor.system("test"))
     alice = create_password_user("+8613800138000", PASSWORD, name="Alice Liddell")
     actor = Actor.system("test")
     mini = create_account(actor, "miniprogram")

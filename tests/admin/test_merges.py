@@ -119,7 +119,7 @@ def test_suggested_merges_review_and_dismiss(
     link_identity(mini, IdentityKind.PHONE, "+8613800138000", Actor.user(mini.id), verified=False)
     db.session.commit()
     html = text_of(admin.get("/admin/suggestions"))
-    assert "Shared phone +8613800138000" in html
+    assert "Shared phone 138****8000" in html  # masked (issue 27 item 3)
     assert f"/admin/merge?a={alice.id}&amp;b={mini.id}" in admin.get(
         "/admin/suggestions").get_data(as_text=True)
     key = re.search(r'name="key" value="([^"]+)"', admin.get("/admin/suggestions")

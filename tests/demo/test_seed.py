@@ -36,6 +36,10 @@ def test_seeding_twice_creates_one_admin_and_two_clients(app: Flask, tmp_path: P
     second = seed_demo(tmp_path, RP_URL)
 
     assert count(Account, Account.is_admin.is_(True)) == 1
+    from idp.staff.roles import admin_holders
+
+    [holder] = admin_holders()  # one operator holding every role (relaxed separation)
+    assert holder.roles == ("support", "identity", "security", "auditor")
     assert count(Client) == 2
     assert count(WeChatApp) == 3  # mini-program, website, Official Account
     assert first.first_start and first.admin_password

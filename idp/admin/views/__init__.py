@@ -2,6 +2,8 @@
 
 from idp.admin.views import (  # noqa: F401
     accounts,
+    admins,
+    audit,
     auth,
     claims,
     clients,
@@ -10,6 +12,8 @@ from idp.admin.views import (  # noqa: F401
     events,
     keys,
     merges,
+    proposals,
+    reveal,
     suggestions,
     tokens,
     wechat_apps,

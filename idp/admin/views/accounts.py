@@ -8,9 +8,10 @@ from flask import abort, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from sqlalchemy import or_, select
 
-from idp.admin import account_actions
+from idp.admin import account_actions, four_eyes
+from idp.admin.access import admin_may
 from idp.admin.account_actions import ActionRefused
-from idp.admin.blueprint import admin_actor, bp
+from idp.admin.blueprint import admin_actor, bp, current_admin
 from idp.admin.forms import ConfirmForm, MoveIdentityForm
 from idp.admin.search import search_accounts
 from idp.admin.views.helpers import account_or_404, confirm_page, page_number
@@ -22,6 +23,7 @@ from idp.identity.models import AuditEvent, Identity, IdentityKind, MergeRecord
 from idp.identity.rules import UnlinkRefused
 from idp.identity.sign_out import live_sessions
 from idp.oidc.models import Client, Consent
+from idp.staff.masking import mask_field, mask_phone
 
 
 @bp.get("/accounts")
@@ -155,12 +157,12 @@ def reset_code(account_id: str) -> Any:
         return _done(
             account_id,
             lambda: account_actions.send_password_reset(account, phone, admin_actor()),
-            _("A password-reset code was sent to %(phone)s.", phone=phone),
+            _("A password-reset code was sent to %(phone)s.", phone=mask_phone(phone)),
         )
     return confirm_page(
         _("Send a password-reset code?"),
         [_("A one-time code goes by SMS to %(phone)s; any earlier reset code stops working.",
-           phone=phone),
+           phone=mask_phone(phone)),
          _("The person uses it on the \"Forgot your password?\" page. The current password keeps "
            "working until they set a new one.")],
         request.path, back=_back(account_id), danger=False,
@@ -206,6 +208,20 @@ def identity_move(account_id: str) -> Any:
     chosen = request.form.get("identity_id", type=int)
     identity = next((i for i in candidates if i.id == chosen), None)
     if identity is not None and request.form.get("confirmed") == "yes":
+        if four_eyes.needs_second_admin("move"):
+            reason = (request.form.get("reason") or "").strip()
+            if not reason:
+                flash(_("Give a reason: it goes into the audit log."), "error")
+                return redirect(_back(account_id))
+            proposal = four_eyes.propose("move", {
+                "identity_id": identity.id, "from_account_id": identity.account_id,
+                "target_id": account.id,
+            }, reason, current_admin())
+            from idp.admin.views.merges import proposed
+
+            return proposed(proposal.id)
+        if not admin_may("merges.carry_out"):
+            abort(403)
         try:
             move_identity(identity, account, admin_actor())
         except (UnlinkRefused, ActionRefused, IdentityError) as refusal:
@@ -215,7 +231,7 @@ def identity_move(account_id: str) -> Any:
         flash(_("The identity now belongs to this account."), "info")
         return redirect(_back(account_id))
     return render_template("admin/link_confirm.html", account=account, form=form,
-                           candidates=candidates)
+                           candidates=candidates, ask_reason=four_eyes.needs_second_admin("move"))
 
 
 def _done(account_id: str, action: Any, message: str) -> Any:
@@ -229,7 +245,9 @@ def _done(account_id: str, action: Any, message: str) -> Any:
 
 
 def _display(identity: Identity) -> str:
-    return _("(credential)") if identity.kind == IdentityKind.PASSWORD else identity.value
+    if identity.kind == IdentityKind.PASSWORD:
+        return _("(credential)")
+    return str(mask_field(identity.kind, identity.value))
 
 
 def _refusal_text(code: str, message: str) -> str:

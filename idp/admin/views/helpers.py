@@ -27,7 +27,7 @@ def account_or_404(account_id: str) -> Account:
 
 def confirm_page(
     title: str, consequences: list[str], action: str, *, back: str, danger: bool = True,
-    form: Any = None,
+    form: Any = None, ask_reason: bool = False,
 ) -> Any:
     """The confirmation step: what will happen, in full, and one button that does it."""
     return render_template(
@@ -38,6 +38,7 @@ def confirm_page(
         back=back,
         danger=danger,
         form=form or ConfirmForm(),
+        ask_reason=ask_reason,
     )
 
 

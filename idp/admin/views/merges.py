@@ -8,7 +8,9 @@ from flask import abort, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from sqlalchemy import func, select
 
-from idp.admin.blueprint import admin_actor, bp
+from idp.admin import four_eyes
+from idp.admin.access import admin_may
+from idp.admin.blueprint import admin_actor, bp, current_admin
 from idp.admin.forms import ConfirmForm, MergeForm
 from idp.admin.merge_preview import preview_merge
 from idp.admin.search import search_accounts
@@ -56,6 +58,12 @@ def merge_confirm() -> Any:
                                 b=form.loser_id.data or "", survivor=form.survivor_id.data or ""))
     survivor = account_or_404(form.survivor_id.data or "")
     loser = account_or_404(form.loser_id.data or "")
+    if four_eyes.needs_second_admin("merge"):
+        proposal = four_eyes.propose("merge", {"survivor_id": survivor.id, "loser_id": loser.id},
+                                     form.reason.data or "", current_admin())
+        return proposed(proposal.id)
+    if not admin_may("merges.carry_out"):
+        abort(403)
     try:
         record = merge_accounts(
             survivor, loser, rule=MergeRule.ADMIN_DECISION,
@@ -88,6 +96,17 @@ def merge_undo(merge_id: int) -> Any:
     if record is None:
         abort(404)
     if request.method == "POST" and ConfirmForm().validate_on_submit():
+        if four_eyes.needs_second_admin("undo"):
+            reason = (request.form.get("reason") or "").strip()
+            if not reason:
+                flash(_("Give a reason: it goes into the audit log."), "error")
+                return redirect(url_for("admin.merge_undo", merge_id=merge_id))
+            proposal = four_eyes.propose("undo", {"merge_id": record.id,
+                                                  "account_id": record.survivor_id},
+                                         reason, current_admin())
+            return proposed(proposal.id)
+        if not admin_may("merges.carry_out"):
+            abort(403)
         try:
             restored = undo_merge(record, admin_actor())
         except UndoRefused as refusal:
@@ -111,5 +130,11 @@ def merge_undo(merge_id: int) -> Any:
            "identities may be the other person.", survivor=record.survivor_id),
          _("Subscribed applications receive an account-unmerged event.")],
         url_for("admin.merge_undo", merge_id=merge_id),
-        back=url_for("admin.merges"),
+        back=url_for("admin.merges"), ask_reason=four_eyes.needs_second_admin("undo"),
     )
+
+
+def proposed(proposal_id: int) -> Any:
+    flash(_("Proposed as #%(id)d: it is carried out once another admin with the identity role "
+            "approves it.", id=proposal_id), "info")
+    return redirect(url_for("admin.proposal_detail", proposal_id=proposal_id))
