@@ -35,7 +35,6 @@ from tests.wechat_login.conftest import (  # noqa: F401 - fixtures
     WEB_APPID,
     app_config,
     control,
-    fake_wechat,
     wechat_apps,
 )
 

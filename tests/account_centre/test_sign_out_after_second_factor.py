@@ -28,7 +28,6 @@ from tests.wechat_login.conftest import (  # noqa: F401 - fixtures
     app_config,
     control,
     exchange,
-    fake_wechat,
     mini_client,
     wechat_apps,
 )

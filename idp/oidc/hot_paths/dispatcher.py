@@ -9,6 +9,7 @@ outage, else 500 with the request id), never with a trace."""
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 import time
@@ -84,6 +85,8 @@ class HotPathDispatcher:
     def _answer(self, request: HotRequest, handlers: dict[str, Handler]) -> Answer:
         try:
             _refuse_nul(request.environ)
+            if request.method not in ("GET", "HEAD", "OPTIONS"):
+                request.form  # noqa: B018 - parsed now: a NUL or an oversized body is refused
             handler = handlers.get("GET" if request.method == "HEAD" else request.method)
             if handler is None:
                 return _method_not_allowed(request, handlers)
@@ -141,7 +144,17 @@ def _method_not_allowed(request: HotRequest, handlers: dict[str, Handler]) -> An
 
 
 def _refuse_nul(environ: dict[str, Any]) -> None:
-    """`idp/input_guard.py`'s rule on what a hot endpoint reads besides its form."""
+    """`idp/input_guard.py`'s rule on what a hot endpoint reads besides its form: the path, the
+    query, the headers and the decoded Basic credentials (RFC 7617 §2; Authlib also
+    percent-decodes them, RFC 6749 §2.3.1)."""
+    authorization = environ.get("HTTP_AUTHORIZATION", "")
+    if isinstance(authorization, str) and authorization[:6].lower() == "basic ":
+        try:
+            credentials = base64.b64decode(authorization[6:].strip())
+        except ValueError:
+            credentials = b""
+        if b"\x00" in credentials or b"%00" in credentials:
+            raise HotError(400, "invalid_request", REFUSAL)
     if NUL in environ.get("PATH_INFO", "") or "%00" in environ.get("QUERY_STRING", ""):
         raise HotError(400, "invalid_request", REFUSAL)
     for key, value in environ.items():
