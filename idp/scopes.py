@@ -17,6 +17,9 @@ SUPPORTED_SCOPES = tuple(SCOPE_CLAIMS)
 # Lets a service vouch for a phone (link it verified) without the IdP having checked it: a
 # verified phone signs in by SMS, so only a service the operator trusts that far gets it.
 VOUCH_FOR_PHONES = "idp:phones.vouch"
+# Lets a service see phones and emails in full in the management API's answers; without it they
+# read masked (`138****6183`, `a***@example.com`), as on the admin pages (issue 27 item 3).
+PERSONAL_DATA = "idp:accounts.personal_data"
 # The management API's (CONTRACT §8): client-credentials tokens only, granted per client by an
 # admin through the client's registered scope.
 MANAGEMENT_SCOPES = (
@@ -26,6 +29,7 @@ MANAGEMENT_SCOPES = (
     "idp:sessions",
     "idp:events.read",
     VOUCH_FOR_PHONES,
+    PERSONAL_DATA,
 )
 MANAGEMENT_SCOPE_PREFIX = "idp:"
 # The management API's tokens come from client_credentials alone: a client of the login flow

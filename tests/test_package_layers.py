@@ -19,6 +19,7 @@ PACKAGE_ROOT = Path(__file__).resolve().parents[1] / "idp"
 LAYERS: tuple[frozenset[str], ...] = tuple(frozenset(layer.split()) for layer in (
     "wechat security observability ui",  # upstream clients and plumbing: know no domain
     "identity",                          # the engine: accounts, identities, sessions, merges
+    "staff",                             # admin roles, proposals, the sealed audit chain
     "sms",                               # the SMS sender (its CLI normalises phones)
     "accounts",                          # password and SMS sign-in, registration, second factors
     "oidc",                              # the protocol: tokens, consents, the server

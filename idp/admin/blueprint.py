@@ -6,8 +6,8 @@ from flask import Blueprint, g
 
 from idp.admin import access, four_eyes
 from idp.identity.audit import Actor
+from idp.identity.masking import mask_field
 from idp.identity.models import Account
-from idp.staff.masking import mask_field
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 bp.before_request(access.require_admin)

@@ -8,7 +8,11 @@ checked by the catalogue's validators and stored with the source `api`.
 A phone the API links (or creates an account with) is unverified unless the service holds
 `idp:phones.vouch` and says `verified`: a verified phone signs in by SMS, so vouching for one is
 a power the operator grants deliberately (issue 23 item 3). Every read of an account is in the
-account's audit trail as `account.read` by `client:<client_id>`."""
+account's audit trail as `account.read` by `client:<client_id>`.
+
+Phones and emails in the answers are masked (`138****6183`) unless the service holds
+`idp:accounts.personal_data`; a read that showed them in full says `personal_data: true` in its
+audit record (issue 27 item 3). A search by a full phone finds the account either way."""
 
 from __future__ import annotations
 
@@ -19,7 +23,7 @@ from flask import Response, jsonify, request, url_for
 from sqlalchemy import select
 
 from idp.api.administrators import refuse_administrators
-from idp.api.blueprint import api_actor, bp, requires
+from idp.api.blueprint import api_actor, bp, holds_scope, requires
 from idp.api.parsing import (
     CLAIM_WRITER,
     ROW_ID_ROUTE,
@@ -42,6 +46,7 @@ from idp.api.representations import (
     merge_view,
     merges_of,
     session_handle,
+    shown_view,
 )
 from idp.extensions import db
 from idp.identity import audit, status
@@ -62,6 +67,7 @@ from idp.identity.transactions import lock_accounts, run_in_transaction
 from idp.models_base import utcnow
 from idp.oidc.grants import revoke_family
 from idp.oidc.models import RefreshToken
+from idp.scopes import PERSONAL_DATA
 
 MAX_PAGE = 100
 LINKABLE_KINDS = (IdentityKind.EMAIL, IdentityKind.PHONE)
@@ -86,8 +92,9 @@ def search() -> Any:
     rows = list(db.session.scalars(query))
     page = rows[:limit]
     next_cursor = encode_cursor(page[-1].id) if len(rows) > limit else None
-    views = [account_view(a) for a in page]
-    record_reads([a.id for a in page], "search")
+    personal_data = shows_personal_data()
+    views = [shown_view(account_view(a), personal_data) for a in page]
+    record_reads([a.id for a in page], "search", personal_data=personal_data)
     return jsonify({"accounts": views, "next_cursor": next_cursor})
 
 
@@ -96,16 +103,23 @@ def search() -> Any:
 def read(sub: str) -> Any:
     account = account_or_404(sub)
     response = _account_response(account)
-    record_reads([account.id], "account")
+    record_reads([account.id], "account", personal_data=shows_personal_data())
     return response
 
 
-def record_reads(account_ids: Iterable[str], what: str) -> None:
+def shows_personal_data() -> bool:
+    """Whether the caller sees phones and emails in full (else masked, issue 27 item 3)."""
+    return holds_scope(PERSONAL_DATA)
+
+
+def record_reads(account_ids: Iterable[str], what: str, personal_data: bool = False) -> None:
     """Who read whose account, and when (issue 23 item 14): an `account.read` row in the audit
-    trail of each account the answer shows, committed before the answer leaves."""
+    trail of each account the answer shows, committed before the answer leaves; with
+    `personal_data: true` when the answer showed its phones and emails unmasked."""
     actor = api_actor()
+    details: dict[str, Any] = {"personal_data": True} if personal_data else {}
     for account_id in dict.fromkeys(account_ids):
-        audit.record("account.read", actor, account_id, what=what)
+        audit.record("account.read", actor, account_id, what=what, **details)
     db.session.commit()
 
 
@@ -167,7 +181,8 @@ def update_claims(sub: str) -> Any:
         locked = lock_accounts(account_id).get(account_id)
         if locked is None:
             raise ApiProblem(404, "no_such_account", "no such account")
-        if wanted.strip() != "*" and etag_of(account_view(locked)) not in strong_etags(wanted):
+        current = etag_of(account_view(locked), masked=not shows_personal_data())
+        if wanted.strip() != "*" and current not in strong_etags(wanted):
             raise ApiProblem(412, "etag_mismatch", "the account changed since it was read")
         if locked.status != AccountStatus.ACTIVE:
             raise ApiProblem(409, "account_not_active", "the account is not active")
@@ -333,7 +348,8 @@ def account_or_404(sub: str) -> Account:
 
 def _account_response(account: Account) -> Response:
     view = account_view(account)
-    response = jsonify(view)
-    response.headers["ETag"] = etag_of(view)
+    personal_data = shows_personal_data()
+    response = jsonify(shown_view(view, personal_data))
+    response.headers["ETag"] = etag_of(view, masked=not personal_data)
     response.headers["Cache-Control"] = "no-store"
     return response

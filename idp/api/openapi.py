@@ -19,7 +19,7 @@ from idp.identity.catalogue import (
 )
 from idp.identity.models import AccountStatus, IdentityKind
 from idp.oidc.context import issuer
-from idp.scopes import VOUCH_FOR_PHONES
+from idp.scopes import PERSONAL_DATA, VOUCH_FOR_PHONES
 
 SCOPE_DESCRIPTIONS = {
     "idp:accounts.read": "search and read accounts and their merges (each read is audited)",
@@ -31,6 +31,10 @@ SCOPE_DESCRIPTIONS = {
     VOUCH_FOR_PHONES: "with idp:accounts.write: link or create a phone as verified, which the "
                       "IdP did not check (a verified phone signs in by SMS): grant it only to a "
                       "service that checked the phone itself",
+    PERSONAL_DATA: "with idp:accounts.read or idp:accounts.write: phones and emails in full in "
+                   "the answers (identities, claims, profile); without it they are masked "
+                   "(`138****6183`, `a***@example.com`). Reads that show them are audited with "
+                   "`personal_data: true`",
 }
 
 PROBLEM = {"$ref": "#/components/schemas/Problem"}
@@ -65,7 +69,9 @@ SCHEMAS: dict[str, Any] = {
             "id": ROW_ID_SCHEMA,
             "kind": {"type": "string", "enum": list(IdentityKind.ALL)},
             "namespace": {"type": "string", "description": "the WeChat appid of an openid"},
-            "value": {**NULLABLE_STRING, "description": "null for a password"},
+            "value": {**NULLABLE_STRING, "description": "null for a password; a phone or an "
+                      "email masked (`138****6183`, `a***@example.com`) unless the token holds "
+                      "idp:accounts.personal_data"},
             "verified": {"type": "boolean"},
             "verified_by": NULLABLE_STRING,
             "created_at": TIMESTAMP,
@@ -75,7 +81,9 @@ SCHEMAS: dict[str, Any] = {
         "type": "object",
         "required": ["name", "value", "source", "served", "updated_at"],
         "properties": {
-            "name": {"type": "string"}, "value": {"type": "string"},
+            "name": {"type": "string"},
+            "value": {"type": "string", "description": "`phone_number` and `email` masked "
+                      "unless the token holds idp:accounts.personal_data"},
             "source": {"type": "string",
                        "description": "user, admin, api (this API), website or wechat"},
             "served": {"type": "boolean", "description": "the value released as the claim"},
@@ -108,7 +116,9 @@ SCHEMAS: dict[str, Any] = {
             "identities": {"type": "array", "items": {"$ref": "#/components/schemas/Identity"}},
             "claims": {"type": "array", "items": {"$ref": "#/components/schemas/Claim"}},
             "profile": {"type": "object", "description": "each claim's served value, typed as "
-                        "the data dictionary declares it (the conflict rule chose the source)"},
+                        "the data dictionary declares it (the conflict rule chose the source); "
+                        "`phone_number` and `email` masked unless the token holds "
+                        "idp:accounts.personal_data"},
             "merges": {"type": "array", "items": {"$ref": "#/components/schemas/Merge"}},
         },
     },
@@ -232,7 +242,11 @@ def document() -> dict[str, Any]:
     return {
         "openapi": "3.1.0",
         "info": {"title": "IdP management API", "version": "1.0.0",
-                 "description": "Accounts, merges and sessions for the company's services."},
+                 "description": "Accounts, merges and sessions for the company's services. "
+                                "Phones and emails in the answers are masked (`138****6183`, "
+                                "`a***@example.com`) unless the token holds "
+                                "idp:accounts.personal_data; a search by a full phone finds "
+                                "the account either way."},
         "servers": [{"url": issuer() + "/api/v1"}],
         "components": {
             "schemas": {**SCHEMAS, "ClaimsUpdate": claims_update_schema()},

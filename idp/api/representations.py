@@ -1,5 +1,9 @@
 """What the management API says of an account: identities (never a credential), claims with
-their sources, status, merges; and its ETag (RFC 9110 §8.8.3), a digest of exactly that."""
+their sources, status, merges; and its ETag (RFC 9110 §8.8.3), a digest of exactly that.
+
+Phones and emails are masked (`138****6183`, `a***@example.com`) unless the service holds
+`idp:accounts.personal_data` (issue 27 item 3): the masking is the admin pages' own
+(`idp.identity.masking`), applied to the identities, the claims and the served profile."""
 
 from __future__ import annotations
 
@@ -15,6 +19,7 @@ from idp.extensions import db
 from idp.identity.accounts import identities_of
 from idp.identity.catalogue import served as served_value
 from idp.identity.claims import profile_values
+from idp.identity.masking import mask_field
 from idp.identity.models import Account, IdentityKind, MergeRecord, ProfileClaim
 
 
@@ -81,8 +86,30 @@ def merge_view(record: MergeRecord) -> dict[str, Any]:
     }
 
 
-def etag_of(view: dict[str, Any]) -> str:
+def masked_view(view: dict[str, Any]) -> dict[str, Any]:
+    """`view` as a service without `idp:accounts.personal_data` reads it: every phone and email
+    masked, in the identities (by kind), the claims and the profile (by claim name)."""
+    return {
+        **view,
+        "identities": [{**identity, "value": mask_field(identity["kind"], identity["value"])}
+                       for identity in view["identities"]],
+        "claims": [{**claim, "value": mask_field(claim["name"], claim["value"])}
+                   for claim in view["claims"]],
+        "profile": {name: mask_field(name, value) for name, value in view["profile"].items()},
+    }
+
+
+def shown_view(view: dict[str, Any], personal_data: bool) -> dict[str, Any]:
+    return view if personal_data else masked_view(view)
+
+
+def etag_of(view: dict[str, Any], masked: bool = False) -> str:
+    """A digest of the full `view` whichever form is served, so that a change hidden by the mask
+    (a middle digit of a phone) still changes the tag; the masked form has a tag of its own, as a
+    strong validator is unique across the representations of a resource (RFC 9110 §8.8.1)."""
     payload = json.dumps(view, sort_keys=True, separators=(",", ":")).encode()
+    if masked:
+        payload += b"\x00masked"
     return '"' + hashlib.sha256(payload).hexdigest()[:32] + '"'
 
 

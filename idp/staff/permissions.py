@@ -69,6 +69,8 @@ API_SCOPE_DUTIES: dict[str, Role] = {
     "idp:accounts.write": IDENTITY,
     "idp:merges": IDENTITY,
     "idp:events.read": AUDITOR,
+    # No operation of its own: phones and emails unmasked in the answers, as a reveal shows them.
+    "idp:accounts.personal_data": SUPPORT,
 }
 
 

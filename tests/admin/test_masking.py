@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from idp.identity.masking import mask_email, mask_phone
 from idp.identity.models import IdentityKind
-from idp.staff.masking import mask_email, mask_phone
 from tests.admin.conftest import AdminBrowser, audit_of, text_of
 
 

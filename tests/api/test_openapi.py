@@ -32,7 +32,7 @@ def test_the_document_is_valid_openapi_3_1(client: Any) -> None:
     flows = document["components"]["securitySchemes"]["client"]["flows"]
     assert set(flows["clientCredentials"]["scopes"]) == {
         "idp:accounts.read", "idp:accounts.write", "idp:merges", "idp:sessions",
-        "idp:events.read", "idp:phones.vouch"}
+        "idp:events.read", "idp:phones.vouch", "idp:accounts.personal_data"}
 
 
 def test_every_route_is_documented(app: Any, client: Any) -> None:

@@ -19,11 +19,11 @@ from idp.extensions import db
 from idp.identity.accounts import IdentityError, identities_of
 from idp.identity.claims import profile_values
 from idp.identity.links import move_identity, unlink_identity
+from idp.identity.masking import mask_field, mask_phone
 from idp.identity.models import AuditEvent, Identity, IdentityKind, MergeRecord
 from idp.identity.rules import UnlinkRefused
 from idp.identity.sign_out import live_sessions
 from idp.oidc.models import Client, Consent
-from idp.staff.masking import mask_field, mask_phone
 
 
 @bp.get("/accounts")

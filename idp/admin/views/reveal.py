@@ -13,9 +13,9 @@ from idp.admin.forms import RevealForm
 from idp.admin.views.helpers import account_or_404
 from idp.extensions import db
 from idp.identity import audit
+from idp.identity.masking import EMAIL_FIELDS, PHONE_FIELDS, mask_field
 from idp.identity.models import Identity
 from idp.security.throttle import Throttle, Throttled
-from idp.staff.masking import EMAIL_FIELDS, PHONE_FIELDS, mask_field
 
 reveals_by_admin = Throttle("admin-reveal", ("10/hour", "50/day"), moving=True)
 

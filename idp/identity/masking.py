@@ -1,7 +1,9 @@
-"""Personal data shown on purpose (PIPL; issue 27 item 3): admin pages show phones and emails
-masked (`138****6183`, `a***@example.com`); the full value is shown only after an explicit,
-audited reveal (idp/admin/views/reveal.py). Searching by a full phone does not need it: the
-lookup compares with the stored value and the page shows the match masked.
+"""Personal data shown on purpose (PIPL; issue 27 item 3): admin pages and management API
+answers show phones and emails masked (`138****6183`, `a***@example.com`); the full value is
+shown only after an explicit, audited reveal (idp/admin/views/reveal.py) or to a service holding
+`idp:accounts.personal_data` (idp/api/representations.py). Searching by a full phone does not
+need it: the lookup compares with the stored value and the answer shows the match masked.
+It lives in the engine, below both the admin UI and the API, so the two mask alike.
 """
 
 from __future__ import annotations
