@@ -15,7 +15,7 @@ refused or stripped where it is decoded: `idp/oidc/server.py` `cached_client`,
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from flask import Flask, abort, request
@@ -26,13 +26,18 @@ REFUSAL = "The request contains a NUL character."
 
 
 def has_nul(value: Any) -> bool:
-    """True if a string anywhere in a (JSON-shaped) value holds a NUL. Iterative: a deeply
-    nested body never costs recursion."""
+    """True if a string anywhere in a (JSON-shaped) value holds a NUL."""
+    return any_string(value, lambda text: NUL in text)
+
+
+def any_string(value: Any, test: Callable[[str], bool]) -> bool:
+    """True if `test` holds for a string anywhere in a (JSON-shaped) value, keys included.
+    Iterative: a deeply nested body never costs recursion."""
     pending = [value]
     while pending:
         item = pending.pop()
         if isinstance(item, str):
-            if NUL in item:
+            if test(item):
                 return True
         elif isinstance(item, dict):
             pending.extend(item.keys())
@@ -46,7 +51,7 @@ def _pairs_have_nul(pairs: Iterable[tuple[str, str]]) -> bool:
     return any(NUL in key or NUL in value for key, value in pairs)
 
 
-def _headers_have_nul(environ: dict[str, Any]) -> bool:
+def headers_have_nul(environ: dict[str, Any]) -> bool:
     # Straight from the WSGI environ: building `request.headers` costs several times more.
     return any(
         NUL in value
@@ -59,7 +64,7 @@ def _headers_have_nul(environ: dict[str, Any]) -> bool:
 def refuse_nul() -> None:
     if NUL in request.path or _pairs_have_nul(request.args.items(multi=True)):
         abort(400, REFUSAL)
-    if _headers_have_nul(request.environ):
+    if headers_have_nul(request.environ):
         abort(400, REFUSAL)
     credentials = request.authorization
     if credentials is not None and has_nul(

@@ -16,6 +16,7 @@ from idp.api.blueprint import holds_scope, insufficient_scope
 from idp.api.problems import ApiProblem
 from idp.identity.catalogue import ClaimRefused, catalogue, check_write
 from idp.identity.phones import InvalidPhoneNumber, normalize_phone
+from idp.input_guard import any_string
 from idp.scopes import VOUCH_FOR_PHONES
 
 CLAIM_WRITER = "api"  # the writer and the source of what the company's services say
@@ -49,18 +50,7 @@ def json_object() -> dict[str, Any]:
 
 def holds_lone_surrogate(value: Any) -> bool:
     """Anywhere in a parsed JSON value, keys included (JSON's `\\ud800` escape gives one)."""
-    pending = [value]
-    while pending:
-        item = pending.pop()
-        if isinstance(item, str):
-            if LONE_SURROGATE.search(item):
-                return True
-        elif isinstance(item, dict):
-            pending.extend(item.keys())
-            pending.extend(item.values())
-        elif isinstance(item, list):
-            pending.extend(item)
-    return False
+    return any_string(value, lambda text: LONE_SURROGATE.search(text) is not None)
 
 
 def vouched_for(raw: Any) -> bool:

@@ -20,7 +20,7 @@ from flask import Flask, g
 
 from idp import outage
 from idp.extensions import db
-from idp.input_guard import NUL, REFUSAL
+from idp.input_guard import NUL, REFUSAL, headers_have_nul
 from idp.observability import metrics
 from idp.observability.request_id import request_id_from
 from idp.oidc.hot_paths.http import HotError, HotRequest
@@ -157,8 +157,5 @@ def _refuse_nul(environ: dict[str, Any]) -> None:
             raise HotError(400, "invalid_request", REFUSAL)
     if NUL in environ.get("PATH_INFO", "") or "%00" in environ.get("QUERY_STRING", ""):
         raise HotError(400, "invalid_request", REFUSAL)
-    for key, value in environ.items():
-        if (key.startswith("HTTP_") or key in ("CONTENT_TYPE", "CONTENT_LENGTH")) and (
-            isinstance(value, str) and NUL in value
-        ):
-            raise HotError(400, "invalid_request", REFUSAL)
+    if headers_have_nul(environ):
+        raise HotError(400, "invalid_request", REFUSAL)
