@@ -132,6 +132,7 @@ def _register_models() -> None:
     import idp.identity.models  # noqa: F401
     import idp.maintenance.models  # noqa: F401
     import idp.oidc.models  # noqa: F401
+    import idp.second_factor.models  # noqa: F401
     import idp.staff.models  # noqa: F401
     import idp.usage.models  # noqa: F401
     import idp.wechat.models  # noqa: F401

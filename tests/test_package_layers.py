@@ -21,7 +21,8 @@ LAYERS: tuple[frozenset[str], ...] = tuple(frozenset(layer.split()) for layer in
     "identity",                          # the engine: accounts, identities, sessions, merges
     "staff",                             # admin roles, proposals, the sealed audit chain
     "sms",                               # the SMS sender (its CLI normalises phones)
-    "accounts",                          # password and SMS sign-in, registration, second factors
+    "second_factor",                     # TOTP, passkeys, recovery codes, the mfa_token
+    "accounts",                          # password and SMS sign-in, registration
     "oidc",                              # the protocol: tokens, consents, the server
     "events",                            # the outbox: account events and back-channel logout
     "usage",                             # counters and rollups over the domains

@@ -13,7 +13,6 @@ from flask_babel import gettext as _
 from idp.account_centre.blueprint import bp, fresh_auth, me, recently_authenticated, signed_in
 from idp.account_centre.forms import ActionForm, CodeForm
 from idp.account_centre.sign_out_elsewhere import offer_after_enrolment, offer_open
-from idp.accounts import second_factors as factors
 from idp.accounts.sessions import current_session, session_awaiting_second_factor
 from idp.accounts.views import safe_next
 from idp.extensions import db
@@ -21,6 +20,12 @@ from idp.identity import audit
 from idp.identity.audit import Actor
 from idp.identity.models import Account, LoginSession
 from idp.models_base import utcnow
+from idp.second_factor import factors
+from idp.second_factor.recovery_codes import (
+    new_recovery_codes,
+    remaining_recovery_codes,
+    use_recovery_code,
+)
 from idp.security.throttle import Throttled
 
 
@@ -30,7 +35,7 @@ def two_factor() -> Any:
     account = me()
     return render_template(
         "account_centre/two_factor.html", factors=factors.factors_of(account), form=ActionForm(),
-        recovery_left=factors.remaining_recovery_codes(account),
+        recovery_left=remaining_recovery_codes(account),
         fresh=recently_authenticated(current_session()),
         sign_out_offer=offer_open(account),
     )
@@ -51,7 +56,7 @@ def enrol_totp() -> Any:
         else:
             first = not factors.factors_of(account)
             if factors.enrol_totp(account, form.code.data or "", _("Authenticator app")):
-                codes = factors.new_recovery_codes(account) if first else None
+                codes = new_recovery_codes(account) if first else None
                 db.session.commit()
                 offer_after_enrolment()
                 if codes:
@@ -76,7 +81,7 @@ def recovery_codes() -> Any:
     if not factors.factors_of(account):
         flash(_("Add a second factor first."), "error")
         return redirect(url_for("account_centre.two_factor")), 303
-    codes = factors.new_recovery_codes(account)
+    codes = new_recovery_codes(account)
     db.session.commit()
     return render_template("account_centre/recovery_codes.html", codes=codes)
 
@@ -119,10 +124,10 @@ def second_factor() -> Any:
             flash(_("That code is not right. Check the time on your phone and try again."),
                   "error")
         elif recovery_form.submit_ok("recovery"):
-            if factors.use_recovery_code(account, recovery_form.code.data or ""):
+            if use_recovery_code(account, recovery_form.code.data or ""):
                 complete_second_factor(row, "otp")
                 flash(_("You used a recovery code. %(left)d are left.",
-                        left=factors.remaining_recovery_codes(account)), "info")
+                        left=remaining_recovery_codes(account)), "info")
                 return redirect(target)
             db.session.commit()
             flash(_("That recovery code is not right or was used already."), "error")

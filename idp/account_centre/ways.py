@@ -14,13 +14,13 @@ from idp.account_centre.blueprint import bp, fresh_auth, me, signed_in
 from idp.account_centre.forms import ActionForm
 from idp.account_centre.reauth import mask_phone
 from idp.account_centre.wechat_offer import bind_offer, works_elsewhere_message
-from idp.accounts.models import SecondFactor
 from idp.extensions import db
 from idp.identity.accounts import identities_of
 from idp.identity.audit import Actor
 from idp.identity.links import unlink_identity
 from idp.identity.models import Identity, IdentityKind
 from idp.identity.rules import UnlinkRefused, ways_to_log_in
+from idp.second_factor.factors import factors_of
 from idp.wechat.models import WeChatApp
 
 WECHAT_KINDS = {"website": "WeChat (website QR)", "officialaccount": "WeChat (Official Account)",
@@ -64,9 +64,7 @@ def _describe(identity: Identity, apps: dict[str, WeChatApp]) -> tuple[str, str]
 def overview() -> Any:
     account = me()
     identities = identities_of(account)
-    factors = db.session.scalars(
-        select(SecondFactor).where(SecondFactor.account_id == account.id)
-    ).all()
+    factors = factors_of(account)
     return render_template(
         "account_centre/overview.html", account=account, ways=ways_in(identities),
         factors=factors, form=ActionForm(),

@@ -9,9 +9,10 @@ from typing import Any, cast
 from flask import Flask
 from sqlalchemy import CursorResult, delete
 
-from idp.accounts.models import LoginEvent, RecoveryCode, SecondFactor, TermsAcceptance
+from idp.accounts.models import LoginEvent, TermsAcceptance
 from idp.extensions import db
 from idp.identity.hooks import hooks_of
+from idp.second_factor.models import RecoveryCode, SecondFactor
 
 
 def init_app(app: Flask) -> None:

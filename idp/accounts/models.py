@@ -1,11 +1,11 @@
-"""One-time SMS codes, login history, terms accepted, second factors (the IdP session itself
-is the engine's: `idp.identity.models.LoginSession`)."""
+"""One-time SMS codes, login history, terms accepted (the IdP session itself is the engine's:
+`idp.identity.models.LoginSession`; second factors are `idp.second_factor.models`)."""
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, Index, Integer, LargeBinary, String, Text
+from sqlalchemy import ForeignKey, Index, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from idp.extensions import Model
@@ -52,43 +52,3 @@ class TermsAcceptance(Model):
     version: Mapped[str] = mapped_column(String(32))
     accepted_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     channel: Mapped[str] = mapped_column(String(32))  # website_sms, website_password …
-
-
-class SecondFactorKind:
-    TOTP = "totp"  # RFC 6238, any authenticator app
-    WEBAUTHN = "webauthn"  # a passkey or a security key (WebAuthn Level 2)
-
-
-class SecondFactor(Model):
-    """A second factor of an account: a TOTP secret (encrypted) or a WebAuthn credential."""
-
-    __tablename__ = "second_factor"
-    __table_args__ = (
-        Index("uq_second_factor_credential", "credential_id", unique=True),
-    )
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    account_id: Mapped[str] = mapped_column(ForeignKey("account.id"), index=True)
-    kind: Mapped[str] = mapped_column(String(16))
-    label: Mapped[str] = mapped_column(String(80), default="")
-    secret_encrypted: Mapped[str | None] = mapped_column(Text, nullable=True)  # TOTP
-    credential_id: Mapped[str | None] = mapped_column(String(255), nullable=True)  # base64url
-    public_key: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)  # COSE
-    sign_count: Mapped[int] = mapped_column(Integer, default=0)
-    # WebAuthn: "multi_device" (a synced passkey, amr `swk`) or "single_device" (`hwk`).
-    device_type: Mapped[str | None] = mapped_column(String(16), nullable=True)
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
-
-
-class RecoveryCode(Model):
-    """One-time codes for a lost second factor: shown once, stored as SHA-256 digests (each has
-    50 random bits and is throttled like a TOTP code, so a fast hash is enough)."""
-
-    __tablename__ = "recovery_code"
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    account_id: Mapped[str] = mapped_column(ForeignKey("account.id"), index=True)
-    code_digest: Mapped[str] = mapped_column(String(64))
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)

@@ -10,15 +10,15 @@ import secrets
 from datetime import UTC, timedelta
 
 from flask import current_app, g, has_request_context, request, session
-from sqlalchemy import select
 
-from idp.accounts.models import LoginEvent, SecondFactor
+from idp.accounts.models import LoginEvent
 from idp.extensions import db
 from idp.identity.accounts import resolve_account
 from idp.identity.audit import Actor
 from idp.identity.models import Account, LoginSession
 from idp.identity.sign_out import sign_out_session
 from idp.models_base import utcnow
+from idp.second_factor.factors import has_second_factor
 
 SESSION_KEY = "idp_sid"
 # amr values (RFC 8176 §2) that a second factor adds.
@@ -50,13 +50,6 @@ def start_session(account: Account, amr: list[str], channel: str) -> LoginSessio
     session.permanent = True
     g.pop("login_session", None)
     return row
-
-
-def has_second_factor(account: Account) -> bool:
-    found = db.session.scalar(
-        select(SecondFactor.id).where(SecondFactor.account_id == account.id).limit(1)
-    )
-    return found is not None
 
 
 def record_login(account: Account, channel: str, client_id: str | None = None) -> None:

@@ -8,8 +8,9 @@ page is closed until someone decides who may use it.
 Admin sessions as 等保 2.0 asks (issue 27 item 5): an admin idle for `IDP_ADMIN_IDLE_MINUTES`
 (15) or signed in for longer than `IDP_ADMIN_MAX_HOURS` (8) has their IdP session ended and signs
 in again; a role grant, a key rotation and a reveal of personal data need the second factor
-passed within `IDP_REAUTH_SECONDS` (300). Wrong TOTP codes are throttled (`totp.py`), wrong
-passwords by the login's own throttle, both answering with the wait.
+passed within `IDP_REAUTH_SECONDS` (300). Wrong TOTP codes are throttled
+(`idp.second_factor.admin_totp`), wrong passwords by the login's own throttle, both answering with
+the wait.
 
 The "TOTP passed" mark lives in the signed session cookie bound to the IdP session id: it dies
 with that session (logout, expiry, a merge, disabling) because `current_session()` checks the

@@ -34,7 +34,7 @@ from idp.extensions import db, rows_matched
 from idp.identity.models import AuditEvent, LoginSession
 from idp.models_base import utcnow
 from idp.oidc.models import AuthorizationCode, RefreshToken, RevokedAccessToken, UsedNonce
-from idp.wechat_login.models import MfaChallenge
+from idp.second_factor.models import MfaChallenge
 
 log = logging.getLogger(__name__)
 

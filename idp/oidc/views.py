@@ -24,12 +24,7 @@ from flask import (
     url_for,
 )
 
-from idp.accounts.sessions import (
-    auth_time,
-    current_account,
-    current_session,
-    has_second_factor,
-)
+from idp.accounts.sessions import auth_time, current_account, current_session
 from idp.extensions import csrf, db, limiter
 from idp.identity.catalogue import catalogue
 from idp.oidc import consent as consents
@@ -47,6 +42,7 @@ from idp.oidc.interaction import (
 from idp.oidc.server import authorization_server
 from idp.oidc.step_up import UnmetAuthenticationRequirements, mfa_required, session_has_mfa
 from idp.scopes import scope_set
+from idp.second_factor.factors import has_second_factor
 
 bp = Blueprint("oidc", __name__)
 

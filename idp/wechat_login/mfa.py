@@ -20,13 +20,13 @@ from typing import Any
 
 from authlib.oauth2 import OAuth2Error
 
-from idp.accounts import second_factors as factors
-from idp.accounts.models import SecondFactorKind
-from idp.accounts.sessions import has_second_factor
 from idp.identity.models import Account
 from idp.oidc.models import Client
 from idp.oidc.step_up import UnmetAuthenticationRequirements, mfa_required
-from idp.wechat_login.mfa_tokens import issue_mfa_token
+from idp.second_factor.factors import factors_of, has_second_factor
+from idp.second_factor.mfa_tokens import issue_mfa_token
+from idp.second_factor.models import SecondFactorKind
+from idp.second_factor.recovery_codes import remaining_recovery_codes
 
 MFA_TOKEN_TYPE = "urn:idp:params:oauth:token-type:mfa_token"
 FACTOR_OTP = "otp"
@@ -55,9 +55,9 @@ class MfaRequiredError(OAuth2Error):
 
 def usable_factors(account: Account) -> list[str]:
     """The account's factors a mini-program can use, in the order a user would reach for them."""
-    kinds = {factor.kind for factor in factors.factors_of(account)}
+    kinds = {factor.kind for factor in factors_of(account)}
     usable = [FACTOR_OTP] if SecondFactorKind.TOTP in kinds else []
-    if kinds and factors.remaining_recovery_codes(account):
+    if kinds and remaining_recovery_codes(account):
         usable.append(FACTOR_RECOVERY_CODE)
     return usable
 

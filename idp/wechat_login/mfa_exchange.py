@@ -6,8 +6,8 @@ RFC 6238) or `recovery_code`.
 - Success: the token response of the first step's scope, `amr` gains `otp` and `mfa` (RFC 8176
   §2), so the ID token's `acr` is the MFA ACR (OIDC Core §2), and refresh keeps both.
 - A wrong code: `invalid_grant` (RFC 6749 §5.2) with `attempts_left`; the mfa_token dies after
-  `MAX_ATTEMPTS` (`mfa_tokens.py`). Attempts are also counted per account, with the website's
-  second-factor step (`idp.accounts.second_factors.attempts_by_account`): past it, 429.
+  `MAX_ATTEMPTS` (`idp.second_factor.mfa_tokens`). Attempts are also counted per account, with
+  the website's second-factor step (`idp.second_factor.factors.attempts_by_account`): past it, 429.
 - A TOTP code is accepted once across the IdP (the replay cache the website uses); a recovery
   code is spent.
 """
@@ -21,7 +21,6 @@ from authlib.oauth2.rfc6749.hooks import hooked
 from authlib.oauth2.rfc6749.requests import OAuth2Request
 from flask import Flask
 
-from idp.accounts import second_factors as factors
 from idp.extensions import db
 from idp.identity import audit
 from idp.identity.audit import Actor
@@ -31,10 +30,11 @@ from idp.oidc.grants import active_account
 from idp.oidc.models import Client
 from idp.oidc.server import server_of
 from idp.scopes import scope_set
+from idp.second_factor import factors, mfa_tokens
+from idp.second_factor.models import MfaChallenge
+from idp.second_factor.recovery_codes import use_recovery_code
 from idp.security.throttle import Throttled
-from idp.wechat_login import mfa_tokens
 from idp.wechat_login.mfa import FACTOR_OTP, FACTOR_RECOVERY_CODE, MFA_TOKEN_TYPE
-from idp.wechat_login.models import MfaChallenge
 from idp.wechat_login.token_exchange import ExchangeGrant, WeChatIdToken
 
 SECOND_FACTOR_AMR = ["otp", "mfa"]
@@ -117,7 +117,7 @@ class MfaTokenExchangeGrant(ExchangeGrant):
         try:
             if otp:
                 return FACTOR_OTP if factors.check_totp(account, otp) else None
-            if recovery_code and factors.use_recovery_code(account, recovery_code):
+            if recovery_code and use_recovery_code(account, recovery_code):
                 return FACTOR_RECOVERY_CODE
         except Throttled as refused:
             raise TooManyAttemptsError(

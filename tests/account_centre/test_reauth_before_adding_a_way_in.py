@@ -21,11 +21,11 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select
 
-from idp.accounts.models import SecondFactor
 from idp.extensions import db
 from idp.identity.accounts import create_account, find_account, link_identity
 from idp.identity.audit import Actor
 from idp.identity.models import Account, AccountStatus, IdentityKind, LoginSession, MergeRecord
+from idp.second_factor.models import SecondFactor
 from idp.wechat.apps import create_wechat_app
 from idp.wechat.fake import FakeWeChatControl
 from tests.account_centre.conftest import post_form, sms_code, start_wechat_bind

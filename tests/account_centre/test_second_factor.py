@@ -12,9 +12,9 @@ from flask.testing import FlaskClient
 from joserfc import jwt
 from sqlalchemy import select
 
-from idp.accounts.models import RecoveryCode, SecondFactor
 from idp.extensions import db
 from idp.identity.models import AuditEvent
+from idp.second_factor.models import RecoveryCode, SecondFactor
 from tests.account_centre.conftest import post_form
 from tests.conftest import CodeFlow, login
 

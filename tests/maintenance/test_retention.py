@@ -16,7 +16,7 @@ from idp.identity.models import AuditEvent, LoginSession
 from idp.maintenance.retention import purge_expired
 from idp.models_base import utcnow
 from idp.oidc.models import AuthorizationCode, RefreshToken, RevokedAccessToken, UsedNonce
-from idp.wechat_login.models import MfaChallenge
+from idp.second_factor.models import MfaChallenge
 
 DAY = timedelta(days=1)
 

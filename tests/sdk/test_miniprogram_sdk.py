@@ -23,10 +23,11 @@ import pytest
 import requests
 
 from idp import create_app
-from idp.accounts import second_factors as factors
 from idp.extensions import db
 from idp.identity.models import Account
 from idp.oidc.discovery import TOKEN_EXCHANGE
+from idp.second_factor import factors
+from idp.second_factor.recovery_codes import new_recovery_codes
 from idp.wechat.fake import FakeWeChatServer
 from idp.wechat_login.token_exchange import JS_CODE_TOKEN_TYPE
 
@@ -139,7 +140,7 @@ def _user_with_a_second_factor(
         assert account is not None
         secret = pyotp.random_base32()
         factors.add_totp(account, secret, "SDK test")
-        codes = factors.new_recovery_codes(account)
+        codes = new_recovery_codes(account)
         db.session.commit()
         db.session.remove()
         db.engine.dispose()

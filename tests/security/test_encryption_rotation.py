@@ -23,9 +23,9 @@ def test_ciphertext_is_bound_to_its_key_and_context() -> None:
 
 def test_rotate_encryption_then_drop_the_old_key(app: Any, app_config: dict, client: Any) -> None:
     from idp.accounts.seed import create_password_user
-    from idp.admin.totp import enrolled_secret
     from idp.identity.models import Account
     from idp.operations.encryption import rotate_encryption
+    from idp.second_factor.admin_totp import enrolled_secret
     from idp.wechat.apps import app_secret, create_wechat_app
     from idp.wechat.models import WeChatApp
 

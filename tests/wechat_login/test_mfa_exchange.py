@@ -17,17 +17,17 @@ import sqlalchemy as sa
 from flask import Flask
 from flask.testing import FlaskClient
 
-from idp.accounts import second_factors as factors
-from idp.accounts.models import RecoveryCode, SecondFactor, SecondFactorKind
 from idp.extensions import db
 from idp.identity.models import Account, AuditEvent
 from idp.models_base import utcnow
 from idp.oidc.discovery import TOKEN_EXCHANGE
 from idp.oidc.models import ACR_MFA, token_digest
+from idp.second_factor import factors
+from idp.second_factor.mfa_tokens import MAX_ATTEMPTS
+from idp.second_factor.models import MfaChallenge, RecoveryCode, SecondFactor, SecondFactorKind
+from idp.second_factor.recovery_codes import new_recovery_codes, remaining_recovery_codes
 from idp.wechat.fake import FakeWeChatControl
 from idp.wechat_login.mfa import MFA_TOKEN_TYPE
-from idp.wechat_login.mfa_tokens import MAX_ATTEMPTS
-from idp.wechat_login.models import MfaChallenge
 from tests.oidc.helpers import id_token_claims
 from tests.redis_db import redis_url
 
@@ -61,7 +61,7 @@ def enrol_totp(account: Account, recovery_codes: bool = True) -> tuple[pyotp.TOT
     """What the account centre does once the user proved the app's first code."""
     secret = pyotp.random_base32()
     factors.add_totp(account, secret, "Authenticator app")
-    codes = factors.new_recovery_codes(account) if recovery_codes else []
+    codes = new_recovery_codes(account) if recovery_codes else []
     db.session.commit()
     return pyotp.TOTP(secret), codes
 
@@ -167,7 +167,7 @@ def test_factors_offered_are_those_a_mini_program_can_use(
     assert mfa_required(client, control, mini_client, "alice")["factors"] == ["otp"]
     bob = account_of(client, mini_login(client, control, mini_client, "bob"))
     enrol_passkey_only(bob)
-    factors.new_recovery_codes(bob)
+    new_recovery_codes(bob)
     db.session.commit()
     assert mfa_required(client, control, mini_client, "bob")["factors"] == ["recovery_code"]
 
@@ -226,7 +226,7 @@ def test_recovery_code_completes_the_exchange_and_is_spent(
     claims = id_token_claims(client, response.get_json()["id_token"])
     assert claims["amr"] == ["wechat", "otp", "mfa"] and claims["acr"] == ACR_MFA
     db.session.expire_all()
-    assert factors.remaining_recovery_codes(alice) == len(codes) - 1
+    assert remaining_recovery_codes(alice) == len(codes) - 1
     spent = db.session.scalars(
         sa.select(RecoveryCode).where(RecoveryCode.used_at.is_not(None))
     ).one()
@@ -283,7 +283,7 @@ def test_replayed_mfa_token_is_invalid_grant__rfc6749_5_2(
     replay = second_step(client, strict_mini, token, recovery_code=codes[1])
     assert (replay.status_code, replay.get_json()["error"]) == (400, "invalid_grant")
     db.session.expire_all()
-    assert factors.remaining_recovery_codes(alice) == len(codes)  # nothing spent on a dead token
+    assert remaining_recovery_codes(alice) == len(codes)  # nothing spent on a dead token
 
 
 def test_mfa_token_of_another_client_is_invalid_grant__rfc6749_5_2(

@@ -7,12 +7,13 @@ from typing import Any
 from flask import flash, g, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 
-from idp.admin import access, totp
+from idp.admin import access
 from idp.admin.blueprint import admin_actor, bp, current_admin
 from idp.admin.forms import TotpForm
 from idp.admin.views.helpers import admin_next
 from idp.extensions import db
 from idp.identity import audit
+from idp.second_factor import admin_totp as totp
 from idp.security.throttle import Throttled
 
 

@@ -1,6 +1,6 @@
 """TOTP (RFC 6238) with pyotp: the one implementation behind the admins' second factor
-(`idp.admin.totp`) and the users' (`idp.accounts.second_factors`, used by the account centre,
-the sign-in second step and the mini-program's `mfa_token` exchange).
+(`admin_totp.py`) and the users' (`factors.py`, used by the account centre, the sign-in second
+step and the mini-program's `mfa_token` exchange).
 
 A secret is encrypted at rest with the IdP's secret box, bound to its purpose and account; during
 enrolment the candidate waits, encrypted too, in the session cookie until a first code proves it.

@@ -1,17 +1,17 @@
 """The admins' second factor: TOTP enrolled by a QR code, its secret kept on the account row
 (`Account.totp_secret_encrypted`). The mechanics — sealing, the pending secret, the QR code,
-accepting a code once — are `idp.accounts.totp`'s; attempts are throttled per account.
+accepting a code once — are `totp.py`'s; attempts are throttled per account.
 """
 
 from __future__ import annotations
 
 from markupsafe import Markup
 
-from idp.accounts import totp
 from idp.extensions import db
 from idp.identity import audit
 from idp.identity.audit import Actor
 from idp.identity.models import Account
+from idp.second_factor import totp
 from idp.security.throttle import Throttle
 
 ADMIN_TOTP = totp.TotpPurpose("admin-totp", issuer="IdP admin", pending_key="admin_totp_pending")

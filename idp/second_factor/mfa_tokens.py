@@ -21,10 +21,10 @@ from datetime import timedelta
 
 from sqlalchemy import update
 
+from idp.crypto import digest as token_digest
 from idp.extensions import db, rows_matched
 from idp.models_base import utcnow
-from idp.oidc.models import token_digest
-from idp.wechat_login.models import MfaChallenge
+from idp.second_factor.models import MfaChallenge
 
 MFA_TOKEN_TTL = timedelta(minutes=5)
 MAX_ATTEMPTS = 5
