@@ -161,15 +161,8 @@ def register() -> Any:
 
 @bp.route("/register/confirm", methods=["GET", "POST"])
 def register_confirm() -> Any:
-    form = CodePasswordForm()
-    if request.method == "GET":
-        form.phone.data = request.args.get("phone", "")
-        form.next.data = request.args.get("next", "")
-    if form.validate_on_submit():
-        try:
-            phone = normalize_phone(form.phone.data or "")
-        except InvalidPhoneNumber:
-            phone = "+0"  # matches no code
+    form, phone = _confirmation_form()
+    if phone is not None:
         if not form.accept_terms.data:
             flash(_("Please accept the terms of service and the privacy policy."), "error")
         elif sms_codes.check_code(phone, "register", form.code.data or "",
@@ -208,15 +201,8 @@ def reset() -> Any:
 
 @bp.route("/reset/confirm", methods=["GET", "POST"])
 def reset_confirm() -> Any:
-    form = CodePasswordForm()
-    if request.method == "GET":
-        form.phone.data = request.args.get("phone", "")
-        form.next.data = request.args.get("next", "")
-    if form.validate_on_submit():
-        try:
-            phone = normalize_phone(form.phone.data or "")
-        except InvalidPhoneNumber:
-            phone = "+0"  # matches no code
+    form, phone = _confirmation_form()
+    if phone is not None:
         account = find_account(IdentityKind.PHONE, phone)
         binding, code = sms_codes.browser_binding(), form.code.data or ""
         if account is None and sms_codes.check_code(phone, "reset", code, binding):
@@ -236,6 +222,22 @@ def reset_confirm() -> Any:
         else:
             flash(_("That code is not right or has expired."), "error")
     return render_template("accounts/confirm.html", form=form, purpose="reset")
+
+
+def _confirmation_form() -> tuple[CodePasswordForm, str | None]:
+    """Step two of registration and reset: the code-and-password form, filled from the link of
+    step one on GET; with the phone it names once it is submitted and valid (E.164, or "+0",
+    which matches no code, for what is not a phone number)."""
+    form = CodePasswordForm()
+    if request.method == "GET":
+        form.phone.data = request.args.get("phone", "")
+        form.next.data = request.args.get("next", "")
+    if not form.validate_on_submit():
+        return form, None
+    try:
+        return form, normalize_phone(form.phone.data or "")
+    except InvalidPhoneNumber:
+        return form, "+0"  # matches no code
 
 
 def _phone_step(purpose: str, template: str) -> Any:

@@ -13,6 +13,8 @@ Enabling lets the account sign in again; old tokens stay dead.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from idp.identity import account_events, audit
 from idp.identity.accounts import IdentityError
 from idp.identity.audit import Actor
@@ -52,33 +54,45 @@ def check_may_hold_tokens(account: Account | None) -> Account:
 
 
 def disable_account(account: Account, actor: Actor, reason: str = "disabled") -> Account:
-    account_id = account.id
-
-    def work() -> Account:
-        locked = lock_accounts(account_id).get(account_id)
-        if locked is None or locked.status != AccountStatus.ACTIVE:
-            raise StatusRefused("not_active", "only an active account can be disabled")
-        locked.status = AccountStatus.DISABLED
+    def sign_out(locked: Account) -> None:
         # Sessions, refresh families and access tokens end, relying parties hear of it
         # (back-channel logout): enabling the account later revives none of them.
         sign_out_everywhere(locked, actor, reason=reason)
-        audit.record("account.disable", actor, locked.id, reason=reason)
-        announce_account_event(account_events.ACCOUNT_DISABLED, locked.id, actor)
-        return locked
 
-    return run_in_transaction(work)
+    return _change_status(
+        account, actor, reason, AccountStatus.ACTIVE, AccountStatus.DISABLED,
+        StatusRefused("not_active", "only an active account can be disabled"),
+        "account.disable", account_events.ACCOUNT_DISABLED, then=sign_out,
+    )
 
 
 def enable_account(account: Account, actor: Actor, reason: str = "enabled") -> Account:
+    return _change_status(
+        account, actor, reason, AccountStatus.DISABLED, AccountStatus.ACTIVE,
+        StatusRefused("not_disabled", "only a disabled account can be enabled"),
+        "account.enable", account_events.ACCOUNT_ENABLED,
+    )
+
+
+def _change_status(
+    account: Account, actor: Actor, reason: str, before: str, after: str,
+    refusal: StatusRefused, audit_action: str, event: str,
+    then: Callable[[Account], None] | None = None,
+) -> Account:
+    """In one transaction: the account, locked, goes from status `before` to `after` (`refusal`
+    when it is not in `before`), `then` runs, the change is audited and its account event
+    announced."""
     account_id = account.id
 
     def work() -> Account:
         locked = lock_accounts(account_id).get(account_id)
-        if locked is None or locked.status != AccountStatus.DISABLED:
-            raise StatusRefused("not_disabled", "only a disabled account can be enabled")
-        locked.status = AccountStatus.ACTIVE
-        audit.record("account.enable", actor, locked.id, reason=reason)
-        announce_account_event(account_events.ACCOUNT_ENABLED, locked.id, actor)
+        if locked is None or locked.status != before:
+            raise refusal
+        locked.status = after
+        if then is not None:
+            then(locked)
+        audit.record(audit_action, actor, locked.id, reason=reason)
+        announce_account_event(event, locked.id, actor)
         return locked
 
     return run_in_transaction(work)

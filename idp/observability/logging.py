@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 import sys
 from datetime import UTC, datetime
@@ -147,6 +148,33 @@ def json_handler(stream_handler: logging.Handler | None = None) -> logging.Handl
     handler.addFilter(RedactingFilter())
     handler._idp_json = True  # type: ignore[attr-defined]
     return handler
+
+
+def server_log_config(server_loggers: dict[str, Any]) -> dict[str, Any]:
+    """A `logging.config.dictConfig` for an HTTP server's master and workers (granian, gunicorn):
+    JSON lines on stderr, redacted, like the app's own logs (`IDP_LOG_LEVEL`); `server_loggers`
+    are the server's own loggers and their levels."""
+    level = os.environ.get("IDP_LOG_LEVEL", "INFO").upper()
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {"json": {"()": f"{__name__}.JsonFormatter"}},
+        "filters": {"redact": {"()": f"{__name__}.RedactingFilter"}},
+        "handlers": {
+            "json": {
+                "class": f"{__name__}.StderrHandler",
+                "formatter": "json",
+                "filters": ["redact"],
+            },
+        },
+        "root": {"level": level, "handlers": ["json"]},
+        "loggers": server_loggers,
+    }
+
+
+# A server's access log is off: idp.access logs each request with its request id, without its
+# query string.
+ACCESS_LOG_OFF: dict[str, Any] = {"level": "CRITICAL", "handlers": [], "propagate": False}
 
 
 def configure_logging(app: Flask) -> None:

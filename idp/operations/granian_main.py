@@ -26,6 +26,8 @@ from granian.constants import Interfaces
 from granian.http import HTTP1Settings, HTTP2Settings
 from granian.server import MPServer, MTServer, Server
 
+from idp.observability.logging import ACCESS_LOG_OFF, server_log_config
+
 APP_LOADER = "idp.operations.granian_app:load"
 # Python threads per worker that run requests. More only queue on the GIL; enough to overlap
 # database and Redis round trips (bench/README.md).
@@ -42,26 +44,10 @@ HEADER_READ_TIMEOUT_MS = 30_000
 
 def log_config() -> dict[str, Any]:
     """JSON lines on stderr, redacted, like the app's own logs."""
-    level = os.environ.get("IDP_LOG_LEVEL", "INFO").upper()
-    return {
-        "version": 1,
-        "disable_existing_loggers": False,
-        "formatters": {"json": {"()": "idp.observability.logging.JsonFormatter"}},
-        "filters": {"redact": {"()": "idp.observability.logging.RedactingFilter"}},
-        "handlers": {
-            "json": {
-                "class": "idp.observability.logging.StderrHandler",
-                "formatter": "json",
-                "filters": ["redact"],
-            },
-        },
-        "root": {"level": level, "handlers": ["json"]},
-        "loggers": {
-            "_granian": {"level": "WARNING", "handlers": ["json"], "propagate": False},
-            # Off: idp.access logs each request with its request id, without its query string.
-            "granian.access": {"level": "CRITICAL", "handlers": [], "propagate": False},
-        },
-    }
+    return server_log_config({
+        "_granian": {"level": "WARNING", "handlers": ["json"], "propagate": False},
+        "granian.access": ACCESS_LOG_OFF,
+    })
 
 
 def build_server(host: str, port: int, workers: int) -> MPServer | MTServer:

@@ -11,6 +11,8 @@ import os
 import shutil
 from typing import Any
 
+from idp.observability.logging import ACCESS_LOG_OFF, server_log_config
+
 wsgi_app = "idp:create_app()"
 # Threaded workers: each process serves `threads` requests at once and keeps idle client
 # connections open (`keepalive` seconds), where sync workers answer `Connection: close` and pay
@@ -30,25 +32,10 @@ control_socket_disable = True
 # gunicorn trusts X-Forwarded-Proto only from these peers (`FORWARDED_ALLOW_IPS` overrides).
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1,::1")
 
-logconfig_dict: dict[str, Any] = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "formatters": {"json": {"()": "idp.observability.logging.JsonFormatter"}},
-    "filters": {"redact": {"()": "idp.observability.logging.RedactingFilter"}},
-    "handlers": {
-        "json": {
-            "class": "idp.observability.logging.StderrHandler",
-            "formatter": "json",
-            "filters": ["redact"],
-        },
-    },
-    "root": {"level": os.environ.get("IDP_LOG_LEVEL", "INFO"), "handlers": ["json"]},
-    "loggers": {
-        "gunicorn.error": {"level": "INFO", "handlers": ["json"], "propagate": False},
-        # Off: idp.access logs each request with its request id and without its query string.
-        "gunicorn.access": {"level": "CRITICAL", "handlers": [], "propagate": False},
-    },
-}
+logconfig_dict = server_log_config({
+    "gunicorn.error": {"level": "INFO", "handlers": ["json"], "propagate": False},
+    "gunicorn.access": ACCESS_LOG_OFF,
+})
 
 
 def child_exit(_server: Any, worker: Any) -> None:

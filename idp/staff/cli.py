@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable
 
 import click
 from flask.cli import with_appcontext
@@ -16,6 +17,7 @@ from idp.staff.permissions import Role
 from idp.staff.roles import RoleRefused, admin_holders, grant_role, revoke_role
 
 ROLE_NAMES = [role.value for role in Role]
+RoleChange = Callable[[Account, str, Actor, str], bool]  # grant_role, revoke_role
 
 
 @click.group(help="Admin roles: support, identity, security, auditor.")
@@ -23,35 +25,26 @@ def admins() -> None:
     pass
 
 
-@admins.command("grant")
-@click.argument("who")
-@click.argument("role", type=click.Choice(ROLE_NAMES))
-@click.option("--reason", default="", help="kept in the audit trail")
-@with_appcontext
-def admins_grant(who: str, role: str, reason: str) -> None:
-    """WHO is an account id (sub) or a phone number."""
-    account = _account(who)
-    try:
-        granted = grant_role(account, role, Actor.system("cli"), reason)
-    except RoleRefused as refusal:
-        _fail(str(refusal))
-    db.session.commit()
-    click.echo(f"{account.id} {role} {'granted' if granted else 'already held'}")
+def _role_command(name: str, change: RoleChange, changed: str, unchanged: str) -> None:
+    """`idp admins grant|revoke WHO ROLE`: the same command but for the change it makes."""
+
+    @admins.command(name, help="WHO is an account id (sub) or a phone number.")
+    @click.argument("who")
+    @click.argument("role", type=click.Choice(ROLE_NAMES))
+    @click.option("--reason", default="", help="kept in the audit trail")
+    @with_appcontext
+    def command(who: str, role: str, reason: str) -> None:
+        account = _account(who)
+        try:
+            done = change(account, role, Actor.system("cli"), reason)
+        except RoleRefused as refusal:
+            _fail(str(refusal))
+        db.session.commit()
+        click.echo(f"{account.id} {role} {changed if done else unchanged}")
 
 
-@admins.command("revoke")
-@click.argument("who")
-@click.argument("role", type=click.Choice(ROLE_NAMES))
-@click.option("--reason", default="", help="kept in the audit trail")
-@with_appcontext
-def admins_revoke(who: str, role: str, reason: str) -> None:
-    account = _account(who)
-    try:
-        revoked = revoke_role(account, role, Actor.system("cli"), reason)
-    except RoleRefused as refusal:
-        _fail(str(refusal))
-    db.session.commit()
-    click.echo(f"{account.id} {role} {'revoked' if revoked else 'was not held'}")
+_role_command("grant", grant_role, "granted", "already held")
+_role_command("revoke", revoke_role, "revoked", "was not held")
 
 
 @admins.command("list")

@@ -159,14 +159,8 @@ def scan_ticket_info(ticket: str) -> Response:
     try:
         _account, appid = _mini_program_caller()
         shown = scan.ticket_for_confirm_page(_ticket_id(ticket), appid)
-    except OAuth2Error as error:
-        return _oauth_error(error)
-    except scan.UnknownTicket:
-        return _oauth_error(UnknownTicketError())
-    except scan.WrongMiniProgram:
-        return _oauth_error(WrongMiniProgramError())
-    except scan.TicketAlreadyAnswered as answered:
-        return _oauth_error(TicketAnsweredError(), status=answered.status)
+    except MINI_PROGRAM_REFUSALS as refusal:
+        return _mini_program_refusal(refusal)
     db.session.commit()
     return _json({
         "status": shown.status,
@@ -190,16 +184,28 @@ def scan_ticket_answer(ticket: str) -> Response:
         if not isinstance(decision, str) or decision not in scan.DECISIONS:
             raise InvalidRequestError("Send a JSON object with decision: confirm or refuse.")
         status = scan.answer(_ticket_id(ticket), account, str(decision), appid)
-    except OAuth2Error as error:
-        return _oauth_error(error)
-    except scan.UnknownTicket:
-        return _oauth_error(UnknownTicketError())
-    except scan.WrongMiniProgram:
-        return _oauth_error(WrongMiniProgramError())
-    except scan.TicketAlreadyAnswered as answered:
-        return _oauth_error(TicketAnsweredError(), status=answered.status)
+    except MINI_PROGRAM_REFUSALS as refusal:
+        return _mini_program_refusal(refusal)
     db.session.commit()
     return _json({"status": status})
+
+
+# What the mini-program's calls on a ticket may be refused for.
+MINI_PROGRAM_REFUSALS = (
+    OAuth2Error, scan.UnknownTicket, scan.WrongMiniProgram, scan.TicketAlreadyAnswered,
+)
+
+
+def _mini_program_refusal(refusal: Exception) -> Response:
+    """The JSON error answer of a refusal, the ticket's own refusals mapped to their errors."""
+    if isinstance(refusal, scan.UnknownTicket):
+        return _oauth_error(UnknownTicketError())
+    if isinstance(refusal, scan.WrongMiniProgram):
+        return _oauth_error(WrongMiniProgramError())
+    if isinstance(refusal, scan.TicketAlreadyAnswered):
+        return _oauth_error(TicketAnsweredError(), status=refusal.status)
+    assert isinstance(refusal, OAuth2Error)
+    return _oauth_error(refusal)
 
 
 def _mini_program_caller() -> tuple[Account, str]:

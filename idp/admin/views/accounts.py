@@ -14,7 +14,7 @@ from idp.admin.account_actions import ActionRefused
 from idp.admin.blueprint import admin_actor, bp, current_admin
 from idp.admin.forms import ConfirmForm, MoveIdentityForm
 from idp.admin.search import search_accounts
-from idp.admin.views.helpers import account_or_404, confirm_page, page_number
+from idp.admin.views.helpers import account_or_404, confirm_page, identity_or_404, page_number
 from idp.extensions import db
 from idp.identity.accounts import IdentityError, identities_of
 from idp.identity.claims import profile_values
@@ -171,10 +171,7 @@ def reset_code(account_id: str) -> Any:
 
 @bp.route("/accounts/<account_id>/identities/<int:identity_id>/unlink", methods=["GET", "POST"])
 def identity_unlink(account_id: str, identity_id: int) -> Any:
-    account = account_or_404(account_id)
-    identity = db.session.get(Identity, identity_id)
-    if identity is None or identity.account_id != account.id:
-        abort(404)
+    account, identity = identity_or_404(account_id, identity_id)
     if request.method == "POST" and ConfirmForm().validate_on_submit():
         try:
             unlink_identity(identity, admin_actor())

@@ -9,7 +9,7 @@ from flask import abort, render_template, request, url_for
 from idp.accounts.views import safe_next
 from idp.admin.forms import ConfirmForm
 from idp.extensions import db
-from idp.identity.models import Account
+from idp.identity.models import Account, Identity
 
 
 def admin_next(target: str | None) -> str:
@@ -23,6 +23,16 @@ def account_or_404(account_id: str) -> Account:
     if account is None:
         abort(404)
     return account
+
+
+def identity_or_404(account_id: str, identity_id: int) -> tuple[Account, Identity]:
+    """The account and one of its identities; 404 when either is not there or the identity is
+    another account's."""
+    account = account_or_404(account_id)
+    identity = db.session.get(Identity, identity_id)
+    if identity is None or identity.account_id != account.id:
+        abort(404)
+    return account, identity
 
 
 def confirm_page(

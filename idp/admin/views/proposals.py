@@ -46,33 +46,26 @@ def proposal_detail(proposal_id: int) -> Any:
 
 @bp.post("/proposals/<int:proposal_id>/approve")
 def proposal_approve(proposal_id: int) -> Any:
-    proposal = _proposal_or_404(proposal_id)
-    if not ConfirmForm().validate_on_submit():
-        abort(400)
+    proposal = _posted_proposal(proposal_id)
     try:
         four_eyes.approve(proposal, current_admin())
     except four_eyes.ApprovalRefused as refusal:
-        flash(_refusal_text(refusal), "error")
-        return redirect(url_for("admin.proposal_detail", proposal_id=proposal_id))
+        return _refused(proposal_id, _refusal_text(refusal))
     except four_eyes.ENGINE_REFUSALS as refusal:  # also recorded on the proposal
-        flash(_("Refused: %(reason)s", reason=str(refusal)), "error")
-        return redirect(url_for("admin.proposal_detail", proposal_id=proposal_id))
+        return _refused(proposal_id, _("Refused: %(reason)s", reason=str(refusal)))
     flash(_("Approved and carried out."), "info")
     return redirect(url_for("admin.proposal_detail", proposal_id=proposal_id))
 
 
 @bp.post("/proposals/<int:proposal_id>/decline")
 def proposal_decline(proposal_id: int) -> Any:
-    proposal = _proposal_or_404(proposal_id)
-    if not ConfirmForm().validate_on_submit():
-        abort(400)
+    proposal = _posted_proposal(proposal_id)
     if proposal.proposed_by != current_admin().id and not admin_may("merges.carry_out"):
         abort(403)
     try:
         four_eyes.decline(proposal, current_admin())
     except four_eyes.ApprovalRefused as refusal:
-        flash(_refusal_text(refusal), "error")
-        return redirect(url_for("admin.proposal_detail", proposal_id=proposal_id))
+        return _refused(proposal_id, _refusal_text(refusal))
     flash(_("The proposal is closed; nothing was changed."), "info")
     return redirect(url_for("admin.proposals"))
 
@@ -82,6 +75,19 @@ def _proposal_or_404(proposal_id: int) -> AdminProposal:
     if proposal is None:
         abort(404)
     return proposal
+
+
+def _posted_proposal(proposal_id: int) -> AdminProposal:
+    """The proposal a decision is posted for: 404 when there is none, 400 without the form."""
+    proposal = _proposal_or_404(proposal_id)
+    if not ConfirmForm().validate_on_submit():
+        abort(400)
+    return proposal
+
+
+def _refused(proposal_id: int, message: str) -> Any:
+    flash(message, "error")
+    return redirect(url_for("admin.proposal_detail", proposal_id=proposal_id))
 
 
 def _refusal_text(refusal: four_eyes.ApprovalRefused) -> str:

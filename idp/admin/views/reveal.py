@@ -10,11 +10,10 @@ from flask_babel import gettext as _
 
 from idp.admin.blueprint import admin_actor, bp, current_admin
 from idp.admin.forms import RevealForm
-from idp.admin.views.helpers import account_or_404
+from idp.admin.views.helpers import identity_or_404
 from idp.extensions import db
 from idp.identity import audit
 from idp.identity.masking import EMAIL_FIELDS, PHONE_FIELDS, mask_field
-from idp.identity.models import Identity
 from idp.security.throttle import Throttle, Throttled
 
 reveals_by_admin = Throttle("admin-reveal", ("10/hour", "50/day"), moving=True)
@@ -22,10 +21,7 @@ reveals_by_admin = Throttle("admin-reveal", ("10/hour", "50/day"), moving=True)
 
 @bp.route("/accounts/<account_id>/identities/<int:identity_id>/reveal", methods=["GET", "POST"])
 def identity_reveal(account_id: str, identity_id: int) -> Any:
-    account = account_or_404(account_id)
-    identity = db.session.get(Identity, identity_id)
-    if identity is None or identity.account_id != account.id:
-        abort(404)
+    account, identity = identity_or_404(account_id, identity_id)
     if identity.kind not in PHONE_FIELDS | EMAIL_FIELDS:
         abort(404)
     form = RevealForm()

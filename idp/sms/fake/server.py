@@ -3,22 +3,14 @@
 
 from __future__ import annotations
 
-import threading
 from typing import Any
-from urllib.parse import urlsplit
 
 import requests
-from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
+from werkzeug.serving import BaseWSGIServer
 
+from idp.fake_serving import BackgroundFake, make_fake_server, serve_in_foreground
 from idp.sms.fake.app import create_fake_sms_app
 from idp.sms.fake.state import FakeSmsState
-
-
-class _PathOnlyRequestHandler(WSGIRequestHandler):
-    """Access log without query strings: Aliyun's carry the key id, the signature and the code."""
-
-    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
-        self.log("info", '"%s %s" %s %s', self.command, urlsplit(self.path).path, code, size)
 
 
 class FakeSmsControl:
@@ -67,30 +59,22 @@ class FakeSmsControl:
         self.http.close()
 
 
-class FakeSmsServer:
-    def __init__(self, server: BaseWSGIServer, state: FakeSmsState) -> None:
-        self._server = server
-        self.state = state
-        self.base_url = f"http://{server.host}:{server.server_port}"
-        self.control = FakeSmsControl(self.base_url)
-        self._thread = threading.Thread(target=server.serve_forever, name="fake-sms", daemon=True)
+class FakeSmsServer(BackgroundFake):
+    thread_name = "fake-sms"
 
-    def start(self) -> FakeSmsServer:
-        self._thread.start()
-        return self
+    def __init__(self, server: BaseWSGIServer, state: FakeSmsState) -> None:
+        super().__init__(server)
+        self.state = state
+        self.control = FakeSmsControl(self.base_url)
 
     def shutdown(self) -> None:
         self.control.close()
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout=5)
+        super().shutdown()
 
 
 def _make_server(host: str, port: int, echo: bool) -> tuple[BaseWSGIServer, FakeSmsState]:
     state = FakeSmsState()
-    app = create_fake_sms_app(state, echo=echo)
-    server = make_server(host, port, app, threaded=True, request_handler=_PathOnlyRequestHandler)
-    return server, state
+    return make_fake_server(host, port, create_fake_sms_app(state, echo=echo)), state
 
 
 def serve_in_thread(host: str = "127.0.0.1", port: int = 0, echo: bool = False) -> FakeSmsServer:
@@ -102,11 +86,5 @@ def serve_in_thread(host: str = "127.0.0.1", port: int = 0, echo: bool = False) 
 def run(host: str = "127.0.0.1", port: int = 8801) -> None:
     """Foreground server for `idp fake-sms`; prints every accepted message; stops on Ctrl-C."""
     server, _ = _make_server(host, port, echo=True)
-    print(f"fake SMS (Aliyun, Tencent, Tencent Captcha) on http://{host}:{server.server_port}"
-          " (control API: /__fake__/)", flush=True)
-    try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.server_close()
+    serve_in_foreground(server, f"fake SMS (Aliyun, Tencent, Tencent Captcha) on "
+                                f"http://{host}:{server.server_port} (control API: /__fake__/)")

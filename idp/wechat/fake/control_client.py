@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 import requests
 
@@ -22,6 +22,22 @@ class IssuedJsCode:
 class FakeIdentity:
     openid: str
     unionid: str | None
+
+    @classmethod
+    def of(cls, answer: dict[str, Any]) -> FakeIdentity:
+        return cls(answer["openid"], answer.get("unionid"))
+
+
+class FakeUserFields(TypedDict, total=False):
+    """Who the fake's next WeChat user is: a named `user` (the same name, the same openid and
+    unionid) or explicit ids, with the profile WeChat would show."""
+
+    user: str | None
+    openid: str | None
+    unionid: str | None
+    nickname: str | None
+    headimgurl: str | None
+    is_snapshotuser: bool
 
 
 class FakeWeChatControl:
@@ -75,50 +91,13 @@ class FakeWeChatControl:
         )
         return str(answer["code"])
 
-    def next_qr_user(
-        self,
-        appid: str,
-        user: str | None = None,
-        openid: str | None = None,
-        unionid: str | None = None,
-        nickname: str | None = None,
-        headimgurl: str | None = None,
-        is_snapshotuser: bool = False,
-    ) -> FakeIdentity:
-        answer = self._post(
-            "/qr_users",
-            appid=appid,
-            user=user,
-            openid=openid,
-            unionid=unionid,
-            nickname=nickname,
-            headimgurl=headimgurl,
-            is_snapshotuser=is_snapshotuser,
-        )
-        return FakeIdentity(answer["openid"], answer.get("unionid"))
+    def next_qr_user(self, appid: str, **who: Unpack[FakeUserFields]) -> FakeIdentity:
+        """The WeChat user the next website QR-connect scan signs in."""
+        return FakeIdentity.of(self._post("/qr_users", appid=appid, **who))
 
-    def set_browser_user(
-        self,
-        appid: str,
-        user: str | None = None,
-        openid: str | None = None,
-        unionid: str | None = None,
-        nickname: str | None = None,
-        headimgurl: str | None = None,
-        is_snapshotuser: bool = False,
-    ) -> FakeIdentity:
+    def set_browser_user(self, appid: str, **who: Unpack[FakeUserFields]) -> FakeIdentity:
         """The WeChat user whose in-WeChat browser opens the Official Account's pages."""
-        answer = self._post(
-            "/browser_users",
-            appid=appid,
-            user=user,
-            openid=openid,
-            unionid=unionid,
-            nickname=nickname,
-            headimgurl=headimgurl,
-            is_snapshotuser=is_snapshotuser,
-        )
-        return FakeIdentity(answer["openid"], answer.get("unionid"))
+        return FakeIdentity.of(self._post("/browser_users", appid=appid, **who))
 
     def wxacodes(self) -> list[dict[str, Any]]:
         """Mini-program codes drawn by getwxacodeunlimit, newest last (scene, page, appid…)."""
