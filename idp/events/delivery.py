@@ -295,18 +295,12 @@ def _publish(row: EventDelivery, publisher: AmqpPublisher) -> str | None:
 
 def _post(url: str, token: str, session: requests.Session) -> str | None:
     """None when the receiver accepted the SET (RFC 8935 §2.2: 202), else what went wrong."""
-    try:
-        response = session.post(
-            url,
-            data=token.encode("ascii"),
-            headers={"Content-Type": SET_MEDIA_TYPE, "Accept": "application/json"},
-            timeout=setting("IDP_EVENT_TIMEOUT_SECONDS"),
-            allow_redirects=False,
-        )
-    except OutboundRefused as refusal:
-        return f"refused: {refusal}"[:500]
-    except requests.RequestException as failure:
-        return f"{type(failure).__name__}: could not reach the receiver"[:500]
+    response = _posted(
+        url, session, data=token.encode("ascii"),
+        headers={"Content-Type": SET_MEDIA_TYPE, "Accept": "application/json"},
+    )
+    if isinstance(response, str):
+        return response
     if response.status_code == 202:
         return None
     if 200 <= response.status_code < 300:
@@ -316,20 +310,25 @@ def _post(url: str, token: str, session: requests.Session) -> str | None:
 
 def _post_logout_token(url: str, token: str, session: requests.Session) -> str | None:
     """Back-Channel Logout 1.0 §2.5: a form POST of `logout_token`; 200 (or 204) is success."""
+    response = _posted(url, session, data={"logout_token": token})
+    if isinstance(response, str):
+        return response
+    if response.status_code in (200, 204):
+        return None
+    return f"HTTP {response.status_code}"
+
+
+def _posted(url: str, session: requests.Session, **request: Any) -> requests.Response | str:
+    """The receiver's answer to a POST (no redirect followed), or what kept it from reaching
+    the receiver."""
     try:
-        response = session.post(
-            url,
-            data={"logout_token": token},
-            timeout=setting("IDP_EVENT_TIMEOUT_SECONDS"),
-            allow_redirects=False,
+        return session.post(
+            url, timeout=setting("IDP_EVENT_TIMEOUT_SECONDS"), allow_redirects=False, **request
         )
     except OutboundRefused as refusal:
         return f"refused: {refusal}"[:500]
     except requests.RequestException as failure:
         return f"{type(failure).__name__}: could not reach the receiver"[:500]
-    if response.status_code in (200, 204):
-        return None
-    return f"HTTP {response.status_code}"
 
 
 def _rfc8935_error(response: requests.Response) -> str:

@@ -137,11 +137,7 @@ class SmsSettings:
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> SmsSettings:
-        provider = str(config.get("IDP_SMS_PROVIDER") or "log").strip().lower()
-        if provider not in PROVIDERS:
-            raise ConfigError(
-                f"IDP_SMS_PROVIDER must be one of {', '.join(PROVIDERS)}, got {provider!r}"
-            )
+        provider = _choice(config, "IDP_SMS_PROVIDER", PROVIDERS)
         timeout = _number(config, "IDP_SMS_TIMEOUT", 5)
         if provider == "log":
             return cls(provider="log", timeout_seconds=timeout)
@@ -193,15 +189,8 @@ class CaptchaSettings:
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> CaptchaSettings:
-        provider = str(config.get("IDP_CAPTCHA_PROVIDER") or "none").strip().lower()
-        if provider not in CAPTCHA_PROVIDERS:
-            raise ConfigError(
-                f"IDP_CAPTCHA_PROVIDER must be one of {', '.join(CAPTCHA_PROVIDERS)}, "
-                f"got {provider!r}"
-            )
-        mode = str(config.get("IDP_CAPTCHA_MODE") or "risk").strip().lower()
-        if mode not in CAPTCHA_MODES:
-            raise ConfigError(f"IDP_CAPTCHA_MODE must be risk or always, got {mode!r}")
+        provider = _choice(config, "IDP_CAPTCHA_PROVIDER", CAPTCHA_PROVIDERS)
+        mode = _choice(config, "IDP_CAPTCHA_MODE", CAPTCHA_MODES)
         if provider == "none":
             return cls(provider="none", mode=mode)
         app_id = str(config.get("IDP_CAPTCHA_APP_ID") or "").strip()
@@ -243,6 +232,14 @@ def read_secret(config: dict[str, Any], name: str) -> str:
             raise ConfigError(f"{name}_FILE cannot be read: {error.strerror}") from None
     if not value:
         raise ConfigError(f"{name} (or {name}_FILE) is required")
+    return value
+
+
+def _choice(config: dict[str, Any], name: str, choices: tuple[str, ...]) -> str:
+    """The setting, one of `choices` (case and spaces aside); the first when it is unset."""
+    value = str(config.get(name) or choices[0]).strip().lower()
+    if value not in choices:
+        raise ConfigError(f"{name} must be one of {', '.join(choices)}, got {value!r}")
     return value
 
 
