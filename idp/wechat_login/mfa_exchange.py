@@ -30,7 +30,7 @@ from idp.oidc.grants import active_account
 from idp.oidc.models import Client
 from idp.oidc.server import server_of
 from idp.scopes import scope_set
-from idp.second_factor import factors, mfa_tokens
+from idp.second_factor import factors, mfa_tokens, totp
 from idp.second_factor.models import MfaChallenge
 from idp.second_factor.recovery_codes import use_recovery_code
 from idp.security.throttle import Throttled
@@ -80,7 +80,7 @@ class MfaTokenExchangeGrant(ExchangeGrant):
         otp, recovery_code = data.get("otp"), data.get("recovery_code")
         if bool(otp) == bool(recovery_code):
             raise InvalidRequestError("Send exactly one of 'otp' and 'recovery_code'.")
-        if otp and not _is_totp_code(otp):
+        if otp and not totp.is_code(otp):
             raise InvalidRequestError("'otp' must be the 6 digits of the authenticator app.")
         if recovery_code and (
             len(recovery_code) > MAX_RECOVERY_CODE_LENGTH or not recovery_code.isprintable()
@@ -124,11 +124,6 @@ class MfaTokenExchangeGrant(ExchangeGrant):
                 "Too many second-factor attempts; try again later.", refused.retry_after
             ) from None
         return None
-
-
-def _is_totp_code(code: str) -> bool:
-    digits = "".join(code.split())
-    return len(code) <= 16 and len(digits) == 6 and digits.isascii() and digits.isdigit()
 
 
 def _granted_scope(challenge: MfaChallenge, requested: str | None) -> str:

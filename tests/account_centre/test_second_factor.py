@@ -102,6 +102,28 @@ def test_recovery_code_works_once(app: Flask, signed_in: FlaskClient, user: Any)
         AuditEvent.action == "recovery_code.use")).one()
 
 
+# Arabic-Indic digits: `str.isdigit` says yes, but `hmac.compare_digest` refuses non-ASCII text.
+NON_ASCII_DIGITS = "\u0661\u0662\u0663\u0664\u0665\u0666"
+
+
+def test_a_code_of_non_ascii_digits_is_a_wrong_code_not_an_error__rfc4226_5_3(
+    app: Flask, signed_in: FlaskClient, user: Any
+) -> None:
+    """RFC 4226 §5.3: the code is a decimal number of ASCII digits; anything else is refused
+    like a wrong code, at enrolment and at the second step (never a 500)."""
+    signed_in.get("/account/two-factor/totp")
+    refused = post_form(signed_in, "/account/two-factor/totp", code=NON_ASCII_DIGITS)
+    assert refused.status_code == 200 and "not right" in refused.get_data(as_text=True)
+    assert db.session.scalars(select(SecondFactor)).all() == []
+    _enrol(signed_in)
+    browser = app.test_client()
+    login(browser, PHONE)
+    step = browser.get("/account/sessions").headers["Location"]
+    wrong = post_form(browser, step, **{"totp-csrf_token": "", "totp-code": NON_ASCII_DIGITS,
+                                        "action": "totp"})
+    assert wrong.status_code == 200 and "not right" in wrong.get_data(as_text=True)
+
+
 def test_pending_second_factor_signs_nobody_in(app: Flask, signed_in: FlaskClient,
                                                user: Any) -> None:
     _enrol(signed_in)

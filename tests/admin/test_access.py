@@ -146,3 +146,26 @@ def test_pages_render_in_chinese(admin: AdminBrowser) -> None:
     admin.browser.set_cookie("idp_locale", "zh_CN")
     html = text_of(admin.get("/admin/"))
     assert "仪表盘" in html and 'lang="zh-CN"' in html
+
+
+# Arabic-Indic digits: `str.isdigit` says yes, but `hmac.compare_digest` refuses non-ASCII text.
+NON_ASCII_DIGITS = "\u0661\u0662\u0663\u0664\u0665\u0666"
+
+
+def test_a_code_of_non_ascii_digits_is_a_wrong_code_not_an_error__rfc4226_5_3(
+    admin: AdminBrowser,
+) -> None:
+    """RFC 4226 §5.3: the code is a decimal number of ASCII digits; anything else is refused
+    like a wrong code, at enrolment and at the second step (never a 500)."""
+    browser = admin.browser
+    login(browser, ADMIN_PHONE)
+    token = csrf_token(browser.get("/admin/totp").get_data(as_text=True))
+    response = browser.post("/admin/totp", data={"code": NON_ASCII_DIGITS, "csrf_token": token})
+    assert response.status_code == 400
+    db.session.execute(sa.update(Account).where(Account.id == admin.account.id)
+                       .values(totp_secret_encrypted=None))
+    db.session.commit()
+    html = browser.get("/admin/totp/enrol").get_data(as_text=True)
+    response = browser.post("/admin/totp/enrol", data={"code": NON_ASCII_DIGITS,
+                                                       "csrf_token": csrf_token(html)})
+    assert response.status_code == 400
