@@ -1,19 +1,12 @@
-"""Scopes the IdP knows, and the claims each one releases (CONTRACT §7)."""
+"""Scopes the IdP knows (CONTRACT §7). The claims each one releases are declared in the data
+dictionary, `idp/identity/catalogue.py`."""
 
 from __future__ import annotations
 
 from authlib.oauth2.rfc6749.util import scope_to_list
 
-SCOPE_CLAIMS: dict[str, tuple[str, ...]] = {
-    "openid": ("sub",),
-    "profile": ("name", "nickname", "picture", "locale", "gender", "birthdate", "updated_at"),
-    "address": ("address",),  # OIDC Core §5.4, §5.1.1
-    "email": ("email", "email_verified"),
-    "phone": ("phone_number", "phone_number_verified"),
-    "wechat": ("wechat_unionid", "wechat_openid"),
-    "offline_access": (),
-}
-SUPPORTED_SCOPES = tuple(SCOPE_CLAIMS)
+# OIDC Core §5.4's scopes, `wechat` (CONTRACT §7) and `offline_access` (§11).
+SUPPORTED_SCOPES = ("openid", "profile", "address", "email", "phone", "wechat", "offline_access")
 # Lets a service vouch for a phone (link it verified) without the IdP having checked it: a
 # verified phone signs in by SMS, so only a service the operator trusts that far gets it.
 VOUCH_FOR_PHONES = "idp:phones.vouch"

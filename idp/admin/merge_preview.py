@@ -15,6 +15,8 @@ from idp.extensions import db
 from idp.identity.accounts import identities_of
 from idp.identity.audit import Actor
 from idp.identity.catalogue import rank
+from idp.identity.claims import served_row
+from idp.identity.merge import claim_rows, claims_after_merge
 from idp.identity.models import Account, Identity, IdentityKind, LoginSession, ProfileClaim
 from idp.identity.rules import MergeRefused, MergeRule, Proof, check_merge
 from idp.identity.sign_out import live_sessions
@@ -72,21 +74,15 @@ def preview_merge(survivor: Account, loser: Account, actor: Actor) -> MergePrevi
 
 
 def claim_outcomes(survivor: Account, loser: Account) -> list[ClaimOutcome]:
-    """As `merge.merge_claims` does it: a (claim, source) only the loser knows moves over; where
-    both know it the more recent value stays; then the served value is the best source
-    (the claim's conflict rule), the most recent among equals."""
-    survivor_rows, loser_rows = _claims(survivor), _claims(loser)
-    merged: dict[tuple[str, str], tuple[ProfileClaim, str]] = {
-        key: (row, "survivor") for key, row in survivor_rows.items()
-    }
-    for key, row in loser_rows.items():
-        kept = merged.get(key)
-        if kept is None or row.updated_at > kept[0].updated_at:
-            merged[key] = (row, "loser")
+    """The merge's own rule (`merge.claims_after_merge`), then the served value of each claim
+    as the claims are served (`claims.served_row`)."""
+    survivor_rows, loser_rows = claim_rows(survivor), claim_rows(loser)
+    merged = claims_after_merge(survivor_rows, loser_rows)
     outcomes = []
     for name in sorted({name for name, _source in merged}):
         candidates = [(row, side) for (claim, _s), (row, side) in merged.items() if claim == name]
-        winner, side = min(candidates, key=lambda c: _rank(c[0]))
+        winner = served_row([row for row, _side in candidates])
+        side = next(side for row, side in candidates if row is winner)
         outcomes.append(
             ClaimOutcome(
                 name=name,
@@ -106,27 +102,14 @@ def _why(winner: ProfileClaim, candidates: list[tuple[ProfileClaim, str]]) -> st
         return "only_value"
     if all(row.value == winner.value for row in others):
         return "same_value"
-    if any(_priority(row) == _priority(winner) for row in others):
+    if any(rank(row.name, row.source) == rank(winner.name, winner.source) for row in others):
         return "more_recent"
     return "better_source"
 
 
-def _rank(row: ProfileClaim) -> tuple[int, float]:
-    return (_priority(row), -row.updated_at.timestamp())
-
-
-def _priority(row: ProfileClaim) -> int:
-    return rank(row.name, row.source)
-
-
 def _served(rows: dict[tuple[str, str], ProfileClaim], name: str) -> ProfileClaim | None:
     candidates = [row for (claim, _source), row in rows.items() if claim == name]
-    return min(candidates, key=_rank) if candidates else None
-
-
-def _claims(account: Account) -> dict[tuple[str, str], ProfileClaim]:
-    rows = db.session.scalars(select(ProfileClaim).where(ProfileClaim.account_id == account.id))
-    return {(row.name, row.source): row for row in rows}
+    return served_row(candidates) if candidates else None
 
 
 def _consents(account: Account) -> list[Consent]:

@@ -1,8 +1,13 @@
 """The data dictionary: every profile claim the IdP serves, its type, the scope that releases it,
 who may write it, and the conflict rule that picks the served value among its sources.
 
-Built-in claims are the OIDC Core §5.1 ones the IdP knows (`profile`, `address`); operators
-declare more in `IDP_CUSTOM_CLAIMS` (a JSON list), e.g.
+Built-in claims are the OIDC Core §5.1 ones the IdP knows. Each declaration says where its
+value comes from (`origin`): `profile` claims are stored values, one per source, picked by the
+conflict rule below; `account` claims come from the account row (`sub`, `updated_at`);
+`identity` claims from the account's ways in (a verified phone over an unverified one, then the
+most recently used: `phone_number`, `email`, `wechat_unionid`, and `wechat_openid` of the
+asking client's own WeChat app). Only profile claims are written. Operators declare more in
+`IDP_CUSTOM_CLAIMS` (a JSON list), e.g.
 `[{"name": "member_level", "type": "integer", "scope": "profile", "writers": ["admin"]}]`,
 or in the admin UI (`claim_declaration` rows, read again every `DECLARATIONS_CACHE_SECONDS`).
 A declaration may name a scope of its own (`"scope": "member"`, RFC 6749 §3.3 syntax, optionally
@@ -31,7 +36,7 @@ from typing import Any
 from flask import current_app
 from sqlalchemy import select
 
-from idp.scopes import MANAGEMENT_SCOPES, SCOPE_CLAIMS, SUPPORTED_SCOPES
+from idp.scopes import MANAGEMENT_SCOPES, SUPPORTED_SCOPES
 
 logger = logging.getLogger(__name__)
 
@@ -40,6 +45,8 @@ SOURCES = ("user", "admin", "api", "website", "wechat")
 DEFAULT_PRIORITY = ("user", "admin", "api", "website", "wechat")
 WRITERS = ("user", "admin", "api")
 TYPES = ("string", "integer", "boolean", "date", "url", "gender", "birthdate", "address")
+# Where a claim's value comes from (see the module's docstring).
+PROFILE, ACCOUNT, IDENTITY = "profile", "account", "identity"
 RELEASING_SCOPES = ("profile", "email", "phone", "address", "wechat")
 BUILTIN_SCOPES = frozenset(SUPPORTED_SCOPES + MANAGEMENT_SCOPES)
 # RFC 6749 §3.3 scope-token (%x21 / %x23-5B / %x5D-7E), at most the column's 32 characters;
@@ -74,9 +81,13 @@ class ClaimDeclaration:
     builtin: bool
     priority: tuple[str, ...] = DEFAULT_PRIORITY
     scope_description: str = ""
+    origin: str = PROFILE
 
 
 BUILTIN = (
+    ClaimDeclaration("sub", "string", "openid", (),
+                     "Subject: the account's UUID, stable across merges (OIDC Core §2).", True,
+                     origin=ACCOUNT),
     ClaimDeclaration("name", "string", "profile", ("user", "admin", "api"),
                      "Full name (OIDC Core §5.1).", True),
     ClaimDeclaration("nickname", "string", "profile", ("user", "admin", "api"),
@@ -89,11 +100,31 @@ BUILTIN = (
                      "female, male, or another value (OIDC Core §5.1).", True),
     ClaimDeclaration("birthdate", "birthdate", "profile", ("user", "admin", "api"),
                      "YYYY-MM-DD, 0000-MM-DD or YYYY (OIDC Core §5.1).", True),
+    ClaimDeclaration("updated_at", "integer", "profile", (),
+                     "When the served profile last changed, seconds since 1970 (OIDC Core §5.1).",
+                     True, origin=ACCOUNT),
     ClaimDeclaration("address", "address", "address", ("user", "admin", "api"),
                      "Postal address, formatted and structured parts (OIDC Core §5.1.1).", True),
+    ClaimDeclaration("email", "string", "email", (),
+                     "The account's preferred email address (OIDC Core §5.1).", True,
+                     origin=IDENTITY),
+    ClaimDeclaration("email_verified", "boolean", "email", (),
+                     "Whether that address was proven (OIDC Core §5.1).", True, origin=IDENTITY),
+    ClaimDeclaration("phone_number", "string", "phone", (),
+                     "The account's preferred phone number, E.164 (OIDC Core §5.1).", True,
+                     origin=IDENTITY),
+    ClaimDeclaration("phone_number_verified", "boolean", "phone", (),
+                     "Whether that number was proven by a code (OIDC Core §5.1).", True,
+                     origin=IDENTITY),
+    ClaimDeclaration("wechat_unionid", "string", "wechat", (),
+                     "The WeChat user across the operator's apps (CONTRACT §7).", True,
+                     origin=IDENTITY),
+    ClaimDeclaration("wechat_openid", "string", "wechat", (),
+                     "The WeChat user in the asking client's own app (CONTRACT §7).", True,
+                     origin=IDENTITY),
 )
-# Claims served from identities or the account, not from profile values.
-RESERVED = {claim for names in SCOPE_CLAIMS.values() for claim in names} | {
+# Protocol claims, and standard claims the IdP does not serve: no declaration may take them.
+RESERVED = {
     "iss", "aud", "exp", "iat", "nbf", "jti", "auth_time", "nonce", "acr", "amr", "azp", "sid",
     "at_hash", "c_hash", "given_name", "family_name", "middle_name", "preferred_username",
     "profile", "website", "zoneinfo", "scope", "client_id",
@@ -109,6 +140,19 @@ class Catalogue:
 
     def released_by(self, scopes: set[str]) -> list[ClaimDeclaration]:
         return [claim for claim in self.claims.values() if claim.scope in scopes]
+
+    def profile_claims(self) -> list[ClaimDeclaration]:
+        """The claims stored as values (written by their writers, picked by the conflict
+        rule), built in or the operator's."""
+        return [claim for claim in self.claims.values() if claim.origin == PROFILE]
+
+    def served_from_identities(self) -> dict[str, list[str]]:
+        """{scope: the names of the account and identity claims it releases}."""
+        scopes: dict[str, list[str]] = {}
+        for claim in self.claims.values():
+            if claim.origin != PROFILE:
+                scopes.setdefault(claim.scope, []).append(claim.name)
+        return scopes
 
     def declared_scopes(self) -> dict[str, list[ClaimDeclaration]]:
         """The operator's own scopes (not built in), each with the claims it releases."""
@@ -293,7 +337,7 @@ def rank(claim: str, source: str) -> int:
 def check_write(name: str, value: Any, writer: str) -> str | None:
     """The value as stored (text), or None to clear it; `ClaimRefused` if it may not be."""
     declaration = catalogue().get(name)
-    if declaration is None:
+    if declaration is None or declaration.origin != PROFILE:
         raise ClaimRefused(name, "unknown claim", "unknown")
     if writer in WRITERS and writer not in declaration.writers:
         raise ClaimRefused(name, f"{writer} may not write it", "writer")

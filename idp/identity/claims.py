@@ -7,14 +7,14 @@ admin, the management API, the website, then WeChat), and among equals the most 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from sqlalchemy import select
 
 from idp.caching import BoundedCache, versions_for
 from idp.extensions import db
-from idp.identity.catalogue import catalogue, rank, served
+from idp.identity.catalogue import ACCOUNT, IDENTITY, PROFILE, catalogue, rank, served
 from idp.identity.models import Account, Identity, IdentityKind, ProfileClaim
 from idp.identity.status import may_hold_tokens
 from idp.scopes import scope_set
@@ -25,52 +25,65 @@ def profile_values(account: Account) -> dict[str, tuple[str, str]]:
     rows = db.session.scalars(
         select(ProfileClaim).where(ProfileClaim.account_id == account.id)
     ).all()
-    best: dict[str, ProfileClaim] = {}
+    by_name: dict[str, list[ProfileClaim]] = {}
     for row in rows:
-        current = best.get(row.name)
-        if current is None or _rank(row) < _rank(current):
-            best[row.name] = row
-    return {name: (row.value, row.source) for name, row in best.items()}
+        by_name.setdefault(row.name, []).append(row)
+    return {name: (best.value, best.source)
+            for name, best in ((name, served_row(candidates))
+                               for name, candidates in by_name.items())}
 
 
-def _rank(row: ProfileClaim) -> tuple[int, float]:
-    return (rank(row.name, row.source), -row.updated_at.timestamp())
+def served_row(candidates: Sequence[ProfileClaim]) -> ProfileClaim:
+    """The served one of a claim's stored values: the best source under the claim's conflict
+    rule (`catalogue.rank`), the most recent among equals. Also asked by the merge preview."""
+    return min(candidates, key=lambda row: (rank(row.name, row.source),
+                                            -row.updated_at.timestamp()))
 
 
 def user_claims(account: Account, scope: str, client_appid: str | None = None) -> dict[str, Any]:
-    scopes = scope_set(scope)
-    claims: dict[str, Any] = {"sub": account.id}
+    """The claims `scope` releases about `account` to a client whose WeChat app (if any) is
+    `client_appid`: what the ID token, userinfo and the claims cache serve. Every claim is a
+    declaration of the data dictionary (`catalogue.py`), read from where it says it comes from;
+    `sub` is always there."""
+    released = catalogue().released_by(scope_set(scope) | {"openid"})
+    origins = {declaration.origin for declaration in released}
+    values = profile_values(account) if PROFILE in origins else {}
     identities = db.session.scalars(
         select(Identity).where(Identity.account_id == account.id).order_by(Identity.id)
-    ).all()
-    values = profile_values(account)
-    for declaration in catalogue().released_by(scopes):
-        if declaration.name in values:
-            claims[declaration.name] = served(declaration.name, values[declaration.name][0])
-    if "profile" in scopes:
-        claims["updated_at"] = int(account.profile_updated_at.timestamp())
-    if "phone" in scopes:
-        phone = _preferred(identities, IdentityKind.PHONE)
-        if phone is not None:
-            claims["phone_number"] = phone.value
-            claims["phone_number_verified"] = phone.verified
-    if "email" in scopes:
-        email = _preferred(identities, IdentityKind.EMAIL)
-        if email is not None:
-            claims["email"] = email.value
-            claims["email_verified"] = email.verified
-    if "wechat" in scopes:
-        unionid = _preferred(identities, IdentityKind.WECHAT_UNIONID)
-        if unionid is not None:
-            claims["wechat_unionid"] = unionid.value
-        if client_appid:
-            for identity in identities:
-                if (
-                    identity.kind == IdentityKind.WECHAT_OPENID
-                    and identity.namespace == client_appid
-                ):
-                    claims["wechat_openid"] = identity.value
+    ).all() if IDENTITY in origins else []
+    claims: dict[str, Any] = {}
+    for declaration in released:
+        name = declaration.name
+        if declaration.origin == PROFILE:
+            if name in values:
+                claims[name] = served(name, values[name][0])
+        elif declaration.origin == ACCOUNT:
+            claims[name] = _ACCOUNT_CLAIMS[name](account)
+        elif name == "wechat_openid":
+            for identity in identities:  # the newest link, should a merge have left two
+                if identity.kind == IdentityKind.WECHAT_OPENID and client_appid \
+                        and identity.namespace == client_appid:
+                    claims[name] = identity.value
+        else:
+            kind, field = _IDENTITY_CLAIMS[name]
+            preferred = _preferred(identities, kind)
+            if preferred is not None:
+                claims[name] = getattr(preferred, field)
     return claims
+
+
+_ACCOUNT_CLAIMS: dict[str, Callable[[Account], Any]] = {
+    "sub": lambda account: account.id,
+    "updated_at": lambda account: int(account.profile_updated_at.timestamp()),
+}
+# Identity claims: (the kind of identity, its attribute). `wechat_openid` is per client.
+_IDENTITY_CLAIMS = {
+    "phone_number": (IdentityKind.PHONE, "value"),
+    "phone_number_verified": (IdentityKind.PHONE, "verified"),
+    "email": (IdentityKind.EMAIL, "value"),
+    "email_verified": (IdentityKind.EMAIL, "verified"),
+    "wechat_unionid": (IdentityKind.WECHAT_UNIONID, "value"),
+}
 
 
 # (account id, scope, client appid) -> claims. Valid while the account's version is unchanged:

@@ -204,30 +204,49 @@ def move_identities(loser: Account, survivor: Account) -> list[int]:
     return ids
 
 
+ClaimKey = tuple[str, str]  # (claim, source)
+
+
+def claims_after_merge(
+    survivor_rows: dict[ClaimKey, ProfileClaim], loser_rows: dict[ClaimKey, ProfileClaim]
+) -> dict[ClaimKey, tuple[ProfileClaim, str]]:
+    """The merge's rule for profile values: {(claim, source): (the row whose value the merged
+    account keeps, "survivor" or "loser")}. A (claim, source) only the loser knows moves over;
+    where both know it, the more recent value stays. `merge_claims` applies it; the admin's
+    merge preview shows it."""
+    kept = {key: (row, "survivor") for key, row in survivor_rows.items()}
+    for key, row in loser_rows.items():
+        mine = kept.get(key)
+        if mine is None or (row.updated_at > mine[0].updated_at and row.value != mine[0].value):
+            kept[key] = (row, "loser")
+    return kept
+
+
+def claim_rows(account: Account) -> dict[ClaimKey, ProfileClaim]:
+    rows = db.session.scalars(
+        select(ProfileClaim).where(ProfileClaim.account_id == account.id).order_by(ProfileClaim.id)
+    )
+    return {(row.name, row.source): row for row in rows}
+
+
 def merge_claims(loser: Account, survivor: Account) -> dict[str, Any]:
-    mine = {
-        (row.name, row.source): row
-        for row in db.session.scalars(
-            select(ProfileClaim).where(ProfileClaim.account_id == survivor.id)
-        )
-    }
+    mine, theirs = claim_rows(survivor), claim_rows(loser)
     moved: list[int] = []
     dropped: list[dict[str, Any]] = []  # the loser's rows that lost to the survivor's
     replaced: list[dict[str, Any]] = []  # the survivor's rows that took the loser's value
-    theirs = db.session.scalars(
-        select(ProfileClaim).where(ProfileClaim.account_id == loser.id).order_by(ProfileClaim.id)
-    ).all()
-    for row in theirs:
-        kept = mine.get((row.name, row.source))
+    outcome = claims_after_merge(mine, theirs)
+    for key, row in theirs.items():
+        winner, side = outcome[key]
+        kept = mine.get(key)
         if kept is None:
             row.account_id = survivor.id
             moved.append(row.id)
             continue
         dropped.append(_claim_row(row))
-        if row.updated_at > kept.updated_at and row.value != kept.value:
+        if side == "loser":
             replaced.append({**_claim_row(kept), "merged_value": row.value})
-            kept.value = row.value
-            kept.updated_at = row.updated_at
+            kept.value = winner.value
+            kept.updated_at = winner.updated_at
         db.session.delete(row)
     db.session.flush()
     return {"moved": moved, "dropped": dropped, "replaced": replaced}

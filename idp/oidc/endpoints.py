@@ -5,17 +5,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from authlib.consts import default_json_headers
 from authlib.oauth2.rfc6749 import InvalidRequestError
-from authlib.oauth2.rfc6750.errors import InvalidTokenError
 from authlib.oauth2.rfc7009 import RevocationEndpoint
 from authlib.oauth2.rfc7662 import IntrospectionEndpoint
-from authlib.oidc.core import UserInfoEndpoint
 from authlib.oidc.rpinitiated import EndSessionEndpoint
-from flask import g
 
 from idp.extensions import db
-from idp.identity.claims import cached_user_claims, user_claims
 from idp.identity.models import Account
 from idp.identity.status import may_hold_tokens
 from idp.models_base import utcnow
@@ -99,38 +94,6 @@ class Introspection(IntrospectionEndpoint):
         if token.is_expired() or token.is_revoked():
             return {"active": False}
         return {"active": True, "token_type": "Bearer", **token.claims}
-
-
-class UserInfo(UserInfoEndpoint):
-    def generate_user_info(self, user: Account, scope: str) -> dict[str, Any]:
-        client = g.get("userinfo_client")
-        return user_claims(user, scope, client.wechat_appid if client else None)
-
-    def __call__(self, request: Any) -> Any:
-        """OIDC Core §5.3. Round trips when this process has answered for the same token and
-        account since their last change: one Redis `MGET` (the versions, idp.caching), no SQL.
-
-        Authlib's own __call__ validates the bearer token a second time after our override
-        acquired it: once is enough. Our clients never ask for signed userinfo (no
-        `userinfo_signed_response_alg`), so the answer is plain JSON."""
-        token = self.resource_protector.acquire_token("openid")
-        client = token.get_client()  # per-process cache: no query
-        claims = None
-        if client is not None:
-            claims = cached_user_claims(
-                token.claims["sub"], token.jti, token.scope, client.wechat_appid
-            )
-        if claims is None:
-            # A client deleted since (its tokens go with it), or an account that died meanwhile.
-            validator = self.resource_protector.get_token_validator("bearer")
-            raise InvalidTokenError(realm=validator.realm)
-        return 200, claims, default_json_headers
-
-    def get_issuer(self) -> str:
-        return issuer()
-
-    def resolve_private_key(self) -> Any:
-        return keyring().current("RS256").private
 
 
 class EndSession(EndSessionEndpoint):

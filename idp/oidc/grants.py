@@ -19,9 +19,10 @@ from typing import Any
 
 from authlib.oauth2.rfc6749 import InvalidGrantError, InvalidRequestError, grants
 from authlib.oauth2.rfc7636 import CodeChallenge
-from authlib.oidc.core import OpenIDCode
-from authlib.oidc.core.grants.util import is_openid_scope
+from authlib.oidc.core import OpenIDCode, OpenIDToken
+from authlib.oidc.core.grants.util import create_half_hash, is_openid_scope
 from flask import current_app, g
+from joserfc import jwt
 from sqlalchemy import inspect, select, update
 from sqlalchemy.exc import OperationalError
 
@@ -306,8 +307,10 @@ class ClientCredentialsGrant(grants.ClientCredentialsGrant):
     TOKEN_ENDPOINT_AUTH_METHODS = CONFIDENTIAL_AUTH_METHODS
 
 
-class IdTokenIssuer:
-    """What the ID token needs, shared by the code flow, refresh and the WeChat exchange."""
+class IdTokenIssuer(OpenIDToken):
+    """The ID token (OIDC Core §2, §3.1.3.6), shared by the code flow, refresh and the WeChat
+    exchange: its claims are `idp.identity.claims.user_claims` for the client the token is
+    issued to, as userinfo serves them."""
 
     def resolve_client_private_key(self, client: Client) -> Any:
         return keyring().current(self.get_client_algorithm(client)).private
@@ -339,16 +342,30 @@ class IdTokenIssuer:
                 claims["acr"] = ACR_MFA  # OIDC Core §2; idp.oidc.step_up
         return claims
 
-    def generate_user_info(self, user: Account, scope: str) -> dict[str, Any]:
-        """The ID token's claims: from this process's claims cache when the account has not
-        changed since (idp.caching), else from the database (2 queries)."""
-        client = g.get("token_client")
-        appid = client.wechat_appid if client else None
-        # The id from the identity key: `user.id` would reload the row the commit expired.
-        identity: tuple[Any, ...] | None = inspect(user).identity
-        account_id = str(identity[0]) if identity else user.id
-        cached = cached_user_claims(account_id, "", scope, appid)
-        return cached if cached is not None else user_claims(user, scope, appid)
+    def encode_id_token(self, token: dict[str, Any], request: Any) -> str:
+        """Authlib's steps, with the client handed to the claims rather than guessed."""
+        client: Client = request.client
+        key = keyring().current(self.get_client_algorithm(client))
+        claims = self.get_client_claims(client)
+        claims.setdefault("auth_time", claims["iat"])
+        if request.authorization_code is not None:
+            claims.update(self.get_authorization_code_claims(request.authorization_code))
+        if token.get("access_token"):  # OIDC Core §3.1.3.6
+            at_hash = create_half_hash(token["access_token"], key.alg)
+            if at_hash is not None:
+                claims["at_hash"] = at_hash.decode()
+        claims.update(id_token_claims(request.user, token["scope"], client))
+        return jwt.encode(self.get_encode_header(client), claims, key.private, [key.alg])
+
+
+def id_token_claims(user: Account, scope: str, client: Client) -> dict[str, Any]:
+    """The user's claims for `client`: from this process's claims cache when the account has
+    not changed since (idp.caching), else from the database (2 queries)."""
+    # The id from the identity key: `user.id` would reload the row the commit expired.
+    identity: tuple[Any, ...] | None = inspect(user).identity
+    account_id = str(identity[0]) if identity else user.id
+    cached = cached_user_claims(account_id, "", scope, client.wechat_appid)
+    return cached if cached is not None else user_claims(user, scope, client.wechat_appid)
 
 
 class OpenIDConnectCode(IdTokenIssuer, OpenIDCode):
@@ -372,11 +389,6 @@ class OpenIDConnectCode(IdTokenIssuer, OpenIDCode):
             g.idp_nonce_checked = asked
         return seen
 
-    def process_token(self, grant: Any, response: Any) -> Any:
-        g.token_client = grant.request.client
-        return super().process_token(grant, response)
-
-
 class OpenIDConnectRefresh(IdTokenIssuer, OpenIDCode):
     """OIDC Core §12.2: a refresh may return a new ID token (without a nonce)."""
 
@@ -384,7 +396,6 @@ class OpenIDConnectRefresh(IdTokenIssuer, OpenIDCode):
         grant.register_hook("after_create_token_response", self.process_token)
 
     def process_token(self, grant: Any, response: Any) -> Any:
-        g.token_client = grant.request.client
         _, token, _ = response
         if token.get("scope") and is_openid_scope(token["scope"]):
             token["id_token"] = self.encode_id_token(token, grant.request)

@@ -156,6 +156,5 @@ def init_app(app: Flask) -> None:
     server.register_endpoint(endpoints.Revocation)
     server.register_endpoint(endpoints.Introspection)
     server.register_endpoint(endpoints.EndSession)
-    server.register_endpoint(endpoints.UserInfo(resource_protector=require_oauth))
     app.extensions["idp_authorization_server"] = server
     client_cache.init_app(app)

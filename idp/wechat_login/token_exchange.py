@@ -25,7 +25,7 @@ from authlib.oauth2.rfc6749 import (
 from authlib.oauth2.rfc6749.grants import BaseGrant, TokenEndpointMixin
 from authlib.oauth2.rfc6749.hooks import hooked
 from authlib.oidc.core import OpenIDToken
-from flask import Flask, g
+from flask import Flask
 
 from idp.identity.links import AccountUnavailable
 from idp.identity.models import Account
@@ -164,10 +164,6 @@ class WeChatIdToken(IdTokenIssuer, OpenIDToken):  # type: ignore[misc]
     """The ID token of the exchange (OIDC Core §2): no nonce, since there was no authorization
     request; `amr` is ["wechat"]."""
 
-    def process_token(self, grant: Any, response: Any) -> Any:
-        g.token_client = grant.request.client
-        return super().process_token(grant, response)
-
 
 def issue_tokens(
     client: Client, account: Account, scope: str, auth_time: int | None,
@@ -197,7 +193,6 @@ def issue_tokens(
     token["issued_token_type"] = ACCESS_TOKEN_TYPE
     authorization_server.save_token(token, request)
     if "openid" in scope_set(token.get("scope")):
-        g.token_client = client
         token["id_token"] = WeChatIdToken().encode_id_token(token, request)
     return token
 

@@ -24,7 +24,6 @@ from idp.identity.catalogue import (
     supported_scopes,
 )
 from idp.identity.claims import profile_values
-from idp.scopes import SCOPE_CLAIMS
 
 
 @bp.route("/claims", methods=["GET", "POST"])
@@ -52,8 +51,8 @@ def data_dictionary() -> Any:
             return redirect(url_for("admin.data_dictionary"))
     known = catalogue()
     return render_template(
-        "admin/claims.html", claims=list(known.claims.values()),
-        identity_claims=SCOPE_CLAIMS, form=form, error=error, types=TYPES[:5],
+        "admin/claims.html", claims=known.profile_claims(),
+        identity_claims=known.served_from_identities(), form=form, error=error, types=TYPES[:5],
         scopes=RELEASING_SCOPES + tuple(sorted(known.declared_scopes())), writers=WRITERS,
         scope_rows=_scope_rows(),
     ), 400 if error else 200
@@ -66,9 +65,7 @@ def _scope_rows() -> list[dict[str, Any]]:
     return [
         {"scope": scope, "declared": scope in declared,
          "description": known.scope_description(scope),
-         "claims": [*SCOPE_CLAIMS.get(scope, ()),
-                    *(claim.name for claim in known.released_by({scope})
-                      if claim.name not in SCOPE_CLAIMS.get(scope, ()))]}
+         "claims": [claim.name for claim in known.released_by({scope})]}
         for scope in supported_scopes()
     ]
 
