@@ -15,6 +15,7 @@ def init_app(app: Flask) -> None:
         api,
         apps,
         deletion,
+        my_data,
         passkeys,
         password,
         phone,

@@ -1,5 +1,7 @@
-"""Connected apps: each client holding a consent or a refresh token, with scopes and last use;
-revoking one goes through the engine (`idp.oidc.apps.revoke_app`)."""
+"""Connected apps, and who received my data (PIPL Art. 44): each client holding a consent or a
+refresh token, with scopes and last use, and each client that received claims about the account,
+which ones and when (`idp.oidc.releases`). Withdrawing consent goes through the engine
+(`idp.oidc.apps.revoke_app`): the client's tokens die and it is told."""
 
 from __future__ import annotations
 
@@ -13,13 +15,20 @@ from idp.account_centre.forms import ActionForm
 from idp.extensions import db
 from idp.identity.audit import Actor
 from idp.oidc.apps import NotConnected, connected_apps, revoke_app
+from idp.oidc.releases import released_to
 
 
 @bp.get("/apps")
 @signed_in
 def apps() -> Any:
+    account = me()
+    connected = connected_apps(account)
+    received = {found.client.client_id: found for found in released_to(account)}
+    linked = {app.client.client_id for app in connected}
     return render_template(
-        "account_centre/apps.html", apps=connected_apps(me()), form=ActionForm()
+        "account_centre/apps.html", apps=connected, received=received,
+        past=[found for client_id, found in received.items() if client_id not in linked],
+        form=ActionForm(),
     )
 
 

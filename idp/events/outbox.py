@@ -61,6 +61,14 @@ def subscribers_of(event_type: str, account_ids: Iterable[str]) -> list[Client]:
     return [client for client in candidates if event_type in subscription_of(client)]
 
 
+def _subscribed_audience(event_type: str, client_id: str) -> list[Client]:
+    """The one client an event is about, when it has an events URI and chose this type."""
+    client = db.session.get(Client, client_id)
+    if client is None or not client.events_uri or event_type not in subscription_of(client):
+        return []
+    return [client]
+
+
 def subscription_of(client: Client) -> tuple[str, ...]:
     return tuple(client.event_types) if client.event_types is not None else DEFAULT_SUBSCRIPTION
 
@@ -92,13 +100,15 @@ def emit(
     channel: str | None = None,
     details: dict[str, Any] | None = None,
     accounts: Iterable[str] = (),
+    audience: str | None = None,
 ) -> list[EventDelivery]:
     """Queues an account event in the caller's transaction, one row per receiver. `accounts`:
-    further accounts the event concerns (a merge's survivor), whose RPs hear of it too."""
+    further accounts the event concerns (a merge's survivor), whose RPs hear of it too;
+    `audience`: the one relying party the event concerns, the only one told (if subscribed)."""
     events = lifecycle_event(
         event_type, sub, actor=str(actor), channel=channel or channel_of(actor), details=details
     )
-    return _enqueue(event_type, sub, events, [sub, *accounts])
+    return _enqueue(event_type, sub, events, [sub, *accounts], audience)
 
 
 def emit_profile_update(sub: str, actor: Actor, claims: Iterable[str]) -> list[EventDelivery]:
@@ -131,11 +141,13 @@ def enqueue_account_event(
 
 
 def _enqueue(
-    event_type: str, sub: str, events: dict[str, Any], account_ids: list[str]
+    event_type: str, sub: str, events: dict[str, Any], account_ids: list[str],
+    audience: str | None = None,
 ) -> list[EventDelivery]:
+    clients = (subscribers_of(event_type, account_ids) if audience is None
+               else _subscribed_audience(event_type, audience))
     receivers: list[tuple[str, str | None, str]] = [
-        (Sink.PUSH, client.client_id, client.client_id)
-        for client in subscribers_of(event_type, account_ids)
+        (Sink.PUSH, client.client_id, client.client_id) for client in clients
     ]
     exchange = amqp_exchange()
     if exchange is not None:

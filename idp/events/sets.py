@@ -33,6 +33,9 @@ from idp.identity.account_events import (
     ACCOUNT_UNMERGED as ACCOUNT_UNMERGED,
 )
 from idp.identity.account_events import (
+    CONSENT_REVOKED as CONSENT_REVOKED,
+)
+from idp.identity.account_events import (
     IDENTITY_LINKED as IDENTITY_LINKED,
 )
 from idp.identity.account_events import (
@@ -50,8 +53,9 @@ SET_TYPE = "secevent+jwt"  # RFC 8417 §2.3, the `typ` header
 SET_MEDIA_TYPE = "application/secevent+jwt"  # RFC 8935 §2
 SET_SIGNING_ALGORITHM = "RS256"
 
-# What a relying party that chose nothing receives: what every one received before.
-DEFAULT_SUBSCRIPTION = (ACCOUNT_MERGED, ACCOUNT_UNMERGED)
+# What a relying party that chose nothing receives: what every one received before, and the
+# withdrawal of a consent to itself (which no other party hears of).
+DEFAULT_SUBSCRIPTION = (ACCOUNT_MERGED, ACCOUNT_UNMERGED, CONSENT_REVOKED)
 EVENT_TYPE_PREFIX = "urn:idp:secevent:"
 
 

@@ -15,6 +15,8 @@ ACCOUNT_DELETION_SCHEDULED = "account-deletion-scheduled"
 ACCOUNT_DELETED = "account-deleted"
 ACCOUNT_MERGED = "account-merged"
 ACCOUNT_UNMERGED = "account-unmerged"
+# The person withdrew their consent to one client (the account centre): told to that client only.
+CONSENT_REVOKED = "consent-revoked"
 ACCOUNT_EVENT_TYPES = (
     ACCOUNT_CREATED,
     IDENTITY_LINKED,
@@ -27,4 +29,5 @@ ACCOUNT_EVENT_TYPES = (
     ACCOUNT_DELETED,
     ACCOUNT_MERGED,
     ACCOUNT_UNMERGED,
+    CONSENT_REVOKED,
 )

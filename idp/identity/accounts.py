@@ -53,6 +53,20 @@ def resolve_account(sub: str) -> Account | None:
     return account
 
 
+def merged_account_ids(account: Account) -> list[str]:
+    """The account and the accounts merged into it, at any depth (their `sub`s are the
+    account's aliases): the same person's records. One query per level of merges."""
+    found = [account.id]
+    level = [account.id]
+    while level:
+        level = [found_id for found_id in db.session.scalars(
+            select(Account.id).where(Account.merged_into_id.in_(level),
+                                     Account.status == AccountStatus.MERGED)
+        ) if found_id not in found]
+        found.extend(level)
+    return found
+
+
 def find_identity(kind: str, value: str, namespace: str = "") -> Identity | None:
     """The verified identity (the one that proves who someone is) of that kind and value."""
     return db.session.scalars(

@@ -38,7 +38,8 @@ class CredentialsEnded(Protocol):
 
 class AccountEventListener(Protocol):
     def __call__(self, event_type: str, sub: str, actor: Actor, *, channel: str | None = None,
-                 details: dict[str, Any] | None = None, accounts: Iterable[str] = ()) -> Any: ...
+                 details: dict[str, Any] | None = None, accounts: Iterable[str] = (),
+                 audience: str | None = None) -> Any: ...
 
 
 @dataclass(frozen=True)
@@ -120,12 +121,15 @@ def client_signed_out(client_id: str, account_id: str, session_id: str) -> bool:
 def announce_account_event(
     event_type: str, sub: str, actor: Actor, *, channel: str | None = None,
     details: dict[str, Any] | None = None, accounts: Iterable[str] = (),
+    audience: str | None = None,
 ) -> None:
     """Something happened to the account (`account_events`), in the caller's transaction.
     `channel`: the door it came through, when the actor does not say; `accounts`: further
-    accounts it concerns (a merge's survivor)."""
+    accounts it concerns (a merge's survivor); `audience`: the one client to tell, when the
+    event concerns that client alone (a withdrawn consent)."""
     for hook in _hooks().account_event:
-        hook(event_type, sub, actor, channel=channel, details=details, accounts=list(accounts))
+        hook(event_type, sub, actor, channel=channel, details=details, accounts=list(accounts),
+             audience=audience)
 
 
 def announce_profile_update(sub: str, actor: Actor, claims: Iterable[str]) -> None:

@@ -4,7 +4,8 @@ An app is connected while it holds a consent or a live refresh token of the acco
 is one transaction: the consent goes, every refresh-token family of that client is revoked with
 the access tokens issued beside them, unused codes expire, and the client — when it registered a
 back-channel logout URI — hears of each IdP session it had tokens in (Back-Channel Logout 1.0
-§2.5). Other apps and the IdP sessions themselves are untouched.
+§2.5) and, at its events URI, a `consent-revoked` Security Event Token (RFC 8417) naming the
+scopes withdrawn. Other apps and the IdP sessions themselves are untouched.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from sqlalchemy import select, union, update
 
 from idp.extensions import db
 from idp.identity import audit, hooks
+from idp.identity.account_events import CONSENT_REVOKED
 from idp.identity.accounts import IdentityError
 from idp.identity.audit import Actor
 from idp.identity.models import Account
@@ -113,6 +115,10 @@ def revoke_app(account: Account, client_id: str, actor: Actor) -> dict[str, int]
         .execution_options(synchronize_session=False)
     )
     told = sum(hooks.client_signed_out(client_id, account.id, sid) for sid in sessions)
+    hooks.announce_account_event(
+        CONSENT_REVOKED, account.id, actor, audience=client_id,
+        details={"client_id": client_id, "scopes": sorted(consent.scopes or []) if consent else []},
+    )
     result = {"consent": int(consent is not None), "refresh_tokens": revoked, "logouts": told}
     audit.record("app.revoke", actor, account.id, reason="account centre",
                  client_id=client_id, **result)

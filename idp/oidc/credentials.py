@@ -19,6 +19,7 @@ from sqlalchemy import CursorResult, delete, select, update
 from idp.extensions import db
 from idp.identity.hooks import MergeHook, hooks_of
 from idp.oidc.models import AuthorizationCode, Consent, RefreshToken, RevokedAccessToken
+from idp.oidc.releases import erase_releases
 
 
 def init_app(app: Flask) -> None:
@@ -26,6 +27,7 @@ def init_app(app: Flask) -> None:
     hooks.session_ended.append(end_session_tokens)
     hooks.credentials_ended.append(end_account_tokens)
     hooks.account_erased.append(erase_consents)
+    hooks.account_erased.append(erase_releases)
     hooks.accounts_merged.append(MergeHook("consents", merge_consents, restore_consents))
 
 

@@ -240,3 +240,24 @@ class TokenCutoff(Model):
     not_before: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
     actor: Mapped[str] = mapped_column(String(80))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class ClaimRelease(Model):
+    """Which claims a client received about an account, and when (PIPL Art. 44, 45: who
+    received my data): one row per (account, client, granted scope), with the first and the
+    latest issuance. Written only by the token endpoint's existing write (code redemption,
+    refresh, token exchange) as one upsert (`releases.record_release`); userinfo and
+    introspection, the read paths, never write it. Claim names only, never a value."""
+
+    __tablename__ = "claim_release"
+    __table_args__ = (
+        Index("uq_claim_release", "account_id", "client_id", "scope", unique=True),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    account_id: Mapped[str] = mapped_column(ForeignKey("account.id"))
+    client_id: Mapped[str] = mapped_column(ForeignKey("oauth_client.client_id"), index=True)
+    scope: Mapped[str] = mapped_column(Text)  # the granted scopes, sorted, space-separated
+    claims: Mapped[list[str]] = mapped_column(JSON, default=list)
+    first_released_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_released_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -22,6 +22,7 @@ from idp.oidc.client_cache import ClientSnapshot, cached_client
 from idp.oidc.context import auth_context, issuer
 from idp.oidc.errors import ClientAuthenticationFailed
 from idp.oidc.models import AuthorizationCode, RefreshToken, token_digest
+from idp.oidc.releases import record_release
 from idp.oidc.tokens import AccessTokenGenerator, AccessTokenValidator, unverified_claims
 from idp.scopes import REGISTRABLE_SCOPES
 
@@ -33,9 +34,11 @@ class IdentityProviderServer(AuthorizationServer):
         return cached_client(client_id)
 
     def save_token(self, token: dict[str, Any], request: Any) -> None:
-        """Only refresh tokens are stored; JWT access tokens are self-contained."""
+        """Only refresh tokens are stored; JWT access tokens are self-contained. A token for an
+        account also records the claims released (`releases`), so it commits too."""
         self.stage_token(token, request)
-        if getattr(request, "authorization_code", None) is not None or token.get("refresh_token"):
+        if (getattr(request, "authorization_code", None) is not None
+                or token.get("refresh_token") or request.user is not None):
             db.session.commit()
 
     def stage_token(self, token: dict[str, Any], request: Any) -> None:
@@ -70,6 +73,8 @@ class IdentityProviderServer(AuthorizationServer):
                     + timedelta(seconds=int(current_app.config["IDP_REFRESH_TOKEN_TTL"])),
                 )
             )
+        if request.user is not None:
+            record_release(request.user.id, request.client.client_id, token.get("scope"))
         metrics.count_token_issued(getattr(request.payload, "grant_type", None))
 
     def validate_requested_scope(self, scope: str | None) -> None:

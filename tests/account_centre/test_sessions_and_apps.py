@@ -119,7 +119,10 @@ def test_connected_apps_list_and_revoke__rfc7009(
                              headers={"Authorization": f"Bearer {tokens['access_token']}"})
     assert userinfo.status_code == 401
     assert db.session.scalars(select(EventDelivery.event_type)).all() == ["backchannel-logout"]
-    assert "Shop" not in signed_in.get("/account/apps").get_data(as_text=True)
+    page = signed_in.get("/account/apps").get_data(as_text=True)
+    # No longer connected; still listed among the apps that received data (issue 28 item 5).
+    connected, _, received_before = page.partition('id="past-recipients"')
+    assert "Shop" not in connected and "Shop" in received_before
     assert signed_in.get("/account/sessions").status_code == 200  # the IdP session lives on
     again = post_form(signed_in, "/account/security", f"/account/apps/{rp.client_id}/revoke")
     assert again.status_code == 404

@@ -1,0 +1,170 @@
+"""Who received my data (PIPL Art. 44; issue 28 item 5): the record of the claims each client
+received, written by the token endpoint's existing writes only (code redemption, refresh, token
+exchange) as an upsert, read by the apps page; withdrawing consent revokes that client's refresh
+and access tokens (RFC 7009 semantics, through `revoke_app`) and sends it — and no other party —
+a `consent-revoked` Security Event Token (RFC 8417). SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import select
+
+from idp.events.models import EventDelivery
+from idp.extensions import db
+from idp.identity.models import AuditEvent
+from idp.oidc.models import ClaimRelease, Consent
+from tests.account_centre.conftest import post_form
+from tests.conftest import CodeFlow, login
+
+MINI_GRANT = "urn:ietf:params:oauth:grant-type:token-exchange"
+
+
+def releases() -> list[ClaimRelease]:
+    db.session.expire_all()
+    return list(db.session.scalars(select(ClaimRelease).order_by(ClaimRelease.id)))
+
+
+def test_code_redemption_records_the_claims_released__oidc_core_5_4(
+    signed_in: FlaskClient, make_client: Any, user: Any
+) -> None:
+    rp, secret = make_client(name="Shop")
+    CodeFlow(signed_in, rp, secret).tokens(scope="openid profile phone")
+    [row] = releases()
+    assert (row.account_id, row.client_id, row.scope) == (user.id, rp.client_id,
+                                                          "openid phone profile")
+    assert {"sub", "name", "nickname", "phone_number", "phone_number_verified"} <= set(row.claims)
+    assert "email" not in row.claims
+    assert row.first_released_at == row.last_released_at
+
+
+def test_refresh_moves_the_latest_release_as_an_upsert__rfc6749_6(
+    signed_in: FlaskClient, make_client: Any
+) -> None:
+    rp, secret = make_client(name="Shop")
+    flow = CodeFlow(signed_in, rp, secret)
+    tokens = flow.tokens(scope="openid email offline_access")
+    [first] = releases()
+    before = first.last_released_at
+    db.session.execute(ClaimRelease.__table__.update().values(
+        first_released_at=before.replace(year=before.year - 1),
+        last_released_at=before.replace(year=before.year - 1)))
+    db.session.commit()
+    assert flow.refresh(tokens["refresh_token"]).status_code == 200
+    [row] = releases()  # still one row: the same (account, client, scope)
+    assert row.last_released_at >= before
+    assert row.first_released_at.year == before.year - 1
+    assert {"email", "email_verified"} <= set(row.claims)
+
+
+def test_userinfo_and_introspection_never_write_the_record__rfc7662_2(
+    signed_in: FlaskClient, make_client: Any
+) -> None:
+    rp, secret = make_client(name="Shop")
+    tokens = CodeFlow(signed_in, rp, secret).tokens(scope="openid profile")
+    db.session.execute(ClaimRelease.__table__.delete())
+    db.session.commit()
+    bearer = {"Authorization": f"Bearer {tokens['access_token']}"}
+    assert signed_in.get("/oauth/userinfo", headers=bearer).status_code == 200
+    introspected = signed_in.post("/oauth/introspect", auth=(rp.client_id, secret),
+                                  data={"token": tokens["access_token"]})
+    assert introspected.get_json()["active"] is True
+    assert releases() == []
+
+
+def test_token_exchange_records_the_mini_program_release__rfc8693_2_2(
+    app: Flask, user: Any, make_client: Any
+) -> None:
+    from idp.wechat_login.token_exchange import issue_tokens
+
+    mini, _ = make_client(name="Mini", public=True, wechat_appid="wxmini0000000001",
+                          grant_types=[MINI_GRANT])
+    with app.test_request_context():
+        issue_tokens(mini, user, "openid phone", int(time.time()))
+    [row] = releases()  # committed by the exchange's own write, no refresh token needed
+    assert row.client_id == mini.client_id and "phone_number" in row.claims
+
+
+def test_the_apps_page_lists_who_received_which_claims_and_when(
+    signed_in: FlaskClient, make_client: Any
+) -> None:
+    rp, secret = make_client(name="Shop")
+    CodeFlow(signed_in, rp, secret).tokens(scope="openid phone")
+    page = signed_in.get("/account/apps").get_data(as_text=True)
+    assert "Shop" in page and "phone_number" in page
+    assert page.count("<time datetime=") >= 2  # first and latest
+    assert "Withdraw consent" in page
+
+
+def test_withdrawing_consent_revokes_tokens_and_tells_that_client_only__rfc8417(
+    app: Flask, signed_in: FlaskClient, make_client: Any, user: Any
+) -> None:
+    rp, secret = make_client(name="Shop", events_uri="https://shop.example/events")
+    other, other_secret = make_client(name="Other", events_uri="https://other.example/events",
+                                      event_types=["consent-revoked"])
+    flow = CodeFlow(signed_in, rp, secret)
+    tokens = flow.tokens(scope="openid profile offline_access")
+    CodeFlow(signed_in, other, other_secret).tokens(scope="openid")
+    response = post_form(signed_in, "/account/apps", f"/account/apps/{rp.client_id}/revoke")
+    assert response.status_code == 303
+    db.session.expire_all()
+    assert db.session.scalars(select(Consent.client_id)).all() == [other.client_id]
+    assert flow.refresh(tokens["refresh_token"]).status_code == 400
+    bearer = {"Authorization": f"Bearer {tokens['access_token']}"}
+    assert signed_in.get("/oauth/userinfo", headers=bearer).status_code == 401
+    deliveries = db.session.scalars(
+        select(EventDelivery).where(EventDelivery.event_type == "consent-revoked")).all()
+    assert [row.client_id for row in deliveries] == [rp.client_id]  # the default subscription
+    claims = json.loads(deliveries[0].payload)
+    assert claims["aud"] == rp.client_id
+    body = claims["events"]["urn:idp:secevent:consent-revoked"]
+    assert body["sub"] == user.id and body["client_id"] == rp.client_id
+    assert "profile" in body["scopes"] and body["channel"] == "account_centre"
+    assert db.session.scalars(select(AuditEvent).where(AuditEvent.action == "app.revoke")).one()
+    # The record stays: the page still says who received what, under "before".
+    page = signed_in.get("/account/apps").get_data(as_text=True)
+    assert 'id="past-recipients"' in page and "Shop" in page
+
+
+def test_an_unsubscribed_client_is_not_sent_the_event(
+    signed_in: FlaskClient, make_client: Any
+) -> None:
+    rp, secret = make_client(name="Shop", events_uri="https://shop.example/events",
+                             event_types=["account-merged"])
+    CodeFlow(signed_in, rp, secret).tokens(scope="openid")
+    assert post_form(signed_in, "/account/apps",
+                     f"/account/apps/{rp.client_id}/revoke").status_code == 303
+    assert db.session.scalars(select(EventDelivery).where(
+        EventDelivery.event_type == "consent-revoked")).all() == []
+
+
+def test_withdrawing_another_accounts_app_is_404(
+    app: Flask, signed_in: FlaskClient, make_client: Any, make_user: Any
+) -> None:
+    rp, secret = make_client(name="Shop")
+    make_user(phone="+8613900002222")
+    stranger = app.test_client()
+    login(stranger, "+8613900002222")
+    CodeFlow(stranger, rp, secret).tokens(scope="openid")
+    response = post_form(signed_in, "/account/security", f"/account/apps/{rp.client_id}/revoke")
+    assert response.status_code == 404
+    assert len(db.session.scalars(select(Consent)).all()) == 1
+    assert "Shop" not in signed_in.get("/account/apps").get_data(as_text=True)
+
+
+def test_erasure_deletes_the_record(app: Flask, signed_in: FlaskClient, make_client: Any,
+                                    user: Any) -> None:
+    from idp.identity.audit import Actor
+    from idp.identity.deletion import erase_account, schedule_deletion
+
+    rp, secret = make_client(name="Shop")
+    CodeFlow(signed_in, rp, secret).tokens(scope="openid")
+    assert releases()
+    schedule_deletion(user, Actor.user(user.id))
+    erase_account(user, Actor.admin("admin-1"))
+    db.session.commit()
+    assert releases() == []
