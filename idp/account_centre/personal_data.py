@@ -21,7 +21,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from idp.accounts.models import LoginEvent, RecoveryCode, SecondFactor, TermsAcceptance
+from idp.accounts.models import LoginEvent, TermsAcceptance
 from idp.events.models import EventDelivery, Sink
 from idp.extensions import db
 from idp.identity import audit
@@ -33,6 +33,7 @@ from idp.models_base import utcnow
 from idp.oidc.apps import connected_apps
 from idp.oidc.models import Client
 from idp.oidc.releases import released_to
+from idp.second_factor.models import RecoveryCode, SecondFactor
 from idp.security.throttle import Throttle
 
 FORMAT = "urn:idp:personal-data-export:1"

@@ -25,7 +25,7 @@ from idp.identity.catalogue import catalogue
 from idp.identity.models import Account
 from idp.models_base import utcnow
 from idp.oidc.models import ClaimRelease, Client
-from idp.scopes import SCOPE_CLAIMS, scope_set
+from idp.scopes import scope_set
 
 UPSERT_DIALECTS: dict[str, Any] = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}
 
@@ -33,12 +33,7 @@ UPSERT_DIALECTS: dict[str, Any] = {"postgresql": postgresql.insert, "sqlite": sq
 def claims_of_scopes(scopes: Iterable[str]) -> list[str]:
     """The claim names these scopes release (`sub` always: every token names the account),
     built-in and declared by the operator."""
-    granted = set(scopes)
-    names = {"sub"}
-    for scope in granted:
-        names.update(SCOPE_CLAIMS.get(scope, ()))
-    names.update(claim.name for claim in catalogue().released_by(granted))
-    return sorted(names)
+    return sorted(claim.name for claim in catalogue().released_by(set(scopes) | {"openid"}))
 
 
 def record_release(account_id: str, client_id: str, scope: str | None,

@@ -18,11 +18,13 @@ from flask.testing import FlaskClient
 from sqlalchemy import select
 
 from idp import create_app
-from idp.accounts import second_factors as factors
-from idp.accounts.models import LoginEvent, SecondFactor, SecondFactorKind
+from idp.accounts.models import LoginEvent
 from idp.extensions import db
 from idp.identity.models import AuditEvent, Identity, LoginSession
 from idp.models_base import utcnow
+from idp.second_factor import factors
+from idp.second_factor.models import SecondFactor, SecondFactorKind
+from idp.second_factor.recovery_codes import new_recovery_codes
 from tests.account_centre.conftest import post_form
 from tests.conftest import CodeFlow, IsolatedClient, login
 from tests.redis_db import redis_url
@@ -132,7 +134,7 @@ def test_the_copy_holds_no_secret_hash_code_or_key(
 
     totp_secret = pyotp.random_base32()
     factors.add_totp(user, totp_secret, "Authenticator app")
-    codes = factors.new_recovery_codes(user)
+    codes = new_recovery_codes(user)
     db.session.add(SecondFactor(account_id=user.id, kind=SecondFactorKind.WEBAUTHN,
                                 label="Phone passkey", credential_id="cred-id-passkey-0001",
                                 public_key=b"\x01\x02", device_type="multi_device",
