@@ -39,6 +39,25 @@ def rows_matched(statement: Executable) -> int:
     result is a CursorResult, which the session's signature does not say)."""
     return cast(CursorResult[Any], db.session.execute(statement)).rowcount
 
+def execute_together(*statements: Any) -> None:
+    """Runs independent INSERT/UPDATE statements in the session's transaction, in one round
+    trip on PostgreSQL: the last statement carries the others as data-modifying CTEs (they
+    all see one snapshot, so none may read what another writes). SQLite, in-process, runs them
+    one after the other.
+
+    Sent on the session's connection, past the ORM: no cache version is bumped for them
+    (`idp.caching` bumps on ORM writes), so they must be writes no cached answer depends on."""
+    connection = db.session.connection()
+    if connection.dialect.name != "postgresql" or len(statements) < 2:
+        for statement in statements:
+            connection.execute(statement)
+        return
+    *first, last = statements
+    connection.execute(
+        last.add_cte(*(statement.cte(f"write_{index}") for index, statement in enumerate(first)))
+    )
+
+
 csrf = CSRFProtect()
 limiter = Limiter(key_func=get_remote_address)
 

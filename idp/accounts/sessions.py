@@ -10,7 +10,7 @@ import secrets
 from datetime import UTC, timedelta
 
 from flask import current_app, g, has_request_context, request, session
-from sqlalchemy import select
+from sqlalchemy import Insert, insert, select
 
 from idp.accounts.models import LoginEvent, SecondFactor
 from idp.extensions import db
@@ -61,6 +61,14 @@ def has_second_factor(account: Account) -> bool:
 
 def record_login(account: Account, channel: str, client_id: str | None = None) -> None:
     db.session.add(LoginEvent(account_id=account.id, channel=channel, client_id=client_id))
+
+
+def login_record(account_id: str, channel: str, client_id: str | None = None) -> Insert:
+    """`record_login` as one Core statement, for a caller that sends its writes together
+    (`idp.extensions.execute_together`)."""
+    return insert(LoginEvent.__table__).values(  # type: ignore[arg-type]
+        account_id=account_id, channel=channel, client_id=client_id, created_at=utcnow()
+    )
 
 
 def current_session() -> LoginSession | None:

@@ -9,8 +9,9 @@ The caller's own pending changes are committed or rolled back with it.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import Update, and_, or_, select, update
 
 from idp.extensions import db
 from idp.identity import account_events, audit
@@ -81,6 +82,54 @@ def resolve_wechat_identity(
             record_refusal(refusal, Actor.rule(MergeRule.SAME_WECHAT_UNIONID), parties[0],
                            parties[-1], MergeRule.SAME_WECHAT_UNIONID, proof)
         raise
+
+
+@dataclass(frozen=True)
+class ReturningWeChatUser:
+    """A WeChat user who signed in before and brings nothing new (`returning_wechat_user`)."""
+
+    account: Account
+    identity_ids: tuple[int, ...]  # the verified openid (and unionid) that found the account
+
+
+def returning_wechat_user(
+    appid: str, openid: str, unionid: str | None
+) -> ReturningWeChatUser | None:
+    """The common login, decided in one indexed query (`uq_identity_verified`): the openid of
+    this appid and the unionid WeChat reported (if any) are both verified identities of one
+    account, so there is nothing to attach, create or merge, and no lock to take. None for
+    anything else (a first login, a unionid to attach, two accounts to merge, ids held
+    elsewhere): `resolve_wechat_identity` decides those. The account's status is the caller's
+    to check, as after `resolve_wechat_identity`."""
+    wanted = {(IdentityKind.WECHAT_OPENID, appid, openid)}
+    if unionid:
+        wanted.add((IdentityKind.WECHAT_UNIONID, "", unionid))
+    rows = db.session.execute(
+        select(Account, Identity.id, Identity.kind, Identity.namespace, Identity.value)
+        .join(Identity, Identity.account_id == Account.id)
+        .where(
+            Identity.verified.is_(True),
+            or_(*(and_(Identity.kind == kind, Identity.namespace == namespace,
+                       Identity.value == value) for kind, namespace, value in wanted)),
+        )
+    ).all()
+    if {(row.kind, row.namespace, row.value) for row in rows} != wanted or len(rows) != len(
+        wanted
+    ) or len({row.Account.id for row in rows}) != 1:
+        return None
+    return ReturningWeChatUser(rows[0].Account, tuple(row.id for row in rows))
+
+
+def wechat_identities_used(identity_ids: tuple[int, ...]) -> Update:
+    """`touch_identity` of a returning user's WeChat ids, as one Core statement for a caller
+    that sends its writes together (`idp.extensions.execute_together`). Core, so no cached
+    claims are dropped (`idp.caching` watches ORM flushes): `last_used_at` only picks among
+    identities of one kind, and an account holds one unionid and one openid per appid."""
+    return (
+        update(Identity.__table__)  # type: ignore[arg-type]
+        .where(Identity.__table__.c.id.in_(identity_ids))
+        .values(last_used_at=utcnow())
+    )
 
 
 def _resolve_wechat(

@@ -19,21 +19,25 @@ def remember_session_key(appid: str, openid: str, session_key: str) -> None:
     """One statement, in the caller's transaction (the caller commits): an insert that becomes
     an update when the row exists. Concurrent first logins of one openid each write their key,
     the last commit wins, and none fails on the primary key (a read-then-insert did)."""
+    db.session.execute(session_key_upsert(appid, openid, session_key))
+
+
+def session_key_upsert(appid: str, openid: str, session_key: str) -> Any:
+    """`remember_session_key`'s one statement, for a caller that sends its writes together
+    (`idp.extensions.execute_together`)."""
     encrypted = current_app.extensions["idp_secret_box"].encrypt(
         session_key, context=_context(appid, openid)
     )
     values = {"session_key_encrypted": encrypted, "updated_at": utcnow()}
     insert = UPSERT_DIALECTS[db.session.get_bind().dialect.name]
-    statement = insert(WeChatSessionKey).values(appid=appid, openid=openid, **values)
-    db.session.execute(
-        statement.on_conflict_do_update(
-            index_elements=[WeChatSessionKey.appid, WeChatSessionKey.openid], set_=values
-        )
-    )
     # A row this session loaded before is stale now: read it afresh next time.
     cached = db.session.identity_map.get(db.session.identity_key(WeChatSessionKey, (appid, openid)))
     if cached is not None:
         db.session.expire(cached)
+    table = WeChatSessionKey.__table__
+    return insert(table).values(appid=appid, openid=openid, **values).on_conflict_do_update(
+        index_elements=[table.c.appid, table.c.openid], set_=values
+    )
 
 
 def session_key_of(appid: str, openid: str) -> str | None:

@@ -19,6 +19,7 @@ from authlib.oauth2.rfc6749 import (
     InvalidGrantError,
     InvalidRequestError,
     InvalidScopeError,
+    OAuth2Error,
     OAuth2Request,
     UnauthorizedClientError,
 )
@@ -27,6 +28,7 @@ from authlib.oauth2.rfc6749.hooks import hooked
 from authlib.oidc.core import OpenIDToken
 from flask import Flask, g
 
+from idp.extensions import db
 from idp.identity.links import AccountUnavailable
 from idp.identity.models import Account
 from idp.identity.rules import MergeRefused
@@ -106,6 +108,10 @@ class ExchangeGrant(BaseGrant, TokenEndpointMixin):  # type: ignore[misc]
         self.save_token(token)
         return 200, token, self.TOKEN_RESPONSE_HEADER
 
+    def save_token(self, token: dict[str, Any]) -> None:
+        """Staged only: each step commits once, the sign-in's writes and the tokens together."""
+        self.server.stage_token(token, self.request)
+
 
 class WeChatTokenExchangeGrant(ExchangeGrant):
     """The first step: the `wx.login()` code. When a second factor is due (`mfa.py`), the answer
@@ -142,8 +148,16 @@ class WeChatTokenExchangeGrant(ExchangeGrant):
         data = self.request.payload.data
         account = self._sign_in(client, data["subject_token"])
         scope = self.requested_scope
-        demand_second_factor(client, account, scope, WECHAT_AMR, data.get("acr_values"))
-        return self.token_response(account, scope, WECHAT_AMR)
+        try:
+            demand_second_factor(client, account, scope, WECHAT_AMR, data.get("acr_values"))
+        except OAuth2Error:
+            # The first factor was proved: its login record and WeChat's latest session key
+            # are kept, though the token endpoint rolls back an error's session.
+            db.session.commit()
+            raise
+        response = self.token_response(account, scope, WECHAT_AMR)
+        db.session.commit()  # one commit: the login's writes and the refresh token
+        return response
 
     @staticmethod
     def _sign_in(client: Client, js_code: str) -> Account:

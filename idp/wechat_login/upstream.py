@@ -8,7 +8,7 @@ from flask import current_app
 
 from idp.extensions import db
 from idp.wechat.apps import app_secret
-from idp.wechat.client import DEFAULT_API_BASE, WeChatClient
+from idp.wechat.client import DEFAULT_API_BASE, WeChatClient, pooled_session
 from idp.wechat.models import WeChatApp
 from idp.wechat.store import shared_token_store
 
@@ -35,14 +35,17 @@ def configured_app(appid: str | None, kind: str) -> WeChatApp:
 
 
 def client_for(app: WeChatApp) -> WeChatClient:
-    """Close it after use (`with closing(client_for(app)) as client:`)."""
+    """Close it after use (`with closing(client_for(app)) as client:`): closing leaves the
+    process's pooled keep-alive connections (`pooled_session`) open for the next call."""
     config = current_app.config
     timeout = tuple(config.get("IDP_WECHAT_TIMEOUT") or DEFAULT_TIMEOUT)
+    api_base = config.get("IDP_WECHAT_API_BASE") or DEFAULT_API_BASE
     return WeChatClient(
-        config.get("IDP_WECHAT_API_BASE") or DEFAULT_API_BASE,
+        api_base,
         app.appid,
         app_secret(app),
         shared_token_store(current_app._get_current_object()),  # type: ignore[attr-defined]
         timeout=(float(timeout[0]), float(timeout[1])),
+        session=pooled_session(api_base),
         on_call=current_app.extensions.get("idp_wechat_on_call"),
     )
