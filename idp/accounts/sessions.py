@@ -10,7 +10,7 @@ import secrets
 from datetime import UTC, timedelta
 
 from flask import current_app, g, has_request_context, request, session
-from sqlalchemy import Insert, insert, select
+from sqlalchemy import ColumnElement, Insert, exists, insert, select
 
 from idp.accounts.models import LoginEvent, SecondFactor
 from idp.extensions import db
@@ -57,6 +57,11 @@ def has_second_factor(account: Account) -> bool:
         select(SecondFactor.id).where(SecondFactor.account_id == account.id).limit(1)
     )
     return found is not None
+
+
+def holds_second_factor() -> ColumnElement[bool]:
+    """`has_second_factor` as a column of a query that selects the account's row."""
+    return exists().where(SecondFactor.account_id == Account.id)
 
 
 def record_login(account: Account, channel: str, client_id: str | None = None) -> None:

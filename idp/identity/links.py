@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import Update, and_, or_, select, update
+from sqlalchemy import ColumnElement, Update, and_, or_, select, update
 
 from idp.extensions import db
 from idp.identity import account_events, audit
@@ -90,22 +91,24 @@ class ReturningWeChatUser:
 
     account: Account
     identity_ids: tuple[int, ...]  # the verified openid (and unionid) that found the account
+    also: tuple[Any, ...] = ()  # the values of the caller's `also` columns
 
 
 def returning_wechat_user(
-    appid: str, openid: str, unionid: str | None
+    appid: str, openid: str, unionid: str | None, also: tuple[ColumnElement[Any], ...] = ()
 ) -> ReturningWeChatUser | None:
     """The common login, decided in one indexed query (`uq_identity_verified`): the openid of
     this appid and the unionid WeChat reported (if any) are both verified identities of one
     account, so there is nothing to attach, create or merge, and no lock to take. None for
     anything else (a first login, a unionid to attach, two accounts to merge, ids held
     elsewhere): `resolve_wechat_identity` decides those. The account's status is the caller's
-    to check, as after `resolve_wechat_identity`."""
+    to check, as after `resolve_wechat_identity`. `also`: expressions over the account's row
+    that the caller wants from the same round trip (whether it holds a second factor)."""
     wanted = {(IdentityKind.WECHAT_OPENID, appid, openid)}
     if unionid:
         wanted.add((IdentityKind.WECHAT_UNIONID, "", unionid))
     rows = db.session.execute(
-        select(Account, Identity.id, Identity.kind, Identity.namespace, Identity.value)
+        select(Account, Identity.id, Identity.kind, Identity.namespace, Identity.value, *also)
         .join(Identity, Identity.account_id == Account.id)
         .where(
             Identity.verified.is_(True),
@@ -117,7 +120,9 @@ def returning_wechat_user(
         wanted
     ) or len({row.Account.id for row in rows}) != 1:
         return None
-    return ReturningWeChatUser(rows[0].Account, tuple(row.id for row in rows))
+    return ReturningWeChatUser(
+        rows[0].Account, tuple(row.id for row in rows), tuple(rows[0])[5:]
+    )
 
 
 def wechat_identities_used(identity_ids: tuple[int, ...]) -> Update:

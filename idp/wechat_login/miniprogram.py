@@ -8,8 +8,9 @@ ids' last use, the session key, the login record), committed by the caller with 
 from __future__ import annotations
 
 from contextlib import closing
+from dataclasses import dataclass
 
-from idp.accounts.sessions import login_record
+from idp.accounts.sessions import holds_second_factor, login_record
 from idp.extensions import execute_together
 from idp.identity.audit import Actor
 from idp.identity.links import (
@@ -22,34 +23,43 @@ from idp.identity.status import check_may_hold_tokens
 from idp.wechat.client import MiniProgramSession
 from idp.wechat.models import WeChatAppKind
 from idp.wechat_login.session_keys import session_key_upsert
-from idp.wechat_login.upstream import client_for, configured_app
+from idp.wechat_login.upstream import configured_client
 
 CHANNEL = "miniprogram"
 
 
-def sign_in_with_js_code(appid: str, js_code: str, client_id: str) -> Account:
+@dataclass(frozen=True)
+class MiniProgramSignIn:
+    account: Account
+    has_second_factor: bool | None  # None: not read yet (`idp.accounts.sessions`)
+
+
+def sign_in_with_js_code(appid: str, js_code: str, client_id: str) -> MiniProgramSignIn:
     """The account behind a js_code, with the login's writes staged in the session's
     transaction: the caller commits (the token endpoint, once, with the tokens). Raises
     WeChatError (WeChat said no or said nothing), AppNotConfigured, MergeRefused (the ids
     belong to two different WeChat users' accounts) or AccountUnavailable (the account is
     disabled; DeletionPending: its erasure is scheduled)."""
-    app = configured_app(appid, WeChatAppKind.MINIPROGRAM)
-    with closing(client_for(app)) as wechat:
+    with closing(configured_client(appid, WeChatAppKind.MINIPROGRAM)) as wechat:
         # Never retried: a js_code is single-use, and WeChat may have spent it already.
         session = wechat.code_to_session(js_code)
-    returning = returning_wechat_user(appid, session.openid, session.unionid)
+    returning = returning_wechat_user(
+        appid, session.openid, session.unionid, also=(holds_second_factor(),)
+    )
     if returning is not None:
         account = check_may_hold_tokens(returning.account)
+        has_factor: bool | None = bool(returning.also[0])
         touched = [wechat_identities_used(returning.identity_ids)]
     else:
         account = _first_or_changed_login(appid, session)
+        has_factor = None
         touched = []  # the engine's transaction marked them used
     execute_together(
         *touched,
         session_key_upsert(appid, session.openid, session.session_key),
         login_record(account.id, CHANNEL, client_id),
     )
-    return account
+    return MiniProgramSignIn(account, has_factor)
 
 
 def _first_or_changed_login(appid: str, session: MiniProgramSession) -> Account:

@@ -44,7 +44,7 @@ from idp.scopes import scope_set
 from idp.wechat.errors import WeChatError
 from idp.wechat_login.errors import oauth_error_for, oauth_error_for_missing_app
 from idp.wechat_login.mfa import MFA_TOKEN_TYPE, demand_second_factor
-from idp.wechat_login.miniprogram import sign_in_with_js_code
+from idp.wechat_login.miniprogram import MiniProgramSignIn, sign_in_with_js_code
 from idp.wechat_login.upstream import AppNotConfigured
 
 JS_CODE_TOKEN_TYPE = "urn:wechat:params:oauth:token-type:js_code"
@@ -146,10 +146,11 @@ class WeChatTokenExchangeGrant(ExchangeGrant):
     def create_token_response(self) -> tuple[int, dict[str, Any], list[tuple[str, str]]]:
         client: Client = self.request.client
         data = self.request.payload.data
-        account = self._sign_in(client, data["subject_token"])
-        scope = self.requested_scope
+        signed_in = self._sign_in(client, data["subject_token"])
+        account, scope = signed_in.account, self.requested_scope
         try:
-            demand_second_factor(client, account, scope, WECHAT_AMR, data.get("acr_values"))
+            demand_second_factor(client, account, scope, WECHAT_AMR, data.get("acr_values"),
+                                 signed_in.has_second_factor)
         except OAuth2Error:
             # The first factor was proved: its login record and WeChat's latest session key
             # are kept, though the token endpoint rolls back an error's session.
@@ -160,7 +161,7 @@ class WeChatTokenExchangeGrant(ExchangeGrant):
         return response
 
     @staticmethod
-    def _sign_in(client: Client, js_code: str) -> Account:
+    def _sign_in(client: Client, js_code: str) -> MiniProgramSignIn:
         appid = client.wechat_appid or ""
         try:
             return sign_in_with_js_code(appid, js_code, client.client_id)
