@@ -8,13 +8,14 @@ The caller's own pending changes are committed or rolled back with it.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, Update, and_, or_, select, update
+from sqlalchemy import ColumnElement, Select, Update, and_, bindparam, or_, select, update
 
-from idp.extensions import db
+from idp.extensions import Write, db
 from idp.identity import account_events, audit
 from idp.identity.accounts import (
     IdentityError,
@@ -108,13 +109,8 @@ def returning_wechat_user(
     if unionid:
         wanted.add((IdentityKind.WECHAT_UNIONID, "", unionid))
     rows = db.session.execute(
-        select(Account, Identity.id, Identity.kind, Identity.namespace, Identity.value, *also)
-        .join(Identity, Identity.account_id == Account.id)
-        .where(
-            Identity.verified.is_(True),
-            or_(*(and_(Identity.kind == kind, Identity.namespace == namespace,
-                       Identity.value == value) for kind, namespace, value in wanted)),
-        )
+        _returning_lookup(bool(unionid), also),
+        {"lookup_appid": appid, "lookup_openid": openid, "lookup_unionid": unionid or ""},
     ).all()
     if {(row.kind, row.namespace, row.value) for row in rows} != wanted or len(rows) != len(
         wanted
@@ -125,15 +121,38 @@ def returning_wechat_user(
     )
 
 
-def wechat_identities_used(identity_ids: tuple[int, ...]) -> Update:
-    """`touch_identity` of a returning user's WeChat ids, as one Core statement for a caller
-    that sends its writes together (`idp.extensions.execute_together`). Core, so no cached
-    claims are dropped (`idp.caching` watches ORM flushes): `last_used_at` only picks among
-    identities of one kind, and an account holds one unionid and one openid per appid."""
+@functools.cache
+def _returning_lookup(with_unionid: bool, also: tuple[ColumnElement[Any], ...]) -> Select[Any]:
+    """Built once per shape; the ids are bound parameters."""
+    matches = [and_(Identity.kind == IdentityKind.WECHAT_OPENID,
+                    Identity.namespace == bindparam("lookup_appid"),
+                    Identity.value == bindparam("lookup_openid"))]
+    if with_unionid:
+        matches.append(and_(Identity.kind == IdentityKind.WECHAT_UNIONID,
+                            Identity.namespace == "",
+                            Identity.value == bindparam("lookup_unionid")))
     return (
-        update(Identity.__table__)  # type: ignore[arg-type]
-        .where(Identity.__table__.c.id.in_(identity_ids))
-        .values(last_used_at=utcnow())
+        select(Account, Identity.id, Identity.kind, Identity.namespace, Identity.value, *also)
+        .join(Identity, Identity.account_id == Account.id)
+        .where(Identity.verified.is_(True), or_(*matches))
+    )
+
+
+def wechat_identities_used(identity_ids: tuple[int, ...]) -> Write:
+    """`touch_identity` of a returning user's WeChat ids, as a Write for a caller that sends
+    its writes together (`idp.extensions.execute_together`). Past the ORM, so no cached claims
+    are dropped (`idp.caching` watches ORM writes): `last_used_at` only picks among identities
+    of one kind, and an account holds one unionid and one openid per appid."""
+    return _identities_used(), {"used_ids": list(identity_ids), "used_at": utcnow()}
+
+
+@functools.cache
+def _identities_used() -> Update:
+    table = Identity.__table__
+    return (
+        update(table)  # type: ignore[arg-type]
+        .where(table.c.id.in_(bindparam("used_ids", expanding=True)))
+        .values(last_used_at=bindparam("used_at"))
     )
 
 
