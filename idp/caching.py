@@ -48,8 +48,9 @@ MAX_AGE = 30.0  # seconds: the bound on staleness if a bump is ever lost (a Redi
 REDIS_TTL = 86_400  # per-account and per-jti counters; far longer than MAX_AGE
 WATCHED_TABLES = frozenset({"account", "identity", "profile_claim", "revoked_access_token"})
 # Rows that change every cached answer at once: `idp tokens revoke-all` (a cut-off for every
-# token) and a claim declared or changed in the data dictionary (every served profile).
-GLOBAL_TABLES = frozenset({"token_cutoff", "claim_declaration"})
+# token) and a claim declared or changed in the data dictionary (every served profile); also a
+# WeChat app registered or changed (rare; `idp.wechat_login.upstream.configured_client`).
+GLOBAL_TABLES = frozenset({"token_cutoff", "claim_declaration", "wechat_app"})
 
 
 class BoundedCache(Generic[V]):

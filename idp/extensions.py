@@ -1,5 +1,6 @@
 """Extensions, created unbound and bound to the app in `create_app`."""
 
+import functools
 from typing import TYPE_CHECKING, Any, cast
 
 from flask_limiter import Limiter
@@ -38,6 +39,36 @@ def rows_matched(statement: Executable) -> int:
     """Runs an UPDATE or DELETE in the session; how many rows it matched (a DML statement's
     result is a CursorResult, which the session's signature does not say)."""
     return cast(CursorResult[Any], db.session.execute(statement)).rowcount
+
+# A write built once (its values as bound parameters, named apart from other writes') and the
+# values of this use: `execute_together`'s unit.
+Write = tuple[Any, dict[str, Any]]
+
+
+def execute_together(*writes: Write) -> None:
+    """Runs independent INSERT/UPDATE statements in the session's transaction, in one round
+    trip on PostgreSQL: the last statement carries the others as data-modifying CTEs (they
+    all see one snapshot, so none may read what another writes). SQLite, in-process, runs them
+    one after the other.
+
+    Sent on the session's connection, past the ORM: no cache version is bumped for them
+    (`idp.caching` bumps on ORM writes), so they must be writes no cached answer depends on."""
+    connection = db.session.connection()
+    if connection.dialect.name != "postgresql" or len(writes) < 2:
+        for statement, values in writes:
+            connection.execute(statement, values)
+        return
+    statements = tuple(statement for statement, _ in writes)
+    values = {name: value for _, each in writes for name, value in each.items()}
+    connection.execute(_together(statements), values)
+
+
+@functools.cache
+def _together(statements: tuple[Any, ...]) -> Any:
+    """Built once per combination of statements that are themselves built once."""
+    *first, last = statements
+    return last.add_cte(*(statement.cte(f"write_{index}") for index, statement in enumerate(first)))
+
 
 csrf = CSRFProtect()
 limiter = Limiter(key_func=get_remote_address)

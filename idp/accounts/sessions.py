@@ -6,13 +6,15 @@ dies with it.
 
 from __future__ import annotations
 
+import functools
 import secrets
 from datetime import UTC, timedelta
 
 from flask import current_app, g, has_request_context, request, session
+from sqlalchemy import Insert, bindparam, insert
 
 from idp.accounts.models import LoginEvent
-from idp.extensions import db
+from idp.extensions import Write, db
 from idp.identity.accounts import resolve_account
 from idp.identity.audit import Actor
 from idp.identity.models import Account, LoginSession
@@ -54,6 +56,22 @@ def start_session(account: Account, amr: list[str], channel: str) -> LoginSessio
 
 def record_login(account: Account, channel: str, client_id: str | None = None) -> None:
     db.session.add(LoginEvent(account_id=account.id, channel=channel, client_id=client_id))
+
+
+def login_record(account_id: str, channel: str, client_id: str | None = None) -> Write:
+    """`record_login` as a Write, for a caller that sends its writes together
+    (`idp.extensions.execute_together`)."""
+    values = {"login_account_id": account_id, "login_channel": channel,
+              "login_client_id": client_id, "login_created_at": utcnow()}
+    return _login_insert(), values
+
+
+@functools.cache
+def _login_insert() -> Insert:
+    return insert(LoginEvent.__table__).values(  # type: ignore[arg-type]
+        account_id=bindparam("login_account_id"), channel=bindparam("login_channel"),
+        client_id=bindparam("login_client_id"), created_at=bindparam("login_created_at"),
+    )
 
 
 def current_session() -> LoginSession | None:

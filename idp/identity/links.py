@@ -8,11 +8,14 @@ The caller's own pending changes are committed or rolled back with it.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, Select, Update, and_, bindparam, or_, select, update
 
-from idp.extensions import db
+from idp.extensions import Write, db
 from idp.identity import account_events, audit
 from idp.identity.accounts import (
     IdentityError,
@@ -81,6 +84,76 @@ def resolve_wechat_identity(
             record_refusal(refusal, Actor.rule(MergeRule.SAME_WECHAT_UNIONID), parties[0],
                            parties[-1], MergeRule.SAME_WECHAT_UNIONID, proof)
         raise
+
+
+@dataclass(frozen=True)
+class ReturningWeChatUser:
+    """A WeChat user who signed in before and brings nothing new (`returning_wechat_user`)."""
+
+    account: Account
+    identity_ids: tuple[int, ...]  # the verified openid (and unionid) that found the account
+    also: tuple[Any, ...] = ()  # the values of the caller's `also` columns
+
+
+def returning_wechat_user(
+    appid: str, openid: str, unionid: str | None, also: tuple[ColumnElement[Any], ...] = ()
+) -> ReturningWeChatUser | None:
+    """The common login, decided in one indexed query (`uq_identity_verified`): the openid of
+    this appid and the unionid WeChat reported (if any) are both verified identities of one
+    account, so there is nothing to attach, create or merge, and no lock to take. None for
+    anything else (a first login, a unionid to attach, two accounts to merge, ids held
+    elsewhere): `resolve_wechat_identity` decides those. The account's status is the caller's
+    to check, as after `resolve_wechat_identity`. `also`: expressions over the account's row
+    that the caller wants from the same round trip (whether it holds a second factor)."""
+    wanted = {(IdentityKind.WECHAT_OPENID, appid, openid)}
+    if unionid:
+        wanted.add((IdentityKind.WECHAT_UNIONID, "", unionid))
+    rows = db.session.execute(
+        _returning_lookup(bool(unionid), also),
+        {"lookup_appid": appid, "lookup_openid": openid, "lookup_unionid": unionid or ""},
+    ).all()
+    if {(row.kind, row.namespace, row.value) for row in rows} != wanted or len(rows) != len(
+        wanted
+    ) or len({row.Account.id for row in rows}) != 1:
+        return None
+    return ReturningWeChatUser(
+        rows[0].Account, tuple(row.id for row in rows), tuple(rows[0])[5:]
+    )
+
+
+@functools.cache
+def _returning_lookup(with_unionid: bool, also: tuple[ColumnElement[Any], ...]) -> Select[Any]:
+    """Built once per shape; the ids are bound parameters."""
+    matches = [and_(Identity.kind == IdentityKind.WECHAT_OPENID,
+                    Identity.namespace == bindparam("lookup_appid"),
+                    Identity.value == bindparam("lookup_openid"))]
+    if with_unionid:
+        matches.append(and_(Identity.kind == IdentityKind.WECHAT_UNIONID,
+                            Identity.namespace == "",
+                            Identity.value == bindparam("lookup_unionid")))
+    return (
+        select(Account, Identity.id, Identity.kind, Identity.namespace, Identity.value, *also)
+        .join(Identity, Identity.account_id == Account.id)
+        .where(Identity.verified.is_(True), or_(*matches))
+    )
+
+
+def wechat_identities_used(identity_ids: tuple[int, ...]) -> Write:
+    """`touch_identity` of a returning user's WeChat ids, as a Write for a caller that sends
+    its writes together (`idp.extensions.execute_together`). Past the ORM, so no cached claims
+    are dropped (`idp.caching` watches ORM writes): `last_used_at` only picks among identities
+    of one kind, and an account holds one unionid and one openid per appid."""
+    return _identities_used(), {"used_ids": list(identity_ids), "used_at": utcnow()}
+
+
+@functools.cache
+def _identities_used() -> Update:
+    table = Identity.__table__
+    return (
+        update(table)  # type: ignore[arg-type]
+        .where(table.c.id.in_(bindparam("used_ids", expanding=True)))
+        .values(last_used_at=bindparam("used_at"))
+    )
 
 
 def _resolve_wechat(

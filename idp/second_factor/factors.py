@@ -10,8 +10,10 @@ once (the replay cache keeps the time step it matched), and attempts are throttl
 
 from __future__ import annotations
 
+import functools
+
 from markupsafe import Markup
-from sqlalchemy import delete, select
+from sqlalchemy import ColumnElement, delete, exists, select
 
 from idp.extensions import db
 from idp.identity import audit
@@ -38,6 +40,12 @@ def has_second_factor(account: Account) -> bool:
         select(SecondFactor.id).where(SecondFactor.account_id == account.id).limit(1)
     )
     return found is not None
+
+
+@functools.cache
+def holds_second_factor() -> ColumnElement[bool]:
+    """`has_second_factor` as a column of a query that selects the account's row."""
+    return exists().where(SecondFactor.account_id == Account.id)
 
 
 def remove_factor(account: Account, factor_id: int) -> bool:

@@ -7,9 +7,12 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from http.cookiejar import DefaultCookiePolicy
 from typing import Any, TypeGuard, TypeVar
 
 import phonenumbers
@@ -33,6 +36,9 @@ SENSITIVE_PARAMETERS = frozenset({"secret", "js_code", "code", "access_token", "
 # Refresh this long before expiry, but never more than half the lifetime WeChat granted.
 ACCESS_TOKEN_MARGIN = 300.0
 ERRMSG_MAX_LENGTH = 200
+# Keep-alive connections kept per process and API base (`pooled_session`): one per thread that
+# may call WeChat at once.
+DEFAULT_POOL_SIZE = 32
 
 # on_call(path, errcode or None when WeChat gave no usable answer, seconds): for metrics.
 CallHook = Callable[[str, int | None, float], None]
@@ -492,13 +498,44 @@ def _parse_profile(body: dict[str, Any]) -> WeChatProfile:
 # -- plumbing --------------------------------------------------------------------------------
 
 
-def _session_without_retries() -> requests.Session:
+def _session_without_retries(pool_size: int = DEFAULT_POOL_SIZE) -> requests.Session:
     # Explicitly no transport retries: a js_code or phone code must reach WeChat at most once.
     session = requests.Session()
-    adapter = HTTPAdapter(max_retries=0)
+    adapter = HTTPAdapter(max_retries=0, pool_maxsize=pool_size)
     session.mount("https://", adapter)
     session.mount("http://", adapter)
+    # WeChat's answers carry no state for us: a cookie kept from one app's or user's call must
+    # never ride along on another's.
+    session.cookies.set_policy(DefaultCookiePolicy(allowed_domains=[]))
     return session
+
+
+def pooled_session(api_base: str) -> requests.Session:
+    """This process's keep-alive session for one API base, shared by every client and thread
+    (urllib3's pool is thread-safe): a login reuses an open connection instead of a new TCP
+    (and TLS) handshake. Made after the fork (keyed by the process id), so no two processes
+    share a socket. The proxy settings of the environment are read once, when it is made."""
+    key = (os.getpid(), api_base)
+    session = _POOLED.get(key)
+    if session is not None:
+        return session
+    with _POOLED_LOCK:
+        session = _POOLED.get(key)
+        if session is None:
+            session = _session_without_retries()
+            # Read once here rather than on every call (`trust_env` reads the environment's
+            # proxies, netrc and CA bundle for each request).
+            session.proxies.update(requests.utils.get_environ_proxies(api_base))
+            bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
+            if bundle:
+                session.verify = bundle
+            session.trust_env = False
+            _POOLED[key] = session
+    return session
+
+
+_POOLED: dict[tuple[int, str], requests.Session] = {}
+_POOLED_LOCK = threading.Lock()
 
 
 class _RedactQueryFilter(logging.Filter):

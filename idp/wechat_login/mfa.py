@@ -63,19 +63,23 @@ def usable_factors(account: Account) -> list[str]:
 
 
 def demand_second_factor(
-    client: Client, account: Account, scope: str, amr: list[str], acr_values: str | None
+    client: Client, account: Account, scope: str, amr: list[str], acr_values: str | None,
+    has_factor: bool | None = None,
 ) -> None:
     """Returns when the exchange may issue tokens on the first factor alone; otherwise raises
     MfaRequiredError (with a fresh mfa_token) or
-    UnmetAuthenticationRequirements."""
+    UnmetAuthenticationRequirements. `has_factor`: `has_second_factor(account)` when the
+    caller read it already (`holds_second_factor`)."""
     required = mfa_required(bool(client.require_mfa), acr_values)
-    if not required and not has_second_factor(account):
+    if has_factor is None:
+        has_factor = has_second_factor(account)
+    if not required and not has_factor:
         return
     usable = usable_factors(account)
     if usable:
         token = issue_mfa_token(client.client_id, account.id, scope, amr)
         raise MfaRequiredError(token, usable)
-    if required and not has_second_factor(account):
+    if required and not has_factor:
         raise UnmetAuthenticationRequirements()
     raise UnmetAuthenticationRequirements(
         "The account's second factor cannot be used in a mini-program: add an authenticator "

@@ -19,6 +19,7 @@ from authlib.oauth2.rfc6749 import (
     InvalidGrantError,
     InvalidRequestError,
     InvalidScopeError,
+    OAuth2Error,
     OAuth2Request,
     UnauthorizedClientError,
 )
@@ -27,6 +28,7 @@ from authlib.oauth2.rfc6749.hooks import hooked
 from authlib.oidc.core import OpenIDToken
 from flask import Flask
 
+from idp.extensions import db
 from idp.identity.links import AccountUnavailable
 from idp.identity.models import Account
 from idp.identity.rules import MergeRefused
@@ -42,7 +44,7 @@ from idp.scopes import scope_set
 from idp.wechat.errors import WeChatError
 from idp.wechat_login.errors import oauth_error_for, oauth_error_for_missing_app
 from idp.wechat_login.mfa import MFA_TOKEN_TYPE, demand_second_factor
-from idp.wechat_login.miniprogram import sign_in_with_js_code
+from idp.wechat_login.miniprogram import MiniProgramSignIn, sign_in_with_js_code
 from idp.wechat_login.upstream import AppNotConfigured
 
 JS_CODE_TOKEN_TYPE = "urn:wechat:params:oauth:token-type:js_code"
@@ -106,6 +108,10 @@ class ExchangeGrant(BaseGrant, TokenEndpointMixin):  # type: ignore[misc]
         self.save_token(token)
         return 200, token, self.TOKEN_RESPONSE_HEADER
 
+    def save_token(self, token: dict[str, Any]) -> None:
+        """Staged only: each step commits once, the sign-in's writes and the tokens together."""
+        self.server.stage_token(token, self.request)
+
 
 class WeChatTokenExchangeGrant(ExchangeGrant):
     """The first step: the `wx.login()` code. When a second factor is due (`mfa.py`), the answer
@@ -140,13 +146,22 @@ class WeChatTokenExchangeGrant(ExchangeGrant):
     def create_token_response(self) -> tuple[int, dict[str, Any], list[tuple[str, str]]]:
         client: Client = self.request.client
         data = self.request.payload.data
-        account = self._sign_in(client, data["subject_token"])
-        scope = self.requested_scope
-        demand_second_factor(client, account, scope, WECHAT_AMR, data.get("acr_values"))
-        return self.token_response(account, scope, WECHAT_AMR)
+        signed_in = self._sign_in(client, data["subject_token"])
+        account, scope = signed_in.account, self.requested_scope
+        try:
+            demand_second_factor(client, account, scope, WECHAT_AMR, data.get("acr_values"),
+                                 signed_in.has_second_factor)
+        except OAuth2Error:
+            # The first factor was proved: its login record and WeChat's latest session key
+            # are kept, though the token endpoint rolls back an error's session.
+            db.session.commit()
+            raise
+        response = self.token_response(account, scope, WECHAT_AMR)
+        db.session.commit()  # one commit: the login's writes and the refresh token
+        return response
 
     @staticmethod
-    def _sign_in(client: Client, js_code: str) -> Account:
+    def _sign_in(client: Client, js_code: str) -> MiniProgramSignIn:
         appid = client.wechat_appid or ""
         try:
             return sign_in_with_js_code(appid, js_code, client.client_id)
