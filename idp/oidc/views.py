@@ -1,7 +1,7 @@
 """HTTP endpoints of the protocol. Thin: parse, hand to Authlib, render.
 
-JWKS, discovery, userinfo and introspection are not here: they are served in front of Flask
-(`idp/oidc/hot_paths`)."""
+JWKS, discovery, userinfo, introspection and the token endpoint are not here: they are served
+in front of Flask (`idp/oidc/hot_paths`)."""
 
 from __future__ import annotations
 
@@ -16,7 +16,6 @@ from authlib.oidc.core.errors import ConsentRequiredError, LoginRequiredError
 from flask import (
     Blueprint,
     Response,
-    current_app,
     g,
     redirect,
     render_template,
@@ -30,7 +29,7 @@ from idp.accounts.sessions import (
     current_session,
     has_second_factor,
 )
-from idp.extensions import csrf, db, limiter
+from idp.extensions import csrf, db
 from idp.identity.catalogue import catalogue
 from idp.oidc import consent as consents
 from idp.oidc import gateway
@@ -49,20 +48,6 @@ from idp.oidc.step_up import UnmetAuthenticationRequirements, mfa_required, sess
 from idp.scopes import scope_set
 
 bp = Blueprint("oidc", __name__)
-
-
-def _token_client_key() -> str:
-    """Rate-limit the token endpoint per client: Basic auth, form or assertion `sub`."""
-    if request.authorization and request.authorization.username:
-        return "client:" + request.authorization.username[:64]
-    return "client:" + (request.form.get("client_id") or request.remote_addr or "?")[:64]
-
-
-@bp.route("/oauth/token", methods=["POST"])
-@csrf.exempt
-@limiter.limit(lambda: current_app.config["IDP_TOKEN_RATE_LIMIT"], key_func=_token_client_key)
-def token() -> Response:
-    return authorization_server.create_token_response()
 
 
 @bp.route("/oauth/revoke", methods=["POST"])
