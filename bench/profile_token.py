@@ -1,7 +1,7 @@
 """Where the token endpoint's CPU goes, per grant: the IdP's WSGI callable called in-process (no
 server, no network) for `client_credentials`, `refresh_token` (a rotating family: every answer's
-refresh token is the next request's) and `authorization_code` (a fresh code per request, made
-beforehand and not timed), CPU µs per request (`time.process_time`) and, with `--profile`, the
+refresh token is the next request's), `authorization_code` (a fresh code per request, made
+beforehand and not timed) and introspection of a user's access token, CPU µs per request (`time.process_time`) and, with `--profile`, the
 top of a cProfile of the same loop.
 
     .venv/bin/python bench/profile_token.py                          # SQLite
@@ -101,6 +101,8 @@ def scenarios(app: Any, basic: str, account_id: str, count: int) -> dict[str, Ca
         grant_type="authorization_code", code=new_code(app, client_id, account_id, verifier),
         redirect_uri=REDIRECT_URI, code_verifier=verifier)))
     refresh = [first["refresh_token"]]
+    introspect = environ("POST", "/oauth/introspect", headers,
+                         _form(token=first["access_token"]))
 
     def refresh_once() -> None:
         answer = call(app, environ("POST", "/oauth/token", headers, _form(
@@ -118,6 +120,7 @@ def scenarios(app: Any, basic: str, account_id: str, count: int) -> dict[str, Ca
         "client_credentials": lambda: call(app, credentials),
         "refresh_token": refresh_once,
         "authorization_code": code_once,
+        "introspection": lambda: call(app, introspect),
     }
 
 
@@ -135,7 +138,7 @@ def main() -> None:
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/14")
     parser.add_argument("--requests", type=int, default=500)
     parser.add_argument("--profile", choices=["client_credentials", "refresh_token",
-                                              "authorization_code"])
+                                              "authorization_code", "introspection"])
     parser.add_argument("--top", type=int, default=30)
     args = parser.parse_args()
     from run import database
@@ -149,7 +152,7 @@ def main() -> None:
             for _ in range(50):
                 run()
         if args.profile:
-            profiler = cProfile.Profile()
+            profiler = cProfile.Profile(time.process_time)  # CPU, not waiting
             profiler.enable()
             for _ in range(args.requests):
                 cases[args.profile]()

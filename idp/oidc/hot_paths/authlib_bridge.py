@@ -19,14 +19,15 @@ REPLACED_HEADERS = frozenset({"content-type", "cache-control", "pragma"})
 
 
 class HotOAuth2Request(OAuth2Request):
-    """Authlib's request built from a `HotRequest`. The payload is a `MultiDict` (as Flask's
-    form is) for the grants that look for repeated parameters; the hot request has refused
-    those already (RFC 6749 §3.2)."""
+    """Authlib's request built from a `HotRequest`. With `multi`, the payload is a `MultiDict`
+    (as Flask's form is) for the grants that look for repeated parameters themselves; the hot
+    request has refused those already (RFC 6749 §3.2)."""
 
-    def __init__(self, request: HotRequest) -> None:
+    def __init__(self, request: HotRequest, multi: bool = False) -> None:
         super().__init__(request.method, request.url, headers=request.headers)
         self._hot = request
-        self.payload = BasicOAuth2Payload(MultiDict(request.form))
+        form = request.form
+        self.payload = BasicOAuth2Payload(MultiDict(form) if multi else form)
 
     @property
     def args(self) -> dict[str, str]:

@@ -20,12 +20,21 @@ from idp.oidc.hot_paths.http import HotError, HotRequest
 
 log = logging.getLogger(__name__)
 NAMESPACE = "oauth-token"
-_PER_PROCESS = FixedWindowRateLimiter(MemoryStorage())
 
 
 @lru_cache(maxsize=16)
 def _items(text: str) -> tuple[RateLimitItem, ...]:
     return tuple(parse_many(text))
+
+
+def _per_process() -> FixedWindowRateLimiter:
+    """This app's own counts, for while the shared store is down."""
+    found = current_app.extensions.get("idp_token_rate_fallback")
+    if found is None:
+        found = current_app.extensions["idp_token_rate_fallback"] = FixedWindowRateLimiter(
+            MemoryStorage()
+        )
+    return found
 
 
 def client_key(request: HotRequest) -> str:
@@ -53,7 +62,7 @@ def check_token_rate(request: HotRequest) -> None:
             allowed = limiter.limiter.hit(item, NAMESPACE, key)
         except Exception:  # noqa: BLE001 - the shared store is down: count in this process
             log.warning("rate-limit storage unavailable for the token endpoint")
-            allowed = _PER_PROCESS.hit(item, NAMESPACE, key)
+            allowed = _per_process().hit(item, NAMESPACE, key)
         if not allowed:
             # Retry-After: the window's length (the exact reset costs another round trip).
             raise HotError(429, "temporarily_unavailable", str(item),

@@ -18,7 +18,7 @@ from idp.oidc.hot_paths.rate_limit import check_token_rate
 def token(request: HotRequest) -> Answer:
     check_token_rate(request)
     server = current_app.extensions["idp_authorization_server"]
-    oauth_request = HotOAuth2Request(request)
+    oauth_request = HotOAuth2Request(request, multi=True)
     try:
         grant = server.get_token_grant(oauth_request)
         grant.validate_token_request()
