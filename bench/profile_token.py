@@ -1,8 +1,9 @@
 """Where the token endpoint's CPU goes, per grant: the IdP's WSGI callable called in-process (no
 server, no network) for `client_credentials`, `refresh_token` (a rotating family: every answer's
 refresh token is the next request's), `authorization_code` (a fresh code per request, made
-beforehand and not timed) and introspection of a user's access token, CPU µs per request (`time.process_time`) and, with `--profile`, the
-top of a cProfile of the same loop.
+beforehand and not timed) and introspection of a user's access token: CPU µs per request
+(`time.process_time`) and, with `--profile`, the top of a cProfile of the same loop (timed in
+CPU, so waiting on PostgreSQL or Redis is not counted).
 
     .venv/bin/python bench/profile_token.py                          # SQLite
     .venv/bin/python bench/profile_token.py --postgres --redis-url redis://127.0.0.1:6379/14
