@@ -1,6 +1,6 @@
 """The per-request pipeline, measured in-process: CPU microseconds per request of each hot
-endpoint through `idp/oidc/hot_paths`, of the Flask pipeline on the token endpoint, of each
-Flask hook alone (called in a request context of the token endpoint), and of the floor (a raw
+endpoint through `idp/oidc/hot_paths` (the token endpoint's client_credentials included), of
+each Flask hook alone (called in a request context of a JSON endpoint), and of the floor (a raw
 WSGI callable and a bare Flask view returning the same JWKS bytes). No server, no network: the
 WSGI callable is called directly, so the figures are the IdP's own Python work per request
 (`bench/README.md`, "The request pipeline"). CPU time (`time.process_time`) rather than wall
@@ -106,7 +106,7 @@ def main() -> None:
             "introspection": environ("POST", "/oauth/introspect",
                                      {"Authorization": basic, "Content-Type": form},
                                      f"token={token}".encode()),
-            "client_credentials (Flask)": environ(
+            "client_credentials (hot path)": environ(
                 "POST", "/oauth/token", {"Authorization": basic, "Content-Type": form},
                 b"grant_type=client_credentials"),
         }
@@ -118,7 +118,7 @@ def main() -> None:
         rows.append(("floor: bare Flask view", per_request_us(bare, cases["jwks"], args.requests)))
         for name, env in cases.items():
             rows.append((name, per_request_us(app, env, args.requests)))
-        for name, cost in hook_costs(app, cases["client_credentials (Flask)"], args.requests):
+        for name, cost in hook_costs(app, cases["client_credentials (hot path)"], args.requests):
             rows.append((f"  hook {name}", cost))
     print(f"| path | CPU µs per request ({'PostgreSQL + Redis' if args.postgres else 'SQLite'}) |")
     print("|---|---:|")

@@ -15,7 +15,7 @@ import json
 from collections.abc import Iterable
 from typing import Any
 
-from flask import current_app, has_request_context, request
+from flask import current_app, g, has_app_context, has_request_context, request
 from sqlalchemy import select, union
 
 from idp.events.models import DeliveryStatus, EventDelivery, Sink
@@ -89,6 +89,8 @@ def channel_of(actor: Actor) -> str:
         return "api"
     if has_request_context() and request.blueprint:
         return request.blueprint.split(".")[0]
+    if has_app_context() and "hot_request" in g:
+        return "oidc"  # the protocol's endpoints served before Flask (idp/oidc/hot_paths)
     return "system"
 
 

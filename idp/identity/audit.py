@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from flask import g, has_request_context
+from flask import g, has_app_context
 
 from idp.extensions import db
 from idp.identity.models import AuditEvent
@@ -53,7 +53,7 @@ def record(
         actor_id=actor.id,
         reason=reason,
         details=details,
-        request_id=g.get("request_id") if has_request_context() else None,
+        request_id=g.get("request_id") if has_app_context() else None,  # hot paths too
     )
     db.session.add(event)
     return event

@@ -23,16 +23,17 @@ from authlib.oidc.core import OpenIDCode, OpenIDToken
 from authlib.oidc.core.grants.util import create_half_hash, is_openid_scope
 from flask import current_app, g
 from joserfc import jwt
-from sqlalchemy import inspect, select, update
+from sqlalchemy import inspect, select
 from sqlalchemy.exc import OperationalError
 
 from idp.crypto import DecryptionError
-from idp.extensions import db, rows_matched
+from idp.extensions import db
 from idp.identity.accounts import resolve_account
 from idp.identity.claims import cached_user_claims, user_claims
 from idp.identity.models import Account
 from idp.identity.status import may_hold_tokens
 from idp.models_base import utcnow
+from idp.oidc import token_statements as statements
 from idp.oidc.context import auth_context, issuer, keyring, secret_box
 from idp.oidc.models import ACR_MFA, AuthorizationCode, Client, RefreshToken, token_digest
 from idp.oidc.tokens import revoke_access_token, unverified_claims
@@ -52,6 +53,18 @@ def active_account(account_id: str) -> Account | None:
     if account is None or account.id != account_id or not may_hold_tokens(account):
         return None  # merged away, disabled or pending deletion: nothing more is issued
     return account
+
+
+def token_holder(account_id: str, scope: str, client: Any) -> Account | None:
+    """`active_account`'s answer without loading the row: the account's claims for the tokens
+    about to be issued, from this process's claims cache when nothing changed since (exact
+    across processes: `idp.caching`'s versions, the Redis `MGET` the ID token reads anyway),
+    are None exactly when it may hold no token (merged away, disabled, pending deletion).
+    The account comes back as a detached stand-in holding its id: all the token code reads."""
+    appid = client.wechat_appid if client is not None else None
+    if cached_user_claims(account_id, "", scope, appid) is None:
+        return None
+    return Account(id=account_id)
 
 
 class S256CodeChallenge(CodeChallenge):
@@ -102,22 +115,16 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
         db.session.commit()
 
     def query_authorization_code(self, code: str, client: Client) -> AuthorizationCode | None:
+        """Claims the code atomically, reading it in the same statement (`UPDATE … RETURNING`):
+        of two concurrent redemptions exactly one wins. The claimed code is a detached row."""
         digest = token_digest(code)
         now = utcnow()
-        # Claim the code atomically: of two concurrent redemptions exactly one wins.
-        claimed = rows_matched(
-            update(AuthorizationCode)
-            .where(
-                AuthorizationCode.code_digest == digest,
-                AuthorizationCode.client_id == client.client_id,
-                AuthorizationCode.used_at.is_(None),
-                AuthorizationCode.expires_at > now,
-            )
-            .values(used_at=now)
-        )
+        claimed = statements.run(
+            statements.CLAIM_CODE, digest=digest, client=client.client_id, now=now, used=now
+        ).first()
+        if claimed is not None:
+            return AuthorizationCode(**claimed._mapping)
         row = db.session.get(AuthorizationCode, digest)
-        if claimed == 1:
-            return row
         if row is not None and row.used_at is not None and row.client_id == client.client_id:
             revoke_issued_from_code(row)
         db.session.commit()
@@ -139,7 +146,9 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
         self.server.stage_token(token, self.request)
 
     def authenticate_user(self, authorization_code: AuthorizationCode) -> Account | None:
-        account = active_account(authorization_code.account_id)
+        account = token_holder(
+            authorization_code.account_id, authorization_code.scope, self.request.client
+        )
         if account is not None:
             context = auth_context()
             context.auth_time = authorization_code.auth_time
@@ -182,9 +191,9 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
     def authenticate_refresh_token(self, refresh_token: str) -> RefreshToken | None:
         digest = token_digest(refresh_token)
         claimed = self.claim(digest)
+        if claimed is not None:
+            return claimed
         row = db.session.get(RefreshToken, digest)
-        if claimed == 1:
-            return row
         if row is not None and row.rotated_at is not None:
             answer = self.repeated_answer(row)
             if answer is not None:
@@ -196,8 +205,10 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
         db.session.commit()
         return None
 
-    def claim(self, digest: str) -> int:
-        """Marks the token rotated, atomically: of racing refreshes exactly one claims it.
+    def claim(self, digest: str) -> RefreshToken | None:
+        """Marks the token rotated and reads it in one statement (`UPDATE … RETURNING`),
+        atomically: of racing refreshes exactly one claims it. The claimed row comes back
+        detached from the session: what is written next is written by statement.
 
         SQLite: the claim starts a transaction of its own (so that waiting for a racer's write
         lock ends on a fresh snapshot), and a racer that still meets "database is locked" tries
@@ -208,23 +219,16 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
                 db.session.commit()  # nothing is pending yet: only the client was read
             now = utcnow()
             try:
-                return int(
-                    rows_matched(
-                        update(RefreshToken)
-                        .where(
-                            RefreshToken.token_digest == digest,
-                            RefreshToken.rotated_at.is_(None),
-                            RefreshToken.revoked_at.is_(None),
-                            RefreshToken.expires_at > now,
-                        )
-                        .values(rotated_at=now)
-                    )
-                )
+                claimed = statements.run(
+                    statements.CLAIM_REFRESH, digest=digest, now=now, rotated=now
+                ).first()
             except OperationalError:
                 db.session.rollback()
                 if not sqlite or attempt == SQLITE_CLAIM_ATTEMPTS:
                     raise
                 time.sleep(random.uniform(0.005, 0.03) * attempt)  # noqa: S311 - not security
+                continue
+            return RefreshToken(**claimed._mapping) if claimed is not None else None
         raise AssertionError("unreachable")  # pragma: no cover
 
     def repeated_answer(self, rotated: RefreshToken) -> dict[str, Any] | None:
@@ -267,24 +271,17 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
         self.server.stage_token(token, self.request)
 
     def remember_answer(self, rotated: RefreshToken, token: dict[str, Any]) -> None:
-        # The family's older answers cannot be given again (their successors are used): drop them.
-        db.session.execute(
-            update(RefreshToken)
-            .where(
-                RefreshToken.family == rotated.family,
-                RefreshToken.successor_response_encrypted.is_not(None),
-            )
-            .values(successor_response_encrypted=None)
-            .execution_options(synchronize_session=False)
-        )
-        rotated.successor_response_encrypted = secret_box().encrypt(
-            json.dumps(token), context=_answer_context(rotated)
-        )
+        """One statement: the answer on the rotated row; the family's older answers dropped
+        (their successors are used: they cannot be given again)."""
+        encrypted = secret_box().encrypt(json.dumps(token), context=_answer_context(rotated))
+        statements.run(statements.REMEMBER_ANSWER, family_of=rotated.family,
+                       digest=rotated.token_digest, answer=encrypted)
 
     def authenticate_user(self, refresh_token: RefreshToken) -> Account:
         """RFC 6749 §5.2: a grant whose account may hold no token any more is `invalid_grant`
         (Authlib would answer `invalid_request`)."""
-        account = active_account(refresh_token.account_id)
+        scope = self.request.payload.scope or refresh_token.scope  # as `issue_token` takes it
+        account = token_holder(refresh_token.account_id, scope, self.request.client)
         if account is None:
             raise InvalidGrantError("The account of this refresh token cannot be issued tokens.")
         context = auth_context()

@@ -17,11 +17,12 @@ from idp.identity.catalogue import registrable_scopes
 from idp.models_base import utcnow
 from idp.observability import metrics
 from idp.oidc import client_cache, endpoints, grants
+from idp.oidc import token_statements as statements
 from idp.oidc.client_auth import PrivateKeyJWTAuthentication
 from idp.oidc.client_cache import ClientSnapshot, cached_client
 from idp.oidc.context import auth_context, issuer
 from idp.oidc.errors import ClientAuthenticationFailed
-from idp.oidc.models import AuthorizationCode, RefreshToken, token_digest
+from idp.oidc.models import AuthorizationCode, token_digest
 from idp.oidc.releases import record_release
 from idp.oidc.tokens import AccessTokenGenerator, AccessTokenValidator, unverified_claims
 from idp.scopes import REGISTRABLE_SCOPES
@@ -50,29 +51,10 @@ class IdentityProviderServer(AuthorizationServer):
         refresh = token.get("refresh_token")
         family = g.pop("refresh_family", None) or grants.new_family()
         if isinstance(code, AuthorizationCode):
-            code.access_jti = access["jti"]
-            if refresh:
-                code.token_family = family
+            link_code(code, access["jti"], family if refresh else None)
         if refresh and request.user is not None:
-            context = auth_context()
-            now = utcnow()
-            db.session.add(
-                RefreshToken(
-                    token_digest=token_digest(refresh),
-                    family=family,
-                    client_id=request.client.client_id,
-                    account_id=request.user.id,
-                    scope=token.get("scope", ""),
-                    auth_time=context.auth_time or int(now.timestamp()),
-                    amr=context.amr,
-                    session_id=context.session_id,
-                    access_jti=access["jti"],
-                    access_expires_at=datetime.fromtimestamp(access["exp"], UTC),
-                    issued_at=now,
-                    expires_at=now
-                    + timedelta(seconds=int(current_app.config["IDP_REFRESH_TOKEN_TTL"])),
-                )
-            )
+            insert_refresh_token(token_digest(refresh), family, request, token.get("scope", ""),
+                                 access)
         if request.user is not None:
             record_release(request.user.id, request.client.client_id, token.get("scope"))
         metrics.count_token_issued(getattr(request.payload, "grant_type", None))
@@ -119,6 +101,40 @@ class IdentityProviderServer(AuthorizationServer):
     def handle_error_response(self, request: Any, error: OAuth2Error) -> Any:
         db.session.rollback()
         return super().handle_error_response(request, error)
+
+
+def link_code(code: AuthorizationCode, access_jti: str, family: str | None) -> None:
+    """What was issued from the code, so that a replay can revoke it (RFC 6749 §4.1.2)."""
+    code.access_jti = access_jti
+    code.token_family = family
+    statements.run(statements.LINK_CODE, digest=code.code_digest, jti=access_jti, family=family)
+
+
+def insert_refresh_token(digest: str, family: str, request: Any, scope: str,
+                         access: dict[str, Any]) -> None:
+    """One `INSERT`, by statement: no object for the session to track and flush. Objects the
+    request added before (a new account) are flushed first, for the foreign key."""
+    session = db.session
+    if session.new or session.dirty:
+        session.flush()
+    context = auth_context()
+    now = utcnow()
+    ttl = timedelta(seconds=int(current_app.config["IDP_REFRESH_TOKEN_TTL"]))
+    statements.run(
+        statements.INSERT_REFRESH,
+        token_digest=digest,
+        family=family,
+        client_id=request.client.client_id,
+        account_id=request.user.id,
+        scope=scope,
+        auth_time=context.auth_time or int(now.timestamp()),
+        amr=context.amr,
+        session_id=context.session_id,
+        access_jti=access["jti"],
+        access_expires_at=datetime.fromtimestamp(access["exp"], UTC),
+        issued_at=now,
+        expires_at=now + ttl,
+    )
 
 
 class Issuer(IssuerParameter):

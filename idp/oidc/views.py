@@ -1,7 +1,7 @@
 """HTTP endpoints of the protocol. Thin: parse, hand to Authlib, render.
 
-JWKS, discovery, userinfo and introspection are not here: they are served in front of Flask
-(`idp/oidc/hot_paths`)."""
+JWKS, discovery, userinfo, introspection and the token endpoint are not here: they are served
+in front of Flask (`idp/oidc/hot_paths`)."""
 
 from __future__ import annotations
 
@@ -16,7 +16,6 @@ from authlib.oidc.core.errors import ConsentRequiredError, LoginRequiredError
 from flask import (
     Blueprint,
     Response,
-    current_app,
     g,
     redirect,
     render_template,
@@ -25,7 +24,7 @@ from flask import (
 )
 
 from idp.accounts.sessions import auth_time, current_account, current_session
-from idp.extensions import csrf, db, limiter
+from idp.extensions import csrf, db
 from idp.identity.catalogue import catalogue
 from idp.oidc import consent as consents
 from idp.oidc import gateway
@@ -45,20 +44,6 @@ from idp.scopes import scope_set
 from idp.second_factor.factors import has_second_factor
 
 bp = Blueprint("oidc", __name__)
-
-
-def _token_client_key() -> str:
-    """Rate-limit the token endpoint per client: Basic auth, form or assertion `sub`."""
-    if request.authorization and request.authorization.username:
-        return "client:" + request.authorization.username[:64]
-    return "client:" + (request.form.get("client_id") or request.remote_addr or "?")[:64]
-
-
-@bp.route("/oauth/token", methods=["POST"])
-@csrf.exempt
-@limiter.limit(lambda: current_app.config["IDP_TOKEN_RATE_LIMIT"], key_func=_token_client_key)
-def token() -> Response:
-    return authorization_server.create_token_response()
 
 
 @bp.route("/oauth/revoke", methods=["POST"])

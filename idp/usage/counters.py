@@ -22,12 +22,14 @@ from collections import Counter
 from datetime import date
 from typing import Any
 
-from flask import Flask, Response, current_app, g, has_request_context, request
+from flask import Flask, Response, current_app, g, has_app_context, has_request_context
 from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from idp.extensions import db
 from idp.models_base import utcnow
+from idp.oidc.hot_paths.dispatcher import observe
+from idp.oidc.hot_paths.http import HotRequest
 from idp.usage.models import UsageCount
 
 log = logging.getLogger("idp.usage")
@@ -93,13 +95,17 @@ def init_app(app: Flask) -> None:
     app.extensions["idp_usage_pending"] = PendingCounts(
         app, float(app.config["IDP_KEY_CACHE_SECONDS"])
     )
-    # Flask runs after-request functions last-registered first: count, then flush.
     app.after_request(_flush)
-    app.after_request(_count_token_response)
+    observe(app, _count_hot_answer)
+
+
+def _in_request() -> bool:
+    """In a request: Flask's, or one of the protocol's hot endpoints (`idp/oidc/hot_paths`)."""
+    return has_request_context() or (has_app_context() and "hot_request" in g)
 
 
 def count(metric: str, label: str, amount: int = 1) -> None:
-    if has_request_context():
+    if _in_request():
         g.setdefault("usage_counts", Counter())[(metric, label[:96])] += amount
     else:
         write({(metric, label[:96]): amount})
@@ -111,21 +117,26 @@ def on_wechat_call(path: str, errcode: int | None, _seconds: float) -> None:
     count(WECHAT_CALL, f"{path} {'ok' if errcode == 0 else 'error'}")
 
 
-def _count_token_response(response: Response) -> Response:
-    """Token issuance by grant, seen at the edge: a 200 from the token endpoint issued one."""
-    if request.path == "/oauth/token" and response.status_code == 200:
-        count(TOKEN_ISSUED, (request.form.get("grant_type") or "unknown")[:96])
-    return response
+def _count_hot_answer(hot_request: HotRequest, endpoint: str, status: int) -> None:
+    """Token issuance by grant, seen at the edge (the token endpoint is a hot path,
+    `idp/oidc/hot_paths`): a 200 from it issued one. Then the request's counts are buffered."""
+    if endpoint == "oidc.token" and status == 200:
+        count(TOKEN_ISSUED, (hot_request.form.get("grant_type") or "unknown")[:96])
+    _buffer_request_counts()
 
 
 def _flush(response: Response) -> Response:
+    _buffer_request_counts()
+    return response
+
+
+def _buffer_request_counts() -> None:
     counts = g.pop("usage_counts", None)
     if counts:
         buffer = pending_counts()
         buffer.add(counts)
         if buffer.due():
             buffer.flush()
-    return response
 
 
 def write(counts: dict[tuple[str, str], int]) -> None:

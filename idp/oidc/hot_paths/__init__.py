@@ -1,8 +1,9 @@
 """The protocol's hot endpoints, served without Flask's per-request machinery.
 
-JWKS, discovery, userinfo and introspection answer machines, not people: no session, locale,
-CSRF, template context or compression applies to them, and Flask's request context, hooks and
-response objects cost several times the work itself (bench/README.md, "The request pipeline").
+JWKS, discovery, userinfo, introspection and the token endpoint answer machines, not people: no
+session, locale, CSRF, template context or compression applies to them, and Flask's request
+context, hooks and response objects cost several times the work itself (bench/README.md, "The
+request pipeline").
 `HotPathDispatcher` sits in front of the Flask app (`install`): a request for one of these paths
 is answered by a plain function that takes a parsed `HotRequest` and returns status, headers and
 body, calling the same domain functions as the rest of the IdP; every other request goes to
@@ -16,8 +17,11 @@ from __future__ import annotations
 
 from flask import Flask
 
-from idp.oidc.hot_paths.dispatcher import HotPathDispatcher
-from idp.oidc.hot_paths.read_endpoints import ROUTES
+from idp.oidc.hot_paths.dispatcher import HotPathDispatcher, Routes
+from idp.oidc.hot_paths.read_endpoints import ROUTES as READ_ROUTES
+from idp.oidc.hot_paths.token_endpoint import token
+
+ROUTES: Routes = {**READ_ROUTES, "/oauth/token": ("oidc.token", {"POST": token})}
 
 
 def install(app: Flask) -> None:

@@ -1,9 +1,10 @@
 """The WSGI callable in front of Flask: the hot endpoints' whole request pipeline.
 
 Per request, in order: the request id; the app context (configuration, the database session,
-`g`) pushed and popped, its teardown removing the session as Flask's would; the NUL guard on
-path, query and headers; the endpoint; then the answer with the security headers of every
-answer of the IdP, `request_id` in an error body, the request's metrics and its access log
+`g`, which holds the request as `g.hot_request`) pushed and popped, its teardown removing the
+session as Flask's would; the NUL guard on path, query and headers; the endpoint; the observers
+other domains registered (`observe`: usage counting); then the answer with the security headers
+of every answer of the IdP, `request_id` in an error body, the request's metrics and its access log
 line. An exception is rolled back and answered as the Flask app answers it (503 for a database
 outage, else 500 with the request id), never with a trace."""
 
@@ -30,6 +31,9 @@ Answer = tuple[int, list[tuple[str, str]], bytes]
 Handler = Callable[[HotRequest], Answer]
 # {path: (endpoint name for metrics and logs, {method: handler})}
 Routes = dict[str, tuple[str, dict[str, Handler]]]
+# Called after each answer, in the app context: (request, endpoint name, status).
+Observer = Callable[[HotRequest, str, int], None]
+OBSERVERS = "idp_hot_path_observers"
 
 log = logging.getLogger("idp.errors")
 access_log = logging.getLogger("idp.access")
@@ -49,7 +53,7 @@ class HotPathDispatcher:
         self.routes = routes
         self.max_body = int(app.config.get("MAX_CONTENT_LENGTH") or 64 * 1024)
         self.access_log = bool(app.config.get("IDP_ACCESS_LOG", True))
-
+        self.observers: list[Observer] = app.extensions.setdefault(OBSERVERS, [])
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
         route = self.routes.get(environ.get("PATH_INFO", ""))
@@ -62,7 +66,10 @@ class HotPathDispatcher:
         context.push()
         try:
             g.request_id = request.request_id
+            g.hot_request = request
             status, headers, body = self._answer(request, handlers)
+            for observer in self.observers:
+                observer(request, endpoint, status)
             if self.access_log:
                 elapsed = time.perf_counter() - started
                 self._log(request, endpoint, status, elapsed)
@@ -159,3 +166,9 @@ def _refuse_nul(environ: dict[str, Any]) -> None:
         raise HotError(400, "invalid_request", REFUSAL)
     if headers_have_nul(environ):
         raise HotError(400, "invalid_request", REFUSAL)
+
+
+def observe(app: Flask, observer: Observer) -> None:
+    """Registers `observer`, called after every answer of a hot endpoint (a domain above the
+    protocol, such as usage counting, hears of them without the protocol importing it)."""
+    app.extensions.setdefault(OBSERVERS, []).append(observer)

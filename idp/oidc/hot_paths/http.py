@@ -58,6 +58,17 @@ class HotRequest:
         return found
 
     @property
+    def remote_addr(self) -> str | None:
+        """The caller's address (behind IDP_PROXY_FIX, the proxy's X-Forwarded-For already
+        applied: the proxy fix wraps the dispatcher)."""
+        value = self.environ.get("REMOTE_ADDR")
+        return value if isinstance(value, str) else None
+
+    @property
+    def user_agent(self) -> str:
+        return self.header("HTTP_USER_AGENT") or ""
+
+    @property
     def url(self) -> str:
         environ = self.environ
         host = environ.get("HTTP_HOST") or environ.get("SERVER_NAME", "localhost")

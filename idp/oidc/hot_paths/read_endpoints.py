@@ -8,14 +8,13 @@ introspection the same for the token, the client from the per-process client cac
 from __future__ import annotations
 
 from authlib.oauth2 import OAuth2Error
-from authlib.oauth2.rfc6749 import OAuth2Request
-from authlib.oauth2.rfc6749.requests import BasicOAuth2Payload
 from flask import current_app
 
 from idp.identity.claims import cached_user_claims
 from idp.oidc.context import issuer, keyring
 from idp.oidc.discovery import provider_metadata
-from idp.oidc.hot_paths.dispatcher import Answer, Routes, error_answer
+from idp.oidc.hot_paths.authlib_bridge import HotOAuth2Request, oauth_error_answer
+from idp.oidc.hot_paths.dispatcher import Answer, Routes
 from idp.oidc.hot_paths.http import HotError, HotRequest, json_body
 from idp.oidc.tokens import decode_access_token
 
@@ -84,34 +83,13 @@ def introspection(request: HotRequest) -> Answer:
     return _authlib_endpoint(request, "introspection")
 
 
-class HotOAuth2Request(OAuth2Request):
-    """Authlib's request built from a `HotRequest` rather than from Flask's."""
-
-    def __init__(self, request: HotRequest) -> None:
-        super().__init__(request.method, request.url, headers=request.headers)
-        self._hot = request
-        self.payload = BasicOAuth2Payload(request.form)
-
-    @property
-    def args(self) -> dict[str, str]:
-        return self._hot.args
-
-    @property
-    def form(self) -> dict[str, str]:
-        return self._hot.form
-
-
 def _authlib_endpoint(request: HotRequest, name: str) -> Answer:
     server = current_app.extensions["idp_authorization_server"]
     oauth_request = HotOAuth2Request(request)
     try:
         status, body, headers = server._endpoints[name][0](oauth_request)
     except OAuth2Error as error:
-        status, body, headers = error(server.get_error_uri(oauth_request, error))
-        answer = dict(body)
-        return error_answer(request, status, answer.pop("error"),
-                            answer.pop("error_description", None),
-                            [h for h in headers if h[0].lower() != "content-type"])
+        return oauth_error_answer(request, error, server.get_error_uri(oauth_request, error))
     return status, list(headers), json_body(body)
 
 

@@ -1,0 +1,176 @@
+"""Where the token endpoint's CPU goes, per grant: the IdP's WSGI callable called in-process (no
+server, no network) for `client_credentials`, `refresh_token` (a rotating family: every answer's
+refresh token is the next request's), `authorization_code` (a fresh code per request, made
+beforehand and not timed) and introspection of a user's access token: CPU µs per request
+(`time.process_time`) and, with `--profile`, the top of a cProfile of the same loop (timed in
+CPU, so waiting on PostgreSQL or Redis is not counted).
+
+    .venv/bin/python bench/profile_token.py                          # SQLite
+    .venv/bin/python bench/profile_token.py --postgres --redis-url redis://127.0.0.1:6379/14
+    .venv/bin/python bench/profile_token.py --postgres --profile refresh_token
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import cProfile
+import hashlib
+import io
+import json
+import pstats
+import secrets
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from pipeline import environ  # noqa: E402
+
+REDIRECT_URI = "http://127.0.0.1:9/cb"
+FORM = "application/x-www-form-urlencoded"
+
+
+def build(workdir: Path, db_env: dict[str, str]) -> tuple[Any, str, str]:
+    from idp import create_app
+    from idp.accounts.seed import create_password_user
+    from idp.extensions import db
+    from idp.oidc.clients import create_client
+
+    app = create_app({
+        "IDP_INSTANCE_PATH": str(workdir / "instance"),
+        "IDP_DATABASE_URL": db_env["IDP_DATABASE_URL"],
+        "IDP_REDIS_URL": db_env.get("IDP_REDIS_URL"),
+        "IDP_TOKEN_RATE_LIMIT": "1000000/second",
+        "IDP_ACCESS_LOG": False,
+    })
+    with app.app_context():
+        db.create_all()
+        client, secret = create_client(
+            name="profile", redirect_uris=[REDIRECT_URI], first_party=True,
+            grant_types=["authorization_code", "refresh_token", "client_credentials"],
+            scope="openid profile phone offline_access",
+        )
+        account = create_password_user("+8613700000002", "profile-password-1")
+        basic = "Basic " + base64.b64encode(f"{client.client_id}:{secret}".encode()).decode()
+        return app, basic, account.id
+
+
+def new_code(app: Any, client_id: str, account_id: str, verifier: str) -> str:
+    from idp.extensions import db
+    from idp.models_base import utcnow
+    from idp.oidc.models import AuthorizationCode, token_digest
+
+    code = secrets.token_urlsafe(36)
+    challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest())
+    with app.app_context():
+        db.session.add(AuthorizationCode(
+            code_digest=token_digest(code), client_id=client_id, account_id=account_id,
+            redirect_uri=REDIRECT_URI, scope="openid profile offline_access", nonce=None,
+            code_challenge=challenge.rstrip(b"=").decode(), code_challenge_method="S256",
+            auth_time=int(time.time()), amr=["pwd"], session_id=None,
+            expires_at=utcnow() + timedelta(minutes=10),
+        ))
+        db.session.commit()
+    return code
+
+
+def call(app: Any, env: dict[str, Any]) -> dict[str, Any]:
+    status: list[str] = []
+    request = dict(env)
+    request["wsgi.input"] = io.BytesIO(env["_body"])
+    answer = app(request, lambda line, _headers, _exc=None: status.append(line))
+    body = b"".join(answer)
+    getattr(answer, "close", lambda: None)()
+    if not status[0].startswith("200"):
+        raise SystemExit(f"{status[0]}: {body[:300]!r}")
+    return dict(json.loads(body))
+
+
+def scenarios(app: Any, basic: str, account_id: str, count: int) -> dict[str, Callable[[], Any]]:
+    client_id = base64.b64decode(basic[6:]).decode().split(":")[0]
+    headers = {"Authorization": basic, "Content-Type": FORM}
+    credentials = environ("POST", "/oauth/token", headers, b"grant_type=client_credentials")
+
+    verifier = secrets.token_urlsafe(48)
+    first = call(app, environ("POST", "/oauth/token", headers, _form(
+        grant_type="authorization_code", code=new_code(app, client_id, account_id, verifier),
+        redirect_uri=REDIRECT_URI, code_verifier=verifier)))
+    refresh = [first["refresh_token"]]
+    introspect = environ("POST", "/oauth/introspect", headers,
+                         _form(token=first["access_token"]))
+
+    def refresh_once() -> None:
+        answer = call(app, environ("POST", "/oauth/token", headers, _form(
+            grant_type="refresh_token", refresh_token=refresh[0])))
+        refresh[0] = answer["refresh_token"]
+
+    codes = [new_code(app, client_id, account_id, verifier) for _ in range(count + 50)]
+
+    def code_once() -> None:
+        call(app, environ("POST", "/oauth/token", headers, _form(
+            grant_type="authorization_code", code=codes.pop(), redirect_uri=REDIRECT_URI,
+            code_verifier=verifier)))
+
+    return {
+        "client_credentials": lambda: call(app, credentials),
+        "refresh_token": refresh_once,
+        "authorization_code": code_once,
+        "introspection": lambda: call(app, introspect),
+    }
+
+
+def _form(**fields: str) -> bytes:
+    from urllib.parse import urlencode
+
+    return urlencode(fields).encode()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--postgres", action="store_true", help="PostgreSQL + Redis")
+    parser.add_argument("--postgres-url",
+                        default="postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+    parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/14")
+    parser.add_argument("--requests", type=int, default=500)
+    parser.add_argument("--profile", choices=["client_credentials", "refresh_token",
+                                              "authorization_code", "introspection"])
+    parser.add_argument("--top", type=int, default=30)
+    args = parser.parse_args()
+    from run import database
+
+    with tempfile.TemporaryDirectory(prefix="idp-token-") as directory, database(
+        args, Path(directory)
+    ) as db_env:
+        app, basic, account_id = build(Path(directory), db_env)
+        cases = scenarios(app, basic, account_id, args.requests * 2 + 100)
+        for run in cases.values():
+            for _ in range(50):
+                run()
+        if args.profile:
+            profiler = cProfile.Profile(time.process_time)  # CPU, not waiting
+            profiler.enable()
+            for _ in range(args.requests):
+                cases[args.profile]()
+            profiler.disable()
+            stats = pstats.Stats(profiler)
+            stats.sort_stats("cumulative").print_stats(args.top)
+            stats.sort_stats("tottime").print_stats(args.top)
+            return
+        backend = "PostgreSQL + Redis" if args.postgres else "SQLite"
+        print(f"| grant | CPU µs per request ({backend}) |")
+        print("|---|---:|")
+        for name, run in cases.items():
+            started = time.process_time()
+            for _ in range(args.requests):
+                run()
+            print(f"| {name} | {(time.process_time() - started) / args.requests * 1e6:,.0f} |")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,69 @@
+"""The token endpoint's per-client rate limit (IDP_TOKEN_RATE_LIMIT), counted with the `limits`
+library in the store every process shares (Flask-Limiter's: Redis when IDP_REDIS_URL is set),
+without Flask-Limiter's per-request machinery. While that store is down, each process counts on
+its own in memory (docs/DEPLOYMENT.md, "When Redis is down"): weaker, never none."""
+
+from __future__ import annotations
+
+import logging
+from base64 import b64decode
+from binascii import Error as Base64Error
+from functools import lru_cache
+
+from flask import current_app
+from limits import RateLimitItem, parse_many
+from limits.storage import MemoryStorage
+from limits.strategies import FixedWindowRateLimiter
+
+from idp.extensions import limiter
+from idp.oidc.hot_paths.http import HotError, HotRequest
+
+log = logging.getLogger(__name__)
+NAMESPACE = "oauth-token"
+
+
+@lru_cache(maxsize=16)
+def _items(text: str) -> tuple[RateLimitItem, ...]:
+    return tuple(parse_many(text))
+
+
+def _per_process() -> FixedWindowRateLimiter:
+    """This app's own counts, for while the shared store is down."""
+    found = current_app.extensions.get("idp_token_rate_fallback")
+    if found is None:
+        found = current_app.extensions["idp_token_rate_fallback"] = FixedWindowRateLimiter(
+            MemoryStorage()
+        )
+    return found
+
+
+def client_key(request: HotRequest) -> str:
+    """Whom a token request counts against: the Basic user name, else the form's `client_id`,
+    else the caller's address (unknown clients count too)."""
+    authorization = request.header("HTTP_AUTHORIZATION") or ""
+    if authorization[:6].lower() == "basic ":
+        try:
+            username = b64decode(authorization[6:].strip()).decode("utf-8").partition(":")[0]
+        except (Base64Error, ValueError):
+            username = ""
+        if username:
+            return "client:" + username[:64]
+    fallback = request.form.get("client_id") or request.environ.get("REMOTE_ADDR") or "?"
+    return "client:" + fallback[:64]
+
+
+def check_token_rate(request: HotRequest) -> None:
+    """Counts this request; 429 `temporarily_unavailable` with Retry-After past the limit."""
+    if not limiter.enabled:  # RATELIMIT_ENABLED: only tests switch limits off
+        return
+    key = client_key(request)
+    for item in _items(str(current_app.config["IDP_TOKEN_RATE_LIMIT"])):
+        try:
+            allowed = limiter.limiter.hit(item, NAMESPACE, key)
+        except Exception:  # noqa: BLE001 - the shared store is down: count in this process
+            log.warning("rate-limit storage unavailable for the token endpoint")
+            allowed = _per_process().hit(item, NAMESPACE, key)
+        if not allowed:
+            # Retry-After: the window's length (the exact reset costs another round trip).
+            raise HotError(429, "temporarily_unavailable", str(item),
+                           [("Retry-After", str(item.get_expiry()))])

@@ -1,0 +1,28 @@
+"""The token endpoint (RFC 6749 §3.2, §5) as a plain function of a `HotRequest`.
+
+The per-client rate limit first (`rate_limit.py`), then the grant: Authlib's server finds the
+grant registered for the `grant_type` (those of `idp.oidc.grants`, and those another domain
+plugged in, such as the WeChat token exchange), which authenticates the client and answers."""
+
+from __future__ import annotations
+
+from authlib.oauth2 import OAuth2Error
+from flask import current_app
+
+from idp.oidc.hot_paths.authlib_bridge import HotOAuth2Request, oauth_error_answer
+from idp.oidc.hot_paths.dispatcher import Answer
+from idp.oidc.hot_paths.http import HotRequest, json_body
+from idp.oidc.hot_paths.rate_limit import check_token_rate
+
+
+def token(request: HotRequest) -> Answer:
+    check_token_rate(request)
+    server = current_app.extensions["idp_authorization_server"]
+    oauth_request = HotOAuth2Request(request, multi=True)
+    try:
+        grant = server.get_token_grant(oauth_request)
+        grant.validate_token_request()
+        status, body, headers = grant.create_token_response()
+    except OAuth2Error as error:
+        return oauth_error_answer(request, error, server.get_error_uri(oauth_request, error))
+    return status, list(headers), json_body(body)

@@ -1,0 +1,63 @@
+"""The token endpoint's writes as statements built once (SQLAlchemy Core, bound parameters):
+building a statement per request cost more Python than running it (bench/profile_token.py).
+Each runs on the session's connection, inside the request's one transaction."""
+
+from __future__ import annotations
+
+from typing import Any, cast
+
+from sqlalchemy import CursorResult, Table, bindparam, case, insert, or_, update
+
+from idp.extensions import db
+from idp.oidc.models import AuthorizationCode, RefreshToken
+
+_codes = cast(Table, AuthorizationCode.__table__)
+_tokens = cast(Table, RefreshToken.__table__)
+_when = _codes.c.expires_at.type
+
+# RFC 6749 §4.1.2: a code is used once; of concurrent redemptions exactly one claims it.
+CLAIM_CODE = (
+    update(_codes)
+    .where(
+        _codes.c.code_digest == bindparam("digest"),
+        _codes.c.client_id == bindparam("client"),
+        _codes.c.used_at.is_(None),
+        _codes.c.expires_at > bindparam("now", type_=_when),
+    )
+    .values(used_at=bindparam("used", type_=_when))
+    .returning(*_codes.c)
+)
+# What was issued from a code, so that a replay can revoke it.
+LINK_CODE = (
+    update(_codes)
+    .where(_codes.c.code_digest == bindparam("digest"))
+    .values(access_jti=bindparam("jti"), token_family=bindparam("family"))
+)
+# RFC 9700 §4.14.2: a refresh token rotates once; of racing refreshes exactly one claims it.
+CLAIM_REFRESH = (
+    update(_tokens)
+    .where(
+        _tokens.c.token_digest == bindparam("digest"),
+        _tokens.c.rotated_at.is_(None),
+        _tokens.c.revoked_at.is_(None),
+        _tokens.c.expires_at > bindparam("now", type_=_when),
+    )
+    .values(rotated_at=bindparam("rotated", type_=_when))
+    .returning(*_tokens.c)
+)
+# The rotation's answer on the rotated row; the family's older answers dropped.
+_is_rotated = _tokens.c.token_digest == bindparam("digest")
+REMEMBER_ANSWER = (
+    update(_tokens)
+    .where(
+        _tokens.c.family == bindparam("family_of"),
+        or_(_is_rotated, _tokens.c.successor_response_encrypted.is_not(None)),
+    )
+    .values(successor_response_encrypted=case((_is_rotated, bindparam("answer")), else_=None))
+)
+INSERT_REFRESH = insert(_tokens)
+
+
+def run(statement: Any, **parameters: Any) -> CursorResult[Any]:
+    result: CursorResult[Any] = db.session.connection().execute(statement, parameters)
+    return result
