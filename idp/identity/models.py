@@ -261,6 +261,7 @@ class MergeRecord(Model):
 # Keys of audit details that may hold an identity value (a phone, an email, a WeChat id):
 # encrypted at rest, and erased with the account (`deletion.py`).
 PERSONAL_DETAIL_KEYS = frozenset({"value", "old", "new", "phone", "email", "note", "values"})
+SEALED_DETAIL_KEYS = PERSONAL_DETAIL_KEYS | {"proof"}  # a merge's proof names the phone
 
 
 class AuditEvent(Model):
@@ -278,7 +279,7 @@ class AuditEvent(Model):
     actor_id: Mapped[str | None] = mapped_column(String(80), nullable=True)
     reason: Mapped[str | None] = mapped_column(String(255), nullable=True)
     details: Mapped[dict[str, Any]] = mapped_column(
-        SealedJSON("audit_event.details", PERSONAL_DETAIL_KEYS), default=dict
+        SealedJSON("audit_event.details", SEALED_DETAIL_KEYS), default=dict
     )
     request_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
 
