@@ -81,7 +81,7 @@ def database_copy(app: Flask, backend: str, tmp_path: Path) -> bytes:
 def test_a_dump_holds_no_personal_data_in_plain_text__pipl_art_51(
     app: Flask, backend: str, make_user: Any, wechat_user: Any, tmp_path: Path
 ) -> None:
-    survivor = seed(make_user, wechat_user)
+    seed(make_user, wechat_user)
 
     copy = database_copy(app, backend, tmp_path)
 
