@@ -70,6 +70,7 @@ class FieldCipher:
             raise ConfigError(f"IDP_DATA_CIPHER must be one of {', '.join(CIPHERS)}")
         self._keys = {version: _derive(b"idp-data-key", secret)
                       for version, secret in parse_versioned_keys(setting, "IDP_DATA_KEYS")}
+        self._aes = {version: AESGCM(key) for version, key in self._keys.items()}
         self.current_version = next(iter(self._keys))
         self.letter = CIPHERS[algorithm]
         self.current_prefix = f"${self.letter}{self.current_version}$"
@@ -78,7 +79,9 @@ class FieldCipher:
         nonce = os.urandom(NONCE_BYTES)
         key = self._keys[self.current_version]
         if self.letter == "a":
-            sealed = AESGCM(key).encrypt(nonce, plaintext.encode(), purpose.encode())
+            sealed = self._aes[self.current_version].encrypt(
+                nonce, plaintext.encode(), purpose.encode()
+            )
         else:
             encryptor = Cipher(algorithms.SM4(key[:16]), modes.GCM(nonce)).encryptor()
             encryptor.authenticate_additional_data(purpose.encode())
@@ -99,7 +102,7 @@ class FieldCipher:
         nonce, sealed = blob[:NONCE_BYTES], blob[NONCE_BYTES:]
         try:
             if letter == "a":
-                return AESGCM(key).decrypt(nonce, sealed, purpose.encode()).decode()
+                return self._aes[version].decrypt(nonce, sealed, purpose.encode()).decode()
             decryptor = Cipher(
                 algorithms.SM4(key[:16]), modes.GCM(nonce, sealed[-TAG_BYTES:])
             ).decryptor()

@@ -23,6 +23,7 @@ from sqlalchemy import (
     or_,
     text,
 )
+from sqlalchemy.ext.hybrid import hybrid_property
 from sqlalchemy.orm import Mapped, mapped_column, relationship, validates
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -127,13 +128,19 @@ class Identity(Model):
         if value is not None:
             self.value = value  # after `kind`, which decides how it is stored
 
-    @property
+    @hybrid_property
     def value(self) -> str:
         """The plain value (E.164 phone, lower-cased email, WeChat id, credential id)."""
         return self.sealed_value if self.sealed_value is not None else self.lookup_key
 
-    @value.setter
-    def value(self, plain: str) -> None:
+    @value.inplace.expression
+    @classmethod
+    def _value_expression(cls) -> ColumnElement[str]:
+        # A query comparing `Identity.value` would miss every encrypted row: refuse it loudly.
+        raise AttributeError("Identity.value is not a column: use Identity.value_is(value, kind)")
+
+    @value.inplace.setter
+    def _value_setter(self, plain: str) -> None:
         if self.kind in IdentityKind.PERSONAL:
             self.sealed_value = plain
             self.lookup_key = ""  # the blind index, taken when the row is written (below)
