@@ -10,6 +10,7 @@ from flask import Flask, g, request
 from flask_babel import Babel
 from werkzeug.exceptions import HTTPException
 
+from idp import field_crypto
 from idp.config import RESOURCE_ROOT, load_config
 from idp.crypto import SecretBox
 from idp.extensions import csrf, db, limiter, migrate
@@ -66,6 +67,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
 
     box = SecretBox(settings["IDP_ENCRYPTION_KEY"])
     app.extensions["idp_secret_box"] = box
+    app.extensions[field_crypto.EXTENSION] = field_crypto.PersonalData.from_config(settings)
     app.extensions["idp_keyring"] = KeyRing(
         box, float(settings["IDP_KEY_CACHE_SECONDS"]), sign_after=sign_after_seconds(settings)
     )

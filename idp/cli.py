@@ -48,7 +48,7 @@ def register_commands(app: Flask) -> None:
     from idp.staff.cli import admins, audit
 
     for command in (
-        users, clients, keys, wechat_apps, serve, dev, fake_wechat, identity, worker, backup,
+        users, clients, keys, data, wechat_apps, serve, dev, fake_wechat, identity, worker, backup,
         restore, maintenance, sms, fake_sms, tokens, admins, audit,
     ):  # fmt: skip
         app.cli.add_command(command)
@@ -185,6 +185,15 @@ def keys_rotate_encryption() -> None:
         click.echo(f"{table}: {count}")
 
 
+@keys.command("rotate-data")
+@click.option("--batch-size", type=click.IntRange(1, 100_000), default=500, show_default=True)
+@with_appcontext
+def keys_rotate_data(batch_size: int) -> None:
+    """Re-encrypt and re-index personal data under the first keys of IDP_DATA_KEYS and
+    IDP_BLIND_INDEX_KEYS, in batches, while the IdP serves; safe to stop and run again."""
+    _seal_personal_data(batch_size)
+
+
 @keys.command("retire")
 @click.argument("kid")
 @with_appcontext
@@ -199,6 +208,40 @@ def keys_retire(kid: str) -> None:
 
 
 # --- tokens ----------------------------------------------------------------------------------
+
+
+@click.group(help="Personal data at rest: phones, emails, unionids, addresses, birthdates.")
+def data() -> None:
+    pass
+
+
+@data.command("encrypt")
+@click.option("--batch-size", type=click.IntRange(1, 100_000), default=500, show_default=True)
+@with_appcontext
+def data_encrypt(batch_size: int) -> None:
+    """Encrypt and index the rows written before encryption, in batches, while the IdP serves;
+    safe to stop and run again (it carries on where it stopped)."""
+    _seal_personal_data(batch_size)
+
+
+@data.command("status")
+@with_appcontext
+def data_status() -> None:
+    """Rows still plain or under an old key version (0 everywhere: old versions may go)."""
+    from idp.operations.personal_data import rows_left
+
+    for table, count in rows_left().items():
+        click.echo(f"{table}: {count} left")
+
+
+def _seal_personal_data(batch_size: int) -> None:
+    from idp.operations.personal_data import seal_personal_data
+
+    def progress(table: str, last_id: int, changed: int) -> None:
+        click.echo(f"{table}: batch to id {last_id} committed, {changed} rewritten")
+
+    for table, count in seal_personal_data(batch_size, progress).items():
+        click.echo(f"{table}: {count} rewritten in all")
 
 
 @click.group(help="Issued tokens.")

@@ -28,6 +28,10 @@ ENVIRONMENT_NAMES = (
     "IDP_REDIS_URL",
     "IDP_SECRET_KEY",
     "IDP_ENCRYPTION_KEY",
+    # Personal data at rest (idp/field_crypto.py): versioned keys, the cipher.
+    "IDP_DATA_KEYS",
+    "IDP_BLIND_INDEX_KEYS",
+    "IDP_DATA_CIPHER",
     "IDP_WECHAT_API_BASE",
     "IDP_WECHAT_OPEN_BASE",
     "IDP_INSTANCE_PATH",
@@ -94,6 +98,11 @@ DEFAULTS: dict[str, Any] = {
     "IDP_REDIS_URL": None,
     "IDP_SECRET_KEY": None,  # generated once into instance/
     "IDP_ENCRYPTION_KEY": None,  # generated once into instance/
+    # Phones, emails, unionids, addresses, birthdates: `version:secret,…`, the first current;
+    # generated once into instance/ (version 1) when unset.
+    "IDP_DATA_KEYS": None,
+    "IDP_BLIND_INDEX_KEYS": None,
+    "IDP_DATA_CIPHER": "aes-256-gcm",  # or sm4-gcm
     "IDP_WECHAT_API_BASE": "https://api.weixin.qq.com",
     "IDP_WECHAT_OPEN_BASE": "https://open.weixin.qq.com",
     # In a checkout: <repo>/instance; installed from a wheel: ./instance (set it in production).
@@ -240,6 +249,10 @@ def load_config(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
         config["IDP_SECRET_KEY"] = _instance_secret(instance / "secret_key")
     if not config["IDP_ENCRYPTION_KEY"]:
         config["IDP_ENCRYPTION_KEY"] = _instance_secret(instance / "encryption_key")
+    for name, file_name in (("IDP_DATA_KEYS", "data_keys"),
+                            ("IDP_BLIND_INDEX_KEYS", "blind_index_keys")):
+        if not config[name]:
+            config[name] = _instance_secret(instance / file_name, prefix="1:")
     config["IDP_ISSUER"] = validate_issuer(config["IDP_ISSUER"])
     _validate_events(config)
     return config
@@ -299,11 +312,11 @@ def is_loopback_host(host: str) -> bool:
         return False
 
 
-def _instance_secret(path: Path) -> str:
+def _instance_secret(path: Path, prefix: str = "") -> str:
     """A random secret generated on first start and kept in instance/ (git-ignored)."""
     if path.exists():
         return path.read_text().strip()
-    value = secrets.token_urlsafe(32)
+    value = prefix + secrets.token_urlsafe(32)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as handle:
         handle.write(value)

@@ -10,6 +10,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from idp.extensions import Model
 from idp.models_base import UTCDateTime, utcnow
+from idp.sealed_columns import BlindIndexed
 
 
 class SmsCode(Model):
@@ -17,7 +18,8 @@ class SmsCode(Model):
     __table_args__ = (Index("ix_sms_code_phone_purpose", "phone", "purpose"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    phone: Mapped[str] = mapped_column(String(32))
+    # Only the blind index of the phone (idp/field_crypto.py): a code is looked up, never listed.
+    phone: Mapped[str] = mapped_column(BlindIndexed("phone", 32))
     purpose: Mapped[str] = mapped_column(String(16))  # idp.sms.purposes.Purpose
     code_digest: Mapped[str] = mapped_column(String(64))  # keyed: idp/accounts/sms_codes.py
     # The browser that asked (keyed digest of a value in its session); None: any browser.

@@ -95,7 +95,7 @@ def identities_matching(identifier: str) -> list[Identity]:
     for kind, value in keys:
         found += db.session.scalars(
             select(Identity).where(
-                Identity.kind == kind, Identity.value == value, Identity.verified.is_(True)
+                Identity.value_is(value, kind), Identity.verified.is_(True)
             )
         ).all()
     return found

@@ -16,6 +16,7 @@ from sqlalchemy import func, select
 from idp.extensions import db
 from idp.identity import audit
 from idp.identity.audit import Actor
+from idp.identity.lookup import value_behind
 from idp.identity.models import (
     Account,
     AccountStatus,
@@ -23,7 +24,14 @@ from idp.identity.models import (
     ReconciliationFinding,
     ReconciliationRun,
 )
-from idp.maintenance.reconciliation import REASONS, latest_run, run_reconciliation, stored_findings
+from idp.maintenance.reconciliation import (
+    REASONS,
+    SHARED_UNVERIFIED_PHONE,
+    SHARED_VERIFIED_EMAIL,
+    latest_run,
+    run_reconciliation,
+    stored_findings,
+)
 
 DISMISS_ACTION = "admin.suggestion_dismiss"
 PER_PAGE = 20
@@ -92,9 +100,15 @@ def dismissed_keys() -> set[str]:
     return {str(details.get("key")) for details in rows if isinstance(details, dict)}
 
 
+SHARED_KINDS = {SHARED_UNVERIFIED_PHONE: "phone", SHARED_VERIFIED_EMAIL: "email"}
+
+
 def _suggestion(finding: ReconciliationFinding) -> Suggestion:
+    """The key names the stored lookup key; the suggestion shows the value behind it."""
+    kind = SHARED_KINDS.get(finding.reason)
+    shown = value_behind(kind, finding.value, finding.account_ids) if kind else finding.value
     return Suggestion(_key(finding.reason, finding.value, finding.account_ids), finding.reason,
-                      finding.value, list(finding.account_ids), list(finding.verified_on or []))
+                      shown, list(finding.account_ids), list(finding.verified_on or []))
 
 
 def _still_current(suggestion: Suggestion) -> bool:

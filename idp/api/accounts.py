@@ -159,7 +159,7 @@ def create() -> Any:
 def _phone_is_held(phone: str) -> bool:
     """By any account, verified or not: the service finds that account rather than a twin."""
     return db.session.scalars(
-        select(Identity.id).where(Identity.kind == IdentityKind.PHONE, Identity.value == phone)
+        select(Identity.id).where(Identity.value_is(phone, IdentityKind.PHONE))
         .limit(1)
     ).first() is not None
 

@@ -71,9 +71,8 @@ def find_identity(kind: str, value: str, namespace: str = "") -> Identity | None
     """The verified identity (the one that proves who someone is) of that kind and value."""
     return db.session.scalars(
         select(Identity).where(
-            Identity.kind == kind,
+            Identity.value_is(value, kind),
             Identity.namespace == namespace,
-            Identity.value == value,
             Identity.verified.is_(True),
         )
     ).first()

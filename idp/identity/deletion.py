@@ -28,6 +28,7 @@ from idp.identity.accounts import IdentityError
 from idp.identity.audit import Actor
 from idp.identity.hooks import announce_account_event
 from idp.identity.models import (
+    PERSONAL_DETAIL_KEYS,
     Account,
     AccountStatus,
     AuditEvent,
@@ -41,8 +42,6 @@ from idp.models_base import utcnow
 
 log = logging.getLogger(__name__)
 
-# Keys of audit details that may hold an identity value (a phone, an email, a WeChat id).
-PERSONAL_DETAIL_KEYS = frozenset({"value", "old", "new", "phone", "email", "note", "values"})
 
 
 class DeletionRefused(IdentityError):

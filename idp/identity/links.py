@@ -320,8 +320,7 @@ def _verify_phone(account: Account, phone: str, proof: Proof, actor: Actor) -> N
     typed = db.session.scalars(
         select(Identity).where(
             Identity.account_id == account.id,
-            Identity.kind == IdentityKind.PHONE,
-            Identity.value == phone,
+            Identity.value_is(phone, IdentityKind.PHONE),
             Identity.verified.is_(False),
         )
     ).first()

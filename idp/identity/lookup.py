@@ -18,6 +18,7 @@ from typing import Any
 from sqlalchemy import Select, func, select, text
 
 from idp.extensions import db
+from idp.field_crypto import BlindIndex
 from idp.identity.models import Account, AccountAlias, Identity, IdentityKind, ProfileClaim
 from idp.identity.phones import InvalidPhoneNumber, looks_like_phone, normalize_phone
 
@@ -50,7 +51,19 @@ def matching_account_ids(text: str) -> Select[tuple[str]]:
 
 
 def _by_identity(kinds: tuple[str, ...], value: str) -> Select[Any]:
-    return select(Identity.account_id).where(Identity.kind.in_(kinds), Identity.value == value)
+    return select(Identity.account_id).where(Identity.value_is(value, *kinds))
+
+
+def value_behind(kind: str, lookup_key: str | None, account_ids: list[str]) -> str | None:
+    """The value a blind index stands for, as one of the accounts holds it (for display: the
+    reconciliation report groups and stores identities by their lookup key)."""
+    if lookup_key is None or not BlindIndex.is_index(lookup_key):
+        return lookup_key
+    identity = db.session.scalars(
+        select(Identity).where(Identity.kind == kind, Identity.lookup_key == lookup_key,
+                               Identity.account_id.in_(account_ids)).limit(1)
+    ).first()
+    return identity.value if identity is not None else lookup_key
 
 
 def _by_name(prefix: str) -> Select[Any]:

@@ -17,14 +17,20 @@ from sqlalchemy import (
     Integer,
     String,
     Text,
+    and_,
     event,
     func,
+    or_,
     text,
 )
-from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy.ext.hybrid import hybrid_property
+from sqlalchemy.orm import Mapped, mapped_column, relationship, validates
+from sqlalchemy.sql.elements import ColumnElement
 
 from idp.extensions import Model
+from idp.field_crypto import normalise, personal_data
 from idp.models_base import UTCDateTime, new_uuid, utcnow
+from idp.sealed_columns import MaybeSealedText, Personal, SealedJSON, SealedText
 
 
 class IdentityKind:
@@ -36,6 +42,10 @@ class IdentityKind:
 
     ALL = (PASSWORD, PHONE, EMAIL, WECHAT_OPENID, WECHAT_UNIONID)
     LOGIN_METHODS = (PASSWORD, WECHAT_OPENID, WECHAT_UNIONID)
+    # Encrypted at rest and found by blind index (idp/field_crypto.py). Openids stay plain:
+    # an openid means something only to the app it was issued for, and the WeChat calls and
+    # support lookups use it as it is; credential ids are random.
+    PERSONAL = (PHONE, EMAIL, WECHAT_UNIONID)
 
 
 class AccountStatus:
@@ -99,14 +109,76 @@ class Identity(Model):
     account_id: Mapped[str] = mapped_column(ForeignKey("account.id"), index=True)
     kind: Mapped[str] = mapped_column(String(32))
     namespace: Mapped[str] = mapped_column(String(64), default="")  # WeChat appid for openids
-    value: Mapped[str] = mapped_column(String(255))
+    # What lookups and the uniqueness rule compare: the value itself for credentials and
+    # openids; for personal kinds the blind index, the value being in `sealed_value`. A row
+    # written before encryption holds its plain value here until `idp data encrypt`.
+    lookup_key: Mapped[str] = mapped_column("value", String(255))
+    sealed_value: Mapped[str | None] = mapped_column(
+        "value_sealed", SealedText("identity.value"), nullable=True
+    )
     verified: Mapped[bool] = mapped_column(Boolean, default=False)
     verified_by: Mapped[str | None] = mapped_column(String(32), nullable=True)  # the proof
     secret_hash: Mapped[str | None] = mapped_column(Text, nullable=True)  # password credentials
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
+    def __init__(self, **fields: Any):
+        value = fields.pop("value", None)
+        super().__init__(**fields)
+        if value is not None:
+            self.value = value  # after `kind`, which decides how it is stored
+
+    @hybrid_property
+    def value(self) -> str:
+        """The plain value (E.164 phone, lower-cased email, WeChat id, credential id)."""
+        return self.sealed_value if self.sealed_value is not None else self.lookup_key
+
+    @value.inplace.expression
+    @classmethod
+    def _value_expression(cls) -> ColumnElement[str]:
+        # A query comparing `Identity.value` would miss every encrypted row: refuse it loudly.
+        raise AttributeError("Identity.value is not a column: use Identity.value_is(value, kind)")
+
+    @value.inplace.setter
+    def _value_setter(self, plain: str) -> None:
+        if self.kind in IdentityKind.PERSONAL:
+            self.sealed_value = plain
+            self.lookup_key = ""  # the blind index, taken when the row is written (below)
+        else:
+            self.sealed_value = None
+            self.lookup_key = plain
+
+    @classmethod
+    def value_is(cls, value: str, *kinds: str) -> ColumnElement[bool]:
+        """Identities of one of `kinds` holding `value`: one indexed equality per kind (an IN of
+        the blind index under each key version, and the plain value of rows not yet encrypted)."""
+        return or_(*(
+            and_(cls.kind == kind, cls.lookup_key.in_(lookup_keys(kind, value)))
+            for kind in kinds
+        ))
+
     account: Mapped[Account] = relationship(back_populates="identities")
+
+
+PERSONAL_CLAIMS = frozenset({"address", "birthdate"})
+
+
+def lookup_keys(kind: str, value: str) -> list[str]:
+    if kind not in IdentityKind.PERSONAL:
+        return [value]
+    index = personal_data().index
+    return [*index.every_key(kind, value), normalise(kind, value)]
+
+
+
+
+@event.listens_for(Identity, "before_insert")
+@event.listens_for(Identity, "before_update")
+def _take_blind_index(_mapper: Any, _connection: Any, identity: Identity) -> None:
+    """Under the current index key, whenever the row is written: a new value, or a rewrite by
+    `idp keys rotate-data`."""
+    if identity.kind in IdentityKind.PERSONAL and identity.sealed_value is not None:
+        identity.lookup_key = personal_data().index.key(identity.kind, identity.sealed_value)
 
 
 class ProfileClaim(Model):
@@ -121,10 +193,24 @@ class ProfileClaim(Model):
     account_id: Mapped[str] = mapped_column(ForeignKey("account.id"), index=True)
     name: Mapped[str] = mapped_column(String(32))
     source: Mapped[str] = mapped_column(String(16))  # user, website, wechat
-    value: Mapped[str] = mapped_column(Text)
+    # Encrypted for PERSONAL_CLAIMS; names stay plain: the admin searches them by prefix and
+    # substring, which no blind index can answer, and a name alone identifies nobody.
+    value: Mapped[str] = mapped_column(MaybeSealedText("profile_claim.value"))
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     account: Mapped[Account] = relationship(back_populates="claims")
+
+    def __init__(self, **fields: Any):
+        value = fields.pop("value", None)
+        super().__init__(**fields)
+        if value is not None:
+            self.value = value  # after `name`, which decides whether it is sealed
+
+    @validates("value")
+    def _seal_personal(self, _key: str, value: str | None) -> str | None:
+        if value is not None and self.name in PERSONAL_CLAIMS:
+            return Personal(value)
+        return value
 
 
 # The admin's name search (`admin/search.py`): a prefix match on this index everywhere
@@ -173,9 +259,16 @@ class MergeRecord(Model):
     loser_id: Mapped[str] = mapped_column(ForeignKey("account.id"), index=True)
     rule: Mapped[str] = mapped_column(String(64))
     actor: Mapped[str] = mapped_column(String(80))
-    snapshot: Mapped[dict[str, Any]] = mapped_column(JSON)
+    # Identity values and claims, enough to undo: encrypted whole.
+    snapshot: Mapped[dict[str, Any]] = mapped_column(SealedJSON("merge_record.snapshot"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
     undone_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+# Keys of audit details that may hold an identity value (a phone, an email, a WeChat id):
+# encrypted at rest, and erased with the account (`deletion.py`).
+PERSONAL_DETAIL_KEYS = frozenset({"value", "old", "new", "phone", "email", "note", "values"})
+SEALED_DETAIL_KEYS = PERSONAL_DETAIL_KEYS | {"proof"}  # a merge's proof names the phone
 
 
 class AuditEvent(Model):
@@ -192,7 +285,9 @@ class AuditEvent(Model):
     actor_type: Mapped[str] = mapped_column(String(16))  # user, admin, rule, system
     actor_id: Mapped[str | None] = mapped_column(String(80), nullable=True)
     reason: Mapped[str | None] = mapped_column(String(255), nullable=True)
-    details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    details: Mapped[dict[str, Any]] = mapped_column(
+        SealedJSON("audit_event.details", SEALED_DETAIL_KEYS), default=dict
+    )
     request_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
 
 

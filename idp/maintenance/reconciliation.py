@@ -1,5 +1,8 @@
 """The reconciliation report: what the rules did not merge, for an admin to review.
 
+Phones and emails are grouped by their lookup key (the blind index, `identity.lookup_key`): the
+stored findings hold that key, never the value, which is looked up again for display.
+
 - accounts sharing a phone that is unverified on at least one of them (typed in, not proved);
 - accounts sharing an email that one of them verified (a verified email only suggests);
 - active accounts with no way left to log in (`rules.lacks_way_to_log_in`);
@@ -28,6 +31,7 @@ from sqlalchemy.orm import Session, aliased
 
 from idp.events.models import DeliveryStatus, EventDelivery
 from idp.extensions import db
+from idp.identity.lookup import value_behind
 from idp.identity.models import (
     Account,
     AccountStatus,
@@ -100,7 +104,8 @@ def build_report() -> IdentityReport:
             report.dead_deliveries.append(int(finding.value or 0))
             continue
         kind = _kind(finding.reason)
-        shared = SharedIdentity(kind, finding.value or "", finding.account_ids, finding.verified_on)
+        value = value_behind(kind, finding.value, finding.account_ids) or ""
+        shared = SharedIdentity(kind, value, finding.account_ids, finding.verified_on)
         target = (report.shared_unverified_phones if kind == IdentityKind.PHONE
                   else report.shared_verified_emails)
         target.append(shared)
@@ -134,25 +139,25 @@ def _shared(session: Any, kind: str, reason: str, need_verified: bool) -> Iterat
     # Values held more than once, from the (kind, value) index alone; only those few are then
     # joined to their accounts (joining first meant a join of every identity of the kind).
     repeated = (
-        select(Identity.value)
+        select(Identity.lookup_key)
         .where(Identity.kind == kind)
-        .group_by(Identity.value)
+        .group_by(Identity.lookup_key)
         .having(func.count() > 1)
     )
     if need_verified:
         repeated = repeated.having(func.max(_as_int(Identity.verified)) == 1)
     values = (
-        select(Identity.value)
+        select(Identity.lookup_key)
         .join(Account, Account.id == Identity.account_id)
-        .where(Identity.kind == kind, active, Identity.value.in_(repeated))
-        .group_by(Identity.value)
+        .where(Identity.kind == kind, active, Identity.lookup_key.in_(repeated))
+        .group_by(Identity.lookup_key)
         .having(func.count(func.distinct(Identity.account_id)) > 1)
     )
     rows = session.execute(
-        select(Identity.value, Identity.account_id, Identity.verified)
+        select(Identity.lookup_key, Identity.account_id, Identity.verified)
         .join(Account, Account.id == Identity.account_id)
-        .where(Identity.kind == kind, active, Identity.value.in_(values))
-        .order_by(Identity.value, Account.created_at, Identity.account_id)
+        .where(Identity.kind == kind, active, Identity.lookup_key.in_(values))
+        .order_by(Identity.lookup_key, Account.created_at, Identity.account_id)
         .execution_options(yield_per=STREAM_ROWS)
     )
     for value, group in groupby(rows, key=lambda row: row[0]):
@@ -268,7 +273,8 @@ def write_json(run: ReconciliationRun, out: IO[str]) -> None:
             elif reason == DEAD_DELIVERY:
                 item = int(finding.value or 0)
             else:
-                item = {"kind": _kind(reason), "value": finding.value,
+                value = value_behind(_kind(reason), finding.value, finding.account_ids)
+                item = {"kind": _kind(reason), "value": value,
                         "account_ids": finding.account_ids, "verified_on": finding.verified_on}
             out.write(("," if index else "") + "\n    " + json.dumps(item))
         out.write("\n  ]")
@@ -298,7 +304,7 @@ def write_table(run: ReconciliationRun, out: IO[str]) -> None:
             if reason == DEAD_DELIVERY:
                 out.write(f"  delivery {finding.value}\n")
                 continue
-            out.write(f"  {finding.value}\n")
+            out.write(f"  {value_behind(_kind(reason), finding.value, finding.account_ids)}\n")
             for account_id in finding.account_ids:
                 mark = "verified" if account_id in finding.verified_on else "unverified"
                 out.write(f"    {account_id}  {mark}\n")

@@ -106,8 +106,7 @@ def test_two_accounts_binding_one_phone_at_once_end_in_one_merge(
     record = db.session.scalars(select(MergeRecord)).one()
     assert (record.survivor_id, record.loser_id) == (older, newer)
     holders = db.session.scalars(
-        select(Identity.account_id).where(Identity.kind == IdentityKind.PHONE,
-                                          Identity.value == PHONE)
+        select(Identity.account_id).where(Identity.value_is(PHONE, IdentityKind.PHONE))
     ).all()
     assert holders == [older]
 
@@ -125,6 +124,6 @@ def test_many_accounts_binding_one_phone_at_once_all_merge_into_the_oldest(
 
     assert count(MergeRecord) == len(accounts) - 1
     assert {resolve_account(account_id).id for account_id in accounts} == {accounts[0]}
-    verified = count(Identity, Identity.kind == IdentityKind.PHONE, Identity.value == PHONE,
+    verified = count(Identity, Identity.value_is(PHONE, IdentityKind.PHONE),
                      Identity.verified.is_(True))
     assert verified == 1

@@ -24,7 +24,7 @@ def phone_holders(phone: str = PHONE) -> list[tuple[str, bool]]:
     return [
         (row.account_id, row.verified)
         for row in db.session.scalars(
-            select(Identity).where(Identity.kind == IdentityKind.PHONE, Identity.value == phone)
+            select(Identity).where(Identity.value_is(phone, IdentityKind.PHONE))
         )
     ]
 
