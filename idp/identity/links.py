@@ -30,7 +30,7 @@ from idp.identity.accounts import (
 from idp.identity.audit import Actor
 from idp.identity.hooks import announce_account_event
 from idp.identity.merge import merge_in_transaction, record_refusal
-from idp.identity.models import Account, Identity, IdentityKind
+from idp.identity.models import Account, Identity, IdentityKind, lookup_keys
 from idp.identity.rules import (
     MergeRefused,
     MergeRule,
@@ -105,34 +105,34 @@ def returning_wechat_user(
     elsewhere): `resolve_wechat_identity` decides those. The account's status is the caller's
     to check, as after `resolve_wechat_identity`. `also`: expressions over the account's row
     that the caller wants from the same round trip (whether it holds a second factor)."""
-    wanted = {(IdentityKind.WECHAT_OPENID, appid, openid)}
-    if unionid:
-        wanted.add((IdentityKind.WECHAT_UNIONID, "", unionid))
+    wanted = {IdentityKind.WECHAT_OPENID} | ({IdentityKind.WECHAT_UNIONID} if unionid else set())
     rows = db.session.execute(
         _returning_lookup(bool(unionid), also),
-        {"lookup_appid": appid, "lookup_openid": openid, "lookup_unionid": unionid or ""},
+        {"lookup_appid": appid, "lookup_openid": openid,
+         # A unionid is personal data: its blind index under every key version (issue 28).
+         "lookup_unionid": lookup_keys(IdentityKind.WECHAT_UNIONID, unionid) if unionid else []},
     ).all()
-    if {(row.kind, row.namespace, row.value) for row in rows} != wanted or len(rows) != len(
-        wanted
-    ) or len({row.Account.id for row in rows}) != 1:
+    if {row.kind for row in rows} != wanted or len(rows) != len(wanted) or len(
+        {row.Account.id for row in rows}
+    ) != 1:
         return None
     return ReturningWeChatUser(
-        rows[0].Account, tuple(row.id for row in rows), tuple(rows[0])[5:]
+        rows[0].Account, tuple(row.id for row in rows), tuple(rows[0])[3:]
     )
 
 
 @functools.cache
 def _returning_lookup(with_unionid: bool, also: tuple[ColumnElement[Any], ...]) -> Select[Any]:
-    """Built once per shape; the ids are bound parameters."""
+    """Built once per shape; the ids are bound parameters. Openids are stored as they are."""
     matches = [and_(Identity.kind == IdentityKind.WECHAT_OPENID,
                     Identity.namespace == bindparam("lookup_appid"),
-                    Identity.value == bindparam("lookup_openid"))]
+                    Identity.lookup_key == bindparam("lookup_openid"))]
     if with_unionid:
         matches.append(and_(Identity.kind == IdentityKind.WECHAT_UNIONID,
                             Identity.namespace == "",
-                            Identity.value == bindparam("lookup_unionid")))
+                            Identity.lookup_key.in_(bindparam("lookup_unionid", expanding=True))))
     return (
-        select(Account, Identity.id, Identity.kind, Identity.namespace, Identity.value, *also)
+        select(Account, Identity.id, Identity.kind, *also)
         .join(Identity, Identity.account_id == Account.id)
         .where(Identity.verified.is_(True), or_(*matches))
     )

@@ -6,7 +6,7 @@ Adding a nullable column is instant; the rows are rewritten afterwards, in batch
 Downgrading loses the encrypted values of rows written since: run it only before any.
 
 Revision ID: b28d4e1f7a2c
-Revises: a27e0b1c5d03
+Revises: b28e5c1a7f04
 Create Date: 2026-12-06 12:20:00
 
 """
@@ -16,7 +16,7 @@ import sqlalchemy as sa
 
 # revision identifiers, used by Alembic.
 revision = 'b28d4e1f7a2c'
-down_revision = 'a27e0b1c5d03'
+down_revision = 'b28e5c1a7f04'
 branch_labels = None
 depends_on = None
 
