@@ -96,6 +96,9 @@ def base_config(tmp_path: Any, database_url: str) -> dict[str, Any]:
         "IDP_INSTANCE_PATH": str(tmp_path / "instance"),
         "IDP_SECRET_KEY": "test-secret-key",
         "IDP_ENCRYPTION_KEY": "test-encryption-key",
+        # Shared by every process of a deployment, as the encryption key is (issue 28).
+        "IDP_DATA_KEYS": "1:test-data-key",
+        "IDP_BLIND_INDEX_KEYS": "1:test-blind-index-key",
         "IDP_KEY_CACHE_SECONDS": 0,
         # With no key cache and no JWKS caching a rotated key signs at once; the rotation rule
         # itself is tested with real windows in tests/oidc/test_key_rotation.py.

@@ -91,7 +91,7 @@ def cli_env(app: Flask, app_config: dict[str, Any]) -> dict[str, str]:
     """The `idp` command in its own process, on this test's database and instance keys."""
     env = {name: value for name, value in os.environ.items() if not name.startswith("IDP_")}
     for name in ("IDP_DATABASE_URL", "IDP_INSTANCE_PATH", "IDP_SECRET_KEY",
-                 "IDP_ENCRYPTION_KEY", "IDP_ISSUER"):
+                 "IDP_ENCRYPTION_KEY", "IDP_DATA_KEYS", "IDP_BLIND_INDEX_KEYS", "IDP_ISSUER"):
         env[name] = str(app_config[name])
     return env
 
@@ -154,9 +154,7 @@ def test_rotate_data_moves_every_row_to_the_new_key_versions(
     db.session.commit()
     db.session.remove()
 
-    instance = Path(app_config["IDP_INSTANCE_PATH"])
-    old_data = (instance / "data_keys").read_text().strip()
-    old_index = (instance / "blind_index_keys").read_text().strip()
+    old_data, old_index = app_config["IDP_DATA_KEYS"], app_config["IDP_BLIND_INDEX_KEYS"]
     rotated = create_app({**app_config, "IDP_DATA_KEYS": f"2:new-data-key,{old_data}",
                           "IDP_BLIND_INDEX_KEYS": f"2:new-index-key,{old_index}"})
     with rotated.app_context():

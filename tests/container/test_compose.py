@@ -56,7 +56,8 @@ def test_environment_names_are_settings_and_secrets_are_files(compose: dict[str,
         service = compose["services"][name]
         environment = service["environment"]
         assert not set(environment) - known, sorted(set(environment) - known)
-        for variable in ("IDP_SECRET_KEY", "IDP_ENCRYPTION_KEY"):
+        for variable in ("IDP_SECRET_KEY", "IDP_ENCRYPTION_KEY", "IDP_DATA_KEYS",
+                         "IDP_BLIND_INDEX_KEYS"):
             assert variable not in environment
             path = environment[f"{variable}_FILE"]
             assert path.startswith("/run/secrets/") and path.rsplit("/", 1)[1] in service[

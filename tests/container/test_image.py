@@ -131,6 +131,9 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]
     values = {
         "secret-key": f"container-secret-key-{uuid.uuid4().hex}",
         "encryption-key": f"container-encryption-key-{uuid.uuid4().hex}",
+        # Every container of the deployment shares the personal-data keys (issue 28).
+        "data-keys": f"1:container-data-key-{uuid.uuid4().hex}",
+        "blind-index-keys": f"1:container-index-key-{uuid.uuid4().hex}",
         "database-url": database_url,
         "redis-url": redis_url(12),
         "amqp-url": AMQP_URL,
@@ -165,7 +168,8 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]
         image, f"http://127.0.0.1:{port}", env, secrets,
         # What is secret and could not be in the image by chance (a public default like
         # amqp://guest:guest@… is quoted by the libraries' own docs).
-        [values["secret-key"], values["encryption-key"], values["database-url"]], tmp, fake,
+        [values["secret-key"], values["encryption-key"], values["data-keys"],
+         values["blind-index-keys"], values["database-url"]], tmp, fake,
         broker, timings=timings,
     )  # fmt: skip
     try:
@@ -227,6 +231,7 @@ def seed(deployment: Deployment) -> None:
     settings = {name: (deployment.secrets / key).read_text().strip() for name, key in (
         ("IDP_DATABASE_URL", "database-url"), ("IDP_SECRET_KEY", "secret-key"),
         ("IDP_ENCRYPTION_KEY", "encryption-key"), ("IDP_AMQP_URL", "amqp-url"),
+        ("IDP_DATA_KEYS", "data-keys"), ("IDP_BLIND_INDEX_KEYS", "blind-index-keys"),
     )}  # fmt: skip
     app = create_app({
         **settings, "TESTING": True, "IDP_LOG_JSON": False, "IDP_ISSUER": deployment.url,

@@ -31,7 +31,8 @@ from tests.container.manifests import (
 
 # The newest schemas kubernetes-validate ships, and the oldest release we document (1.30).
 KUBERNETES_VERSIONS = (kubernetes_validate.latest_version(), "1.30.0")
-SECRET_FILES = ("secret-key", "encryption-key", "metrics-token", "database-url", "redis-url",
+SECRET_FILES = ("secret-key", "encryption-key", "data-keys", "blind-index-keys",
+                "metrics-token", "database-url", "redis-url",
                 "amqp-url")  # fmt: skip
 
 

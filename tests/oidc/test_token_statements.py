@@ -50,17 +50,18 @@ def test_the_token_endpoint_is_served_before_flask(app: Flask, flow: CodeFlow) -
     assert response.headers["X-Request-Id"]
 
 
-def test_a_refresh_rotation_is_three_writes_and_reads_no_token_row__rfc9700_4_14_2(
+def test_a_refresh_rotation_is_three_token_writes_and_reads_no_token_row__rfc9700_4_14_2(
     app: Flask, flow: CodeFlow
 ) -> None:
     tokens = flow.tokens(scope="openid profile offline_access")
     with statements(app) as seen:
         response = flow.refresh(tokens["refresh_token"])
     assert response.status_code == 200, response.get_json()
-    # The claim (which returns the row), the successor, the answer kept for the grace window.
+    # The claim (which returns the row), the successor, the answer kept for the grace window;
+    # and the record of the claims the client received again (issue 28, `idp.oidc.releases`).
     kinds = [" ".join(s.split()[:3]) for s in writes(seen)]
     assert kinds == ["UPDATE REFRESH_TOKEN SET", "INSERT INTO REFRESH_TOKEN",
-                     "UPDATE REFRESH_TOKEN SET"]
+                     "INSERT INTO CLAIM_RELEASE", "UPDATE REFRESH_TOKEN SET"]
     assert "RETURNING" in writes(seen)[0]
     assert reads_of(seen, "refresh_token") == []
 

@@ -101,20 +101,18 @@ def test_postgresql_stopping_mid_refresh_does_not_log_the_user_out__rfc9700_4_14
     tokens = redeem(served.base, served.client, code, verifier).json()
     assert tokens["refresh_token"]
 
-    original = grants.user_claims
+    original = grants.id_token_claims
     stopped = threading.Event()
 
     def stop_database_then_read(*args: Any, **kwargs: Any) -> Any:
-        # The ID token of the refresh reads the account's identities: PostgreSQL goes away
-        # just before, with the claim of the old token still uncommitted.
+        # The ID token of the refresh is built after the claim of the old token, still
+        # uncommitted: PostgreSQL goes away just before.
         if not stopped.is_set():
             stopped.set()
             private_postgres.ctl("stop", "-m", "fast")
         return original(*args, **kwargs)
 
-    monkeypatch.setattr(grants, "user_claims", stop_database_then_read)
-    # The claims cache would answer without reading the database: a miss, as after an edit.
-    monkeypatch.setattr(grants, "cached_user_claims", lambda *args, **kwargs: None)
+    monkeypatch.setattr(grants, "id_token_claims", stop_database_then_read)
     during = refresh(served.base, served.client, tokens["refresh_token"])
     assert stopped.is_set()
     assert during.status_code >= 500, during.text[:500]
