@@ -341,12 +341,6 @@ SCHEDULED_FIRST = (
 )
 
 
-def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
-    """`-n auto`: one worker more than the machine has cores, at most 4 (tests/redis_db.py): a
-    worker waiting on a browser, a subprocess or the database leaves its core to another."""
-    return min(4, (os.cpu_count() or 1) + 1)
-
-
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     tests = Path(__file__).parent
     modules: dict[Path, list[pytest.Item]] = {}
