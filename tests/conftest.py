@@ -301,6 +301,64 @@ def fake_wechat(fake_wechat_server: wechat_fake.FakeWeChatServer) -> wechat_fake
     return fake_wechat_server
 
 
+# --- how the suite is spread over pytest-xdist's workers -----------------------------------------
+#
+# `--dist loadfile` keeps a module on one worker (its module-scoped servers, browsers and image
+# start once). xdist would hand out the modules with the most tests first; a module that waits
+# on what it starts (buildah, Chromium, npm, a server in a subprocess) or runs Hypothesis against
+# the database has few tests but long ones, and handed out last it ended the run alone on one
+# worker while the others had finished. These go first, the longest first; the rest follow with
+# the most tests first (pyproject.toml: `--no-loadscope-reorder` keeps this order).
+SCHEDULED_FIRST = (
+    "container/test_image.py",
+    "security/test_hostile_input.py",
+    "api/test_claims_api.py",
+    "production/test_database_restart.py",
+    "production/test_two_processes.py",
+    "production/test_server_resilience.py",
+    "production/test_sms_two_processes.py",
+    "production/test_scan_two_processes.py",
+    "production/test_shared_state.py",
+    "production/test_throttles_without_redis.py",
+    "production/test_load.py",
+    "accessibility/test_pages.py",
+    "oidc/test_readme_node.py",
+    "oidc/test_gateway.py",
+    "sdk/test_miniprogram_sdk.py",
+    "account_centre/test_browser.py",
+    "admin/test_browser.py",
+    "demo/test_wechat_browser.py",
+    "admin/test_four_eyes_browser.py",
+    "account_centre/test_browser_reauth.py",
+    "account_centre/test_browser_official_account.py",
+    "accounts/test_back_after_logout.py",
+    "demo/test_sms_browser.py",
+    "demo/test_narrow_screen_browser.py",
+    "container/test_manifests.py",
+    "api/test_readme_example.py",
+    "events/test_amqp.py",
+    "events/test_watching.py",
+    "wechat/test_access_token.py",
+    "oidc/test_dependencies.py",
+    "test_caching.py",
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    tests = Path(__file__).parent
+    modules: dict[Path, list[pytest.Item]] = {}
+    for item in items:
+        modules.setdefault(item.path, []).append(item)
+    first = {tests / name: index for index, name in enumerate(SCHEDULED_FIRST)}
+
+    def order(path: Path) -> tuple[int, int]:
+        if path in first:
+            return (0, first[path])
+        return (1, -len(modules[path]))
+
+    items[:] = [item for path in sorted(modules, key=order) for item in modules[path]]
+
+
 # --- factories ---------------------------------------------------------------------------------
 
 
