@@ -166,6 +166,7 @@ def test_rotate_data_moves_every_row_to_the_new_key_versions(
                    for row in rows)
         assert set(rows_left().values()) == {0}
         db.session.remove()
+        db.engine.dispose()  # its pooled connections closed now, not by the garbage collector
 
     only_new = create_app({**app_config, "IDP_DATA_KEYS": "2:new-data-key",
                            "IDP_BLIND_INDEX_KEYS": "2:new-index-key"})
