@@ -8,8 +8,8 @@ from flask_limiter.util import get_remote_address
 from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
 from flask_wtf import CSRFProtect
-from sqlalchemy import CursorResult, Executable, MetaData
-from sqlalchemy.orm import DeclarativeBase
+from sqlalchemy import CursorResult, Executable, MetaData, event
+from sqlalchemy.orm import DeclarativeBase, Session
 
 # Named constraints, so Alembic can alter them on SQLite and PostgreSQL alike.
 NAMING_CONVENTION = {
@@ -53,7 +53,10 @@ def execute_together(*writes: Write) -> None:
 
     Sent on the session's connection, past the ORM: no cache version is bumped for them
     (`idp.caching` bumps on ORM writes), so they must be writes no cached answer depends on."""
-    connection = db.session.connection()
+    _send(db.session.connection(), writes)
+
+
+def _send(connection: Any, writes: tuple[Write, ...] | list[Write]) -> None:
     if connection.dialect.name != "postgresql" or len(writes) < 2:
         for statement, values in writes:
             connection.execute(statement, values)
@@ -61,6 +64,33 @@ def execute_together(*writes: Write) -> None:
     statements = tuple(statement for statement, _ in writes)
     values = {name: value for _, each in writes for name, value in each.items()}
     connection.execute(_together(statements), values)
+
+
+STAGED = "idp_staged_writes"
+
+
+def stage_write(write: Write) -> None:
+    """Queues a write for the session's next commit, where every staged write is sent together
+    (`execute_together`: one round trip on PostgreSQL), after the ORM's pending objects are
+    flushed (a staged row may refer to one). A rollback drops them. For the token endpoint,
+    whose writes (the refresh token, the code's link, the released claims, the rotation's
+    answer) are decided one by one and all wait for the one commit of the answer."""
+    db.session.info.setdefault(STAGED, []).append(write)
+
+
+@event.listens_for(Session, "before_commit")
+def _write_staged(session: Session) -> None:
+    writes = session.info.pop(STAGED, None)
+    if not writes:
+        return
+    if session.new or session.dirty or session.deleted:
+        session.flush()
+    _send(session.connection(), writes)
+
+
+@event.listens_for(Session, "after_soft_rollback")
+def _drop_staged(session: Session, _transaction: Any) -> None:
+    session.info.pop(STAGED, None)
 
 
 @functools.cache

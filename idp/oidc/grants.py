@@ -27,7 +27,7 @@ from sqlalchemy import inspect, select
 from sqlalchemy.exc import OperationalError
 
 from idp.crypto import DecryptionError
-from idp.extensions import db
+from idp.extensions import db, stage_write
 from idp.identity.accounts import resolve_account
 from idp.identity.claims import cached_user_claims, user_claims
 from idp.identity.models import Account
@@ -271,11 +271,13 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
         self.server.stage_token(token, self.request)
 
     def remember_answer(self, rotated: RefreshToken, token: dict[str, Any]) -> None:
-        """One statement: the answer on the rotated row; the family's older answers dropped
-        (their successors are used: they cannot be given again)."""
+        """One statement, sent with the successor's `INSERT` at the commit: the answer on the
+        rotated row; the family's older answers dropped (their successors are used: they
+        cannot be given again)."""
         encrypted = secret_box().encrypt(json.dumps(token), context=_answer_context(rotated))
-        statements.run(statements.REMEMBER_ANSWER, family_of=rotated.family,
-                       digest=rotated.token_digest, answer=encrypted)
+        stage_write((statements.REMEMBER_ANSWER, {"answer_family": rotated.family,
+                                                  "answer_digest": rotated.token_digest,
+                                                  "answer": encrypted}))
 
     def authenticate_user(self, refresh_token: RefreshToken) -> Account:
         """RFC 6749 §5.2: a grant whose account may hold no token any more is `invalid_grant`

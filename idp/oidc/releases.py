@@ -11,15 +11,17 @@ erasure deletes it (`erase_releases`, an `account_erased` hook).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, delete, select
+from flask import current_app
+from sqlalchemy import CursorResult, Table, bindparam, delete, select
 from sqlalchemy.dialects import postgresql, sqlite
 
-from idp.extensions import db
+from idp.extensions import db, stage_write
 from idp.identity.accounts import merged_account_ids
 from idp.identity.catalogue import catalogue
 from idp.identity.models import Account
@@ -27,32 +29,50 @@ from idp.models_base import utcnow
 from idp.oidc.models import ClaimRelease, Client
 from idp.scopes import scope_set
 
-UPSERT_DIALECTS: dict[str, Any] = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}
-
 
 def claims_of_scopes(scopes: Iterable[str]) -> list[str]:
     """The claim names these scopes release (`sub` always: every token names the account),
-    built-in and declared by the operator."""
-    return sorted(claim.name for claim in catalogue().released_by(set(scopes) | {"openid"}))
+    built-in and declared by the operator. Kept per scope set while the catalogue is the same."""
+    current = catalogue()
+    known: tuple[Any, dict[frozenset[str], list[str]]] | None = current_app.extensions.get(
+        "idp.released_claims")
+    if known is None or known[0] is not current:
+        known = current_app.extensions["idp.released_claims"] = (current, {})
+    key = frozenset(scopes)
+    found: list[str] | None = known[1].get(key)
+    if found is None:
+        found = known[1][key] = sorted(
+            claim.name for claim in current.released_by(set(key) | {"openid"}))
+    return found
 
 
 def record_release(account_id: str, client_id: str, scope: str | None,
                    now: datetime | None = None) -> None:
-    """One statement in the caller's transaction (the caller commits): the row of this
-    (account, client, scope) is created or its `last_released_at` moves on."""
-    scopes = sorted(scope_set(scope))
-    when = now or utcnow()
-    values = {"claims": claims_of_scopes(scopes), "last_released_at": when}
-    insert = UPSERT_DIALECTS[db.session.get_bind().dialect.name]
-    statement = insert(ClaimRelease).values(
-        account_id=account_id, client_id=client_id, scope=" ".join(scopes),
-        first_released_at=when, **values,
+    """Staged for the caller's commit (`idp.extensions.stage_write`), sent with the token's
+    other writes: the row of this (account, client, scope) is created or its
+    `last_released_at` moves on."""
+    scopes = tuple(sorted(scope_set(scope)))
+    stage_write((_upsert(db.session.get_bind().dialect.name), {
+        "release_account": account_id, "release_client": client_id,
+        "release_scope": " ".join(scopes),
+        "release_claims": claims_of_scopes(scopes),
+        "release_at": now or utcnow(),
+    }))
+
+
+@functools.cache
+def _upsert(dialect: str) -> Any:
+    table = cast(Table, ClaimRelease.__table__)
+    insert: Any = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}[dialect]
+    statement = insert(table).values(
+        account_id=bindparam("release_account"), client_id=bindparam("release_client"),
+        scope=bindparam("release_scope"), claims=bindparam("release_claims"),
+        first_released_at=bindparam("release_at"), last_released_at=bindparam("release_at"),
     )
-    db.session.execute(
-        statement.on_conflict_do_update(
-            index_elements=[ClaimRelease.account_id, ClaimRelease.client_id, ClaimRelease.scope],
-            set_=values,
-        )
+    return statement.on_conflict_do_update(
+        index_elements=[table.c.account_id, table.c.client_id, table.c.scope],
+        set_={"claims": statement.excluded.claims,
+              "last_released_at": statement.excluded.last_released_at},
     )
 
 

@@ -12,7 +12,7 @@ from authlib.oauth2.rfc9207 import IssuerParameter
 from flask import Flask, current_app, g
 from werkzeug.local import LocalProxy
 
-from idp.extensions import db
+from idp.extensions import db, stage_write
 from idp.identity.catalogue import registrable_scopes
 from idp.models_base import utcnow
 from idp.observability import metrics
@@ -107,34 +107,31 @@ def link_code(code: AuthorizationCode, access_jti: str, family: str | None) -> N
     """What was issued from the code, so that a replay can revoke it (RFC 6749 §4.1.2)."""
     code.access_jti = access_jti
     code.token_family = family
-    statements.run(statements.LINK_CODE, digest=code.code_digest, jti=access_jti, family=family)
+    stage_write((statements.LINK_CODE, {"link_digest": code.code_digest, "link_jti": access_jti,
+                                        "link_family": family}))
 
 
 def insert_refresh_token(digest: str, family: str, request: Any, scope: str,
                          access: dict[str, Any]) -> None:
-    """One `INSERT`, by statement: no object for the session to track and flush. Objects the
-    request added before (a new account) are flushed first, for the foreign key."""
-    session = db.session
-    if session.new or session.dirty:
-        session.flush()
+    """One `INSERT`, staged for the answer's commit (`idp.extensions.stage_write`, which
+    flushes the objects the request added before, such as a new account, first)."""
     context = auth_context()
     now = utcnow()
     ttl = timedelta(seconds=int(current_app.config["IDP_REFRESH_TOKEN_TTL"]))
-    statements.run(
-        statements.INSERT_REFRESH,
-        token_digest=digest,
-        family=family,
-        client_id=request.client.client_id,
-        account_id=request.user.id,
-        scope=scope,
-        auth_time=context.auth_time or int(now.timestamp()),
-        amr=context.amr,
-        session_id=context.session_id,
-        access_jti=access["jti"],
-        access_expires_at=datetime.fromtimestamp(access["exp"], UTC),
-        issued_at=now,
-        expires_at=now + ttl,
-    )
+    stage_write((statements.INSERT_REFRESH, {
+        "refresh_token_digest": digest,
+        "refresh_family": family,
+        "refresh_client_id": request.client.client_id,
+        "refresh_account_id": request.user.id,
+        "refresh_scope": scope,
+        "refresh_auth_time": context.auth_time or int(now.timestamp()),
+        "refresh_amr": context.amr,
+        "refresh_session_id": context.session_id,
+        "refresh_access_jti": access["jti"],
+        "refresh_access_expires_at": datetime.fromtimestamp(access["exp"], UTC),
+        "refresh_issued_at": now,
+        "refresh_expires_at": now + ttl,
+    }))
 
 
 class Issuer(IssuerParameter):

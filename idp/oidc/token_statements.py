@@ -1,6 +1,8 @@
 """The token endpoint's writes as statements built once (SQLAlchemy Core, bound parameters):
 building a statement per request cost more Python than running it (bench/profile_token.py).
-Each runs on the session's connection, inside the request's one transaction."""
+The claims run at once (their answer decides the request); the writes that follow are staged
+(`idp.extensions.stage_write`) and sent together at the answer's one commit, so their
+parameters are named apart."""
 
 from __future__ import annotations
 
@@ -30,8 +32,8 @@ CLAIM_CODE = (
 # What was issued from a code, so that a replay can revoke it.
 LINK_CODE = (
     update(_codes)
-    .where(_codes.c.code_digest == bindparam("digest"))
-    .values(access_jti=bindparam("jti"), token_family=bindparam("family"))
+    .where(_codes.c.code_digest == bindparam("link_digest"))
+    .values(access_jti=bindparam("link_jti"), token_family=bindparam("link_family"))
 )
 # RFC 9700 §4.14.2: a refresh token rotates once; of racing refreshes exactly one claims it.
 CLAIM_REFRESH = (
@@ -46,16 +48,23 @@ CLAIM_REFRESH = (
     .returning(*_tokens.c)
 )
 # The rotation's answer on the rotated row; the family's older answers dropped.
-_is_rotated = _tokens.c.token_digest == bindparam("digest")
+_is_rotated = _tokens.c.token_digest == bindparam("answer_digest")
 REMEMBER_ANSWER = (
     update(_tokens)
     .where(
-        _tokens.c.family == bindparam("family_of"),
+        _tokens.c.family == bindparam("answer_family"),
         or_(_is_rotated, _tokens.c.successor_response_encrypted.is_not(None)),
     )
     .values(successor_response_encrypted=case((_is_rotated, bindparam("answer")), else_=None))
 )
-INSERT_REFRESH = insert(_tokens)
+_REFRESH_COLUMNS = ("token_digest", "family", "client_id", "account_id", "scope", "auth_time",
+                    "amr", "session_id", "access_jti", "access_expires_at", "issued_at",
+                    "expires_at")
+# Its parameters: each column's name prefixed with `refresh_`.
+INSERT_REFRESH = insert(_tokens).values(
+    {name: bindparam(f"refresh_{name}") for name in _REFRESH_COLUMNS}
+)
+
 
 
 def run(statement: Any, **parameters: Any) -> CursorResult[Any]:

@@ -11,7 +11,7 @@ from contextlib import closing
 from dataclasses import dataclass
 
 from idp.accounts.sessions import login_record
-from idp.extensions import execute_together
+from idp.extensions import stage_write
 from idp.identity.audit import Actor
 from idp.identity.links import (
     resolve_wechat_identity,
@@ -55,11 +55,9 @@ def sign_in_with_js_code(appid: str, js_code: str, client_id: str) -> MiniProgra
         account = _first_or_changed_login(appid, session)
         has_factor = None
         touched = []  # the engine's transaction marked them used
-    execute_together(
-        *touched,
-        session_key_upsert(appid, session.openid, session.session_key),
-        login_record(account.id, CHANNEL, client_id),
-    )
+    for write in (*touched, session_key_upsert(appid, session.openid, session.session_key),
+                  login_record(account.id, CHANNEL, client_id)):
+        stage_write(write)  # sent with the tokens' writes, at the answer's one commit
     return MiniProgramSignIn(account, has_factor)
 
 
