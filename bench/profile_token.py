@@ -141,6 +141,7 @@ def main() -> None:
     parser.add_argument("--profile", choices=["client_credentials", "refresh_token",
                                               "authorization_code", "introspection"])
     parser.add_argument("--top", type=int, default=30)
+    parser.add_argument("--dump", type=Path, help="also write the profile here (pstats file)")
     args = parser.parse_args()
     from run import database
 
@@ -159,6 +160,8 @@ def main() -> None:
                 cases[args.profile]()
             profiler.disable()
             stats = pstats.Stats(profiler)
+            if args.dump:
+                stats.dump_stats(args.dump)
             stats.sort_stats("cumulative").print_stats(args.top)
             stats.sort_stats("tottime").print_stats(args.top)
             return

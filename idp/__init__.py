@@ -10,7 +10,7 @@ from flask import Flask, g, request
 from flask_babel import Babel
 from werkzeug.exceptions import HTTPException
 
-from idp import field_crypto
+from idp import field_crypto, pool_liveness
 from idp.config import RESOURCE_ROOT, load_config
 from idp.crypto import SecretBox
 from idp.extensions import csrf, db, limiter, migrate
@@ -114,7 +114,8 @@ def _engine_options(url: str) -> dict[str, Any]:
     if url.startswith("sqlite"):
         # Several threads of one process share the file; WAL is set on connect (see below).
         return {"connect_args": {"check_same_thread": False, "timeout": 30}}
-    return {"pool_pre_ping": True, "pool_size": 10, "max_overflow": 20}
+    # Liveness is checked at checkout without a round trip (`idp.pool_liveness`).
+    return {"pool_size": 10, "max_overflow": 20}
 
 
 def _redis(url: str | None) -> Any:
@@ -178,14 +179,17 @@ def _register_domains(app: Flask) -> None:
 
     worker.init_app(app)  # embedded event delivery, from the first request on (not in tests)
     register_commands(app)
-    _sqlite_pragmas(app)
+    _engine_events(app)
 
 
-def _sqlite_pragmas(app: Flask) -> None:
+def _engine_events(app: Flask) -> None:
+    """PostgreSQL: the pool's liveness check; SQLite: the pragmas of every connection."""
     from sqlalchemy import event
 
     with app.app_context():
         engine = db.engine
+        if engine.dialect.name == "postgresql":
+            pool_liveness.check_on_checkout(engine)
         if engine.dialect.name != "sqlite":
             return
 

@@ -1,6 +1,7 @@
 """A PostgreSQL restart while serving is survived (docs/DEPLOYMENT.md, "When PostgreSQL
-restarts"): the pool pings a connection before handing it out (`pool_pre_ping`,
-idp/__init__.py `_engine_options`), so the first request after a restart gets a fresh one.
+restarts"): the pool checks a connection before handing it out (`idp.pool_liveness`: the
+server's goodbye waiting on an idle socket, no round trip), so the first request after a restart
+gets a fresh one.
 
 The machine's shared PostgreSQL is never touched: the test starts a private cluster of its own
 (initdb into a temporary directory, a free loopback port, a private socket directory), restarts
@@ -157,6 +158,14 @@ def private_postgres() -> Iterator[PrivatePostgres]:
         shutil.rmtree(base, ignore_errors=True)
 
 
+def _liveness_check(engine: Any) -> Any:
+    """The checkout listener `idp.pool_liveness` installed (what this test is about)."""
+    listeners = [fn for fn in engine.pool.dispatch.checkout
+                 if getattr(fn, "__module__", "") == "idp.pool_liveness"]
+    assert listeners, "no liveness check on the pool"
+    return listeners[0]
+
+
 @dataclass
 class Served:
     url: str
@@ -175,7 +184,7 @@ def served(private_postgres: PrivatePostgres, tmp_path: Path) -> Iterator[Served
     thread = threading.Thread(target=server.serve_forever, name="idp-test-server", daemon=True)
     with app.app_context():
         try:
-            assert db.engine.pool._pre_ping  # noqa: SLF001 - what this test is about
+            _liveness_check(db.engine)
             db.create_all()
             from idp.accounts.seed import create_password_user
             from idp.oidc.clients import create_client
