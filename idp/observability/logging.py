@@ -51,10 +51,12 @@ _JSON_PAIR = re.compile(rf"(?i)([\"']({_NAMES})[\"']\s*:\s*)([\"'])(.*?)\3")
 _AUTHORIZATION = re.compile(r"(?i)\b(Bearer|Basic|DPoP)\s+[A-Za-z0-9._~+/=-]{8,}")
 _JWT = re.compile(r"\beyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*")
 
+# A record made of known-safe parts only (the hot paths' access line): not scrubbed.
+VERBATIM = "idp_verbatim"
 # Attributes every LogRecord has; anything else on a record came from `extra=`.
 _STANDARD_ATTRIBUTES = frozenset(
     logging.LogRecord("", 0, "", 0, "", None, None).__dict__.keys()
-    | {"message", "asctime", "taskName", "request_id"}
+    | {"message", "asctime", "taskName", "request_id", VERBATIM}
 )
 
 
@@ -85,6 +87,8 @@ class RedactingFilter(logging.Filter):
     """
 
     def filter(self, record: logging.LogRecord) -> bool:
+        if record.__dict__.get(VERBATIM):
+            return True
         try:
             message = record.getMessage()
         except Exception:  # noqa: BLE001 - a malformed record still gets logged, unformatted
