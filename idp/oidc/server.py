@@ -98,6 +98,14 @@ class IdentityProviderServer(AuthorizationServer):
             return issuer()
         return None
 
+    def create_endpoint_response(self, name: str, request: Any = None) -> Any:
+        """Authlib's, with the refusals of building its request answered too (plain HTTP off
+        loopback, RFC 6749 §3.1: `insecure_transport`) rather than raised past it (a 500)."""
+        try:
+            return super().create_endpoint_response(name, request)
+        except OAuth2Error as error:
+            return self.handle_error_response(request, error)
+
     def handle_error_response(self, request: Any, error: OAuth2Error) -> Any:
         db.session.rollback()
         return super().handle_error_response(request, error)

@@ -179,3 +179,31 @@ def test_hot_answers_are_counted_in_the_request_metrics(client: FlaskClient) -> 
 def test_a_callers_request_id_is_ignored_without_a_proxy(client: FlaskClient) -> None:
     response = client.get("/oauth/jwks", headers={"X-Request-Id": "trace-0123456789"})
     assert response.headers["X-Request-Id"] != "trace-0123456789"
+
+
+@pytest.mark.parametrize(("base_url", "refused"), [
+    ("http://id.example.com", True), ("https://id.example.com", False),
+    ("http://127.0.0.1:5000", False), ("http://localhost", False),
+])
+def test_plain_http_is_refused_but_on_loopback__rfc6749_3_1(
+    client: FlaskClient, website: Any, base_url: str, refused: bool
+) -> None:
+    """Authlib's transport rule on the hot paths, asked once per origin and answered alike on
+    every request (`authlib_bridge`): twice each, so the remembered answer is the one given."""
+    website_client, secret = website
+    for _ in range(2):
+        response = client.post("/oauth/introspect", data={"token": "x"}, base_url=base_url,
+                               auth=(website_client.client_id, secret))
+        assert (response.get_json().get("error") == "insecure_transport") is refused
+        assert response.status_code == (400 if refused else 200)
+
+
+def test_revocation_on_plain_http_is_refused_not_a_500__rfc6749_3_1(
+    client: FlaskClient, website: Any
+) -> None:
+    """The Flask-served revocation endpoint (RFC 7009) answers the same refusal."""
+    website_client, secret = website
+    response = client.post("/oauth/revoke", data={"token": "x"}, base_url="http://id.example.com",
+                           auth=(website_client.client_id, secret))
+    assert response.status_code == 400
+    assert response.get_json()["error"] == "insecure_transport"

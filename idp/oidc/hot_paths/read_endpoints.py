@@ -85,11 +85,11 @@ def introspection(request: HotRequest) -> Answer:
 
 def _authlib_endpoint(request: HotRequest, name: str) -> Answer:
     server = current_app.extensions["idp_authorization_server"]
-    oauth_request = HotOAuth2Request(request)
     try:
+        oauth_request = HotOAuth2Request(request)  # may refuse the transport (RFC 6749 §3.1)
         status, body, headers = server._endpoints[name][0](oauth_request)
     except OAuth2Error as error:
-        return oauth_error_answer(request, error, server.get_error_uri(oauth_request, error))
+        return oauth_error_answer(request, error, server.get_error_uri(None, error))
     return status, list(headers), json_body(body)
 
 

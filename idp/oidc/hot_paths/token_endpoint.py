@@ -18,11 +18,11 @@ from idp.oidc.hot_paths.rate_limit import check_token_rate
 def token(request: HotRequest) -> Answer:
     check_token_rate(request)
     server = current_app.extensions["idp_authorization_server"]
-    oauth_request = HotOAuth2Request(request, multi=True)
     try:
+        oauth_request = HotOAuth2Request(request, multi=True)  # may refuse the transport
         grant = server.get_token_grant(oauth_request)
         grant.validate_token_request()
         status, body, headers = grant.create_token_response()
     except OAuth2Error as error:
-        return oauth_error_answer(request, error, server.get_error_uri(oauth_request, error))
+        return oauth_error_answer(request, error, server.get_error_uri(None, error))
     return status, list(headers), json_body(body)
