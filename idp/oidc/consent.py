@@ -2,19 +2,26 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 
 from idp.extensions import db
 from idp.identity.models import Account
 from idp.models_base import utcnow
 from idp.oidc.models import Client, Consent
 
+# The scopes consented to, by a statement built once (no object loaded).
+_CONSENTED = select(Consent.scopes).where(
+    Consent.account_id == bindparam("account"), Consent.client_id == bindparam("client")
+)
+
 
 def covers(account: Account, client: Client, scopes: set[str]) -> bool:
     if client.is_first_party:
         return True
-    row = _find(account, client)
-    return row is not None and scopes <= set(row.scopes or [])
+    consented = db.session.execute(
+        _CONSENTED, {"account": account.id, "client": client.client_id}
+    ).scalar()
+    return consented is not None and scopes <= set(consented or [])
 
 
 def remember(account: Account, client: Client, scopes: set[str]) -> None:

@@ -96,22 +96,20 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
         ttl = int(current_app.config["IDP_AUTHORIZATION_CODE_TTL"])
         login = g.login_session
         data = request.payload.data
-        db.session.add(
-            AuthorizationCode(
-                code_digest=token_digest(code),
-                client_id=request.client.client_id,
-                account_id=request.user.id,
-                redirect_uri=request.payload.redirect_uri or request.client.redirect_uris[0],
-                scope=request.scope or "",
-                nonce=data.get("nonce"),
-                code_challenge=data.get("code_challenge"),
-                code_challenge_method=data.get("code_challenge_method"),
-                auth_time=int(login.auth_time.timestamp()),
-                amr=login.amr.split(),
-                session_id=login.id,
-                expires_at=utcnow() + timedelta(seconds=ttl),
-            )
-        )
+        stage_write((statements.INSERT_CODE, {  # one statement, no object to track and flush
+            "code_code_digest": token_digest(code),
+            "code_client_id": request.client.client_id,
+            "code_account_id": request.user.id,
+            "code_redirect_uri": request.payload.redirect_uri or request.client.redirect_uris[0],
+            "code_scope": request.scope or "",
+            "code_nonce": data.get("nonce"),
+            "code_code_challenge": data.get("code_challenge"),
+            "code_code_challenge_method": data.get("code_challenge_method"),
+            "code_auth_time": int(login.auth_time.timestamp()),
+            "code_amr": login.amr.split(),
+            "code_session_id": login.id,
+            "code_expires_at": utcnow() + timedelta(seconds=ttl),
+        }))
         db.session.commit()
 
     def query_authorization_code(self, code: str, client: Client) -> AuthorizationCode | None:

@@ -29,6 +29,11 @@ CLAIM_CODE = (
     .values(used_at=bindparam("used", type_=_when))
     .returning(*_codes.c)
 )
+_CODE_COLUMNS = ("code_digest", "client_id", "account_id", "redirect_uri", "scope", "nonce",
+                 "code_challenge", "code_challenge_method", "auth_time", "amr", "session_id",
+                 "expires_at")
+# The authorization endpoint's one write (RFC 6749 §4.1.2); parameters prefixed `code_`.
+INSERT_CODE = insert(_codes).values({name: bindparam(f"code_{name}") for name in _CODE_COLUMNS})
 # What was issued from a code, so that a replay can revoke it.
 LINK_CODE = (
     update(_codes)
