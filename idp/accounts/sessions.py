@@ -11,7 +11,7 @@ import secrets
 from datetime import UTC, timedelta
 
 from flask import current_app, g, has_request_context, request, session
-from sqlalchemy import Insert, bindparam, insert
+from sqlalchemy import Insert, bindparam, insert, select
 
 from idp.accounts.models import LoginEvent
 from idp.extensions import Write, db
@@ -74,6 +74,13 @@ def _login_insert() -> Insert:
     )
 
 
+_SESSION_WITH_ACCOUNT = (
+    select(LoginSession, Account)
+    .outerjoin(Account, Account.id == LoginSession.account_id)
+    .where(LoginSession.id == bindparam("sid"))
+)
+
+
 def current_session() -> LoginSession | None:
     """The live session of this browser, if any (cached for the request)."""
     if "login_session" in g:
@@ -81,7 +88,10 @@ def current_session() -> LoginSession | None:
     found: LoginSession | None = None
     sid = session.get(SESSION_KEY)
     if isinstance(sid, str):
-        row = db.session.get(LoginSession, sid)
+        # The session with its account in one query; `resolve_account` then finds the account
+        # loaded (and reads further only for a merged one).
+        loaded = db.session.execute(_SESSION_WITH_ACCOUNT, {"sid": sid}).first()
+        row = loaded[0] if loaded is not None else None
         if (
             row is not None
             and row.ended_at is None
