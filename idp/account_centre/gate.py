@@ -33,11 +33,11 @@ def init_gate(app: Flask) -> None:
             return None
         if request.endpoint is None or request.blueprint == "admin":
             return None  # 404s, and the admin area which has its own second factor
-        if session_awaiting_second_factor() is not None:
+        account = current_account()  # None for a session still awaiting its second factor
+        if account is None and session_awaiting_second_factor() is not None:
             if request.endpoint in SECOND_FACTOR_STEP:
                 return None
             return redirect(url_for("account_centre.second_factor", next=_here()))
-        account = current_account()
         if account is not None and account.deletion_due_at is not None:
             if request.endpoint in DELETION_PENDING:
                 return None

@@ -101,6 +101,9 @@ def current_session() -> LoginSession | None:
             account = resolve_account(row.account_id)
             if account is not None and account.id == row.account_id and account.is_active:
                 found = row
+                # Held for the request: the session's identity map holds objects weakly, and
+                # `current_account` would load it again.
+                g.login_account = account
     g.login_session = found
     return found
 
@@ -118,7 +121,12 @@ def session_awaiting_second_factor() -> LoginSession | None:
 
 def current_account() -> Account | None:
     row = current_session()
-    return db.session.get(Account, row.account_id) if row else None
+    if row is None:
+        return None
+    held: Account | None = g.get("login_account")
+    if held is not None and held.id == row.account_id:
+        return held
+    return db.session.get(Account, row.account_id)
 
 
 def auth_time(row: LoginSession) -> int:

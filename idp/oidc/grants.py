@@ -372,16 +372,9 @@ class OpenIDConnectCode(IdTokenIssuer, OpenIDCode):
         asked = (request.payload.client_id, nonce)
         if g.get("idp_nonce_checked") == asked:
             return False
-        seen = (
-            db.session.scalars(
-                select(AuthorizationCode.code_digest).where(
-                    AuthorizationCode.client_id == request.payload.client_id,
-                    AuthorizationCode.nonce == nonce,
-                    AuthorizationCode.expires_at > utcnow(),
-                )
-            ).first()
-            is not None
-        )
+        seen = db.session.execute(statements.NONCE_SEEN, {
+            "client": request.payload.client_id, "nonce": nonce, "now": utcnow(),
+        }).first() is not None
         if not seen:
             g.idp_nonce_checked = asked
         return seen

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, Table, bindparam, case, insert, or_, update
+from sqlalchemy import CursorResult, Table, bindparam, case, insert, or_, select, update
 
 from idp.extensions import db
 from idp.oidc.models import AuthorizationCode, RefreshToken
@@ -34,6 +34,17 @@ _CODE_COLUMNS = ("code_digest", "client_id", "account_id", "redirect_uri", "scop
                  "expires_at")
 # The authorization endpoint's one write (RFC 6749 §4.1.2); parameters prefixed `code_`.
 INSERT_CODE = insert(_codes).values({name: bindparam(f"code_{name}") for name in _CODE_COLUMNS})
+# A nonce already in a live code of the client: a replayed authorization request (OIDC Core
+# §15.5.2).
+NONCE_SEEN = (
+    select(_codes.c.code_digest)
+    .where(
+        _codes.c.client_id == bindparam("client"),
+        _codes.c.nonce == bindparam("nonce"),
+        _codes.c.expires_at > bindparam("now", type_=_when),
+    )
+    .limit(1)
+)
 # What was issued from a code, so that a replay can revoke it.
 LINK_CODE = (
     update(_codes)
