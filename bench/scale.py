@@ -73,6 +73,10 @@ def settings(database_url: str, instance: Path, wechat_base: str) -> dict[str, s
         "IDP_INSTANCE_PATH": str(instance),
         "IDP_SECRET_KEY": "bench-secret-key",
         "IDP_ENCRYPTION_KEY": "bench-encryption-key",
+        # Fixed, as a deployment's are: a kept database encrypted by one run reads in the next
+        # (each run's instance folder is new, and keys generated there would differ).
+        "IDP_DATA_KEYS": "1:bench-data-key",
+        "IDP_BLIND_INDEX_KEYS": "1:bench-blind-index-key",
         "IDP_WECHAT_API_BASE": wechat_base,
         "IDP_WECHAT_OPEN_BASE": wechat_base,
         "IDP_EVENT_DELIVERY": "external",
@@ -167,12 +171,17 @@ class Bench:
         from idp.admin.access import TOTP_PASSED_KEY
         from idp.extensions import db
         from idp.identity.accounts import find_account
+        from idp.identity.audit import Actor
         from idp.identity.models import IdentityKind, LoginSession
         from idp.models_base import utcnow
+        from idp.staff.permissions import IDENTITY
+        from idp.staff.roles import grant_role
 
         with self.app.app_context():
             admin = find_account(IdentityKind.PHONE, "+8613500000001") or create_password_user(
                 "+8613500000001", "bench-admin-password", admin=True)
+            # The bootstrap admin holds `security`, which grants roles and reads no account.
+            grant_role(admin, IDENTITY, Actor.system("bench"))
             admin.totp_secret_encrypted = "enrolled"  # only its presence is checked on pages
             row = LoginSession(id=f"bench-{self.accounts}-{time.time_ns()}", account_id=admin.id,
                                expires_at=utcnow().replace(year=utcnow().year + 1))

@@ -106,7 +106,7 @@ SHARED_KINDS = {SHARED_UNVERIFIED_PHONE: "phone", SHARED_VERIFIED_EMAIL: "email"
 def _suggestion(finding: ReconciliationFinding) -> Suggestion:
     """The key names the stored lookup key; the suggestion shows the value behind it."""
     kind = SHARED_KINDS.get(finding.reason)
-    shown = value_behind(kind, finding.value, finding.account_ids) if kind else finding.value
+    shown = value_behind(kind, finding.value) if kind else finding.value
     return Suggestion(_key(finding.reason, finding.value, finding.account_ids), finding.reason,
                       shown, list(finding.account_ids), list(finding.verified_on or []))
 

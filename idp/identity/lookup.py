@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 import uuid
+from collections.abc import Iterable
 from typing import Any
 
 from sqlalchemy import Select, func, select, text
@@ -54,16 +55,27 @@ def _by_identity(kinds: tuple[str, ...], value: str) -> Select[Any]:
     return select(Identity.account_id).where(Identity.value_is(value, *kinds))
 
 
-def value_behind(kind: str, lookup_key: str | None, account_ids: list[str]) -> str | None:
-    """The value a blind index stands for, as one of the accounts holds it (for display: the
-    reconciliation report groups and stores identities by their lookup key)."""
-    if lookup_key is None or not BlindIndex.is_index(lookup_key):
-        return lookup_key
-    identity = db.session.scalars(
-        select(Identity).where(Identity.kind == kind, Identity.lookup_key == lookup_key,
-                               Identity.account_id.in_(account_ids)).limit(1)
-    ).first()
-    return identity.value if identity is not None else lookup_key
+def value_behind(kind: str, lookup_key: str | None) -> str | None:
+    """The value a blind index stands for (for display: the reconciliation report groups and
+    stores identities by their lookup key); a plain value (a row not yet encrypted) as it is."""
+    if lookup_key is None:
+        return None
+    return values_behind(kind, [lookup_key]).get(lookup_key, lookup_key)
+
+
+def values_behind(kind: str, lookup_keys: Iterable[str | None]) -> dict[str, str]:
+    """`value_behind` for many keys in one statement (a page of the report, not a query per
+    finding). Every identity holding a blind index holds the same value behind it; keys that
+    are no index, or that no identity holds any more, are left out."""
+    keys = {key for key in lookup_keys if key is not None and BlindIndex.is_index(key)}
+    if not keys:
+        return {}
+    rows = db.session.execute(
+        select(Identity.lookup_key, Identity.sealed_value).where(
+            Identity.kind == kind, Identity.lookup_key.in_(keys),
+            Identity.sealed_value.is_not(None))
+    )
+    return {key: value for key, value in rows if value is not None}
 
 
 def _by_name(prefix: str) -> Select[Any]:

@@ -23,7 +23,7 @@ import json
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import timedelta
-from itertools import groupby
+from itertools import groupby, islice
 from typing import IO, Any
 
 from sqlalchemy import Integer, case, exists, func, insert, select, text
@@ -31,7 +31,7 @@ from sqlalchemy.orm import Session, aliased
 
 from idp.events.models import DeliveryStatus, EventDelivery
 from idp.extensions import db
-from idp.identity.lookup import value_behind
+from idp.identity.lookup import value_behind, values_behind
 from idp.identity.models import (
     Account,
     AccountStatus,
@@ -104,7 +104,7 @@ def build_report() -> IdentityReport:
             report.dead_deliveries.append(int(finding.value or 0))
             continue
         kind = _kind(finding.reason)
-        value = value_behind(kind, finding.value, finding.account_ids) or ""
+        value = value_behind(kind, finding.value) or ""
         shared = SharedIdentity(kind, value, finding.account_ids, finding.verified_on)
         target = (report.shared_unverified_phones if kind == IdentityKind.PHONE
                   else report.shared_verified_emails)
@@ -267,13 +267,12 @@ def write_json(run: ReconciliationRun, out: IO[str]) -> None:
                         (UNIONID_ONE_SIDE, "unionid_one_side"),
                         (DEAD_DELIVERY, "dead_deliveries")):
         out.write(f',\n  "{key}": [')
-        for index, finding in enumerate(stored_findings(run.id, reason)):
+        for index, (finding, value) in enumerate(shown_findings(run.id, reason)):
             if reason in (NO_WAY_TO_LOG_IN, UNIONID_ONE_SIDE):
                 item: Any = finding.account_ids[0]
             elif reason == DEAD_DELIVERY:
                 item = int(finding.value or 0)
             else:
-                value = value_behind(_kind(reason), finding.value, finding.account_ids)
                 item = {"kind": _kind(reason), "value": value,
                         "account_ids": finding.account_ids, "verified_on": finding.verified_on}
             out.write(("," if index else "") + "\n    " + json.dumps(item))
@@ -293,7 +292,7 @@ def write_table(run: ReconciliationRun, out: IO[str]) -> None:
     for reason in REASONS:
         out.write(titles[reason] + "\n")
         empty = True
-        for finding in stored_findings(run.id, reason):
+        for finding, value in shown_findings(run.id, reason):
             empty = False
             if reason == NO_WAY_TO_LOG_IN:
                 out.write(f"  {finding.account_ids[0]}\n")
@@ -304,12 +303,24 @@ def write_table(run: ReconciliationRun, out: IO[str]) -> None:
             if reason == DEAD_DELIVERY:
                 out.write(f"  delivery {finding.value}\n")
                 continue
-            out.write(f"  {value_behind(_kind(reason), finding.value, finding.account_ids)}\n")
+            out.write(f"  {value}\n")
             for account_id in finding.account_ids:
                 mark = "verified" if account_id in finding.verified_on else "unverified"
                 out.write(f"    {account_id}  {mark}\n")
         if empty:
             out.write("  (none)\n")
+
+
+def shown_findings(run_id: int,
+                   reason: str) -> Iterator[tuple[ReconciliationFinding, str | None]]:
+    """A run's findings of one reason, each with the value to show: for shared phones and
+    emails the value behind the stored lookup key, looked up a page of findings at a time."""
+    findings = stored_findings(run_id, reason)
+    shared = reason in (SHARED_UNVERIFIED_PHONE, SHARED_VERIFIED_EMAIL)
+    while page := list(islice(findings, STREAM_ROWS)):
+        values = values_behind(_kind(reason), (finding.value for finding in page)) if shared else {}
+        for finding in page:
+            yield finding, values.get(finding.value or "", finding.value)
 
 
 def stored_findings(run_id: int, reason: str | None = None,

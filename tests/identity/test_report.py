@@ -125,6 +125,38 @@ def test_a_run_is_stored_with_its_findings_and_read_back_as_json(
     assert document["shared_unverified_phones"][0]["verified_on"] == [holder.id]
 
 
+def test_the_stored_run_shows_each_shared_phone_looked_up_once_for_the_page(
+    make_user: Any, wechat_user: Any
+) -> None:
+    """Findings hold blind indexes (issue 28); the JSON shows the phones behind them, read in
+    one statement for a page of findings, not one per finding (1,000 at 1M accounts)."""
+    import io
+
+    import sqlalchemy as sa
+
+    from idp.maintenance.reconciliation import run_reconciliation, write_json
+
+    phones = [f"+86138001381{number:02d}" for number in range(3)]
+    for number, phone in enumerate(phones):
+        make_user(phone=phone)
+        link_identity(wechat_user(f"openid-v{number}"), IdentityKind.PHONE, phone, ACTOR,
+                      verified=False)
+    db.session.commit()
+    run = run_reconciliation(trigger="cli")
+    statements: list[str] = []
+    note = lambda *args: statements.append(args[2])  # noqa: E731 — (conn, cursor, statement …)
+    sa.event.listen(db.engine, "before_cursor_execute", note)
+    try:
+        out = io.StringIO()
+        write_json(run, out)
+    finally:
+        sa.event.remove(db.engine, "before_cursor_execute", note)
+
+    shown = [item["value"] for item in json.loads(out.getvalue())["shared_unverified_phones"]]
+    assert sorted(shown) == phones
+    assert len([s for s in statements if "FROM identity" in s]) == 1
+
+
 def test_the_report_streams_rows_rather_than_loading_identities(
     make_user: Any, wechat_user: Any
 ) -> None:
