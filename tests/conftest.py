@@ -49,13 +49,14 @@ def _postgres_reason() -> str | None:
     return None
 
 
-def create_database(name: str) -> str:
-    """A fresh database on the test server; returns its URL."""
+def create_database(name: str, template: str | None = None) -> str:
+    """A fresh database on the test server (a copy of `template` if given); returns its URL."""
     url = sa.engine.make_url(SERVER_URL)
     engine = sa.create_engine(url, isolation_level="AUTOCOMMIT")
+    copy_of = f' TEMPLATE "{template}"' if template else ""
     with engine.connect() as connection:
         connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        connection.execute(sa.text(f'CREATE DATABASE "{name}"'))
+        connection.execute(sa.text(f'CREATE DATABASE "{name}"{copy_of}'))
     engine.dispose()
     return url.set(database=name).render_as_string(hide_password=False)
 
@@ -69,8 +70,16 @@ def drop_database(database_url: str) -> None:
 
 
 def _private_database() -> str:
-    """A database of this test run's own, so concurrent runs on one server never collide."""
+    """A database of this test run's own, so concurrent runs on one server never collide.
+
+    Its commits do not wait for the disk (a test database need not survive a power cut; the
+    server stays consistent): thousands of tests commit several times each."""
     url = create_database(f"idp_test_{os.getpid()}")
+    name = sa.engine.make_url(url).database
+    engine = sa.create_engine(sa.engine.make_url(SERVER_URL), isolation_level="AUTOCOMMIT")
+    with engine.connect() as connection:
+        connection.execute(sa.text(f'ALTER DATABASE "{name}" SET synchronous_commit = off'))
+    engine.dispose()
     atexit.register(drop_database, url)
     return url
 
@@ -185,6 +194,40 @@ class PostgresSchema:
                 if table.name in written:
                     connection.execute(sa.delete(table))
             connection.execute(_RESTART_SEQUENCES)
+
+
+# --- SQL compiled once per worker ---------------------------------------------------------------
+#
+# Each test's app makes its own engine, and SQLAlchemy keeps compiled statements per engine,
+# keyed by the engine's dialect: every test compiled again each statement it ran, as a process
+# does only once. Engines of one worker with the same dialect and options share the first one's
+# dialect (once it has connected and read the server's version) and compiled-statement cache.
+_SHARED_COMPILATION: dict[tuple[str, ...], tuple[Any, Any]] = {}
+_engine_of_flask_sqlalchemy = db._make_engine
+
+
+def _make_engine_sharing_compiled_sql(
+    bind_key: str | None, options: dict[str, Any], app: Flask
+) -> sa.engine.Engine:
+    engine = _engine_of_flask_sqlalchemy(bind_key, options, app)
+    if engine.dialect.name == "sqlite":
+        sa.event.listen(engine, "connect", _commit_without_waiting_for_the_disk)
+    key = (engine.url.drivername, *sorted(f"{k}={v!r}" for k, v in options.items() if k != "url"))
+    shared = _SHARED_COMPILATION.get(key)
+    if shared is None or shared[0].server_version_info is None:
+        _SHARED_COMPILATION[key] = (engine.dialect, engine._compiled_cache)
+    else:
+        engine.dialect, engine._compiled_cache = shared
+    return engine
+
+
+def _commit_without_waiting_for_the_disk(connection: Any, _record: Any) -> None:
+    """A test's SQLite file need not survive a power cut: no fsync per commit (the app's own
+    pragmas, WAL and foreign keys, stay)."""
+    connection.execute("PRAGMA synchronous=OFF")
+
+
+db._make_engine = _make_engine_sharing_compiled_sql  # type: ignore[method-assign]
 
 
 @pytest.fixture(scope="session")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -21,6 +22,7 @@ from typing import Any
 
 import pytest
 import requests
+import sqlalchemy as sa
 
 from tests.conftest import POSTGRES_SKIP_REASON, create_database, drop_database
 from tests.redis_db import redis_url
@@ -132,29 +134,33 @@ def cluster_settings() -> dict[str, str]:
     return {}
 
 
-@pytest.fixture(scope="module")  # the servers die as soon as the module's tests are done
-def cluster(
-    tmp_path_factory: pytest.TempPathFactory, cluster_settings: dict[str, str]
-) -> Iterator[Cluster]:
+@dataclass
+class Seed:
+    """The database and instance directory every cluster of a worker starts from."""
+
+    database_url: str
+    instance: Path
+    client_id: str
+    client_secret: str
+
+
+@pytest.fixture(scope="session")
+def cluster_seed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Seed]:
+    """`idp db upgrade`, the user and the client, by the CLI once per worker (each command a
+    process of its own, about 3 s of start-up): each module's cluster copies the database
+    (CREATE DATABASE … TEMPLATE) and the instance directory (its generated personal-data keys)."""
     reason = POSTGRES_SKIP_REASON or redis_skip_reason()
     if reason:
         pytest.skip(reason)
-    # A fresh Redis database for each cluster (IDP_TEST_REDIS_URL names one kept for tests): an
-    # earlier run's hourly and daily SMS and login counts must not refuse this run's requests.
-    import redis
-
-    redis.Redis.from_url(REDIS_URL, socket_connect_timeout=1).flushdb()
-    tmp = tmp_path_factory.mktemp("cluster")
-    database_url = create_database(f"idp_prod_test_{os.getpid()}")
-    ports = [free_port(), free_port()]
-    issuer = f"http://127.0.0.1:{ports[0]}"
-    cluster = Cluster(issuer, [f"http://127.0.0.1:{port}" for port in ports], {})
-    cluster.env = _environment(tmp, database_url, issuer, cluster_settings)
+    tmp = tmp_path_factory.mktemp("cluster-seed")
+    database_url = create_database(f"idp_prod_seed_{os.getpid()}")
+    cli = Cluster("http://127.0.0.1:5000", [], {})
+    cli.env = _environment(tmp, database_url, cli.issuer, {})
     try:
-        cluster.cli("db", "upgrade")
-        cluster.cli("users", "create", "--phone", PHONE, "--password-stdin", stdin=PASSWORD + "\n")
+        cli.cli("db", "upgrade")
+        cli.cli("users", "create", "--phone", PHONE, "--password-stdin", stdin=PASSWORD + "\n")
         created = json.loads(
-            cluster.cli(
+            cli.cli(
                 "clients", "create", "--name", "Two processes", "--first-party",
                 "--redirect-uri", REDIRECT_URI,
                 "--grant-type", "authorization_code", "--grant-type", "refresh_token",
@@ -162,7 +168,32 @@ def cluster(
                 "--scope", "openid profile phone offline_access", "--json",
             )
         )  # fmt: skip
-        cluster.client_id, cluster.client_secret = created["client_id"], created["client_secret"]
+        yield Seed(database_url, tmp / "instance", created["client_id"], created["client_secret"])
+    finally:
+        drop_database(database_url)
+
+
+@pytest.fixture(scope="module")  # the servers die as soon as the module's tests are done
+def cluster(
+    tmp_path_factory: pytest.TempPathFactory,
+    cluster_settings: dict[str, str],
+    cluster_seed: Seed,
+) -> Iterator[Cluster]:
+    # A fresh Redis database for each cluster (IDP_TEST_REDIS_URL names one kept for tests): an
+    # earlier run's hourly and daily SMS and login counts must not refuse this run's requests.
+    import redis
+
+    redis.Redis.from_url(REDIS_URL, socket_connect_timeout=1).flushdb()
+    tmp = tmp_path_factory.mktemp("cluster")
+    shutil.copytree(cluster_seed.instance, tmp / "instance")
+    seed_name = sa.engine.make_url(cluster_seed.database_url).database or ""
+    database_url = create_database(f"idp_prod_test_{os.getpid()}", template=seed_name)
+    ports = [free_port(), free_port()]
+    issuer = f"http://127.0.0.1:{ports[0]}"
+    cluster = Cluster(issuer, [f"http://127.0.0.1:{port}" for port in ports], {})
+    cluster.env = _environment(tmp, database_url, issuer, cluster_settings)
+    cluster.client_id, cluster.client_secret = cluster_seed.client_id, cluster_seed.client_secret
+    try:
         for index, port in enumerate(ports):
             with (tmp / f"serve-{index}.log").open("wb") as log:
                 cluster.processes.append(

@@ -113,13 +113,15 @@ HOSTILE_SETTINGS = settings(
 
 
 def table_counts() -> dict[str, int]:
-    counts = {}
-    for table in db.metadata.sorted_tables:
-        counts[table.name] = db.session.execute(
-            sa.select(sa.func.count()).select_from(table)
-        ).scalar_one()
+    """The rows of every table, in one statement: a query per table was ~35 round trips twice
+    per example, most of this module's time on PostgreSQL."""
+    tables = db.metadata.sorted_tables
+    row = db.session.execute(
+        sa.select(*(sa.select(sa.func.count()).select_from(table).scalar_subquery()
+                    for table in tables))
+    ).one()  # fmt: skip
     db.session.commit()
-    return counts
+    return {table.name: count for table, count in zip(tables, row, strict=True)}
 
 
 def header_value(value: str | None) -> dict[str, str]:
