@@ -44,8 +44,9 @@ def _has_news(connection: Any) -> bool:
         socket = connection.pgconn.socket
     except Exception:  # noqa: BLE001 - psycopg raises once the connection is closed
         return True
-    readable, _, _ = select.select([socket], [], [], 0)
-    return bool(readable)
+    poller = select.poll()  # not select(): it refuses descriptors past FD_SETSIZE (1024)
+    poller.register(socket, select.POLLIN | select.POLLPRI)
+    return bool(poller.poll(0))
 
 
 def _answers(engine: Engine, connection: Any) -> bool:

@@ -282,3 +282,33 @@ def test_a_postgresql_restart_while_serving_is_survived(
         _assert_token(_token(served, http))
         _assert_ready(http, served.url)
         _sign_in(served.url)
+
+
+def test_the_liveness_check_takes_a_descriptor_past_1024(tmp_path: Path) -> None:
+    """A busy process holds more than FD_SETSIZE descriptors; `select()` refused those
+    (`ValueError: filedescriptor out of range`), so the check must not use it."""
+    import resource
+    import socket as sockets
+
+    from idp.pool_liveness import _has_news
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and hard < 1100:
+        pytest.skip(f"the descriptor limit ({hard}) is below 1100")
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, 1100), hard))
+    quiet, talking = sockets.socketpair()
+    try:
+        high = os.dup2(quiet.fileno(), 1050)
+
+        class Idle:
+            class pgconn:  # noqa: N801 - psycopg's attribute name
+                socket = high
+
+        assert _has_news(Idle()) is False
+        talking.send(b"goodbye")
+        assert _has_news(Idle()) is True
+        os.close(high)
+    finally:
+        quiet.close()
+        talking.close()
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
