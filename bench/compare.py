@@ -93,6 +93,7 @@ class Figures:
     bad: int
     errors: int
     cpu_ms: float  # server CPU per unit
+    store_cpu_ms: float = 0.0  # PostgreSQL's and Redis's CPU per unit (the store's own work)
     rss_mb: list[float] = field(default_factory=list)
 
 
@@ -173,6 +174,23 @@ def rss_mb(pid: int) -> float:
 
 def cpu_seconds(pid: int) -> float:
     return sum(single.process_cpu(p) for p in tree(pid))
+
+
+STORE_PROCESSES = ("postgres", "redis-server")
+
+
+def store_cpu_seconds() -> float:
+    """CPU of every PostgreSQL and Redis process on the machine: the stores' own work."""
+    total = 0.0
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                name = (entry / "comm").read_text().strip()
+            except OSError:
+                continue
+            if name in STORE_PROCESSES:
+                total += single.process_cpu(int(entry.name))
+    return total
 
 
 def wait_ready(url: str, process: subprocess.Popen[bytes], log: Path, what: str) -> None:
@@ -533,14 +551,16 @@ def measure(
         return None
     run_wrk(wrk, warm, args.warmup, args.connections, workdir)
     spec = make_run()
-    before = cpu_seconds(server_pid)
+    before, store_before = cpu_seconds(server_pid), store_cpu_seconds()
     result = run_wrk(wrk, spec, args.duration, args.connections, workdir)
     cpu = cpu_seconds(server_pid) - before
+    store_cpu = store_cpu_seconds() - store_before
     units = result["units"] * args.duration
     return Figures(
         units=result["units"], p50=result["p50"], p99=result["p99"],
         bad=int(result["bad"]), errors=int(result["errors"]),
         cpu_ms=cpu * 1000 / max(1.0, units),
+        store_cpu_ms=store_cpu * 1000 / max(1.0, units),
         rss_mb=[rss_mb(pid) for pid in tree(server_pid)],
     )  # fmt: skip
 
@@ -553,6 +573,7 @@ def summary(runs: list[Figures]) -> dict[str, Any]:
     return {
         "units": mean([r.units for r in runs]), "p50": mean([r.p50 for r in runs]),
         "p99": mean([r.p99 for r in runs]), "cpu": mean([r.cpu_ms for r in runs]),
+        "store": mean([r.store_cpu_ms for r in runs]),
         "bad": sum(r.bad + r.errors for r in runs), "rss": runs[-1].rss_mb if runs else [],
     }  # fmt: skip
 
@@ -587,9 +608,10 @@ def verdict(row: Row, idp: dict[str, Any], peer: dict[str, Any] | None) -> str:
 def table(rows: list[Row]) -> str:
     lines = [
         "| scenario | IdP /s | peer /s | ratio | target | IdP p50 / p99 ms | peer p50 / p99 ms "
-        "| IdP CPU ms | peer CPU ms | IdP RSS MB | peer RSS MB | errors IdP / peer | SQLite /s "
+        "| IdP CPU ms | peer CPU ms | store CPU ms IdP / peer | IdP RSS MB | peer RSS MB "
+        "| errors IdP / peer | SQLite /s "
         "(p99 ms) |",
-        "|---|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "|---|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for row in rows:
         idp = summary(row.idp)
@@ -611,6 +633,7 @@ def table(rows: list[Row]) -> str:
             f"| {idp['p50']:.1f} / {idp['p99']:.1f} "
             + (f"| {peer['p50']:.1f} / {peer['p99']:.1f} " if peer else "| – ")
             + f"| {idp['cpu']:.2f} " + (f"| {peer['cpu']:.2f} " if peer else "| – ")
+            + f"| {idp['store']:.2f} / " + (f"{peer['store']:.2f} " if peer else "– ")
             + f"| {rss_text(idp['rss'])} " + (f"| {rss_text(peer['rss'])} " if peer else "| – ")
             + f"| {idp['bad']} / {peer['bad'] if peer else '–'} "
             + (f"| {sqlite['units']:,.0f} ({sqlite['p99']:.0f}) |" if sqlite else "| – |")

@@ -3,7 +3,10 @@
 
 Written where the token endpoint already writes (`server.stage_token`: code redemption, refresh,
 token exchange, phone binding's fresh tokens), in that transaction, as one upsert statement: one
-row per (account, client, granted scope), its `last_released_at` moved on each issuance.
+row per (account, client, granted scope), its `last_released_at` moved by an issuance more than
+`RECORD_INTERVAL` after the recorded one (or releasing other claims). Within the interval the
+statement writes nothing and takes no lock: without that, every refresh of one account and
+client rewrote one row, and concurrent refreshes queued on its row lock until each commit.
 Userinfo and introspection only read tokens and never write here. An account's record is read
 together with those of the accounts merged into it (`released_to`), so a merge moves nothing;
 erasure deletes it (`erase_releases`, an `account_erased` hook).
@@ -14,11 +17,12 @@ from __future__ import annotations
 import functools
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, cast
 
 from flask import current_app
-from sqlalchemy import CursorResult, Table, bindparam, delete, select
+from sqlalchemy import CursorResult, Table, Text, bindparam, delete, exists, select
+from sqlalchemy import cast as sql_cast
 from sqlalchemy.dialects import postgresql, sqlite
 
 from idp.extensions import db, stage_write
@@ -28,6 +32,10 @@ from idp.identity.models import Account
 from idp.models_base import utcnow
 from idp.oidc.models import ClaimRelease, Client
 from idp.scopes import scope_set
+
+# How stale the recorded latest release may be before an issuance moves it: the account centre
+# shows when a client last received the claims, to the minute.
+RECORD_INTERVAL = timedelta(minutes=1)
 
 
 def claims_of_scopes(scopes: Iterable[str]) -> list[str]:
@@ -52,22 +60,44 @@ def record_release(account_id: str, client_id: str, scope: str | None,
     other writes: the row of this (account, client, scope) is created or its
     `last_released_at` moves on."""
     scopes = tuple(sorted(scope_set(scope)))
+    at = now or utcnow()
     stage_write((_upsert(db.session.get_bind().dialect.name), {
         "release_account": account_id, "release_client": client_id,
         "release_scope": " ".join(scopes),
         "release_claims": claims_of_scopes(scopes),
-        "release_at": now or utcnow(),
+        "release_at": at,
+        "release_fresh_after": at - RECORD_INTERVAL,
     }))
 
 
 @functools.cache
 def _upsert(dialect: str) -> Any:
+    """INSERT … SELECT … WHERE NOT EXISTS (a fresh record of the same claims) ON CONFLICT DO
+    UPDATE: when the record is fresh the SELECT yields no row, so nothing is written or locked."""
     table = cast(Table, ClaimRelease.__table__)
     insert: Any = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}[dialect]
-    statement = insert(table).values(
-        account_id=bindparam("release_account"), client_id=bindparam("release_client"),
-        scope=bindparam("release_scope"), claims=bindparam("release_claims"),
-        first_released_at=bindparam("release_at"), last_released_at=bindparam("release_at"),
+    account, client, scope = (bindparam("release_account"), bindparam("release_client"),
+                              bindparam("release_scope"))
+    claims = bindparam("release_claims", type_=table.c.claims.type)
+    at = bindparam("release_at", type_=table.c.last_released_at.type)
+    def typed(value: Any, column: Any) -> Any:
+        """PostgreSQL deduces one type per parameter: the selected ones are cast to their
+        columns' (SQLite would turn a date cast to DATETIME into a number)."""
+        return sql_cast(value, column.type) if dialect == "postgresql" else value
+
+    fresh = exists().where(
+        table.c.account_id == account, table.c.client_id == client, table.c.scope == scope,
+        table.c.last_released_at > bindparam("release_fresh_after",
+                                              type_=table.c.last_released_at.type),
+        sql_cast(table.c.claims, Text) == sql_cast(claims, Text),
+    )
+    statement = insert(table).from_select(
+        ["account_id", "client_id", "scope", "claims", "first_released_at", "last_released_at"],
+        select(*(typed(value, column) for value, column in (
+            (account, table.c.account_id), (client, table.c.client_id), (scope, table.c.scope),
+            (claims, table.c.claims), (at, table.c.first_released_at),
+            (at, table.c.last_released_at),
+        ))).where(~fresh),
     )
     return statement.on_conflict_do_update(
         index_elements=[table.c.account_id, table.c.client_id, table.c.scope],

@@ -7,6 +7,7 @@ a `consent-revoked` Security Event Token (RFC 8417). SQLite and PostgreSQL."""
 from __future__ import annotations
 
 import json
+import threading
 import time
 from typing import Any
 
@@ -59,6 +60,42 @@ def test_refresh_moves_the_latest_release_as_an_upsert__rfc6749_6(
     assert row.last_released_at >= before
     assert row.first_released_at.year == before.year - 1
     assert {"email", "email_verified"} <= set(row.claims)
+
+
+def test_a_refresh_within_the_interval_writes_and_locks_nothing__rfc6749_6(
+    signed_in: FlaskClient, make_client: Any, app: Flask, backend: str
+) -> None:
+    """The record is fresh (moved less than RECORD_INTERVAL ago, same claims): a refresh leaves
+    it as it is and takes no lock on it — another transaction holding its row lock does not
+    hold the refresh up (every refresh of one account and client used to queue on that row)."""
+    rp, secret = make_client(name="Shop")
+    flow = CodeFlow(signed_in, rp, secret)
+    tokens = flow.tokens(scope="openid email offline_access")
+    [first] = releases()
+    db.session.commit()
+    locked, refreshed, released = threading.Event(), threading.Event(), threading.Event()
+    engine = db.engine
+
+    def hold_the_row_lock() -> None:
+        with engine.connect() as holder:
+            holder.execute(select(ClaimRelease).with_for_update())
+            locked.set()
+            refreshed.wait(timeout=10)  # a refresh that queues on the lock waits this long
+            released.set()
+            holder.rollback()
+
+    holder = threading.Thread(target=hold_the_row_lock)
+    if backend == "postgresql":  # SQLite has no row locks
+        holder.start()
+        assert locked.wait(timeout=10)
+    answer = flow.refresh(tokens["refresh_token"])
+    assert not released.is_set()  # the refresh did not wait for the lock
+    refreshed.set()
+    if holder.is_alive():
+        holder.join()
+    assert answer.status_code == 200, answer.get_json()
+    [row] = releases()
+    assert row.last_released_at == first.last_released_at
 
 
 def test_userinfo_and_introspection_never_write_the_record__rfc7662_2(
