@@ -76,8 +76,9 @@ def _upsert(dialect: str) -> Any:
     UPDATE: when the record is fresh the SELECT yields no row, so nothing is written or locked."""
     table = cast(Table, ClaimRelease.__table__)
     insert: Any = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}[dialect]
-    account, client, scope = (bindparam("release_account"), bindparam("release_client"),
-                              bindparam("release_scope"))
+    account: Any = bindparam("release_account")
+    client: Any = bindparam("release_client")
+    scope: Any = bindparam("release_scope")
     claims = bindparam("release_claims", type_=table.c.claims.type)
     at = bindparam("release_at", type_=table.c.last_released_at.type)
     def typed(value: Any, column: Any) -> Any:
