@@ -10,23 +10,19 @@ Security properties, each with its spec:
 
 from __future__ import annotations
 
-import json
-import random
 import secrets
 import time
 from datetime import timedelta
 from typing import Any
 
-from authlib.oauth2.rfc6749 import InvalidGrantError, InvalidRequestError, grants
+from authlib.oauth2.rfc6749 import InvalidRequestError, grants
 from authlib.oauth2.rfc7636 import CodeChallenge
 from authlib.oidc.core import OpenIDCode, OpenIDToken
-from authlib.oidc.core.grants.util import create_half_hash, is_openid_scope
+from authlib.oidc.core.grants.util import create_half_hash
 from flask import current_app, g
 from joserfc import jwt
 from sqlalchemy import inspect, select
-from sqlalchemy.exc import OperationalError
 
-from idp.crypto import DecryptionError
 from idp.extensions import db, stage_write
 from idp.identity.accounts import resolve_account
 from idp.identity.claims import cached_user_claims, user_claims
@@ -34,9 +30,9 @@ from idp.identity.models import Account
 from idp.identity.status import may_hold_tokens
 from idp.models_base import utcnow
 from idp.oidc import token_statements as statements
-from idp.oidc.context import auth_context, issuer, keyring, secret_box
+from idp.oidc.context import auth_context, issuer, keyring
 from idp.oidc.models import ACR_MFA, AuthorizationCode, Client, RefreshToken, token_digest
-from idp.oidc.tokens import revoke_access_token, unverified_claims
+from idp.oidc.tokens import revoke_access_token
 
 SQLITE_CLAIM_ATTEMPTS = 5
 CLIENT_AUTH_METHODS = [
@@ -173,133 +169,6 @@ def revoke_family(family: str) -> None:
             revoke_access_token(row.access_jti, row.access_expires_at)
 
 
-class RefreshTokenGrant(grants.RefreshTokenGrant):
-    """RFC 6749 §6 with rotation and reuse detection (RFC 9700 §4.14.2).
-
-    The whole answer (ID token included) is built before the rotation commits: a failure on the
-    way (the database gone while the ID token reads the account) leaves the old token as it was.
-    The answer is kept on the rotated row, encrypted: the same client presenting that token again
-    within IDP_REFRESH_REUSE_GRACE_SECONDS, while the successor is unused, gets the same answer
-    (its response was lost after the commit). Any other use of a rotated token revokes the family.
-    """
-
-    TOKEN_ENDPOINT_AUTH_METHODS = CLIENT_AUTH_METHODS
-    INCLUDE_NEW_REFRESH_TOKEN = True
-
-    def authenticate_refresh_token(self, refresh_token: str) -> RefreshToken | None:
-        digest = token_digest(refresh_token)
-        claimed = self.claim(digest)
-        if claimed is not None:
-            return claimed
-        row = db.session.get(RefreshToken, digest)
-        if row is not None and row.rotated_at is not None:
-            answer = self.repeated_answer(row)
-            if answer is not None:
-                g.repeated_refresh_answer = answer
-                db.session.commit()  # nothing written: end the claim's transaction (its lock)
-                return row
-            # Reuse of a rotated token: someone holds a copy. Kill the whole family.
-            revoke_family(row.family)
-        db.session.commit()
-        return None
-
-    def claim(self, digest: str) -> RefreshToken | None:
-        """Marks the token rotated and reads it in one statement (`UPDATE … RETURNING`),
-        atomically: of racing refreshes exactly one claims it. The claimed row comes back
-        detached from the session: what is written next is written by statement.
-
-        SQLite: the claim starts a transaction of its own (so that waiting for a racer's write
-        lock ends on a fresh snapshot), and a racer that still meets "database is locked" tries
-        again, as `idp.identity.transactions` does."""
-        sqlite = db.session.get_bind().dialect.name == "sqlite"
-        for attempt in range(1, SQLITE_CLAIM_ATTEMPTS + 1):
-            if sqlite:
-                db.session.commit()  # nothing is pending yet: only the client was read
-            now = utcnow()
-            try:
-                claimed = statements.run(
-                    statements.CLAIM_REFRESH, digest=digest, now=now, rotated=now
-                ).first()
-            except OperationalError:
-                db.session.rollback()
-                if not sqlite or attempt == SQLITE_CLAIM_ATTEMPTS:
-                    raise
-                time.sleep(random.uniform(0.005, 0.03) * attempt)  # noqa: S311 - not security
-                continue
-            return RefreshToken(**claimed._mapping) if claimed is not None else None
-        raise AssertionError("unreachable")  # pragma: no cover
-
-    def repeated_answer(self, rotated: RefreshToken) -> dict[str, Any] | None:
-        """The answer `rotated`'s rotation gave, if it may be given again (see the class)."""
-        grace = timedelta(seconds=int(current_app.config["IDP_REFRESH_REUSE_GRACE_SECONDS"]))
-        if (
-            rotated.successor_response_encrypted is None
-            or rotated.revoked_at is not None
-            or rotated.rotated_at is None
-            or utcnow() - rotated.rotated_at > grace
-            or rotated.client_id != self.request.client.client_id
-        ):
-            return None
-        try:
-            answer: dict[str, Any] = json.loads(
-                secret_box().decrypt(
-                    rotated.successor_response_encrypted, context=_answer_context(rotated)
-                )
-            )
-        except (DecryptionError, ValueError):
-            return None
-        successor = db.session.get(RefreshToken, token_digest(answer["refresh_token"]))
-        if successor is None or successor.is_revoked() or successor.is_expired():
-            return None  # the successor was used (or died): the old token's holder is not alone
-        expires = int(unverified_claims(answer["access_token"])["exp"])
-        answer["expires_in"] = max(0, expires - int(time.time()))
-        return answer
-
-    def create_token_response(self) -> tuple[int, dict[str, Any], list[tuple[str, str]]]:
-        answer = g.pop("repeated_refresh_answer", None)
-        if answer is not None:
-            return 200, answer, self.TOKEN_RESPONSE_HEADER
-        status, token, headers = super().create_token_response()  # runs the ID-token hook
-        self.remember_answer(self.request.refresh_token, token)
-        db.session.commit()
-        return status, token, headers
-
-    def save_token(self, token: dict[str, Any]) -> None:
-        """Staged only: committed with the rotation, once the whole answer is built."""
-        self.server.stage_token(token, self.request)
-
-    def remember_answer(self, rotated: RefreshToken, token: dict[str, Any]) -> None:
-        """One statement, sent with the successor's `INSERT` at the commit: the answer on the
-        rotated row; the family's older answers dropped (their successors are used: they
-        cannot be given again)."""
-        encrypted = secret_box().encrypt(json.dumps(token), context=_answer_context(rotated))
-        stage_write((statements.REMEMBER_ANSWER, {"answer_family": rotated.family,
-                                                  "answer_digest": rotated.token_digest,
-                                                  "answer": encrypted}))
-
-    def authenticate_user(self, refresh_token: RefreshToken) -> Account:
-        """RFC 6749 §5.2: a grant whose account may hold no token any more is `invalid_grant`
-        (Authlib would answer `invalid_request`)."""
-        scope = self.request.payload.scope or refresh_token.scope  # as `issue_token` takes it
-        account = token_holder(refresh_token.account_id, scope, self.request.client)
-        if account is None:
-            raise InvalidGrantError("The account of this refresh token cannot be issued tokens.")
-        context = auth_context()
-        context.auth_time = refresh_token.auth_time
-        context.amr = list(refresh_token.amr or [])
-        context.session_id = refresh_token.session_id
-        g.refresh_family = refresh_token.family
-        return account
-
-    def revoke_old_credential(self, refresh_token: RefreshToken) -> None:
-        """Marked rotated when claimed (uncommitted until the answer is built); kept to detect
-        reuse."""
-
-
-def _answer_context(rotated: RefreshToken) -> str:
-    return f"refresh-answer:{rotated.token_digest}"
-
-
 class ClientCredentialsGrant(grants.ClientCredentialsGrant):
     TOKEN_ENDPOINT_AUTH_METHODS = CONFIDENTIAL_AUTH_METHODS
 
@@ -378,19 +247,6 @@ class OpenIDConnectCode(IdTokenIssuer, OpenIDCode):
         if not seen:
             g.idp_nonce_checked = asked
         return seen
-
-class OpenIDConnectRefresh(IdTokenIssuer, OpenIDCode):
-    """OIDC Core §12.2: a refresh may return a new ID token (without a nonce)."""
-
-    def __call__(self, grant: Any) -> None:
-        grant.register_hook("after_create_token_response", self.process_token)
-
-    def process_token(self, grant: Any, response: Any) -> Any:
-        _, token, _ = response
-        if token.get("scope") and is_openid_scope(token["scope"]):
-            token["id_token"] = self.encode_id_token(token, grant.request)
-        return token
-
 
 def new_family() -> str:
     return secrets.token_urlsafe(18)

@@ -18,7 +18,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
 
 from idp.extensions import db
-from idp.oidc import grants
+from idp.oidc import grants, refresh_grant
 from idp.oidc.models import RefreshToken, token_digest
 from tests.conftest import CodeFlow, IsolatedClient
 from tests.oidc.helpers import id_token_claims
@@ -46,14 +46,14 @@ def test_a_lost_answer_is_given_again_within_the_window__rfc9700_4_14_2(
     dropped): the retry with the previous token gets the answer that was committed."""
     tokens = flow.tokens(scope=SCOPE)
     committed: list[dict[str, Any]] = []
-    original = grants.RefreshTokenGrant.create_token_response
+    original = refresh_grant.refresh
 
-    def answer_then_die(self: Any) -> Any:
-        status, body, headers = original(self)
+    def answer_then_die(request: Any) -> Any:
+        status, body, headers = original(request)
         committed.append(dict(body))
         raise RuntimeError("the worker died after the commit")
 
-    monkeypatch.setattr(grants.RefreshTokenGrant, "create_token_response", answer_then_die)
+    monkeypatch.setattr(refresh_grant, "refresh", answer_then_die)
     lost = flow.refresh(tokens["refresh_token"])
     assert lost.status_code == 500 and len(committed) == 1
     monkeypatch.undo()
