@@ -140,6 +140,9 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=500)
     parser.add_argument("--profile", choices=["client_credentials", "refresh_token",
                                               "authorization_code", "introspection"])
+    parser.add_argument("--only", choices=["client_credentials", "refresh_token",
+                                           "authorization_code", "introspection"],
+                        help="time this grant alone (e.g. under `perf stat` or callgrind)")
     parser.add_argument("--top", type=int, default=30)
     parser.add_argument("--dump", type=Path, help="also write the profile here (pstats file)")
     args = parser.parse_args()
@@ -169,6 +172,8 @@ def main() -> None:
         print(f"| grant | CPU µs per request ({backend}) |")
         print("|---|---:|")
         for name, run in cases.items():
+            if args.only and name != args.only:
+                continue
             started = time.process_time()
             for _ in range(args.requests):
                 run()

@@ -63,7 +63,64 @@ def _send(connection: Any, writes: tuple[Write, ...] | list[Write]) -> None:
         return
     statements = tuple(statement for statement, _ in writes)
     values = {name: value for _, each in writes for name, value in each.items()}
-    connection.execute(_together(statements), values)
+    together = _together(statements)
+    if _driver_form(together, connection.dialect) is None:
+        connection.execute(together, values)
+    else:
+        driver_execute(connection, together, values)
+
+
+def driver_execute(connection: Any, statement: Any, values: dict[str, Any]) -> Any:
+    """Runs a statement built once on the driver's own connection under `connection` (in its
+    transaction), prepared server-side (psycopg): the SQL and the parameters' conversions are
+    SQLAlchemy's own, worked out once per statement, without SQLAlchemy's per-execution work
+    (~85 µs of CPU a statement here, more than psycopg's own). PostgreSQL only; returns the
+    driver's cursor. For the token endpoint's statements, which run on every token issued."""
+    form = _driver_form(statement, connection.dialect)
+    if form is None:
+        raise ValueError("a statement with parameters rendered at execution time")
+    sql, binds, _ = form
+    if binds:
+        values = dict(values)
+        for name, process in binds:
+            if name in values:
+                values[name] = process(values[name])
+    cursor = connection.connection.driver_connection.cursor()
+    observers = connection.dispatch.before_cursor_execute
+    if observers:  # SQLAlchemy's statement event, heard as for its own executions
+        observers(connection, cursor, sql, values, None, False)
+    cursor.execute(sql, values, prepare=True)
+    return cursor
+
+
+def driver_first(connection: Any, statement: Any, values: dict[str, Any]) -> dict[str, Any] | None:
+    """`driver_execute` of a statement with RETURNING (or a SELECT): its first row by column
+    key, each value converted as SQLAlchemy would, or None."""
+    cursor = driver_execute(connection, statement, values)
+    row = cursor.fetchone()
+    if row is None:
+        return None
+    _, _, columns = _driver_form(statement, connection.dialect)  # type: ignore[misc]
+    return {key: process(value) if process else value
+            for (key, process), value in zip(columns, row, strict=True)}
+
+
+DriverForm = tuple[str, tuple[Any, ...], tuple[Any, ...]]
+
+
+@functools.cache
+def _driver_form(statement: Any, dialect: Any) -> DriverForm | None:
+    """The SQL SQLAlchemy sends for `statement` on `dialect`, its parameters' conversions and
+    its result columns' (key, conversion); None for a statement whose SQL depends on its
+    values (an expanding `IN`), which SQLAlchemy runs."""
+    compiled = statement.compile(dialect=dialect)
+    if compiled.literal_execute_params or compiled.post_compile_params:
+        return None
+    binds = tuple((name, process) for name, bind in compiled.binds.items()
+                  if (process := _impl(bind.type, dialect).bind_processor(dialect)) is not None)
+    columns = tuple((column.key, _impl(column.type, dialect).result_processor(dialect, None))
+                    for column in getattr(statement, "exported_columns", ()))
+    return str(compiled), binds, columns
 
 
 STAGED = "idp_staged_writes"
@@ -91,6 +148,10 @@ def _write_staged(session: Session) -> None:
 @event.listens_for(Session, "after_soft_rollback")
 def _drop_staged(session: Session, _transaction: Any) -> None:
     session.info.pop(STAGED, None)
+
+
+def _impl(type_: Any, dialect: Any) -> Any:
+    return type_.dialect_impl(dialect)
 
 
 @functools.cache

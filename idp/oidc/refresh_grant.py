@@ -125,16 +125,16 @@ def claim(digest: str) -> RefreshToken | None:
             db.session.commit()  # nothing is pending yet: only the client was read
         now = utcnow()
         try:
-            claimed = statements.run(
+            claimed = statements.first(
                 statements.CLAIM_REFRESH, digest=digest, now=now, rotated=now
-            ).first()
+            )
         except OperationalError:
             db.session.rollback()
             if not sqlite or attempt == SQLITE_CLAIM_ATTEMPTS:
                 raise
             time.sleep(random.uniform(0.005, 0.03) * attempt)  # noqa: S311 - not security
             continue
-        return RefreshToken(**claimed._mapping) if claimed is not None else None
+        return RefreshToken(**claimed) if claimed is not None else None
     raise AssertionError("unreachable")  # pragma: no cover
 
 

@@ -10,7 +10,7 @@ from typing import Any, cast
 
 from sqlalchemy import CursorResult, Table, bindparam, case, insert, or_, select, update
 
-from idp.extensions import db
+from idp.extensions import db, driver_first
 from idp.oidc.models import AuthorizationCode, RefreshToken
 
 _codes = cast(Table, AuthorizationCode.__table__)
@@ -86,3 +86,13 @@ INSERT_REFRESH = insert(_tokens).values(
 def run(statement: Any, **parameters: Any) -> CursorResult[Any]:
     result: CursorResult[Any] = db.session.connection().execute(statement, parameters)
     return result
+
+
+def first(statement: Any, **parameters: Any) -> dict[str, Any] | None:
+    """The first row `statement` returns, by column key: on PostgreSQL through the driver
+    (`idp.extensions.driver_first`), on SQLite through SQLAlchemy."""
+    connection = db.session.connection()
+    if connection.dialect.name == "postgresql":
+        return driver_first(connection, statement, parameters)
+    row = connection.execute(statement, parameters).first()
+    return dict(row._mapping) if row is not None else None
