@@ -113,11 +113,11 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
         of two concurrent redemptions exactly one wins. The claimed code is a detached row."""
         digest = token_digest(code)
         now = utcnow()
-        claimed = statements.run(
+        claimed = statements.first(
             statements.CLAIM_CODE, digest=digest, client=client.client_id, now=now, used=now
-        ).first()
+        )
         if claimed is not None:
-            return AuthorizationCode(**claimed._mapping)
+            return AuthorizationCode(**claimed)
         row = db.session.get(AuthorizationCode, digest)
         if row is not None and row.used_at is not None and row.client_id == client.client_id:
             revoke_issued_from_code(row)
