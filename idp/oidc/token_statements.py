@@ -1,14 +1,15 @@
-"""The token endpoint's writes as statements built once (SQLAlchemy Core, bound parameters):
-building a statement per request cost more Python than running it (bench/profile_token.py).
-The claims run at once (their answer decides the request); the writes that follow are staged
-(`idp.extensions.stage_write`) and sent together at the answer's one commit, so their
-parameters are named apart."""
+"""The protocol's token writes — the token endpoint's, and the authorization endpoint's code
+and nonce check — as statements built once (SQLAlchemy Core, bound parameters): building a
+statement per request cost more Python than running it (bench/profile_token.py). The claims
+run at once (their answer decides the request), on PostgreSQL through the driver
+(`first`); the writes that follow are staged (`idp.extensions.stage_write`) and sent together
+at the answer's one commit, so their parameters are named apart."""
 
 from __future__ import annotations
 
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, Table, bindparam, case, insert, or_, select, update
+from sqlalchemy import Table, bindparam, case, insert, or_, select, update
 
 from idp.extensions import db, driver_first
 from idp.oidc.models import AuthorizationCode, RefreshToken
@@ -81,11 +82,6 @@ INSERT_REFRESH = insert(_tokens).values(
     {name: bindparam(f"refresh_{name}") for name in _REFRESH_COLUMNS}
 )
 
-
-
-def run(statement: Any, **parameters: Any) -> CursorResult[Any]:
-    result: CursorResult[Any] = db.session.connection().execute(statement, parameters)
-    return result
 
 
 def first(statement: Any, **parameters: Any) -> dict[str, Any] | None:
