@@ -12,12 +12,14 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from http.cookiejar import DefaultCookiePolicy
 from typing import Any, TypeGuard, TypeVar
+from urllib.parse import urlencode
+from urllib.request import getproxies, proxy_bypass
 
+import certifi
 import phonenumbers
-import requests
-from requests.adapters import HTTPAdapter
+import urllib3
+from urllib3.exceptions import HTTPError as TransportError
 
 from idp.wechat.errors import (
     InvalidAccessToken,
@@ -36,7 +38,7 @@ SENSITIVE_PARAMETERS = frozenset({"secret", "js_code", "code", "access_token", "
 # Refresh this long before expiry, but never more than half the lifetime WeChat granted.
 ACCESS_TOKEN_MARGIN = 300.0
 ERRMSG_MAX_LENGTH = 200
-# Keep-alive connections kept per process and API base (`pooled_session`): one per thread that
+# Keep-alive connections kept per process and API base (`pooled_http`): one per thread that
 # may call WeChat at once.
 DEFAULT_POOL_SIZE = 32
 
@@ -94,7 +96,7 @@ class WeChatClient:
         secret: str,
         token_store: AccessTokenStore,
         timeout: tuple[float, float] = (3.05, 5.0),
-        session: requests.Session | None = None,
+        http: urllib3.PoolManager | None = None,
         on_call: CallHook | None = None,
     ) -> None:
         self._api_base = api_base.rstrip("/")
@@ -102,8 +104,8 @@ class WeChatClient:
         self._secret = secret
         self._token_store = token_store
         self._timeout = timeout
-        self._owns_session = session is None
-        self._session = session if session is not None else _session_without_retries()
+        self._owns_http = http is None
+        self._http = http if http is not None else _pool_manager(api_base)
         self._on_call = on_call
         _redact_urllib3_debug_log()
 
@@ -125,8 +127,8 @@ class WeChatClient:
         return self._appid
 
     def close(self) -> None:
-        if self._owns_session:
-            self._session.close()
+        if self._owns_http:
+            self._http.clear()
 
     # -- mini-program ------------------------------------------------------------------------
 
@@ -194,17 +196,11 @@ class WeChatClient:
         errcode: int | None = None
         params = {"access_token": token}
         try:
-            try:
-                response = self._session.post(
-                    self._api_base + path, params=params, json=payload, timeout=self._timeout
-                )
-            except requests.RequestException as exc:
-                raise UpstreamUnavailable(f"{path}: {type(exc).__name__}") from None
-            content_type = response.headers.get("Content-Type", "")
-            if response.status_code == 200 and content_type.startswith("image/"):
+            status, headers, content = self._send("POST", path, params, payload)
+            if status == 200 and headers.get("Content-Type", "").startswith("image/"):
                 errcode = 0
-                return response.content
-            body = _json_object(response, path)
+                return content
+            body = _json_object(status, content, path)
             errcode = _errcode(body)
             if errcode == 0:
                 raise UpstreamUnavailable(f"{path}: neither an image nor an error")
@@ -297,14 +293,32 @@ class WeChatClient:
         params: dict[str, str] | None,
         payload: dict[str, Any] | None,
     ) -> dict[str, Any]:
+        status, _, content = self._send(method, path, params, payload)
+        return _json_object(status, content, path)
+
+    def _send(
+        self,
+        method: str,
+        path: str,
+        params: dict[str, str] | None,
+        payload: dict[str, Any] | None,
+    ) -> tuple[int, Any, bytes]:
+        """One HTTP exchange on the kept-alive pool (urllib3: no redirects followed, no
+        transport retries — a js_code or phone code must reach WeChat at most once — and no
+        cookies kept). Any transport failure is `UpstreamUnavailable`, naming only the path:
+        the query holds secrets."""
+        url = self._api_base + path + ("?" + urlencode(params) if params else "")
+        body = None if payload is None else json.dumps(payload).encode()
         try:
-            response = self._session.request(
-                method, self._api_base + path, params=params, json=payload, timeout=self._timeout
+            response = self._http.request(
+                method, url, body=body,
+                headers=JSON_HEADERS if body is not None else None,
+                timeout=urllib3.Timeout(connect=self._timeout[0], read=self._timeout[1]),
+                retries=False, redirect=False,
             )
-        except requests.RequestException as exc:
-            # `from None`: requests quotes the URL in its messages, and the query holds secrets.
+        except (TransportError, OSError) as exc:
             raise UpstreamUnavailable(f"{path}: {type(exc).__name__}") from None
-        return _json_object(response, path)
+        return response.status, response.headers, response.data
 
     def _redact(self, text: str, *parameter_sets: Mapping[str, Any] | None) -> str:
         sensitive = {self._secret}
@@ -339,13 +353,12 @@ class WeChatClient:
 # -- response parsing ------------------------------------------------------------------------
 
 
-def _json_object(response: requests.Response, path: str) -> dict[str, Any]:
-    if response.status_code != 200:
-        raise UpstreamUnavailable(f"{path}: HTTP {response.status_code}")
+def _json_object(status: int, content: bytes, path: str) -> dict[str, Any]:
+    if status != 200:
+        raise UpstreamUnavailable(f"{path}: HTTP {status}")
     try:
-        # Bytes, not response.text: WeChat labels UTF-8 JSON text/plain with no charset, which
-        # requests would decode as ISO-8859-1.
-        body = json.loads(response.content)
+        # Bytes, decoded as JSON's UTF-8: WeChat labels UTF-8 JSON text/plain with no charset.
+        body = json.loads(content)
     except ValueError:
         raise UpstreamUnavailable(f"{path}: body is not JSON") from None
     if not isinstance(body, dict):
@@ -498,44 +511,41 @@ def _parse_profile(body: dict[str, Any]) -> WeChatProfile:
 # -- plumbing --------------------------------------------------------------------------------
 
 
-def _session_without_retries(pool_size: int = DEFAULT_POOL_SIZE) -> requests.Session:
-    # Explicitly no transport retries: a js_code or phone code must reach WeChat at most once.
-    session = requests.Session()
-    adapter = HTTPAdapter(max_retries=0, pool_maxsize=pool_size)
-    session.mount("https://", adapter)
-    session.mount("http://", adapter)
-    # WeChat's answers carry no state for us: a cookie kept from one app's or user's call must
-    # never ride along on another's.
-    session.cookies.set_policy(DefaultCookiePolicy(allowed_domains=[]))
-    return session
+def _pool_manager(api_base: str, pool_size: int = DEFAULT_POOL_SIZE) -> urllib3.PoolManager:
+    """Keep-alive connections to `api_base`: TLS verified against REQUESTS_CA_BUNDLE (or
+    CURL_CA_BUNDLE, as requests reads them) or certifi's bundle; through the environment's
+    proxy for that base when one is set (HTTPS_PROXY / HTTP_PROXY, NO_PROXY), read once here."""
+    options: dict[str, Any] = {
+        "maxsize": pool_size, "retries": False, "cert_reqs": "CERT_REQUIRED",
+        "ca_certs": os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
+        or certifi.where(),
+    }
+    scheme, _, rest = api_base.partition("://")
+    proxy = getproxies().get(scheme)
+    if proxy and not proxy_bypass(rest.split("/", 1)[0]):
+        return urllib3.ProxyManager(proxy, **options)
+    return urllib3.PoolManager(**options)
 
 
-def pooled_session(api_base: str) -> requests.Session:
-    """This process's keep-alive session for one API base, shared by every client and thread
+def pooled_http(api_base: str) -> urllib3.PoolManager:
+    """This process's keep-alive pool for one API base, shared by every client and thread
     (urllib3's pool is thread-safe): a login reuses an open connection instead of a new TCP
     (and TLS) handshake. Made after the fork (keyed by the process id), so no two processes
-    share a socket. The proxy settings of the environment are read once, when it is made."""
+    share a socket."""
     key = (os.getpid(), api_base)
-    session = _POOLED.get(key)
-    if session is not None:
-        return session
+    http = _POOLED.get(key)
+    if http is not None:
+        return http
     with _POOLED_LOCK:
-        session = _POOLED.get(key)
-        if session is None:
-            session = _session_without_retries()
-            # Read once here rather than on every call (`trust_env` reads the environment's
-            # proxies, netrc and CA bundle for each request).
-            session.proxies.update(requests.utils.get_environ_proxies(api_base))
-            bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
-            if bundle:
-                session.verify = bundle
-            session.trust_env = False
-            _POOLED[key] = session
-    return session
+        http = _POOLED.get(key)
+        if http is None:
+            http = _POOLED[key] = _pool_manager(api_base)
+    return http
 
 
-_POOLED: dict[tuple[int, str], requests.Session] = {}
+_POOLED: dict[tuple[int, str], urllib3.PoolManager] = {}
 _POOLED_LOCK = threading.Lock()
+JSON_HEADERS = {"Content-Type": "application/json"}
 
 
 class _RedactQueryFilter(logging.Filter):

@@ -9,7 +9,7 @@ from flask import current_app
 from idp.caching import BoundedCache, versions_for
 from idp.extensions import db
 from idp.wechat.apps import app_secret
-from idp.wechat.client import DEFAULT_API_BASE, WeChatClient, pooled_session
+from idp.wechat.client import DEFAULT_API_BASE, WeChatClient, pooled_http
 from idp.wechat.models import WeChatApp
 from idp.wechat.store import shared_token_store
 
@@ -57,7 +57,7 @@ def configured_client(appid: str | None, kind: str) -> WeChatClient:
 
 def client_for(app: WeChatApp) -> WeChatClient:
     """Close it after use (`with closing(client_for(app)) as client:`): closing leaves the
-    process's pooled keep-alive connections (`pooled_session`) open for the next call."""
+    process's pooled keep-alive connections (`pooled_http`) open for the next call."""
     return _client(app.appid, app_secret(app))
 
 
@@ -71,6 +71,6 @@ def _client(appid: str, secret: str) -> WeChatClient:
         secret,
         shared_token_store(current_app._get_current_object()),  # type: ignore[attr-defined]
         timeout=(float(timeout[0]), float(timeout[1])),
-        session=pooled_session(api_base),
+        http=pooled_http(api_base),
         on_call=current_app.extensions.get("idp_wechat_on_call"),
     )

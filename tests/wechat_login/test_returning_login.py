@@ -15,7 +15,7 @@ from flask.testing import FlaskClient
 from idp.accounts.models import LoginEvent
 from idp.extensions import db
 from idp.identity.models import Identity, IdentityKind
-from idp.wechat.client import pooled_session
+from idp.wechat.client import pooled_http
 from idp.wechat.fake import FakeWeChatControl
 from idp.wechat_login.session_keys import session_key_of
 
@@ -83,12 +83,12 @@ def test_logins_reach_wechat_over_one_kept_alive_connection(
 ) -> None:
     base = app.config["IDP_WECHAT_API_BASE"]
     mini_login(client, control, mini_client, "alice")
-    pool = pooled_session(base).get_adapter(base).poolmanager.connection_from_url(base)
+    pool = pooled_http(base).connection_from_url(base)
     opened = pool.num_connections
     for _ in range(3):
         mini_login(client, control, mini_client, "alice")
     assert pool.num_connections == opened
-    assert not pooled_session(base).cookies  # nothing kept from one call for the next
+    assert not hasattr(pooled_http(base), "cookies")  # no cookie kept from one call for the next
 
 
 def _last_use(kind: str) -> Any:
