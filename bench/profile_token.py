@@ -19,6 +19,7 @@ import hashlib
 import io
 import json
 import pstats
+import re
 import secrets
 import sys
 import tempfile
@@ -117,8 +118,36 @@ def scenarios(app: Any, basic: str, account_id: str, count: int) -> dict[str, Ca
             grant_type="authorization_code", code=codes.pop(), redirect_uri=REDIRECT_URI,
             code_verifier=verifier)))
 
+    browser = app.test_client()
+    page = browser.get("/login").get_data(as_text=True)
+    csrf = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', page)
+    assert csrf, "no CSRF token on the login page"
+    signed_in = browser.post("/login", data={
+        "identifier": "+8613700000002", "password": "profile-password-1", "next": "",
+        "csrf_token": csrf.group(1)})
+    assert signed_in.status_code == 302, signed_in.status_code
+    cookie = "; ".join(f"{c.key}={c.value}" for c in browser._cookies.values())
+    challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest())
+
+    def authorize_once() -> None:
+        query = _form(response_type="code", client_id=client_id, redirect_uri=REDIRECT_URI,
+                      scope="openid profile phone", state=secrets.token_hex(4),
+                      nonce=secrets.token_hex(8),
+                      code_challenge=challenge.rstrip(b"=").decode(),
+                      code_challenge_method="S256").decode()
+        env = environ("GET", "/oauth/authorize", {"Cookie": cookie})
+        env["QUERY_STRING"] = query
+        status: list[str] = []
+        env["wsgi.input"] = io.BytesIO(b"")
+        answer = app(env, lambda line, _headers, _exc=None: status.append(line))
+        b"".join(answer)
+        getattr(answer, "close", lambda: None)()
+        if not status[0].startswith("302"):
+            raise SystemExit(f"authorize: {status[0]}")
+
     return {
         "client_credentials": lambda: call(app, credentials),
+        "authorize": authorize_once,
         "refresh_token": refresh_once,
         "authorization_code": code_once,
         "introspection": lambda: call(app, introspect),
@@ -139,9 +168,10 @@ def main() -> None:
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/14")
     parser.add_argument("--requests", type=int, default=500)
     parser.add_argument("--profile", choices=["client_credentials", "refresh_token",
-                                              "authorization_code", "introspection"])
+                                              "authorization_code", "introspection",
+                                              "authorize"])
     parser.add_argument("--only", choices=["client_credentials", "refresh_token",
-                                           "authorization_code", "introspection"],
+                                           "authorization_code", "introspection", "authorize"],
                         help="time this grant alone (e.g. under `perf stat` or callgrind)")
     parser.add_argument("--top", type=int, default=30)
     parser.add_argument("--dump", type=Path, help="also write the profile here (pstats file)")
