@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+import pytest
 from flask import Flask
 from sqlalchemy import event
 
@@ -99,3 +100,36 @@ def test_a_code_redemption_claims_and_reads_the_code_in_one_statement__rfc6749_4
                       "INSERT INTO CLAIM_RELEASE"]
     if db_dialect(app) == "postgresql":
         assert len(protocol) == 2  # the claim, then the staged writes together
+
+
+def test_dropping_older_answers_reads_the_kept_ones_not_the_family__rfc9700_4_14_2(
+    app: Flask, flow: CodeFlow, backend: str
+) -> None:
+    """A family rotated hourly for a month holds hundreds of rows; the rotation's UPDATE of the
+    kept answers finds the rotated row and the rows keeping an answer by index
+    (`ix_refresh_token_kept_answer`), never the whole family (PostgreSQL's plan)."""
+    if backend != "postgresql":
+        pytest.skip("query plans are checked on PostgreSQL, the production store")
+    from sqlalchemy.dialects.postgresql import psycopg as postgresql_psycopg
+
+    from idp.oidc.token_statements import REMEMBER_ANSWER
+
+    tokens = flow.tokens(scope="openid offline_access")
+    for _ in range(3):
+        tokens = flow.refresh(tokens["refresh_token"]).get_json()
+    sql = str(REMEMBER_ANSWER.compile(dialect=postgresql_psycopg.dialect()))
+    with app.app_context(), db.engine.connect() as connection:
+        family = connection.exec_driver_sql("SELECT family FROM refresh_token LIMIT 1").scalar()
+        connection.exec_driver_sql(  # a month of hourly rotations in this family
+            "INSERT INTO refresh_token (token_digest, family, client_id, account_id, scope, "
+            "auth_time, amr, issued_at, expires_at) SELECT md5(i::text) || md5(i::text), "
+            "family, client_id, account_id, scope, auth_time, amr, issued_at, expires_at "
+            "FROM refresh_token, generate_series(1, 720) AS i WHERE token_digest = "
+            "(SELECT token_digest FROM refresh_token LIMIT 1)")
+        connection.exec_driver_sql("ANALYZE refresh_token")
+        connection.exec_driver_sql("SET enable_seqscan = off")
+        plan = "\n".join(row[0] for row in connection.exec_driver_sql(
+            "EXPLAIN " + sql, {"answer_family": family, "answer_digest": "x", "answer": "y"}))
+        connection.rollback()
+    assert "ix_refresh_token_kept_answer" in plan, plan
+    assert "ix_refresh_token_family" not in plan, plan
