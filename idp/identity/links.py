@@ -13,7 +13,19 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, Update, and_, bindparam, or_, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Integer,
+    Select,
+    Update,
+    and_,
+    any_,
+    bindparam,
+    or_,
+    select,
+    update,
+)
+from sqlalchemy.dialects import postgresql
 
 from idp.extensions import Write, db
 from idp.identity import account_events, audit
@@ -143,15 +155,22 @@ def wechat_identities_used(identity_ids: tuple[int, ...]) -> Write:
     its writes together (`idp.extensions.execute_together`). Past the ORM, so no cached claims
     are dropped (`idp.caching` watches ORM writes): `last_used_at` only picks among identities
     of one kind, and an account holds one unionid and one openid per appid."""
-    return _identities_used(), {"used_ids": list(identity_ids), "used_at": utcnow()}
+    dialect = db.session.get_bind().dialect.name
+    return _identities_used(dialect), {"used_ids": list(identity_ids), "used_at": utcnow()}
 
 
 @functools.cache
-def _identities_used() -> Update:
+def _identities_used(dialect: str) -> Update:
+    """On PostgreSQL `id = ANY(:ids)`, one SQL text for any number of ids (so the login's
+    writes go out through the driver, `idp.extensions.driver_execute`); elsewhere `IN`."""
     table = Identity.__table__
+    ids: Any = (
+        table.c.id == any_(bindparam("used_ids", type_=postgresql.ARRAY(Integer)))
+        if dialect == "postgresql" else table.c.id.in_(bindparam("used_ids", expanding=True))
+    )
     return (
         update(table)  # type: ignore[arg-type]
-        .where(table.c.id.in_(bindparam("used_ids", expanding=True)))
+        .where(ids)
         .values(last_used_at=bindparam("used_at"))
     )
 
