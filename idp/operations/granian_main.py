@@ -29,9 +29,19 @@ from granian.server import MPServer, MTServer, Server
 from idp.observability.logging import ACCESS_LOG_OFF, server_log_config
 
 APP_LOADER = "idp.operations.granian_app:load"
-# Python threads per worker that run requests. More only queue on the GIL; enough to overlap
-# database and Redis round trips (bench/README.md).
+# Python threads per worker that run requests (IDP_SERVE_THREADS): enough to overlap the
+# database's and Redis's round trips and the commit's wait for the disk; more only queue on the
+# GIL (bench/README.md).
 BLOCKING_THREADS = 4
+
+
+def blocking_threads() -> int:
+    value = os.environ.get("IDP_SERVE_THREADS", "").strip()
+    if not value:
+        return BLOCKING_THREADS
+    if not value.isascii() or not value.isdigit() or not 1 <= int(value) <= 256:
+        raise SystemExit(f"IDP_SERVE_THREADS must be a number from 1 to 256, not {value!r}")
+    return int(value)
 # Requests a worker accepts at once (the rest wait in the kernel's backlog).
 BACKPRESSURE = 64
 GRACEFUL_SECONDS = 30
@@ -58,7 +68,7 @@ def build_server(host: str, port: int, workers: int) -> MPServer | MTServer:
         interface=Interfaces.WSGI,
         factory=True,
         workers=workers,
-        blocking_threads=BLOCKING_THREADS,
+        blocking_threads=blocking_threads(),
         backpressure=BACKPRESSURE,
         websockets=False,
         http1_settings=HTTP1Settings(

@@ -41,6 +41,19 @@ def test_idp_serve_runs_granian_unless_told_otherwise(monkeypatch: Any) -> None:
         serving.server_argv("127.0.0.1", 8000, 2)
 
 
+def test_serve_threads_come_from_the_environment(monkeypatch: Any) -> None:
+    from idp.operations import granian_main
+
+    monkeypatch.delenv("IDP_SERVE_THREADS", raising=False)
+    assert granian_main.blocking_threads() == granian_main.BLOCKING_THREADS
+    monkeypatch.setenv("IDP_SERVE_THREADS", "16")
+    assert granian_main.blocking_threads() == 16
+    for wrong in ("0", "-1", "ten", "１６", "1000"):
+        monkeypatch.setenv("IDP_SERVE_THREADS", wrong)
+        with pytest.raises(SystemExit, match="IDP_SERVE_THREADS"):
+            granian_main.blocking_threads()
+
+
 def test_gunicorn_runs_with_the_package_configuration() -> None:
     argv = serving.gunicorn_argv("127.0.0.1", 8000, 3)
     assert argv[argv.index("--config") + 1] == "python:idp.operations.gunicorn_conf"
