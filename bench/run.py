@@ -143,7 +143,7 @@ def database(args: argparse.Namespace, workdir: Path) -> Iterator[dict[str, str]
 
 def prepare(workdir: Path, port: int, db_env: dict[str, str]) -> Instance:
     env = {key: value for key, value in os.environ.items()
-           if not key.startswith("IDP_") or key == "IDP_SERVER"}
+           if not key.startswith("IDP_") or key in ("IDP_SERVER", "IDP_SERVE_THREADS")}
     env.update(db_env)
     env.update(
         IDP_INSTANCE_PATH=str(workdir / "instance"),
