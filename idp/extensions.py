@@ -72,7 +72,7 @@ def _send(connection: Any, writes: tuple[Write, ...] | list[Write]) -> None:
 
 def driver_execute(connection: Any, statement: Any, values: dict[str, Any]) -> Any:
     """Runs a statement built once on the driver's own connection under `connection` (in its
-    transaction), prepared server-side (psycopg): the SQL and the parameters' conversions are
+    transaction; psycopg prepares it server-side once it repeats): the SQL and the parameters' conversions are
     SQLAlchemy's own, worked out once per statement, without SQLAlchemy's per-execution work
     (~85 µs of CPU a statement here, more than psycopg's own). PostgreSQL only; returns the
     driver's cursor. For the token endpoint's statements, which run on every token issued."""
@@ -89,7 +89,7 @@ def driver_execute(connection: Any, statement: Any, values: dict[str, Any]) -> A
     observers = connection.dispatch.before_cursor_execute
     if observers:  # SQLAlchemy's statement event, heard as for its own executions
         observers(connection, cursor, sql, values, None, False)
-    cursor.execute(sql, values, prepare=True)
+    cursor.execute(sql, values)  # prepared after a few uses, as psycopg does (prepare_threshold)
     return cursor
 
 
