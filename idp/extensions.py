@@ -72,10 +72,11 @@ def _send(connection: Any, writes: tuple[Write, ...] | list[Write]) -> None:
 
 def driver_execute(connection: Any, statement: Any, values: dict[str, Any]) -> Any:
     """Runs a statement built once on the driver's own connection under `connection` (in its
-    transaction; psycopg prepares it server-side once it repeats): the SQL and the parameters' conversions are
-    SQLAlchemy's own, worked out once per statement, without SQLAlchemy's per-execution work
-    (~85 µs of CPU a statement here, more than psycopg's own). PostgreSQL only; returns the
-    driver's cursor. For the token endpoint's statements, which run on every token issued."""
+    transaction; psycopg prepares it server-side once it repeats): the SQL and the parameters'
+    conversions are SQLAlchemy's own, worked out once per statement, without SQLAlchemy's
+    per-execution work (~85 µs of CPU a statement here, more than psycopg's own). PostgreSQL
+    only; returns the driver's cursor. For the token endpoint's statements, which run on every
+    token issued."""
     form = _driver_form(statement, connection.dialect)
     if form is None:
         raise ValueError("a statement with parameters rendered at execution time")
