@@ -9,6 +9,7 @@ from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
 from flask_wtf import CSRFProtect
 from sqlalchemy import CursorResult, Executable, MetaData, event
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.orm import DeclarativeBase, Session
 
 # Named constraints, so Alembic can alter them on SQLite and PostgreSQL alike.
@@ -90,7 +91,18 @@ def driver_execute(connection: Any, statement: Any, values: dict[str, Any]) -> A
     observers = connection.dispatch.before_cursor_execute
     if observers:  # SQLAlchemy's statement event, heard as for its own executions
         observers(connection, cursor, sql, values, None, False)
-    cursor.execute(sql, values)  # prepared after a few uses, as psycopg does (prepare_threshold)
+    dbapi = connection.dialect.loaded_dbapi
+    try:
+        cursor.execute(sql, values)  # prepared after a few uses (psycopg's prepare_threshold)
+    except dbapi.Error as error:
+        # As SQLAlchemy would raise it: its exception classes (an outage is told by them,
+        # `idp.outage`), and a connection the server dropped invalidated, not pooled again.
+        dropped = connection.dialect.is_disconnect(error, connection.connection, cursor)
+        if dropped:
+            connection.invalidate(error)
+        raise sa_exc.DBAPIError.instance(
+            sql, values, error, dbapi.Error, connection_invalidated=dropped,
+            dialect=connection.dialect) from error
     return cursor
 
 
@@ -102,6 +114,8 @@ def driver_first(connection: Any, statement: Any, values: dict[str, Any]) -> dic
     if row is None:
         return None
     _, _, columns = _driver_form(statement, connection.dialect)  # type: ignore[misc]
+    if not columns:  # a textual statement: the driver's column names, values as they came
+        return {column.name: value for column, value in zip(cursor.description, row, strict=True)}
     return {key: process(value) if process else value
             for (key, process), value in zip(columns, row, strict=True)}
 
