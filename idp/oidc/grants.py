@@ -169,10 +169,6 @@ def revoke_family(family: str) -> None:
             revoke_access_token(row.access_jti, row.access_expires_at)
 
 
-class ClientCredentialsGrant(grants.ClientCredentialsGrant):
-    TOKEN_ENDPOINT_AUTH_METHODS = CONFIDENTIAL_AUTH_METHODS
-
-
 class IdTokenIssuer(OpenIDToken):
     """The ID token (OIDC Core §2, §3.1.3.6), shared by the code flow, refresh and the WeChat
     exchange: its claims are `idp.identity.claims.user_claims` for the client the token is

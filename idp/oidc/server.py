@@ -193,7 +193,6 @@ def init_app(app: Flask) -> None:
         grants.AuthorizationCodeGrant,
         [grants.S256CodeChallenge(required=True), grants.OpenIDConnectCode(require_nonce=False)],
     )
-    server.register_grant(grants.ClientCredentialsGrant)
     server.register_client_auth_method(
         PrivateKeyJWTAuthentication.CLIENT_AUTH_METHOD, PrivateKeyJWTAuthentication()
     )

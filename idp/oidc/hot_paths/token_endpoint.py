@@ -1,7 +1,8 @@
 """The token endpoint (RFC 6749 §3.2, §5) as a plain function of a `HotRequest`.
 
-The per-client rate limit first (`rate_limit.py`), then the grant: a refresh is a plain
-function (`idp.oidc.refresh_grant`); for the others Authlib's server finds the grant registered
+The per-client rate limit first (`rate_limit.py`), then the grant: a refresh and a
+client_credentials request are plain functions (`idp.oidc.refresh_grant`,
+`idp.oidc.client_credentials`); for the others Authlib's server finds the grant registered
 for the `grant_type` (those of `idp.oidc.grants`, and those another domain plugged in, such as
 the WeChat token exchange), which authenticates the client and answers."""
 
@@ -10,7 +11,7 @@ from __future__ import annotations
 from authlib.oauth2 import OAuth2Error
 from flask import current_app
 
-from idp.oidc import refresh_grant
+from idp.oidc import client_credentials, refresh_grant
 from idp.oidc.hot_paths.authlib_bridge import HotOAuth2Request, oauth_error_answer
 from idp.oidc.hot_paths.dispatcher import Answer
 from idp.oidc.hot_paths.http import HotRequest, json_body
@@ -22,8 +23,11 @@ def token(request: HotRequest) -> Answer:
     server = current_app.extensions["idp_authorization_server"]
     try:
         oauth_request = HotOAuth2Request(request, multi=True)  # may refuse the transport
-        if request.form.get("grant_type") == refresh_grant.GRANT_TYPE:
+        grant_type = request.form.get("grant_type")
+        if grant_type == refresh_grant.GRANT_TYPE:
             status, body, headers = refresh_grant.refresh(oauth_request)
+        elif grant_type == client_credentials.GRANT_TYPE:
+            status, body, headers = client_credentials.client_credentials(oauth_request)
         else:
             grant = server.get_token_grant(oauth_request)
             grant.validate_token_request()
