@@ -1,10 +1,13 @@
-"""The grants of the token endpoint, filled into Authlib's hooks.
+"""The authorization code grant, filled into Authlib's hooks, and what the token endpoint's
+grants share: the account that may hold tokens, the ID token, a family's revocation. (The
+refresh and client_credentials grants are plain functions: `refresh_grant.py`,
+`client_credentials.py`.)
 
 Security properties, each with its spec:
 - codes are single-use and bound to client, redirect URI and PKCE verifier (RFC 6749 §4.1.2,
   RFC 7636); a replayed code revokes what was issued from it (RFC 6749 §4.1.2, RFC 9700 §4.5);
-- refresh tokens rotate on every use, and a used one presented again revokes the family
-  (RFC 9700 §4.14.2);
+- a used refresh token presented again revokes the family (`revoke_family`, RFC 9700
+  §4.14.2; the rotation is `refresh_grant.py`);
 - PKCE with S256 only, required of public clients, and no downgrade (RFC 9700 §2.1.1, §4.8).
 """
 
