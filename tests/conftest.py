@@ -27,9 +27,11 @@ from idp.extensions import db
 from idp.sms import fake as sms_fake
 from idp.wechat import fake as wechat_fake
 from tests import signing_keys
+from tests.compiled_templates import share_compiled_templates
 from tests.url_builders import share_url_builders
 
 share_url_builders()
+share_compiled_templates()
 signing_keys.reuse_signing_keys()
 
 # --- the garbage collector ------------------------------------------------------------------------
