@@ -10,7 +10,7 @@ from typing import Any
 
 import click
 from flask import Flask, current_app
-from flask.cli import FlaskGroup, with_appcontext
+from flask.cli import AppGroup, FlaskGroup, with_appcontext
 from sqlalchemy import select
 
 from idp.extensions import db
@@ -27,12 +27,13 @@ def _create_app() -> Flask:
         sys.exit(2)
 
 
-class _Commands(FlaskGroup):
-    """The app's commands, and Flask-Migrate's `db` group, imported (with Alembic, ~0.15 s)
-    only when it is run or listed: `create_app` no longer sets it up (`idp.extensions`)."""
+class _AppCommands(AppGroup):
+    """`app.cli`: the app's commands, and Flask-Migrate's `db` group, imported (with Alembic,
+    ~0.15 s) only when it is run or listed: `create_app` no longer sets Flask-Migrate up
+    (`idp.extensions.migrations_on_first_use`)."""
 
     def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
-        if name == "db":
+        if name == "db" and name not in self.commands:
             from flask_migrate.cli import db as migrations
 
             return migrations
@@ -42,8 +43,8 @@ class _Commands(FlaskGroup):
         return sorted({*super().list_commands(ctx), "db"})
 
 
-main = _Commands(create_app=_create_app, add_version_option=False, load_dotenv=False,
-                 help="The identity provider's command line.")
+main = FlaskGroup(create_app=_create_app, add_version_option=False, load_dotenv=False,
+                  help="The identity provider's command line.")
 
 
 def fail(message: str) -> None:
@@ -62,6 +63,9 @@ def register_commands(app: Flask) -> None:
     from idp.sms.cli import fake_sms, sms
     from idp.staff.cli import admins, audit
 
+    commands = _AppCommands(app.cli.name)
+    commands.commands.update(app.cli.commands)  # a blueprint's, if any
+    app.cli = commands
     for command in (
         users, clients, keys, data, wechat_apps, serve, dev, fake_wechat, identity, worker, backup,
         restore, maintenance, sms, fake_sms, tokens, admins, audit,
