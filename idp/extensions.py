@@ -1,11 +1,11 @@
 """Extensions, created unbound and bound to the app in `create_app`."""
 
 import functools
+import logging
 from typing import TYPE_CHECKING, Any, cast
 
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
-from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
 from flask_wtf import CSRFProtect
 from sqlalchemy import CursorResult, Executable, MetaData, event
@@ -33,7 +33,37 @@ if TYPE_CHECKING:
     Model = Base
 else:
     Model = db.Model
-migrate = Migrate()
+
+
+# Alembic, imported now after the app's logging is set up, logs a "setup plugin …" line at INFO
+# for each of its plugins as it is imported; nothing an operator needs (its migration lines are
+# other loggers').
+logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
+
+
+class _MigrationsOnFirstUse:
+    """`app.extensions["migrate"]` until something uses it: Flask-Migrate imports Alembic (~0.15 s
+    of every process's start-up), which only a `db` command, a migration or the schema check of
+    `idp serve` needs. On first use Flask-Migrate is set up on the app (replacing this) and the
+    attribute asked for comes from its own `app.extensions["migrate"]`."""
+
+    def __init__(self, app: Any, directory: str) -> None:
+        self._app = app
+        self._directory = directory
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_"):  # not Flask-Migrate's (copy, pickle, a half-built object)
+            raise AttributeError(name)
+        from flask_migrate import Migrate
+
+        if self._app.extensions.get("migrate") is self:
+            Migrate(self._app, db, directory=self._directory)
+        return getattr(self._app.extensions["migrate"], name)
+
+
+def migrations_on_first_use(app: Any, directory: str) -> None:
+    """Flask-Migrate's `app.extensions["migrate"]` (the `db` commands: `idp.cli`), set up lazily."""
+    app.extensions["migrate"] = _MigrationsOnFirstUse(app, directory)
 
 
 def rows_matched(statement: Executable) -> int:

@@ -8,7 +8,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from flask_babel import gettext as _
-from zxcvbn import zxcvbn
 
 MINIMUM_SCORE = 3
 # zxcvbn grows slow with length and refuses more than 72 characters; the start is enough.
@@ -25,6 +24,8 @@ class Strength:
 def estimate(password: str, known_words: list[str]) -> Strength:
     if len(password) < 8:
         return Strength(0, False, [_("Use at least 8 characters.")])
+    from zxcvbn import zxcvbn  # on first use, not at start-up (issue 24)
+
     result = zxcvbn(password[:LONGEST_CHECKED], user_inputs=[w for w in known_words if w])
     score = int(result["score"])
     feedback = result.get("feedback") or {}

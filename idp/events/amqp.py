@@ -18,13 +18,12 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-import pika
-import pika.exceptions
-
 log = logging.getLogger(__name__)
 # pika logs every refused connection at ERROR with a traceback, several lines per try; the
 # delivery logs one warning per round instead (idp.events.delivery).
 logging.getLogger("pika").setLevel(logging.CRITICAL)
+# pika itself (~0.1 s of start-up) is imported by the methods that talk to the broker: a process
+# that never publishes (every web worker, IDP_EVENT_DELIVERY=external) never loads it.
 
 DEFAULT_EXCHANGE = "idp.events"
 BODY_FORMATS = ("set", "claims")
@@ -55,6 +54,8 @@ class AmqpPublisher:
     def publish(self, routing_key: str, body: bytes, message_id: str, content_type: str) -> None:
         """Returns once the broker confirmed the message; raises AmqpUnavailable otherwise. A
         connection found dead (broker restarted, idle timeout) is replaced once."""
+        import pika.exceptions
+
         for attempt in (1, 2):
             channel = self._open_channel()
             try:
@@ -83,6 +84,8 @@ class AmqpPublisher:
         """Between rounds: answer the broker's heartbeats, or drop a connection that died."""
         if self._connection is None:
             return
+        import pika.exceptions
+
         try:
             self._connection.process_data_events(time_limit=0)
         except (pika.exceptions.AMQPError, OSError):
@@ -91,6 +94,8 @@ class AmqpPublisher:
     def close(self) -> None:
         connection, self._connection, self._channel = self._connection, None, None
         if connection is not None and connection.is_open:
+            import pika.exceptions
+
             try:
                 connection.close()
             except (pika.exceptions.AMQPError, OSError):
@@ -100,6 +105,8 @@ class AmqpPublisher:
         if self._channel is not None and self._channel.is_open:
             return self._channel
         self.close()
+        import pika.exceptions
+
         parameters = pika.URLParameters(self.url)
         parameters.socket_timeout = self.timeout
         parameters.blocked_connection_timeout = self.timeout

@@ -15,24 +15,10 @@ A synced passkey (backup eligible, `multi_device`) is amr `swk`, a device-bound 
 from __future__ import annotations
 
 import json
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from flask import current_app
-from webauthn import (
-    generate_authentication_options,
-    generate_registration_options,
-    options_to_json,
-    verify_authentication_response,
-    verify_registration_response,
-)
-from webauthn.helpers import base64url_to_bytes, bytes_to_base64url
-from webauthn.helpers.exceptions import InvalidAuthenticationResponse, WebAuthnException
-from webauthn.helpers.structs import (
-    AuthenticatorSelectionCriteria,
-    PublicKeyCredentialDescriptor,
-    ResidentKeyRequirement,
-    UserVerificationRequirement,
-)
 
 from idp.extensions import db
 from idp.identity import audit
@@ -42,9 +28,19 @@ from idp.models_base import utcnow
 from idp.second_factor.factors import factors_of
 from idp.second_factor.models import SecondFactor, SecondFactorKind
 
-# Whatever the library finds wrong in a browser's answer (structure, CBOR, signature…): a
-# refusal, never a 500.
-REFUSED = (WebAuthnException, ValueError, TypeError, KeyError, AttributeError)
+if TYPE_CHECKING:
+    from webauthn.helpers.structs import PublicKeyCredentialDescriptor
+
+# `webauthn` (~0.1 s of start-up: its attestation formats build ASN.1 specs) is imported by the
+# ceremonies that use it, not by every process that registers the account pages.
+
+
+def _refused() -> tuple[type[Exception], ...]:
+    """Whatever the library finds wrong in a browser's answer (structure, CBOR, signature…): a
+    refusal, never a 500."""
+    from webauthn.helpers.exceptions import WebAuthnException
+
+    return (WebAuthnException, ValueError, TypeError, KeyError, AttributeError)
 
 
 def relying_party() -> tuple[str, str]:
@@ -60,6 +56,9 @@ def credentials_of(account: Account) -> list[SecondFactor]:
 
 
 def _descriptors(account: Account) -> list[PublicKeyCredentialDescriptor]:
+    from webauthn.helpers import base64url_to_bytes
+    from webauthn.helpers.structs import PublicKeyCredentialDescriptor
+
     return [PublicKeyCredentialDescriptor(id=base64url_to_bytes(f.credential_id or ""))
             for f in credentials_of(account)]
 
@@ -70,6 +69,14 @@ def _descriptors(account: Account) -> list[PublicKeyCredentialDescriptor]:
 def registration_options(account: Account, display_name: str) -> tuple[str, str]:
     """(the options as JSON for `navigator.credentials.create`, the challenge to keep until the
     answer, base64url)."""
+    from webauthn import generate_registration_options, options_to_json
+    from webauthn.helpers import bytes_to_base64url
+    from webauthn.helpers.structs import (
+        AuthenticatorSelectionCriteria,
+        ResidentKeyRequirement,
+        UserVerificationRequirement,
+    )
+
     rp_id, _origin = relying_party()
     options = generate_registration_options(
         rp_id=rp_id,
@@ -90,13 +97,16 @@ def register(account: Account, credential_json: str, challenge: str,
              label: str) -> SecondFactor | None:
     """Verifies the browser's attestation against the challenge and stores the credential; None
     when it does not verify. The caller commits."""
+    from webauthn import verify_registration_response
+    from webauthn.helpers import base64url_to_bytes, bytes_to_base64url
+
     rp_id, origin = relying_party()
     try:
         verified = verify_registration_response(
             credential=credential_json, expected_challenge=base64url_to_bytes(challenge),
             expected_rp_id=rp_id, expected_origin=origin,
         )
-    except REFUSED:
+    except _refused():
         return None
     factor = SecondFactor(
         account_id=account.id, kind=SecondFactorKind.WEBAUTHN, label=label,
@@ -115,6 +125,10 @@ def register(account: Account, credential_json: str, challenge: str,
 
 def authentication_options(account: Account) -> tuple[str, str]:
     """(the options as JSON for `navigator.credentials.get`, the challenge to keep, base64url)."""
+    from webauthn import generate_authentication_options, options_to_json
+    from webauthn.helpers import bytes_to_base64url
+    from webauthn.helpers.structs import UserVerificationRequirement
+
     rp_id, _origin = relying_party()
     options = generate_authentication_options(
         rp_id=rp_id, allow_credentials=_descriptors(account),
@@ -127,6 +141,10 @@ def verify_assertion(account: Account, credential_json: str, challenge: str) -> 
     """The amr (RFC 8176 §2) the browser's assertion proves — `swk` for a synced passkey, `hwk`
     for a device-bound key — or None when it is not one of the account's credentials or does
     not verify. On success the credential's counter and last use are updated (uncommitted)."""
+    from webauthn import verify_authentication_response
+    from webauthn.helpers import base64url_to_bytes
+    from webauthn.helpers.exceptions import InvalidAuthenticationResponse
+
     credential_id = str(json.loads(credential_json).get("id", ""))[:255]
     factor = next((f for f in credentials_of(account) if f.credential_id == credential_id), None)
     rp_id, origin = relying_party()
@@ -139,7 +157,7 @@ def verify_assertion(account: Account, credential_json: str, challenge: str) -> 
             credential_public_key=factor.public_key,
             credential_current_sign_count=factor.sign_count,
         )
-    except REFUSED:
+    except _refused():
         return None
     factor.sign_count = verified.new_sign_count
     factor.last_used_at = utcnow()

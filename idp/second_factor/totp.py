@@ -15,15 +15,15 @@ import time
 from dataclasses import dataclass
 from datetime import timedelta
 
-import pyotp
-import qrcode
-import qrcode.image.svg
 from flask import current_app, session
 from markupsafe import Markup
 
 from idp.crypto import DecryptionError, SecretBox
 from idp.models_base import utcnow
 from idp.replay import remember_once
+
+# pyotp and qrcode (its SVG factory loads ElementTree) are imported where a secret is made, shown
+# or checked: not by every process that only registers the pages (start-up, issue 24).
 
 STEP_SECONDS = 30
 DRIFT_STEPS = 1
@@ -64,6 +64,8 @@ def pending_secret(purpose: TotpPurpose, account_id: str) -> str:
             return _box().decrypt(sealed, context=context)
         except DecryptionError:
             pass
+    import pyotp
+
     secret = pyotp.random_base32()
     session[purpose.pending_key] = _box().encrypt(secret, context=context)
     return secret
@@ -75,6 +77,8 @@ def forget_pending(purpose: TotpPurpose) -> None:
 
 def provisioning_uri(purpose: TotpPurpose, secret: str, label: str) -> str:
     issuer = current_app.config["IDP_ISSUER"].split("://", 1)[-1]
+    import pyotp
+
     return pyotp.TOTP(secret).provisioning_uri(name=label,
                                                issuer_name=f"{purpose.issuer} ({issuer})")
 
@@ -82,6 +86,9 @@ def provisioning_uri(purpose: TotpPurpose, secret: str, label: str) -> str:
 def qr_svg(data: str) -> Markup:
     """The QR code as inline SVG drawn on the server: no script, no inline style (the CSP
     allows neither)."""
+    import qrcode
+    import qrcode.image.svg
+
     image = qrcode.make(data, image_factory=qrcode.image.svg.SvgPathImage, box_size=10, border=2)
     svg = image.to_string(encoding="unicode").split("?>", 1)[-1].strip()  # no XML declaration
     svg = svg.replace("<svg ", '<svg class="qr" role="img" aria-label="QR code" ', 1)
@@ -101,6 +108,8 @@ def matching_step(secret: str, code: str, now: float | None = None) -> int | Non
     if not is_code(code):
         return None
     code = "".join(code.split())
+    import pyotp
+
     totp = pyotp.TOTP(secret)
     current = int((time.time() if now is None else now) // STEP_SECONDS)
     for step in range(current - DRIFT_STEPS, current + DRIFT_STEPS + 1):

@@ -190,12 +190,16 @@ def test_a_provider_that_times_out_stores_no_code_and_says_try_later(
     app.extensions["idp_sms"].settings = type(app.extensions["idp_sms"].settings)(
         **{**app.extensions["idp_sms"].settings.__dict__, "timeout_seconds": 0.3}
     )
-    fake_sms.control.arm_failure(app.extensions["idp_sms"].provider, delay=1)
+    fake_sms.control.arm_failure(app.extensions["idp_sms"].provider, delay=0.6)
     refused = ask(client, PHONE)
     assert refused.status_code == 503 and "Retry-After" in refused.headers
     assert db.session.query(SmsCode).count() == 0
-    # The late answer still delivers (as a real provider may): let it land before the next test.
-    time.sleep(1)
+    # The late answer still delivers (as a real provider may): let it land before the next test
+    # (it lands 0.6 s after the request; waiting a fixed second took longer).
+    deadline = time.monotonic() + 10
+    while not fake_sms.control.messages(PHONE) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert fake_sms.control.messages(PHONE), "the late answer never landed"
 
 
 # --- captcha -------------------------------------------------------------------------------------
