@@ -19,6 +19,7 @@ import io
 import os
 import pstats
 import secrets
+import signal
 import subprocess
 import sys
 import tempfile
@@ -52,6 +53,7 @@ def start_fake(workdir: Path, codes: list[str], secret: str) -> tuple[subprocess
         env={**os.environ, "BENCH_FAKE_APPID": APPID, "BENCH_FAKE_SECRET": secret,
              "BENCH_FAKE_CODES": str(workdir / "js_codes.txt"), "PYTHONPATH": str(ROOT)},
         cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        start_new_session=True,  # its own process group: stopped with its worker
     )  # fmt: skip
     url = f"http://{HOST}:{port}"
     deadline = time.monotonic() + 60
@@ -61,8 +63,14 @@ def start_fake(workdir: Path, codes: list[str], secret: str) -> tuple[subprocess
             return fake, url
         except requests.RequestException:
             time.sleep(0.2)
-    fake.kill()
+    stop_fake(fake)
     raise SystemExit("the fake WeChat did not start")
+
+
+def stop_fake(fake: subprocess.Popen[bytes]) -> None:
+    """The granian master and its worker (a kill of the master alone left the worker behind)."""
+    os.killpg(fake.pid, signal.SIGKILL)
+    fake.wait()
 
 
 def build(workdir: Path, db_env: dict[str, str], fake_url: str, secret: str) -> tuple[Any, str]:
@@ -156,8 +164,7 @@ def main() -> None:
             cpu, elapsed = time.process_time() - cpu, time.perf_counter() - started
             own = time.thread_time() - own
         finally:
-            fake.kill()
-            fake.wait()
+            stop_fake(fake)
     if profiler:
         stats = pstats.Stats(profiler)
         if args.dump:
