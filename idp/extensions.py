@@ -144,8 +144,6 @@ def driver_first(connection: Any, statement: Any, values: dict[str, Any]) -> dic
     if row is None:
         return None
     _, _, columns = _driver_form(statement, connection.dialect)  # type: ignore[misc]
-    if not columns:  # a textual statement: the driver's column names, values as they came
-        return {column.name: value for column, value in zip(cursor.description, row, strict=True)}
     return {key: process(value) if process else value
             for (key, process), value in zip(columns, row, strict=True)}
 
@@ -157,9 +155,12 @@ DriverForm = tuple[str, tuple[Any, ...], tuple[Any, ...]]
 def _driver_form(statement: Any, dialect: Any) -> DriverForm | None:
     """The SQL SQLAlchemy sends for `statement` on `dialect`, its parameters' conversions and
     its result columns' (key, conversion); None for a statement whose SQL depends on its
-    values (an expanding `IN`), which SQLAlchemy runs."""
+    values (an expanding `IN`) or that carries values of its own (a literal, a LIMIT), which
+    SQLAlchemy runs."""
     compiled = statement.compile(dialect=dialect)
-    if compiled.literal_execute_params or compiled.post_compile_params:
+    if compiled.literal_execute_params or compiled.post_compile_params or any(
+        not bind.required for bind in compiled.binds.values()
+    ):
         return None
     binds = tuple((name, process) for name, bind in compiled.binds.items()
                   if (process := _impl(bind.type, dialect).bind_processor(dialect)) is not None)

@@ -6,7 +6,7 @@ connection is invalidated rather than pooled again."""
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, literal_column, select, text
 from sqlalchemy.exc import OperationalError, ProgrammingError
 
 from idp.extensions import driver_execute, driver_first
@@ -30,7 +30,7 @@ def test_our_sql_error_is_sqlalchemys_and_not_an_outage(engine) -> None:  # type
 
 def test_a_dropped_server_is_an_outage_and_the_connection_is_not_reused(engine) -> None:  # type: ignore[no-untyped-def]
     with engine.connect() as connection:
-        assert driver_first(connection, text("SELECT 1 AS one"), {}) == {"one": 1}
+        assert driver_first(connection, select(literal_column("1").label("one")), {}) == {"one": 1}
         pid = connection.exec_driver_sql("SELECT pg_backend_pid()").scalar()
         with engine.connect() as other:
             other.exec_driver_sql(f"SELECT pg_terminate_backend({int(pid)})")

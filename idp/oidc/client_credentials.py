@@ -13,11 +13,8 @@ from authlib.oauth2.rfc6749 import UnauthorizedClientError
 from flask import current_app
 
 from idp.oidc import grants
-from idp.oidc.refresh_grant import TOKEN_HEADERS
-from idp.oidc.tokens import AccessTokenGenerator
 
 GRANT_TYPE = "client_credentials"
-_ACCESS_TOKENS = AccessTokenGenerator()
 
 
 def client_credentials(oauth_request: Any) -> tuple[int, dict[str, Any], list[tuple[str, str]]]:
@@ -33,7 +30,8 @@ def client_credentials(oauth_request: Any) -> tuple[int, dict[str, Any], list[tu
     scope = client.get_allowed_scope(asked)
     token: dict[str, Any] = {
         "token_type": "Bearer",
-        "access_token": _ACCESS_TOKENS.access_token_generator(client, GRANT_TYPE, None, scope),
+        "access_token": grants.ACCESS_TOKENS.access_token_generator(
+            client, GRANT_TYPE, None, scope),
         "expires_in": int(current_app.config["IDP_ACCESS_TOKEN_TTL"]),
     }
     if scope:
@@ -41,4 +39,4 @@ def client_credentials(oauth_request: Any) -> tuple[int, dict[str, Any], list[tu
     server.save_token(token, SimpleNamespace(
         client=client, user=None, authorization_code=None,
         payload=SimpleNamespace(grant_type=GRANT_TYPE)))
-    return 200, token, TOKEN_HEADERS
+    return 200, token, grants.TOKEN_HEADERS

@@ -35,7 +35,7 @@ from idp.models_base import utcnow
 from idp.oidc import token_statements as statements
 from idp.oidc.context import auth_context, issuer, keyring
 from idp.oidc.models import ACR_MFA, AuthorizationCode, Client, RefreshToken, token_digest
-from idp.oidc.tokens import revoke_access_token
+from idp.oidc.tokens import AccessTokenGenerator, revoke_access_token
 
 SQLITE_CLAIM_ATTEMPTS = 5
 CLIENT_AUTH_METHODS = [
@@ -45,6 +45,11 @@ CLIENT_AUTH_METHODS = [
     "none",
 ]
 CONFIDENTIAL_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "client_assertion_jwt"]
+# RFC 6749 §5.1: a token answer is JSON and never cached.
+TOKEN_HEADERS = [("Content-Type", "application/json"), ("Cache-Control", "no-store"),
+                 ("Pragma", "no-cache")]
+# The access tokens of the grants that are plain functions (refresh, client_credentials).
+ACCESS_TOKENS = AccessTokenGenerator()
 
 
 def active_account(account_id: str) -> Account | None:

@@ -40,14 +40,11 @@ from idp.oidc import grants
 from idp.oidc import token_statements as statements
 from idp.oidc.context import auth_context, secret_box
 from idp.oidc.models import RefreshToken, token_digest
-from idp.oidc.tokens import AccessTokenGenerator, unverified_claims
+from idp.oidc.tokens import unverified_claims
 
 GRANT_TYPE = "refresh_token"
 SQLITE_CLAIM_ATTEMPTS = 5
-TOKEN_HEADERS = [("Content-Type", "application/json"), ("Cache-Control", "no-store"),
-                 ("Pragma", "no-cache")]
 _ID_TOKENS = grants.IdTokenIssuer()
-_ACCESS_TOKENS = AccessTokenGenerator()
 
 
 def refresh(oauth_request: Any) -> tuple[int, dict[str, Any], list[tuple[str, str]]]:
@@ -73,7 +70,7 @@ def refresh(oauth_request: Any) -> tuple[int, dict[str, Any], list[tuple[str, st
     if asked and not set(scope_to_list(row.scope or "")).issuperset(scope_to_list(asked)):
         raise InvalidScopeError()  # RFC 6749 §6: never more than originally granted
     if repeated is not None:
-        return 200, repeated, TOKEN_HEADERS
+        return 200, repeated, grants.TOKEN_HEADERS
 
     scope = asked or row.scope
     account = grants.token_holder(row.account_id, scope, client)
@@ -90,7 +87,7 @@ def refresh(oauth_request: Any) -> tuple[int, dict[str, Any], list[tuple[str, st
     server.stage_token(token, request)
     remember_answer(row, token)
     db.session.commit()
-    return 200, token, TOKEN_HEADERS
+    return 200, token, grants.TOKEN_HEADERS
 
 
 def _issue(client: Any, account: Any, scope: str) -> dict[str, Any]:
@@ -99,7 +96,8 @@ def _issue(client: Any, account: Any, scope: str) -> dict[str, Any]:
     scope = client.get_allowed_scope(scope)
     token: dict[str, Any] = {
         "token_type": "Bearer",
-        "access_token": _ACCESS_TOKENS.access_token_generator(client, GRANT_TYPE, account, scope),
+        "access_token": grants.ACCESS_TOKENS.access_token_generator(
+            client, GRANT_TYPE, account, scope),
         "expires_in": int(current_app.config["IDP_ACCESS_TOKEN_TTL"]),
         "refresh_token": secrets.token_urlsafe(36),
     }

@@ -81,6 +81,7 @@ def _upsert(dialect: str) -> Any:
     scope: Any = bindparam("release_scope")
     claims = bindparam("release_claims", type_=table.c.claims.type)
     at = bindparam("release_at", type_=table.c.last_released_at.type)
+
     def typed(value: Any, column: Any) -> Any:
         """PostgreSQL deduces one type per parameter: the selected ones are cast to their
         columns' (SQLite would turn a date cast to DATETIME into a number)."""

@@ -42,6 +42,8 @@ def blocking_threads() -> int:
     if not value.isascii() or not value.isdigit() or not 1 <= int(value) <= 256:
         raise SystemExit(f"IDP_SERVE_THREADS must be a number from 1 to 256, not {value!r}")
     return int(value)
+
+
 # Requests a worker accepts at once (the rest wait in the kernel's backlog).
 BACKPRESSURE = 64
 GRACEFUL_SECONDS = 30
