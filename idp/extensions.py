@@ -148,6 +148,35 @@ def driver_first(connection: Any, statement: Any, values: dict[str, Any]) -> dic
             for (key, process), value in zip(columns, row, strict=True)}
 
 
+def driver_first_alone(connection: Any, statement: Any,
+                       values: dict[str, Any]) -> dict[str, Any] | None:
+    """`driver_first` as a transaction of its own when `connection` has none open on the
+    server yet: psycopg's autocommit for this one statement, so no `BEGIN` and no `COMMIT`
+    (two round trips, and two commands for PostgreSQL to run). For a read that needs no
+    transaction, or a write that is whole in one statement. Inside an open transaction it is
+    `driver_first`, in that transaction."""
+    from psycopg.pq import TransactionStatus
+
+    raw = connection.connection.driver_connection
+    if raw.info.transaction_status != TransactionStatus.IDLE:
+        return driver_first(connection, statement, values)
+    raw.autocommit = True
+    try:
+        return driver_first(connection, statement, values)
+    finally:
+        if not raw.closed:
+            raw.autocommit = False
+
+
+def open_transaction(connection: Any) -> bool:
+    """Whether the driver's connection under `connection` has begun a transaction on the
+    server (statements sent since the last commit or rollback)."""
+    from psycopg.pq import TransactionStatus
+
+    status = connection.connection.driver_connection.info.transaction_status
+    return bool(status != TransactionStatus.IDLE)
+
+
 DriverForm = tuple[str, tuple[Any, ...], tuple[Any, ...]]
 
 

@@ -2,11 +2,13 @@
 every use with reuse detection (RFC 9700 §4.14.2), the scope narrowed and never widened (§6),
 a new ID token for an `openid` grant (OIDC Core §12.2).
 
-The whole answer (ID token included) is built before the rotation commits: a failure on the way
-(the database gone while the ID token reads the account) leaves the old token as it was. The
-answer is kept on the rotated row, encrypted: the same client presenting that token again
-within IDP_REFRESH_REUSE_GRACE_SECONDS, while the successor is unused, gets the same answer
-(its response was lost after the commit). Any other use of a rotated token revokes the family.
+The token's row is read, the whole answer (ID token included) built, then the rotation
+written in one atomic step (`rotate`) that claims the token only if it is still unrotated: a
+failure on the way (the database gone while the ID token reads the account) leaves the old
+token as it was, and of racing refreshes exactly one rotates it. The answer is kept on the
+rotated row, encrypted: the same client presenting that token again within
+IDP_REFRESH_REUSE_GRACE_SECONDS, while the successor is unused, gets the same answer (its
+response was lost after the commit). Any other use of a rotated token revokes the family.
 
 Client authentication is Authlib's (every method the token endpoint accepts); the rest is
 this module, without Authlib's grant machinery: a refresh is the token endpoint's most
@@ -18,9 +20,9 @@ import json
 import random
 import secrets
 import time
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, cast
 
 from authlib.oauth2.rfc6749 import (
     InvalidGrantError,
@@ -30,16 +32,19 @@ from authlib.oauth2.rfc6749 import (
 )
 from authlib.oauth2.rfc6749.util import scope_to_list
 from authlib.oidc.core.grants.util import is_openid_scope
-from flask import current_app, g
+from flask import current_app
+from sqlalchemy import CursorResult
 from sqlalchemy.exc import OperationalError
 
 from idp.crypto import DecryptionError
-from idp.extensions import db, stage_write
+from idp.extensions import db, driver_first_alone, open_transaction
 from idp.models_base import utcnow
+from idp.observability import metrics
 from idp.oidc import grants
 from idp.oidc import token_statements as statements
 from idp.oidc.context import auth_context, secret_box
 from idp.oidc.models import RefreshToken, token_digest
+from idp.oidc.releases import release_values
 from idp.oidc.tokens import unverified_claims
 
 GRANT_TYPE = "refresh_token"
@@ -60,9 +65,10 @@ def refresh(oauth_request: Any) -> tuple[int, dict[str, Any], list[tuple[str, st
     if presented is None:
         raise InvalidRequestError("Missing 'refresh_token' in request.")
     digest = token_digest(presented)
-    row = claim(digest)
+    found = statements.first_alone(statements.READ_REFRESH, digest=digest)
+    row: Any = SimpleNamespace(**found) if found is not None else None
     repeated = None
-    if row is None:
+    if row is not None and not _claimable(row):
         row, repeated = _not_claimable(digest, client)
     if row is None or row.client_id != client.client_id:
         raise InvalidGrantError()
@@ -81,12 +87,14 @@ def refresh(oauth_request: Any) -> tuple[int, dict[str, Any], list[tuple[str, st
     context.amr = list(row.amr or [])
     context.session_id = row.session_id
     token = _issue(client, account, scope)
-    g.refresh_family = row.family
-    request = SimpleNamespace(client=client, user=account, authorization_code=None,
-                              payload=SimpleNamespace(grant_type=GRANT_TYPE))
-    server.stage_token(token, request)
-    remember_answer(row, token)
-    db.session.commit()
+    if not rotate(row, token, client):
+        # Claimed (or revoked) by someone else since it was read: the racer's answer again
+        # if it may be given (its lost response), else the family revoked.
+        _, repeated = _not_claimable(digest, client)
+        if repeated is None:
+            raise InvalidGrantError()
+        return 200, repeated, grants.TOKEN_HEADERS
+    metrics.count_token_issued(GRANT_TYPE)
     return 200, token, grants.TOKEN_HEADERS
 
 
@@ -109,30 +117,59 @@ def _issue(client: Any, account: Any, scope: str) -> dict[str, Any]:
     return token
 
 
-def claim(digest: str) -> RefreshToken | None:
-    """Marks the token rotated and reads it in one statement (`UPDATE … RETURNING`),
-    atomically: of racing refreshes exactly one claims it. The claimed row comes back
-    detached from the session: what is written next is written by statement.
+def _claimable(row: Any) -> bool:
+    return row.rotated_at is None and row.revoked_at is None and row.expires_at > utcnow()
 
-    SQLite: the claim starts a transaction of its own (so that waiting for a racer's write
-    lock ends on a fresh snapshot), and a racer that still meets "database is locked" tries
-    again, as `idp.identity.transactions` does."""
-    sqlite = db.session.get_bind().dialect.name == "sqlite"
+
+def rotate(row: Any, token: dict[str, Any], client: Any) -> bool:
+    """The rotation of `row` to the answer `token`, atomically (`token_statements.rotation`):
+    the claim — of racing refreshes exactly one claims the token — with the answer kept on the
+    rotated row (encrypted, see the module), the family's older answers dropped, the successor
+    inserted and the released claims recorded. False when the token was no longer claimable:
+    then nothing was written.
+
+    SQLite: a transaction of its own (so that waiting for a racer's write lock ends on a
+    fresh snapshot); a racer that still meets "database is locked" tries again, as
+    `idp.identity.transactions` does."""
+    now = utcnow()
+    access = unverified_claims(token["access_token"])
+    ttl = timedelta(seconds=int(current_app.config["IDP_REFRESH_TOKEN_TTL"]))
+    values = {
+        "rotate_digest": row.token_digest, "rotate_family": row.family, "rotate_now": now,
+        "rotate_at": now,
+        "rotate_answer": secret_box().encrypt(json.dumps(token), context=_answer_context(row)),
+        "refresh_token_digest": token_digest(token["refresh_token"]),
+        "refresh_family": row.family, "refresh_client_id": client.client_id,
+        "refresh_account_id": row.account_id, "refresh_scope": token.get("scope", ""),
+        "refresh_auth_time": row.auth_time, "refresh_amr": list(row.amr or []),
+        "refresh_session_id": row.session_id, "refresh_access_jti": access["jti"],
+        "refresh_access_expires_at": datetime.fromtimestamp(access["exp"], UTC),
+        "refresh_issued_at": now, "refresh_expires_at": now + ttl,
+        **release_values(row.account_id, client.client_id, token.get("scope"), now),
+    }
+    connection = db.session.connection()
+    if connection.dialect.name == "postgresql":
+        (statement,) = statements.rotation("postgresql")
+        claimed = driver_first_alone(connection, statement, values)
+        if open_transaction(connection):
+            db.session.commit()  # the account was read from the database in this request
+        return claimed is not None and claimed["claimed"] == 1
+    claim, *writes = statements.rotation(connection.dialect.name)
     for attempt in range(1, SQLITE_CLAIM_ATTEMPTS + 1):
-        if sqlite:
-            db.session.commit()  # nothing is pending yet: only the client was read
-        now = utcnow()
+        db.session.commit()  # a fresh snapshot; nothing is pending (the row was only read)
         try:
-            claimed = statements.first(
-                statements.CLAIM_REFRESH, digest=digest, now=now, rotated=now
-            )
+            if cast(CursorResult[Any], db.session.execute(claim, values)).rowcount != 1:
+                db.session.rollback()
+                return False
+            for write in writes:
+                db.session.execute(write, values)
+            db.session.commit()
+            return True
         except OperationalError:
             db.session.rollback()
-            if not sqlite or attempt == SQLITE_CLAIM_ATTEMPTS:
+            if attempt == SQLITE_CLAIM_ATTEMPTS:
                 raise
             time.sleep(random.uniform(0.005, 0.03) * attempt)  # noqa: S311 - not security
-            continue
-        return RefreshToken(**claimed) if claimed is not None else None
     raise AssertionError("unreachable")  # pragma: no cover
 
 
@@ -144,7 +181,7 @@ def _not_claimable(digest: str, client: Any) -> tuple[RefreshToken | None, dict[
     if row is not None and row.rotated_at is not None:
         answer = repeated_answer(row, client)
         if answer is not None:
-            db.session.commit()  # nothing written: end the claim's transaction (its lock)
+            db.session.commit()  # nothing written
             return row, answer
         grants.revoke_family(row.family)
     db.session.commit()
@@ -178,15 +215,5 @@ def repeated_answer(rotated: RefreshToken, client: Any) -> dict[str, Any] | None
     return answer
 
 
-def remember_answer(rotated: RefreshToken, token: dict[str, Any]) -> None:
-    """One statement, sent with the successor's `INSERT` at the commit: the answer on the
-    rotated row; the family's older answers dropped (their successors are used: they cannot
-    be given again)."""
-    encrypted = secret_box().encrypt(json.dumps(token), context=_answer_context(rotated))
-    stage_write((statements.REMEMBER_ANSWER, {"answer_family": rotated.family,
-                                              "answer_digest": rotated.token_digest,
-                                              "answer": encrypted}))
-
-
-def _answer_context(rotated: RefreshToken) -> str:
+def _answer_context(rotated: Any) -> str:
     return f"refresh-answer:{rotated.token_digest}"

@@ -59,21 +59,30 @@ def record_release(account_id: str, client_id: str, scope: str | None,
     """Staged for the caller's commit (`idp.extensions.stage_write`), sent with the token's
     other writes: the row of this (account, client, scope) is created or its
     `last_released_at` moves on."""
+    stage_write((upsert(db.session.get_bind().dialect.name),
+                 release_values(account_id, client_id, scope, now)))
+
+
+def release_values(account_id: str, client_id: str, scope: str | None,
+                   now: datetime | None = None) -> dict[str, Any]:
+    """The parameters of `upsert` (prefixed `release_`) for one issuance."""
     scopes = tuple(sorted(scope_set(scope)))
     at = now or utcnow()
-    stage_write((_upsert(db.session.get_bind().dialect.name), {
+    return {
         "release_account": account_id, "release_client": client_id,
         "release_scope": " ".join(scopes),
         "release_claims": claims_of_scopes(scopes),
         "release_at": at,
         "release_fresh_after": at - RECORD_INTERVAL,
-    }))
+    }
 
 
 @functools.cache
-def _upsert(dialect: str) -> Any:
+def upsert(dialect: str, only_if: Any = None) -> Any:
     """INSERT … SELECT … WHERE NOT EXISTS (a fresh record of the same claims) ON CONFLICT DO
-    UPDATE: when the record is fresh the SELECT yields no row, so nothing is written or locked."""
+    UPDATE: when the record is fresh the SELECT yields no row, so nothing is written or locked.
+    `only_if`, a condition built once, gates it further (the refresh's rotation: only when the
+    token was claimed in the same statement)."""
     table = cast(Table, ClaimRelease.__table__)
     insert: Any = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}[dialect]
     account: Any = bindparam("release_account")
@@ -99,7 +108,7 @@ def _upsert(dialect: str) -> Any:
             (account, table.c.account_id), (client, table.c.client_id), (scope, table.c.scope),
             (claims, table.c.claims), (at, table.c.first_released_at),
             (at, table.c.last_released_at),
-        ))).where(~fresh),
+        ))).where(~fresh, *(() if only_if is None else (only_if,))),
     )
     return statement.on_conflict_do_update(
         index_elements=[table.c.account_id, table.c.client_id, table.c.scope],

@@ -7,11 +7,13 @@ at the answer's one commit, so their parameters are named apart."""
 
 from __future__ import annotations
 
+import functools
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, case, insert, or_, select, update
+from sqlalchemy import Table, bindparam, exists, func, insert, null, select, update
+from sqlalchemy import cast as sql_cast
 
-from idp.extensions import db, driver_first
+from idp.extensions import db, driver_first, driver_first_alone
 from idp.oidc.models import AuthorizationCode, RefreshToken
 
 _codes = cast(Table, AuthorizationCode.__table__)
@@ -52,27 +54,37 @@ LINK_CODE = (
     .where(_codes.c.code_digest == bindparam("link_digest"))
     .values(access_jti=bindparam("link_jti"), token_family=bindparam("link_family"))
 )
-# RFC 9700 §4.14.2: a refresh token rotates once; of racing refreshes exactly one claims it.
-CLAIM_REFRESH = (
+# A refresh token's row, read before its rotation is decided (RFC 6749 §6).
+READ_REFRESH = select(*_tokens.c).where(_tokens.c.token_digest == bindparam("digest"))
+
+# RFC 9700 §4.14.2: a refresh token rotates once; of racing refreshes exactly one claims it
+# (the row lock makes a racer wait for the winner's commit, then find it rotated). Its
+# parameters: `rotate_*`, the successor's `refresh_*` (`_REFRESH_COLUMNS`), the released
+# claims' `release_*` (`idp.oidc.releases.release_values`).
+_rotated: Any = bindparam("rotate_digest")
+_rotate_now: Any = bindparam("rotate_now", type_=_when)
+CLAIM_ROTATION = (
     update(_tokens)
     .where(
-        _tokens.c.token_digest == bindparam("digest"),
+        _tokens.c.token_digest == _rotated,
         _tokens.c.rotated_at.is_(None),
         _tokens.c.revoked_at.is_(None),
-        _tokens.c.expires_at > bindparam("now", type_=_when),
+        _tokens.c.expires_at > _rotate_now,
     )
-    .values(rotated_at=bindparam("rotated", type_=_when))
-    .returning(*_tokens.c)
+    # The answer kept on the rotated row, for the grace window (`refresh_grant`).
+    .values(rotated_at=bindparam("rotate_at", type_=_when),
+            successor_response_encrypted=bindparam("rotate_answer"))
 )
-# The rotation's answer on the rotated row; the family's older answers dropped.
-_is_rotated = _tokens.c.token_digest == bindparam("answer_digest")
-REMEMBER_ANSWER = (
+# The family's older kept answers dropped: their successors are used, so they cannot be given
+# again (read through the partial index `ix_refresh_token_kept_answer`).
+DROP_OLDER_ANSWERS = (
     update(_tokens)
     .where(
-        _tokens.c.family == bindparam("answer_family"),
-        or_(_is_rotated, _tokens.c.successor_response_encrypted.is_not(None)),
+        _tokens.c.family == bindparam("rotate_family"),
+        _tokens.c.token_digest != _rotated,
+        _tokens.c.successor_response_encrypted.is_not(None),
     )
-    .values(successor_response_encrypted=case((_is_rotated, bindparam("answer")), else_=None))
+    .values(successor_response_encrypted=null())
 )
 _REFRESH_COLUMNS = ("token_digest", "family", "client_id", "account_id", "scope", "auth_time",
                     "amr", "session_id", "access_jti", "access_expires_at", "issued_at",
@@ -83,6 +95,34 @@ INSERT_REFRESH = insert(_tokens).values(
 )
 
 
+@functools.cache
+def rotation(dialect: str) -> tuple[Any, ...]:
+    """The statements of one rotation: the claim (with the kept answer), the older answers
+    dropped, the successor inserted and the released claims recorded.
+
+    PostgreSQL: all of it as one statement, sent as a transaction of its own — the claim's
+    `UPDATE … RETURNING` as a CTE that every other write reads, so that when the claim matches
+    no row nothing at all is written; it returns how many rows it claimed (0 or 1). SQLite:
+    the four statements, run one after the other in a transaction (`refresh_grant.rotate`)."""
+    from idp.oidc.releases import upsert
+
+    if dialect != "postgresql":
+        return (CLAIM_ROTATION, DROP_OLDER_ANSWERS, INSERT_REFRESH, upsert(dialect))
+    claimed = CLAIM_ROTATION.returning(_tokens.c.family).cte("claimed")
+    dropped = DROP_OLDER_ANSWERS.where(
+        _tokens.c.family.in_(select(claimed.c.family))
+    ).cte("dropped")
+    successor = insert(_tokens).from_select(
+        list(_REFRESH_COLUMNS),
+        select(*(claimed.c.family if name == "family"
+                 else sql_cast(bindparam(f"refresh_{name}", type_=_tokens.c[name].type),
+                               _tokens.c[name].type)
+                 for name in _REFRESH_COLUMNS)),
+    ).cte("successor")
+    release = upsert(dialect, exists(select(claimed.c.family))).cte("release")
+    count = select(func.count().label("claimed")).select_from(claimed)
+    return (count.add_cte(dropped, successor, release),)
+
 
 def first(statement: Any, **parameters: Any) -> dict[str, Any] | None:
     """The first row `statement` returns, by column key: on PostgreSQL through the driver
@@ -90,5 +130,15 @@ def first(statement: Any, **parameters: Any) -> dict[str, Any] | None:
     connection = db.session.connection()
     if connection.dialect.name == "postgresql":
         return driver_first(connection, statement, parameters)
+    row = connection.execute(statement, parameters).first()
+    return dict(row._mapping) if row is not None else None
+
+
+def first_alone(statement: Any, **parameters: Any) -> dict[str, Any] | None:
+    """`first`, on PostgreSQL as a transaction of its own when none is open
+    (`idp.extensions.driver_first_alone`); on SQLite in the session's transaction."""
+    connection = db.session.connection()
+    if connection.dialect.name == "postgresql":
+        return driver_first_alone(connection, statement, parameters)
     row = connection.execute(statement, parameters).first()
     return dict(row._mapping) if row is not None else None

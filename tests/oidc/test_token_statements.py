@@ -64,24 +64,58 @@ def test_the_token_endpoint_is_served_before_flask(app: Flask, flow: CodeFlow) -
     assert response.headers["X-Request-Id"]
 
 
-def test_a_refresh_rotation_is_three_token_writes_and_reads_no_token_row__rfc9700_4_14_2(
+def test_a_refresh_rotation_reads_the_row_then_writes_in_one_statement__rfc9700_4_14_2(
     app: Flask, flow: CodeFlow
 ) -> None:
     tokens = flow.tokens(scope="openid profile offline_access")
     with statements(app) as seen:
         response = flow.refresh(tokens["refresh_token"])
     assert response.status_code == 200, response.get_json()
-    # The claim (which returns the row); then, together at the commit, the successor, the
-    # record of the claims the client received again (issue 28, `idp.oidc.releases`) and the
-    # answer kept for the grace window.
+    # The row read by its key; then the claim with the answer kept for the grace window, the
+    # family's older answers dropped, the successor and the record of the claims the client
+    # received again (issue 28, `idp.oidc.releases`).
+    assert len(reads_of(seen, "refresh_token")) == 1
     sent = writes(seen)
     assert [kind for statement in sent for kind in write_kinds(statement)] == [
-        "UPDATE REFRESH_TOKEN SET", "INSERT INTO REFRESH_TOKEN", "INSERT INTO CLAIM_RELEASE",
-        "UPDATE REFRESH_TOKEN SET"]
-    assert "RETURNING" in sent[0]
+        "UPDATE REFRESH_TOKEN SET", "UPDATE REFRESH_TOKEN SET", "INSERT INTO REFRESH_TOKEN",
+        "INSERT INTO CLAIM_RELEASE"]
     if db_dialect(app) == "postgresql":
-        assert len(sent) == 2  # two round trips: the claim, then the staged writes
-    assert reads_of(seen, "refresh_token") == []
+        # Two statements in all, each a transaction of its own (no BEGIN, no COMMIT: the
+        # rotation is whole in its one statement, its claim a CTE the other writes read).
+        assert len(sent) == 1 and "RETURNING" in sent[0]
+        assert len([s for s in seen if "REFRESH_TOKEN" in s]) == 2
+
+
+def test_a_lost_rotation_race_writes_nothing__rfc9700_4_14_2(
+    app: Flask, flow: CodeFlow
+) -> None:
+    """The token is claimed by someone else between the read and the rotation: the rotation
+    matches no row, so no successor, no release and no answer are written."""
+    from idp.oidc import refresh_grant
+    from idp.oidc.models import RefreshToken, token_digest
+
+    tokens = flow.tokens(scope="openid offline_access")
+    original = refresh_grant.rotate
+    digest = token_digest(tokens["refresh_token"])
+
+    def racer_first(row: Any, token: Any, client: Any) -> bool:
+        with db.engine.begin() as connection:  # the racer's rotation, committed meanwhile
+            connection.exec_driver_sql(
+                "UPDATE refresh_token SET rotated_at = CURRENT_TIMESTAMP "
+                f"WHERE token_digest = '{digest}'")
+        return original(row, token, client)
+
+    refresh_grant.rotate = racer_first  # type: ignore[assignment]
+    try:
+        response = flow.refresh(tokens["refresh_token"])
+    finally:
+        refresh_grant.rotate = original  # type: ignore[assignment]
+    assert response.status_code == 400 and response.get_json()["error"] == "invalid_grant"
+    with app.app_context():
+        rows = db.session.query(RefreshToken).all()
+        assert len(rows) == 1  # no successor
+        # The racer left no answer to give again: the copy's use revoked the family.
+        assert rows[0].successor_response_encrypted is None and rows[0].revoked_at is not None
 
 
 def test_a_code_redemption_claims_and_reads_the_code_in_one_statement__rfc6749_4_1_2(
@@ -112,12 +146,12 @@ def test_dropping_older_answers_reads_the_kept_ones_not_the_family__rfc9700_4_14
         pytest.skip("query plans are checked on PostgreSQL, the production store")
     from sqlalchemy.dialects.postgresql import psycopg as postgresql_psycopg
 
-    from idp.oidc.token_statements import REMEMBER_ANSWER
+    from idp.oidc.token_statements import DROP_OLDER_ANSWERS
 
     tokens = flow.tokens(scope="openid offline_access")
     for _ in range(3):
         tokens = flow.refresh(tokens["refresh_token"]).get_json()
-    sql = str(REMEMBER_ANSWER.compile(dialect=postgresql_psycopg.dialect()))
+    sql = str(DROP_OLDER_ANSWERS.compile(dialect=postgresql_psycopg.dialect()))
     with app.app_context(), db.engine.connect() as connection:
         family = connection.exec_driver_sql("SELECT family FROM refresh_token LIMIT 1").scalar()
         connection.exec_driver_sql(  # a month of hourly rotations in this family
@@ -129,7 +163,7 @@ def test_dropping_older_answers_reads_the_kept_ones_not_the_family__rfc9700_4_14
         connection.exec_driver_sql("ANALYZE refresh_token")
         connection.exec_driver_sql("SET enable_seqscan = off")
         plan = "\n".join(row[0] for row in connection.exec_driver_sql(
-            "EXPLAIN " + sql, {"answer_family": family, "answer_digest": "x", "answer": "y"}))
+            "EXPLAIN " + sql, {"rotate_family": family, "rotate_digest": "x"}))
         connection.rollback()
     assert "ix_refresh_token_kept_answer" in plan, plan
     assert "ix_refresh_token_family" not in plan, plan
