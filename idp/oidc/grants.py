@@ -23,7 +23,6 @@ from authlib.oauth2.rfc7636 import CodeChallenge
 from authlib.oidc.core import OpenIDCode, OpenIDToken
 from authlib.oidc.core.grants.util import create_half_hash
 from flask import current_app, g
-from joserfc import jwt
 from sqlalchemy import inspect, select
 
 from idp.extensions import db, stage_write
@@ -225,7 +224,7 @@ class IdTokenIssuer(OpenIDToken):
             if at_hash is not None:
                 claims["at_hash"] = at_hash.decode()
         claims.update(id_token_claims(request.user, token["scope"], client))
-        return jwt.encode(self.get_encode_header(client), claims, key.private, [key.alg])
+        return key.sign_jwt(self.get_encode_header(client), claims)
 
 
 def id_token_claims(user: Account, scope: str, client: Client) -> dict[str, Any]:

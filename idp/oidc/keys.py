@@ -14,6 +14,7 @@ IDP_KEY_SIGN_MARGIN_SECONDS for clocks. Until then the previous key of its algor
 from __future__ import annotations
 
 import base64
+import functools
 import json
 import re
 import threading
@@ -23,6 +24,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import padding
+from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
+from joserfc import jwt
 from joserfc.jwk import ECKey, Key, KeySet, RSAKey
 from joserfc.jws import JWSRegistry
 from sqlalchemy import select
@@ -44,6 +49,29 @@ class LoadedKey:
     kid: str
     alg: str
     private: Key
+
+    def sign_jwt(self, header: dict[str, str], claims: dict[str, Any]) -> str:
+        """The JWS compact serialization (RFC 7515 §7.1) of `claims` signed with this key, the
+        header as given (its `alg` this key's). RS256: the segments as joserfc forms them,
+        the header's encoded once per header, the signature cryptography's (as joserfc's is),
+        without joserfc's per-call registry, header checks and key lookup (~0.1 ms of each
+        token the token endpoint signs); other algorithms through joserfc."""
+        if self.alg != "RS256" or header.get("alg") != "RS256":
+            return jwt.encode(header, claims, self.private, algorithms=[self.alg])
+        payload = _b64(json.dumps(claims, ensure_ascii=False, separators=(",", ":")).encode())
+        signing_input = _header_segment(tuple(header.items())) + b"." + payload
+        private: RSAPrivateKey = self.private.get_op_key("sign")  # type: ignore[assignment]
+        signature = private.sign(signing_input, padding.PKCS1v15(), hashes.SHA256())
+        return (signing_input + b"." + _b64(signature)).decode("ascii")
+
+
+def _b64(data: bytes) -> bytes:
+    return base64.urlsafe_b64encode(data).rstrip(b"=")
+
+
+@functools.lru_cache(maxsize=64)
+def _header_segment(header: tuple[tuple[str, str], ...]) -> bytes:
+    return _b64(json.dumps(dict(header), separators=(",", ":")).encode())
 
 
 def generate_key(alg: str) -> Key:

@@ -72,7 +72,7 @@ class AccessTokenGenerator(JWTBearerTokenGenerator):
                 claims["acr"] = ACR_MFA
         key = keyring().current("RS256")
         header = {"alg": key.alg, "typ": ACCESS_TOKEN_TYPE, "kid": key.kid}
-        return jwt.encode(header, claims, key.private, algorithms=SIGNING_ALGORITHMS)
+        return key.sign_jwt(header, claims)
 
 
 def unverified_claims(token: str) -> dict[str, Any]:
