@@ -13,12 +13,13 @@ Security properties, each with its spec:
 
 from __future__ import annotations
 
+import functools
 import secrets
 import time
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from authlib.oauth2.rfc6749 import InvalidRequestError, grants
+from authlib.oauth2.rfc6749 import InvalidGrantError, InvalidRequestError, grants
 from authlib.oauth2.rfc7636 import CodeChallenge
 from authlib.oidc.core import OpenIDCode, OpenIDToken
 from authlib.oidc.core.grants.util import create_half_hash
@@ -31,12 +32,13 @@ from idp.identity.claims import cached_user_claims, user_claims
 from idp.identity.models import Account
 from idp.identity.status import may_hold_tokens
 from idp.models_base import utcnow
+from idp.observability import metrics
 from idp.oidc import token_statements as statements
 from idp.oidc.context import auth_context, issuer, keyring
 from idp.oidc.models import ACR_MFA, AuthorizationCode, Client, RefreshToken, token_digest
-from idp.oidc.tokens import AccessTokenGenerator, revoke_access_token
+from idp.oidc.releases import release_values
+from idp.oidc.tokens import AccessTokenGenerator, revoke_access_token, unverified_claims
 
-SQLITE_CLAIM_ATTEMPTS = 5
 CLIENT_AUTH_METHODS = [
     "client_secret_basic",
     "client_secret_post",
@@ -116,35 +118,35 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
         db.session.commit()
 
     def query_authorization_code(self, code: str, client: Client) -> AuthorizationCode | None:
-        """Claims the code atomically, reading it in the same statement (`UPDATE … RETURNING`):
-        of two concurrent redemptions exactly one wins. The claimed code is a detached row."""
-        digest = token_digest(code)
-        now = utcnow()
-        claimed = statements.first(
-            statements.CLAIM_CODE, digest=digest, client=client.client_id, now=now, used=now
-        )
-        if claimed is not None:
-            return AuthorizationCode(**claimed)
-        row = db.session.get(AuthorizationCode, digest)
-        if row is not None and row.used_at is not None and row.client_id == client.client_id:
-            revoke_issued_from_code(row)
-        db.session.commit()
-        return None
+        """The code's row, read: its claim is the redemption's one write (`redeem`), made once
+        the whole answer is built. A used code presented again is a replay: what was issued
+        from it is revoked (RFC 6749 §4.1.2). The row comes back detached."""
+        found = statements.first_alone(statements.READ_CODE, digest=token_digest(code))
+        if found is None or found["client_id"] != client.client_id:
+            return None
+        row = AuthorizationCode(**found)
+        if row.used_at is not None:
+            _replayed(row.code_digest)
+            return None
+        return row if row.expires_at > utcnow() else None
 
     def delete_authorization_code(self, authorization_code: AuthorizationCode) -> None:
-        """Already marked used when claimed; the row stays to recognise a replay."""
+        """Marked used by its claim (`redeem`); the row stays to recognise a replay."""
 
     def create_token_response(self) -> tuple[int, dict[str, Any], list[tuple[str, str]]]:
-        """The code's claim, the refresh token and the code's link to them commit together, once
-        the whole answer (ID token included) is built: a failure on the way leaves the code
-        unused, so the client's retry is not taken for a replay (as the refresh grant does)."""
-        answer = super().create_token_response()  # runs the ID-token hook
-        db.session.commit()
+        """Authlib's answer (the ID token included, by its hook), then the redemption's one
+        write: a failure on the way leaves the code unused, so the client's retry is not taken
+        for a replay. A code claimed by a concurrent redemption since it was read is a
+        replay, as the second of two redemptions is."""
+        answer = super().create_token_response()
+        if not redeem(self.request, self._issued):
+            _replayed(self.request.authorization_code.code_digest)
+            raise InvalidGrantError()
         return answer
 
     def save_token(self, token: dict[str, Any]) -> None:
-        """Staged only: committed with the code's claim in `create_token_response`."""
-        self.server.stage_token(token, self.request)
+        """Kept for `create_token_response`, which writes it with the code's claim."""
+        self._issued = token
 
     def authenticate_user(self, authorization_code: AuthorizationCode) -> Account | None:
         account = token_holder(
@@ -156,6 +158,39 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
             context.amr = list(authorization_code.amr or [])
             context.session_id = authorization_code.session_id
         return account
+
+
+def redeem(request: Any, token: dict[str, Any]) -> bool:
+    """The code's claim — with what was issued from it — the refresh token and the record of
+    the released claims, atomically (`token_statements.redemption`). False when the code was
+    no longer claimable: then nothing was written."""
+    code: AuthorizationCode = request.authorization_code
+    client_id = request.client.client_id
+    now = utcnow()
+    access = unverified_claims(token["access_token"])
+    refresh = token.get("refresh_token")
+    family = new_family() if refresh else None
+    values: dict[str, Any] = {
+        "redeem_digest": code.code_digest, "redeem_client": client_id, "redeem_now": now,
+        "redeem_at": now, "redeem_jti": access["jti"], "redeem_family": family,
+        **release_values(request.user.id, client_id, token.get("scope"), now),
+    }
+    if refresh:
+        values.update(refresh_values(refresh, family, client_id, request.user.id,  # type: ignore[arg-type]
+                                     token.get("scope", ""), access, now))
+    claimed = statements.write_claiming(
+        functools.partial(statements.redemption, refresh=bool(refresh)), values)
+    if claimed:
+        metrics.count_token_issued(AuthorizationCodeGrant.GRANT_TYPE)
+    return claimed
+
+
+def _replayed(digest: str) -> None:
+    """A used code presented again: what was issued from it is revoked (RFC 6749 §4.1.2)."""
+    row = db.session.get(AuthorizationCode, digest)
+    if row is not None and row.used_at is not None:
+        revoke_issued_from_code(row)
+    db.session.commit()
 
 
 def revoke_issued_from_code(code: AuthorizationCode) -> None:
@@ -250,6 +285,29 @@ class OpenIDConnectCode(IdTokenIssuer, OpenIDCode):
         if not seen:
             g.idp_nonce_checked = asked
         return seen
+
+def refresh_values(refresh_token: str, family: str, client_id: str, account_id: str, scope: str,
+                   access: dict[str, Any], now: datetime | None = None) -> dict[str, Any]:
+    """`token_statements.INSERT_REFRESH`'s parameters for a refresh token issued beside the
+    access token whose claims are `access`, in the request's authentication context."""
+    context = auth_context()
+    now = now or utcnow()
+    ttl = timedelta(seconds=int(current_app.config["IDP_REFRESH_TOKEN_TTL"]))
+    return {
+        "refresh_token_digest": token_digest(refresh_token),
+        "refresh_family": family,
+        "refresh_client_id": client_id,
+        "refresh_account_id": account_id,
+        "refresh_scope": scope,
+        "refresh_auth_time": context.auth_time or int(now.timestamp()),
+        "refresh_amr": list(context.amr or []),
+        "refresh_session_id": context.session_id,
+        "refresh_access_jti": access["jti"],
+        "refresh_access_expires_at": datetime.fromtimestamp(access["exp"], UTC),
+        "refresh_issued_at": now,
+        "refresh_expires_at": now + ttl,
+    }
+
 
 def new_family() -> str:
     return secrets.token_urlsafe(18)

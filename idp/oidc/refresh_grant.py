@@ -17,12 +17,11 @@ frequent write (bench/README.md)."""
 from __future__ import annotations
 
 import json
-import random
 import secrets
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from types import SimpleNamespace
-from typing import Any, cast
+from typing import Any
 
 from authlib.oauth2.rfc6749 import (
     InvalidGrantError,
@@ -33,11 +32,9 @@ from authlib.oauth2.rfc6749 import (
 from authlib.oauth2.rfc6749.util import scope_to_list
 from authlib.oidc.core.grants.util import is_openid_scope
 from flask import current_app
-from sqlalchemy import CursorResult
-from sqlalchemy.exc import OperationalError
 
 from idp.crypto import DecryptionError
-from idp.extensions import db, driver_first_alone, open_transaction
+from idp.extensions import db
 from idp.models_base import utcnow
 from idp.observability import metrics
 from idp.oidc import grants
@@ -48,7 +45,6 @@ from idp.oidc.releases import release_values
 from idp.oidc.tokens import unverified_claims
 
 GRANT_TYPE = "refresh_token"
-SQLITE_CLAIM_ATTEMPTS = 5
 _ID_TOKENS = grants.IdTokenIssuer()
 
 
@@ -128,49 +124,19 @@ def rotate(row: Any, token: dict[str, Any], client: Any) -> bool:
     inserted and the released claims recorded. False when the token was no longer claimable:
     then nothing was written.
 
-    SQLite: a transaction of its own (so that waiting for a racer's write lock ends on a
-    fresh snapshot); a racer that still meets "database is locked" tries again, as
-    `idp.identity.transactions` does."""
+    The successor carries the row's authentication (`auth_time`, `amr`, `sid`), set as the
+    request's context by `refresh`."""
     now = utcnow()
     access = unverified_claims(token["access_token"])
-    ttl = timedelta(seconds=int(current_app.config["IDP_REFRESH_TOKEN_TTL"]))
     values = {
         "rotate_digest": row.token_digest, "rotate_family": row.family, "rotate_now": now,
         "rotate_at": now,
         "rotate_answer": secret_box().encrypt(json.dumps(token), context=_answer_context(row)),
-        "refresh_token_digest": token_digest(token["refresh_token"]),
-        "refresh_family": row.family, "refresh_client_id": client.client_id,
-        "refresh_account_id": row.account_id, "refresh_scope": token.get("scope", ""),
-        "refresh_auth_time": row.auth_time, "refresh_amr": list(row.amr or []),
-        "refresh_session_id": row.session_id, "refresh_access_jti": access["jti"],
-        "refresh_access_expires_at": datetime.fromtimestamp(access["exp"], UTC),
-        "refresh_issued_at": now, "refresh_expires_at": now + ttl,
+        **grants.refresh_values(token["refresh_token"], row.family, client.client_id,
+                                row.account_id, token.get("scope", ""), access, now),
         **release_values(row.account_id, client.client_id, token.get("scope"), now),
     }
-    connection = db.session.connection()
-    if connection.dialect.name == "postgresql":
-        (statement,) = statements.rotation("postgresql")
-        claimed = driver_first_alone(connection, statement, values)
-        if open_transaction(connection):
-            db.session.commit()  # the account was read from the database in this request
-        return claimed is not None and claimed["claimed"] == 1
-    claim, *writes = statements.rotation(connection.dialect.name)
-    for attempt in range(1, SQLITE_CLAIM_ATTEMPTS + 1):
-        db.session.commit()  # a fresh snapshot; nothing is pending (the row was only read)
-        try:
-            if cast(CursorResult[Any], db.session.execute(claim, values)).rowcount != 1:
-                db.session.rollback()
-                return False
-            for write in writes:
-                db.session.execute(write, values)
-            db.session.commit()
-            return True
-        except OperationalError:
-            db.session.rollback()
-            if attempt == SQLITE_CLAIM_ATTEMPTS:
-                raise
-            time.sleep(random.uniform(0.005, 0.03) * attempt)  # noqa: S311 - not security
-    raise AssertionError("unreachable")  # pragma: no cover
+    return statements.write_claiming(statements.rotation, values)
 
 
 def _not_claimable(digest: str, client: Any) -> tuple[RefreshToken | None, dict[str, Any] | None]:

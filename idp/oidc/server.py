@@ -2,27 +2,24 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from authlib.integrations.flask_oauth2 import AuthorizationServer, ResourceProtector
 from authlib.oauth2.rfc6749 import InvalidClientError, InvalidScopeError, OAuth2Error
 from authlib.oauth2.rfc6749.util import scope_to_list
 from authlib.oauth2.rfc9207 import IssuerParameter
-from flask import Flask, current_app, g
+from flask import Flask, current_app
 from werkzeug.local import LocalProxy
 
 from idp.extensions import db, stage_write
 from idp.identity.catalogue import registrable_scopes
-from idp.models_base import utcnow
 from idp.observability import metrics
 from idp.oidc import client_cache, endpoints, grants
 from idp.oidc import token_statements as statements
 from idp.oidc.client_auth import PrivateKeyJWTAuthentication
 from idp.oidc.client_cache import ClientSnapshot, cached_client
-from idp.oidc.context import auth_context, issuer
+from idp.oidc.context import issuer
 from idp.oidc.errors import ClientAuthenticationFailed
-from idp.oidc.models import AuthorizationCode, token_digest
 from idp.oidc.releases import record_release
 from idp.oidc.tokens import AccessTokenGenerator, AccessTokenValidator, unverified_claims
 from idp.scopes import REGISTRABLE_SCOPES
@@ -43,18 +40,13 @@ class IdentityProviderServer(AuthorizationServer):
             db.session.commit()
 
     def stage_token(self, token: dict[str, Any], request: Any) -> None:
-        """`save_token` without the commit: for a grant that commits once its whole answer is
-        built (the refresh grant, issue 17)."""
-        access = unverified_claims(token["access_token"])
-        g.issued_access_claims = access
-        code = getattr(request, "authorization_code", None)
+        """`save_token` without the commit."""
         refresh = token.get("refresh_token")
-        family = g.pop("refresh_family", None) or grants.new_family()
-        if isinstance(code, AuthorizationCode):
-            link_code(code, access["jti"], family if refresh else None)
         if refresh and request.user is not None:
-            insert_refresh_token(token_digest(refresh), family, request, token.get("scope", ""),
-                                 access)
+            access = unverified_claims(token["access_token"])
+            stage_write((statements.INSERT_REFRESH, grants.refresh_values(
+                refresh, grants.new_family(), request.client.client_id, request.user.id,
+                token.get("scope", ""), access)))
         if request.user is not None:
             record_release(request.user.id, request.client.client_id, token.get("scope"))
         metrics.count_token_issued(getattr(request.payload, "grant_type", None))
@@ -129,37 +121,6 @@ class IdentityProviderServer(AuthorizationServer):
     def handle_error_response(self, request: Any, error: OAuth2Error) -> Any:
         db.session.rollback()
         return super().handle_error_response(request, error)
-
-
-def link_code(code: AuthorizationCode, access_jti: str, family: str | None) -> None:
-    """What was issued from the code, so that a replay can revoke it (RFC 6749 §4.1.2)."""
-    code.access_jti = access_jti
-    code.token_family = family
-    stage_write((statements.LINK_CODE, {"link_digest": code.code_digest, "link_jti": access_jti,
-                                        "link_family": family}))
-
-
-def insert_refresh_token(digest: str, family: str, request: Any, scope: str,
-                         access: dict[str, Any]) -> None:
-    """One `INSERT`, staged for the answer's commit (`idp.extensions.stage_write`, which
-    flushes the objects the request added before, such as a new account, first)."""
-    context = auth_context()
-    now = utcnow()
-    ttl = timedelta(seconds=int(current_app.config["IDP_REFRESH_TOKEN_TTL"]))
-    stage_write((statements.INSERT_REFRESH, {
-        "refresh_token_digest": digest,
-        "refresh_family": family,
-        "refresh_client_id": request.client.client_id,
-        "refresh_account_id": request.user.id,
-        "refresh_scope": scope,
-        "refresh_auth_time": context.auth_time or int(now.timestamp()),
-        "refresh_amr": context.amr,
-        "refresh_session_id": context.session_id,
-        "refresh_access_jti": access["jti"],
-        "refresh_access_expires_at": datetime.fromtimestamp(access["exp"], UTC),
-        "refresh_issued_at": now,
-        "refresh_expires_at": now + ttl,
-    }))
 
 
 class Issuer(IssuerParameter):

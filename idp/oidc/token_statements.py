@@ -8,29 +8,38 @@ at the answer's one commit, so their parameters are named apart."""
 from __future__ import annotations
 
 import functools
+import random
+import time
+from collections.abc import Callable
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, exists, func, insert, null, select, update
+from sqlalchemy import CursorResult, Table, bindparam, exists, func, insert, null, select, update
 from sqlalchemy import cast as sql_cast
+from sqlalchemy.exc import OperationalError
 
-from idp.extensions import db, driver_first, driver_first_alone
+from idp.extensions import db, driver_first, driver_first_alone, open_transaction
 from idp.oidc.models import AuthorizationCode, RefreshToken
 
 _codes = cast(Table, AuthorizationCode.__table__)
 _tokens = cast(Table, RefreshToken.__table__)
 _when = _codes.c.expires_at.type
+SQLITE_CLAIM_ATTEMPTS = 5
 
-# RFC 6749 §4.1.2: a code is used once; of concurrent redemptions exactly one claims it.
+# A code's row, read before its redemption is decided (RFC 6749 §4.1.3).
+READ_CODE = select(*_codes.c).where(_codes.c.code_digest == bindparam("digest"))
+# RFC 6749 §4.1.2: a code is used once; of concurrent redemptions exactly one claims it. The
+# claim records what was issued from the code, so that a replay can revoke it. Parameters
+# `redeem_*`.
 CLAIM_CODE = (
     update(_codes)
     .where(
-        _codes.c.code_digest == bindparam("digest"),
-        _codes.c.client_id == bindparam("client"),
+        _codes.c.code_digest == bindparam("redeem_digest"),
+        _codes.c.client_id == bindparam("redeem_client"),
         _codes.c.used_at.is_(None),
-        _codes.c.expires_at > bindparam("now", type_=_when),
+        _codes.c.expires_at > bindparam("redeem_now", type_=_when),
     )
-    .values(used_at=bindparam("used", type_=_when))
-    .returning(*_codes.c)
+    .values(used_at=bindparam("redeem_at", type_=_when),
+            access_jti=bindparam("redeem_jti"), token_family=bindparam("redeem_family"))
 )
 _CODE_COLUMNS = ("code_digest", "client_id", "account_id", "redirect_uri", "scope", "nonce",
                  "code_challenge", "code_challenge_method", "auth_time", "amr", "session_id",
@@ -47,12 +56,6 @@ NONCE_SEEN = (
         _codes.c.expires_at > bindparam("now", type_=_when),
     )
     .limit(1)
-)
-# What was issued from a code, so that a replay can revoke it.
-LINK_CODE = (
-    update(_codes)
-    .where(_codes.c.code_digest == bindparam("link_digest"))
-    .values(access_jti=bindparam("link_jti"), token_family=bindparam("link_family"))
 )
 # A refresh token's row, read before its rotation is decided (RFC 6749 §6).
 READ_REFRESH = select(*_tokens.c).where(_tokens.c.token_digest == bindparam("digest"))
@@ -109,19 +112,43 @@ def rotation(dialect: str) -> tuple[Any, ...]:
     if dialect != "postgresql":
         return (CLAIM_ROTATION, DROP_OLDER_ANSWERS, INSERT_REFRESH, upsert(dialect))
     claimed = CLAIM_ROTATION.returning(_tokens.c.family).cte("claimed")
-    dropped = DROP_OLDER_ANSWERS.where(
-        _tokens.c.family.in_(select(claimed.c.family))
-    ).cte("dropped")
-    successor = insert(_tokens).from_select(
+    dropped = DROP_OLDER_ANSWERS.where(_tokens.c.family.in_(select(claimed.c.family)))
+    return (_claiming(claimed, dropped, _successor(claimed), upsert(dialect, _any(claimed))),)
+
+
+@functools.cache
+def redemption(dialect: str, refresh: bool) -> tuple[Any, ...]:
+    """The statements of one code redemption, as `rotation`'s: the code's claim (with what was
+    issued from it), the refresh token inserted when one is issued, the released claims
+    recorded — on PostgreSQL one statement returning how many codes it claimed."""
+    from idp.oidc.releases import upsert
+
+    if dialect != "postgresql":
+        return (CLAIM_CODE, *((INSERT_REFRESH,) if refresh else ()), upsert(dialect))
+    claimed = CLAIM_CODE.returning(_codes.c.code_digest).cte("claimed")
+    successor = (_successor(claimed),) if refresh else ()
+    return (_claiming(claimed, *successor, upsert(dialect, _any(claimed))),)
+
+
+def _successor(claimed: Any) -> Any:
+    """INSERT_REFRESH's row, inserted only if `claimed` holds a row. PostgreSQL deduces one
+    type per parameter of a SELECT list: each is cast to its column's."""
+    return insert(_tokens).from_select(
         list(_REFRESH_COLUMNS),
-        select(*(claimed.c.family if name == "family"
-                 else sql_cast(bindparam(f"refresh_{name}", type_=_tokens.c[name].type),
-                               _tokens.c[name].type)
-                 for name in _REFRESH_COLUMNS)),
-    ).cte("successor")
-    release = upsert(dialect, exists(select(claimed.c.family))).cte("release")
+        select(*(sql_cast(bindparam(f"refresh_{name}", type_=_tokens.c[name].type),
+                          _tokens.c[name].type) for name in _REFRESH_COLUMNS))
+        .where(_any(claimed)),
+    )
+
+
+def _any(claimed: Any) -> Any:
+    return exists(select(claimed.c[0]))
+
+
+def _claiming(claimed: Any, *writes: Any) -> Any:
+    """One statement: `claimed` and `writes` as CTEs, returning the count of claimed rows."""
     count = select(func.count().label("claimed")).select_from(claimed)
-    return (count.add_cte(dropped, successor, release),)
+    return count.add_cte(*(write.cte(f"write_{index}") for index, write in enumerate(writes)))
 
 
 def first(statement: Any, **parameters: Any) -> dict[str, Any] | None:
@@ -142,3 +169,40 @@ def first_alone(statement: Any, **parameters: Any) -> dict[str, Any] | None:
         return driver_first_alone(connection, statement, parameters)
     row = connection.execute(statement, parameters).first()
     return dict(row._mapping) if row is not None else None
+
+
+def write_claiming(built: Callable[[str], tuple[Any, ...]], values: dict[str, Any]) -> bool:
+    """Runs the statements `built` gives for the dialect (`rotation`, `redemption`): a claim
+    and the writes that go with it, atomically; True when the claim took its row, else
+    nothing was written.
+
+    PostgreSQL: their one statement, as a transaction of its own unless this request has one
+    open (an account read from the database), which it then commits. SQLite: a transaction
+    of their own, begun on a fresh snapshot (waiting for a racer's write lock then ends on
+    what the racer wrote); a racer that still meets "database is locked" tries again, as
+    `idp.identity.transactions` does."""
+    connection = db.session.connection()
+    dialect = connection.dialect.name
+    if dialect == "postgresql":
+        (statement,) = built(dialect)
+        claimed = driver_first_alone(connection, statement, values)
+        if open_transaction(connection):
+            db.session.commit()
+        return claimed is not None and claimed["claimed"] == 1
+    claim, *writes = built(dialect)
+    for attempt in range(1, SQLITE_CLAIM_ATTEMPTS + 1):
+        db.session.commit()  # nothing is pending: the claimed row was only read
+        try:
+            if cast(CursorResult[Any], db.session.execute(claim, values)).rowcount != 1:
+                db.session.rollback()
+                return False
+            for write in writes:
+                db.session.execute(write, values)
+            db.session.commit()
+            return True
+        except OperationalError:
+            db.session.rollback()
+            if attempt == SQLITE_CLAIM_ATTEMPTS:
+                raise
+            time.sleep(random.uniform(0.005, 0.03) * attempt)  # noqa: S311 - not security
+    raise AssertionError("unreachable")  # pragma: no cover

@@ -118,22 +118,50 @@ def test_a_lost_rotation_race_writes_nothing__rfc9700_4_14_2(
         assert rows[0].successor_response_encrypted is None and rows[0].revoked_at is not None
 
 
-def test_a_code_redemption_claims_and_reads_the_code_in_one_statement__rfc6749_4_1_2(
+def test_a_code_redemption_reads_the_code_then_writes_in_one_statement__rfc6749_4_1_2(
     app: Flask, flow: CodeFlow
 ) -> None:
     code = flow.code(scope="openid profile offline_access")
     with statements(app) as seen:
         response = flow.exchange(code)
     assert response.status_code == 200, response.get_json()
-    claim = writes(seen)[0]
-    assert claim.startswith("UPDATE AUTHORIZATION_CODE") and "RETURNING" in claim
-    assert reads_of(seen, "authorization_code") == []
+    assert len(reads_of(seen, "authorization_code")) == 1
     protocol = [statement for statement in writes(seen) if "SIGNING_KEY" not in statement]
-    staged = [kind for statement in protocol[1:] for kind in write_kinds(statement)]
-    assert staged == ["UPDATE AUTHORIZATION_CODE SET", "INSERT INTO REFRESH_TOKEN",
-                      "INSERT INTO CLAIM_RELEASE"]
+    # The claim, which records what was issued from the code; the refresh token; the record
+    # of the claims the client received (issue 28).
+    assert [kind for statement in protocol for kind in write_kinds(statement)] == [
+        "UPDATE AUTHORIZATION_CODE SET", "INSERT INTO REFRESH_TOKEN", "INSERT INTO CLAIM_RELEASE"]
     if db_dialect(app) == "postgresql":
-        assert len(protocol) == 2  # the claim, then the staged writes together
+        assert len(protocol) == 1 and "RETURNING" in protocol[0]  # one transaction of its own
+
+
+def test_a_code_redeemed_meanwhile_is_a_replay_and_writes_nothing__rfc6749_4_1_2(
+    app: Flask, flow: CodeFlow
+) -> None:
+    """A concurrent redemption claims the code between this one's read and its write: this
+    one writes nothing and is answered as the replay it is (what the racer was issued is
+    revoked)."""
+    from idp.oidc import grants
+    from idp.oidc.models import RefreshToken
+
+    code = flow.code(scope="openid offline_access")
+    original = grants.redeem
+    racer: dict[str, Any] = {}
+
+    def racer_first(request: Any, token: Any) -> bool:
+        racer["won"] = original(request, dict(token, refresh_token="racer-refresh-token"))
+        return original(request, token)
+
+    grants.redeem = racer_first  # type: ignore[assignment]
+    try:
+        response = flow.exchange(code)
+    finally:
+        grants.redeem = original  # type: ignore[assignment]
+    assert racer["won"] is True
+    assert response.status_code == 400 and response.get_json()["error"] == "invalid_grant"
+    with app.app_context():
+        rows = db.session.query(RefreshToken).all()
+        assert len(rows) == 1 and rows[0].revoked_at is not None  # the racer's, revoked
 
 
 def test_dropping_older_answers_reads_the_kept_ones_not_the_family__rfc9700_4_14_2(
