@@ -1,7 +1,9 @@
 """Extensions, created unbound and bound to the app in `create_app`."""
 
+import contextlib
 import functools
 import logging
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, cast
 
 from flask_limiter import Limiter
@@ -155,14 +157,37 @@ def driver_first_alone(connection: Any, statement: Any,
     (two round trips, and two commands for PostgreSQL to run). For a read that needs no
     transaction, or a write that is whole in one statement. Inside an open transaction it is
     `driver_first`, in that transaction."""
+    with _alone(connection):
+        return driver_first(connection, statement, values)
+
+
+def driver_rows_alone(connection: Any, statement: Any,
+                      values: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every row of a SELECT, as `driver_first_alone` runs it, by column key (a statement the
+    driver cannot take as it is, `_driver_form`, through SQLAlchemy)."""
+    if _driver_form(statement, connection.dialect) is None:
+        with _alone(connection):
+            return [dict(row) for row in connection.execute(statement, values).mappings()]
+    with _alone(connection):
+        cursor = driver_execute(connection, statement, values)
+        rows = cursor.fetchall()
+    _, _, columns = _driver_form(statement, connection.dialect)  # type: ignore[misc]
+    return [{key: process(value) if process else value
+             for (key, process), value in zip(columns, row, strict=True)} for row in rows]
+
+
+@contextlib.contextmanager
+def _alone(connection: Any) -> Iterator[None]:
+    """Autocommit on the driver's connection meanwhile, if no transaction is open on it."""
     from psycopg.pq import TransactionStatus
 
     raw = connection.connection.driver_connection
     if raw.info.transaction_status != TransactionStatus.IDLE:
-        return driver_first(connection, statement, values)
+        yield
+        return
     raw.autocommit = True
     try:
-        return driver_first(connection, statement, values)
+        yield
     finally:
         if not raw.closed:
             raw.autocommit = False
@@ -204,9 +229,10 @@ STAGED = "idp_staged_writes"
 def stage_write(write: Write) -> None:
     """Queues a write for the session's next commit, where every staged write is sent together
     (`execute_together`: one round trip on PostgreSQL), after the ORM's pending objects are
-    flushed (a staged row may refer to one). A rollback drops them. For the token endpoint,
-    whose writes (the refresh token, the code's link, the released claims, the rotation's
-    answer) are decided one by one and all wait for the one commit of the answer."""
+    flushed (a staged row may refer to one). A rollback drops them. On PostgreSQL, when
+    nothing else was sent in the transaction, they go as a transaction of their own. For the
+    token endpoint's grants whose writes (the login's, the refresh token, the released
+    claims) are decided one by one and all wait for the one commit of the answer."""
     db.session.info.setdefault(STAGED, []).append(write)
 
 
@@ -217,7 +243,14 @@ def _write_staged(session: Session) -> None:
         return
     if session.new or session.dirty or session.deleted:
         session.flush()
-    _send(session.connection(), writes)
+    connection = session.connection()
+    if connection.dialect.name != "postgresql":
+        _send(connection, writes)
+        return
+    # Nothing else sent in this transaction (its reads ran alone): the writes, one statement,
+    # are a transaction of their own — no BEGIN and COMMIT round trips.
+    with _alone(connection):
+        _send(connection, writes)
 
 
 @event.listens_for(Session, "after_soft_rollback")

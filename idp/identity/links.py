@@ -27,7 +27,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import postgresql
 
-from idp.extensions import Write, db
+from idp.extensions import Write, db, driver_rows_alone
 from idp.identity import account_events, audit
 from idp.identity.accounts import (
     IdentityError,
@@ -118,33 +118,59 @@ def returning_wechat_user(
     to check, as after `resolve_wechat_identity`. `also`: expressions over the account's row
     that the caller wants from the same round trip (whether it holds a second factor)."""
     wanted = {IdentityKind.WECHAT_OPENID} | ({IdentityKind.WECHAT_UNIONID} if unionid else set())
-    rows = db.session.execute(
-        _returning_lookup(bool(unionid), also),
-        {"lookup_appid": appid, "lookup_openid": openid,
-         # A unionid is personal data: its blind index under every key version (issue 28).
-         "lookup_unionid": lookup_keys(IdentityKind.WECHAT_UNIONID, unionid) if unionid else []},
-    ).all()
-    if {row.kind for row in rows} != wanted or len(rows) != len(wanted) or len(
-        {row.Account.id for row in rows}
+    connection = db.session.connection()
+    dialect = connection.dialect.name
+    statement = _returning_lookup(dialect, bool(unionid), also)
+    values = {"lookup_appid": appid, "lookup_openid": openid,
+              # A unionid is personal data: its blind index under every key version (issue 28).
+              "lookup_unionid": lookup_keys(IdentityKind.WECHAT_UNIONID, unionid) if unionid
+              else [], "lookup_no_namespace": "",
+              # Values, not literals: the SQL is then the same text for every login (the driver
+              # runs it, prepared, `idp.extensions.driver_rows_alone`).
+              "lookup_openid_kind": IdentityKind.WECHAT_OPENID,
+              "lookup_unionid_kind": IdentityKind.WECHAT_UNIONID}
+    if dialect == "postgresql":  # a read alone: no transaction for the login's writes to join
+        rows = driver_rows_alone(connection, statement, values)
+    else:
+        rows = [dict(row) for row in connection.execute(statement, values).mappings()]
+    if {row["identity_kind"] for row in rows} != wanted or len(rows) != len(wanted) or len(
+        {row["id"] for row in rows}
     ) != 1:
         return None
+    first = rows[0]
+    # The account as a detached stand-in holding its row's columns: all a login reads of it.
+    account = Account(**{key: first[key] for key in _ACCOUNT_COLUMNS})
     return ReturningWeChatUser(
-        rows[0].Account, tuple(row.id for row in rows), tuple(rows[0])[3:]
+        account, tuple(row["identity_id"] for row in rows),
+        tuple(first[f"also_{index}"] for index in range(len(also))),
     )
 
 
+_ACCOUNT_COLUMNS = tuple(column.key for column in Account.__table__.columns)
+
+
 @functools.cache
-def _returning_lookup(with_unionid: bool, also: tuple[ColumnElement[Any], ...]) -> Select[Any]:
-    """Built once per shape; the ids are bound parameters. Openids are stored as they are."""
-    matches = [and_(Identity.kind == IdentityKind.WECHAT_OPENID,
+def _returning_lookup(dialect: str, with_unionid: bool,
+                      also: tuple[ColumnElement[Any], ...]) -> Select[Any]:
+    """Built once per shape; the ids and kinds are bound parameters (on PostgreSQL the
+    unionid's blind indexes an array, `= ANY`, so that the SQL is one text for the driver).
+    Openids are stored as they are."""
+    matches = [and_(Identity.kind == bindparam("lookup_openid_kind"),
                     Identity.namespace == bindparam("lookup_appid"),
                     Identity.lookup_key == bindparam("lookup_openid"))]
     if with_unionid:
-        matches.append(and_(Identity.kind == IdentityKind.WECHAT_UNIONID,
-                            Identity.namespace == "",
-                            Identity.lookup_key.in_(bindparam("lookup_unionid", expanding=True))))
+        unionids: Any = (
+            Identity.lookup_key == any_(bindparam("lookup_unionid",
+                                                  type_=postgresql.ARRAY(Identity.lookup_key.type)))
+            if dialect == "postgresql"
+            else Identity.lookup_key.in_(bindparam("lookup_unionid", expanding=True))
+        )
+        matches.append(and_(Identity.kind == bindparam("lookup_unionid_kind"),
+                            Identity.namespace == bindparam("lookup_no_namespace"), unionids))
     return (
-        select(Account, Identity.id, Identity.kind, *also)
+        select(*Account.__table__.columns, Identity.id.label("identity_id"),
+               Identity.kind.label("identity_kind"),
+               *(column.label(f"also_{index}") for index, column in enumerate(also)))
         .join(Identity, Identity.account_id == Account.id)
         .where(Identity.verified.is_(True), or_(*matches))
     )

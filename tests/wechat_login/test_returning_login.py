@@ -54,7 +54,8 @@ def test_returning_login_is_one_lookup_and_one_round_trip_of_writes__rfc8693_2_1
     if db.engine.dialect.name == "postgresql":
         # One round trip at the commit: the ids' last use, the session key, the login record,
         # the refresh token and the record of the claims this client received (issue 28,
-        # `idp.oidc.releases`), staged together (`idp.extensions.stage_write`).
+        # `idp.oidc.releases`), staged together (`idp.extensions.stage_write`); the lookup
+        # before it ran alone, so the writes are a transaction of their own (no BEGIN).
         assert writes == ["WITH"], sent
     else:
         assert len(writes) == 5, sent  # SQLite, in-process: the same writes one by one
