@@ -212,7 +212,7 @@ def main() -> None:
                 run()
             cpu = (time.process_time() - started) / args.requests * 1e6
             store = (sum(process_cpu(pid) for pid in stores) - store_started) / args.requests * 1e6
-            print(f"| {name} | {cpu:,.0f} | {store:,.0f} |" if stores else f"| {name} | {cpu:,.0f} | – |")
+            print(f"| {name} | {cpu:,.0f} | {f'{store:,.0f}' if stores else '–'} |")
 
 
 def store_pids(app: Any) -> list[int]:

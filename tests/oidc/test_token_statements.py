@@ -91,6 +91,9 @@ def test_a_lost_rotation_race_writes_nothing__rfc9700_4_14_2(
 ) -> None:
     """The token is claimed by someone else between the read and the rotation: the rotation
     matches no row, so no successor, no release and no answer are written."""
+    from sqlalchemy import update
+
+    from idp.models_base import utcnow
     from idp.oidc import refresh_grant
     from idp.oidc.models import RefreshToken, token_digest
 
@@ -100,9 +103,9 @@ def test_a_lost_rotation_race_writes_nothing__rfc9700_4_14_2(
 
     def racer_first(row: Any, token: Any, client: Any) -> bool:
         with db.engine.begin() as connection:  # the racer's rotation, committed meanwhile
-            connection.exec_driver_sql(
-                "UPDATE refresh_token SET rotated_at = CURRENT_TIMESTAMP "
-                f"WHERE token_digest = '{digest}'")
+            connection.execute(
+                update(RefreshToken).where(RefreshToken.token_digest == digest)
+                .values(rotated_at=utcnow()))
         return original(row, token, client)
 
     refresh_grant.rotate = racer_first  # type: ignore[assignment]
