@@ -169,14 +169,14 @@ def redeem(request: Any, token: dict[str, Any]) -> bool:
     now = utcnow()
     access = unverified_claims(token["access_token"])
     refresh = token.get("refresh_token")
-    family = new_family() if refresh else None
     values: dict[str, Any] = {
         "redeem_digest": code.code_digest, "redeem_client": client_id, "redeem_now": now,
-        "redeem_at": now, "redeem_jti": access["jti"], "redeem_family": family,
+        "redeem_at": now, "redeem_jti": access["jti"], "redeem_family": None,
         **release_values(request.user.id, client_id, token.get("scope"), now),
     }
     if refresh:
-        values.update(refresh_values(refresh, family, client_id, request.user.id,  # type: ignore[arg-type]
+        family = values["redeem_family"] = new_family()
+        values.update(refresh_values(refresh, family, client_id, request.user.id,
                                      token.get("scope", ""), access, now))
     claimed = statements.write_claiming(
         functools.partial(statements.redemption, refresh=bool(refresh)), values)

@@ -1,9 +1,9 @@
 """The protocol's token writes — the token endpoint's, and the authorization endpoint's code
 and nonce check — as statements built once (SQLAlchemy Core, bound parameters): building a
-statement per request cost more Python than running it (bench/profile_token.py). The claims
-run at once (their answer decides the request), on PostgreSQL through the driver
-(`first`); the writes that follow are staged (`idp.extensions.stage_write`) and sent together
-at the answer's one commit, so their parameters are named apart."""
+statement per request cost more Python than running it (bench/profile_token.py). A refresh
+and a code redemption read their row, build the answer, then make their claim and every write
+that goes with it in one step (`rotation`, `redemption`, `write_claiming`: on PostgreSQL one
+statement through the driver, a transaction of its own), so their parameters are named apart."""
 
 from __future__ import annotations
 
