@@ -61,6 +61,11 @@ def _build_app(config: dict[str, Any] | None) -> Flask:
         SESSION_COOKIE_SAMESITE="Lax",
         SESSION_COOKIE_SECURE=settings["IDP_ISSUER"].startswith("https://"),
         PERMANENT_SESSION_LIFETIME=timedelta(seconds=int(settings["IDP_SESSION_TTL"])),
+        # The cookie is signed again only when its content changes (a sign-in, a form's CSRF
+        # token…), not on every request: the session's lifetime is its row's, fixed at sign-in
+        # (`expires_at`, `IDP_SESSION_TTL` as this), which a sliding cookie never extended; it
+        # cost every signed-in page an HMAC and a Set-Cookie.
+        SESSION_REFRESH_EACH_REQUEST=False,
         MAX_CONTENT_LENGTH=64 * 1024,
         WTF_CSRF_TIME_LIMIT=None,
         RATELIMIT_STORAGE_URI=settings["IDP_REDIS_URL"] or "memory://",

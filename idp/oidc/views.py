@@ -27,7 +27,7 @@ from idp.accounts.sessions import auth_time, current_account, current_session
 from idp.extensions import csrf, db
 from idp.identity.catalogue import catalogue
 from idp.oidc import consent as consents
-from idp.oidc import gateway
+from idp.oidc import gateway, nonces
 from idp.oidc.context import issuer
 from idp.oidc.interaction import (
     AUTHORIZATION_PARAMETERS,
@@ -70,6 +70,7 @@ def authorize() -> Any:
     login = current_session()
     fresh_login_needed = login is not None and _needs_fresh_login(login)
     end_user = None if fresh_login_needed else current_account()
+    nonces.defer()  # checked by the code's insert, or before any other answer
     try:
         grant = authorization_server.get_consent_grant(end_user=end_user)
     except OAuth2Error as error:
@@ -80,23 +81,29 @@ def authorize() -> Any:
         return _authorization_error(InvalidRequestError("Malformed authorization request."))
 
     prompts = set((request.values.get("prompt") or "").split())
+    client = grant.client
+    step_up = end_user is not None and login is not None and mfa_required(
+        bool(getattr(client, "require_mfa", False)), request.values.get("acr_values")
+    ) and not session_has_mfa(login)
+    scopes = scope_set(grant.request.scope)
+    needs_consent = end_user is not None and not step_up and (
+        "consent" in prompts or not consents.covers(end_user, client, scopes))
+    if end_user is None or step_up or needs_consent or decision == "deny":
+        replayed = nonces.replay_error()  # no code follows: the deferred check runs now
+        if replayed is not None:
+            return _authorization_error(replayed)
     if end_user is None:
         if "none" in prompts:
             return _authorization_error(_bound(LoginRequiredError(), grant))
         return redirect(url_for("accounts.login", next=_continue_url(), **_login_hints()))
 
     g.login_session = login
-    client = grant.client
-    if login is not None and mfa_required(
-        bool(getattr(client, "require_mfa", False)), request.values.get("acr_values")
-    ) and not session_has_mfa(login):
+    if step_up and login is not None:
         if "none" in prompts or not has_second_factor(end_user):
             return _authorization_error(_bound(UnmetAuthenticationRequirements(), grant))
         login.second_factor_pending = True  # step-up: this session waits for the factor
         db.session.commit()
         return redirect(url_for("account_centre.second_factor", next=_continue_url()))
-    scopes = scope_set(grant.request.scope)
-    needs_consent = "consent" in prompts or not consents.covers(end_user, client, scopes)
     if needs_consent and "none" in prompts:
         return _authorization_error(_bound(ConsentRequiredError(), grant))
     if needs_consent and request.method == "GET":
@@ -184,7 +191,10 @@ def _bound(error: OAuth2Error, grant: Any) -> OAuth2Error:
 
 def _authorization_error(error: OAuth2Error) -> Any:
     """Redirect to a verified redirect URI with the error and `iss` (RFC 9207); otherwise show the
-    user an error page and never redirect (RFC 6749 §4.1.2.1)."""
+    user an error page and never redirect (RFC 6749 §4.1.2.1). A replayed nonce, when its
+    check was deferred past this error's step (`idp.oidc.nonces`), is answered instead, as
+    Authlib's validation would have answered it first."""
+    error = nonces.replay_error() or error
     db.session.rollback()
     if error.redirect_uri:
         status, _body, headers = error()
