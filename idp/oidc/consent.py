@@ -5,7 +5,6 @@ from __future__ import annotations
 from sqlalchemy import bindparam, select
 
 from idp.extensions import db
-from idp.identity.models import Account
 from idp.models_base import utcnow
 from idp.oidc.models import Client, Consent
 
@@ -15,20 +14,20 @@ _CONSENTED = select(Consent.scopes).where(
 )
 
 
-def covers(account: Account, client: Client, scopes: set[str]) -> bool:
+def covers(account_id: str, client: Client, scopes: set[str]) -> bool:
     if client.is_first_party:
         return True
     consented = db.session.execute(
-        _CONSENTED, {"account": account.id, "client": client.client_id}
+        _CONSENTED, {"account": account_id, "client": client.client_id}
     ).scalar()
     return consented is not None and scopes <= set(consented or [])
 
 
-def remember(account: Account, client: Client, scopes: set[str]) -> None:
-    row = _find(account, client)
+def remember(account_id: str, client: Client, scopes: set[str]) -> None:
+    row = _find(account_id, client)
     if row is None:
         db.session.add(
-            Consent(account_id=account.id, client_id=client.client_id, scopes=sorted(scopes))
+            Consent(account_id=account_id, client_id=client.client_id, scopes=sorted(scopes))
         )
     else:
         row.scopes = sorted(set(row.scopes or []) | scopes)
@@ -36,9 +35,9 @@ def remember(account: Account, client: Client, scopes: set[str]) -> None:
     db.session.commit()
 
 
-def _find(account: Account, client: Client) -> Consent | None:
+def _find(account_id: str, client: Client) -> Consent | None:
     return db.session.scalars(
         select(Consent).where(
-            Consent.account_id == account.id, Consent.client_id == client.client_id
+            Consent.account_id == account_id, Consent.client_id == client.client_id
         )
     ).first()

@@ -22,10 +22,11 @@ from authlib.oauth2.rfc6749 import InvalidRequestError, grants
 from authlib.oauth2.rfc7636 import CodeChallenge
 from authlib.oidc.core import OpenIDCode, OpenIDToken
 from authlib.oidc.core.grants.util import create_half_hash
-from flask import current_app, g
+from flask import current_app
 from joserfc import jwt
 from sqlalchemy import inspect, select
 
+from idp.accounts.sessions import signed_in
 from idp.extensions import db, stage_write
 from idp.identity.accounts import resolve_account
 from idp.identity.claims import cached_user_claims, user_claims
@@ -101,7 +102,9 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
         """One statement: the code's `INSERT`, which also makes the nonce replay check when
         validation deferred it (`idp.oidc.nonces`), refusing as that check would."""
         ttl = int(current_app.config["IDP_AUTHORIZATION_CODE_TTL"])
-        login = g.login_session
+        login = signed_in()
+        if login is None or login.account_id != request.user.id:
+            raise RuntimeError("A code is issued to the account of this browser's session only.")
         data = request.payload.data
         now = utcnow()
         nonce = data.get("nonce")
