@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import bindparam, select
 
-from idp.extensions import db
+from idp.extensions import db, driver_first
 from idp.models_base import utcnow
 from idp.oidc.models import Client, Consent
 
@@ -15,11 +15,17 @@ _CONSENTED = select(Consent.scopes).where(
 
 
 def covers(account_id: str, client: Client, scopes: set[str]) -> bool:
+    """Read on every authorization request of a third-party client: on PostgreSQL through the
+    driver (`idp.extensions.driver_first`, no SQLAlchemy execution per request)."""
     if client.is_first_party:
         return True
-    consented = db.session.execute(
-        _CONSENTED, {"account": account_id, "client": client.client_id}
-    ).scalar()
+    values = {"account": account_id, "client": client.client_id}
+    connection = db.session.connection()
+    if connection.dialect.name == "postgresql":
+        row = driver_first(connection, _CONSENTED, values)
+        consented = row["scopes"] if row is not None else None
+    else:
+        consented = connection.execute(_CONSENTED, values).scalar()
     return consented is not None and scopes <= set(consented or [])
 
 
