@@ -35,17 +35,17 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
 def _build_app(config: dict[str, Any] | None) -> Flask:
     from datetime import timedelta
 
-    from flask import Flask
     from flask_babel import Babel
 
     from idp import field_crypto
     from idp.config import RESOURCE_ROOT, load_config
     from idp.crypto import SecretBox
     from idp.extensions import csrf, db, limiter, migrations_on_first_use
+    from idp.flask_app import IdentityProviderApp
     from idp.oidc.keys import KeyRing, sign_after_seconds
 
     settings = load_config(config)
-    app = Flask(
+    app = IdentityProviderApp(
         __name__,
         instance_path=settings["IDP_INSTANCE_PATH"],
         template_folder=str(RESOURCE_ROOT / "templates"),
@@ -61,6 +61,11 @@ def _build_app(config: dict[str, Any] | None) -> Flask:
         SESSION_COOKIE_SAMESITE="Lax",
         SESSION_COOKIE_SECURE=settings["IDP_ISSUER"].startswith("https://"),
         PERMANENT_SESSION_LIFETIME=timedelta(seconds=int(settings["IDP_SESSION_TTL"])),
+        # The cookie is signed again only when its content changes (a sign-in, a form's CSRF
+        # token…), not on every request: the session's lifetime is its row's, fixed at sign-in
+        # (`expires_at`, `IDP_SESSION_TTL` as this), which a sliding cookie never extended; it
+        # cost every signed-in page an HMAC and a Set-Cookie.
+        SESSION_REFRESH_EACH_REQUEST=False,
         MAX_CONTENT_LENGTH=64 * 1024,
         WTF_CSRF_TIME_LIMIT=None,
         RATELIMIT_STORAGE_URI=settings["IDP_REDIS_URL"] or "memory://",
@@ -281,8 +286,10 @@ def _register_request_hooks(app: Flask) -> None:
     def security_headers(response: Any) -> Any:
         headers = response.headers
         headers["X-Request-Id"] = g.get("request_id", "")
+        present = {name.lower() for name in headers.keys()}  # one pass, not one per header
         for name, value in common_headers(app.config["IDP_ISSUER"]):
-            headers.setdefault(name, value)
+            if name.lower() not in present:
+                headers.add(name, value)
         if response.mimetype == "text/html":
             # Any page may show a signed-in person's data, a consent or a CSRF token: never kept
             # by a cache, so Back after signing out asks the server again.

@@ -7,7 +7,7 @@ from typing import Any
 
 from flask import Flask, redirect, request, session, url_for
 
-from idp.accounts.sessions import SESSION_KEY, current_account, session_awaiting_second_factor
+from idp.accounts.sessions import SESSION_KEY, session_awaiting_second_factor, signed_in
 
 # Endpoints a detoured browser may still reach.
 ALWAYS_OPEN = frozenset({"static", "accounts.logout", "i18n.switch", "health.healthz",
@@ -33,12 +33,12 @@ def init_gate(app: Flask) -> None:
             return None
         if request.endpoint is None or request.blueprint == "admin":
             return None  # 404s, and the admin area which has its own second factor
-        account = current_account()  # None for a session still awaiting its second factor
-        if account is None and session_awaiting_second_factor() is not None:
+        live = signed_in()  # None for a session still awaiting its second factor
+        if live is None and session_awaiting_second_factor() is not None:
             if request.endpoint in SECOND_FACTOR_STEP:
                 return None
             return redirect(url_for("account_centre.second_factor", next=_here()))
-        if account is not None and account.deletion_due_at is not None:
+        if live is not None and live.account.deletion_due_at is not None:
             if request.endpoint in DELETION_PENDING:
                 return None
             return redirect(url_for("account_centre.deletion_pending", next=_here()))

@@ -8,16 +8,19 @@ from __future__ import annotations
 
 import functools
 import secrets
-from datetime import UTC, timedelta
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, TypeVar, cast
 
 from flask import current_app, g, has_request_context, request, session
-from sqlalchemy import Insert, bindparam, insert, select
+from sqlalchemy import Insert, Table, bindparam, insert, select
+from sqlalchemy.orm import make_transient_to_detached
+from sqlalchemy.orm.util import identity_key
 
 from idp.accounts.models import LoginEvent
-from idp.extensions import Write, db
-from idp.identity.accounts import resolve_account
+from idp.extensions import Write, db, driver_first
 from idp.identity.audit import Actor
-from idp.identity.models import Account, LoginSession
+from idp.identity.models import Account, AccountStatus, LoginSession
 from idp.identity.sign_out import sign_out_session
 from idp.models_base import utcnow
 from idp.second_factor.factors import has_second_factor
@@ -25,6 +28,7 @@ from idp.second_factor.factors import has_second_factor
 SESSION_KEY = "idp_sid"
 # amr values (RFC 8176 §2) that a second factor adds.
 SECOND_FACTOR_AMR = frozenset({"otp", "hwk", "swk"})
+M = TypeVar("M", Account, LoginSession)
 
 
 def start_session(account: Account, amr: list[str], channel: str) -> LoginSession:
@@ -51,6 +55,7 @@ def start_session(account: Account, amr: list[str], channel: str) -> LoginSessio
     session[SESSION_KEY] = row.id
     session.permanent = True
     g.pop("login_session", None)
+    g.pop(LIVE_KEY, None)
     return row
 
 
@@ -74,38 +79,124 @@ def _login_insert() -> Insert:
     )
 
 
+LIVE_KEY = "idp_live_session"
+_SESSIONS = cast(Table, LoginSession.__table__)
+_ACCOUNTS = cast(Table, Account.__table__)
+# The session with its account, every column of both (so that ORM objects can be made of them
+# without reading again: `current_session`), by a statement built once.
 _SESSION_WITH_ACCOUNT = (
-    select(LoginSession, Account)
-    .outerjoin(Account, Account.id == LoginSession.account_id)
-    .where(LoginSession.id == bindparam("sid"))
+    select(*(column.label(f"session_{column.key}") for column in _SESSIONS.c),
+           *(column.label(f"account_{column.key}") for column in _ACCOUNTS.c))
+    .select_from(_SESSIONS.join(_ACCOUNTS, _ACCOUNTS.c.id == _SESSIONS.c.account_id))
+    .where(_SESSIONS.c.id == bindparam("sid"))
 )
 
 
-def current_session() -> LoginSession | None:
-    """The live session of this browser, if any (cached for the request)."""
-    if "login_session" in g:
-        return g.login_session
-    found: LoginSession | None = None
+@dataclass(frozen=True, slots=True)
+class LiveAccount:
+    """The account of a live session, as read by `signed_in` (its row's values)."""
+
+    row: dict[str, Any]
+
+    @property
+    def id(self) -> str:
+        return str(self.row["id"])
+
+    @property
+    def deletion_due_at(self) -> datetime | None:
+        value: datetime | None = self.row["deletion_due_at"]
+        return value
+
+
+@dataclass(frozen=True, slots=True)
+class LiveSession:
+    """This browser's live session and its account, as read by `signed_in`: plain values, no
+    ORM objects (loading them through the ORM was most of a signed-in request's database
+    CPU). `current_session` and `current_account` make ORM objects of the same rows."""
+
+    row: dict[str, Any]
+    account: LiveAccount
+
+    @property
+    def id(self) -> str:  # also the OIDC `sid`
+        return str(self.row["id"])
+
+    @property
+    def account_id(self) -> str:
+        return self.account.id
+
+    @property
+    def auth_time(self) -> datetime:
+        value: datetime = self.row["auth_time"]
+        return value
+
+    @property
+    def amr(self) -> str:
+        return str(self.row["amr"])
+
+
+def signed_in() -> LiveSession | None:
+    """This browser's live session, if any: one statement, read once per request (kept on `g`,
+    so a session ended or revoked is seen by the next request). Live means not ended, not
+    expired, not waiting for its second factor, and its account active (a merged-away,
+    disabled or deleted account signs nobody in)."""
+    if LIVE_KEY in g:
+        live: LiveSession | None = g.get(LIVE_KEY)
+        return live
+    found: LiveSession | None = None
     sid = session.get(SESSION_KEY)
     if isinstance(sid, str):
-        # The session with its account in one query; `resolve_account` then finds the account
-        # loaded (and reads further only for a merged one).
-        loaded = db.session.execute(_SESSION_WITH_ACCOUNT, {"sid": sid}).first()
-        row = loaded[0] if loaded is not None else None
+        row = _read_session(sid)
         if (
             row is not None
-            and row.ended_at is None
-            and row.expires_at > utcnow()
-            and not row.second_factor_pending
+            and row["session_ended_at"] is None
+            and row["session_expires_at"] > utcnow()
+            and not row["session_second_factor_pending"]
+            and row["account_status"] == AccountStatus.ACTIVE
         ):
-            account = resolve_account(row.account_id)
-            if account is not None and account.id == row.account_id and account.is_active:
-                found = row
-                # Held for the request: the session's identity map holds objects weakly, and
-                # `current_account` would load it again.
-                g.login_account = account
+            found = LiveSession(
+                {column.key: row[f"session_{column.key}"] for column in _SESSIONS.c},
+                LiveAccount({column.key: row[f"account_{column.key}"] for column in _ACCOUNTS.c}),
+            )
+    setattr(g, LIVE_KEY, found)
+    return found
+
+
+def _read_session(sid: str) -> dict[str, Any] | None:
+    connection = db.session.connection()
+    if connection.dialect.name == "postgresql":
+        return driver_first(connection, _SESSION_WITH_ACCOUNT, {"sid": sid})
+    row = connection.execute(_SESSION_WITH_ACCOUNT, {"sid": sid}).first()
+    return dict(row._mapping) if row is not None else None
+
+
+def current_session() -> LoginSession | None:
+    """The live session of this browser, if any (cached for the request), as an ORM object:
+    made from `signed_in`'s row, without reading it again."""
+    if "login_session" in g:
+        return g.login_session
+    live = signed_in()
+    found: LoginSession | None = None
+    if live is not None:
+        found = _attached(LoginSession, live.row)
+        # Held for the request: the session's identity map holds objects weakly, and
+        # `current_account` would load it again.
+        g.login_account = _attached(Account, live.account.row)
     g.login_session = found
     return found
+
+
+def _attached(model: type[M], row: dict[str, Any]) -> M:
+    """The ORM object of a row just read: the one this database session holds already, or one
+    made of the row and attached as loaded (no statement; a change to it is flushed as an
+    UPDATE, as for a queried object)."""
+    held = db.session.identity_map.get(identity_key(model, row["id"]))
+    if held is not None:
+        return held
+    made = model(**row)
+    make_transient_to_detached(made)
+    db.session.add(made)
+    return made
 
 
 def session_awaiting_second_factor() -> LoginSession | None:
@@ -129,7 +220,7 @@ def current_account() -> Account | None:
     return db.session.get(Account, row.account_id)
 
 
-def auth_time(row: LoginSession) -> int:
+def auth_time(row: LoginSession | LiveSession) -> int:
     return int(row.auth_time.replace(tzinfo=row.auth_time.tzinfo or UTC).timestamp())
 
 
@@ -146,3 +237,4 @@ def end_session(sid: str | None = None) -> None:
             db.session.commit()
     session.clear()
     g.pop("login_session", None)
+    g.pop(LIVE_KEY, None)

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import bindparam, select
 
-from idp.extensions import db
-from idp.identity.models import Account
+from idp.extensions import db, driver_first
 from idp.models_base import utcnow
 from idp.oidc.models import Client, Consent
 
@@ -15,20 +14,26 @@ _CONSENTED = select(Consent.scopes).where(
 )
 
 
-def covers(account: Account, client: Client, scopes: set[str]) -> bool:
+def covers(account_id: str, client: Client, scopes: set[str]) -> bool:
+    """Read on every authorization request of a third-party client: on PostgreSQL through the
+    driver (`idp.extensions.driver_first`, no SQLAlchemy execution per request)."""
     if client.is_first_party:
         return True
-    consented = db.session.execute(
-        _CONSENTED, {"account": account.id, "client": client.client_id}
-    ).scalar()
+    values = {"account": account_id, "client": client.client_id}
+    connection = db.session.connection()
+    if connection.dialect.name == "postgresql":
+        row = driver_first(connection, _CONSENTED, values)
+        consented = row["scopes"] if row is not None else None
+    else:
+        consented = connection.execute(_CONSENTED, values).scalar()
     return consented is not None and scopes <= set(consented or [])
 
 
-def remember(account: Account, client: Client, scopes: set[str]) -> None:
-    row = _find(account, client)
+def remember(account_id: str, client: Client, scopes: set[str]) -> None:
+    row = _find(account_id, client)
     if row is None:
         db.session.add(
-            Consent(account_id=account.id, client_id=client.client_id, scopes=sorted(scopes))
+            Consent(account_id=account_id, client_id=client.client_id, scopes=sorted(scopes))
         )
     else:
         row.scopes = sorted(set(row.scopes or []) | scopes)
@@ -36,9 +41,9 @@ def remember(account: Account, client: Client, scopes: set[str]) -> None:
     db.session.commit()
 
 
-def _find(account: Account, client: Client) -> Consent | None:
+def _find(account_id: str, client: Client) -> Consent | None:
     return db.session.scalars(
         select(Consent).where(
-            Consent.account_id == account.id, Consent.client_id == client.client_id
+            Consent.account_id == account_id, Consent.client_id == client.client_id
         )
     ).first()

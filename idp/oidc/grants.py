@@ -23,9 +23,10 @@ from authlib.oauth2.rfc6749 import InvalidGrantError, InvalidRequestError, grant
 from authlib.oauth2.rfc7636 import CodeChallenge
 from authlib.oidc.core import OpenIDCode, OpenIDToken
 from authlib.oidc.core.grants.util import create_half_hash
-from flask import current_app, g
+from flask import current_app
 from sqlalchemy import inspect, select
 
+from idp.accounts.sessions import signed_in
 from idp.extensions import db, stage_write
 from idp.identity.accounts import resolve_account
 from idp.identity.claims import cached_user_claims, user_claims
@@ -33,6 +34,7 @@ from idp.identity.models import Account
 from idp.identity.status import may_hold_tokens
 from idp.models_base import utcnow
 from idp.observability import metrics
+from idp.oidc import nonces
 from idp.oidc import token_statements as statements
 from idp.oidc.context import auth_context, issuer, keyring
 from idp.oidc.models import ACR_MFA, AuthorizationCode, Client, RefreshToken, token_digest
@@ -98,23 +100,34 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
         return secrets.token_urlsafe(36)
 
     def save_authorization_code(self, code: str, request: Any) -> None:
+        """One statement: the code's `INSERT`, which also makes the nonce replay check when
+        validation deferred it (`idp.oidc.nonces`), refusing as that check would."""
         ttl = int(current_app.config["IDP_AUTHORIZATION_CODE_TTL"])
-        login = g.login_session
+        login = signed_in()
+        if login is None or login.account_id != request.user.id:
+            raise RuntimeError("A code is issued to the account of this browser's session only.")
         data = request.payload.data
-        stage_write((statements.INSERT_CODE, {  # one statement, no object to track and flush
+        now = utcnow()
+        nonce = data.get("nonce")
+        values = {
             "code_code_digest": token_digest(code),
             "code_client_id": request.client.client_id,
             "code_account_id": request.user.id,
             "code_redirect_uri": request.payload.redirect_uri or request.client.redirect_uris[0],
             "code_scope": request.scope or "",
-            "code_nonce": data.get("nonce"),
+            "code_nonce": nonce,
             "code_code_challenge": data.get("code_challenge"),
             "code_code_challenge_method": data.get("code_challenge_method"),
             "code_auth_time": int(login.auth_time.timestamp()),
             "code_amr": login.amr.split(),
             "code_session_id": login.id,
-            "code_expires_at": utcnow() + timedelta(seconds=ttl),
-        }))
+            "code_expires_at": now + timedelta(seconds=ttl),
+        }
+        pending = nonces.take_pending(nonce)
+        if pending is None:
+            stage_write((statements.INSERT_CODE, values))  # no object to track and flush
+        elif not nonces.insert_code_unless_replayed(values, now):
+            raise nonces.refusal(pending)
         db.session.commit()
 
     def query_authorization_code(self, code: str, client: Client) -> AuthorizationCode | None:
@@ -273,18 +286,17 @@ def id_token_claims(user: Account, scope: str, client: Client) -> dict[str, Any]
 
 
 class OpenIDConnectCode(IdTokenIssuer, OpenIDCode):
+    def validate_openid_authorization_request(self, grant: Any, redirect_uri: Any) -> None:
+        """Authlib's nonce check, unless the authorization view deferred it to the code's
+        insert (`idp.oidc.nonces`)."""
+        if not nonces.note(grant):
+            super().validate_openid_authorization_request(grant, redirect_uri)
+
     def exists_nonce(self, nonce: str, request: Any) -> bool:
-        """A nonce seen in a still-live code of the same client is a replayed request. Authlib
-        asks twice per authorization request (validation, then the response): one query."""
-        asked = (request.payload.client_id, nonce)
-        if g.get("idp_nonce_checked") == asked:
-            return False
-        seen = db.session.execute(statements.NONCE_SEEN, {
-            "client": request.payload.client_id, "nonce": nonce, "now": utcnow(),
-        }).first() is not None
-        if not seen:
-            g.idp_nonce_checked = asked
-        return seen
+        """A nonce seen in a still-live code of the same client is a replayed request: one
+        indexed query."""
+        return nonces.seen(request.payload.client_id, nonce)
+
 
 def refresh_values(refresh_token: str, family: str, client_id: str, account_id: str, scope: str,
                    access: dict[str, Any], now: datetime | None = None) -> dict[str, Any]:

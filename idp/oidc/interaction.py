@@ -9,6 +9,7 @@ so no reader can pick a different copy than the one the user saw.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable
 
 from werkzeug.datastructures import MultiDict
@@ -55,9 +56,14 @@ def carried_parameters(args: MultiDict[str, str], names: Iterable[str]) -> list[
 
 
 def repeated_parameter(values: MultiDict[str, str], names: Iterable[str]) -> str | None:
-    """The first protocol parameter (or `decision`) that appears more than once, if any."""
+    """The first protocol parameter (or `decision`) that appears more than once, if any. The
+    request's parameters are counted in one pass (a dozen `getlist`s on Flask's combined query
+    and form cost more than the rest of the check)."""
+    counts = Counter(key for key, _ in values.items(multi=True))
+    if not counts or max(counts.values()) < 2:
+        return None
     for name in (*names, "decision"):
-        if len(values.getlist(name)) > 1:
+        if counts[name] > 1:
             return name
     return None
 

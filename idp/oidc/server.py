@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
+from urllib.parse import quote_plus
 
 from authlib.integrations.flask_oauth2 import AuthorizationServer, ResourceProtector
+from authlib.integrations.flask_oauth2.requests import FlaskOAuth2Payload, FlaskOAuth2Request
 from authlib.oauth2.rfc6749 import InvalidClientError, InvalidScopeError, OAuth2Error
 from authlib.oauth2.rfc6749.util import scope_to_list
 from authlib.oauth2.rfc9207 import IssuerParameter
-from flask import Flask, current_app
+from flask import Flask, Request, current_app
+from flask import request as flask_request
 from werkzeug.local import LocalProxy
 
 from idp.extensions import db, stage_write
@@ -27,7 +30,32 @@ from idp.scopes import REGISTRABLE_SCOPES
 BUILTIN_SCOPES = frozenset(REGISTRABLE_SCOPES)
 
 
+class CurrentRequestPayload(FlaskOAuth2Payload):  # type: ignore[misc]
+    """Authlib's payload of a Flask request, reading the request's parameters from the request
+    object itself rather than through Flask's `request` proxy on each of the dozens of reads of
+    an authorization request's validation."""
+
+    def __init__(self, request: Request) -> None:
+        super().__init__(request)
+        self._values = request.values
+
+    @property
+    def data(self) -> Any:
+        return self._values
+
+
+class CurrentRequest(FlaskOAuth2Request):  # type: ignore[misc]
+    def __init__(self, request: Request) -> None:
+        super().__init__(request)
+        self.payload = CurrentRequestPayload(request)
+
+
 class IdentityProviderServer(AuthorizationServer):
+    def create_oauth2_request(self, request: Any) -> CurrentRequest:
+        """Authlib's request of the current Flask request (`request` is not used, as in
+        Authlib's Flask server), made of the request object behind the proxy."""
+        return CurrentRequest(cast(Any, flask_request)._get_current_object())
+
     def query_client(self, client_id: str) -> ClientSnapshot | None:  # type: ignore[override]
         return cached_client(client_id)
 
@@ -128,6 +156,17 @@ class Issuer(IssuerParameter):
 
     def get_issuer(self) -> str:
         return issuer()
+
+    def add_issuer_parameter(self, authorization_server: Any, response: Any) -> None:
+        """Authlib's, without decoding and encoding again the whole query of a `Location` that
+        Authlib has just encoded (`add_params_to_uri`, for the code or the error): `iss` is
+        appended, encoded as Authlib encodes it (`quote_plus`), before any fragment."""
+        location = response.location
+        if not location:
+            return
+        base, hash_mark, fragment = location.partition("#")
+        separator = "&" if "?" in base else "?"
+        response.location = f"{base}{separator}iss={quote_plus(issuer())}{hash_mark}{fragment}"
 
 
 # One server per app: Authlib's registries (grants, hooks, endpoints) are lists, and registering

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from authlib.oauth2 import OAuth2Error
 
-from idp.identity.models import LoginSession
 from idp.oidc.models import ACR_MFA
 
 # The PAPE policy URI is what many relying parties already send for "multi-factor".
@@ -29,5 +28,6 @@ def mfa_required(client_requires: bool, acr_values: str | None) -> bool:
     return client_requires or bool(ACR_MFA_ALIASES & set((acr_values or "").split()))
 
 
-def session_has_mfa(login: LoginSession) -> bool:
-    return "mfa" in login.amr.split()
+def session_has_mfa(amr: str) -> bool:
+    """`amr`: the session's, space-separated."""
+    return "mfa" in amr.split()

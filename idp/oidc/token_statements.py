@@ -1,9 +1,10 @@
 """The protocol's token writes — the token endpoint's, and the authorization endpoint's code
-and nonce check — as statements built once (SQLAlchemy Core, bound parameters): building a
-statement per request cost more Python than running it (bench/profile_token.py). A refresh
-and a code redemption read their row, build the answer, then make their claim and every write
-that goes with it in one step (`rotation`, `redemption`, `write_claiming`: on PostgreSQL one
-statement through the driver, a transaction of its own), so their parameters are named apart."""
+(`idp.oidc.nonces` adds its nonce check to it) — as statements built once (SQLAlchemy Core,
+bound parameters): building a statement per request cost more Python than running it
+(bench/profile_token.py). A refresh and a code redemption read their row, build the answer,
+then make their claim and every write that goes with it in one step (`rotation`,
+`redemption`, `write_claiming`: on PostgreSQL one statement through the driver, a
+transaction of its own), so their parameters are named apart."""
 
 from __future__ import annotations
 
@@ -46,17 +47,6 @@ _CODE_COLUMNS = ("code_digest", "client_id", "account_id", "redirect_uri", "scop
                  "expires_at")
 # The authorization endpoint's one write (RFC 6749 §4.1.2); parameters prefixed `code_`.
 INSERT_CODE = insert(_codes).values({name: bindparam(f"code_{name}") for name in _CODE_COLUMNS})
-# A nonce already in a live code of the client: a replayed authorization request (OIDC Core
-# §15.5.2).
-NONCE_SEEN = (
-    select(_codes.c.code_digest)
-    .where(
-        _codes.c.client_id == bindparam("client"),
-        _codes.c.nonce == bindparam("nonce"),
-        _codes.c.expires_at > bindparam("now", type_=_when),
-    )
-    .limit(1)
-)
 # A refresh token's row, read before its rotation is decided (RFC 6749 §6).
 READ_REFRESH = select(*_tokens.c).where(_tokens.c.token_digest == bindparam("digest"))
 

@@ -16,18 +16,17 @@ from authlib.oidc.core.errors import ConsentRequiredError, LoginRequiredError
 from flask import (
     Blueprint,
     Response,
-    g,
     redirect,
     render_template,
     request,
     url_for,
 )
 
-from idp.accounts.sessions import auth_time, current_account, current_session
+from idp.accounts.sessions import auth_time, current_account, current_session, signed_in
 from idp.extensions import csrf, db
 from idp.identity.catalogue import catalogue
 from idp.oidc import consent as consents
-from idp.oidc import gateway
+from idp.oidc import gateway, nonces
 from idp.oidc.context import issuer
 from idp.oidc.interaction import (
     AUTHORIZATION_PARAMETERS,
@@ -67,9 +66,10 @@ def authorize() -> Any:
     if refusal is not None:
         return refusal
     decision = decision_of(request.form, CONSENT_DECISIONS) if request.method == "POST" else None
-    login = current_session()
+    login = signed_in()
     fresh_login_needed = login is not None and _needs_fresh_login(login)
-    end_user = None if fresh_login_needed else current_account()
+    end_user = None if fresh_login_needed or login is None else login.account
+    nonces.defer()  # checked by the code's insert, or before any other answer
     try:
         grant = authorization_server.get_consent_grant(end_user=end_user)
     except OAuth2Error as error:
@@ -80,23 +80,29 @@ def authorize() -> Any:
         return _authorization_error(InvalidRequestError("Malformed authorization request."))
 
     prompts = set((request.values.get("prompt") or "").split())
+    client = grant.client
+    step_up = end_user is not None and login is not None and mfa_required(
+        bool(getattr(client, "require_mfa", False)), request.values.get("acr_values")
+    ) and not session_has_mfa(login.amr)
+    scopes = scope_set(grant.request.scope)
+    needs_consent = end_user is not None and not step_up and (
+        "consent" in prompts or not consents.covers(end_user.id, client, scopes))
+    if end_user is None or step_up or needs_consent or decision == "deny":
+        replayed = nonces.replay_error()  # no code follows: the deferred check runs now
+        if replayed is not None:
+            return _authorization_error(replayed)
     if end_user is None:
         if "none" in prompts:
             return _authorization_error(_bound(LoginRequiredError(), grant))
         return redirect(url_for("accounts.login", next=_continue_url(), **_login_hints()))
 
-    g.login_session = login
-    client = grant.client
-    if login is not None and mfa_required(
-        bool(getattr(client, "require_mfa", False)), request.values.get("acr_values")
-    ) and not session_has_mfa(login):
-        if "none" in prompts or not has_second_factor(end_user):
+    if step_up:
+        account, row = current_account(), current_session()
+        if "none" in prompts or account is None or row is None or not has_second_factor(account):
             return _authorization_error(_bound(UnmetAuthenticationRequirements(), grant))
-        login.second_factor_pending = True  # step-up: this session waits for the factor
+        row.second_factor_pending = True  # step-up: this session waits for the factor
         db.session.commit()
         return redirect(url_for("account_centre.second_factor", next=_continue_url()))
-    scopes = scope_set(grant.request.scope)
-    needs_consent = "consent" in prompts or not consents.covers(end_user, client, scopes)
     if needs_consent and "none" in prompts:
         return _authorization_error(_bound(ConsentRequiredError(), grant))
     if needs_consent and request.method == "GET":
@@ -110,7 +116,7 @@ def authorize() -> Any:
     if decision == "deny" or (needs_consent and decision != "allow"):
         return authorization_server.create_authorization_response(grant=grant, grant_user=None)
     if needs_consent:
-        consents.remember(end_user, client, scopes)
+        consents.remember(end_user.id, client, scopes)
     return authorization_server.create_authorization_response(grant=grant, grant_user=end_user)
 
 
@@ -184,7 +190,10 @@ def _bound(error: OAuth2Error, grant: Any) -> OAuth2Error:
 
 def _authorization_error(error: OAuth2Error) -> Any:
     """Redirect to a verified redirect URI with the error and `iss` (RFC 9207); otherwise show the
-    user an error page and never redirect (RFC 6749 §4.1.2.1)."""
+    user an error page and never redirect (RFC 6749 §4.1.2.1). A replayed nonce, when its
+    check was deferred past this error's step (`idp.oidc.nonces`), is answered instead, as
+    Authlib's validation would have answered it first."""
+    error = nonces.replay_error() or error
     db.session.rollback()
     if error.redirect_uri:
         status, _body, headers = error()
@@ -226,7 +235,7 @@ def logout() -> Any:
 def _logout_needs_confirmation(hint_claims: dict[str, Any] | None) -> bool:
     """§2: the hint names this browser's session only when both its `sub` and `sid` do. With no
     session there is nothing to end, and nothing to ask."""
-    login = current_session()
+    login = signed_in()
     if login is None:
         return False
     if hint_claims is None:

@@ -14,6 +14,28 @@ def test_code_response_carries_state_and_iss__rfc9207_2(flow: CodeFlow) -> None:
     assert params["code"]
 
 
+def test_iss_follows_the_redirect_uris_own_query_as_authlib_encodes_it__rfc9207_2(
+    flow: CodeFlow, make_client: Any
+) -> None:
+    """`iss` is appended to the `Location` Authlib built: the very bytes of Authlib's
+    `add_params_to_uri` applied twice (the redirect URI's own query kept, RFC 6749 §3.1.2)."""
+    from authlib.common.urls import add_params_to_uri
+
+    redirect_uri = "https://rp.example/cb?x=a+b&y=%2F&z="
+    client, secret = make_client(name="Query", redirect_uris=[redirect_uri])
+    queried = CodeFlow(flow.browser, client, secret, redirect_uri)
+    response = queried.authorize(state="s t")
+    location = response.headers["Location"]
+    code = query_of(location)["code"]
+    expected = add_params_to_uri(
+        add_params_to_uri(redirect_uri, [("code", code), ("state", "s t")]), {"iss": ISSUER}
+    )
+    assert location == expected
+    error = queried.authorize(state="s t", scope="openid no-such-scope")
+    assert error.headers["Location"].startswith("https://rp.example/cb?x=a+b&y=%2F&z=&error=")
+    assert error.headers["Location"].endswith("&iss=http%3A%2F%2F127.0.0.1%3A5000")
+
+
 def test_unknown_client_is_shown_an_error_page_never_redirected__rfc6749_4_1_2_1(
     flow: CodeFlow,
 ) -> None:

@@ -1,0 +1,90 @@
+"""The browser's session is read once per request, in one statement with its account, and
+never remembered across requests: a session ended, expired or waiting for a second factor, or
+an account disabled or merged away, signs nobody in from the very next request."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from sqlalchemy import event, update
+
+from tests.conftest import CodeFlow, query_of
+
+
+def _statements_of(app: Any, act: Any) -> list[str]:
+    from idp.extensions import db
+
+    statements: list[str] = []
+    with app.app_context():
+        engine = db.engine
+    listener = lambda *args: statements.append(args[2])  # noqa: E731
+    event.listen(engine, "before_cursor_execute", listener)
+    try:
+        act()
+    finally:
+        event.remove(engine, "before_cursor_execute", listener)
+    return statements
+
+
+def test_an_authorization_reads_the_session_once(app: Any, flow: CodeFlow) -> None:
+    """The gate, the view and the code's insert share one read of the session with its
+    account; the code's insert is the request's one other statement of the flow's own
+    (besides the remembered consent, and the client when this process's cache lapsed)."""
+    flow.code()  # consent given
+    client_id = flow.client.client_id
+    statements = _statements_of(app, lambda: flow.code(client_id=client_id))
+    sessions = [s for s in statements if "login_session" in s]
+    assert len(sessions) == 1 and "JOIN account" in sessions[0], statements
+    others = [s for s in statements if "login_session" not in s
+              and "FROM consent" not in s and "FROM oauth_client" not in s]
+    assert len(others) == 1 and others[0].lstrip().startswith("INSERT INTO authorization_code")
+
+
+def test_a_page_of_the_account_reads_the_session_once(app: Any, flow: CodeFlow) -> None:
+    """ORM objects of the session and the account are made of the one read."""
+    statements = _statements_of(app, lambda: flow.browser.get("/account"))
+    assert len([s for s in statements if "FROM login_session" in s]) == 1, statements
+
+
+def test_a_change_to_the_session_made_through_its_object_is_written(
+    app: Any, flow: CodeFlow
+) -> None:
+    from idp.accounts.sessions import current_account, current_session
+    from idp.extensions import db
+    from idp.identity.models import LoginSession
+
+    cookie = flow.browser.get_cookie("idp_session")
+    with app.test_request_context(headers={"Cookie": f"idp_session={cookie.value}"}):
+        row, account = current_session(), current_account()
+        assert row is not None and account is not None and account.id == row.account_id
+        row.user_agent = "changed"
+        db.session.commit()
+        sid = row.id
+    db.session.expire_all()
+    assert db.session.get(LoginSession, sid).user_agent == "changed"
+
+
+@pytest.mark.parametrize("change", ["ended", "second factor", "disabled", "merged"])
+def test_a_session_no_longer_live_authorizes_nothing_at_once(
+    flow: CodeFlow, change: str
+) -> None:
+    from idp.extensions import db
+    from idp.identity.models import Account, AccountStatus, LoginSession
+    from idp.models_base import utcnow
+
+    flow.code()
+    if change == "ended":
+        db.session.execute(update(LoginSession).values(ended_at=utcnow()))
+    elif change == "second factor":
+        db.session.execute(update(LoginSession).values(second_factor_pending=True))
+    else:
+        status = AccountStatus.DISABLED if change == "disabled" else AccountStatus.MERGED
+        db.session.execute(update(Account).values(status=status))
+    db.session.commit()
+    response = flow.authorize(consent=None, prompt="none")
+    assert response.status_code == 302
+    if change == "second factor":  # the gate sends the browser to give it first
+        assert response.headers["Location"].startswith("/account/second-factor?")
+    else:
+        assert query_of(response.headers["Location"]).get("error") == "login_required"
