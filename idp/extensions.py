@@ -157,7 +157,7 @@ def driver_first_alone(connection: Any, statement: Any,
     (two round trips, and two commands for PostgreSQL to run). For a read that needs no
     transaction, or a write that is whole in one statement. Inside an open transaction it is
     `driver_first`, in that transaction."""
-    with _alone(connection):
+    with alone(connection):
         return driver_first(connection, statement, values)
 
 
@@ -166,9 +166,9 @@ def driver_rows_alone(connection: Any, statement: Any,
     """Every row of a SELECT, as `driver_first_alone` runs it, by column key (a statement the
     driver cannot take as it is, `_driver_form`, through SQLAlchemy)."""
     if _driver_form(statement, connection.dialect) is None:
-        with _alone(connection):
+        with alone(connection):
             return [dict(row) for row in connection.execute(statement, values).mappings()]
-    with _alone(connection):
+    with alone(connection):
         cursor = driver_execute(connection, statement, values)
         rows = cursor.fetchall()
     _, _, columns = _driver_form(statement, connection.dialect)  # type: ignore[misc]
@@ -177,8 +177,10 @@ def driver_rows_alone(connection: Any, statement: Any,
 
 
 @contextlib.contextmanager
-def _alone(connection: Any) -> Iterator[None]:
-    """Autocommit on the driver's connection meanwhile, if no transaction is open on it."""
+def alone(connection: Any) -> Iterator[None]:
+    """Autocommit on the driver's connection meanwhile, if no transaction is open on it: each
+    statement sent meanwhile is a transaction of its own (PostgreSQL; under READ COMMITTED a
+    plain read sees what it would see inside a transaction, and a single statement is atomic)."""
     from psycopg.pq import TransactionStatus
 
     raw = connection.connection.driver_connection
@@ -249,7 +251,7 @@ def _write_staged(session: Session) -> None:
         return
     # Nothing else sent in this transaction (its reads ran alone): the writes, one statement,
     # are a transaction of their own — no BEGIN and COMMIT round trips.
-    with _alone(connection):
+    with alone(connection):
         _send(connection, writes)
 
 

@@ -18,7 +18,7 @@ from sqlalchemy.orm import make_transient_to_detached
 from sqlalchemy.orm.util import identity_key
 
 from idp.accounts.models import LoginEvent
-from idp.extensions import Write, db, driver_first
+from idp.extensions import Write, db, driver_first_alone
 from idp.identity.audit import Actor
 from idp.identity.models import Account, AccountStatus, LoginSession
 from idp.identity.sign_out import sign_out_session
@@ -165,7 +165,8 @@ def signed_in() -> LiveSession | None:
 def _read_session(sid: str) -> dict[str, Any] | None:
     connection = db.session.connection()
     if connection.dialect.name == "postgresql":
-        return driver_first(connection, _SESSION_WITH_ACCOUNT, {"sid": sid})
+        # Alone: a request that only reads (an authorization) then sends no BEGIN or COMMIT.
+        return driver_first_alone(connection, _SESSION_WITH_ACCOUNT, {"sid": sid})
     row = connection.execute(_SESSION_WITH_ACCOUNT, {"sid": sid}).first()
     return dict(row._mapping) if row is not None else None
 

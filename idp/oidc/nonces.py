@@ -26,7 +26,7 @@ from authlib.oauth2.rfc6749 import InvalidRequestError
 from flask import g
 from sqlalchemy import Table, bindparam, exists, insert, select
 
-from idp.extensions import db, driver_execute
+from idp.extensions import alone, db, driver_execute
 from idp.models_base import utcnow
 from idp.oidc.models import AuthorizationCode
 
@@ -117,7 +117,8 @@ def insert_code_unless_replayed(values: dict[str, Any], now: datetime) -> bool:
     parameters = {**values, "code_now": now}
     statement = _insert_unless_seen()
     if connection.dialect.name == "postgresql":
-        return bool(driver_execute(connection, statement, parameters).rowcount == 1)
+        with alone(connection):  # one statement: a transaction of its own unless one is open
+            return bool(driver_execute(connection, statement, parameters).rowcount == 1)
     return bool(connection.execute(statement, parameters).rowcount == 1)
 
 

@@ -18,7 +18,7 @@ from sqlalchemy import CursorResult, Table, bindparam, exists, func, insert, nul
 from sqlalchemy import cast as sql_cast
 from sqlalchemy.exc import OperationalError
 
-from idp.extensions import db, driver_first, driver_first_alone, open_transaction
+from idp.extensions import db, driver_first_alone, open_transaction
 from idp.oidc.models import AuthorizationCode, RefreshToken
 
 _codes = cast(Table, AuthorizationCode.__table__)
@@ -141,19 +141,10 @@ def _claiming(claimed: Any, *writes: Any) -> Any:
     return count.add_cte(*(write.cte(f"write_{index}") for index, write in enumerate(writes)))
 
 
-def first(statement: Any, **parameters: Any) -> dict[str, Any] | None:
-    """The first row `statement` returns, by column key: on PostgreSQL through the driver
-    (`idp.extensions.driver_first`), on SQLite through SQLAlchemy."""
-    connection = db.session.connection()
-    if connection.dialect.name == "postgresql":
-        return driver_first(connection, statement, parameters)
-    row = connection.execute(statement, parameters).first()
-    return dict(row._mapping) if row is not None else None
-
-
 def first_alone(statement: Any, **parameters: Any) -> dict[str, Any] | None:
-    """`first`, on PostgreSQL as a transaction of its own when none is open
-    (`idp.extensions.driver_first_alone`); on SQLite in the session's transaction."""
+    """The first row `statement` returns, by column key: on PostgreSQL through the driver, as a
+    transaction of its own when none is open (`idp.extensions.driver_first_alone`); on SQLite
+    through SQLAlchemy, in the session's transaction."""
     connection = db.session.connection()
     if connection.dialect.name == "postgresql":
         return driver_first_alone(connection, statement, parameters)
