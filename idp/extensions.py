@@ -181,12 +181,10 @@ def alone(connection: Any) -> Iterator[None]:
     """Autocommit on the driver's connection meanwhile, if no transaction is open on it: each
     statement sent meanwhile is a transaction of its own (PostgreSQL; under READ COMMITTED a
     plain read sees what it would see inside a transaction, and a single statement is atomic)."""
-    from psycopg.pq import TransactionStatus
-
-    raw = connection.connection.driver_connection
-    if raw.info.transaction_status != TransactionStatus.IDLE:
+    if open_transaction(connection):
         yield
         return
+    raw = connection.connection.driver_connection
     raw.autocommit = True
     try:
         yield

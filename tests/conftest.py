@@ -483,6 +483,20 @@ def query_of(location: str) -> dict[str, str]:
     return {k: v[0] for k, v in parse_qs(urlsplit(location).query).items()}
 
 
+def statements_of(app: Flask, act: Any) -> list[str]:
+    """The SQL the app sends to the database while `act()` runs, in order."""
+    statements: list[str] = []
+    with app.app_context():
+        engine = db.engine
+    listener = lambda *args: statements.append(args[2])  # noqa: E731
+    sa.event.listen(engine, "before_cursor_execute", listener)
+    try:
+        act()
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", listener)
+    return statements
+
+
 def login(
     browser: FlaskClient, identifier: str, password: str = PASSWORD, next_url: str = ""
 ) -> Any:

@@ -9,16 +9,14 @@ transaction of its own), so their parameters are named apart."""
 from __future__ import annotations
 
 import functools
-import random
-import time
 from collections.abc import Callable
 from typing import Any, cast
 
 from sqlalchemy import CursorResult, Table, bindparam, exists, func, insert, null, select, update
 from sqlalchemy import cast as sql_cast
-from sqlalchemy.exc import OperationalError
 
 from idp.extensions import db, driver_first_alone, open_transaction
+from idp.identity.transactions import run_in_transaction
 from idp.oidc.models import AuthorizationCode, RefreshToken
 
 _codes = cast(Table, AuthorizationCode.__table__)
@@ -160,8 +158,8 @@ def write_claiming(built: Callable[[str], tuple[Any, ...]], values: dict[str, An
     PostgreSQL: their one statement, as a transaction of its own unless this request has one
     open (an account read from the database), which it then commits. SQLite: a transaction
     of their own, begun on a fresh snapshot (waiting for a racer's write lock then ends on
-    what the racer wrote); a racer that still meets "database is locked" tries again, as
-    `idp.identity.transactions` does."""
+    what the racer wrote); a racer that still meets "database is locked" tries again
+    (`idp.identity.transactions.run_in_transaction`)."""
     connection = db.session.connection()
     dialect = connection.dialect.name
     if dialect == "postgresql":
@@ -171,19 +169,13 @@ def write_claiming(built: Callable[[str], tuple[Any, ...]], values: dict[str, An
             db.session.commit()
         return claimed is not None and claimed["claimed"] == 1
     claim, *writes = built(dialect)
-    for attempt in range(1, SQLITE_CLAIM_ATTEMPTS + 1):
-        db.session.commit()  # nothing is pending: the claimed row was only read
-        try:
-            if cast(CursorResult[Any], db.session.execute(claim, values)).rowcount != 1:
-                db.session.rollback()
-                return False
-            for write in writes:
-                db.session.execute(write, values)
-            db.session.commit()
-            return True
-        except OperationalError:
-            db.session.rollback()
-            if attempt == SQLITE_CLAIM_ATTEMPTS:
-                raise
-            time.sleep(random.uniform(0.005, 0.03) * attempt)  # noqa: S311 - not security
-    raise AssertionError("unreachable")  # pragma: no cover
+
+    def claim_and_write() -> bool:
+        if cast(CursorResult[Any], db.session.execute(claim, values)).rowcount != 1:
+            return False  # nothing written
+        for write in writes:
+            db.session.execute(write, values)
+        return True
+
+    db.session.commit()  # nothing is pending: the claimed row was only read
+    return run_in_transaction(claim_and_write, attempts=SQLITE_CLAIM_ATTEMPTS)

@@ -7,24 +7,9 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from sqlalchemy import event, update
+from sqlalchemy import update
 
-from tests.conftest import CodeFlow, query_of
-
-
-def _statements_of(app: Any, act: Any) -> list[str]:
-    from idp.extensions import db
-
-    statements: list[str] = []
-    with app.app_context():
-        engine = db.engine
-    listener = lambda *args: statements.append(args[2])  # noqa: E731
-    event.listen(engine, "before_cursor_execute", listener)
-    try:
-        act()
-    finally:
-        event.remove(engine, "before_cursor_execute", listener)
-    return statements
+from tests.conftest import CodeFlow, query_of, statements_of
 
 
 def test_an_authorization_reads_the_session_once(app: Any, flow: CodeFlow) -> None:
@@ -33,7 +18,7 @@ def test_an_authorization_reads_the_session_once(app: Any, flow: CodeFlow) -> No
     (besides the remembered consent, and the client when this process's cache lapsed)."""
     flow.code()  # consent given
     client_id = flow.client.client_id
-    statements = _statements_of(app, lambda: flow.code(client_id=client_id))
+    statements = statements_of(app, lambda: flow.code(client_id=client_id))
     sessions = [s for s in statements if "login_session" in s]
     assert len(sessions) == 1 and "JOIN account" in sessions[0], statements
     others = [s for s in statements if "login_session" not in s
@@ -43,7 +28,7 @@ def test_an_authorization_reads_the_session_once(app: Any, flow: CodeFlow) -> No
 
 def test_a_page_of_the_account_reads_the_session_once(app: Any, flow: CodeFlow) -> None:
     """ORM objects of the session and the account are made of the one read."""
-    statements = _statements_of(app, lambda: flow.browser.get("/account"))
+    statements = statements_of(app, lambda: flow.browser.get("/account"))
     assert len([s for s in statements if "FROM login_session" in s]) == 1, statements
 
 

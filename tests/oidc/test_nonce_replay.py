@@ -7,24 +7,9 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import event, func, select, update
+from sqlalchemy import func, select, update
 
-from tests.conftest import CodeFlow, query_of
-
-
-def _statements_of(app: Any, act: Any) -> list[str]:
-    from idp.extensions import db
-
-    statements: list[str] = []
-    with app.app_context():
-        engine = db.engine
-    listener = lambda *args: statements.append(args[2])  # noqa: E731
-    event.listen(engine, "before_cursor_execute", listener)
-    try:
-        act()
-    finally:
-        event.remove(engine, "before_cursor_execute", listener)
-    return statements
+from tests.conftest import CodeFlow, query_of, statements_of
 
 
 def _codes() -> int:
@@ -37,7 +22,7 @@ def _codes() -> int:
 def test_the_code_insert_checks_the_nonce__oidc_core_3_1_2_1(app: Any, flow: CodeFlow) -> None:
     """One statement touches the codes: the insert, which carries the nonce check."""
     flow.code()  # signed in, consent given
-    statements = _statements_of(app, lambda: flow.code(nonce="n-once"))
+    statements = statements_of(app, lambda: flow.code(nonce="n-once"))
     on_codes = [s for s in statements if "authorization_code" in s]
     assert len(on_codes) == 1, on_codes
     assert on_codes[0].lstrip().startswith("INSERT") and "authorization_code.nonce =" in on_codes[0]
