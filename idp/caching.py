@@ -39,6 +39,8 @@ from flask import Flask, current_app, g, has_app_context
 from sqlalchemy import event
 from sqlalchemy.orm import Session
 
+from idp.redis_commands import HeldConnections
+
 log = logging.getLogger(__name__)
 
 Versions = tuple[int, int, int]
@@ -89,11 +91,12 @@ class RedisVersions:
 
     def __init__(self, redis: Any) -> None:
         self.redis = redis
+        self.commands = HeldConnections(redis)  # the MGET runs on every token check
 
     def read(self, account_id: str, jti: str) -> Versions | None:
         try:
-            everything, account, token = self.redis.mget(
-                self.GLOBAL, f"idp:v:a:{account_id}", f"idp:v:t:{jti}"
+            everything, account, token = self.commands.execute(
+                "MGET", self.GLOBAL, f"idp:v:a:{account_id}", f"idp:v:t:{jti}"
             )
             if everything is None:  # first use, or Redis lost its data: a random new start
                 self.redis.set(self.GLOBAL, secrets.randbits(62), nx=True)

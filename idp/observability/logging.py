@@ -12,6 +12,7 @@ import logging
 import os
 import re
 import sys
+import time
 from datetime import UTC, datetime
 from typing import Any
 
@@ -116,7 +117,7 @@ class JsonFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, Any] = {
-            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "time": _time_text(record.created),
             "level": record.levelname,
             "logger": record.name,
             "message": record.getMessage(),
@@ -134,6 +135,10 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, default=str, ensure_ascii=False)
 
 
+def _time_text(created: float) -> str:
+    return datetime.fromtimestamp(created, UTC).isoformat(timespec="milliseconds")
+
+
 class StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
     """Writes to whatever `sys.stderr` is at the time (test runners swap it)."""
 
@@ -144,6 +149,48 @@ class StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
     @stream.setter
     def stream(self, _value: Any) -> None:
         pass
+
+
+def sole_json_handler(logger: logging.Logger) -> StderrHandler | None:
+    """The handler that alone would write `logger`'s INFO records, when it is this module's JSON
+    line on stderr with no filter but the redaction (the servers' set-up and the app's own,
+    `server_log_config`, `configure_logging`); else None: other handlers are listening."""
+    if not logger.isEnabledFor(logging.INFO):
+        return None
+    handlers: list[logging.Handler] = []
+    current: logging.Logger | None = logger
+    while current is not None:
+        handlers.extend(current.handlers)
+        current = current.parent if current.propagate else None  # type: ignore[assignment]
+    if len(handlers) != 1:
+        return None
+    handler = handlers[0]
+    if (type(handler) is not StderrHandler or type(handler.formatter) is not JsonFormatter
+            or handler.level > logging.INFO
+            or any(type(each) is not RedactingFilter for each in handler.filters)):
+        return None
+    return handler
+
+
+def write_verbatim(handler: StderrHandler, logger: str, message: str, request_id: str,
+                   fields: dict[str, Any]) -> None:
+    """The line `handler` would write for an INFO record of `logger` made of known-safe parts
+    only (`VERBATIM`: nothing to redact), written as its `emit` writes, without building the
+    record: the hot paths' access line (~17 µs of CPU a request less, bench/README.md)."""
+    entry: dict[str, Any] = {
+        "time": _time_text(time.time()), "level": "INFO", "logger": logger, "message": message,
+        "request_id": request_id, **fields,
+    }
+    line = json.dumps(entry, default=str, ensure_ascii=False) + handler.terminator
+    handler.acquire()
+    try:
+        stream = handler.stream
+        stream.write(line)
+        stream.flush()
+    except Exception:  # noqa: BLE001 - as logging's own emit: report, never raise
+        handler.handleError(logging.makeLogRecord({"msg": message, "name": logger}))
+    finally:
+        handler.release()
 
 
 def json_handler(stream_handler: logging.Handler | None = None) -> logging.Handler:

@@ -150,6 +150,36 @@ def test_create_app_installs_one_json_handler(tmp_path: Any) -> None:
         root.setLevel(level)
 
 
+def test_the_access_line_written_directly_is_the_handlers_line(
+    client: FlaskClient, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The hot paths write their access line straight when the JSON handler on stderr alone
+    listens (`write_verbatim`); the line is the one that handler makes of the record, which
+    it gets whenever anything else listens too."""
+    client.application.config["IDP_PROXY_FIX"] = 1  # the proxy's X-Request-Id is trusted
+    root = logging.getLogger()
+    before, level = list(root.handlers), root.level
+    root.handlers[:] = [json_handler()]  # the servers' set-up: one JSON handler on stderr
+    root.setLevel(logging.INFO)
+    try:
+        client.get("/oauth/jwks", headers={"X-Request-Id": "req-direct-0001"})
+        direct = capsys.readouterr().err.splitlines()
+        root.addHandler(logging.NullHandler())  # another listener: the record path
+        client.get("/oauth/jwks", headers={"X-Request-Id": "req-direct-0001"})
+        through_logging = capsys.readouterr().err.splitlines()
+    finally:
+        root.handlers[:] = before
+        root.setLevel(level)
+    assert len(direct) == len(through_logging) == 1
+    first, second = json.loads(direct[0]), json.loads(through_logging[0])
+    for line in (first, second):
+        del line["time"], line["duration_ms"]
+    assert first == second
+    assert list(first) == list(second)  # the same order of keys
+    assert first["logger"] == "idp.access" and first["endpoint"] == "oidc.jwks"
+    assert first["request_id"] == "req-direct-0001"
+
+
 @pytest.mark.parametrize(
     "text, secret",
     [

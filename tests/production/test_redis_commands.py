@@ -1,0 +1,115 @@
+"""`idp.redis_commands`: a command on the thread's own Redis connection behaves as the client's
+own call would — answers, error replies, a connection the server closed, threads, forks."""
+
+from __future__ import annotations
+
+import gc
+import os
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import redis
+from flask import Flask
+from flask.testing import FlaskClient
+from redis.exceptions import ResponseError
+
+from idp.extensions import redis_options
+from idp.redis_commands import HeldConnections
+from tests.production.conftest import REDIS_URL, redis_skip_reason
+
+pytestmark = pytest.mark.skipif(bool(redis_skip_reason()), reason="Redis not reachable")
+
+
+@pytest.fixture
+def redis_client() -> Iterator[redis.Redis]:
+    found = redis.Redis.from_url(REDIS_URL, **redis_options())
+    found.delete("held:a", "held:b")
+    yield found
+    found.delete("held:a", "held:b")
+    found.close()
+
+
+def test_answers_as_the_client_does(redis_client: redis.Redis) -> None:
+    commands = HeldConnections(redis_client)
+    redis_client.set("held:a", "1")
+    assert commands.execute("MGET", "held:a", "held:b") == redis_client.mget("held:a", "held:b")
+    assert commands.execute("INCRBY", "held:b", 2) == 2
+    with pytest.raises(ResponseError):
+        commands.execute("INCR", "held:a", "too", "many")
+
+
+def test_one_connection_per_thread_kept_between_commands(redis_client: redis.Redis) -> None:
+    commands = HeldConnections(redis_client)
+    ids = [commands.execute("CLIENT", "ID") for _ in range(3)]
+    assert len(set(ids)) == 1
+    other: list[object] = []
+    thread = threading.Thread(target=lambda: other.append(commands.execute("CLIENT", "ID")))
+    thread.start()
+    thread.join()
+    assert other[0] != ids[0]
+
+
+def test_a_connection_the_server_closed_is_replaced_once(redis_client: redis.Redis) -> None:
+    commands = HeldConnections(redis_client)
+    held = commands.execute("CLIENT", "ID")
+    redis_client.client_kill_filter(_id=held)
+    redis_client.set("held:a", "after")
+    assert commands.execute("GET", "held:a") == b"after"
+    assert commands.execute("CLIENT", "ID") != held
+
+
+def test_a_thread_gives_its_connection_back_when_it_ends(redis_client: redis.Redis) -> None:
+    commands = HeldConnections(redis_client)
+    pool = redis_client.connection_pool
+    thread = threading.Thread(target=lambda: commands.execute("PING"))
+    thread.start()
+    thread.join()
+    gc.collect()
+    assert len(pool._in_use_connections) == 0
+    assert len(pool._available_connections) == 1
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="fork")
+def test_a_forked_child_opens_its_own(redis_client: redis.Redis) -> None:
+    commands = HeldConnections(redis_client)
+    parent = commands.execute("CLIENT", "ID")
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: its answer, through the pipe
+        try:
+            os.write(write, str(commands.execute("CLIENT", "ID")).encode())
+        finally:
+            os._exit(0)
+    os.close(write)
+    child = int(os.read(read, 64) or b"0")
+    os.waitpid(pid, 0)
+    assert child not in (0, parent)
+    assert commands.execute("CLIENT", "ID") == parent  # the parent's connection unharmed
+
+
+@pytest.fixture
+def app_config(app_config: dict[str, Any]) -> dict[str, Any]:
+    return {**app_config, "IDP_REDIS_URL": REDIS_URL, "RATELIMIT_ENABLED": True,
+            "IDP_TOKEN_RATE_LIMIT": "3/minute"}
+
+
+def test_token_rate_limit_counts_on_after_redis_forgot_its_scripts(
+    client: FlaskClient, app: Flask
+) -> None:
+    """RFC 6749 §5.2 shape aside, the count is Redis's: a `SCRIPT FLUSH` (a restart of Redis
+    with its data kept) between requests costs the held connection a NOSCRIPT, answered by
+    loading the script again — the limit holds, nothing fails."""
+    key = f"rate-{os.getpid()}-{id(app)}"
+    redis.Redis.from_url(REDIS_URL).flushdb()
+
+    def ask() -> int:
+        return client.post("/oauth/token", data={"grant_type": "client_credentials",
+                                                 "client_id": key}).status_code
+
+    first = [ask(), ask()]
+    redis.Redis.from_url(REDIS_URL).script_flush()
+    rest = [ask(), ask()]
+    assert first == [400, 400]  # an unknown client (RFC 6749 §5.2 invalid_client), counted
+    assert rest == [400, 429]
