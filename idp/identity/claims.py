@@ -121,7 +121,7 @@ def _uncommitted_changes() -> bool:
     claims are then read from the database, never from the cache."""
     if not db.session.registry.has():
         return False  # no session in this request yet: nothing written (and none made here)
-    session = db.session
+    session = db.session()  # the request's session itself, not the scoped proxy each time
     return bool(
         session.new or session.dirty or session.deleted or session.info.get("idp_cache_changes")
     )

@@ -60,9 +60,18 @@ class LoadedKey:
             return jwt.encode(header, claims, self.private, algorithms=[self.alg])
         payload = _b64(json.dumps(claims, ensure_ascii=False, separators=(",", ":")).encode())
         signing_input = _header_segment(tuple(header.items())) + b"." + payload
-        private: RSAPrivateKey = self.private.get_op_key("sign")  # type: ignore[assignment]
-        signature = private.sign(signing_input, padding.PKCS1v15(), hashes.SHA256())
+        signature = self._rsa_signer.sign(signing_input, _PKCS1V15, _SHA256)
         return (signing_input + b"." + _b64(signature)).decode("ascii")
+
+    @functools.cached_property
+    def _rsa_signer(self) -> RSAPrivateKey:
+        """The key's cryptography object, looked up once (joserfc's lookup checks the key's
+        operations on every call)."""
+        return self.private.get_op_key("sign")  # type: ignore[return-value]
+
+
+_PKCS1V15 = padding.PKCS1v15()
+_SHA256 = hashes.SHA256()
 
 
 def _b64(data: bytes) -> bytes:
