@@ -172,7 +172,7 @@ def sole_json_handler(logger: logging.Logger) -> StderrHandler | None:
     return handler
 
 
-def write_verbatim(handler: StderrHandler, logger: str, message: str, request_id: str,
+def write_verbatim(handler: StderrHandler, logger: str, message: str, request_id: str | None,
                    fields: dict[str, Any]) -> None:
     """The line `handler` would write for an INFO record of `logger` made of known-safe parts
     only (`VERBATIM`: nothing to redact), written as its `emit` writes, without building the

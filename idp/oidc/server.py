@@ -7,7 +7,7 @@ from urllib.parse import quote_plus
 
 from authlib.integrations.flask_oauth2 import AuthorizationServer, ResourceProtector
 from authlib.integrations.flask_oauth2.requests import FlaskOAuth2Payload, FlaskOAuth2Request
-from authlib.oauth2.rfc6749 import InvalidClientError, InvalidScopeError, OAuth2Error
+from authlib.oauth2.rfc6749 import InvalidClientError, InvalidScopeError, OAuth2Error, OAuth2Request
 from authlib.oauth2.rfc6749.util import scope_to_list
 from authlib.oauth2.rfc9207 import IssuerParameter
 from flask import Flask, Request, current_app
@@ -25,6 +25,7 @@ from idp.oidc.context import issuer
 from idp.oidc.errors import ClientAuthenticationFailed
 from idp.oidc.releases import record_release
 from idp.oidc.tokens import AccessTokenGenerator, AccessTokenValidator, unverified_claims
+from idp.oidc.transport import CHECKED, secure_origin
 from idp.scopes import REGISTRABLE_SCOPES
 
 BUILTIN_SCOPES = frozenset(REGISTRABLE_SCOPES)
@@ -45,9 +46,24 @@ class CurrentRequestPayload(FlaskOAuth2Payload):  # type: ignore[misc]
 
 
 class CurrentRequest(FlaskOAuth2Request):  # type: ignore[misc]
+    """Authlib's request of a Flask request, its transport checked per origin
+    (`idp.oidc.transport`) and its URI built only if something reads it."""
+
     def __init__(self, request: Request) -> None:
-        super().__init__(request)
+        self._request = request
+        origin = f"{request.scheme}://{request.host}"
+        OAuth2Request.__init__(self, request.method,
+                               CHECKED if secure_origin(origin) else request.url,
+                               headers=request.headers)
         self.payload = CurrentRequestPayload(request)
+
+    @property
+    def uri(self) -> str:
+        return self._request.url
+
+    @uri.setter
+    def uri(self, _value: str) -> None:
+        """Authlib's constructor sets it; the property reads the request."""
 
 
 class IdentityProviderServer(AuthorizationServer):

@@ -150,8 +150,10 @@ def test_create_app_installs_one_json_handler(tmp_path: Any) -> None:
         root.setLevel(level)
 
 
+@pytest.mark.parametrize("path, endpoint", [("/oauth/jwks", "oidc.jwks"),  # a hot path
+                                            ("/login", "accounts.login")])  # Flask's pipeline
 def test_the_access_line_written_directly_is_the_handlers_line(
-    client: FlaskClient, capsys: pytest.CaptureFixture[str]
+    client: FlaskClient, capsys: pytest.CaptureFixture[str], path: str, endpoint: str
 ) -> None:
     """The hot paths write their access line straight when the JSON handler on stderr alone
     listens (`write_verbatim`); the line is the one that handler makes of the record, which
@@ -162,21 +164,23 @@ def test_the_access_line_written_directly_is_the_handlers_line(
     root.handlers[:] = [json_handler()]  # the servers' set-up: one JSON handler on stderr
     root.setLevel(logging.INFO)
     try:
-        client.get("/oauth/jwks", headers={"X-Request-Id": "req-direct-0001"})
+        client.get(path, headers={"X-Request-Id": "req-direct-0001"})
         direct = capsys.readouterr().err.splitlines()
         root.addHandler(logging.NullHandler())  # another listener: the record path
-        client.get("/oauth/jwks", headers={"X-Request-Id": "req-direct-0001"})
+        client.get(path, headers={"X-Request-Id": "req-direct-0001"})
         through_logging = capsys.readouterr().err.splitlines()
     finally:
         root.handlers[:] = before
         root.setLevel(level)
+    direct = [line for line in direct if '"idp.access"' in line]
+    through_logging = [line for line in through_logging if '"idp.access"' in line]
     assert len(direct) == len(through_logging) == 1
     first, second = json.loads(direct[0]), json.loads(through_logging[0])
     for line in (first, second):
         del line["time"], line["duration_ms"]
     assert first == second
     assert list(first) == list(second)  # the same order of keys
-    assert first["logger"] == "idp.access" and first["endpoint"] == "oidc.jwks"
+    assert first["logger"] == "idp.access" and first["endpoint"] == endpoint
     assert first["request_id"] == "req-direct-0001"
 
 

@@ -3,11 +3,8 @@ request rather than from Flask's, and its errors answered in the hot paths' shap
 
 from __future__ import annotations
 
-import functools
-import os
 from typing import Any
 
-from authlib.common.security import is_secure_transport
 from authlib.oauth2 import OAuth2Error
 from authlib.oauth2.rfc6749 import OAuth2Request
 from authlib.oauth2.rfc6749.requests import BasicOAuth2Payload
@@ -16,18 +13,7 @@ from werkzeug.datastructures import MultiDict
 from idp.extensions import db
 from idp.oidc.hot_paths.dispatcher import JSON_ERROR_HEADERS, Answer
 from idp.oidc.hot_paths.http import HotRequest, json_body
-
-_CHECKED = "https://checked.invalid/"
-
-
-@functools.lru_cache(maxsize=64)
-def _origin_is_secure(origin: str) -> bool:
-    return is_secure_transport(origin + "/")
-
-
-def _secure_origin(origin: str) -> bool:
-    return bool(os.environ.get("AUTHLIB_INSECURE_TRANSPORT")) or _origin_is_secure(origin)
-
+from idp.oidc.transport import CHECKED, secure_origin
 
 # Set by the error itself or by the hot path's error answer.
 REPLACED_HEADERS = frozenset({"content-type", "cache-control", "pragma"})
@@ -41,9 +27,8 @@ class HotOAuth2Request(OAuth2Request):
     def __init__(self, request: HotRequest, multi: bool = False) -> None:
         url = request.url
         origin = url[: len(url) - len(request.path)]
-        # Authlib's transport check (RFC 6749 §3.1: TLS) parses the URL on every request; its
-        # answer depends only on the origin (and the environment variable that relaxes it).
-        super().__init__(request.method, _CHECKED if _secure_origin(origin) else url,
+        # Authlib's transport check (RFC 6749 §3.1), per origin (`idp.oidc.transport`).
+        super().__init__(request.method, CHECKED if secure_origin(origin) else url,
                          headers=request.headers)
         self.uri = url
         self._hot = request
