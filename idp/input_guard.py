@@ -15,6 +15,7 @@ refused or stripped where it is decoded: `idp/oidc/server.py` `cached_client`,
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -61,15 +62,29 @@ def headers_have_nul(environ: dict[str, Any]) -> bool:
     )
 
 
+def target_has_nul(environ: dict[str, Any]) -> bool:
+    """A NUL in what every request carries, read straight from the WSGI environ (parsing it
+    into werkzeug's request costs several times more): the path, the query (percent-encoded
+    `%00`, or raw), the headers, and the decoded Basic credentials (RFC 7617 §2; OAuth clients'
+    are also percent-decoded, RFC 6749 §2.3.1, hence `%00` there too). Other authorization
+    schemes carry their text as it is in the header, seen with the headers."""
+    if NUL in environ.get("PATH_INFO", ""):
+        return True
+    query = environ.get("QUERY_STRING", "")
+    if "%00" in query or NUL in query or headers_have_nul(environ):
+        return True
+    authorization = environ.get("HTTP_AUTHORIZATION", "")
+    if isinstance(authorization, str) and authorization[:6].lower() == "basic ":
+        try:
+            credentials = base64.b64decode(authorization[6:].strip())
+        except ValueError:
+            return False  # not Basic credentials at all: refused as such where they are read
+        return b"\x00" in credentials or b"%00" in credentials
+    return False
+
+
 def refuse_nul() -> None:
-    if NUL in request.path or _pairs_have_nul(request.args.items(multi=True)):
-        abort(400, REFUSAL)
-    if headers_have_nul(request.environ):
-        abort(400, REFUSAL)
-    credentials = request.authorization
-    if credentials is not None and has_nul(
-        [credentials.username or "", credentials.password or "", credentials.token or ""]
-    ):
+    if target_has_nul(request.environ):
         abort(400, REFUSAL)
     if request.method in ("GET", "HEAD", "OPTIONS"):
         return

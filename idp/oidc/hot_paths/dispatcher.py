@@ -10,7 +10,6 @@ outage, else 500 with the request id), never with a trace."""
 
 from __future__ import annotations
 
-import base64
 import json
 import logging
 import time
@@ -21,7 +20,7 @@ from flask import Flask, g
 
 from idp import outage
 from idp.extensions import db
-from idp.input_guard import NUL, REFUSAL, headers_have_nul
+from idp.input_guard import REFUSAL, target_has_nul
 from idp.observability import metrics
 from idp.observability.logging import VERBATIM, sole_json_handler, write_verbatim
 from idp.observability.request_id import request_id_from
@@ -164,20 +163,9 @@ def _method_not_allowed(request: HotRequest, handlers: dict[str, Handler]) -> An
 
 
 def _refuse_nul(environ: dict[str, Any]) -> None:
-    """`idp/input_guard.py`'s rule on what a hot endpoint reads besides its form: the path, the
-    query, the headers and the decoded Basic credentials (RFC 7617 §2; Authlib also
-    percent-decodes them, RFC 6749 §2.3.1)."""
-    authorization = environ.get("HTTP_AUTHORIZATION", "")
-    if isinstance(authorization, str) and authorization[:6].lower() == "basic ":
-        try:
-            credentials = base64.b64decode(authorization[6:].strip())
-        except ValueError:
-            credentials = b""
-        if b"\x00" in credentials or b"%00" in credentials:
-            raise HotError(400, "invalid_request", REFUSAL)
-    if NUL in environ.get("PATH_INFO", "") or "%00" in environ.get("QUERY_STRING", ""):
-        raise HotError(400, "invalid_request", REFUSAL)
-    if headers_have_nul(environ):
+    """`idp/input_guard.py`'s rule on what a hot endpoint reads besides its form (the form's
+    NUL is refused as it is parsed, `http.py`)."""
+    if target_has_nul(environ):
         raise HotError(400, "invalid_request", REFUSAL)
 
 
