@@ -1,9 +1,11 @@
-"""Where the token endpoint's CPU goes, per grant: the IdP's WSGI callable called in-process (no
-server, no network) for `client_credentials`, `refresh_token` (a rotating family: every answer's
-refresh token is the next request's), `authorization_code` (a fresh code per request, made
-beforehand and not timed) and introspection of a user's access token: CPU µs per request
-(`time.process_time`) and, with `--profile`, the top of a cProfile of the same loop (timed in
-CPU, so waiting on PostgreSQL or Redis is not counted).
+"""Where the hot endpoints' CPU goes: the IdP's WSGI callable called in-process (no server, no
+network) for `client_credentials`, `refresh_token` (a rotating family: every answer's refresh
+token is the next request's), `authorization_code` (a fresh code per request, made beforehand
+and not timed), the authorization request of a signed-in browser, introspection and userinfo of
+a user's access token, and JWKS: CPU µs per request (`time.process_time`) and, with
+`--profile`, the top of a cProfile of the same loop (timed in CPU, so waiting on PostgreSQL or
+Redis is not counted). As in production, every request writes its JSON access line (to a file
+in the run's directory): it is part of each request's cost.
 
     .venv/bin/python bench/profile_token.py                          # SQLite
     .venv/bin/python bench/profile_token.py --postgres --redis-url redis://127.0.0.1:6379/14
@@ -35,6 +37,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from pipeline import environ  # noqa: E402
 
 REDIRECT_URI = "http://127.0.0.1:9/cb"
+SCENARIOS = ("client_credentials", "authorize", "refresh_token", "authorization_code",
+             "introspection", "userinfo", "jwks")
 FORM = "application/x-www-form-urlencoded"
 
 
@@ -49,7 +53,8 @@ def build(workdir: Path, db_env: dict[str, str]) -> tuple[Any, str, str]:
         "IDP_DATABASE_URL": db_env["IDP_DATABASE_URL"],
         "IDP_REDIS_URL": db_env.get("IDP_REDIS_URL"),
         "IDP_TOKEN_RATE_LIMIT": "1000000/second",
-        "IDP_ACCESS_LOG": False,
+        "IDP_ACCESS_LOG": True,
+        "IDP_LOG_JSON": True,
     })
     with app.app_context():
         db.create_all()
@@ -106,6 +111,9 @@ def scenarios(app: Any, basic: str, account_id: str, count: int) -> dict[str, Ca
     refresh = [first["refresh_token"]]
     introspect = environ("POST", "/oauth/introspect", headers,
                          _form(token=first["access_token"]))
+    userinfo = environ("GET", "/oauth/userinfo", {"Authorization": "Bearer "
+                                                  + first["access_token"]})
+    jwks = environ("GET", "/oauth/jwks", {})
 
     def refresh_once() -> None:
         answer = call(app, environ("POST", "/oauth/token", headers, _form(
@@ -152,6 +160,8 @@ def scenarios(app: Any, basic: str, account_id: str, count: int) -> dict[str, Ca
         "refresh_token": refresh_once,
         "authorization_code": code_once,
         "introspection": lambda: call(app, introspect),
+        "userinfo": lambda: call(app, userinfo),
+        "jwks": lambda: call(app, jwks),
     }
 
 
@@ -168,11 +178,8 @@ def main() -> None:
                         default="postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/14")
     parser.add_argument("--requests", type=int, default=500)
-    parser.add_argument("--profile", choices=["client_credentials", "refresh_token",
-                                              "authorization_code", "introspection",
-                                              "authorize"])
-    parser.add_argument("--only", choices=["client_credentials", "refresh_token",
-                                           "authorization_code", "introspection", "authorize"],
+    parser.add_argument("--profile", choices=SCENARIOS)
+    parser.add_argument("--only", choices=SCENARIOS,
                         help="time this grant alone (e.g. under `perf stat` or callgrind)")
     parser.add_argument("--top", type=int, default=30)
     parser.add_argument("--dump", type=Path, help="also write the profile here (pstats file)")
@@ -181,8 +188,9 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory(prefix="idp-token-") as directory, database(
         args, Path(directory)
-    ) as db_env:
+    ) as db_env, open(Path(directory) / "access.log", "w") as access_log:
         app, basic, account_id = build(Path(directory), db_env)
+        sys.stderr = access_log  # the JSON lines (the app's handler writes to sys.stderr)
         cases = scenarios(app, basic, account_id, args.requests * 2 + 100)
         for run in cases.values():
             for _ in range(50):
@@ -200,7 +208,7 @@ def main() -> None:
             stats.sort_stats("tottime").print_stats(args.top)
             return
         backend = "PostgreSQL + Redis" if args.postgres else "SQLite"
-        print(f"| grant | CPU µs per request ({backend}) | the stores' CPU µs per request |")
+        print(f"| request | CPU µs per request ({backend}) | the stores' CPU µs per request |")
         print("|---|---:|---:|")
         for name, run in cases.items():
             if args.only and name != args.only:

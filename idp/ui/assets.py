@@ -90,8 +90,8 @@ def compress_when_safe(response: Response) -> Response:
             response.make_sequence()
             response.close()
         return compress.after_request(response)
-    if response.mimetype != "text/html":
-        return response
+    if response.mimetype != "text/html" or 300 <= response.status_code < 400:
+        return response  # a redirect's body is a link nobody reads: not worth compressing
     # The answer depends on both headers: a cache must not hand one variant to the other.
     response.vary.update(("Sec-Fetch-Site", "Accept-Encoding"))
     if request.headers.get("Sec-Fetch-Site") in SAFE_HTML_FETCH_SITES:
