@@ -97,7 +97,7 @@ def _send(connection: Any, writes: tuple[Write, ...] | list[Write]) -> None:
     statements = tuple(statement for statement, _ in writes)
     values = {name: value for _, each in writes for name, value in each.items()}
     together = _together(statements)
-    if _driver_form(together, connection.dialect) is None:
+    if driver_form(together, connection.dialect) is None:
         connection.execute(together, values)
     else:
         driver_execute(connection, together, values)
@@ -110,7 +110,7 @@ def driver_execute(connection: Any, statement: Any, values: dict[str, Any]) -> A
     per-execution work (~85 µs of CPU a statement here, more than psycopg's own). PostgreSQL
     only; returns the driver's cursor. For the token endpoint's statements, which run on every
     token issued."""
-    form = _driver_form(statement, connection.dialect)
+    form = driver_form(statement, connection.dialect)
     if form is None:
         raise ValueError("a statement with parameters rendered at execution time")
     sql, binds, _ = form
@@ -145,7 +145,7 @@ def driver_first(connection: Any, statement: Any, values: dict[str, Any]) -> dic
     row = cursor.fetchone()
     if row is None:
         return None
-    _, _, columns = _driver_form(statement, connection.dialect)  # type: ignore[misc]
+    _, _, columns = driver_form(statement, connection.dialect)  # type: ignore[misc]
     return {key: process(value) if process else value
             for (key, process), value in zip(columns, row, strict=True)}
 
@@ -164,14 +164,14 @@ def driver_first_alone(connection: Any, statement: Any,
 def driver_rows_alone(connection: Any, statement: Any,
                       values: dict[str, Any]) -> list[dict[str, Any]]:
     """Every row of a SELECT, as `driver_first_alone` runs it, by column key (a statement the
-    driver cannot take as it is, `_driver_form`, through SQLAlchemy)."""
-    if _driver_form(statement, connection.dialect) is None:
+    driver cannot take as it is, `driver_form`, through SQLAlchemy)."""
+    if driver_form(statement, connection.dialect) is None:
         with alone(connection):
             return [dict(row) for row in connection.execute(statement, values).mappings()]
     with alone(connection):
         cursor = driver_execute(connection, statement, values)
         rows = cursor.fetchall()
-    _, _, columns = _driver_form(statement, connection.dialect)  # type: ignore[misc]
+    _, _, columns = driver_form(statement, connection.dialect)  # type: ignore[misc]
     return [{key: process(value) if process else value
              for (key, process), value in zip(columns, row, strict=True)} for row in rows]
 
@@ -206,7 +206,7 @@ DriverForm = tuple[str, tuple[Any, ...], tuple[Any, ...]]
 
 
 @functools.cache
-def _driver_form(statement: Any, dialect: Any) -> DriverForm | None:
+def driver_form(statement: Any, dialect: Any) -> DriverForm | None:
     """The SQL SQLAlchemy sends for `statement` on `dialect`, its parameters' conversions and
     its result columns' (key, conversion); None for a statement whose SQL depends on its
     values (an expanding `IN`) or that carries values of its own (a literal, a LIMIT), which

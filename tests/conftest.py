@@ -261,7 +261,8 @@ def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def postgres_schema() -> Iterator[PostgresSchema]:
+def postgres_schema(sqlite_template: Path) -> Iterator[PostgresSchema]:
+    """Made after an app was (the SQLite template's): the models' tables are all known."""
     schema = PostgresSchema(POSTGRES_URL)
     yield schema
     schema.engine.dispose()

@@ -15,7 +15,8 @@ from typing import Any, cast
 from sqlalchemy import CursorResult, Table, bindparam, exists, func, insert, null, select, update
 from sqlalchemy import cast as sql_cast
 
-from idp.extensions import db, driver_first_alone, open_transaction
+from idp import statements_alone
+from idp.extensions import db
 from idp.identity.transactions import run_in_transaction
 from idp.oidc.models import AuthorizationCode, RefreshToken
 
@@ -141,12 +142,11 @@ def _claiming(claimed: Any, *writes: Any) -> Any:
 
 def first_alone(statement: Any, **parameters: Any) -> dict[str, Any] | None:
     """The first row `statement` returns, by column key: on PostgreSQL through the driver, as a
-    transaction of its own when none is open (`idp.extensions.driver_first_alone`); on SQLite
+    transaction of its own when none is open (`idp.statements_alone`); on SQLite
     through SQLAlchemy, in the session's transaction."""
-    connection = db.session.connection()
-    if connection.dialect.name == "postgresql":
-        return driver_first_alone(connection, statement, parameters)
-    row = connection.execute(statement, parameters).first()
+    if db.engine.dialect.name == "postgresql":
+        return statements_alone.first_alone(statement, parameters)
+    row = db.session.execute(statement, parameters).first()
     return dict(row._mapping) if row is not None else None
 
 
@@ -160,12 +160,12 @@ def write_claiming(built: Callable[[str], tuple[Any, ...]], values: dict[str, An
     of their own, begun on a fresh snapshot (waiting for a racer's write lock then ends on
     what the racer wrote); a racer that still meets "database is locked" tries again
     (`idp.identity.transactions.run_in_transaction`)."""
-    connection = db.session.connection()
-    dialect = connection.dialect.name
+    dialect = db.engine.dialect.name
     if dialect == "postgresql":
         (statement,) = built(dialect)
-        claimed = driver_first_alone(connection, statement, values)
-        if open_transaction(connection):
+        in_session = statements_alone.in_open_transaction()
+        claimed = statements_alone.first_alone(statement, values)
+        if in_session:
             db.session.commit()
         return claimed is not None and claimed["claimed"] == 1
     claim, *writes = built(dialect)

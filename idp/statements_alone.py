@@ -1,0 +1,136 @@
+"""A statement as a transaction of its own, on a PostgreSQL connection the thread keeps.
+
+The token endpoint's reads and claims (`idp.oidc.token_statements`) are each whole in one
+statement, sent in autocommit. Sent on the request's ORM session they paid for the session
+around them: its transaction object, a pool checkout and check-in with their events, autocommit
+switched on and off again, the session's removal at the end of the request — ~120 µs of CPU per
+request beside the statement's own ~60 (bench/README.md, "Statements alone"). Here each thread
+keeps one connection from the engine's pool, in autocommit for good, and sends the statement
+through the driver with SQLAlchemy's SQL and conversions (`idp.extensions.driver_form`).
+
+What stays as it was:
+- inside a transaction the request's session has open on the server (a row read or written
+  through the ORM first), the statement runs in that transaction, on the session's connection
+  (`idp.extensions.driver_first`): it sees what the session wrote, and the caller commits;
+- a connection the server closed while it rested is replaced before use, as the pool's
+  checkout does (`idp.pool_liveness`); one that fails during a statement is discarded and the
+  failure raised as SQLAlchemy raises it (`DBAPIError`, `connection_invalidated`), so an outage
+  is answered 503 as anywhere else (`idp.outage`);
+- SQLAlchemy's `before_cursor_execute` listeners of the engine hear each statement.
+
+A thread's connection goes back to the pool when the thread ends (closed: the pool opens a fresh
+one when it next needs it)."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+import time
+import weakref
+from typing import Any
+
+from sqlalchemy import exc as sa_exc
+
+from idp.extensions import db, driver_first, driver_form, open_transaction
+from idp.pool_liveness import IDLE_PING_SECONDS, _answers, _has_news
+
+
+class _Held:
+    """One thread's autocommit connection of one engine."""
+
+    def __init__(self, engine: Any) -> None:
+        self.pid = os.getpid()
+        self.engine = engine
+        self.proxied = engine.raw_connection()  # the pool's checkout (and its liveness check)
+        self.driver = self.proxied.driver_connection
+        self.driver.autocommit = True
+        self.used_at = time.monotonic()
+        # Run once: when this object goes (its thread ended) or when it is discarded.
+        self.release = weakref.finalize(self, _give_back, self.proxied)
+
+    def usable(self) -> bool:
+        if self.driver.closed or _has_news(self.driver):
+            return False
+        idle = time.monotonic() - self.used_at
+        return idle <= IDLE_PING_SECONDS or _answers(self.engine, self.driver)
+
+
+def _give_back(proxied: Any) -> None:
+    # Closed and forgotten (the pool does not get an autocommit connection back). At a thread's
+    # end this runs in the collector, where an error has no one to reach.
+    with contextlib.suppress(Exception):
+        proxied.invalidate()
+
+
+_LOCAL = threading.local()
+
+
+def _held(engine: Any) -> _Held:
+    held: _Held | None = getattr(_LOCAL, "held", None)
+    if held is not None and held.engine is engine and held.pid == os.getpid():
+        if held.usable():
+            return held
+    if held is not None:
+        held.release()
+    held = _LOCAL.held = _Held(engine)
+    return held
+
+
+def first_alone(statement: Any, values: dict[str, Any]) -> dict[str, Any] | None:
+    """The first row of `statement` (a SELECT, or a write with RETURNING) by column key, each
+    value converted as SQLAlchemy would, or None; PostgreSQL only (see the module)."""
+    session_connection = _open_session_connection()
+    if session_connection is not None:
+        return driver_first(session_connection, statement, values)
+    engine = db.engine
+    form = driver_form(statement, engine.dialect)
+    if form is None:
+        raise ValueError("a statement with parameters rendered at execution time")
+    sql, binds, columns = form
+    if binds:
+        values = dict(values)
+        for name, process in binds:
+            if name in values:
+                values[name] = process(values[name])
+    held = _held(engine)
+    cursor = held.driver.cursor()
+    observers = engine.dispatch.before_cursor_execute
+    if observers:
+        observers(None, cursor, sql, values, None, False)
+    dbapi = engine.dialect.loaded_dbapi
+    try:
+        cursor.execute(sql, values)  # prepared after a few uses (psycopg's prepare_threshold)
+        row = cursor.fetchone()
+    except dbapi.Error as error:
+        dropped = engine.dialect.is_disconnect(error, held.driver, cursor)
+        if dropped:
+            _LOCAL.held = None
+            held.release()
+        raise sa_exc.DBAPIError.instance(
+            sql, values, error, dbapi.Error, connection_invalidated=dropped,
+            dialect=engine.dialect) from error
+    held.used_at = time.monotonic()
+    if row is None:
+        return None
+    return {key: process(value) if process else value
+            for (key, process), value in zip(columns, row, strict=True)}
+
+
+def in_open_transaction() -> bool:
+    """Whether `first_alone` would now run in the request's session's transaction (which the
+    caller then commits)."""
+    return _open_session_connection() is not None
+
+
+def _open_session_connection() -> Any:
+    """The request's session's connection when that session has a transaction open on the
+    server; else None (no session yet, none begun, or only statements sent alone)."""
+    registry = db.session.registry
+    if not registry.has():
+        return None
+    session = registry()
+    if not session.in_transaction():
+        return None
+    connection = session.connection()
+    return connection if open_transaction(connection) else None
