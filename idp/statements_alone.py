@@ -32,7 +32,7 @@ from typing import Any
 
 from sqlalchemy import exc as sa_exc
 
-from idp.extensions import db, driver_first, driver_form, open_transaction
+from idp.extensions import db, driver_execute, driver_first, driver_form, open_transaction
 from idp.pool_liveness import IDLE_PING_SECONDS, _answers, _has_news
 
 
@@ -73,7 +73,14 @@ def _held(engine: Any) -> _Held:
             return held
     if held is not None:
         held.release()
-    held = _LOCAL.held = _Held(engine)
+        _LOCAL.held = None
+    dbapi = engine.dialect.loaded_dbapi
+    try:
+        held = _LOCAL.held = _Held(engine)
+    except dbapi.Error as error:  # as SQLAlchemy raises a failed connect (an outage: 503)
+        raise sa_exc.DBAPIError.instance(
+            None, None, error, dbapi.Error, connection_invalidated=True,
+            dialect=engine.dialect) from error
     return held
 
 
@@ -83,6 +90,25 @@ def first_alone(statement: Any, values: dict[str, Any]) -> dict[str, Any] | None
     session_connection = _open_session_connection()
     if session_connection is not None:
         return driver_first(session_connection, statement, values)
+    columns, row = _execute(statement, values, fetch=True)
+    if row is None:
+        return None
+    return {key: process(value) if process else value
+            for (key, process), value in zip(columns, row, strict=True)}
+
+
+def execute_alone(statement: Any, values: dict[str, Any]) -> int:
+    """`statement` (a write without RETURNING) as `first_alone` sends it: the rows it matched."""
+    session_connection = _open_session_connection()
+    if session_connection is not None:
+        return int(driver_execute(session_connection, statement, values).rowcount)
+    _, rowcount = _execute(statement, values, fetch=False)
+    return int(rowcount)
+
+
+def _execute(statement: Any, values: dict[str, Any], fetch: bool) -> tuple[Any, Any]:
+    """(the result columns' conversions, the first row or None) when `fetch`, else (None, the
+    row count), on this thread's kept connection."""
     engine = db.engine
     form = driver_form(statement, engine.dialect)
     if form is None:
@@ -101,7 +127,7 @@ def first_alone(statement: Any, values: dict[str, Any]) -> dict[str, Any] | None
     dbapi = engine.dialect.loaded_dbapi
     try:
         cursor.execute(sql, values)  # prepared after a few uses (psycopg's prepare_threshold)
-        row = cursor.fetchone()
+        result = cursor.fetchone() if fetch else cursor.rowcount
     except dbapi.Error as error:
         dropped = engine.dialect.is_disconnect(error, held.driver, cursor)
         if dropped:
@@ -111,10 +137,14 @@ def first_alone(statement: Any, values: dict[str, Any]) -> dict[str, Any] | None
             sql, values, error, dbapi.Error, connection_invalidated=dropped,
             dialect=engine.dialect) from error
     held.used_at = time.monotonic()
-    if row is None:
-        return None
-    return {key: process(value) if process else value
-            for (key, process), value in zip(columns, row, strict=True)}
+    return (columns if fetch else None), result
+
+
+def commit_session_if_any() -> None:
+    """The request's session committed, if the request made one: after statements alone there
+    may be nothing else to commit, and no session to make for it."""
+    if db.session.registry.has():
+        db.session.commit()
 
 
 def in_open_transaction() -> bool:

@@ -113,3 +113,18 @@ def test_a_threads_connection_goes_back_when_the_thread_ends(pg: Flask) -> None:
 
     gc.collect()
     assert pool.checkedout() == before
+
+
+def test_a_server_that_cannot_be_reached_is_an_outage(pg: Flask, monkeypatch: Any) -> None:
+    """No connection to keep (the server down): SQLAlchemy's error for a failed connect, which
+    the app answers 503 (`idp.outage`), not the driver's own (a 500)."""
+    import psycopg
+
+    def refused() -> Any:
+        raise psycopg.OperationalError("connection refused")
+
+    statements_alone._LOCAL.held = None
+    monkeypatch.setattr(db.engine, "raw_connection", refused)
+    with pytest.raises(OperationalError) as raised:
+        statements_alone.first_alone(BACKEND, {})
+    assert is_database_outage(raised.value)

@@ -17,8 +17,9 @@ from sqlalchemy import Insert, Table, bindparam, insert, select
 from sqlalchemy.orm import make_transient_to_detached
 from sqlalchemy.orm.util import identity_key
 
+from idp import statements_alone
 from idp.accounts.models import LoginEvent
-from idp.extensions import Write, db, driver_first_alone
+from idp.extensions import Write, db
 from idp.identity.audit import Actor
 from idp.identity.models import Account, AccountStatus, LoginSession
 from idp.identity.sign_out import sign_out_session
@@ -163,11 +164,11 @@ def signed_in() -> LiveSession | None:
 
 
 def _read_session(sid: str) -> dict[str, Any] | None:
-    connection = db.session.connection()
-    if connection.dialect.name == "postgresql":
-        # Alone: a request that only reads (an authorization) then sends no BEGIN or COMMIT.
-        return driver_first_alone(connection, _SESSION_WITH_ACCOUNT, {"sid": sid})
-    row = connection.execute(_SESSION_WITH_ACCOUNT, {"sid": sid}).first()
+    if db.engine.dialect.name == "postgresql":
+        # Alone (`idp.statements_alone`): a request that only reads (an authorization) then
+        # sends no BEGIN or COMMIT, and needs no ORM session for it.
+        return statements_alone.first_alone(_SESSION_WITH_ACCOUNT, {"sid": sid})
+    row = db.session.execute(_SESSION_WITH_ACCOUNT, {"sid": sid}).first()
     return dict(row._mapping) if row is not None else None
 
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from sqlalchemy import bindparam, select
 
-from idp.extensions import db, driver_first_alone
+from idp import statements_alone
+from idp.extensions import db
 from idp.models_base import utcnow
 from idp.oidc.models import Client, Consent
 
@@ -16,17 +17,16 @@ _CONSENTED = select(Consent.scopes).where(
 
 def covers(account_id: str, client: Client, scopes: set[str]) -> bool:
     """Read on every authorization request of a third-party client: on PostgreSQL through the
-    driver, as a read of its own (`idp.extensions.driver_first_alone`, no SQLAlchemy execution
+    driver, as a read of its own (`idp.statements_alone`, no SQLAlchemy execution or session
     per request)."""
     if client.is_first_party:
         return True
     values = {"account": account_id, "client": client.client_id}
-    connection = db.session.connection()
-    if connection.dialect.name == "postgresql":
-        row = driver_first_alone(connection, _CONSENTED, values)
+    if db.engine.dialect.name == "postgresql":
+        row = statements_alone.first_alone(_CONSENTED, values)
         consented = row["scopes"] if row is not None else None
     else:
-        consented = connection.execute(_CONSENTED, values).scalar()
+        consented = db.session.execute(_CONSENTED, values).scalar()
     return consented is not None and scopes <= set(consented or [])
 
 

@@ -26,6 +26,7 @@ from authlib.oidc.core.grants.util import create_half_hash
 from flask import current_app
 from sqlalchemy import inspect, select
 
+from idp import statements_alone
 from idp.accounts.sessions import signed_in
 from idp.extensions import db, stage_write
 from idp.identity.accounts import resolve_account
@@ -128,7 +129,7 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
             stage_write((statements.INSERT_CODE, values))  # no object to track and flush
         elif not nonces.insert_code_unless_replayed(values, now):
             raise nonces.refusal(pending)
-        db.session.commit()
+        statements_alone.commit_session_if_any()  # the staged insert, or what else was begun
 
     def query_authorization_code(self, code: str, client: Client) -> AuthorizationCode | None:
         """The code's row, read: its claim is the redemption's one write (`redeem`), made once

@@ -24,9 +24,10 @@ from typing import Any, cast
 
 from authlib.oauth2.rfc6749 import InvalidRequestError
 from flask import g
-from sqlalchemy import Table, bindparam, exists, insert, select
+from sqlalchemy import CursorResult, Table, bindparam, exists, insert, select
 
-from idp.extensions import alone, db, driver_execute
+from idp import statements_alone
+from idp.extensions import db
 from idp.models_base import utcnow
 from idp.oidc.models import AuthorizationCode
 
@@ -113,13 +114,12 @@ def take_pending(nonce: str | None) -> PendingNonce | None:
 def insert_code_unless_replayed(values: dict[str, Any], now: datetime) -> bool:
     """Inserts the code (`values`: `token_statements.INSERT_CODE`'s parameters) unless its
     nonce is in a live code of the client: one statement. False when it was (nothing written)."""
-    connection = db.session.connection()
     parameters = {**values, "code_now": now}
     statement = _insert_unless_seen()
-    if connection.dialect.name == "postgresql":
-        with alone(connection):  # one statement: a transaction of its own unless one is open
-            return bool(driver_execute(connection, statement, parameters).rowcount == 1)
-    return bool(connection.execute(statement, parameters).rowcount == 1)
+    if db.engine.dialect.name == "postgresql":
+        # One statement: a transaction of its own unless one is open (`idp.statements_alone`).
+        return statements_alone.execute_alone(statement, parameters) == 1
+    return bool(cast(CursorResult[Any], db.session.execute(statement, parameters)).rowcount == 1)
 
 
 @functools.cache
