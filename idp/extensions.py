@@ -94,13 +94,21 @@ def _send(connection: Any, writes: tuple[Write, ...] | list[Write]) -> None:
         for statement, values in writes:
             connection.execute(statement, values)
         return
-    statements = tuple(statement for statement, _ in writes)
-    values = {name: value for _, each in writes for name, value in each.items()}
-    together = _together(statements)
+    together, values = combined(writes)
     if driver_form(together, connection.dialect) is None:
         connection.execute(together, values)
     else:
         driver_execute(connection, together, values)
+
+
+def combined(writes: tuple[Write, ...] | list[Write]) -> Write:
+    """The writes as the one statement `execute_together` sends on PostgreSQL (a single write
+    as it is), with all their values."""
+    if len(writes) == 1:
+        return writes[0]
+    statements = tuple(statement for statement, _ in writes)
+    values = {name: value for _, each in writes for name, value in each.items()}
+    return _together(statements), values
 
 
 def driver_execute(connection: Any, statement: Any, values: dict[str, Any]) -> Any:

@@ -32,7 +32,16 @@ from typing import Any
 
 from sqlalchemy import exc as sa_exc
 
-from idp.extensions import db, driver_execute, driver_first, driver_form, open_transaction
+from idp.extensions import (
+    STAGED,
+    combined,
+    db,
+    driver_execute,
+    driver_first,
+    driver_form,
+    driver_rows_alone,
+    open_transaction,
+)
 from idp.pool_liveness import IDLE_PING_SECONDS, _answers, _has_news
 
 
@@ -90,7 +99,7 @@ def first_alone(statement: Any, values: dict[str, Any]) -> dict[str, Any] | None
     session_connection = _open_session_connection()
     if session_connection is not None:
         return driver_first(session_connection, statement, values)
-    columns, row = _execute(statement, values, fetch=True)
+    columns, row = _execute(statement, values, fetch="one")
     if row is None:
         return None
     return {key: process(value) if process else value
@@ -102,13 +111,47 @@ def execute_alone(statement: Any, values: dict[str, Any]) -> int:
     session_connection = _open_session_connection()
     if session_connection is not None:
         return int(driver_execute(session_connection, statement, values).rowcount)
-    _, rowcount = _execute(statement, values, fetch=False)
+    _, rowcount = _execute(statement, values, fetch="count")
     return int(rowcount)
 
 
-def _execute(statement: Any, values: dict[str, Any], fetch: bool) -> tuple[Any, Any]:
-    """(the result columns' conversions, the first row or None) when `fetch`, else (None, the
-    row count), on this thread's kept connection."""
+def rows_alone(statement: Any, values: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every row of a SELECT, by column key, as `first_alone` sends it."""
+    session_connection = _open_session_connection()
+    if session_connection is None and driver_form(statement, db.engine.dialect) is None:
+        session_connection = db.session.connection()  # SQL made per execution: SQLAlchemy's
+    if session_connection is not None:
+        return driver_rows_alone(session_connection, statement, values)
+    columns, rows = _execute(statement, values, fetch="all")
+    return [{key: process(value) if process else value
+             for (key, process), value in zip(columns, row, strict=True)} for row in rows]
+
+
+def commit() -> None:
+    """The request's commit. Its staged writes (`idp.extensions.stage_write`), when they are all
+    the session holds — no ORM change, no transaction open on the server — are sent on the
+    thread's kept connection as the one statement they make together, a transaction of its own
+    (what the session's commit would have sent, without a session connection for it); anything
+    else is the session's commit as ever."""
+    registry = db.session.registry
+    if not registry.has():
+        return
+    session = registry()
+    writes = session.info.get(STAGED)
+    if (writes and db.engine.dialect.name == "postgresql"
+            and not (session.new or session.dirty or session.deleted)
+            and _open_session_connection() is None):
+        statement, values = combined(writes)
+        if driver_form(statement, db.engine.dialect) is not None:
+            session.info.pop(STAGED)
+            _execute(statement, values, fetch="count")
+    session.commit()
+
+
+def _execute(statement: Any, values: dict[str, Any], fetch: str) -> tuple[Any, Any]:
+    """On this thread's kept connection: (the result columns' conversions, the first row or
+    None) for `fetch="one"`, (the same, every row) for "all", (None, the row count) for
+    "count"."""
     engine = db.engine
     form = driver_form(statement, engine.dialect)
     if form is None:
@@ -127,7 +170,8 @@ def _execute(statement: Any, values: dict[str, Any], fetch: bool) -> tuple[Any, 
     dbapi = engine.dialect.loaded_dbapi
     try:
         cursor.execute(sql, values)  # prepared after a few uses (psycopg's prepare_threshold)
-        result = cursor.fetchone() if fetch else cursor.rowcount
+        result = (cursor.fetchone() if fetch == "one" else cursor.fetchall() if fetch == "all"
+                  else cursor.rowcount)
     except dbapi.Error as error:
         dropped = engine.dialect.is_disconnect(error, held.driver, cursor)
         if dropped:
@@ -137,7 +181,7 @@ def _execute(statement: Any, values: dict[str, Any], fetch: bool) -> tuple[Any, 
             sql, values, error, dbapi.Error, connection_invalidated=dropped,
             dialect=engine.dialect) from error
     held.used_at = time.monotonic()
-    return (columns if fetch else None), result
+    return (None if fetch == "count" else columns), result
 
 
 def commit_session_if_any() -> None:

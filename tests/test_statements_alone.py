@@ -128,3 +128,37 @@ def test_a_server_that_cannot_be_reached_is_an_outage(pg: Flask, monkeypatch: An
     with pytest.raises(OperationalError) as raised:
         statements_alone.first_alone(BACKEND, {})
     assert is_database_outage(raised.value)
+
+
+PROBE_INSERT = sa.text("INSERT INTO alone_probe (n) VALUES (:n)")
+
+
+def test_staged_writes_alone_are_one_statement_on_the_kept_connection(pg: Flask) -> None:
+    """`commit`: staged writes with nothing else in the session go as the one statement they
+    make (no BEGIN, no COMMIT, no session connection), committed."""
+    from idp.extensions import stage_write
+
+    heard: list[str] = []
+    listener = lambda *args: heard.append(args[2].split()[0].upper())  # noqa: E731
+    stage_write((PROBE_INSERT, {"n": 3}))
+    sa.event.listen(db.engine, "before_cursor_execute", listener)
+    try:
+        statements_alone.commit()
+    finally:
+        sa.event.remove(db.engine, "before_cursor_execute", listener)
+    assert heard == ["INSERT"]
+    assert _count() == 1
+
+
+def test_staged_writes_beside_an_orm_change_go_with_the_sessions_commit(pg: Flask) -> None:
+    """An ORM change pending (a staged row may refer to it): the session's own commit, which
+    flushes it first and sends the staged writes in its transaction."""
+    from idp.extensions import stage_write
+    from idp.identity.models import Account
+
+    account = Account()
+    db.session.add(account)
+    stage_write((PROBE_INSERT, {"n": 4}))
+    statements_alone.commit()
+    assert _count() == 1
+    assert db.session.get(Account, account.id) is not None

@@ -27,7 +27,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import postgresql
 
-from idp.extensions import Write, db, driver_rows_alone
+from idp import statements_alone
+from idp.extensions import Write, db
 from idp.identity import account_events, audit
 from idp.identity.accounts import (
     IdentityError,
@@ -118,8 +119,7 @@ def returning_wechat_user(
     to check, as after `resolve_wechat_identity`. `also`: expressions over the account's row
     that the caller wants from the same round trip (whether it holds a second factor)."""
     wanted = {IdentityKind.WECHAT_OPENID} | ({IdentityKind.WECHAT_UNIONID} if unionid else set())
-    connection = db.session.connection()
-    dialect = connection.dialect.name
+    dialect = db.engine.dialect.name
     statement = _returning_lookup(dialect, bool(unionid), also)
     values = {"lookup_appid": appid, "lookup_openid": openid,
               # A unionid is personal data: its blind index under every key version (issue 28).
@@ -130,9 +130,9 @@ def returning_wechat_user(
               "lookup_openid_kind": IdentityKind.WECHAT_OPENID,
               "lookup_unionid_kind": IdentityKind.WECHAT_UNIONID}
     if dialect == "postgresql":  # a read alone: no transaction for the login's writes to join
-        rows = driver_rows_alone(connection, statement, values)
+        rows = statements_alone.rows_alone(statement, values)
     else:
-        rows = [dict(row) for row in connection.execute(statement, values).mappings()]
+        rows = [dict(row) for row in db.session.execute(statement, values).mappings()]
     if {row["identity_kind"] for row in rows} != wanted or len(rows) != len(wanted) or len(
         {row["id"] for row in rows}
     ) != 1:

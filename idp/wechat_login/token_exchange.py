@@ -28,6 +28,7 @@ from authlib.oauth2.rfc6749.hooks import hooked
 from authlib.oidc.core import OpenIDToken
 from flask import Flask
 
+from idp import statements_alone
 from idp.extensions import db
 from idp.identity.links import AccountUnavailable
 from idp.identity.models import Account
@@ -157,7 +158,7 @@ class WeChatTokenExchangeGrant(ExchangeGrant):
             db.session.commit()
             raise
         response = self.token_response(account, scope, WECHAT_AMR)
-        db.session.commit()  # one commit: the login's writes and the refresh token
+        statements_alone.commit()  # one commit: the login's writes and the refresh token
         return response
 
     @staticmethod
