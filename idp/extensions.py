@@ -158,20 +158,9 @@ def driver_first(connection: Any, statement: Any, values: dict[str, Any]) -> dic
             for (key, process), value in zip(columns, row, strict=True)}
 
 
-def driver_first_alone(connection: Any, statement: Any,
-                       values: dict[str, Any]) -> dict[str, Any] | None:
-    """`driver_first` as a transaction of its own when `connection` has none open on the
-    server yet: psycopg's autocommit for this one statement, so no `BEGIN` and no `COMMIT`
-    (two round trips, and two commands for PostgreSQL to run). For a read that needs no
-    transaction, or a write that is whole in one statement. Inside an open transaction it is
-    `driver_first`, in that transaction."""
-    with alone(connection):
-        return driver_first(connection, statement, values)
-
-
 def driver_rows_alone(connection: Any, statement: Any,
                       values: dict[str, Any]) -> list[dict[str, Any]]:
-    """Every row of a SELECT, as `driver_first_alone` runs it, by column key (a statement the
+    """Every row of a SELECT by column key, sent `alone` on `connection` (a statement the
     driver cannot take as it is, `driver_form`, through SQLAlchemy)."""
     if driver_form(statement, connection.dialect) is None:
         with alone(connection):

@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import create_engine, literal_column, select, text
 from sqlalchemy.exc import OperationalError, ProgrammingError
 
-from idp.extensions import driver_execute, driver_first, driver_first_alone
+from idp.extensions import alone, driver_execute, driver_first
 from idp.outage import is_database_outage
 from tests.conftest import POSTGRES_URL
 
@@ -42,8 +42,9 @@ def test_a_dropped_server_is_an_outage_and_the_connection_is_not_reused(engine) 
 
 
 def test_a_statement_alone_is_its_own_transaction_and_leaves_none_open(engine) -> None:  # type: ignore[no-untyped-def]
-    """`driver_first_alone` on a connection with no transaction begun: the statement commits
-    by itself (no BEGIN, no COMMIT), and the connection is back to transactions after."""
+    """`alone` on a connection with no transaction begun (how staged writes with nothing else
+    in their transaction are sent): the statement commits by itself (no BEGIN, no COMMIT),
+    and the connection is back to transactions after."""
     from psycopg.pq import TransactionStatus
 
     with engine.connect() as connection:
@@ -52,13 +53,15 @@ def test_a_statement_alone_is_its_own_transaction_and_leaves_none_open(engine) -
         raw = connection.connection.driver_connection
         insert = text("INSERT INTO alone (n) VALUES (1) RETURNING n").columns(
             literal_column("n"))
-        assert driver_first_alone(connection, insert, {}) == {"n": 1}
+        with alone(connection):
+            assert driver_first(connection, insert, {}) == {"n": 1}
         assert raw.info.transaction_status == TransactionStatus.IDLE  # committed already
         assert not raw.autocommit
         connection.rollback()  # nothing to undo: the row stays
         assert connection.exec_driver_sql("SELECT count(*) FROM alone").scalar() == 1
         # Inside an open transaction it joins it: a rollback undoes it.
-        assert driver_first_alone(connection, insert, {}) == {"n": 1}
+        with alone(connection):
+            assert driver_first(connection, insert, {}) == {"n": 1}
         assert raw.info.transaction_status == TransactionStatus.INTRANS
         connection.rollback()
         assert connection.exec_driver_sql("SELECT count(*) FROM alone").scalar() == 1

@@ -126,7 +126,7 @@ def returning_wechat_user(
               "lookup_unionid": lookup_keys(IdentityKind.WECHAT_UNIONID, unionid) if unionid
               else [], "lookup_no_namespace": "",
               # Values, not literals: the SQL is then the same text for every login (the driver
-              # runs it, prepared, `idp.extensions.driver_rows_alone`).
+              # runs it, prepared, `idp.statements_alone.rows_alone`).
               "lookup_openid_kind": IdentityKind.WECHAT_OPENID,
               "lookup_unionid_kind": IdentityKind.WECHAT_UNIONID}
     if dialect == "postgresql":  # a read alone: no transaction for the login's writes to join
