@@ -31,14 +31,14 @@ def check_on_checkout(engine: Engine) -> None:
         idle_since = record.info.pop(_IDLE_SINCE, None)
         if idle_since is None:
             return  # just connected
-        if _has_news(connection) or (
+        if has_news(connection) or (
             time.monotonic() - idle_since > IDLE_PING_SECONDS
-            and not _answers(engine, connection)
+            and not answers(engine, connection)
         ):
             raise DisconnectionError("the pooled connection was closed by the server")
 
 
-def _has_news(connection: Any) -> bool:
+def has_news(connection: Any) -> bool:
     """Anything to read on an idle connection's socket (data or end of stream)."""
     try:
         socket = connection.pgconn.socket
@@ -49,7 +49,7 @@ def _has_news(connection: Any) -> bool:
     return bool(poller.poll(0))
 
 
-def _answers(engine: Engine, connection: Any) -> bool:
+def answers(engine: Engine, connection: Any) -> bool:
     try:
         return bool(engine.dialect.do_ping(connection))
     except Exception:  # noqa: BLE001 - any failure means: discard it

@@ -42,7 +42,7 @@ from idp.extensions import (
     driver_rows_alone,
     open_transaction,
 )
-from idp.pool_liveness import IDLE_PING_SECONDS, _answers, _has_news
+from idp.pool_liveness import IDLE_PING_SECONDS, answers, has_news
 
 
 class _Held:
@@ -56,18 +56,22 @@ class _Held:
         self.driver.autocommit = True
         self.used_at = time.monotonic()
         # Run once: when this object goes (its thread ended) or when it is discarded.
-        self.release = weakref.finalize(self, _give_back, self.proxied)
+        self.release = weakref.finalize(self, _give_back, self.proxied, self.pid)
 
     def usable(self) -> bool:
-        if self.driver.closed or _has_news(self.driver):
+        if self.driver.closed or has_news(self.driver):
             return False
         idle = time.monotonic() - self.used_at
-        return idle <= IDLE_PING_SECONDS or _answers(self.engine, self.driver)
+        return idle <= IDLE_PING_SECONDS or answers(self.engine, self.driver)
 
 
-def _give_back(proxied: Any) -> None:
-    # Closed and forgotten (the pool does not get an autocommit connection back). At a thread's
-    # end this runs in the collector, where an error has no one to reach.
+def _give_back(proxied: Any, pid: int) -> None:
+    """Closed and forgotten (the pool does not get an autocommit connection back) — by the
+    process that opened it only: closing it in a forked child would end the parent's session
+    on the server too. At a thread's end this runs in the collector, where an error has no one
+    to reach."""
+    if os.getpid() != pid:
+        return
     with contextlib.suppress(Exception):
         proxied.invalidate()
 

@@ -69,8 +69,21 @@ def test_a_connection_the_server_closed_while_resting_is_replaced(pg: Flask) -> 
     pid = statements_alone.first_alone(BACKEND, {})["pid"]  # type: ignore[index]
     with db.engine.connect() as other:
         other.execute(sa.text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+    _wait_until_gone(pid)  # the server ends the backend after answering (asynchronously)
     again = statements_alone.first_alone(BACKEND, {})
     assert again is not None and again["pid"] != pid
+
+
+def _wait_until_gone(pid: int) -> None:
+    import time
+
+    deadline = time.monotonic() + 10
+    with db.engine.connect() as other:
+        while other.execute(sa.text("SELECT count(*) FROM pg_stat_activity WHERE pid = :pid"),
+                            {"pid": pid}).scalar_one():
+            assert time.monotonic() < deadline, "the backend did not end"
+            other.rollback()
+            time.sleep(0.01)
 
 
 def test_a_failure_is_sqlalchemys_and_the_connection_is_not_kept(pg: Flask) -> None:
@@ -162,3 +175,24 @@ def test_staged_writes_beside_an_orm_change_go_with_the_sessions_commit(pg: Flas
     statements_alone.commit()
     assert _count() == 1
     assert db.session.get(Account, account.id) is not None
+
+
+def test_a_forked_child_leaves_the_parents_connection_alone(pg: Flask) -> None:
+    """A child process opens its own; replacing, or exiting with, the parent's copy must not
+    close it (closing a copy of the socket would end the parent's server session)."""
+    import os
+
+    parent = statements_alone.first_alone(BACKEND, {})
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            child = statements_alone.first_alone(BACKEND, {})
+            os.write(write, str(child["pid"] if child else 0).encode())
+        finally:
+            os._exit(0)  # exit handlers skipped, as a worker's hard exit; collectors ran above
+    os.close(write)
+    child_pid = int(os.read(read, 64) or b"0")
+    os.waitpid(pid, 0)
+    assert child_pid not in (0, parent["pid"])  # type: ignore[index]
+    assert statements_alone.first_alone(BACKEND, {}) == parent

@@ -290,7 +290,7 @@ def test_the_liveness_check_takes_a_descriptor_past_1024(tmp_path: Path) -> None
     import resource
     import socket as sockets
 
-    from idp.pool_liveness import _has_news
+    from idp.pool_liveness import has_news
 
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if hard != resource.RLIM_INFINITY and hard < 1100:
@@ -304,9 +304,9 @@ def test_the_liveness_check_takes_a_descriptor_past_1024(tmp_path: Path) -> None
             class pgconn:  # noqa: N801 - psycopg's attribute name
                 socket = high
 
-        assert _has_news(Idle()) is False
+        assert has_news(Idle()) is False
         talking.send(b"goodbye")
-        assert _has_news(Idle()) is True
+        assert has_news(Idle()) is True
         os.close(high)
     finally:
         quiet.close()
