@@ -188,13 +188,6 @@ def _execute(statement: Any, values: dict[str, Any], fetch: str) -> tuple[Any, A
     return (None if fetch == "count" else columns), result
 
 
-def commit_session_if_any() -> None:
-    """The request's session committed, if the request made one: after statements alone there
-    may be nothing else to commit, and no session to make for it."""
-    if db.session.registry.has():
-        db.session.commit()
-
-
 def in_open_transaction() -> bool:
     """Whether `first_alone` would now run in the request's session's transaction (which the
     caller then commits)."""

@@ -129,7 +129,7 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
             stage_write((statements.INSERT_CODE, values))  # no object to track and flush
         elif not nonces.insert_code_unless_replayed(values, now):
             raise nonces.refusal(pending)
-        statements_alone.commit_session_if_any()  # the staged insert, or what else was begun
+        statements_alone.commit()  # the staged insert alone, or what else was begun
 
     def query_authorization_code(self, code: str, client: Client) -> AuthorizationCode | None:
         """The code's row, read: its claim is the redemption's one write (`redeem`), made once
