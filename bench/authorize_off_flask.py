@@ -18,7 +18,6 @@ import argparse
 import base64
 import hashlib
 import io
-import re
 import secrets
 import sys
 import tempfile
@@ -31,7 +30,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from pipeline import environ  # noqa: E402
-from profile_token import REDIRECT_URI, build  # noqa: E402
+from profile_token import REDIRECT_URI, build, signed_in_cookie  # noqa: E402
 
 SCOPE = "openid profile phone"
 
@@ -109,7 +108,7 @@ def main() -> None:
         hot = HotPathDispatcher(app, app.wsgi_app.fallback,
                                 {"/oauth/authorize-hot": ("oidc.authorize",
                                                           {"GET": prototype(app)})})
-        cookie = _sign_in(app)
+        cookie = signed_in_cookie(app)
         verifier = secrets.token_urlsafe(48)
         challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest())
 
@@ -150,18 +149,6 @@ def main() -> None:
                     run()
                 spent = (time.process_time() - started) / args.requests * 1e6
                 print(f"| {name} | {spent:,.0f} |")
-
-
-def _sign_in(app: Any) -> str:
-    browser = app.test_client()
-    page = browser.get("/login").get_data(as_text=True)
-    csrf = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', page)
-    assert csrf, "no CSRF token on the login page"
-    signed_in = browser.post("/login", data={
-        "identifier": "+8613700000002", "password": "profile-password-1", "next": "",
-        "csrf_token": csrf.group(1)})
-    assert signed_in.status_code == 302, signed_in.status_code
-    return "; ".join(f"{c.key}={c.value}" for c in browser._cookies.values())
 
 
 if __name__ == "__main__":

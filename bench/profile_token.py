@@ -127,15 +127,7 @@ def scenarios(app: Any, basic: str, account_id: str, count: int) -> dict[str, Ca
             grant_type="authorization_code", code=codes.pop(), redirect_uri=REDIRECT_URI,
             code_verifier=verifier)))
 
-    browser = app.test_client()
-    page = browser.get("/login").get_data(as_text=True)
-    csrf = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', page)
-    assert csrf, "no CSRF token on the login page"
-    signed_in = browser.post("/login", data={
-        "identifier": "+8613700000002", "password": "profile-password-1", "next": "",
-        "csrf_token": csrf.group(1)})
-    assert signed_in.status_code == 302, signed_in.status_code
-    cookie = "; ".join(f"{c.key}={c.value}" for c in browser._cookies.values())
+    cookie = signed_in_cookie(app)
     challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest())
 
     def authorize_once() -> None:
@@ -163,6 +155,20 @@ def scenarios(app: Any, basic: str, account_id: str, count: int) -> dict[str, Ca
         "userinfo": lambda: call(app, userinfo),
         "jwks": lambda: call(app, jwks),
     }
+
+
+def signed_in_cookie(app: Any) -> str:
+    """The Cookie header of a browser signed in as `build`'s user (the login form, as people
+    use it)."""
+    browser = app.test_client()
+    page = browser.get("/login").get_data(as_text=True)
+    csrf = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', page)
+    assert csrf, "no CSRF token on the login page"
+    signed_in = browser.post("/login", data={
+        "identifier": "+8613700000002", "password": "profile-password-1", "next": "",
+        "csrf_token": csrf.group(1)})
+    assert signed_in.status_code == 302, signed_in.status_code
+    return "; ".join(f"{c.key}={c.value}" for c in browser._cookies.values())
 
 
 def _form(**fields: str) -> bytes:

@@ -3,7 +3,7 @@
 import contextlib
 import functools
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, cast
 
 from flask_limiter import Limiter
@@ -118,7 +118,21 @@ def driver_execute(connection: Any, statement: Any, values: dict[str, Any]) -> A
     per-execution work (~85 µs of CPU a statement here, more than psycopg's own). PostgreSQL
     only; returns the driver's cursor. For the token endpoint's statements, which run on every
     token issued."""
-    form = driver_form(statement, connection.dialect)
+    return execute_on_driver(
+        connection.connection.driver_connection, connection.dialect, statement, values,
+        listeners=connection.dispatch.before_cursor_execute, listening=connection,
+        dropped=connection.invalidate)
+
+
+def execute_on_driver(driver_connection: Any, dialect: Any, statement: Any,
+                      values: dict[str, Any], *, listeners: Any, listening: Any,
+                      dropped: Callable[[BaseException], Any]) -> Any:
+    """`driver_execute` on a psycopg connection: SQLAlchemy's `before_cursor_execute`
+    `listeners` hear it (as `listening`, the SQLAlchemy connection they are given, if any); a
+    failure is raised as SQLAlchemy raises it — its exception classes (an outage is told by
+    them, `idp.outage`) — after `dropped` was told of a connection the server dropped, which
+    must not be used again. Returns the cursor."""
+    form = driver_form(statement, dialect)
     if form is None:
         raise ValueError("a statement with parameters rendered at execution time")
     sql, binds, _ = form
@@ -127,35 +141,35 @@ def driver_execute(connection: Any, statement: Any, values: dict[str, Any]) -> A
         for name, process in binds:
             if name in values:
                 values[name] = process(values[name])
-    cursor = connection.connection.driver_connection.cursor()
-    observers = connection.dispatch.before_cursor_execute
-    if observers:  # SQLAlchemy's statement event, heard as for its own executions
-        observers(connection, cursor, sql, values, None, False)
-    dbapi = connection.dialect.loaded_dbapi
+    cursor = driver_connection.cursor()
+    if listeners:  # SQLAlchemy's statement event, heard as for its own executions
+        listeners(listening, cursor, sql, values, None, False)
+    dbapi = dialect.loaded_dbapi
     try:
         cursor.execute(sql, values)  # prepared after a few uses (psycopg's prepare_threshold)
     except dbapi.Error as error:
-        # As SQLAlchemy would raise it: its exception classes (an outage is told by them,
-        # `idp.outage`), and a connection the server dropped invalidated, not pooled again.
-        dropped = connection.dialect.is_disconnect(error, connection.connection, cursor)
-        if dropped:
-            connection.invalidate(error)
+        is_dropped = dialect.is_disconnect(error, driver_connection, cursor)
+        if is_dropped:
+            dropped(error)
         raise sa_exc.DBAPIError.instance(
-            sql, values, error, dbapi.Error, connection_invalidated=dropped,
-            dialect=connection.dialect) from error
+            sql, values, error, dbapi.Error, connection_invalidated=is_dropped,
+            dialect=dialect) from error
     return cursor
+
+
+def driver_row(statement: Any, dialect: Any, row: Any) -> dict[str, Any]:
+    """A row of `statement` sent through the driver, by column key, each value converted as
+    SQLAlchemy would."""
+    _, _, columns = driver_form(statement, dialect)  # type: ignore[misc]
+    return {key: process(value) if process else value
+            for (key, process), value in zip(columns, row, strict=True)}
 
 
 def driver_first(connection: Any, statement: Any, values: dict[str, Any]) -> dict[str, Any] | None:
     """`driver_execute` of a statement with RETURNING (or a SELECT): its first row by column
     key, each value converted as SQLAlchemy would, or None."""
-    cursor = driver_execute(connection, statement, values)
-    row = cursor.fetchone()
-    if row is None:
-        return None
-    _, _, columns = driver_form(statement, connection.dialect)  # type: ignore[misc]
-    return {key: process(value) if process else value
-            for (key, process), value in zip(columns, row, strict=True)}
+    row = driver_execute(connection, statement, values).fetchone()
+    return None if row is None else driver_row(statement, connection.dialect, row)
 
 
 def driver_rows_alone(connection: Any, statement: Any,
@@ -166,11 +180,8 @@ def driver_rows_alone(connection: Any, statement: Any,
         with alone(connection):
             return [dict(row) for row in connection.execute(statement, values).mappings()]
     with alone(connection):
-        cursor = driver_execute(connection, statement, values)
-        rows = cursor.fetchall()
-    _, _, columns = driver_form(statement, connection.dialect)  # type: ignore[misc]
-    return [{key: process(value) if process else value
-             for (key, process), value in zip(columns, row, strict=True)} for row in rows]
+        rows = driver_execute(connection, statement, values).fetchall()
+    return [driver_row(statement, connection.dialect, row) for row in rows]
 
 
 @contextlib.contextmanager

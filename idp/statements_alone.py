@@ -39,7 +39,9 @@ from idp.extensions import (
     driver_execute,
     driver_first,
     driver_form,
+    driver_row,
     driver_rows_alone,
+    execute_on_driver,
     open_transaction,
 )
 from idp.pool_liveness import IDLE_PING_SECONDS, answers, has_news
@@ -103,11 +105,8 @@ def first_alone(statement: Any, values: dict[str, Any]) -> dict[str, Any] | None
     session_connection = _open_session_connection()
     if session_connection is not None:
         return driver_first(session_connection, statement, values)
-    columns, row = _execute(statement, values, fetch="one")
-    if row is None:
-        return None
-    return {key: process(value) if process else value
-            for (key, process), value in zip(columns, row, strict=True)}
+    row = _execute(statement, values).fetchone()
+    return None if row is None else driver_row(statement, db.engine.dialect, row)
 
 
 def execute_alone(statement: Any, values: dict[str, Any]) -> int:
@@ -115,8 +114,7 @@ def execute_alone(statement: Any, values: dict[str, Any]) -> int:
     session_connection = _open_session_connection()
     if session_connection is not None:
         return int(driver_execute(session_connection, statement, values).rowcount)
-    _, rowcount = _execute(statement, values, fetch="count")
-    return int(rowcount)
+    return int(_execute(statement, values).rowcount)
 
 
 def rows_alone(statement: Any, values: dict[str, Any]) -> list[dict[str, Any]]:
@@ -126,9 +124,8 @@ def rows_alone(statement: Any, values: dict[str, Any]) -> list[dict[str, Any]]:
         session_connection = db.session.connection()  # SQL made per execution: SQLAlchemy's
     if session_connection is not None:
         return driver_rows_alone(session_connection, statement, values)
-    columns, rows = _execute(statement, values, fetch="all")
-    return [{key: process(value) if process else value
-             for (key, process), value in zip(columns, row, strict=True)} for row in rows]
+    dialect = db.engine.dialect
+    return [driver_row(statement, dialect, row) for row in _execute(statement, values).fetchall()]
 
 
 def commit() -> None:
@@ -148,44 +145,25 @@ def commit() -> None:
         statement, values = combined(writes)
         if driver_form(statement, db.engine.dialect) is not None:
             session.info.pop(STAGED)
-            _execute(statement, values, fetch="count")
+            _execute(statement, values)
     session.commit()
 
 
-def _execute(statement: Any, values: dict[str, Any], fetch: str) -> tuple[Any, Any]:
-    """On this thread's kept connection: (the result columns' conversions, the first row or
-    None) for `fetch="one"`, (the same, every row) for "all", (None, the row count) for
-    "count"."""
+def _execute(statement: Any, values: dict[str, Any]) -> Any:
+    """`idp.extensions.execute_on_driver` on this thread's kept connection (dropped if the
+    server dropped it); the cursor."""
     engine = db.engine
-    form = driver_form(statement, engine.dialect)
-    if form is None:
-        raise ValueError("a statement with parameters rendered at execution time")
-    sql, binds, columns = form
-    if binds:
-        values = dict(values)
-        for name, process in binds:
-            if name in values:
-                values[name] = process(values[name])
     held = _held(engine)
-    cursor = held.driver.cursor()
-    observers = engine.dispatch.before_cursor_execute
-    if observers:
-        observers(None, cursor, sql, values, None, False)
-    dbapi = engine.dialect.loaded_dbapi
-    try:
-        cursor.execute(sql, values)  # prepared after a few uses (psycopg's prepare_threshold)
-        result = (cursor.fetchone() if fetch == "one" else cursor.fetchall() if fetch == "all"
-                  else cursor.rowcount)
-    except dbapi.Error as error:
-        dropped = engine.dialect.is_disconnect(error, held.driver, cursor)
-        if dropped:
-            _LOCAL.held = None
-            held.release()
-        raise sa_exc.DBAPIError.instance(
-            sql, values, error, dbapi.Error, connection_invalidated=dropped,
-            dialect=engine.dialect) from error
+
+    def dropped(_error: BaseException) -> None:
+        _LOCAL.held = None
+        held.release()
+
+    cursor = execute_on_driver(held.driver, engine.dialect, statement, values,
+                               listeners=engine.dispatch.before_cursor_execute, listening=None,
+                               dropped=dropped)
     held.used_at = time.monotonic()
-    return (None if fetch == "count" else columns), result
+    return cursor
 
 
 def in_open_transaction() -> bool:
