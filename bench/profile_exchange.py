@@ -14,6 +14,7 @@ CPU time (`time.process_time`), so a busy machine inflates the figure less than 
 from __future__ import annotations
 
 import argparse
+import collections
 import cProfile
 import io
 import os
@@ -30,12 +31,53 @@ from urllib.parse import urlencode
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import parts  # noqa: E402
+
 ROOT = Path(__file__).resolve().parent.parent
 TOKEN_EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange"
 JS_CODE_TYPE = "urn:wechat:params:oauth:token-type:js_code"
 APPID = "wxprofile00000001"
 USERS = 8
 SCOPE = "openid profile phone offline_access"
+# --parts: (module, attribute path) timed inside the login, as bench/parts.py times a refresh.
+EXCHANGE_PARTS = (
+    ("idp.oidc.hot_paths.dispatcher", "HotPathDispatcher.__call__"),
+    ("idp.oidc.hot_paths.dispatcher", "HotPathDispatcher._answer"),
+    ("idp.oidc.hot_paths.token_endpoint", "check_token_rate"),
+    ("idp.oidc.hot_paths.token_endpoint", "HotOAuth2Request"),
+    ("idp.oidc.server", "IdentityProviderServer.authenticate_client"),
+    ("idp.wechat_login.token_exchange", "WeChatTokenExchangeGrant.validate_token_request"),
+    ("idp.wechat_login.token_exchange", "WeChatTokenExchangeGrant.create_token_response"),
+    ("idp.wechat_login.token_exchange", "sign_in_with_js_code"),
+    ("idp.wechat_login.miniprogram", "configured_client"),
+    ("idp.wechat.client", "WeChatClient.code_to_session"),
+    ("idp.wechat.client", "WeChatClient._send"),
+    ("idp.wechat_login.miniprogram", "returning_wechat_user"),
+    ("idp.wechat_login.miniprogram", "session_key_upsert"),
+    ("idp.wechat_login.miniprogram", "login_record"),
+    ("idp.wechat_login.token_exchange", "ExchangeGrant.token_response"),
+    ("idp.statements_alone", "commit"),
+    ("idp.oidc.keys", "LoadedKey.sign_jwt"),
+    ("idp.oidc.grants", "IdTokenIssuer.encode_id_token"),
+    ("idp.oidc.tokens", "AccessTokenGenerator.access_token_generator"),
+    ("idp.oidc.server", "IdentityProviderServer.stage_token"),
+    ("idp.crypto", "SecretBox.encrypt"),
+    ("idp.statements_alone", "rows_alone"),
+    ("idp.statements_alone", "_execute"),
+    ("idp.statements_alone", "_held"),
+    ("idp.extensions", "driver_row"),
+    ("idp.identity.links", "lookup_keys"),
+    ("idp.identity.links", "Account"),
+    ("idp.extensions", "combined"),
+    ("psycopg", "Cursor.execute"),
+    ("psycopg", "Connection.cursor"),
+    ("psycopg", "Cursor.fetchall"),
+    ("idp.statements_alone", "_Held.usable"),
+    ("idp.wechat_login.upstream", "_client"),
+    ("idp.caching", "versions_for"),
+    ("idp.oidc.grants", "id_token_claims"),
+    ("idp.wechat_login.token_exchange", "demand_second_factor"),
+)
 
 
 def start_fake(workdir: Path, codes: list[str], secret: str) -> tuple[subprocess.Popen[bytes], str]:
@@ -108,6 +150,8 @@ def main() -> None:
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/14")
     parser.add_argument("--no-profile", action="store_true", help="CPU time only")
     parser.add_argument("--dump", help="write the raw cProfile stats here")
+    parser.add_argument("--parts", action="store_true",
+                        help="CPU µs of chosen parts (bench/parts.py's wrappers), no profiler")
     parser.add_argument("--statements", action="store_true",
                         help="print the SQL statements of one login, then measure")
     args = parser.parse_args()
@@ -152,8 +196,18 @@ def main() -> None:
             if args.statements:
                 print_statements(app, lambda: login(measured[0]))
                 measured = measured[1:]
+            totals: dict[str, float] = collections.defaultdict(float)
+            calls: collections.Counter[str] = collections.Counter()
+            if args.parts:
+                parts.wrap_parts(totals, calls, EXCHANGE_PARTS)
+                for code in measured[:warmup]:
+                    login(code)
+                measured = measured[warmup:]
+                totals.clear()
+                calls.clear()
             # CPU time, not wall time: waiting on PostgreSQL or the fake WeChat costs no CPU.
-            profiler = None if args.no_profile else cProfile.Profile(time.process_time)
+            profiler = None if args.no_profile or args.parts else cProfile.Profile(
+                time.process_time)
             started, cpu, own = time.perf_counter(), time.process_time(), time.thread_time()
             if profiler:
                 profiler.enable()
@@ -171,7 +225,12 @@ def main() -> None:
             stats.dump_stats(args.dump)
         stats.sort_stats("cumulative").print_stats(args.top)
         stats.sort_stats("tottime").print_stats(args.top)
-    overhead = "" if args.no_profile else " (profiler overhead included)"
+    if args.parts:
+        print("| part | µs per login | calls per login |\n|---|---:|---:|")
+        for label, seconds in sorted(totals.items(), key=lambda item: -item[1]):
+            print(f"| {label} | {seconds / len(measured) * 1e6:,.1f} | "
+                  f"{calls[label] / len(measured):.1f} |")
+    overhead = "" if args.no_profile or args.parts else " (profiler overhead included)"
     backend = "PostgreSQL" if args.postgres else "SQLite"
     print(f"\n{len(measured)} returning-user logins ({backend}):"
           f" {cpu / len(measured) * 1000:.2f} ms CPU ({own / len(measured) * 1000:.2f} ms in the"

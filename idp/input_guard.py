@@ -52,14 +52,15 @@ def _pairs_have_nul(pairs: Iterable[tuple[str, str]]) -> bool:
     return any(NUL in key or NUL in value for key, value in pairs)
 
 
-def headers_have_nul(environ: dict[str, Any]) -> bool:
-    # Straight from the WSGI environ: building `request.headers` costs several times more.
-    return any(
-        NUL in value
-        for key, value in environ.items()
-        if key.startswith("HTTP_") or key in ("CONTENT_TYPE", "CONTENT_LENGTH")
-        if isinstance(value, str)
-    )
+def environ_has_nul(environ: dict[str, Any]) -> bool:
+    """A NUL in any text of the WSGI environ: the headers (`HTTP_*`, `CONTENT_TYPE`,
+    `CONTENT_LENGTH`) and the rest the server filled in from the request (method, path, query,
+    address), where a NUL is no more welcome. Straight from the environ: building
+    `request.headers` costs several times more; one pass over its values ~1 µs."""
+    for value in environ.values():
+        if value.__class__ is str and NUL in value:
+            return True
+    return False
 
 
 def target_has_nul(environ: dict[str, Any]) -> bool:
@@ -68,10 +69,7 @@ def target_has_nul(environ: dict[str, Any]) -> bool:
     `%00`, or raw), the headers, and the decoded Basic credentials (RFC 7617 §2; OAuth clients'
     are also percent-decoded, RFC 6749 §2.3.1, hence `%00` there too). Other authorization
     schemes carry their text as it is in the header, seen with the headers."""
-    if NUL in environ.get("PATH_INFO", ""):
-        return True
-    query = environ.get("QUERY_STRING", "")
-    if "%00" in query or NUL in query or headers_have_nul(environ):
+    if "%00" in environ.get("QUERY_STRING", "") or environ_has_nul(environ):
         return True
     authorization = environ.get("HTTP_AUTHORIZATION", "")
     if isinstance(authorization, str) and authorization[:6].lower() == "basic ":

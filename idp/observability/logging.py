@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import re
 import sys
 import time
 from datetime import UTC, datetime
+from json.encoder import encode_basestring as _encode_string  # type: ignore[attr-defined]
 from typing import Any
 
 from flask import Flask, g, has_app_context, has_request_context
@@ -139,6 +141,45 @@ def _time_text(created: float) -> str:
     return datetime.fromtimestamp(created, UTC).isoformat(timespec="milliseconds")
 
 
+class _MillisecondText:
+    """`_time_text` of now, made once per millisecond: at thousands of access lines a second
+    most lines share their millisecond, and the datetime formatting costs ~3 µs of CPU."""
+
+    def __init__(self) -> None:
+        self.millisecond, self.text = -1, ""
+
+    def now(self) -> str:
+        now = time.time()
+        millisecond = int(now * 1000)
+        if millisecond != self.millisecond:  # a race only makes two threads both format it
+            self.text, self.millisecond = _time_text(millisecond / 1000), millisecond
+        return self.text
+
+
+_NOW_TEXT = _MillisecondText()
+
+
+def _flat_json(entry: dict[str, Any]) -> str:
+    """`json.dumps(entry, default=str, ensure_ascii=False)` for a dict whose values are
+    strings, ints, floats, bools and None (a flat access line), assembled from the C string
+    encoder that `json.dumps` itself uses: ~1 µs instead of ~6. Anything else: `json.dumps`."""
+    parts = []
+    for key, value in entry.items():
+        kind = value.__class__
+        if kind is str:
+            text = _encode_string(value)
+        elif value is None:
+            text = "null"
+        elif kind is bool:
+            text = "true" if value else "false"
+        elif kind is int or (kind is float and math.isfinite(value)):
+            text = repr(value)
+        else:
+            return json.dumps(entry, default=str, ensure_ascii=False)
+        parts.append(f"{_encode_string(key)}: {text}")
+    return "{" + ", ".join(parts) + "}"
+
+
 class StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
     """Writes to whatever `sys.stderr` is at the time (test runners swap it)."""
 
@@ -178,10 +219,10 @@ def write_verbatim(handler: StderrHandler, logger: str, message: str, request_id
     only (`VERBATIM`: nothing to redact), written as its `emit` writes, without building the
     record: the hot paths' access line (~17 µs of CPU a request less, bench/README.md)."""
     entry: dict[str, Any] = {
-        "time": _time_text(time.time()), "level": "INFO", "logger": logger, "message": message,
+        "time": _NOW_TEXT.now(), "level": "INFO", "logger": logger, "message": message,
         "request_id": request_id, **fields,
     }
-    line = json.dumps(entry, default=str, ensure_ascii=False) + handler.terminator
+    line = _flat_json(entry) + handler.terminator
     handler.acquire()
     try:
         stream = handler.stream

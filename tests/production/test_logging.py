@@ -15,9 +15,12 @@ from flask.testing import FlaskClient
 
 from idp import create_app
 from idp.observability.logging import (
+    _NOW_TEXT,
     REDACTED,
     JsonFormatter,
     RedactingFilter,
+    _flat_json,
+    _time_text,
     json_handler,
     redact,
 )
@@ -182,6 +185,30 @@ def test_the_access_line_written_directly_is_the_handlers_line(
     assert list(first) == list(second)  # the same order of keys
     assert first["logger"] == "idp.access" and first["endpoint"] == endpoint
     assert first["request_id"] == "req-direct-0001"
+
+
+@pytest.mark.parametrize("value", [
+    "plain", "引号\"与\\反斜杠", "control \x01\n\t\u2028", "emoji 😀", "", None, True, False,
+    0, -7, 2**70, 0.1, 1e-7, 1e300, float("nan"), float("inf"), ["a", 1], {"nested": 1},
+    b"bytes", object,
+])
+def test_the_direct_access_line_is_byte_for_byte_what_json_dumps_writes(value: Any) -> None:
+    """`write_verbatim`'s JSON is assembled from the C string encoder for flat values; any
+    value it does not know (and a non-finite float) goes to `json.dumps` itself."""
+    entry = {"time": "2026-12-07T01:00:00.000+00:00", "message": "GET /oauth/jwks 200",
+             "key \"quoted\"": value, "status": 200}
+    assert _flat_json(entry) == json.dumps(entry, default=str, ensure_ascii=False)
+
+
+def test_the_time_text_is_remade_each_millisecond() -> None:
+    import time
+
+    first = _NOW_TEXT.now()
+    assert first == _time_text(_NOW_TEXT.millisecond / 1000)
+    time.sleep(0.002)
+    later, now = _NOW_TEXT.now(), time.time()
+    assert later > first and later == _time_text(_NOW_TEXT.millisecond / 1000)
+    assert 0 <= now * 1000 - _NOW_TEXT.millisecond < 50  # this millisecond's, not a stale one
 
 
 @pytest.mark.parametrize(
