@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
+from typing import Any, TypeVar
 
 from sqlalchemy import DateTime, TypeDecorator
+from sqlalchemy.orm.attributes import instance_state, manager_of_class
+
+M = TypeVar("M")
 
 
 def utcnow() -> datetime:
@@ -14,6 +18,16 @@ def utcnow() -> datetime:
 
 def new_uuid() -> str:
     return str(uuid.uuid4())
+
+
+def loaded_instance(model: type[M], row: dict[str, Any]) -> M:
+    """An ORM object holding a row's column values as a query's loading puts them there: no
+    attribute events, nothing pending (~2 µs; `model(**row)` sets each through the ORM's
+    instrumentation, ~16). Transient until the caller attaches it
+    (`make_transient_to_detached`) or keeps it as a detached stand-in."""
+    made: M = manager_of_class(model).new_instance()
+    instance_state(made).dict.update(row)
+    return made
 
 
 class UTCDateTime(TypeDecorator[datetime]):

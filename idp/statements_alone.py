@@ -133,7 +133,9 @@ def commit() -> None:
     the session holds — no ORM change, no transaction open on the server — are sent on the
     thread's kept connection as the one statement they make together, a transaction of its own
     (what the session's commit would have sent, without a session connection for it); anything
-    else is the session's commit as ever."""
+    else is the session's commit as ever — skipped when it has nothing to commit: no
+    transaction begun, no ORM change, no write staged (an empty commit still costs a
+    transaction object and its events)."""
     registry = db.session.registry
     if not registry.has():
         return
@@ -146,7 +148,9 @@ def commit() -> None:
         if driver_form(statement, db.engine.dialect) is not None:
             session.info.pop(STAGED)
             _execute(statement, values)
-    session.commit()
+    if (session.in_transaction() or session.info.get(STAGED)
+            or session.new or session.dirty or session.deleted):
+        session.commit()
 
 
 def _execute(statement: Any, values: dict[str, Any]) -> Any:

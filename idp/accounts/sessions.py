@@ -23,7 +23,7 @@ from idp.extensions import Write, db
 from idp.identity.audit import Actor
 from idp.identity.models import Account, AccountStatus, LoginSession
 from idp.identity.sign_out import sign_out_session
-from idp.models_base import utcnow
+from idp.models_base import loaded_instance, utcnow
 from idp.second_factor.factors import has_second_factor
 
 SESSION_KEY = "idp_sid"
@@ -195,7 +195,7 @@ def _attached(model: type[M], row: dict[str, Any]) -> M:
     held = db.session.identity_map.get(identity_key(model, row["id"]))
     if held is not None:
         return held
-    made = model(**row)
+    made = loaded_instance(model, row)
     make_transient_to_detached(made)
     db.session.add(made)
     return made

@@ -54,7 +54,7 @@ from idp.identity.rules import (
     choose_survivor,
 )
 from idp.identity.transactions import StaleState, lock_accounts, run_in_transaction
-from idp.models_base import utcnow
+from idp.models_base import loaded_instance, utcnow
 
 RACE_ATTEMPTS = 8
 PHONE_PROOFS = (ProofMethod.SMS, ProofMethod.WECHAT_PHONE)
@@ -139,7 +139,7 @@ def returning_wechat_user(
         return None
     first = rows[0]
     # The account as a detached stand-in holding its row's columns: all a login reads of it.
-    account = Account(**{key: first[key] for key in _ACCOUNT_COLUMNS})
+    account = loaded_instance(Account, {key: first[key] for key in _ACCOUNT_COLUMNS})
     return ReturningWeChatUser(
         account, tuple(row["identity_id"] for row in rows),
         tuple(first[f"also_{index}"] for index in range(len(also))),
