@@ -7,19 +7,13 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeGuard, TypeVar
 from urllib.parse import urlencode
-from urllib.request import getproxies, proxy_bypass
 
-import certifi
 import phonenumbers
-import urllib3
-from urllib3.exceptions import HTTPError as TransportError
 
 from idp.wechat.errors import (
     InvalidAccessToken,
@@ -29,6 +23,7 @@ from idp.wechat.errors import (
     from_errcode,
 )
 from idp.wechat.token_store import AccessTokenStore
+from idp.wechat.transport import CurlPool, Headers, TransportFailure
 
 logger = logging.getLogger("idp.wechat")
 
@@ -38,9 +33,6 @@ SENSITIVE_PARAMETERS = frozenset({"secret", "js_code", "code", "access_token", "
 # Refresh this long before expiry, but never more than half the lifetime WeChat granted.
 ACCESS_TOKEN_MARGIN = 300.0
 ERRMSG_MAX_LENGTH = 200
-# Keep-alive connections kept per process and API base (`pooled_http`): one per thread that
-# may call WeChat at once.
-DEFAULT_POOL_SIZE = 32
 
 # on_call(path, errcode or None when WeChat gave no usable answer, seconds): for metrics.
 CallHook = Callable[[str, int | None, float], None]
@@ -96,7 +88,7 @@ class WeChatClient:
         secret: str,
         token_store: AccessTokenStore,
         timeout: tuple[float, float] = (3.05, 5.0),
-        http: urllib3.PoolManager | None = None,
+        http: CurlPool | None = None,
         on_call: CallHook | None = None,
     ) -> None:
         self._api_base = api_base.rstrip("/")
@@ -105,9 +97,8 @@ class WeChatClient:
         self._token_store = token_store
         self._timeout = timeout
         self._owns_http = http is None
-        self._http = http if http is not None else _pool_manager(api_base)
+        self._http = http if http is not None else CurlPool(api_base)
         self._on_call = on_call
-        _redact_urllib3_debug_log()
 
     @classmethod
     def from_config(
@@ -127,8 +118,9 @@ class WeChatClient:
         return self._appid
 
     def close(self) -> None:
+        """Closes the client's own connections; a shared pool (`pooled_http`) stays open."""
         if self._owns_http:
-            self._http.clear()
+            self._http.close()
 
     # -- mini-program ------------------------------------------------------------------------
 
@@ -302,23 +294,18 @@ class WeChatClient:
         path: str,
         params: dict[str, str] | None,
         payload: dict[str, Any] | None,
-    ) -> tuple[int, Any, bytes]:
-        """One HTTP exchange on the kept-alive pool (urllib3: no redirects followed, no
-        transport retries — a js_code or phone code must reach WeChat at most once — and no
-        cookies kept). Any transport failure is `UpstreamUnavailable`, naming only the path:
-        the query holds secrets."""
+    ) -> tuple[int, Headers, bytes]:
+        """One HTTP exchange on the kept-alive pool (`idp.wechat.transport`: no redirects
+        followed, no request sent twice — a js_code or phone code must reach WeChat at most
+        once — and no cookies kept). Any transport failure is `UpstreamUnavailable`, naming
+        only the path: the query holds secrets."""
         url = self._api_base + path + ("?" + urlencode(params) if params else "")
         body = None if payload is None else json.dumps(payload).encode()
         try:
-            response = self._http.request(
-                method, url, body=body,
-                headers=JSON_HEADERS if body is not None else None,
-                timeout=urllib3.Timeout(connect=self._timeout[0], read=self._timeout[1]),
-                retries=False, redirect=False,
-            )
-        except (TransportError, OSError) as exc:
-            raise UpstreamUnavailable(f"{path}: {type(exc).__name__}") from None
-        return response.status, response.headers, response.data
+            response = self._http.request(method, url, body, self._timeout)
+        except TransportFailure as failure:
+            raise UpstreamUnavailable(f"{path}: {failure}") from None
+        return response.status, response.headers, response.body
 
     def _redact(self, text: str, *parameter_sets: Mapping[str, Any] | None) -> str:
         sensitive = {self._secret}
@@ -506,67 +493,6 @@ def _parse_profile(body: dict[str, Any]) -> WeChatProfile:
         city=_string_or_empty(body, "city"),
         country=_string_or_empty(body, "country"),
     )
-
-
-# -- plumbing --------------------------------------------------------------------------------
-
-
-def _pool_manager(api_base: str, pool_size: int = DEFAULT_POOL_SIZE) -> urllib3.PoolManager:
-    """Keep-alive connections to `api_base`: TLS verified against REQUESTS_CA_BUNDLE (or
-    CURL_CA_BUNDLE, as requests reads them) or certifi's bundle; through the environment's
-    proxy for that base when one is set (HTTPS_PROXY / HTTP_PROXY, NO_PROXY), read once here."""
-    options: dict[str, Any] = {
-        "maxsize": pool_size, "retries": False, "cert_reqs": "CERT_REQUIRED",
-        "ca_certs": os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
-        or certifi.where(),
-    }
-    scheme, _, rest = api_base.partition("://")
-    proxy = getproxies().get(scheme)
-    if proxy and not proxy_bypass(rest.split("/", 1)[0]):
-        return urllib3.ProxyManager(proxy, **options)
-    return urllib3.PoolManager(**options)
-
-
-def pooled_http(api_base: str) -> urllib3.PoolManager:
-    """This process's keep-alive pool for one API base, shared by every client and thread
-    (urllib3's pool is thread-safe): a login reuses an open connection instead of a new TCP
-    (and TLS) handshake. Made after the fork (keyed by the process id), so no two processes
-    share a socket."""
-    key = (os.getpid(), api_base)
-    http = _POOLED.get(key)
-    if http is not None:
-        return http
-    with _POOLED_LOCK:
-        http = _POOLED.get(key)
-        if http is None:
-            http = _POOLED[key] = _pool_manager(api_base)
-    return http
-
-
-_POOLED: dict[tuple[int, str], urllib3.PoolManager] = {}
-_POOLED_LOCK = threading.Lock()
-JSON_HEADERS = {"Content-Type": "application/json"}
-
-
-class _RedactQueryFilter(logging.Filter):
-    """urllib3 logs every request URL at DEBUG; WeChat URLs carry the secret in the query."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if isinstance(record.args, tuple):
-            record.args = tuple(_strip_query(arg) for arg in record.args)
-        return True
-
-
-def _strip_query(value: object) -> object:
-    if isinstance(value, str) and "?" in value:
-        return value.split("?", 1)[0] + "?[redacted]"
-    return value
-
-
-def _redact_urllib3_debug_log() -> None:
-    urllib3_logger = logging.getLogger("urllib3.connectionpool")
-    if not any(isinstance(f, _RedactQueryFilter) for f in urllib3_logger.filters):
-        urllib3_logger.addFilter(_RedactQueryFilter())
 
 
 __all__ = [

@@ -9,9 +9,10 @@ from flask import current_app
 from idp.caching import BoundedCache, versions_for
 from idp.extensions import db
 from idp.wechat.apps import app_secret
-from idp.wechat.client import DEFAULT_API_BASE, WeChatClient, pooled_http
+from idp.wechat.client import DEFAULT_API_BASE, WeChatClient
 from idp.wechat.models import WeChatApp
 from idp.wechat.store import shared_token_store
+from idp.wechat.transport import pooled_http
 
 logger = logging.getLogger("idp.wechat_login")
 

@@ -15,9 +15,9 @@ from flask.testing import FlaskClient
 from idp.accounts.models import LoginEvent
 from idp.extensions import db
 from idp.identity.models import Identity, IdentityKind
-from idp.wechat.client import pooled_http
-from idp.wechat.fake import FakeWeChatControl
+from idp.wechat.fake import FakeWeChatControl, FakeWeChatServer
 from idp.wechat_login.session_keys import session_key_of
+from tests.wechat.loopback_http import LoopbackServer, relay_to
 
 from .conftest import MINI_APPID, exchange, mini_login
 
@@ -80,16 +80,21 @@ def test_returning_login_records_the_login_the_session_key_and_the_ids_use(
 
 
 def test_logins_reach_wechat_over_one_kept_alive_connection(
-    app: Flask, client: FlaskClient, control: FakeWeChatControl, mini_client: Any
+    app: Flask,
+    client: FlaskClient,
+    fake_wechat: FakeWeChatServer,
+    control: FakeWeChatControl,
+    mini_client: Any,
 ) -> None:
-    base = app.config["IDP_WECHAT_API_BASE"]
-    mini_login(client, control, mini_client, "alice")
-    pool = pooled_http(base).connection_from_url(base)
-    opened = pool.num_connections
-    for _ in range(3):
-        mini_login(client, control, mini_client, "alice")
-    assert pool.num_connections == opened
-    assert not hasattr(pooled_http(base), "cookies")  # no cookie kept from one call for the next
+    # The fake closes every connection (werkzeug): a keep-alive front passes the calls on.
+    with LoopbackServer(respond=relay_to(fake_wechat.base_url)) as wechat:
+        app.config["IDP_WECHAT_API_BASE"] = wechat.base_url
+        for _ in range(4):
+            mini_login(client, control, mini_client, "alice")
+    assert [seen.request_line.split("?")[0] for seen in wechat.seen] == [
+        "GET /sns/jscode2session"
+    ] * 4
+    assert len(set(wechat.ports())) == 1  # one connection for the four logins
 
 
 def _last_use(kind: str) -> Any:
