@@ -234,6 +234,24 @@ def write_verbatim(handler: StderrHandler, logger: str, message: str, request_id
         handler.release()
 
 
+def info_verbatim(logger: logging.Logger, message: str, fields: dict[str, Any] | None = None,
+                  request_id: str | None = None) -> None:
+    """An INFO line made of known-safe parts only (`VERBATIM`: nothing to redact — a route's
+    own path, names, numbers, the peer's address): written straight by the JSON handler when
+    that alone listens (`write_verbatim`, a few µs), else as a record through `logging` (~15–30
+    µs). `request_id`: the request's, by default the current one."""
+    if request_id is None:
+        request_id = current_request_id()
+    handler = sole_json_handler(logger)
+    if handler is not None:
+        write_verbatim(handler, logger.name, message, request_id, fields or {})
+    elif logger.isEnabledFor(logging.INFO):
+        record = logging.LogRecord(logger.name, logging.INFO, __file__, 0, message, None, None)
+        record.__dict__.update(fields or {}, request_id=request_id)
+        setattr(record, VERBATIM, True)
+        logger.handle(record)
+
+
 def json_handler(stream_handler: logging.Handler | None = None) -> logging.Handler:
     handler = stream_handler or StderrHandler()
     handler.setFormatter(JsonFormatter())

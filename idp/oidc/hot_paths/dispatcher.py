@@ -22,7 +22,7 @@ from idp import outage
 from idp.extensions import db
 from idp.input_guard import REFUSAL, target_has_nul
 from idp.observability import metrics
-from idp.observability.logging import VERBATIM, sole_json_handler, write_verbatim
+from idp.observability.logging import info_verbatim
 from idp.observability.request_id import request_id_from
 from idp.oidc.hot_paths.http import HotError, HotRequest
 from idp.security.headers import security_headers
@@ -123,23 +123,11 @@ class HotPathDispatcher:
 
     @staticmethod
     def _log(request: HotRequest, endpoint: str, status: int, seconds: float) -> None:
-        """The access log line, as the Flask pipeline's, marked verbatim — a route's own path,
-        a method, numbers and the peer's address hold nothing to redact
-        (`idp.observability.logging.VERBATIM`) — and written straight by the JSON handler
-        when that alone listens (`write_verbatim`), else as a record through `logging`."""
-        message = f"{request.method} {request.path} {status}"
-        fields = {"endpoint": endpoint, "status": status,
-                  "duration_ms": round(seconds * 1000, 2),
-                  "remote_addr": request.environ.get("REMOTE_ADDR")}
-        handler = sole_json_handler(access_log)
-        if handler is not None:
-            write_verbatim(handler, access_log.name, message, request.request_id, fields)
-        elif access_log.isEnabledFor(logging.INFO):
-            record = logging.LogRecord(access_log.name, logging.INFO, __file__, 0, message,
-                                       None, None)
-            record.__dict__.update(fields, request_id=request.request_id)
-            setattr(record, VERBATIM, True)
-            access_log.handle(record)
+        """The access log line, as the Flask pipeline's: a route's own path, a method, numbers
+        and the peer's address hold nothing to redact (`info_verbatim`)."""
+        info_verbatim(access_log, f"{request.method} {request.path} {status}", {
+            "endpoint": endpoint, "status": status, "duration_ms": round(seconds * 1000, 2),
+            "remote_addr": request.environ.get("REMOTE_ADDR")}, request.request_id)
 
 
 def error_answer(request: HotRequest, status: int, error: str, description: str | None,
