@@ -48,6 +48,13 @@ PARTS = (
     ("idp.oidc.hot_paths.token_endpoint", "token"),
     ("idp.usage.counters", "_count_hot_answer"),
     ("idp.oidc.client_cache", "cached_client"),
+    ("flask.ctx", "AppContext.pop"),
+    ("flask.ctx", "AppContext.push"),
+    ("idp.usage.counters", "_count_hot_answer"),
+    ("idp.oidc.hot_paths.dispatcher", "info_verbatim"),
+    ("idp.observability.metrics", "observe_request"),
+    ("idp.oidc.hot_paths.dispatcher", "security_headers"),
+    ("idp.oidc.hot_paths.dispatcher", "HotRequest"),
 )
 
 
