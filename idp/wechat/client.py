@@ -15,7 +15,6 @@ from urllib.parse import urlencode
 
 import phonenumbers
 
-from idp.observability.logging import info_verbatim
 from idp.wechat.errors import (
     InvalidAccessToken,
     InvalidUpstreamData,
@@ -320,13 +319,15 @@ class WeChatClient:
         return text[:ERRMSG_MAX_LENGTH]
 
     def _report(self, path: str, errcode: int | None, seconds: float) -> None:
-        outcome = "upstream-unavailable" if errcode is None else errcode
-        if errcode == 0:  # the API's own path, the public appid, numbers: nothing to redact
-            info_verbatim(logger, f"wechat call path={path} appid={self._appid} "
-                          f"errcode={outcome} seconds={seconds:.3f}")
-        else:
-            logger.warning("wechat call path=%s appid=%s errcode=%s seconds=%.3f", path,
-                           self._appid, outcome, seconds)
+        level = logging.INFO if errcode == 0 else logging.WARNING
+        logger.log(
+            level,
+            "wechat call path=%s appid=%s errcode=%s seconds=%.3f",
+            path,
+            self._appid,
+            "upstream-unavailable" if errcode is None else errcode,
+            seconds,
+        )
         if self._on_call is None:
             return
         try:
