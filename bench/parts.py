@@ -8,6 +8,7 @@ wrappers time the parts where they run.
 
     .venv/bin/python bench/parts.py                     # a refresh
     .venv/bin/python bench/parts.py authorization_code --requests 3000
+    IDP_PARTS=parts.txt .venv/bin/python bench/parts.py   # module:attribute lines, not PARTS
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from __future__ import annotations
 import argparse
 import collections
 import importlib
+import os
 import sys
 import tempfile
 import time
@@ -104,7 +106,11 @@ def main() -> None:
         run = profile_token.scenarios(app, basic, account_id, args.requests + 200)[args.scenario]
         totals: dict[str, float] = collections.defaultdict(float)
         calls: collections.Counter[str] = collections.Counter()
-        wrap_parts(totals, calls)
+        chosen = PARTS
+        if os.environ.get("IDP_PARTS"):  # a file of module:attribute lines instead of PARTS
+            chosen = tuple(tuple(line.split(":")) for line in
+                           Path(os.environ["IDP_PARTS"]).read_text().split() if line)
+        wrap_parts(totals, calls, chosen)  # type: ignore[arg-type]
         for _ in range(100):
             run()
         totals.clear()
