@@ -48,3 +48,43 @@ def test_downgrade_to_base_and_up_again(empty_app: Any) -> None:
     downgrade(directory=MIGRATIONS_DIRECTORY, revision="base")
     upgrade(directory=MIGRATIONS_DIRECTORY)
     assert "account" in sa.inspect(db.engine).get_table_names()
+
+
+def test_issued_refresh_tokens_get_their_predecessor__rfc9700_4_14_2(empty_app: Any) -> None:
+    """`refresh_token_predecessor`: a live token whose family keeps an answer (on the token it
+    succeeded) names that token, so its rotation drops the answer as a new successor's does;
+    a token rotated or revoked, or of a family keeping none, names none."""
+    upgrade(directory=MIGRATIONS_DIRECTORY, revision="c31a7e9d2b58")
+    insert_token = sa.text(
+        "INSERT INTO refresh_token (token_digest, family, client_id, account_id, scope, "
+        "auth_time, amr, issued_at, expires_at, rotated_at, revoked_at, "
+        "successor_response_encrypted) VALUES (:digest, :family, 'c1', 'a1', 'openid', 0, "
+        "'[]', '2026-12-06 09:00:00+00', '2027-01-01 00:00:00+00', :rotated, :revoked, :answer)")
+    with db.engine.begin() as connection:
+        connection.execute(sa.text(
+            "INSERT INTO account (id, status, is_admin, created_via, created_at, "
+            "profile_updated_at) VALUES ('a1', 'active', false, 'website', "
+            "'2026-12-01 00:00:00+00', '2026-12-01 00:00:00+00')"))
+        connection.execute(sa.text(
+            "INSERT INTO oauth_client (client_id, name, token_endpoint_auth_method, "
+            "redirect_uris, post_logout_redirect_uris, grant_types, scope, "
+            "id_token_signed_response_alg, is_first_party, require_mfa, created_at) VALUES "
+            "('c1', 'c', 'client_secret_basic', '[]', '[]', '[]', 'openid', 'RS256', false, "
+            "false, '2026-12-01 00:00:00+00')"))
+        for digest, family, rotated, revoked, answer in (
+            ("old", "f1", "2026-12-06 10:00:00+00", None, None),
+            ("kept", "f1", "2026-12-06 11:00:00+00", None, "sealed-answer"),
+            ("live", "f1", None, None, None),
+            ("alone", "f2", None, None, None),
+            ("gone", "f3", None, "2026-12-06 11:00:00+00", None),
+            ("gone-kept", "f3", "2026-12-06 10:00:00+00", None, "sealed-answer"),
+        ):
+            connection.execute(insert_token, {"digest": digest, "family": family,
+                                              "rotated": rotated, "revoked": revoked,
+                                              "answer": answer})
+    upgrade(directory=MIGRATIONS_DIRECTORY)
+    with db.engine.connect() as connection:
+        predecessors = dict(connection.execute(sa.text(
+            "SELECT token_digest, predecessor_digest FROM refresh_token")).all())
+    assert predecessors == {"old": None, "kept": None, "live": "kept", "alone": None,
+                            "gone": None, "gone-kept": None}

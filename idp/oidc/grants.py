@@ -300,15 +300,18 @@ class OpenIDConnectCode(IdTokenIssuer, OpenIDCode):
 
 
 def refresh_values(refresh_token: str, family: str, client_id: str, account_id: str, scope: str,
-                   access: dict[str, Any], now: datetime | None = None) -> dict[str, Any]:
+                   access: dict[str, Any], now: datetime | None = None,
+                   predecessor: str | None = None) -> dict[str, Any]:
     """`token_statements.INSERT_REFRESH`'s parameters for a refresh token issued beside the
-    access token whose claims are `access`, in the request's authentication context."""
+    access token whose claims are `access`, in the request's authentication context;
+    `predecessor`: the digest of the token it succeeds in a rotation."""
     context = auth_context()
     now = now or utcnow()
     ttl = timedelta(seconds=int(current_app.config["IDP_REFRESH_TOKEN_TTL"]))
     return {
         "refresh_token_digest": token_digest(refresh_token),
         "refresh_family": family,
+        "refresh_predecessor_digest": predecessor,
         "refresh_client_id": client_id,
         "refresh_account_id": account_id,
         "refresh_scope": scope,

@@ -8,7 +8,7 @@ from typing import Any
 
 from authlib.oauth2.rfc6749 import ClientMixin
 from authlib.oauth2.rfc6749.util import scope_to_list
-from sqlalchemy import JSON, Boolean, ForeignKey, Index, Integer, String, Text, text
+from sqlalchemy import JSON, Boolean, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from idp.crypto import digest
@@ -161,15 +161,14 @@ class RefreshToken(Model):
     __table_args__ = (
         Index("ix_refresh_token_family", "family"),
         Index("ix_refresh_token_expires_at", "expires_at"),  # retention
-        # The family's kept answers (at most one or two rows): each rotation drops the older
-        # ones (`token_statements.REMEMBER_ANSWER`) without reading the whole family.
-        Index("ix_refresh_token_kept_answer", "family",
-              sqlite_where=text("successor_response_encrypted IS NOT NULL"),
-              postgresql_where=text("successor_response_encrypted IS NOT NULL")),
     )
 
     token_digest: Mapped[str] = mapped_column(String(64), primary_key=True)
     family: Mapped[str] = mapped_column(String(64))
+    # The token this one succeeded in a rotation, whose kept answer this one's rotation drops
+    # (by primary key: no index covers the columns a rotation changes, so its UPDATEs stay
+    # heap-only tuple updates, with no index entry written).
+    predecessor_digest: Mapped[str | None] = mapped_column(String(64), nullable=True)
     client_id: Mapped[str] = mapped_column(ForeignKey("oauth_client.client_id"))
     account_id: Mapped[str] = mapped_column(ForeignKey("account.id"), index=True)
     scope: Mapped[str] = mapped_column(Text)

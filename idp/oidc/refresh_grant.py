@@ -129,11 +129,12 @@ def rotate(row: Any, token: dict[str, Any], client: Any) -> bool:
     now = utcnow()
     access = unverified_claims(token["access_token"])
     values = {
-        "rotate_digest": row.token_digest, "rotate_family": row.family, "rotate_now": now,
-        "rotate_at": now,
+        "rotate_digest": row.token_digest, "rotate_predecessor": row.predecessor_digest,
+        "rotate_now": now, "rotate_at": now,
         "rotate_answer": secret_box().encrypt(json.dumps(token), context=_answer_context(row)),
         **grants.refresh_values(token["refresh_token"], row.family, client.client_id,
-                                row.account_id, token.get("scope", ""), access, now),
+                                row.account_id, token.get("scope", ""), access, now,
+                                predecessor=row.token_digest),
         **release_values(row.account_id, client.client_id, token.get("scope"), now),
     }
     return statements.write_claiming(statements.rotation, values)

@@ -67,20 +67,19 @@ CLAIM_ROTATION = (
     .values(rotated_at=bindparam("rotate_at", type_=_when),
             successor_response_encrypted=bindparam("rotate_answer"))
 )
-# The family's older kept answers dropped: their successors are used, so they cannot be given
-# again (read through the partial index `ix_refresh_token_kept_answer`).
-DROP_OLDER_ANSWERS = (
+# The predecessor's kept answer dropped, by primary key: its successor (the token rotated now)
+# is used, so it cannot be given again. A family keeps at most one answer, its latest rotation's.
+DROP_PREDECESSOR_ANSWER = (
     update(_tokens)
     .where(
-        _tokens.c.family == bindparam("rotate_family"),
-        _tokens.c.token_digest != _rotated,
+        _tokens.c.token_digest == bindparam("rotate_predecessor"),
         _tokens.c.successor_response_encrypted.is_not(None),
     )
     .values(successor_response_encrypted=null())
 )
-_REFRESH_COLUMNS = ("token_digest", "family", "client_id", "account_id", "scope", "auth_time",
-                    "amr", "session_id", "access_jti", "access_expires_at", "issued_at",
-                    "expires_at")
+_REFRESH_COLUMNS = ("token_digest", "family", "predecessor_digest", "client_id", "account_id",
+                    "scope", "auth_time", "amr", "session_id", "access_jti",
+                    "access_expires_at", "issued_at", "expires_at")
 # Its parameters: each column's name prefixed with `refresh_`.
 INSERT_REFRESH = insert(_tokens).values(
     {name: bindparam(f"refresh_{name}") for name in _REFRESH_COLUMNS}
@@ -89,8 +88,8 @@ INSERT_REFRESH = insert(_tokens).values(
 
 @functools.cache
 def rotation(dialect: str) -> tuple[Any, ...]:
-    """The statements of one rotation: the claim (with the kept answer), the older answers
-    dropped, the successor inserted and the released claims recorded.
+    """The statements of one rotation: the claim (with the kept answer), the predecessor's
+    answer dropped, the successor inserted and the released claims recorded.
 
     PostgreSQL: all of it as one statement, sent as a transaction of its own — the claim's
     `UPDATE … RETURNING` as a CTE that every other write reads, so that when the claim matches
@@ -99,9 +98,9 @@ def rotation(dialect: str) -> tuple[Any, ...]:
     from idp.oidc.releases import upsert
 
     if dialect != "postgresql":
-        return (CLAIM_ROTATION, DROP_OLDER_ANSWERS, INSERT_REFRESH, upsert(dialect))
+        return (CLAIM_ROTATION, DROP_PREDECESSOR_ANSWER, INSERT_REFRESH, upsert(dialect))
     claimed = CLAIM_ROTATION.returning(_tokens.c.family).cte("claimed")
-    dropped = DROP_OLDER_ANSWERS.where(_tokens.c.family.in_(select(claimed.c.family)))
+    dropped = DROP_PREDECESSOR_ANSWER.where(_any(claimed))
     return (_claiming(claimed, dropped, _successor(claimed), upsert(dialect, _any(claimed))),)
 
 
