@@ -120,7 +120,7 @@ def _claimable(row: Any) -> bool:
 def rotate(row: Any, token: dict[str, Any], client: Any) -> bool:
     """The rotation of `row` to the answer `token`, atomically (`token_statements.rotation`):
     the claim — of racing refreshes exactly one claims the token — with the answer kept on the
-    rotated row (encrypted, see the module), the family's older answers dropped, the successor
+    rotated row (encrypted, see the module), its predecessor's kept answer dropped, the successor
     inserted and the released claims recorded. False when the token was no longer claimable:
     then nothing was written.
 

@@ -72,7 +72,7 @@ def test_a_refresh_rotation_reads_the_row_then_writes_in_one_statement__rfc9700_
         response = flow.refresh(tokens["refresh_token"])
     assert response.status_code == 200, response.get_json()
     # The row read by its key; then the claim with the answer kept for the grace window, the
-    # family's older answers dropped, the successor and the record of the claims the client
+    # predecessor's kept answer dropped, the successor and the record of the claims the client
     # received again (issue 28, `idp.oidc.releases`).
     assert len(reads_of(seen, "refresh_token")) == 1
     sent = writes(seen)
