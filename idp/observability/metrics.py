@@ -33,7 +33,7 @@ from prometheus_client import (
 from sqlalchemy import event
 from sqlalchemy.orm import Session
 
-from idp.observability.logging import redact, sole_json_handler, write_verbatim
+from idp.observability.logging import info_verbatim, redact
 
 log = logging.getLogger(__name__)
 
@@ -136,18 +136,14 @@ def _observe_request(response: Response) -> Response:
 
 
 def _access_line(endpoint: str, status: int, elapsed: float) -> None:
-    """The request's access log line. The JSON handler alone listening (the usual set-up), it
-    is written straight (`write_verbatim`) with the redaction the handler's filter would make:
-    the path is the caller's; the rest are the route's name, numbers and the peer's address."""
-    access = logging.getLogger("idp.access")
-    fields = {"endpoint": endpoint, "status": status, "duration_ms": round(elapsed * 1000, 2),
-              "remote_addr": request.remote_addr}
-    handler = sole_json_handler(access)
-    if handler is not None:
-        message = redact(f"{request.method} {request.path} {status}")
-        write_verbatim(handler, access.name, message, g.get("request_id"), fields)
-    else:
-        access.info("%s %s %s", request.method, request.path, status, extra=fields)
+    """The request's access log line (`info_verbatim`), its path redacted here as the
+    handler's filter would redact it: the path is the caller's; the rest are the route's name,
+    numbers and the peer's address."""
+    info_verbatim(logging.getLogger("idp.access"),
+                  redact(f"{request.method} {request.path} {status}"),
+                  {"endpoint": endpoint, "status": status,
+                   "duration_ms": round(elapsed * 1000, 2), "remote_addr": request.remote_addr},
+                  g.get("request_id"))
 
 
 # --- logins and merges, counted when their rows commit ------------------------------------------
