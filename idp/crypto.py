@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import hmac
 import os
 
 from cryptography.exceptions import InvalidTag
@@ -25,12 +26,14 @@ class SecretBox:
         if not keys:
             raise ValueError("IDP_ENCRYPTION_KEY is empty")
         self._keys: dict[str, AESGCM] = {}
+        self._tag_keys: dict[str, bytes] = {}
         self.current_key_id = ""
         for material in keys:
             # Derive a fixed-size key from whatever string the operator supplied.
             raw = hashlib.sha256(b"idp-secret-box\x00" + material.encode()).digest()
             key_id = hashlib.sha256(b"idp-key-id\x00" + raw).hexdigest()[:8]
             self._keys.setdefault(key_id, AESGCM(raw))
+            self._tag_keys.setdefault(key_id, hashlib.sha256(b"idp-tag\x00" + raw).digest())
             self.current_key_id = self.current_key_id or key_id
 
     def encrypt(self, plaintext: str | bytes, context: str = "") -> str:
@@ -53,6 +56,15 @@ class SecretBox:
 
     def decrypt(self, token: str, context: str = "") -> str:
         return self.decrypt_bytes(token, context).decode()
+
+    def tags(self, value: str, purpose: str) -> list[bytes]:
+        """HMAC-SHA-512 of `value` for `purpose` under each key, the current key's first: what
+        only a holder of the key can compute from `value` (a secret derived from a secret).
+        The other keys' tags recognise what the current key's predecessor computed."""
+        message = purpose.encode() + b"\x00" + value.encode()
+        current = self._tag_keys[self.current_key_id]
+        return [hmac.new(key, message, hashlib.sha512).digest()
+                for key in (current, *(k for k in self._tag_keys.values() if k is not current))]
 
     def needs_reencryption(self, token: str) -> bool:
         return not token.startswith(self.current_key_id + ".")

@@ -82,7 +82,7 @@ def test_issued_refresh_tokens_get_their_predecessor__rfc9700_4_14_2(empty_app: 
             connection.execute(insert_token, {"digest": digest, "family": family,
                                               "rotated": rotated, "revoked": revoked,
                                               "answer": answer})
-    upgrade(directory=MIGRATIONS_DIRECTORY)
+    upgrade(directory=MIGRATIONS_DIRECTORY, revision="d7e2a9c4f1b3")
     with db.engine.connect() as connection:
         predecessors = dict(connection.execute(sa.text(
             "SELECT token_digest, predecessor_digest FROM refresh_token")).all())

@@ -220,7 +220,6 @@ def revoke_family(family: str) -> None:
     for row in rows:
         if row.revoked_at is None:
             row.revoked_at = now
-        row.successor_response_encrypted = None
         if row.access_jti and row.access_expires_at and row.access_expires_at > now:
             revoke_access_token(row.access_jti, row.access_expires_at)
 
@@ -240,8 +239,8 @@ class IdTokenIssuer(OpenIDToken):
         key = keyring().current(self.get_client_algorithm(client))
         return {"alg": key.alg, "kid": key.kid, "typ": "JWT"}
 
-    def get_client_claims(self, client: Client) -> dict[str, Any]:
-        now = int(time.time())
+    def get_client_claims(self, client: Client, issued_at: int | None = None) -> dict[str, Any]:
+        now = int(time.time()) if issued_at is None else issued_at
         claims: dict[str, Any] = {
             "iss": issuer(),
             "aud": [client.client_id],
@@ -260,11 +259,13 @@ class IdTokenIssuer(OpenIDToken):
                 claims["acr"] = ACR_MFA  # OIDC Core §2; idp.oidc.step_up
         return claims
 
-    def encode_id_token(self, token: dict[str, Any], request: Any) -> str:
-        """Authlib's steps, with the client handed to the claims rather than guessed."""
+    def encode_id_token(self, token: dict[str, Any], request: Any,
+                        issued_at: int | None = None) -> str:
+        """Authlib's steps, with the client handed to the claims rather than guessed;
+        `issued_at` as the access token's generator takes it."""
         client: Client = request.client
         key = keyring().current(self.get_client_algorithm(client))
-        claims = self.get_client_claims(client)
+        claims = self.get_client_claims(client, issued_at)
         claims.setdefault("auth_time", claims["iat"])
         if request.authorization_code is not None:
             claims.update(self.get_authorization_code_claims(request.authorization_code))

@@ -165,9 +165,9 @@ class RefreshToken(Model):
 
     token_digest: Mapped[str] = mapped_column(String(64), primary_key=True)
     family: Mapped[str] = mapped_column(String(64))
-    # The token this one succeeded in a rotation, whose kept answer this one's rotation drops
-    # (by primary key: no index covers the columns a rotation changes, so its UPDATEs stay
-    # heap-only tuple updates, with no index entry written).
+    # The token this one succeeded in a rotation (a lost answer is rebuilt only for the token's
+    # own successor: idp.oidc.refresh_grant). No index covers the columns a rotation changes,
+    # so its UPDATE stays a heap-only tuple update, with no index entry written.
     predecessor_digest: Mapped[str | None] = mapped_column(String(64), nullable=True)
     client_id: Mapped[str] = mapped_column(ForeignKey("oauth_client.client_id"))
     account_id: Mapped[str] = mapped_column(ForeignKey("account.id"), index=True)
@@ -182,10 +182,6 @@ class RefreshToken(Model):
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
     rotated_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
-    # The token response its rotation answered (successor refresh token included), encrypted
-    # (SecretBox, bound to this row): a client whose response was lost gets it again within
-    # IDP_REFRESH_REUSE_GRACE_SECONDS. Cleared when the successor rotates or the family dies.
-    successor_response_encrypted: Mapped[str | None] = mapped_column(Text, nullable=True)
 
     # Authlib's TokenMixin.
     def check_client(self, client: Client) -> bool:

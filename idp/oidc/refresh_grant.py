@@ -5,10 +5,15 @@ a new ID token for an `openid` grant (OIDC Core §12.2).
 The token's row is read, the whole answer (ID token included) built, then the rotation
 written in one atomic step (`rotate`) that claims the token only if it is still unrotated: a
 failure on the way (the database gone while the ID token reads the account) leaves the old
-token as it was, and of racing refreshes exactly one rotates it. The answer is kept on the
-rotated row, encrypted: the same client presenting that token again within
+token as it was, and of racing refreshes exactly one rotates it.
+
+A lost answer is rebuilt, not kept. The successor is the presented token's keyed tag
+(`successor_candidates`: HMAC under IDP_ENCRYPTION_KEY, so only the IdP can compute it, and
+only from the token itself), and the answer's tokens take their issue time and access `jti`
+from the successor's row. So the same client presenting the rotated token again within
 IDP_REFRESH_REUSE_GRACE_SECONDS, while the successor is unused, gets the same answer (its
-response was lost after the commit). Any other use of a rotated token revokes the family.
+response was lost after the commit; RS256 signs the same claims to the same bytes), and no
+token is stored. Any other use of a rotated token revokes the family.
 
 Client authentication is Authlib's (every method the token endpoint accepts); the rest is
 this module, without Authlib's grant machinery: a refresh is the token endpoint's most
@@ -16,10 +21,10 @@ frequent write (bench/README.md)."""
 
 from __future__ import annotations
 
-import json
+import base64
 import secrets
 import time
-from datetime import timedelta
+from datetime import datetime, timedelta
 from types import SimpleNamespace
 from typing import Any
 
@@ -32,8 +37,8 @@ from authlib.oauth2.rfc6749 import (
 from authlib.oauth2.rfc6749.util import scope_to_list
 from authlib.oidc.core.grants.util import is_openid_scope
 from flask import current_app
+from sqlalchemy import select
 
-from idp.crypto import DecryptionError
 from idp.extensions import db
 from idp.models_base import utcnow
 from idp.observability import metrics
@@ -42,7 +47,6 @@ from idp.oidc import token_statements as statements
 from idp.oidc.context import auth_context, secret_box
 from idp.oidc.models import RefreshToken, token_digest
 from idp.oidc.releases import release_values
-from idp.oidc.tokens import unverified_claims
 
 GRANT_TYPE = "refresh_token"
 _ID_TOKENS = grants.IdTokenIssuer()
@@ -60,12 +64,11 @@ def refresh(oauth_request: Any) -> tuple[int, dict[str, Any], list[tuple[str, st
     presented = form.get("refresh_token")
     if presented is None:
         raise InvalidRequestError("Missing 'refresh_token' in request.")
-    digest = token_digest(presented)
-    found = statements.first_alone(statements.READ_REFRESH, digest=digest)
+    found = statements.first_alone(statements.READ_REFRESH, digest=token_digest(presented))
     row: Any = SimpleNamespace(**found) if found is not None else None
     repeated = None
     if row is not None and not _claimable(row):
-        row, repeated = _not_claimable(digest, client)
+        row, repeated = _not_claimable(presented, client)
     if row is None or row.client_id != client.client_id:
         raise InvalidGrantError()
     asked = form.get("scope")
@@ -78,15 +81,14 @@ def refresh(oauth_request: Any) -> tuple[int, dict[str, Any], list[tuple[str, st
     account = grants.token_holder(row.account_id, scope, client)
     if account is None:  # RFC 6749 §5.2
         raise InvalidGrantError("The account of this refresh token cannot be issued tokens.")
-    context = auth_context()
-    context.auth_time = row.auth_time
-    context.amr = list(row.amr or [])
-    context.session_id = row.session_id
-    token = _issue(client, account, scope)
-    if not rotate(row, token, client):
+    _authenticated_as(row)
+    now, jti = utcnow(), secrets.token_urlsafe(16)
+    token = _issue(client, account, scope, successor_candidates(presented)[0],
+                   int(now.timestamp()), jti)
+    if not rotate(row, token, client, now, jti):
         # Claimed (or revoked) by someone else since it was read: the racer's answer again
         # if it may be given (its lost response), else the family revoked.
-        _, repeated = _not_claimable(digest, client)
+        _, repeated = _not_claimable(presented, client)
         if repeated is None:
             raise InvalidGrantError()
         return 200, repeated, grants.TOKEN_HEADERS
@@ -94,22 +96,41 @@ def refresh(oauth_request: Any) -> tuple[int, dict[str, Any], list[tuple[str, st
     return 200, token, grants.TOKEN_HEADERS
 
 
-def _issue(client: Any, account: Any, scope: str) -> dict[str, Any]:
+def successor_candidates(presented: str) -> list[str]:
+    """The refresh token that succeeds `presented` in its rotation: 48 characters (288 bits,
+    as a first token's), the current encryption key's tag first, then the older keys' (a
+    rotation made just before the key changed)."""
+    return [base64.urlsafe_b64encode(tag[:36]).decode()
+            for tag in secret_box().tags(presented, "refresh-successor")]
+
+
+def _authenticated_as(row: Any) -> None:
+    """The successor carries the row's authentication (`auth_time`, `amr`, `sid`)."""
+    context = auth_context()
+    context.auth_time = row.auth_time
+    context.amr = list(row.amr or [])
+    context.session_id = row.session_id
+
+
+def _issue(client: Any, account: Any, scope: str, refresh_token: str, issued_at: int,
+           jti: str) -> dict[str, Any]:
     """RFC 6749 §5.1's answer, in the order Authlib's bearer generator gives it, and the ID
-    token of an `openid` grant (OIDC Core §12.2, no nonce)."""
+    token of an `openid` grant (OIDC Core §12.2, no nonce). The same arguments (and claims)
+    give the same answer."""
     scope = client.get_allowed_scope(scope)
     token: dict[str, Any] = {
         "token_type": "Bearer",
         "access_token": grants.ACCESS_TOKENS.access_token_generator(
-            client, GRANT_TYPE, account, scope),
+            client, GRANT_TYPE, account, scope, issued_at=issued_at, jti=jti),
         "expires_in": int(current_app.config["IDP_ACCESS_TOKEN_TTL"]),
-        "refresh_token": secrets.token_urlsafe(36),
+        "refresh_token": refresh_token,
     }
     if scope:
         token["scope"] = scope
         if is_openid_scope(scope):
             token["id_token"] = _ID_TOKENS.encode_id_token(
-                token, SimpleNamespace(client=client, user=account, authorization_code=None))
+                token, SimpleNamespace(client=client, user=account, authorization_code=None),
+                issued_at)
     return token
 
 
@@ -117,21 +138,15 @@ def _claimable(row: Any) -> bool:
     return row.rotated_at is None and row.revoked_at is None and row.expires_at > utcnow()
 
 
-def rotate(row: Any, token: dict[str, Any], client: Any) -> bool:
-    """The rotation of `row` to the answer `token`, atomically (`token_statements.rotation`):
-    the claim — of racing refreshes exactly one claims the token — with the answer kept on the
-    rotated row (encrypted, see the module), its predecessor's kept answer dropped, the successor
-    inserted and the released claims recorded. False when the token was no longer claimable:
-    then nothing was written.
-
-    The successor carries the row's authentication (`auth_time`, `amr`, `sid`), set as the
-    request's context by `refresh`."""
-    now = utcnow()
-    access = unverified_claims(token["access_token"])
+def rotate(row: Any, token: dict[str, Any], client: Any, now: datetime, jti: str) -> bool:
+    """The rotation of `row` to the answer `token` (issued `now`, its access token's `jti`),
+    atomically (`token_statements.rotation`): the claim — of racing refreshes exactly one
+    claims the token — the successor inserted and the released claims recorded. False when
+    the token was no longer claimable: then nothing was written."""
+    ttl = int(current_app.config["IDP_ACCESS_TOKEN_TTL"])
+    access = {"jti": jti, "exp": int(now.timestamp()) + ttl}
     values = {
-        "rotate_digest": row.token_digest, "rotate_predecessor": row.predecessor_digest,
-        "rotate_now": now, "rotate_at": now,
-        "rotate_answer": secret_box().encrypt(json.dumps(token), context=_answer_context(row)),
+        "rotate_digest": row.token_digest, "rotate_now": now, "rotate_at": now,
         **grants.refresh_values(token["refresh_token"], row.family, client.client_id,
                                 row.account_id, token.get("scope", ""), access, now,
                                 predecessor=row.token_digest),
@@ -140,13 +155,15 @@ def rotate(row: Any, token: dict[str, Any], client: Any) -> bool:
     return statements.write_claiming(statements.rotation, values)
 
 
-def _not_claimable(digest: str, client: Any) -> tuple[RefreshToken | None, dict[str, Any] | None]:
+def _not_claimable(
+    presented: str, client: Any
+) -> tuple[RefreshToken | None, dict[str, Any] | None]:
     """A token that could not be claimed: unknown, expired, revoked — or rotated, and then
-    either given its kept answer again (see the module) or, on any other use, its whole family
+    either its answer given again (see the module) or, on any other use, its whole family
     revoked (someone holds a copy)."""
-    row = db.session.get(RefreshToken, digest)
+    row = db.session.get(RefreshToken, token_digest(presented))
     if row is not None and row.rotated_at is not None:
-        answer = repeated_answer(row, client)
+        answer = repeated_answer(row, presented, client)
         if answer is not None:
             db.session.commit()  # nothing written
             return row, answer
@@ -155,32 +172,32 @@ def _not_claimable(digest: str, client: Any) -> tuple[RefreshToken | None, dict[
     return None, None
 
 
-def repeated_answer(rotated: RefreshToken, client: Any) -> dict[str, Any] | None:
-    """The answer `rotated`'s rotation gave, if it may be given again (see the module)."""
+def repeated_answer(rotated: RefreshToken, presented: str, client: Any) -> dict[str, Any] | None:
+    """The answer `rotated`'s rotation gave, rebuilt, if it may be given again (see the
+    module): within the window, to the same client, while the successor is unused."""
     grace = timedelta(seconds=int(current_app.config["IDP_REFRESH_REUSE_GRACE_SECONDS"]))
     if (
-        rotated.successor_response_encrypted is None
-        or rotated.revoked_at is not None
+        rotated.revoked_at is not None
         or rotated.rotated_at is None
         or utcnow() - rotated.rotated_at > grace
         or rotated.client_id != client.client_id
     ):
         return None
-    try:
-        answer: dict[str, Any] = json.loads(
-            secret_box().decrypt(
-                rotated.successor_response_encrypted, context=_answer_context(rotated)
-            )
-        )
-    except (DecryptionError, ValueError):
-        return None
-    successor = db.session.get(RefreshToken, token_digest(answer["refresh_token"]))
-    if successor is None or successor.is_revoked() or successor.is_expired():
+    candidates = {token_digest(token): token for token in successor_candidates(presented)}
+    successor = db.session.scalars(select(RefreshToken).where(
+        RefreshToken.token_digest.in_(candidates),
+        RefreshToken.predecessor_digest == rotated.token_digest,
+    )).first()
+    if (successor is None or successor.rotated_at is not None or successor.is_revoked()
+            or successor.is_expired() or successor.access_jti is None):
         return None  # the successor was used (or died): the old token's holder is not alone
-    expires = int(unverified_claims(answer["access_token"])["exp"])
+    account = grants.token_holder(successor.account_id, successor.scope, client)
+    if account is None:
+        return None
+    _authenticated_as(successor)
+    issued_at = int(successor.issued_at.timestamp())
+    answer = _issue(client, account, successor.scope, candidates[successor.token_digest],
+                    issued_at, successor.access_jti)
+    expires = issued_at + int(current_app.config["IDP_ACCESS_TOKEN_TTL"])
     answer["expires_in"] = max(0, expires - int(time.time()))
     return answer
-
-
-def _answer_context(rotated: Any) -> str:
-    return f"refresh-answer:{rotated.token_digest}"

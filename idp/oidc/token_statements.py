@@ -12,7 +12,7 @@ import functools
 from collections.abc import Callable
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, Table, bindparam, exists, func, insert, null, select, update
+from sqlalchemy import CursorResult, Table, bindparam, exists, func, insert, select, update
 from sqlalchemy import cast as sql_cast
 
 from idp import statements_alone
@@ -63,19 +63,7 @@ CLAIM_ROTATION = (
         _tokens.c.revoked_at.is_(None),
         _tokens.c.expires_at > _rotate_now,
     )
-    # The answer kept on the rotated row, for the grace window (`refresh_grant`).
-    .values(rotated_at=bindparam("rotate_at", type_=_when),
-            successor_response_encrypted=bindparam("rotate_answer"))
-)
-# The predecessor's kept answer dropped, by primary key: its successor (the token rotated now)
-# is used, so it cannot be given again. A family keeps at most one answer, its latest rotation's.
-DROP_PREDECESSOR_ANSWER = (
-    update(_tokens)
-    .where(
-        _tokens.c.token_digest == bindparam("rotate_predecessor"),
-        _tokens.c.successor_response_encrypted.is_not(None),
-    )
-    .values(successor_response_encrypted=null())
+    .values(rotated_at=bindparam("rotate_at", type_=_when))
 )
 _REFRESH_COLUMNS = ("token_digest", "family", "predecessor_digest", "client_id", "account_id",
                     "scope", "auth_time", "amr", "session_id", "access_jti",
@@ -88,20 +76,19 @@ INSERT_REFRESH = insert(_tokens).values(
 
 @functools.cache
 def rotation(dialect: str) -> tuple[Any, ...]:
-    """The statements of one rotation: the claim (with the kept answer), the predecessor's
-    answer dropped, the successor inserted and the released claims recorded.
+    """The statements of one rotation: the claim, the successor inserted and the released
+    claims recorded.
 
     PostgreSQL: all of it as one statement, sent as a transaction of its own — the claim's
     `UPDATE … RETURNING` as a CTE that every other write reads, so that when the claim matches
     no row nothing at all is written; it returns how many rows it claimed (0 or 1). SQLite:
-    the four statements, run one after the other in a transaction (`refresh_grant.rotate`)."""
+    the three statements, run one after the other in a transaction (`refresh_grant.rotate`)."""
     from idp.oidc.releases import upsert
 
     if dialect != "postgresql":
-        return (CLAIM_ROTATION, DROP_PREDECESSOR_ANSWER, INSERT_REFRESH, upsert(dialect))
+        return (CLAIM_ROTATION, INSERT_REFRESH, upsert(dialect))
     claimed = CLAIM_ROTATION.returning(_tokens.c.family).cte("claimed")
-    dropped = DROP_PREDECESSOR_ANSWER.where(_any(claimed))
-    return (_claiming(claimed, dropped, _successor(claimed), upsert(dialect, _any(claimed))),)
+    return (_claiming(claimed, _successor(claimed), upsert(dialect, _any(claimed))),)
 
 
 @functools.cache

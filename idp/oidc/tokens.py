@@ -47,8 +47,11 @@ class AccessTokenGenerator(JWTBearerTokenGenerator):
             ),
         )
 
-    def access_token_generator(self, client: Client, grant_type: str, user: Any, scope: str) -> str:
-        now = int(time.time())
+    def access_token_generator(self, client: Client, grant_type: str, user: Any, scope: str,
+                               *, issued_at: int | None = None, jti: str | None = None) -> str:
+        """`issued_at` and `jti`, when given, make the token again (a refresh's answer rebuilt,
+        `idp.oidc.refresh_grant`): RS256 signs the same claims to the same bytes."""
+        now = int(time.time()) if issued_at is None else issued_at
         context = auth_context()
         claims: dict[str, Any] = {
             "iss": issuer(),
@@ -57,7 +60,7 @@ class AccessTokenGenerator(JWTBearerTokenGenerator):
             "client_id": client.client_id,
             "iat": now,
             "exp": now + int(current_app.config["IDP_ACCESS_TOKEN_TTL"]),
-            "jti": secrets.token_urlsafe(16),
+            "jti": jti or secrets.token_urlsafe(16),
             "scope": scope or "",
         }
         if user is not None and context.auth_time:
