@@ -2,15 +2,23 @@
 every use with reuse detection (RFC 9700 §4.14.2), the scope narrowed and never widened (§6),
 a new ID token for an `openid` grant (OIDC Core §12.2).
 
-The token's row is read, the whole answer (ID token included) built, then the rotation
-written in one atomic step (`rotate`) that claims the token only if it is still unrotated: a
-failure on the way (the database gone while the ID token reads the account) leaves the old
-token as it was, and of racing refreshes exactly one rotates it.
+The whole answer (ID token included) is built, then the rotation written in one atomic step
+(`rotate`) that claims the token only if it is still unrotated: a failure on the way (the
+database gone while the ID token reads the account) leaves the old token as it was, and of
+racing refreshes exactly one rotates it.
 
-A lost answer is rebuilt, not kept. The successor is the presented token's keyed tag
-(`successor_candidates`: HMAC under IDP_ENCRYPTION_KEY, so only the IdP can compute it, and
-only from the token itself), and the answer's tokens take their issue time and access `jti`
-from the successor's row. So the same client presenting the rotated token again within
+What the answer is built from: a successor token carries its grant (family, client, account,
+scope, authentication; `_grant_token`, under a keyed tag so that only the IdP makes one), so
+its refresh is that one statement, without reading the row first. The row stays the truth:
+named by the whole token's digest, it changes only by its rotation and its revocation (a merge
+or an erasure revokes the account's tokens; none moves), which the claim checks with its
+expiry. A family's first token (issued by another grant) carries none; a carried grant whose
+claim failed, or whose account holds no tokens now, is read like it.
+
+A lost answer is rebuilt, not kept. The successor's secret is the presented token's keyed tag
+(`successor_secrets`: HMAC under IDP_ENCRYPTION_KEY, so only the IdP can compute it, and only
+from the token itself), and the answer's tokens take their issue time and access `jti` from the
+successor's row. So the same client presenting the rotated token again within
 IDP_REFRESH_REUSE_GRACE_SECONDS, while the successor is unused, gets the same answer (its
 response was lost after the commit; RS256 signs the same claims to the same bytes), and no
 token is stored. Any other use of a rotated token revokes the family.
@@ -22,6 +30,8 @@ frequent write (bench/README.md)."""
 from __future__ import annotations
 
 import base64
+import hmac
+import json
 import secrets
 import time
 from datetime import datetime, timedelta
@@ -64,6 +74,17 @@ def refresh(oauth_request: Any) -> tuple[int, dict[str, Any], list[tuple[str, st
     presented = form.get("refresh_token")
     if presented is None:
         raise InvalidRequestError("Missing 'refresh_token' in request.")
+    asked = form.get("scope")
+    carried = _carried_grant(presented)
+    if carried is not None and carried.client_id == client.client_id:
+        try:
+            token = _rotated(carried, presented, client, asked)
+        except InvalidGrantError:
+            token = None  # the account holds no tokens now: answered from the row
+        if token is not None:
+            return 200, token, grants.TOKEN_HEADERS
+    # The row, read: a token that carries no grant (the family's first), or one whose claim
+    # failed (used, revoked, expired).
     found = statements.first_alone(statements.READ_REFRESH, digest=token_digest(presented))
     row: Any = SimpleNamespace(**found) if found is not None else None
     repeated = None
@@ -71,37 +92,89 @@ def refresh(oauth_request: Any) -> tuple[int, dict[str, Any], list[tuple[str, st
         row, repeated = _not_claimable(presented, client)
     if row is None or row.client_id != client.client_id:
         raise InvalidGrantError()
-    asked = form.get("scope")
-    if asked and not set(scope_to_list(row.scope or "")).issuperset(scope_to_list(asked)):
-        raise InvalidScopeError()  # RFC 6749 §6: never more than originally granted
+    _check_scope(row, asked)
     if repeated is not None:
         return 200, repeated, grants.TOKEN_HEADERS
-
-    scope = asked or row.scope
-    account = grants.token_holder(row.account_id, scope, client)
-    if account is None:  # RFC 6749 §5.2
-        raise InvalidGrantError("The account of this refresh token cannot be issued tokens.")
-    _authenticated_as(row)
-    now, jti = utcnow(), secrets.token_urlsafe(16)
-    token = _issue(client, account, scope, successor_candidates(presented)[0],
-                   int(now.timestamp()), jti)
-    if not rotate(row, token, client, now, jti):
+    token = _rotated(row, presented, client, asked)
+    if token is None:
         # Claimed (or revoked) by someone else since it was read: the racer's answer again
         # if it may be given (its lost response), else the family revoked.
         _, repeated = _not_claimable(presented, client)
         if repeated is None:
             raise InvalidGrantError()
         return 200, repeated, grants.TOKEN_HEADERS
-    metrics.count_token_issued(GRANT_TYPE)
     return 200, token, grants.TOKEN_HEADERS
 
 
-def successor_candidates(presented: str) -> list[str]:
-    """The refresh token that succeeds `presented` in its rotation: 48 characters (288 bits,
-    as a first token's), the current encryption key's tag first, then the older keys' (a
-    rotation made just before the key changed)."""
+def _check_scope(row: Any, asked: str | None) -> None:
+    if asked and not set(scope_to_list(row.scope or "")).issuperset(scope_to_list(asked)):
+        raise InvalidScopeError()  # RFC 6749 §6: never more than originally granted
+
+
+def _rotated(row: Any, presented: str, client: Any, asked: str | None) -> dict[str, Any] | None:
+    """The answer of `row`'s grant, issued and rotated in; None when the claim found the token
+    no longer claimable as `row` describes it (nothing was written then)."""
+    _check_scope(row, asked)
+    scope = client.get_allowed_scope(asked or row.scope)
+    account = grants.token_holder(row.account_id, scope, client)
+    if account is None:  # RFC 6749 §5.2
+        raise InvalidGrantError("The account of this refresh token cannot be issued tokens.")
+    _authenticated_as(row)
+    now, jti = utcnow(), secrets.token_urlsafe(16)
+    successor = _grant_token(successor_secrets(presented)[0], _successor_of(row, scope))
+    token = _issue(client, account, scope, successor, int(now.timestamp()), jti)
+    if not rotate(row, token, client, now, jti):
+        return None
+    metrics.count_token_issued(GRANT_TYPE)
+    return token
+
+
+def successor_secrets(presented: str) -> list[str]:
+    """The secret part of the token that succeeds `presented` in its rotation: 48 characters
+    (288 bits, as a first token's), the current encryption key's tag first, then the older
+    keys' (a rotation made just before the key changed)."""
     return [base64.urlsafe_b64encode(tag[:36]).decode()
             for tag in secret_box().tags(presented, "refresh-successor")]
+
+
+# A successor carries its grant: `<secret>.<grant>.<mac>`, the grant a base64url JSON list of
+# `_CARRIED` (what a rotation reads), the mac a keyed tag of the two parts before it.
+_CARRIED = ("family", "client_id", "account_id", "scope", "auth_time", "amr", "session_id")
+_MAC_BYTES = 16
+
+
+def _successor_of(row: Any, scope: str) -> list[Any]:
+    return [row.family, row.client_id, row.account_id, scope, row.auth_time,
+            list(row.amr or []), row.session_id]
+
+
+def _grant_token(secret: str, grant: list[Any], key: int = 0) -> str:
+    body = f"{secret}.{_b64(json.dumps(grant, separators=(',', ':')).encode())}"
+    return f"{body}.{_b64(secret_box().tags(body, 'refresh-grant')[key][:_MAC_BYTES])}"
+
+
+def _carried_grant(presented: str) -> SimpleNamespace | None:
+    """The grant a token carries, when its mac is one of ours; else None (a family's first
+    token carries none)."""
+    body, dot, mac = presented.rpartition(".")
+    if not dot or "." not in body or len(mac) > 32:
+        return None
+    presented_mac = mac.encode()
+    if not any(hmac.compare_digest(_b64(tag[:_MAC_BYTES]).encode(), presented_mac)
+               for tag in secret_box().tags(body, "refresh-grant")):
+        return None
+    try:
+        grant = json.loads(base64.urlsafe_b64decode(body.partition(".")[2] + "=="))
+    except ValueError:
+        return None
+    if not isinstance(grant, list) or len(grant) != len(_CARRIED):
+        return None
+    return SimpleNamespace(**dict(zip(_CARRIED, grant, strict=True)),
+                           token_digest=token_digest(presented))
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
 
 def _authenticated_as(row: Any) -> None:
@@ -116,8 +189,7 @@ def _issue(client: Any, account: Any, scope: str, refresh_token: str, issued_at:
            jti: str) -> dict[str, Any]:
     """RFC 6749 §5.1's answer, in the order Authlib's bearer generator gives it, and the ID
     token of an `openid` grant (OIDC Core §12.2, no nonce). The same arguments (and claims)
-    give the same answer."""
-    scope = client.get_allowed_scope(scope)
+    give the same answer. `scope`: the client's allowed part of what was asked."""
     token: dict[str, Any] = {
         "token_type": "Bearer",
         "access_token": grants.ACCESS_TOKENS.access_token_generator(
@@ -183,21 +255,23 @@ def repeated_answer(rotated: RefreshToken, presented: str, client: Any) -> dict[
         or rotated.client_id != client.client_id
     ):
         return None
-    candidates = {token_digest(token): token for token in successor_candidates(presented)}
     successor = db.session.scalars(select(RefreshToken).where(
-        RefreshToken.token_digest.in_(candidates),
+        RefreshToken.family == rotated.family,
         RefreshToken.predecessor_digest == rotated.token_digest,
     )).first()
     if (successor is None or successor.rotated_at is not None or successor.is_revoked()
             or successor.is_expired() or successor.access_jti is None):
         return None  # the successor was used (or died): the old token's holder is not alone
+    grant = _successor_of(successor, successor.scope)
+    made = [_grant_token(secret, grant, key)
+            for key, secret in enumerate(successor_secrets(presented))]
+    token = next((each for each in made if token_digest(each) == successor.token_digest), None)
     account = grants.token_holder(successor.account_id, successor.scope, client)
-    if account is None:
+    if token is None or account is None:
         return None
     _authenticated_as(successor)
     issued_at = int(successor.issued_at.timestamp())
-    answer = _issue(client, account, successor.scope, candidates[successor.token_digest],
-                    issued_at, successor.access_jti)
+    answer = _issue(client, account, successor.scope, token, issued_at, successor.access_jti)
     expires = issued_at + int(current_app.config["IDP_ACCESS_TOKEN_TTL"])
     answer["expires_in"] = max(0, expires - int(time.time()))
     return answer

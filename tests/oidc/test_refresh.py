@@ -68,3 +68,30 @@ def test_disabled_account_gets_no_new_tokens(flow: CodeFlow, user: Any) -> None:
     user.status = "disabled"
     db.session.commit()
     assert flow.refresh(tokens["refresh_token"]).status_code == 400
+
+
+def test_a_successor_carries_its_grant_under_the_idps_tag__rfc6749_10_4(
+    flow: CodeFlow, make_user: Any
+) -> None:
+    """`<secret>.<grant>.<mac>`: a grant altered (another account, a wider scope) or a mac
+    not ours finds no token; the genuine one still works."""
+    import base64
+    import json
+
+    tokens = flow.tokens(scope="openid offline_access")
+    successor = flow.refresh(tokens["refresh_token"]).get_json()["refresh_token"]
+    secret, grant, mac = successor.split(".")
+    assert len(secret) == 48 and len(mac) == 22
+    carried = json.loads(base64.urlsafe_b64decode(grant + "=="))
+    other = make_user(name="Mallory")
+    for altered in ([*carried[:2], other.id, *carried[3:]],
+                    [*carried[:3], "openid offline_access profile phone", *carried[4:]]):
+        body = base64.urlsafe_b64encode(json.dumps(altered, separators=(",", ":")).encode())
+        forged = f"{secret}.{body.rstrip(b'=').decode()}.{mac}"
+        answer = flow.refresh(forged)
+        assert answer.status_code == 400 and answer.get_json()["error"] == "invalid_grant"
+    assert flow.refresh(f"{secret}.{grant}.{'A' * 22}").get_json()["error"] == "invalid_grant"
+    assert flow.refresh(f"{secret}.{grant}").get_json()["error"] == "invalid_grant"
+    good = flow.refresh(successor)
+    assert good.status_code == 200, good.get_json()
+

@@ -169,11 +169,15 @@ def test_no_answer_is_given_again_for_a_disabled_account__rfc6749_5_2(
     assert all(row.revoked_at is not None for row in family_of(successor))
 
 
+@pytest.mark.parametrize("which", ["first", "successor"])
 def test_concurrent_refreshes_with_one_token_all_get_the_same_answer(
-    flow: CodeFlow, app: Flask
+    flow: CodeFlow, app: Flask, which: str
 ) -> None:
-    """Real threads (a client retrying on a timeout while the first request still runs)."""
+    """Real threads (a client retrying on a timeout while the first request still runs); a
+    family's first token (its row read) and a successor (its grant carried)."""
     tokens = flow.tokens(scope=SCOPE)
+    if which == "successor":
+        tokens = flow.refresh(tokens["refresh_token"]).get_json()
     client_id, secret = flow.client.client_id, flow.secret
     count = 4
     barrier = threading.Barrier(count)

@@ -2,6 +2,8 @@
 
 from typing import Any
 
+import pytest
+
 from tests.conftest import CodeFlow
 from tests.oidc.helpers import id_token_claims
 
@@ -77,8 +79,13 @@ def test_revoking_an_access_token__rfc7009_2_1(flow: CodeFlow) -> None:
     assert introspection == {"active": False}
 
 
-def test_revoking_a_refresh_token_ends_the_grant__rfc7009_2_1(flow: CodeFlow) -> None:
+@pytest.mark.parametrize("which", ["first", "successor"])
+def test_revoking_a_refresh_token_ends_the_grant__rfc7009_2_1(flow: CodeFlow, which: str) -> None:
+    """A family's first token and a successor (which carries its grant: idp.oidc.refresh_grant)
+    alike."""
     tokens = flow.tokens()
+    if which == "successor":
+        tokens = flow.refresh(tokens["refresh_token"]).get_json()
     flow.browser.post(
         "/oauth/revoke",
         data={"token": tokens["refresh_token"], "token_type_hint": "refresh_token"},

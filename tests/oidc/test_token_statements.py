@@ -84,6 +84,23 @@ def test_a_refresh_rotation_reads_the_row_then_writes_in_one_statement__rfc9700_
         assert len([s for s in seen if "REFRESH_TOKEN" in s]) == 2
 
 
+def test_a_successor_is_rotated_in_one_statement_without_a_read__rfc9700_4_14_2(
+    app: Flask, flow: CodeFlow
+) -> None:
+    """A successor carries its grant (`idp.oidc.refresh_grant`): its refresh is the rotation's
+    one statement, the row's state checked by the claim."""
+    tokens = flow.tokens(scope="openid profile offline_access")
+    successor = flow.refresh(tokens["refresh_token"]).get_json()["refresh_token"]
+    with statements(app) as seen:
+        response = flow.refresh(successor)
+    assert response.status_code == 200, response.get_json()
+    assert reads_of(seen, "refresh_token") == []
+    assert [kind for statement in writes(seen) for kind in write_kinds(statement)] == [
+        "UPDATE REFRESH_TOKEN SET", "INSERT INTO REFRESH_TOKEN", "INSERT INTO CLAIM_RELEASE"]
+    if db_dialect(app) == "postgresql":
+        assert len([s for s in seen if "REFRESH_TOKEN" in s]) == 1
+
+
 def test_a_lost_rotation_race_writes_nothing__rfc9700_4_14_2(
     app: Flask, flow: CodeFlow
 ) -> None:
