@@ -33,9 +33,9 @@ from idp.identity.accounts import resolve_account
 from idp.identity.claims import cached_user_claims, user_claims
 from idp.identity.models import Account
 from idp.identity.status import may_hold_tokens
-from idp.models_base import utcnow
+from idp.models_base import loaded_instance, utcnow
 from idp.observability import metrics
-from idp.oidc import nonces
+from idp.oidc import nonces, sealed_codes
 from idp.oidc import token_statements as statements
 from idp.oidc.context import auth_context, issuer, keyring
 from idp.oidc.models import ACR_MFA, AuthorizationCode, Client, RefreshToken, token_digest
@@ -97,34 +97,19 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
     TOKEN_ENDPOINT_AUTH_METHODS = CLIENT_AUTH_METHODS
 
     def generate_authorization_code(self) -> str:
-        """48 characters, 288 bits (RFC 6749 §10.10), from `secrets` in one call."""
-        return secrets.token_urlsafe(36)
+        """The code sealing its grant (`idp.oidc.sealed_codes`), else 48 random characters,
+        288 bits (RFC 6749 §10.10). Its row's values are kept for `save_authorization_code`."""
+        values = self._code_values = _code_values(self.request)
+        return sealed_codes.seal(values) or secrets.token_urlsafe(36)
 
     def save_authorization_code(self, code: str, request: Any) -> None:
         """One statement: the code's `INSERT`, which also makes the nonce replay check when
         validation deferred it (`idp.oidc.nonces`), refusing as that check would."""
-        ttl = int(current_app.config["IDP_AUTHORIZATION_CODE_TTL"])
-        login = signed_in()
-        if login is None or login.account_id != request.user.id:
-            raise RuntimeError("A code is issued to the account of this browser's session only.")
-        data = request.payload.data
         now = utcnow()
-        nonce = data.get("nonce")
-        values = {
-            "code_code_digest": token_digest(code),
-            "code_client_id": request.client.client_id,
-            "code_account_id": request.user.id,
-            "code_redirect_uri": request.payload.redirect_uri or request.client.redirect_uris[0],
-            "code_scope": request.scope or "",
-            "code_nonce": nonce,
-            "code_code_challenge": data.get("code_challenge"),
-            "code_code_challenge_method": data.get("code_challenge_method"),
-            "code_auth_time": int(login.auth_time.timestamp()),
-            "code_amr": login.amr.split(),
-            "code_session_id": login.id,
-            "code_expires_at": now + timedelta(seconds=ttl),
-        }
-        pending = nonces.take_pending(nonce)
+        row = getattr(self, "_code_values", None) or _code_values(request)
+        values = {f"code_{name}": value for name, value in row.items()}
+        values["code_code_digest"] = token_digest(code)
+        pending = nonces.take_pending(row["nonce"])
         if pending is None:
             stage_write((statements.INSERT_CODE, values))  # no object to track and flush
         elif not nonces.insert_code_unless_replayed(values, now):
@@ -132,13 +117,25 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
         statements_alone.commit()  # the staged insert alone, or what else was begun
 
     def query_authorization_code(self, code: str, client: Client) -> AuthorizationCode | None:
-        """The code's row, read: its claim is the redemption's one write (`redeem`), made once
-        the whole answer is built. A used code presented again is a replay: what was issued
-        from it is revoked (RFC 6749 §4.1.2). The row comes back detached."""
-        found = statements.first_alone(statements.READ_CODE, digest=token_digest(code))
+        """The code's grant: the one it carries (`idp.oidc.sealed_codes`), else its row, read.
+        Its claim is the redemption's one write (`redeem`), made once the whole answer is
+        built. A used code presented again is a replay: what was issued from it is revoked
+        (RFC 6749 §4.1.2) — when its row is read, or when its claim fails. The row comes back
+        detached."""
+        digest = token_digest(code)
+        carried = sealed_codes.unseal(code)
+        if carried is not None:
+            if carried["client_id"] != client.client_id:
+                return None
+            if carried["expires_at"] <= utcnow():
+                return None
+            return loaded_instance(AuthorizationCode, {
+                **carried, "code_digest": digest, "used_at": None, "token_family": None,
+                "access_jti": None})
+        found = statements.first_alone(statements.READ_CODE, digest=digest)
         if found is None or found["client_id"] != client.client_id:
             return None
-        row = AuthorizationCode(**found)
+        row = loaded_instance(AuthorizationCode, found)
         if row.used_at is not None:
             _replayed(row.code_digest)
             return None
@@ -172,6 +169,29 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
             context.amr = list(authorization_code.amr or [])
             context.session_id = authorization_code.session_id
         return account
+
+
+def _code_values(request: Any) -> dict[str, Any]:
+    """The code's row (but its digest), by column name: the authorization request's grant to
+    the account signed in in this browser."""
+    login = signed_in()
+    if login is None or login.account_id != request.user.id:
+        raise RuntimeError("A code is issued to the account of this browser's session only.")
+    data = request.payload.data
+    ttl = int(current_app.config["IDP_AUTHORIZATION_CODE_TTL"])
+    return {
+        "client_id": request.client.client_id,
+        "account_id": request.user.id,
+        "redirect_uri": request.payload.redirect_uri or request.client.redirect_uris[0],
+        "scope": request.scope or "",
+        "nonce": data.get("nonce"),
+        "code_challenge": data.get("code_challenge"),
+        "code_challenge_method": data.get("code_challenge_method"),
+        "auth_time": int(login.auth_time.timestamp()),
+        "amr": login.amr.split(),
+        "session_id": login.id,
+        "expires_at": utcnow() + timedelta(seconds=ttl),
+    }
 
 
 def redeem(request: Any, token: dict[str, Any]) -> bool:

@@ -272,3 +272,46 @@ def test_a_failure_before_the_answer_leaves_the_code_unused__rfc6749_4_1_2(
     assert retry.status_code == 200, retry.get_json()
     assert "id_token" in retry.get_json()
     assert flow.exchange(code).get_json()["error"] == "invalid_grant"
+
+
+def test_a_code_is_sealed_and_a_changed_one_is_invalid_grant__rfc6749_10_10(
+    flow: CodeFlow, user: Any
+) -> None:
+    """The code carries its grant sealed (`idp.oidc.sealed_codes`): it shows the front channel
+    nothing of it, and one changed anywhere (or made by anyone but the IdP) is refused while
+    the genuine code still works."""
+    from idp.extensions import db
+    from idp.identity.models import LoginSession
+
+    code = flow.code(nonce="a-nonce-of-this-request")
+    session_id = db.session.query(LoginSession.id).filter_by(account_id=user.id).first()[0]
+    for secret in ("a-nonce-of-this-request", user.id, session_id, flow.redirect_uri):
+        assert secret not in code
+    middle = len(code) // 2
+    changed = code[:middle] + ("A" if code[middle] != "A" else "B") + code[middle + 1:]
+    assert flow.exchange(changed).get_json()["error"] == "invalid_grant"
+    genuine = flow.exchange(code)
+    assert genuine.status_code == 200, genuine.get_json()
+    claims = id_token_claims(flow.browser, genuine.get_json()["id_token"])
+    assert claims["nonce"] == "a-nonce-of-this-request" and claims["sub"] == user.id
+
+
+def test_a_grant_too_long_to_seal_gets_a_random_code__rfc6749_4_1_2(flow: CodeFlow) -> None:
+    from idp.oidc import sealed_codes
+
+    code = flow.code(nonce="n" * sealed_codes.MAX_LENGTH)
+    assert len(code) == 48
+    answer = flow.exchange(code)
+    assert answer.status_code == 200, answer.get_json()
+    assert flow.exchange(code).get_json()["error"] == "invalid_grant"  # used once
+
+
+def test_a_sealed_code_without_its_row_is_invalid_grant__rfc6749_4_1_2(flow: CodeFlow) -> None:
+    """Its row is the truth of its state: a code whose row is gone (retention) is refused."""
+    from idp.extensions import db
+    from idp.oidc.models import AuthorizationCode
+
+    code = flow.code()
+    db.session.query(AuthorizationCode).delete()
+    db.session.commit()
+    assert flow.exchange(code).get_json()["error"] == "invalid_grant"
