@@ -16,7 +16,7 @@ from __future__ import annotations
 import functools
 import secrets
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 from authlib.oauth2.rfc6749 import InvalidGrantError, InvalidRequestError, grants
@@ -35,7 +35,7 @@ from idp.identity.models import Account
 from idp.identity.status import may_hold_tokens
 from idp.models_base import loaded_instance, utcnow
 from idp.observability import metrics
-from idp.oidc import nonces, sealed_codes
+from idp.oidc import nonces, refresh_tokens, sealed_codes
 from idp.oidc import token_statements as statements
 from idp.oidc.context import auth_context, issuer, keyring
 from idp.oidc.models import ACR_MFA, AuthorizationCode, Client, RefreshToken, token_digest
@@ -209,9 +209,10 @@ def redeem(request: Any, token: dict[str, Any]) -> bool:
         **release_values(request.user.id, client_id, token.get("scope"), now),
     }
     if refresh:
-        family = values["redeem_family"] = new_family()
-        values.update(refresh_values(refresh, family, client_id, request.user.id,
-                                     token.get("scope", ""), access, now))
+        family = values["redeem_family"] = refresh_tokens.new_family()
+        token["refresh_token"], row = refresh_tokens.issue(
+            refresh, family, client_id, request.user.id, token.get("scope", ""), access, now)
+        values.update(row)
     claimed = statements.write_claiming(
         functools.partial(statements.redemption, refresh=bool(refresh)), values)
     if claimed:
@@ -318,33 +319,3 @@ class OpenIDConnectCode(IdTokenIssuer, OpenIDCode):
         """A nonce seen in a still-live code of the same client is a replayed request: one
         indexed query."""
         return nonces.seen(request.payload.client_id, nonce)
-
-
-def refresh_values(refresh_token: str, family: str, client_id: str, account_id: str, scope: str,
-                   access: dict[str, Any], now: datetime | None = None,
-                   predecessor: str | None = None) -> dict[str, Any]:
-    """`token_statements.INSERT_REFRESH`'s parameters for a refresh token issued beside the
-    access token whose claims are `access`, in the request's authentication context;
-    `predecessor`: the digest of the token it succeeds in a rotation."""
-    context = auth_context()
-    now = now or utcnow()
-    ttl = timedelta(seconds=int(current_app.config["IDP_REFRESH_TOKEN_TTL"]))
-    return {
-        "refresh_token_digest": token_digest(refresh_token),
-        "refresh_family": family,
-        "refresh_predecessor_digest": predecessor,
-        "refresh_client_id": client_id,
-        "refresh_account_id": account_id,
-        "refresh_scope": scope,
-        "refresh_auth_time": context.auth_time or int(now.timestamp()),
-        "refresh_amr": list(context.amr or []),
-        "refresh_session_id": context.session_id,
-        "refresh_access_jti": access["jti"],
-        "refresh_access_expires_at": datetime.fromtimestamp(access["exp"], UTC),
-        "refresh_issued_at": now,
-        "refresh_expires_at": now + ttl,
-    }
-
-
-def new_family() -> str:
-    return secrets.token_urlsafe(18)

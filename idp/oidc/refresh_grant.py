@@ -7,18 +7,14 @@ The whole answer (ID token included) is built, then the rotation written in one 
 database gone while the ID token reads the account) leaves the old token as it was, and of
 racing refreshes exactly one rotates it.
 
-What the answer is built from: a successor token carries its grant (family, client, account,
-scope, authentication; `_grant_token`, under a keyed tag so that only the IdP makes one), so
-its refresh is that one statement, without reading the row first. The row stays the truth:
-named by the whole token's digest, it changes only by its rotation and its revocation (a merge
-or an erasure revokes the account's tokens; none moves), which the claim checks with its
-expiry. A family's first token (issued by another grant) carries none; a carried grant whose
-claim failed, or whose account holds no tokens now, is read like it.
+What the answer is built from: a refresh token carries its grant (`idp.oidc.refresh_tokens`),
+so its refresh is that one statement, without reading the row first; the claim checks the
+row's state (unrotated, unrevoked, unexpired). A token that carries none (issued before tokens
+did), a carried grant whose claim failed, or whose account holds no tokens now, is read.
 
-A lost answer is rebuilt, not kept. The successor's secret is the presented token's keyed tag
-(`successor_secrets`: HMAC under IDP_ENCRYPTION_KEY, so only the IdP can compute it, and only
-from the token itself), and the answer's tokens take their issue time and access `jti` from the
-successor's row. So the same client presenting the rotated token again within
+A lost answer is rebuilt, not kept. The successor's secret is the presented token keyed
+(`refresh_tokens.successor_secrets`), and the answer's tokens take their issue time and access
+`jti` from the successor's row. So the same client presenting the rotated token again within
 IDP_REFRESH_REUSE_GRACE_SECONDS, while the successor is unused, gets the same answer (its
 response was lost after the commit; RS256 signs the same claims to the same bytes), and no
 token is stored. Any other use of a rotated token revokes the family.
@@ -29,9 +25,6 @@ frequent write (bench/README.md)."""
 
 from __future__ import annotations
 
-import base64
-import hmac
-import json
 import secrets
 import time
 from datetime import datetime, timedelta
@@ -52,9 +45,9 @@ from sqlalchemy import select
 from idp.extensions import db
 from idp.models_base import utcnow
 from idp.observability import metrics
-from idp.oidc import grants
+from idp.oidc import grants, refresh_tokens
 from idp.oidc import token_statements as statements
-from idp.oidc.context import auth_context, secret_box
+from idp.oidc.context import auth_context
 from idp.oidc.models import RefreshToken, token_digest
 from idp.oidc.releases import release_values
 
@@ -75,7 +68,7 @@ def refresh(oauth_request: Any) -> tuple[int, dict[str, Any], list[tuple[str, st
     if presented is None:
         raise InvalidRequestError("Missing 'refresh_token' in request.")
     asked = form.get("scope")
-    carried = _carried_grant(presented)
+    carried = refresh_tokens.carried_grant(presented)
     if carried is not None and carried.client_id == client.client_id:
         try:
             token = _rotated(carried, presented, client, asked)
@@ -121,60 +114,16 @@ def _rotated(row: Any, presented: str, client: Any, asked: str | None) -> dict[s
         raise InvalidGrantError("The account of this refresh token cannot be issued tokens.")
     _authenticated_as(row)
     now, jti = utcnow(), secrets.token_urlsafe(16)
-    successor = _grant_token(successor_secrets(presented)[0], _successor_of(row, scope))
+    ttl = int(current_app.config["IDP_ACCESS_TOKEN_TTL"])
+    successor, values = refresh_tokens.issue(
+        refresh_tokens.successor_secrets(presented)[0], row.family, client.client_id,
+        row.account_id, scope, {"jti": jti, "exp": int(now.timestamp()) + ttl}, now,
+        predecessor=row.token_digest)
     token = _issue(client, account, scope, successor, int(now.timestamp()), jti)
-    if not rotate(row, token, client, now, jti):
+    if not rotate(row, token, client, now, values):
         return None
     metrics.count_token_issued(GRANT_TYPE)
     return token
-
-
-def successor_secrets(presented: str) -> list[str]:
-    """The secret part of the token that succeeds `presented` in its rotation: 48 characters
-    (288 bits, as a first token's), the current encryption key's tag first, then the older
-    keys' (a rotation made just before the key changed)."""
-    return [base64.urlsafe_b64encode(tag[:36]).decode()
-            for tag in secret_box().tags(presented, "refresh-successor")]
-
-
-# A successor carries its grant: `<secret>.<grant>.<mac>`, the grant a base64url JSON list of
-# `_CARRIED` (what a rotation reads), the mac a keyed tag of the two parts before it.
-_CARRIED = ("family", "client_id", "account_id", "scope", "auth_time", "amr", "session_id")
-_MAC_BYTES = 16
-
-
-def _successor_of(row: Any, scope: str) -> list[Any]:
-    return [row.family, row.client_id, row.account_id, scope, row.auth_time,
-            list(row.amr or []), row.session_id]
-
-
-def _grant_token(secret: str, grant: list[Any], key: int = 0) -> str:
-    body = f"{secret}.{_b64(json.dumps(grant, separators=(',', ':')).encode())}"
-    return f"{body}.{_b64(secret_box().tags(body, 'refresh-grant')[key][:_MAC_BYTES])}"
-
-
-def _carried_grant(presented: str) -> SimpleNamespace | None:
-    """The grant a token carries, when its mac is one of ours; else None (a family's first
-    token carries none)."""
-    body, dot, mac = presented.rpartition(".")
-    if not dot or "." not in body or len(mac) > 32:
-        return None
-    presented_mac = mac.encode()
-    if not any(hmac.compare_digest(_b64(tag[:_MAC_BYTES]).encode(), presented_mac)
-               for tag in secret_box().tags(body, "refresh-grant")):
-        return None
-    try:
-        grant = json.loads(base64.urlsafe_b64decode(body.partition(".")[2] + "=="))
-    except ValueError:
-        return None
-    if not isinstance(grant, list) or len(grant) != len(_CARRIED):
-        return None
-    return SimpleNamespace(**dict(zip(_CARRIED, grant, strict=True)),
-                           token_digest=token_digest(presented))
-
-
-def _b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
 
 def _authenticated_as(row: Any) -> None:
@@ -210,18 +159,15 @@ def _claimable(row: Any) -> bool:
     return row.rotated_at is None and row.revoked_at is None and row.expires_at > utcnow()
 
 
-def rotate(row: Any, token: dict[str, Any], client: Any, now: datetime, jti: str) -> bool:
-    """The rotation of `row` to the answer `token` (issued `now`, its access token's `jti`),
-    atomically (`token_statements.rotation`): the claim — of racing refreshes exactly one
-    claims the token — the successor inserted and the released claims recorded. False when
-    the token was no longer claimable: then nothing was written."""
-    ttl = int(current_app.config["IDP_ACCESS_TOKEN_TTL"])
-    access = {"jti": jti, "exp": int(now.timestamp()) + ttl}
+def rotate(row: Any, token: dict[str, Any], client: Any, now: datetime,
+           successor: dict[str, Any]) -> bool:
+    """The rotation of `row` to the answer `token` (issued `now`; its refresh token's row
+    `successor`, `refresh_tokens.issue`'s), atomically (`token_statements.rotation`): the claim
+    — of racing refreshes exactly one claims the token — the successor inserted and the
+    released claims recorded. False when the token was no longer claimable: then nothing was
+    written."""
     values = {
-        "rotate_digest": row.token_digest, "rotate_now": now, "rotate_at": now,
-        **grants.refresh_values(token["refresh_token"], row.family, client.client_id,
-                                row.account_id, token.get("scope", ""), access, now,
-                                predecessor=row.token_digest),
+        "rotate_digest": row.token_digest, "rotate_now": now, "rotate_at": now, **successor,
         **release_values(row.account_id, client.client_id, token.get("scope"), now),
     }
     return statements.write_claiming(statements.rotation, values)
@@ -262,10 +208,7 @@ def repeated_answer(rotated: RefreshToken, presented: str, client: Any) -> dict[
     if (successor is None or successor.rotated_at is not None or successor.is_revoked()
             or successor.is_expired() or successor.access_jti is None):
         return None  # the successor was used (or died): the old token's holder is not alone
-    grant = _successor_of(successor, successor.scope)
-    made = [_grant_token(secret, grant, key)
-            for key, secret in enumerate(successor_secrets(presented))]
-    token = next((each for each in made if token_digest(each) == successor.token_digest), None)
+    token = refresh_tokens.made_again(successor, presented)
     account = grants.token_holder(successor.account_id, successor.scope, client)
     if token is None or account is None:
         return None

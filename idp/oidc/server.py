@@ -17,7 +17,7 @@ from werkzeug.local import LocalProxy
 from idp.extensions import db, stage_write
 from idp.identity.catalogue import registrable_scopes
 from idp.observability import metrics
-from idp.oidc import client_cache, endpoints, grants
+from idp.oidc import client_cache, endpoints, grants, refresh_tokens
 from idp.oidc import token_statements as statements
 from idp.oidc.client_auth import PrivateKeyJWTAuthentication
 from idp.oidc.client_cache import ClientSnapshot, cached_client
@@ -88,9 +88,10 @@ class IdentityProviderServer(AuthorizationServer):
         refresh = token.get("refresh_token")
         if refresh and request.user is not None:
             access = unverified_claims(token["access_token"])
-            stage_write((statements.INSERT_REFRESH, grants.refresh_values(
-                refresh, grants.new_family(), request.client.client_id, request.user.id,
-                token.get("scope", ""), access)))
+            token["refresh_token"], row = refresh_tokens.issue(
+                refresh, refresh_tokens.new_family(), request.client.client_id, request.user.id,
+                token.get("scope", ""), access)
+            stage_write((statements.INSERT_REFRESH, row))
         if request.user is not None:
             record_release(request.user.id, request.client.client_id, token.get("scope"))
         metrics.count_token_issued(getattr(request.payload, "grant_type", None))

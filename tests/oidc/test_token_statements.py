@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+import pytest
 from flask import Flask
 from sqlalchemy import event
 
@@ -63,16 +64,23 @@ def test_the_token_endpoint_is_served_before_flask(app: Flask, flow: CodeFlow) -
     assert response.headers["X-Request-Id"]
 
 
-def test_a_refresh_rotation_reads_the_row_then_writes_in_one_statement__rfc9700_4_14_2(
+def test_a_refresh_token_without_its_grant_is_read_then_rotated__rfc9700_4_14_2(
     app: Flask, flow: CodeFlow
 ) -> None:
+    """A token issued before tokens carried their grant (a bare secret, `idp.oidc.
+    refresh_tokens`): its row is read by its key; then the claim, the successor and the record
+    of the claims the client received again (issue 28, `idp.oidc.releases`), as one statement."""
+    from idp.oidc.models import RefreshToken, token_digest
+
     tokens = flow.tokens(scope="openid profile offline_access")
+    bare = "b" * 48
+    with app.app_context():
+        row = db.session.get(RefreshToken, token_digest(tokens["refresh_token"]))
+        row.token_digest = token_digest(bare)
+        db.session.commit()
     with statements(app) as seen:
-        response = flow.refresh(tokens["refresh_token"])
+        response = flow.refresh(bare)
     assert response.status_code == 200, response.get_json()
-    # The row read by its key; then the claim, the successor and the record of the claims the
-    # client received again (issue 28, `idp.oidc.releases`). No answer is kept: a lost one is
-    # rebuilt (`idp.oidc.refresh_grant`).
     assert len(reads_of(seen, "refresh_token")) == 1
     sent = writes(seen)
     assert [kind for statement in sent for kind in write_kinds(statement)] == [
@@ -82,17 +90,21 @@ def test_a_refresh_rotation_reads_the_row_then_writes_in_one_statement__rfc9700_
         # rotation is whole in its one statement, its claim a CTE the other writes read).
         assert len(sent) == 1 and "RETURNING" in sent[0]
         assert len([s for s in seen if "REFRESH_TOKEN" in s]) == 2
+    assert flow.refresh(response.get_json()["refresh_token"]).status_code == 200
 
 
-def test_a_successor_is_rotated_in_one_statement_without_a_read__rfc9700_4_14_2(
-    app: Flask, flow: CodeFlow
+@pytest.mark.parametrize("which", ["first", "successor"])
+def test_a_refresh_is_one_statement_without_a_read__rfc9700_4_14_2(
+    app: Flask, flow: CodeFlow, which: str
 ) -> None:
-    """A successor carries its grant (`idp.oidc.refresh_grant`): its refresh is the rotation's
-    one statement, the row's state checked by the claim."""
-    tokens = flow.tokens(scope="openid profile offline_access")
-    successor = flow.refresh(tokens["refresh_token"]).get_json()["refresh_token"]
+    """A refresh token carries its grant (`idp.oidc.refresh_tokens`): its refresh is the
+    rotation's one statement, the row's state checked by the claim — a family's first token
+    (issued by the code's redemption) and a successor alike."""
+    token = flow.tokens(scope="openid profile offline_access")["refresh_token"]
+    if which == "successor":
+        token = flow.refresh(token).get_json()["refresh_token"]
     with statements(app) as seen:
-        response = flow.refresh(successor)
+        response = flow.refresh(token)
     assert response.status_code == 200, response.get_json()
     assert reads_of(seen, "refresh_token") == []
     assert [kind for statement in writes(seen) for kind in write_kinds(statement)] == [
@@ -116,12 +128,12 @@ def test_a_lost_rotation_race_writes_nothing__rfc9700_4_14_2(
     original = refresh_grant.rotate
     digest = token_digest(tokens["refresh_token"])
 
-    def racer_first(row: Any, token: Any, client: Any, now: Any, jti: str) -> bool:
+    def racer_first(row: Any, token: Any, client: Any, now: Any, successor: Any) -> bool:
         with db.engine.begin() as connection:  # the racer's rotation, committed meanwhile
             connection.execute(
                 update(RefreshToken).where(RefreshToken.token_digest == digest)
                 .values(rotated_at=utcnow()))
-        return original(row, token, client, now, jti)
+        return original(row, token, client, now, successor)
 
     refresh_grant.rotate = racer_first  # type: ignore[assignment]
     try:
