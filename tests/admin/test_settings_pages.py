@@ -192,7 +192,8 @@ def test_the_delivery_page_shows_both_sinks_with_lag_and_dead_letters(
     rows = re.findall(r'<tr data-sink="(\w+)">(.*?)</tr>', html, re.S)
     cells = {sink: re.findall(r"<td>(.*?)</td>", body, re.S)[1:] for sink, body in rows}
     # waiting, failing, dead, held behind a dead one (issue 23 item 12), lag
-    assert cells["push"] == ["1", "0", "0", "0", "0 s"]
+    assert cells["push"][:4] == ["1", "0", "0", "0"]
+    assert int(cells["push"][4].split()[0]) < 60  # made just now; a slow machine takes seconds
     assert cells["amqp"][:4] == ["0", "1", "1", "0"]
     assert int(cells["amqp"][4].split()[0]) >= 120
     assert "idp.events" in html and "broker away" in html and "nack" in html
