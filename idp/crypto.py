@@ -2,7 +2,9 @@
 
 `IDP_ENCRYPTION_KEY` holds one key, or several separated by commas: the first encrypts, every one
 decrypts, so a new key can be put in front and `idp keys rotate-encryption` re-encrypts the rest.
-A ciphertext names the key that made it: `<key id>.<base64url(nonce || ciphertext)>`.
+A ciphertext names the key that made it: `<key id>.<base64url(nonce || ciphertext)>`. The same
+keys make keyed tags (`SecretBox.tags`, HMAC-SHA-512 under a key derived apart): secrets only
+the IdP can derive from a value, and marks only it can put on one (`idp.oidc.refresh_tokens`).
 """
 
 from __future__ import annotations

@@ -76,8 +76,8 @@ def refresh(oauth_request: Any) -> tuple[int, dict[str, Any], list[tuple[str, st
             token = None  # the account holds no tokens now: answered from the row
         if token is not None:
             return 200, token, grants.TOKEN_HEADERS
-    # The row, read: a token that carries no grant (the family's first), or one whose claim
-    # failed (used, revoked, expired).
+    # The row, read: a token that carries no grant (issued before tokens did, or under a key
+    # dropped since), or one whose claim failed (used, revoked, expired).
     found = statements.first_alone(statements.READ_REFRESH, digest=token_digest(presented))
     row: Any = SimpleNamespace(**found) if found is not None else None
     repeated = None
