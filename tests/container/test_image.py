@@ -43,7 +43,7 @@ from tests.production.conftest import (
     REDIRECT_URI,
     authorization_code,
     browser_login,
-    free_port,
+    lasting_port,
     redeem,
     redis_skip_reason,
 )
@@ -144,7 +144,7 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]
 
     redis.Redis.from_url(values["redis-url"], socket_connect_timeout=1).flushdb()
 
-    port = free_port()
+    port = lasting_port()  # bound by `idp serve` only after the build and the migrations
     fake = serve_in_thread()
     fake.control.register_app(MINI_APPID, MINI_SECRET, kind="miniprogram")
     exchange = f"idp.events.container-{uuid.uuid4().hex[:12]}"
