@@ -95,18 +95,19 @@ class S256CodeChallenge(CodeChallenge):
 
 class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
     TOKEN_ENDPOINT_AUTH_METHODS = CLIENT_AUTH_METHODS
+    _code_row: dict[str, Any]
 
     def generate_authorization_code(self) -> str:
         """The code sealing its grant (`idp.oidc.sealed_codes`), else 48 random characters,
         288 bits (RFC 6749 §10.10). Its row's values are kept for `save_authorization_code`."""
-        values = self._code_values = _code_values(self.request)
-        return sealed_codes.seal(values) or secrets.token_urlsafe(36)
+        self._code_row = _code_row(self.request)
+        return sealed_codes.seal(self._code_row) or secrets.token_urlsafe(36)
 
     def save_authorization_code(self, code: str, request: Any) -> None:
         """One statement: the code's `INSERT`, which also makes the nonce replay check when
         validation deferred it (`idp.oidc.nonces`), refusing as that check would."""
         now = utcnow()
-        row = getattr(self, "_code_values", None) or _code_values(request)
+        row = self._code_row  # Authlib generates the code, then saves it, on one grant
         values = {f"code_{name}": value for name, value in row.items()}
         values["code_code_digest"] = token_digest(code)
         pending = nonces.take_pending(row["nonce"])
@@ -171,7 +172,7 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
         return account
 
 
-def _code_values(request: Any) -> dict[str, Any]:
+def _code_row(request: Any) -> dict[str, Any]:
     """The code's row (but its digest), by column name: the authorization request's grant to
     the account signed in in this browser."""
     login = signed_in()

@@ -108,6 +108,28 @@ def test_expired_code_is_invalid_grant__rfc6749_4_1_2(flow: CodeFlow, app: Any) 
     assert flow.exchange(code).get_json()["error"] == "invalid_grant"
 
 
+def test_a_sealed_code_past_its_own_expiry_is_invalid_grant__rfc6749_4_1_2(
+    flow: CodeFlow, app: Any
+) -> None:
+    """The expiry a code carries is checked before anything is issued, whatever its row says."""
+    from datetime import timedelta
+
+    from idp.extensions import db
+    from idp.models_base import utcnow
+    from idp.oidc import sealed_codes
+    from idp.oidc.models import AuthorizationCode, token_digest
+
+    code = flow.code()
+    carried = sealed_codes.unseal(code)
+    assert carried is not None
+    expired = sealed_codes.seal({**carried, "expires_at": utcnow() - timedelta(seconds=1)})
+    assert expired is not None
+    row = db.session.get(AuthorizationCode, token_digest(code))
+    row.code_digest = token_digest(expired)  # the row itself still live
+    db.session.commit()
+    assert flow.exchange(expired).get_json()["error"] == "invalid_grant"
+
+
 def test_unknown_grant_type__rfc6749_5_2(flow: CodeFlow) -> None:
     response = flow.browser.post(
         "/oauth/token",
