@@ -39,6 +39,7 @@ from flask import Flask, current_app, g, has_app_context
 from sqlalchemy import event
 from sqlalchemy.orm import Session
 
+from idp.extensions import db
 from idp.redis_commands import HeldConnections
 
 log = logging.getLogger(__name__)
@@ -48,7 +49,9 @@ V = TypeVar("V")
 
 MAX_AGE = 30.0  # seconds: the bound on staleness if a bump is ever lost (a Redis hiccup)
 REDIS_TTL = 86_400  # per-account and per-jti counters; far longer than MAX_AGE
-WATCHED_TABLES = frozenset({"account", "identity", "profile_claim", "revoked_access_token"})
+WATCHED_TABLES = frozenset(
+    {"account", "identity", "profile_claim", "revoked_access_token", "login_session"}
+)
 # Rows that change every cached answer at once: `idp tokens revoke-all` (a cut-off for every
 # token) and a claim declared or changed in the data dictionary (every served profile); also a
 # WeChat app registered or changed (rare; `idp.wechat_login.upstream.configured_client`).
@@ -75,6 +78,12 @@ class BoundedCache(Generic[V]):
             self._entries.move_to_end(key)
             return entry[2]
 
+    def peek(self, key: Any) -> V | None:
+        """The entry under `key` whatever its versions (to learn which versions to read for
+        it); serve it only through `get`."""
+        entry = self._entries.get(key)
+        return None if entry is None else entry[2]
+
     def put(self, key: Any, versions: Versions, value: V) -> None:
         with self._lock:
             self._entries[key] = (versions, time.monotonic() + self.max_age, value)
@@ -95,14 +104,29 @@ class RedisVersions:
 
     def read(self, account_id: str, jti: str) -> Versions | None:
         try:
-            everything, account, token = self.commands.execute(
-                "MGET", self.GLOBAL, f"idp:v:a:{account_id}", f"idp:v:t:{jti}"
-            )
-            if everything is None:  # first use, or Redis lost its data: a random new start
-                self.redis.set(self.GLOBAL, secrets.randbits(62), nx=True)
-                return None
+            return self._versions(self.commands.execute(*self._keys(account_id, jti)))
         except Exception:  # noqa: BLE001 - no versions, no cache: the database answers
             log.warning("cache versions unavailable in Redis; reading the database")
+            return None
+
+    def read_along(self, command: tuple[Any, ...], account_id: str,
+                   jti: str) -> tuple[Any, Versions | None]:
+        """`command`'s answer (an error reply as its exception, not raised) and `read`'s
+        versions, both in one round trip; a connection failure is raised."""
+        answer, keys = self.commands.execute_many(command, self._keys(account_id, jti))
+        try:
+            return answer, (None if isinstance(keys, Exception) else self._versions(keys))
+        except Exception:  # noqa: BLE001 - no versions, no cache: the database answers
+            log.warning("cache versions unavailable in Redis; reading the database")
+            return answer, None
+
+    def _keys(self, account_id: str, jti: str) -> tuple[str, ...]:
+        return ("MGET", self.GLOBAL, f"idp:v:a:{account_id}", f"idp:v:t:{jti}")
+
+    def _versions(self, answer: list[Any]) -> Versions | None:
+        everything, account, token = answer
+        if everything is None:  # first use, or Redis lost its data: a random new start
+            self.redis.set(self.GLOBAL, secrets.randbits(62), nx=True)
             return None
         return int(everything), int(account or 0), int(token or 0)
 
@@ -182,6 +206,31 @@ def versions_for(account_id: str, jti: str) -> Versions | None:
     return memo[key]
 
 
+def read_along(command: tuple[Any, ...], account_id: str, jti: str) -> tuple[bool, Any]:
+    """(True, `command`'s answer) when it was sent to the versions' Redis together with the
+    versions of (account, token), which this request's `versions_for` then gives without
+    another round trip; (False, None) when the versions are not in Redis. `command` must be
+    meant for that same Redis. A connection failure is raised."""
+    store = current_app.extensions.get("idp_cache_versions")
+    if not isinstance(store, RedisVersions):
+        return False, None
+    answer, versions = store.read_along(command, account_id, jti)
+    if versions is not None:
+        g.setdefault("idp_cache_versions", {})[(account_id, jti)] = versions
+    return True, answer
+
+
+def uncommitted_changes() -> bool:
+    """Rows written in this transaction are not in any version yet (bumped at commit): what
+    they change is then read from the database, never from a cache."""
+    if not db.session.registry.has():
+        return False  # no session in this request yet: nothing written (and none made here)
+    session = db.session()  # the request's session itself, not the scoped proxy each time
+    return bool(
+        session.new or session.dirty or session.deleted or session.info.get("idp_cache_changes")
+    )
+
+
 # --- invalidation: every commit that wrote a watched row bumps its versions ------------------
 
 
@@ -222,11 +271,15 @@ def _attribute_history(instance: Any, name: str) -> list[Any]:
 
 
 def _note_bulk(state: Any) -> None:
-    """`update(Identity)…` and the like: rows unknown, so everything is bumped."""
+    """`update(Identity)…` and the like on a watched table: rows unknown, so everything is
+    bumped (as for a statement whose table is not known). A write to any other table — the
+    authorization code's `INSERT` of every authorization request, on SQLite — bumps nothing."""
     if not (state.is_update or state.is_delete or state.is_insert):
         return
     mapper = state.bind_mapper
     table = getattr(getattr(mapper, "local_table", None), "name", None)
+    if table is None:  # a Core statement: its own table
+        table = getattr(getattr(state.statement, "table", None), "name", None)
     if table in WATCHED_TABLES or table in GLOBAL_TABLES or table is None:
         _changes(state.session)["everything"] = True
 
@@ -238,6 +291,7 @@ def _bump_after_commit(session: Session) -> None:
     store = current_app.extensions.get("idp_cache_versions")
     if store is not None and (changes["everything"] or changes["accounts"] or changes["jtis"]):
         store.bump(changes["accounts"], changes["jtis"], changes["everything"])
+        g.pop("idp_cache_versions", None)  # this request's reads since are of the new versions
 
 
 # After the flush (ids assigned, attribute history still there); a rolled-back change is bumped

@@ -20,6 +20,7 @@ from typing import Any
 
 from hiredis import pack_command
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 _RETRIED = (RedisConnectionError, RedisTimeoutError, OSError)
@@ -54,8 +55,28 @@ class HeldConnections:
             connection.send_packed_command(packed, check_health=False)  # connects anew
             return connection.read_response()
 
+    def execute_many(self, *commands: tuple[Any, ...]) -> list[Any]:
+        """`commands` sent together, one round trip: each one's answer in order, an error reply
+        given as its `ResponseError` (not raised: the answers after it are still read)."""
+        packed = [pack_command(command) for command in commands]
+        connection = self._connection()
+        try:
+            connection.send_packed_command(packed, check_health=False)
+            return [_answer(connection) for _ in commands]
+        except _RETRIED:
+            connection.disconnect()
+            connection.send_packed_command(packed, check_health=False)  # connects anew
+            return [_answer(connection) for _ in commands]
+
     def _connection(self) -> Any:
         held: _Held | None = getattr(self._local, "held", None)
         if held is None or held.pid != os.getpid():  # none yet, or inherited through fork
             held = self._local.held = _Held(self._pool)
         return held.connection
+
+
+def _answer(connection: Any) -> Any:
+    try:
+        return connection.read_response()
+    except ResponseError as error:
+        return error

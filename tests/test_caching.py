@@ -13,7 +13,7 @@ from idp import caching
 from idp.caching import BoundedCache, FileVersions
 from idp.identity import claims as claims_module
 from idp.oidc import tokens as tokens_module
-from tests.conftest import CodeFlow
+from tests.conftest import CodeFlow, query_of
 
 
 def bearer(token: str) -> dict[str, str]:
@@ -208,3 +208,92 @@ def test_id_tokens_from_a_refresh_follow_a_profile_edit__oidc_core_12_2(
         db.session.commit()
     second = flow.refresh(first["refresh_token"]).get_json()
     assert id_token_claims(flow.browser, second["id_token"])["name"] == "Alice Liddell"
+
+
+def _statements_during(app: Any, action: Any) -> list[str]:
+    from sqlalchemy import event
+
+    from idp.extensions import db
+
+    statements: list[str] = []
+    with app.app_context():
+        engine = db.engine
+    listener = lambda *args: statements.append(args[2])  # noqa: E731
+    event.listen(engine, "before_cursor_execute", listener)
+    try:
+        action()
+    finally:
+        event.remove(engine, "before_cursor_execute", listener)
+    return statements
+
+
+def _live_session_id(app: Any, account_id: str) -> str:
+    from sqlalchemy import select
+
+    from idp.extensions import db
+    from idp.identity.models import LoginSession
+
+    with app.app_context():
+        return db.session.scalars(select(LoginSession.id).where(
+            LoginSession.account_id == account_id, LoginSession.ended_at.is_(None))).one()
+
+
+def test_a_signed_in_browsers_authorization_reads_no_session_row_while_nothing_changed(
+    app: Any, flow: CodeFlow, user: Any
+) -> None:
+    from idp.accounts import sessions
+
+    flow.code()  # read: which account's versions to read next time
+    flow.code()  # those versions, then the row read again and kept under them
+    statements = _statements_during(app, flow.code)
+    assert [s for s in statements if "FROM login_session" in s] == []
+    sid = _live_session_id(app, user.id)
+    assert sid not in repr(list(sessions.SESSIONS._entries))  # keyed by its digest only
+
+
+def test_a_session_ended_elsewhere_signs_nobody_in_on_the_next_request__oidc_core_3_1_2_3(
+    app: Any, flow: CodeFlow, user: Any
+) -> None:
+    """Ended by an admin (another process, as far as this one's cache knows): the next
+    authorization request asks for a login, with no stale session served from the cache."""
+    from idp.admin.account_actions import end_login_session
+    from idp.extensions import db
+    from idp.identity.audit import Actor
+    from idp.identity.models import Account
+
+    flow.code()
+    flow.code()  # served from the cache
+    with app.app_context():
+        end_login_session(db.session.get(Account, user.id), _live_session_id(app, user.id),
+                          Actor.rule("test"))
+    response = flow.authorize(prompt="none")
+    assert response.status_code == 302
+    assert query_of(response.headers["Location"])["error"] == "login_required"
+
+
+def test_a_disabled_account_signs_nobody_in_on_the_next_request(
+    app: Any, flow: CodeFlow, user: Any
+) -> None:
+    from idp.admin.account_actions import disable_account
+    from idp.extensions import db
+    from idp.identity.audit import Actor
+    from idp.identity.models import Account
+
+    flow.code()
+    flow.code()
+    with app.app_context():
+        disable_account(db.session.get(Account, user.id), Actor.rule("test"))
+    response = flow.authorize(prompt="none")
+    assert query_of(response.headers["Location"])["error"] == "login_required"
+
+
+def test_an_authorization_code_issued_changes_no_version(
+    app: Any, flow: CodeFlow, user: Any
+) -> None:
+    """The code's `INSERT` (a Core statement, on SQLite through the ORM session) writes no
+    table a cache reads: every process's cached tokens, claims and sessions stay valid."""
+    flow.code()
+    store = app.extensions["idp_cache_versions"]
+    before = store.read(user.id, "")
+    flow.code()
+    assert store.read(user.id, "") == before

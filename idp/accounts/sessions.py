@@ -7,6 +7,7 @@ dies with it.
 from __future__ import annotations
 
 import functools
+import hashlib
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -19,6 +20,7 @@ from sqlalchemy.orm.util import identity_key
 
 from idp import statements_alone
 from idp.accounts.models import LoginEvent
+from idp.caching import BoundedCache, Versions, uncommitted_changes, versions_for
 from idp.extensions import Write, db
 from idp.identity.audit import Actor
 from idp.identity.models import Account, AccountStatus, LoginSession
@@ -93,6 +95,14 @@ _SESSION_WITH_ACCOUNT = (
 )
 
 
+# sha256(session id) -> its row with its account's (`_SESSION_WITH_ACCOUNT`), read by every
+# authorization request of a signed-in browser. Valid while the account's version is unchanged
+# (`idp.caching`): ending a session, its second factor, a merge, a disabled account write rows
+# that bump it, in whichever process. Expiry is checked on every use (`signed_in`).
+SESSIONS: BoundedCache[dict[str, Any]] = BoundedCache(max_entries=20_000)
+_UNMATCHED: Versions = (-1, -1, -1)  # versions are never negative
+
+
 @dataclass(frozen=True, slots=True)
 class LiveAccount:
     """The account of a live session, as read by `signed_in` (its row's values)."""
@@ -164,6 +174,33 @@ def signed_in() -> LiveSession | None:
 
 
 def _read_session(sid: str) -> dict[str, Any] | None:
+    """The session's row with its account's, from this process's cache while the account's
+    version is unchanged (`SESSIONS`), else read — one statement either way."""
+    key = hashlib.sha256(sid.encode()).digest()  # the session id is a credential: never a key
+    known = None if uncommitted_changes() else SESSIONS.peek(key)
+    versions = None
+    if known is not None:
+        versions = _account_versions(known["session_account_id"])
+        if versions is not None and (hit := SESSIONS.get(key, versions)) is not None:
+            return hit
+    row = _select_session(sid)
+    if row is None or uncommitted_changes():
+        return row
+    if versions is None or known is None or (
+            known["session_account_id"] != row["session_account_id"]):
+        # No versions were read before this row: kept under none that match, only to tell
+        # the next request whose versions to read before it reads the row again.
+        versions = _UNMATCHED
+    SESSIONS.put(key, versions, row)
+    return row
+
+
+def _account_versions(account_id: str) -> Versions | None:
+    versions = versions_for(account_id, "")
+    return None if versions is None else (versions[0], versions[1], 0)
+
+
+def _select_session(sid: str) -> dict[str, Any] | None:
     if db.engine.dialect.name == "postgresql":
         # Alone (`idp.statements_alone`): a request that only reads (an authorization) then
         # sends no BEGIN or COMMIT, and needs no ORM session for it.

@@ -12,7 +12,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from idp.caching import BoundedCache, versions_for
+from idp.caching import BoundedCache, uncommitted_changes, versions_for
 from idp.extensions import db
 from idp.identity.catalogue import ACCOUNT, IDENTITY, PROFILE, catalogue, rank, served
 from idp.identity.models import Account, Identity, IdentityKind, ProfileClaim
@@ -100,7 +100,7 @@ def cached_user_claims(
     check of the same request. On a miss: the account, identities and profile (3 queries).
     None when the account may hold no token (gone, disabled, pending deletion: `status`).
     """
-    versions = None if _uncommitted_changes() else versions_for(account_id, jti)
+    versions = None if uncommitted_changes() else versions_for(account_id, jti)
     account_versions = (versions[0], versions[1], 0) if versions is not None else None
     key = (account_id, scope, client_appid)
     if account_versions is not None:
@@ -114,17 +114,6 @@ def cached_user_claims(
     if account_versions is not None:
         CLAIMS.put(key, account_versions, dict(claims))
     return claims
-
-
-def _uncommitted_changes() -> bool:
-    """Rows written in this transaction are not in any version yet (bumped at commit): the
-    claims are then read from the database, never from the cache."""
-    if not db.session.registry.has():
-        return False  # no session in this request yet: nothing written (and none made here)
-    session = db.session()  # the request's session itself, not the scoped proxy each time
-    return bool(
-        session.new or session.dirty or session.deleted or session.info.get("idp_cache_changes")
-    )
 
 
 def _preferred(identities: Sequence[Identity], kind: str) -> Identity | None:

@@ -40,6 +40,19 @@ def test_answers_as_the_client_does(redis_client: redis.Redis) -> None:
         commands.execute("INCR", "held:a", "too", "many")
 
 
+def test_commands_sent_together_answer_in_order_an_error_among_them(
+    redis_client: redis.Redis,
+) -> None:
+    """One round trip: each answer in order; an error reply is given, not raised, and the
+    answers after it are still read (the connection stays in step)."""
+    commands = HeldConnections(redis_client)
+    redis_client.set("held:a", "1")
+    first, failed, last = commands.execute_many(
+        ("INCR", "held:a"), ("INCR", "held:a", "too", "many"), ("MGET", "held:a", "held:b"))
+    assert first == 2 and isinstance(failed, ResponseError) and last == [b"2", None]
+    assert commands.execute("GET", "held:a") == b"2"
+
+
 def test_one_connection_per_thread_kept_between_commands(redis_client: redis.Redis) -> None:
     commands = HeldConnections(redis_client)
     ids = [commands.execute("CLIENT", "ID") for _ in range(3)]
@@ -113,3 +126,51 @@ def test_token_rate_limit_counts_on_after_redis_forgot_its_scripts(
     rest = [ask(), ask()]
     assert first == [400, 400]  # an unknown client (RFC 6749 §5.2 invalid_client), counted
     assert rest == [400, 429]
+
+
+def _named_refresh_token(account_id: str) -> str:
+    """A refresh token's shape naming `account_id` under a mac no key made."""
+    import base64
+    import json
+
+    grant = base64.urlsafe_b64encode(json.dumps(
+        ["family", "client", account_id, "openid", 0, [], None]).encode()).decode().rstrip("=")
+    return f"secret.{grant}.{'A' * 22}"
+
+
+def test_token_rate_limit_counts_on_after_redis_forgot_its_scripts_read_along_the_versions(
+    client: FlaskClient, app: Flask
+) -> None:
+    """The same when the request names an account (a refresh token's grant, a sealed code):
+    the rate limit's script then travels with that account's cache versions, and a NOSCRIPT
+    among the answers is answered the same way."""
+    key = f"rate-{os.getpid()}-{id(app)}"
+    redis.Redis.from_url(REDIS_URL).flushdb()
+
+    def ask() -> int:
+        return client.post("/oauth/token", data={
+            "grant_type": "refresh_token", "client_id": key,
+            "refresh_token": _named_refresh_token("some-account")}).status_code
+
+    first = [ask(), ask()]
+    redis.Redis.from_url(REDIS_URL).script_flush()
+    rest = [ask(), ask()]
+    assert first == [400, 400]  # an unknown client (RFC 6749 §5.2 invalid_client), counted
+    assert rest == [400, 429]
+
+
+def test_a_refresh_reads_its_cache_versions_in_the_rate_limits_round_trip__rfc6749_6(
+    flow: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from idp.caching import RedisVersions
+
+    redis.Redis.from_url(REDIS_URL).flushdb()
+    tokens = flow.tokens(scope="openid profile offline_access")
+    alone: list[str] = []
+    read = RedisVersions.read
+    monkeypatch.setattr(RedisVersions, "read", lambda self, account_id, jti: (
+        alone.append(account_id), read(self, account_id, jti))[1])
+    refreshed = flow.refresh(tokens["refresh_token"])
+    assert refreshed.status_code == 200, refreshed.get_json()
+    assert "id_token" in refreshed.get_json()
+    assert alone == []  # the claims' versions came with the rate limit's answer

@@ -14,6 +14,7 @@ import requests
 
 from tests.production.conftest import (
     PASSWORD,
+    REDIRECT_URI,
     Cluster,
     authorization_code,
     csrf_token,
@@ -185,3 +186,49 @@ def test_a_profile_edit_at_one_process_shows_in_the_other_claims_at_once(
                          "Connection": "close"}, timeout=10,
             )  # fmt: skip
             assert answer.json()["name"] == "Renamed"
+
+
+def authorization_answers(cluster: Cluster, browser: requests.Session) -> list[dict[str, str]]:
+    """`prompt=none` authorization requests on new connections (every worker of both
+    processes): each redirect's parameters."""
+    from tests.conftest import pkce_pair, query_of
+
+    _verifier, challenge = pkce_pair()
+    found = []
+    for base in cluster.urls:
+        for _ in range(CONNECTIONS):
+            answer = browser.get(f"{base}/oauth/authorize", params={
+                "response_type": "code", "client_id": cluster.client_id,
+                "redirect_uri": REDIRECT_URI, "scope": "openid", "prompt": "none",
+                "code_challenge": challenge, "code_challenge_method": "S256",
+            }, headers={"Connection": "close"}, allow_redirects=False, timeout=10)
+            assert answer.status_code == 302, answer.text[:300]
+            found.append(query_of(answer.headers["Location"]))
+    return found
+
+
+def test_a_session_ended_elsewhere_signs_nobody_in_at_any_process_at_once__oidc_core_3_1_2_3(
+    cluster: Cluster, admin_app: Any
+) -> None:
+    """Every process keeps the signed-in browser's session for its authorization requests
+    (`idp.accounts.sessions.SESSIONS`); ended by an admin in a third process, it signs nobody
+    in at the next request anywhere (`login_required`)."""
+    from sqlalchemy import select
+
+    from idp.admin.account_actions import end_login_session
+    from idp.extensions import db
+    from idp.identity.audit import Actor
+    from idp.identity.models import Account, LoginSession
+
+    phone = "+8613900139106"
+    sub = create_user(cluster, phone)
+    browser = sign_in(cluster, phone)
+    user_tokens(cluster, browser)  # consent given
+    for _ in range(2):  # learnt, then kept, by every worker
+        assert all("code" in found for found in authorization_answers(cluster, browser))
+    sid = db.session.scalars(select(LoginSession.id).where(
+        LoginSession.account_id == sub, LoginSession.ended_at.is_(None))).one()
+    end_login_session(db.session.get(Account, sub), sid, Actor.rule("test"))
+    db.session.remove()
+    answers = authorization_answers(cluster, browser)
+    assert {found.get("error") for found in answers} == {"login_required"}

@@ -9,6 +9,7 @@ import logging
 from base64 import b64decode
 from binascii import Error as Base64Error
 from functools import lru_cache
+from typing import Any
 
 from flask import current_app
 from limits import RateLimitItem, parse_many
@@ -16,6 +17,7 @@ from limits.storage import MemoryStorage, RedisStorage
 from limits.strategies import FixedWindowRateLimiter
 from redis.exceptions import NoScriptError
 
+from idp import caching
 from idp.extensions import limiter
 from idp.oidc.hot_paths.http import HotError, HotRequest
 from idp.redis_commands import HeldConnections
@@ -54,21 +56,41 @@ def client_key(request: HotRequest) -> str:
     return "client:" + fallback[:64]
 
 
-def _hit(item: RateLimitItem, key: str) -> bool:
+def _hit(item: RateLimitItem, key: str, account: str | None = None) -> bool:
     """The `limits` library's fixed-window hit — its key, its script — with the script sent
     on this thread's own Redis connection (`idp.redis_commands`: half the CPU of the client's
-    round trip) when the shared store is Redis."""
+    round trip) when the shared store is Redis; with `account`, in the same round trip as the
+    cache versions the grant reads next for that account (`idp.caching.read_along`)."""
     storage = limiter.limiter.storage
     if type(storage) is not RedisStorage:
         return bool(limiter.limiter.hit(item, NAMESPACE, key))
-    commands = _held(storage)
     counter = storage.prefixed_key(item.key_for(NAMESPACE, key))
+    command = ("EVALSHA", storage.lua_incr_expire.sha, 1, counter, item.get_expiry(), 1)
+    count: Any
+    sent, count = (caching.read_along(command, account, "")
+                   if account is not None and _shares_versions_redis(storage) else (False, None))
     try:
-        count = commands.execute(
-            "EVALSHA", storage.lua_incr_expire.sha, 1, counter, item.get_expiry(), 1)
+        if not sent:
+            count = _held(storage).execute(*command)
+        elif isinstance(count, Exception):
+            raise count
     except NoScriptError:  # Redis restarted or flushed its scripts: the client loads it
         count = storage.lua_incr_expire([counter], [item.get_expiry(), 1])
     return int(count) <= item.amount
+
+
+def _shares_versions_redis(storage: RedisStorage) -> bool:
+    """Whether the rate limit's Redis is the one the cache versions are read from (both are
+    IDP_REDIS_URL's unless a deployment's configuration set them apart)."""
+    shared: bool | None = getattr(storage, "_idp_shares_versions", None)
+    if shared is None:
+        redis = current_app.extensions.get("idp_redis")
+        mine = storage.storage.connection_pool.connection_kwargs
+        theirs = redis.connection_pool.connection_kwargs if redis is not None else {}
+        shared = storage._idp_shares_versions = bool(theirs) and all(  # type: ignore[attr-defined]
+            mine.get(name) == theirs.get(name)
+            for name in ("host", "port", "path", "db", "username"))
+    return shared
 
 
 def _held(storage: RedisStorage) -> HeldConnections:
@@ -79,14 +101,15 @@ def _held(storage: RedisStorage) -> HeldConnections:
     return found
 
 
-def check_token_rate(request: HotRequest) -> None:
-    """Counts this request; 429 `temporarily_unavailable` with Retry-After past the limit."""
+def check_token_rate(request: HotRequest, account: str | None = None) -> None:
+    """Counts this request; 429 `temporarily_unavailable` with Retry-After past the limit.
+    `account`: whose cache versions the grant will read (a hint: any id, checked or not)."""
     if not limiter.enabled:  # RATELIMIT_ENABLED: only tests switch limits off
         return
     key = client_key(request)
-    for item in _items(str(current_app.config["IDP_TOKEN_RATE_LIMIT"])):
+    for index, item in enumerate(_items(str(current_app.config["IDP_TOKEN_RATE_LIMIT"]))):
         try:
-            allowed = _hit(item, key)
+            allowed = _hit(item, key, account if index == 0 else None)
         except Exception:  # noqa: BLE001 - the shared store is down: count in this process
             log.warning("rate-limit storage unavailable for the token endpoint")
             allowed = _per_process().hit(item, NAMESPACE, key)

@@ -1,6 +1,7 @@
 """The token endpoint (RFC 6749 §3.2, §5) as a plain function of a `HotRequest`.
 
-The per-client rate limit first (`rate_limit.py`), then the grant: a refresh and a
+The per-client rate limit first (`rate_limit.py`; its round trip also reads the cache versions
+of the account a refresh token or a sealed code names), then the grant: a refresh and a
 client_credentials request are plain functions (`idp.oidc.refresh_grant`,
 `idp.oidc.client_credentials`); for the others Authlib's server finds the grant registered
 for the `grant_type` (those of `idp.oidc.grants`, and those another domain plugged in, such as
@@ -11,7 +12,7 @@ from __future__ import annotations
 from authlib.oauth2 import OAuth2Error
 from flask import current_app
 
-from idp.oidc import client_credentials, refresh_grant
+from idp.oidc import client_credentials, refresh_grant, refresh_tokens, sealed_codes
 from idp.oidc.hot_paths.authlib_bridge import HotOAuth2Request, oauth_error_answer
 from idp.oidc.hot_paths.dispatcher import Answer
 from idp.oidc.hot_paths.http import HotRequest, json_body
@@ -19,7 +20,7 @@ from idp.oidc.hot_paths.rate_limit import check_token_rate
 
 
 def token(request: HotRequest) -> Answer:
-    check_token_rate(request)
+    check_token_rate(request, _account_named(request))
     server = current_app.extensions["idp_authorization_server"]
     try:
         oauth_request = HotOAuth2Request(request, multi=True)  # may refuse the transport
@@ -35,3 +36,16 @@ def token(request: HotRequest) -> Answer:
     except OAuth2Error as error:
         return oauth_error_answer(request, error, server.get_error_uri(None, error))
     return status, list(headers), json_body(body)
+
+
+def _account_named(request: HotRequest) -> str | None:
+    """The account a refresh token or a sealed code names, so that the rate limit's round trip
+    also reads that account's cache versions (the grant checks the token or code itself)."""
+    form = request.form
+    grant_type = form.get("grant_type")
+    if grant_type == refresh_grant.GRANT_TYPE:
+        return refresh_tokens.account_named(form.get("refresh_token") or "")
+    if grant_type == "authorization_code":
+        carried = sealed_codes.unseal(form.get("code") or "")
+        return None if carried is None else carried["account_id"]
+    return None
