@@ -9,6 +9,7 @@ wrappers time the parts where they run.
     .venv/bin/python bench/parts.py                     # a refresh
     .venv/bin/python bench/parts.py authorization_code --requests 3000
     IDP_PARTS=parts.txt .venv/bin/python bench/parts.py   # module:attribute lines, not PARTS
+    .venv/bin/python bench/parts.py authorize --hooks     # also each Flask hook of the app
 """
 
 from __future__ import annotations
@@ -76,6 +77,22 @@ def wrap_parts(totals: dict[str, float], calls: collections.Counter[str],
                 setattr(module, name, getattr(owner, name))
 
 
+def wrap_hooks(app: Any, totals: dict[str, float], calls: collections.Counter[str]) -> None:
+    """Every before/after-request and teardown hook the app registered (the Flask pipeline's
+    per-request work on a page such as the authorization endpoint), each timed as a part."""
+    for registry in (app.before_request_funcs, app.after_request_funcs,
+                     app.teardown_request_funcs):
+        for functions in registry.values():
+            for index, function in enumerate(functions):
+                name = getattr(function, "__qualname__", None) or getattr(
+                    getattr(function, "func", None), "__qualname__", repr(function))
+                functions[index] = _timed(f"hook {name}", function, totals, calls)
+    interface = app.session_interface
+    for method in ("open_session", "save_session"):
+        setattr(interface, method, _timed(f"session {method}", getattr(interface, method),
+                                          totals, calls))
+
+
 def _timed(label: str, function: Callable[..., Any], totals: dict[str, float],
            calls: collections.Counter[str]) -> Callable[..., Any]:
     def timed(*args: Any, **kwargs: Any) -> Any:
@@ -96,6 +113,7 @@ def main() -> None:
     parser.add_argument("--postgres-url",
                         default="postgresql://postgres@127.0.0.1:5432/postgres")
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/14")
+    parser.add_argument("--hooks", action="store_true", help="also time each Flask hook")
     args = parser.parse_args()
     args.postgres = True
     with tempfile.TemporaryDirectory(prefix="idp-parts-") as directory, database(
@@ -111,6 +129,8 @@ def main() -> None:
             chosen = tuple(tuple(line.split(":")) for line in
                            Path(os.environ["IDP_PARTS"]).read_text().split() if line)
         wrap_parts(totals, calls, chosen)  # type: ignore[arg-type]
+        if args.hooks:
+            wrap_hooks(app, totals, calls)
         for _ in range(100):
             run()
         totals.clear()

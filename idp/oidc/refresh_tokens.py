@@ -30,6 +30,8 @@ from idp.oidc.models import token_digest
 
 CARRIED = ("family", "client_id", "account_id", "scope", "auth_time", "amr", "session_id")
 _MAC_BYTES = 16
+# Longer than any grant this IdP writes (ids, a scope, a few amr values): not one of ours.
+_MAX_GRANT_CHARACTERS = 4096
 
 
 def issue(secret: str, family: str, client_id: str, account_id: str, scope: str,
@@ -100,10 +102,13 @@ def carried_grant(presented: str) -> SimpleNamespace | None:
 def account_named(presented: str) -> str | None:
     """The account a token's grant names, its mac not checked: a hint, for reading ahead
     what that account's refresh will read (nothing is decided on it)."""
+    parts = presented.split(".")
+    if len(parts) != 3 or len(parts[1]) > _MAX_GRANT_CHARACTERS:
+        return None
     try:
-        grant = json.loads(base64.urlsafe_b64decode(presented.split(".")[1] + "=="))
+        grant = json.loads(base64.urlsafe_b64decode(parts[1] + "=="))
         account = grant[CARRIED.index("account_id")]
-    except (ValueError, IndexError, TypeError, KeyError):
+    except (ValueError, IndexError, TypeError, KeyError, RecursionError):
         return None
     return account if isinstance(account, str) else None
 

@@ -95,3 +95,21 @@ def test_a_successor_carries_its_grant_under_the_idps_tag__rfc6749_10_4(
     good = flow.refresh(successor)
     assert good.status_code == 200, good.get_json()
 
+
+
+def test_a_hostile_grant_in_a_refresh_token_is_invalid_grant_never_a_500__rfc6749_5_2(
+    flow: CodeFlow,
+) -> None:
+    """The token endpoint reads the account a token names before anything is checked (to read
+    its cache versions with the rate limit): deeply nested, huge, or not JSON at all, the
+    answer is the grant's own refusal."""
+    import base64
+
+    def grant(text: str) -> str:
+        return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
+
+    for body in ("[" * 20_000 + "]" * 20_000, "[" * 2_000, '["a","b",' + '"x",' * 3_000 + '"c"]',
+                 "not json", '{"account_id": "x"}', '[1,2,{"a":1},4,5,6,7]'):
+        answer = flow.refresh(f"secret.{grant(body)}.{'A' * 22}")
+        assert answer.status_code == 400, (body[:20], answer.status_code)
+        assert answer.get_json()["error"] == "invalid_grant"
