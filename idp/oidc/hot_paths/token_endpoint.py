@@ -39,8 +39,11 @@ def token(request: HotRequest) -> Answer:
 
 
 def _account_named(request: HotRequest) -> str | None:
-    """The account a refresh token or a sealed code names, so that the rate limit's round trip
-    also reads that account's cache versions (the grant checks the token or code itself)."""
+    """Whose cache versions the grant reads next (`idp.caching.versions_for`), so that the
+    rate limit's round trip reads them too: the account a refresh token or a sealed code names
+    (the grant checks the token or code itself); "" for the grants another domain plugged in
+    (the WeChat exchange reads the versions every process shares before it knows the account:
+    `idp.wechat_login.upstream`); None for client_credentials, which reads none."""
     form = request.form
     grant_type = form.get("grant_type")
     if grant_type == refresh_grant.GRANT_TYPE:
@@ -48,4 +51,6 @@ def _account_named(request: HotRequest) -> str | None:
     if grant_type == "authorization_code":
         carried = sealed_codes.unseal(form.get("code") or "")
         return None if carried is None else carried["account_id"]
-    return None
+    if grant_type == client_credentials.GRANT_TYPE:
+        return None
+    return ""
