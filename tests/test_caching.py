@@ -287,13 +287,16 @@ def test_a_disabled_account_signs_nobody_in_on_the_next_request(
     assert query_of(response.headers["Location"])["error"] == "login_required"
 
 
-def test_an_authorization_code_issued_changes_no_version(
+def test_a_code_issued_and_a_refresh_change_no_version(
     app: Any, flow: CodeFlow, user: Any
 ) -> None:
-    """The code's `INSERT` (a Core statement, on SQLite through the ORM session) writes no
-    table a cache reads: every process's cached tokens, claims and sessions stay valid."""
-    flow.code()
+    """The code's `INSERT` and the rotation's statements (Core statements, on SQLite through
+    the ORM session) write no table a cache reads: every process's cached tokens, claims and
+    sessions stay valid."""
+    tokens = flow.tokens(scope="openid offline_access")
     store = app.extensions["idp_cache_versions"]
     before = store.read(user.id, "")
     flow.code()
+    assert store.read(user.id, "") == before
+    assert flow.refresh(tokens["refresh_token"]).status_code == 200
     assert store.read(user.id, "") == before
