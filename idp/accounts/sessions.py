@@ -175,7 +175,7 @@ def signed_in() -> LiveSession | None:
 
 def _read_session(sid: str) -> dict[str, Any] | None:
     """The session's row with its account's, from this process's cache while the account's
-    version is unchanged (`SESSIONS`), else read — one statement either way."""
+    version is unchanged (`SESSIONS`), else read: at most one statement."""
     key = hashlib.sha256(sid.encode()).digest()  # the session id is a credential: never a key
     known = None if uncommitted_changes() else SESSIONS.peek(key)
     versions = None
