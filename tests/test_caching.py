@@ -13,7 +13,7 @@ from idp import caching
 from idp.caching import BoundedCache, FileVersions
 from idp.identity import claims as claims_module
 from idp.oidc import tokens as tokens_module
-from tests.conftest import CodeFlow, query_of
+from tests.conftest import CodeFlow, query_of, statements_of
 
 
 def bearer(token: str) -> dict[str, str]:
@@ -65,23 +65,13 @@ def cached_keys() -> str:
 def test_userinfo_is_served_from_the_cache_without_sql_and_no_token_is_a_key(
     app: Any, flow: CodeFlow
 ) -> None:
-    from sqlalchemy import event
-
-    from idp.extensions import db
-
     tokens = flow.tokens(scope="openid profile phone")
     assert flow.browser.get("/oauth/userinfo", headers=bearer(tokens["access_token"])).status_code \
         == 200  # fmt: skip
-    statements: list[str] = []
-    with app.app_context():
-        engine = db.engine
-    listener = lambda *args: statements.append(args[2])  # noqa: E731
-    event.listen(engine, "before_cursor_execute", listener)
-    try:
-        again = flow.browser.get("/oauth/userinfo", headers=bearer(tokens["access_token"]))
-    finally:
-        event.remove(engine, "before_cursor_execute", listener)
-    assert again.status_code == 200
+    answers = []
+    statements = statements_of(app, lambda: answers.append(
+        flow.browser.get("/oauth/userinfo", headers=bearer(tokens["access_token"]))))
+    assert answers[0].status_code == 200
     # The tests' configuration turns the key and client caches off (IDP_KEY_CACHE_SECONDS=0):
     # what must be gone is the token check and the claims.
     watched = ("account", "identity", "profile_claim", "revoked_access_token")
@@ -210,23 +200,6 @@ def test_id_tokens_from_a_refresh_follow_a_profile_edit__oidc_core_12_2(
     assert id_token_claims(flow.browser, second["id_token"])["name"] == "Alice Liddell"
 
 
-def _statements_during(app: Any, action: Any) -> list[str]:
-    from sqlalchemy import event
-
-    from idp.extensions import db
-
-    statements: list[str] = []
-    with app.app_context():
-        engine = db.engine
-    listener = lambda *args: statements.append(args[2])  # noqa: E731
-    event.listen(engine, "before_cursor_execute", listener)
-    try:
-        action()
-    finally:
-        event.remove(engine, "before_cursor_execute", listener)
-    return statements
-
-
 def _live_session_id(app: Any, account_id: str) -> str:
     from sqlalchemy import select
 
@@ -245,7 +218,7 @@ def test_a_signed_in_browsers_authorization_reads_no_session_row_while_nothing_c
 
     flow.code()  # read: which account's versions to read next time
     flow.code()  # those versions, then the row read again and kept under them
-    statements = _statements_during(app, flow.code)
+    statements = statements_of(app, flow.code)
     assert [s for s in statements if "FROM login_session" in s] == []
     sid = _live_session_id(app, user.id)
     assert sid not in repr(list(sessions.SESSIONS._entries))  # keyed by its digest only
@@ -300,3 +273,21 @@ def test_a_code_issued_and_a_refresh_change_no_version(
     assert store.read(user.id, "") == before
     assert flow.refresh(tokens["refresh_token"]).status_code == 200
     assert store.read(user.id, "") == before
+
+
+def test_a_commit_that_bumped_versions_is_seen_by_the_rest_of_its_request(
+    app: Any, user: Any
+) -> None:
+    """The request's memo of the versions goes with the bump: a read after this request's own
+    commit (a session ended, then read again) compares with the new versions."""
+    from idp.caching import versions_for
+    from idp.extensions import db
+    from idp.identity.accounts import set_claim
+    from idp.identity.models import Account
+
+    with app.test_request_context("/"):
+        before = versions_for(user.id, "")
+        set_claim(db.session.get(Account, user.id), "name", "Alice Liddell", "user")
+        db.session.commit()
+        after = versions_for(user.id, "")
+        assert before is not None and after is not None and after[1] > before[1]

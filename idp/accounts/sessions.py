@@ -176,15 +176,17 @@ def signed_in() -> LiveSession | None:
 def _read_session(sid: str) -> dict[str, Any] | None:
     """The session's row with its account's, from this process's cache while the account's
     version is unchanged (`SESSIONS`), else read: at most one statement."""
+    if uncommitted_changes():  # in no version yet: neither served nor kept
+        return _select_session(sid)
     key = hashlib.sha256(sid.encode()).digest()  # the session id is a credential: never a key
-    known = None if uncommitted_changes() else SESSIONS.peek(key)
+    known = SESSIONS.peek(key)
     versions = None
     if known is not None:
         versions = _account_versions(known["session_account_id"])
         if versions is not None and (hit := SESSIONS.get(key, versions)) is not None:
             return hit
     row = _select_session(sid)
-    if row is None or uncommitted_changes():
+    if row is None:
         return row
     if versions is None or known is None or (
             known["session_account_id"] != row["session_account_id"]):

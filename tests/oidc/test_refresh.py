@@ -96,7 +96,6 @@ def test_a_successor_carries_its_grant_under_the_idps_tag__rfc6749_10_4(
     assert good.status_code == 200, good.get_json()
 
 
-
 def test_a_hostile_grant_in_a_refresh_token_is_invalid_grant_never_a_500__rfc6749_5_2(
     flow: CodeFlow,
 ) -> None:
