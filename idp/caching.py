@@ -220,6 +220,22 @@ def read_along(command: tuple[Any, ...], account_id: str, jti: str) -> tuple[boo
     return True, answer
 
 
+def shares_versions_redis(redis: Any) -> bool:
+    """Whether the client `redis` talks to the Redis the versions are read from (both are
+    IDP_REDIS_URL's unless a deployment's configuration set them apart): then a command for it
+    may travel with the versions (`read_along`). Decided once per client."""
+    shared: bool | None = getattr(redis, "_idp_shares_versions", None)
+    if shared is None:
+        store = current_app.extensions.get("idp_cache_versions")
+        mine = redis.connection_pool.connection_kwargs
+        theirs = (store.redis.connection_pool.connection_kwargs
+                  if isinstance(store, RedisVersions) else {})
+        shared = redis._idp_shares_versions = bool(theirs) and all(
+            mine.get(name) == theirs.get(name)
+            for name in ("host", "port", "path", "db", "username"))
+    return shared
+
+
 def uncommitted_changes() -> bool:
     """Rows written in this transaction are not in any version yet (bumped at commit): what
     they change is then read from the database, never from a cache."""

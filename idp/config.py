@@ -37,6 +37,7 @@ ENVIRONMENT_NAMES = (
     "IDP_INSTANCE_PATH",
     "IDP_LOG_LEVEL",
     "IDP_TOKEN_RATE_LIMIT",
+    "IDP_CLIENT_AUTH_FAILURE_LIMIT",
     "IDP_PHONE_BINDING_RATE_LIMIT",
     "IDP_EVENT_DELIVERY",
     "IDP_WECHAT_OA_AUTO_START",
@@ -119,6 +120,8 @@ DEFAULTS: dict[str, Any] = {
     "IDP_KEY_CACHE_SECONDS": 5,
     # Per client, shared by every process through Redis when IDP_REDIS_URL is set.
     "IDP_TOKEN_RATE_LIMIT": "200/second",
+    # Per client: failed authentications at introspection and revocation before a lock-out.
+    "IDP_CLIENT_AUTH_FAILURE_LIMIT": "10/minute",
     "IDP_PHONE_BINDING_RATE_LIMIT": "10/minute",
     # Password and SMS throttles (idp/security/throttle.py); only tests switch them off.
     "IDP_THROTTLE_ENABLED": True,
@@ -261,10 +264,11 @@ def load_config(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
 def _validate_events(config: dict[str, Any]) -> None:
     from limits import parse_many
 
-    try:
-        parse_many(str(config.get("IDP_API_RATE_LIMIT") or "20/second"))
-    except ValueError as error:
-        raise ConfigError(f"IDP_API_RATE_LIMIT: {error}") from error
+    for name in ("IDP_API_RATE_LIMIT", "IDP_CLIENT_AUTH_FAILURE_LIMIT"):
+        try:
+            parse_many(str(config.get(name) or "20/second"))
+        except ValueError as error:
+            raise ConfigError(f"{name}: {error}") from error
     for name in ("IDP_EVENT_RETRY_CEILING_DAYS", "IDP_EVENT_RETRY_MAX_SECONDS"):
         if config.get(name) is not None and not _positive_number(config[name]):
             raise ConfigError(f"{name} must be a positive number, got {config[name]!r}")

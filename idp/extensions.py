@@ -281,6 +281,21 @@ csrf = CSRFProtect()
 limiter = Limiter(key_func=get_remote_address)
 
 
+def per_process_limiter() -> Any:
+    """The app's own fixed-window counts (a `limits` strategy in memory), for the limits counted
+    outside Flask-Limiter's decorators while their shared store is down: weaker, never none."""
+    from flask import current_app
+    from limits.storage import MemoryStorage
+    from limits.strategies import FixedWindowRateLimiter
+
+    found = current_app.extensions.get("idp_rate_fallback")
+    if found is None:
+        found = current_app.extensions["idp_rate_fallback"] = FixedWindowRateLimiter(
+            MemoryStorage()
+        )
+    return found
+
+
 def redis_options() -> dict[str, Any]:
     """Connection options of every Redis client of the IdP. redis-py's default retries three
     times with an exponential backoff (about 4 s per call while Redis is down); a request must

@@ -18,7 +18,12 @@ from idp.oidc.context import issuer, keyring
 from idp.oidc.grants import CLIENT_AUTH_METHODS, CONFIDENTIAL_AUTH_METHODS, revoke_family
 from idp.oidc.id_token_hint import audience_client_id, id_token_hint_claims
 from idp.oidc.models import Client, RefreshToken, token_digest
-from idp.oidc.tokens import AccessToken, decode_access_token, revoke_access_token
+from idp.oidc.tokens import (
+    AccessToken,
+    decode_access_token,
+    revoke_access_token,
+    untrusted_claims,
+)
 
 
 def find_token(token_string: str, hint: str | None) -> AccessToken | RefreshToken | None:
@@ -33,6 +38,14 @@ def find_token(token_string: str, hint: str | None) -> AccessToken | RefreshToke
     if row is not None:
         return row
     return None
+
+
+def versions_hint(token_string: Any) -> tuple[str, str]:
+    """The (account, token) whose cache versions introspecting `token_string` reads
+    (`idp.oidc.tokens.access_token_revoked`), from its claims unverified — a hint for reading
+    them early (`client_auth_failures`); ("", "") for anything that is not a JWT."""
+    claims = untrusted_claims(token_string)
+    return ("", "") if claims is None else (str(claims.get("sub")), str(claims.get("jti")))
 
 
 class Revocation(RevocationEndpoint):

@@ -17,7 +17,7 @@ from werkzeug.local import LocalProxy
 from idp.extensions import db, stage_write
 from idp.identity.catalogue import registrable_scopes
 from idp.observability import metrics
-from idp.oidc import client_cache, endpoints, grants, refresh_tokens
+from idp.oidc import client_auth_failures, client_cache, endpoints, grants, refresh_tokens
 from idp.oidc import token_statements as statements
 from idp.oidc.client_auth import PrivateKeyJWTAuthentication
 from idp.oidc.client_cache import ClientSnapshot, cached_client
@@ -108,19 +108,29 @@ class IdentityProviderServer(AuthorizationServer):
 
     def authenticate_client(self, request: Any, methods: Any, endpoint: str = "token") -> Any:
         """Every failure is `invalid_client`, challenged in the scheme the client used
-        (RFC 6749 §5.2, `errors.ClientAuthenticationFailed`)."""
+        (RFC 6749 §5.2, `errors.ClientAuthenticationFailed`). At introspection and revocation,
+        a client whose authentications failed too often is refused for a while
+        (`client_auth_failures`; the token endpoint limits every request per client)."""
+        guarded = (client_auth_failures.named_client(request)
+                   if endpoint in client_auth_failures.GUARDED_ENDPOINTS else None)
+        if guarded is not None:
+            form = request.payload.data if request.payload is not None else {}
+            along = (endpoints.versions_hint(form.get("token"))
+                     if endpoint == "introspection" else None)
+            client_auth_failures.refuse_if_locked(guarded, along)
         try:
             return super().authenticate_client(request, methods, endpoint)
         except InvalidClientError as error:
-            raise ClientAuthenticationFailed(
-                error.description, self.challenge_realm(request, methods)
-            ) from None
-        except (ValueError, UnicodeDecodeError) as error:
+            failure = ClientAuthenticationFailed(
+                error.description, self.challenge_realm(request, methods))
+        except (ValueError, UnicodeDecodeError):
             # Authlib's header parsing trips on e.g. "Authorization: Bearer " or non-UTF-8
             # Basic credentials (found by tests/security/test_hostile_input.py).
-            raise ClientAuthenticationFailed(
-                "Malformed client credentials.", self.challenge_realm(request, methods)
-            ) from error
+            failure = ClientAuthenticationFailed(
+                "Malformed client credentials.", self.challenge_realm(request, methods))
+        if guarded is not None:
+            client_auth_failures.count_failure(guarded)
+        raise failure
 
     @staticmethod
     def challenge_realm(request: Any, methods: Any) -> str | None:

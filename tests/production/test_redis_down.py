@@ -35,6 +35,7 @@ def app_config(app_config: dict[str, Any]) -> dict[str, Any]:
         "RATELIMIT_ENABLED": True,
         "IDP_THROTTLE_ENABLED": True,
         "IDP_TOKEN_RATE_LIMIT": "3/minute",
+        "IDP_CLIENT_AUTH_FAILURE_LIMIT": "2/minute",
     }
 
 
@@ -53,6 +54,15 @@ def test_token_rate_limits_degrade_to_per_process(client: FlaskClient) -> None:
     ]
     assert 429 not in statuses[:3]
     assert statuses[3:] == [429, 429]
+
+
+def test_failed_client_authentications_count_per_process(client: FlaskClient) -> None:
+    statuses = [
+        client.post("/oauth/introspect", data={"token": "x"},
+                    auth=("some-client", f"guess-{i}")).status_code
+        for i in range(4)
+    ]
+    assert statuses == [401, 401, 429, 429]
 
 
 def test_password_throttles_count_per_process(app: Flask) -> None:

@@ -233,3 +233,18 @@ def test_hup_reloads_gracefully_without_refusing_a_request(cluster: Cluster) -> 
     assert statuses and set(statuses) == {200}
     assert retried <= 2, f"{retried} connections closed without an answer"
     assert cluster.processes[1].poll() is None
+
+
+def test_failed_client_authentications_are_counted_across_processes(cluster: Cluster) -> None:
+    """RFC 7662 §2.1: the failures guessing one client's secret at introspection add up over
+    every process (Redis), so a second process is no fresh set of guesses."""
+    limit = int(cluster.env.get("IDP_CLIENT_AUTH_FAILURE_LIMIT", "10/minute").split("/")[0])
+    client_id = "guess-" + uuid.uuid4().hex[:12]  # its own counter; unknown clients count too
+    statuses = [
+        requests.post(
+            f"{cluster.urls[i % 2]}/oauth/introspect", data={"token": "x"},
+            auth=(client_id, f"guess-{i}"), timeout=10,
+        ).status_code
+        for i in range(limit + 2)
+    ]
+    assert statuses == [401] * limit + [429, 429], statuses

@@ -13,12 +13,11 @@ from typing import Any
 
 from flask import current_app
 from limits import RateLimitItem, parse_many
-from limits.storage import MemoryStorage, RedisStorage
-from limits.strategies import FixedWindowRateLimiter
+from limits.storage import RedisStorage
 from redis.exceptions import NoScriptError
 
 from idp import caching
-from idp.extensions import limiter
+from idp.extensions import limiter, per_process_limiter
 from idp.oidc.hot_paths.http import HotError, HotRequest
 from idp.redis_commands import HeldConnections
 
@@ -29,16 +28,6 @@ NAMESPACE = "oauth-token"
 @lru_cache(maxsize=16)
 def _items(text: str) -> tuple[RateLimitItem, ...]:
     return tuple(parse_many(text))
-
-
-def _per_process() -> FixedWindowRateLimiter:
-    """This app's own counts, for while the shared store is down."""
-    found = current_app.extensions.get("idp_token_rate_fallback")
-    if found is None:
-        found = current_app.extensions["idp_token_rate_fallback"] = FixedWindowRateLimiter(
-            MemoryStorage()
-        )
-    return found
 
 
 def client_key(request: HotRequest) -> str:
@@ -68,7 +57,8 @@ def _hit(item: RateLimitItem, key: str, account: str | None = None) -> bool:
     command = ("EVALSHA", storage.lua_incr_expire.sha, 1, counter, item.get_expiry(), 1)
     count: Any
     sent, count = (caching.read_along(command, account, "")
-                   if account is not None and _shares_versions_redis(storage) else (False, None))
+                   if account is not None and caching.shares_versions_redis(storage.storage)
+                   else (False, None))
     try:
         if not sent:
             count = _held(storage).execute(*command)
@@ -77,20 +67,6 @@ def _hit(item: RateLimitItem, key: str, account: str | None = None) -> bool:
     except NoScriptError:  # Redis restarted or flushed its scripts: the client loads it
         count = storage.lua_incr_expire([counter], [item.get_expiry(), 1])
     return int(count) <= item.amount
-
-
-def _shares_versions_redis(storage: RedisStorage) -> bool:
-    """Whether the rate limit's Redis is the one the cache versions are read from (both are
-    IDP_REDIS_URL's unless a deployment's configuration set them apart)."""
-    shared: bool | None = getattr(storage, "_idp_shares_versions", None)
-    if shared is None:
-        redis = current_app.extensions.get("idp_redis")
-        mine = storage.storage.connection_pool.connection_kwargs
-        theirs = redis.connection_pool.connection_kwargs if redis is not None else {}
-        shared = storage._idp_shares_versions = bool(theirs) and all(  # type: ignore[attr-defined]
-            mine.get(name) == theirs.get(name)
-            for name in ("host", "port", "path", "db", "username"))
-    return shared
 
 
 def _held(storage: RedisStorage) -> HeldConnections:
@@ -112,7 +88,7 @@ def check_token_rate(request: HotRequest, account: str | None = None) -> None:
             allowed = _hit(item, key, account if index == 0 else None)
         except Exception:  # noqa: BLE001 - the shared store is down: count in this process
             log.warning("rate-limit storage unavailable for the token endpoint")
-            allowed = _per_process().hit(item, NAMESPACE, key)
+            allowed = per_process_limiter().hit(item, NAMESPACE, key)
         if not allowed:
             # Retry-After: the window's length (the exact reset costs another round trip).
             raise HotError(429, "temporarily_unavailable", str(item),
