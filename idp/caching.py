@@ -112,7 +112,15 @@ class RedisVersions:
     def read_along(self, command: tuple[Any, ...], account_id: str,
                    jti: str) -> tuple[Any, Versions | None]:
         """`command`'s answer (an error reply as its exception, not raised) and `read`'s
-        versions, both in one round trip; a connection failure is raised."""
+        versions, both in one round trip; a connection failure is raised. A `GET` travels as
+        one more key of the versions' `MGET` (one command to send and parse, not two)."""
+        if len(command) == 2 and command[0] == "GET":
+            *keys, answer = self.commands.execute(*self._keys(account_id, jti), command[1])
+            try:
+                return answer, self._versions(keys)
+            except Exception:  # noqa: BLE001 - no versions, no cache: the database answers
+                log.warning("cache versions unavailable in Redis; reading the database")
+                return answer, None
         answer, keys = self.commands.execute_many(command, self._keys(account_id, jti))
         try:
             return answer, (None if isinstance(keys, Exception) else self._versions(keys))

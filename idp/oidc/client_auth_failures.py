@@ -114,7 +114,7 @@ def _allowed(strategy: RateLimiter, item: RateLimitItem, client: str,
     storage = strategy.storage
     if along is not None and type(storage) is RedisStorage and caching.shares_versions_redis(
             storage.storage):
-        counter = storage.prefixed_key(item.key_for(NAMESPACE, client))
+        counter = storage.prefixed_key(item.key_for(NAMESPACE, client))  # the library's key
         sent, count = caching.read_along(("GET", counter), *along)
         if sent:
             if isinstance(count, Exception):

@@ -9,6 +9,7 @@ from authlib.oauth2.rfc6749 import InvalidRequestError
 from authlib.oauth2.rfc7009 import RevocationEndpoint
 from authlib.oauth2.rfc7662 import IntrospectionEndpoint
 from authlib.oidc.rpinitiated import EndSessionEndpoint
+from flask import g
 
 from idp.extensions import db
 from idp.identity.models import Account
@@ -22,7 +23,6 @@ from idp.oidc.tokens import (
     AccessToken,
     decode_access_token,
     revoke_access_token,
-    untrusted_claims,
 )
 
 
@@ -30,8 +30,8 @@ def find_token(token_string: str, hint: str | None) -> AccessToken | RefreshToke
     """Either kind, whatever the hint says (RFC 7009 §2.1: the hint only speeds the search)."""
     if not isinstance(token_string, str) or len(token_string) > 8192:
         return None
-    if hint != "refresh_token" and token_string.count(".") == 2:
-        token = decode_access_token(token_string)
+    if hint != "refresh_token":
+        token = _access_token(token_string)
         if token is not None:
             return token
     row = db.session.get(RefreshToken, token_digest(token_string))
@@ -42,10 +42,25 @@ def find_token(token_string: str, hint: str | None) -> AccessToken | RefreshToke
 
 def versions_hint(token_string: Any) -> tuple[str, str]:
     """The (account, token) whose cache versions introspecting `token_string` reads
-    (`idp.oidc.tokens.access_token_revoked`), from its claims unverified — a hint for reading
-    them early (`client_auth_failures`); ("", "") for anything that is not a JWT."""
-    claims = untrusted_claims(token_string)
-    return ("", "") if claims is None else (str(claims.get("sub")), str(claims.get("jti")))
+    (`idp.oidc.tokens.access_token_revoked`), for reading them early (`client_auth_failures`);
+    ("", "") for anything that is not a live access token of ours. The token is verified once
+    per request: `find_token` finds it decoded."""
+    if not isinstance(token_string, str) or len(token_string) > 8192:
+        return "", ""
+    token = _access_token(token_string)
+    if token is None:
+        return "", ""
+    return str(token.claims.get("sub")), str(token.claims.get("jti"))
+
+
+def _access_token(token_string: str) -> AccessToken | None:
+    """`decode_access_token`, once per request and token."""
+    if token_string.count(".") != 2:
+        return None
+    decoded: dict[str, AccessToken | None] = g.setdefault("idp_access_tokens", {})
+    if token_string not in decoded:
+        decoded[token_string] = decode_access_token(token_string)
+    return decoded[token_string]
 
 
 class Revocation(RevocationEndpoint):

@@ -174,3 +174,28 @@ def test_a_refresh_reads_its_cache_versions_in_the_rate_limits_round_trip__rfc67
     assert refreshed.status_code == 200, refreshed.get_json()
     assert "id_token" in refreshed.get_json()
     assert alone == []  # the claims' versions came with the rate limit's answer
+
+
+def test_introspection_reads_the_lock_out_count_in_the_versions_mget__rfc7662_2_1(
+    flow: Any, client: FlaskClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The client's failed authentications (`idp.oidc.client_auth_failures`) are read as one
+    more key of the token's cache versions `MGET`: no round trip of their own, and the
+    token's versions come with them; a client past its limit is refused all the same."""
+    from idp.caching import RedisVersions
+
+    redis.Redis.from_url(REDIS_URL).flushdb()
+    tokens = flow.tokens(scope="openid profile")
+    alone: list[str] = []
+    read = RedisVersions.read
+    monkeypatch.setattr(RedisVersions, "read", lambda self, account_id, jti: (
+        alone.append(account_id), read(self, account_id, jti))[1])
+    auth = (flow.client.client_id, flow.secret)
+    answer = client.post("/oauth/introspect", data={"token": tokens["access_token"]}, auth=auth)
+    assert answer.status_code == 200 and answer.get_json()["active"] is True
+    assert alone == []  # the versions came with the lock-out count
+    wrong = (flow.client.client_id, "wrong")
+    for _ in range(10):  # IDP_CLIENT_AUTH_FAILURE_LIMIT's default: 10/minute
+        client.post("/oauth/introspect", data={"token": tokens["access_token"]}, auth=wrong)
+    locked = client.post("/oauth/introspect", data={"token": tokens["access_token"]}, auth=auth)
+    assert locked.status_code == 429 and locked.get_json()["error"] == "temporarily_unavailable"
