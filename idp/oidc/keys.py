@@ -190,6 +190,9 @@ def token_kid(token: str) -> str | None:
 
 MAX_TOKEN_LENGTH = 8192
 MAX_REMEMBERED_HEADERS = 64
+# Tokens whose signature verified, kept with their claims until the keys are next read
+# (`KeyRing.verified_payload`); emptied when full.
+MAX_REMEMBERED_TOKENS = 4096
 COMPACT_JWS = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+")
 
 
@@ -212,6 +215,7 @@ class KeyRing:
         self._published_body: bytes | None = None
         # header segment -> (algorithm, key) of headers that verified: our tokens have a few.
         self._verifiers: dict[tuple[str, str], tuple[Any, Key]] = {}
+        self._verified: dict[tuple[str, str], dict[str, Any]] = {}
         self._keyset: KeySet | None = None
         # Never read yet: -inf, not 0.0 (the monotonic clock counts from boot: within the first
         # cache window after a machine starts, 0.0 looked like a fresh reading and no key loaded).
@@ -252,9 +256,17 @@ class KeyRing:
     def verified_payload(self, token: str, typ: str) -> dict[str, Any] | None:
         """The claims of a compact JWS signed by one of our published keys with header `typ`
         (RFC 7515 §5.2), else None. For tokens we issued and check on every request: a header
-        that verified once is remembered with its key, so a repeated check parses no header and
-        costs the signature check (joserfc's algorithm, the cached key) and the payload."""
+        that verified once is remembered with its key, so a new token's check parses no header
+        and costs the signature check (joserfc's algorithm, the cached key) and the payload; a
+        token that verified is remembered with its claims (a copy is given), so the same token
+        again — a resource server's next call with it — costs a lookup. Both are forgotten
+        whenever the keys are read again (every IDP_KEY_CACHE_SECONDS, and on an unknown
+        `kid`): a key retired since verifies nothing more once this process has seen it gone,
+        as before. The claims' times, issuer and revocation are the caller's, on every check."""
         self._refresh()
+        remembered = self._verified.get((typ, token))
+        if remembered is not None:
+            return dict(remembered)
         if len(token) > MAX_TOKEN_LENGTH or not COMPACT_JWS.fullmatch(token):
             return None
         header_segment, payload_segment, signature_segment = token.split(".")
@@ -271,7 +283,13 @@ class KeyRing:
             claims = json.loads(_b64decode(payload_segment))
         except ValueError:  # base64, UTF-8 and JSON errors alike
             return None
-        return claims if isinstance(claims, dict) else None
+        if not isinstance(claims, dict):
+            return None
+        verified = self._verified
+        if len(verified) >= MAX_REMEMBERED_TOKENS:
+            verified.clear()
+        verified[(typ, token)] = claims
+        return dict(claims)
 
     def _verifier(self, header_segment: str, typ: str) -> tuple[Any, Key] | None:
         """RFC 7515 §4.1: only `alg` (one we sign with), `typ` and a `kid` of ours."""
@@ -324,6 +342,7 @@ class KeyRing:
             self._published = [dict(row.public_jwk) for row in rows]
             self._published_body = None
             self._verifiers = {}
+            self._verified = {}
             self._kids = {row.kid for row in rows}
             self._keyset = KeySet.import_key_set({"keys": self._published})
             self._loaded_at = time.monotonic()

@@ -24,6 +24,7 @@ from werkzeug.serving import make_server
 
 from idp import create_app
 from idp.extensions import db
+from idp.models_base import utcnow
 from tests.conftest import base_config
 
 WINDOWS = {"IDP_KEY_CACHE_SECONDS": 1, "IDP_JWKS_MAX_AGE": 2, "IDP_KEY_SIGN_MARGIN_SECONDS": 1}
@@ -226,3 +227,39 @@ def test_a_key_another_process_made_is_looked_up_at_once__rfc7515_4_1_4(app: Any
         unknown = "eyJhbGciOiJSUzI1NiIsImtpZCI6Im5vYm9keSJ9.e30.c2ln"  # kid "nobody"
         assert not here.look_again_for(unknown)  # within the second: no new read
         assert not here.look_again_for(token)  # known now
+
+
+def test_a_verified_token_is_remembered_until_its_key_is_retired__rfc7515_5_2(
+    app: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The same token checked again (a resource server's next call) costs no signature check;
+    once its key is retired, the next read of the keys forgets it and it verifies no more."""
+    from joserfc.jws import JWSRegistry
+
+    from idp.oidc.context import secret_box
+    from idp.oidc.keys import KeyRing, create_signing_key, ensure_keys
+
+    with app.app_context():
+        ensure_keys(secret_box())
+        other = create_signing_key(secret_box(), "RS256")  # published; retired below
+        db.session.commit()
+        here = KeyRing(secret_box(), cache_seconds=3600, sign_after=0)
+        signer = KeyRing(secret_box(), 0, sign_after=0)
+        signer.current()
+        token = signer._parse(other).sign_jwt(
+            {"alg": "RS256", "typ": "at+jwt", "kid": other.kid}, {"sub": "x", "aud": ["a"]})
+        checks: list[bytes] = []
+        rs256 = JWSRegistry.algorithms["RS256"]
+        verify = rs256.verify
+        monkeypatch.setattr(rs256, "verify", lambda message, signature, key: (
+            checks.append(signature), verify(message, signature, key))[1])
+        first = here.verified_payload(token, "at+jwt")
+        assert first == {"sub": "x", "aud": ["a"]} and len(checks) == 1
+        first["sub"] = "changed by a caller"
+        assert here.verified_payload(token, "at+jwt") == {"sub": "x", "aud": ["a"]}
+        assert len(checks) == 1  # remembered: no second signature check
+        assert here.verified_payload(token, "JWT") is None  # remembered for its type only
+        other.retired_at = utcnow()
+        db.session.commit()
+        here.invalidate()  # what IDP_KEY_CACHE_SECONDS does in time
+        assert here.verified_payload(token, "at+jwt") is None
