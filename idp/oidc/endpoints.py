@@ -19,11 +19,7 @@ from idp.oidc.context import issuer, keyring
 from idp.oidc.grants import CLIENT_AUTH_METHODS, CONFIDENTIAL_AUTH_METHODS, revoke_family
 from idp.oidc.id_token_hint import audience_client_id, id_token_hint_claims
 from idp.oidc.models import Client, RefreshToken, token_digest
-from idp.oidc.tokens import (
-    AccessToken,
-    decode_access_token,
-    revoke_access_token,
-)
+from idp.oidc.tokens import AccessToken, decode_access_token, revoke_access_token
 
 
 def find_token(token_string: str, hint: str | None) -> AccessToken | RefreshToken | None:
