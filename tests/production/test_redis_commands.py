@@ -159,17 +159,23 @@ def test_token_rate_limit_counts_on_after_redis_forgot_its_scripts_read_along_th
     assert rest == [400, 429]
 
 
-def test_a_refresh_reads_its_cache_versions_in_the_rate_limits_round_trip__rfc6749_6(
-    flow: Any, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def versions_read_alone(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The accounts whose cache versions are read in a round trip of their own from now on."""
     from idp.caching import RedisVersions
 
-    redis.Redis.from_url(REDIS_URL).flushdb()
-    tokens = flow.tokens(scope="openid profile offline_access")
     alone: list[str] = []
     read = RedisVersions.read
     monkeypatch.setattr(RedisVersions, "read", lambda self, account_id, jti: (
         alone.append(account_id), read(self, account_id, jti))[1])
+    return alone
+
+
+def test_a_refresh_reads_its_cache_versions_in_the_rate_limits_round_trip__rfc6749_6(
+    flow: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    redis.Redis.from_url(REDIS_URL).flushdb()
+    tokens = flow.tokens(scope="openid profile offline_access")
+    alone = versions_read_alone(monkeypatch)
     refreshed = flow.refresh(tokens["refresh_token"])
     assert refreshed.status_code == 200, refreshed.get_json()
     assert "id_token" in refreshed.get_json()
@@ -182,14 +188,9 @@ def test_introspection_reads_the_lock_out_count_in_the_versions_mget__rfc7662_2_
     """The client's failed authentications (`idp.oidc.client_auth_failures`) are read as one
     more key of the token's cache versions `MGET`: no round trip of their own, and the
     token's versions come with them; a client past its limit is refused all the same."""
-    from idp.caching import RedisVersions
-
     redis.Redis.from_url(REDIS_URL).flushdb()
     tokens = flow.tokens(scope="openid profile")
-    alone: list[str] = []
-    read = RedisVersions.read
-    monkeypatch.setattr(RedisVersions, "read", lambda self, account_id, jti: (
-        alone.append(account_id), read(self, account_id, jti))[1])
+    alone = versions_read_alone(monkeypatch)
     auth = (flow.client.client_id, flow.secret)
     answer = client.post("/oauth/introspect", data={"token": tokens["access_token"]}, auth=auth)
     assert answer.status_code == 200 and answer.get_json()["active"] is True
