@@ -147,30 +147,34 @@ class LiveSession:
 
 
 def signed_in() -> LiveSession | None:
-    """This browser's live session, if any: one statement, read once per request (kept on `g`,
-    so a session ended or revoked is seen by the next request). Live means not ended, not
-    expired, not waiting for its second factor, and its account active (a merged-away,
-    disabled or deleted account signs nobody in)."""
+    """This browser's live session, if any (`live_session`), read once per request (kept on
+    `g`, so a session ended or revoked is seen by the next request)."""
     if LIVE_KEY in g:
         live: LiveSession | None = g.get(LIVE_KEY)
         return live
-    found: LiveSession | None = None
     sid = session.get(SESSION_KEY)
-    if isinstance(sid, str):
-        row = _read_session(sid)
-        if (
-            row is not None
-            and row["session_ended_at"] is None
-            and row["session_expires_at"] > utcnow()
-            and not row["session_second_factor_pending"]
-            and row["account_status"] == AccountStatus.ACTIVE
-        ):
-            found = LiveSession(
-                {column.key: row[f"session_{column.key}"] for column in _SESSIONS.c},
-                LiveAccount({column.key: row[f"account_{column.key}"] for column in _ACCOUNTS.c}),
-            )
+    found = live_session(sid) if isinstance(sid, str) else None
     setattr(g, LIVE_KEY, found)
     return found
+
+
+def live_session(sid: str) -> LiveSession | None:
+    """The session `sid` names if it is live: one statement at most. Live means not ended, not
+    expired, not waiting for its second factor, and its account active (a merged-away,
+    disabled or deleted account signs nobody in)."""
+    row = _read_session(sid)
+    if (
+        row is None
+        or row["session_ended_at"] is not None
+        or row["session_expires_at"] <= utcnow()
+        or row["session_second_factor_pending"]
+        or row["account_status"] != AccountStatus.ACTIVE
+    ):
+        return None
+    return LiveSession(
+        {column.key: row[f"session_{column.key}"] for column in _SESSIONS.c},
+        LiveAccount({column.key: row[f"account_{column.key}"] for column in _ACCOUNTS.c}),
+    )
 
 
 def _read_session(sid: str) -> dict[str, Any] | None:

@@ -67,9 +67,12 @@ class CurrentRequest(FlaskOAuth2Request):  # type: ignore[misc]
 
 
 class IdentityProviderServer(AuthorizationServer):
-    def create_oauth2_request(self, request: Any) -> CurrentRequest:
-        """Authlib's request of the current Flask request (`request` is not used, as in
-        Authlib's Flask server), made of the request object behind the proxy."""
+    def create_oauth2_request(self, request: Any) -> OAuth2Request:
+        """Authlib's request of the current Flask request (made of the request object behind
+        the proxy), unless the caller built one (the authorization endpoint's hot lane,
+        `idp/oidc/hot_paths/authorize.py`)."""
+        if isinstance(request, OAuth2Request):
+            return request
         return CurrentRequest(cast(Any, flask_request)._get_current_object())
 
     def query_client(self, client_id: str) -> ClientSnapshot | None:  # type: ignore[override]

@@ -9,6 +9,10 @@ is answered by a plain function that takes a parsed `HotRequest` and returns sta
 body, calling the same domain functions as the rest of the IdP; every other request goes to
 Flask untouched. The routes exist once: here, not also as Flask views.
 
+One page is served here in its common case only: the authorization request of a signed-in
+browser that gets its code at once (`authorize.py`); every other authorization request goes to
+its Flask view, which keeps the pages, errors and redirects a person sees.
+
 What the pipeline keeps, done cheaply (`dispatcher.py`): the request id, the NUL guard, the
 metrics and access log line, the security headers and `request_id` in every error body.
 """
@@ -17,14 +21,18 @@ from __future__ import annotations
 
 from flask import Flask
 
-from idp.oidc.hot_paths.dispatcher import HotPathDispatcher, Routes
+from idp.oidc.hot_paths.authorize import authorize
+from idp.oidc.hot_paths.dispatcher import HotPathDispatcher, PageRoutes, Routes
 from idp.oidc.hot_paths.read_endpoints import ROUTES as READ_ROUTES
 from idp.oidc.hot_paths.token_endpoint import token
 
 ROUTES: Routes = {**READ_ROUTES, "/oauth/token": ("oidc.token", {"POST": token})}
+# Pages whose common answer is made here and every other by their Flask view.
+PAGES: PageRoutes = {"/oauth/authorize": ("oidc.authorize", authorize)}
 
 
 def install(app: Flask) -> None:
     """Put the dispatcher in front of the app's WSGI callable (inside any proxy fix-up added
     later, which wraps it in turn)."""
-    app.wsgi_app = HotPathDispatcher(app, app.wsgi_app, ROUTES)  # type: ignore[method-assign]
+    app.wsgi_app = HotPathDispatcher(  # type: ignore[method-assign]
+        app, app.wsgi_app, ROUTES, PAGES)

@@ -31,6 +31,10 @@ Answer = tuple[int, list[tuple[str, str]], bytes]
 Handler = Callable[[HotRequest], Answer]
 # {path: (endpoint name for metrics and logs, {method: handler})}
 Routes = dict[str, tuple[str, dict[str, Handler]]]
+# A page's handler: its answer, or None to hand the request to Flask (`HotPathDispatcher._page`).
+PageHandler = Callable[[HotRequest], Answer | None]
+# {path: (endpoint name, handler)}: pages whose common answer is made here, the rest by Flask.
+PageRoutes = dict[str, tuple[str, PageHandler]]
 # Called after each answer, in the app context: (request, endpoint name, status).
 Observer = Callable[[HotRequest, str, int], None]
 OBSERVERS = "idp_hot_path_observers"
@@ -38,7 +42,7 @@ OBSERVERS = "idp_hot_path_observers"
 log = logging.getLogger("idp.errors")
 access_log = logging.getLogger("idp.access")
 
-REASONS = {200: "OK", 400: "BAD REQUEST", 401: "UNAUTHORIZED", 403: "FORBIDDEN",
+REASONS = {200: "OK", 302: "FOUND", 400: "BAD REQUEST", 401: "UNAUTHORIZED", 403: "FORBIDDEN",
            404: "NOT FOUND", 405: "METHOD NOT ALLOWED", 413: "REQUEST ENTITY TOO LARGE",
            429: "TOO MANY REQUESTS", 500: "INTERNAL SERVER ERROR", 503: "SERVICE UNAVAILABLE"}
 JSON_ERROR_HEADERS = [
@@ -47,18 +51,24 @@ JSON_ERROR_HEADERS = [
 
 
 class HotPathDispatcher:
-    def __init__(self, app: Flask, fallback: Callable[..., Iterable[bytes]], routes: Routes):
+    def __init__(self, app: Flask, fallback: Callable[..., Iterable[bytes]], routes: Routes,
+                 pages: PageRoutes | None = None):
         self.app = app
         self.fallback = fallback
         self.routes = routes
+        self.pages = pages or {}
         self.max_body = int(app.config.get("MAX_CONTENT_LENGTH") or 64 * 1024)
         self.access_log = bool(app.config.get("IDP_ACCESS_LOG", True))
         self.observers: list[Observer] = app.extensions.setdefault(OBSERVERS, [])
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
-        route = self.routes.get(environ.get("PATH_INFO", ""))
+        path = environ.get("PATH_INFO", "")
+        route = self.routes.get(path)
         if route is None:
-            return self.fallback(environ, start_response)
+            page = self.pages.get(path)
+            if page is None:
+                return self.fallback(environ, start_response)
+            return self._page(environ, start_response, *page)
         started = time.perf_counter()
         endpoint, handlers = route
         request = HotRequest(environ, request_id_from(environ, self._proxies()), self.max_body)
@@ -67,14 +77,50 @@ class HotPathDispatcher:
         try:
             g.request_id = request.request_id
             g.hot_request = request
-            status, headers, body = self._answer(request, handlers)
-            for observer in self.observers:
-                observer(request, endpoint, status)
-            if self.access_log:
-                elapsed = time.perf_counter() - started
-                self._log(request, endpoint, status, elapsed)
+            answer = self._answer(request, handlers)
+            self._observed(request, endpoint, answer[0], started)
         finally:
             context.pop()
+        return self._respond(request, endpoint, answer, started, start_response)
+
+    def _page(self, environ: dict[str, Any], start_response: Callable[..., Any], endpoint: str,
+              handler: PageHandler) -> Any:
+        """A page's common answer made here, or the request handed to Flask untouched: any
+        method but GET, a NUL in the target, or the handler's None (before it wrote anything;
+        the transaction is rolled back)."""
+        if environ.get("REQUEST_METHOD") != "GET" or target_has_nul(environ):
+            return self.fallback(environ, start_response)
+        started = time.perf_counter()
+        request = HotRequest(environ, request_id_from(environ, self._proxies()), self.max_body)
+        context = self.app.app_context()
+        context.push()
+        try:
+            g.request_id = request.request_id
+            g.hot_request = request
+            try:
+                answer = handler(request)
+            except Exception as error:  # noqa: BLE001 - answered, logged, never shown
+                answer = self._unexpected(request, error)
+            if answer is None:
+                db.session.rollback()
+            else:
+                self._observed(request, endpoint, answer[0], started)
+        finally:
+            context.pop()
+        if answer is None:
+            return self.fallback(environ, start_response)
+        return self._respond(request, endpoint, answer, started, start_response)
+
+    def _observed(self, request: HotRequest, endpoint: str, status: int, started: float) -> None:
+        """The observers and the access line, in the app context."""
+        for observer in self.observers:
+            observer(request, endpoint, status)
+        if self.access_log:
+            self._log(request, endpoint, status, time.perf_counter() - started)
+
+    def _respond(self, request: HotRequest, endpoint: str, answer: Answer, started: float,
+                 start_response: Callable[..., Any]) -> Any:
+        status, headers, body = answer
         headers.extend(security_headers(self.app.config["IDP_ISSUER"]))
         headers.append(("X-Request-Id", request.request_id))
         if request.method == "HEAD":
