@@ -167,6 +167,7 @@ def test_an_account_pending_deletion_is_detoured_by_the_gate(
     from idp.models_base import utcnow
 
     account = db.session.get(Account, user.id)
+    assert account is not None
     account.deletion_requested_at = utcnow()
     account.deletion_due_at = utcnow() + timedelta(days=15)
     db.session.commit()

@@ -21,14 +21,12 @@ from __future__ import annotations
 
 from flask import Flask
 
-from idp.oidc.hot_paths.authorize import authorize
-from idp.oidc.hot_paths.dispatcher import HotPathDispatcher, PageRoutes, Routes
+from idp.oidc.hot_paths.authorize import PAGES
+from idp.oidc.hot_paths.dispatcher import HotPathDispatcher, Routes
 from idp.oidc.hot_paths.read_endpoints import ROUTES as READ_ROUTES
 from idp.oidc.hot_paths.token_endpoint import token
 
 ROUTES: Routes = {**READ_ROUTES, "/oauth/token": ("oidc.token", {"POST": token})}
-# Pages whose common answer is made here and every other by their Flask view.
-PAGES: PageRoutes = {"/oauth/authorize": ("oidc.authorize", authorize)}
 
 
 def install(app: Flask) -> None:

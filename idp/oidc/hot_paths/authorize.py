@@ -30,7 +30,7 @@ from idp.accounts import sessions
 from idp.input_guard import NUL
 from idp.oidc import consent, nonces
 from idp.oidc.hot_paths.authlib_bridge import HotOAuth2Request
-from idp.oidc.hot_paths.dispatcher import Answer
+from idp.oidc.hot_paths.dispatcher import Answer, PageRoutes
 from idp.oidc.hot_paths.http import HotRequest
 from idp.oidc.interaction import AUTHORIZATION_PARAMETERS
 from idp.oidc.step_up import mfa_required, session_has_mfa
@@ -115,6 +115,9 @@ def _live_session(request: HotRequest) -> Any:
     opened = interface.open_session(app, _Cookies(parse_cookie(request.environ)))
     sid = opened.get(sessions.SESSION_KEY) if opened is not None else None
     return sessions.live_session(sid) if isinstance(sid, str) else None
+
+
+PAGES: PageRoutes = {"/oauth/authorize": ("oidc.authorize", authorize)}
 
 
 class _Cookies:
