@@ -192,3 +192,21 @@ def test_a_nul_or_a_body_is_the_views(consented: CodeFlow, served_by_flask: list
     consented.browser.get("/oauth/authorize", query_string=consented.authorize_params(),
                           data="x=1", content_type="application/x-www-form-urlencoded")
     assert served_by_flask == ["/oauth/authorize", "/oauth/authorize"]
+
+
+def test_a_failure_before_the_code_is_the_views_page(
+    consented: CodeFlow, served_by_flask: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The lane writes nothing before the code: a failure there (here the database, gone while
+    the session is read) is handed to the view, which answers it as a page for a person."""
+    from sqlalchemy.exc import OperationalError
+
+    from idp.accounts import sessions
+
+    def gone(_sid: str) -> None:
+        raise OperationalError("SELECT 1", {}, ConnectionError("server closed the connection"))
+
+    monkeypatch.setattr(sessions, "live_session", gone)
+    response = consented.authorize(consent=None)
+    assert response.status_code == 503 and response.mimetype == "text/html"
+    assert served_by_flask == ["/oauth/authorize"]

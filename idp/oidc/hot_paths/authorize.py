@@ -53,6 +53,26 @@ class QueryOAuth2Request(HotOAuth2Request):
 
 def authorize(request: HotRequest) -> Answer | None:
     """The code for a live session's consented request; None hands the request to Flask."""
+    try:
+        decided = _decide(request)
+    except Exception:  # noqa: BLE001 - nothing written yet: the view meets it again, as a page
+        return None  # (a database outage: its 503 page; anything else: its error page)
+    if decided is None:
+        return None
+    grant, account = decided
+    server = current_app.extensions["idp_authorization_server"]
+    response = server.create_authorization_response(grant=grant, grant_user=account)
+    # As the Flask pipeline finishes it: a page is never cached; the session was read.
+    headers = [item for item in response.headers.items() if item[0] != "Content-Length"]
+    if response.mimetype == "text/html" and "Cache-Control" not in response.headers:
+        headers.append(("Cache-Control", "no-store"))
+    headers.append(("Vary", "Cookie"))
+    return response.status_code, headers, response.get_data()
+
+
+def _decide(request: HotRequest) -> tuple[Any, Any] | None:
+    """The validated grant and the signed-in account when the answer is a code; None when
+    the view is to answer. Reads only."""
     query = _query(request)
     if query is None or not FLASK_PARAMETERS.isdisjoint(query) or _has_body(request):
         return None
@@ -72,13 +92,7 @@ def authorize(request: HotRequest) -> Answer | None:
         return None  # step-up: the view sends the browser to the second factor
     if not consent.covers(live.account.id, client, scope_set(grant.request.scope)):
         return None  # the consent page
-    response = server.create_authorization_response(grant=grant, grant_user=live.account)
-    # As the Flask pipeline finishes it: a page is never cached; the session was read.
-    headers = [item for item in response.headers.items() if item[0] != "Content-Length"]
-    if response.mimetype == "text/html" and "Cache-Control" not in response.headers:
-        headers.append(("Cache-Control", "no-store"))
-    headers.append(("Vary", "Cookie"))
-    return response.status_code, headers, response.get_data()
+    return grant, live.account
 
 
 def _query(request: HotRequest) -> dict[str, str] | None:

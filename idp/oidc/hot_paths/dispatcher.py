@@ -102,7 +102,7 @@ class HotPathDispatcher:
             except Exception as error:  # noqa: BLE001 - answered, logged, never shown
                 answer = self._unexpected(request, error)
             if answer is None:
-                db.session.rollback()
+                _discard_transaction()
             else:
                 self._observed(request, endpoint, answer[0], started)
         finally:
@@ -152,10 +152,7 @@ class HotPathDispatcher:
             return self._unexpected(request, error)
 
     def _unexpected(self, request: HotRequest, error: Exception) -> Answer:
-        try:
-            db.session.rollback()
-        except Exception:  # noqa: BLE001 - the connection may be the thing that failed
-            db.session().invalidate()  # the scoped session does not proxy invalidate
+        _discard_transaction()
         if outage.is_database_outage(error):
             outage.outage_log(self.app).failed(error)
             status, headers, body = error_answer(
@@ -174,6 +171,13 @@ class HotPathDispatcher:
         info_verbatim(access_log, f"{request.method} {request.path} {status}", {
             "endpoint": endpoint, "status": status, "duration_ms": round(seconds * 1000, 2),
             "remote_addr": request.environ.get("REMOTE_ADDR")}, request.request_id)
+
+
+def _discard_transaction() -> None:
+    try:
+        db.session.rollback()
+    except Exception:  # noqa: BLE001 - the connection may be the thing that failed
+        db.session().invalidate()  # the scoped session does not proxy invalidate
 
 
 def error_answer(request: HotRequest, status: int, error: str, description: str | None,
