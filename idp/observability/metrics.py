@@ -76,8 +76,16 @@ bp = Blueprint("observability", __name__)
 # --- hooks other domains call (or pass) -------------------------------------------------------
 
 
+# {grant type: its child of `tokens_issued`}: only grants that issued, the server's registered.
+_TOKENS_ISSUED_BY_GRANT: dict[str, Any] = {}
+
+
 def count_token_issued(grant_type: str | None) -> None:
-    tokens_issued.labels(grant_type=grant_type or "other").inc()
+    grant = grant_type or "other"
+    counter = _TOKENS_ISSUED_BY_GRANT.get(grant)
+    if counter is None:  # prometheus-client's `labels` checks and locks on every call (~10 µs)
+        counter = _TOKENS_ISSUED_BY_GRANT[grant] = tokens_issued.labels(grant_type=grant)
+    counter.inc()
 
 
 def count_event_delivery(sink: str, outcome: str) -> None:
