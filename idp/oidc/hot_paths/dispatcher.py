@@ -6,7 +6,11 @@ session as Flask's would; the NUL guard on path, query and headers; the endpoint
 other domains registered (`observe`: usage counting); then the answer with the security headers
 of every answer of the IdP, `request_id` in an error body, the request's metrics and its access log
 line. An exception is rolled back and answered as the Flask app answers it (503 for a database
-outage, else 500 with the request id), never with a trace."""
+outage, else 500 with the request id), never with a trace.
+
+A page (`pages`: the authorization endpoint, `authorize.py`) is answered here in its common case
+only, with the same pipeline: a GET its handler answers; anything else, or the handler's None,
+goes to Flask untouched."""
 
 from __future__ import annotations
 
