@@ -23,17 +23,19 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from pipeline import environ  # noqa: E402
-from profile_token import REDIRECT_URI, build, signed_in_cookie  # noqa: E402
+from profile_token import (  # noqa: E402
+    REDIRECT_URI,
+    add_store_arguments,
+    build,
+    signed_in_cookie,
+)
 
 SCOPE = "openid profile phone"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--postgres", action="store_true", help="PostgreSQL + Redis")
-    parser.add_argument("--postgres-url",
-                        default="postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
-    parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/14")
+    add_store_arguments(parser)
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()

@@ -182,12 +182,17 @@ def _form(**fields: str) -> bytes:
     return urlencode(fields).encode()
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser()
+def add_store_arguments(parser: argparse.ArgumentParser) -> None:
+    """--postgres, --postgres-url, --redis-url (`run.database` reads them)."""
     parser.add_argument("--postgres", action="store_true", help="PostgreSQL + Redis")
     parser.add_argument("--postgres-url",
                         default="postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/14")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    add_store_arguments(parser)
     parser.add_argument("--requests", type=int, default=500)
     parser.add_argument("--profile", choices=SCENARIOS)
     parser.add_argument("--only", choices=SCENARIOS,

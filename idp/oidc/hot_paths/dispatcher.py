@@ -75,12 +75,8 @@ class HotPathDispatcher:
             return self._page(environ, start_response, *page)
         started = time.perf_counter()
         endpoint, handlers = route
-        request = HotRequest(environ, request_id_from(environ, self._proxies()), self.max_body)
-        context = self.app.app_context()
-        context.push()
+        request, context = self._begin(environ)
         try:
-            g.request_id = request.request_id
-            g.hot_request = request
             answer = self._answer(request, handlers)
             self._observed(request, endpoint, answer[0], started)
         finally:
@@ -95,12 +91,8 @@ class HotPathDispatcher:
         if environ.get("REQUEST_METHOD") != "GET" or target_has_nul(environ):
             return self.fallback(environ, start_response)
         started = time.perf_counter()
-        request = HotRequest(environ, request_id_from(environ, self._proxies()), self.max_body)
-        context = self.app.app_context()
-        context.push()
+        request, context = self._begin(environ)
         try:
-            g.request_id = request.request_id
-            g.hot_request = request
             try:
                 answer = handler(request)
             except Exception as error:  # noqa: BLE001 - answered, logged, never shown
@@ -114,6 +106,16 @@ class HotPathDispatcher:
         if answer is None:
             return self.fallback(environ, start_response)
         return self._respond(request, endpoint, answer, started, start_response)
+
+    def _begin(self, environ: dict[str, Any]) -> tuple[HotRequest, Any]:
+        """The parsed request and its app context, pushed, the request on `g` (popped by the
+        caller)."""
+        request = HotRequest(environ, request_id_from(environ, self._proxies()), self.max_body)
+        context = self.app.app_context()
+        context.push()
+        g.request_id = request.request_id
+        g.hot_request = request
+        return request, context
 
     def _observed(self, request: HotRequest, endpoint: str, status: int, started: float) -> None:
         """The observers and the access line, in the app context."""

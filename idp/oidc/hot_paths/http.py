@@ -11,8 +11,6 @@ import json
 from typing import Any
 from urllib.parse import parse_qsl
 
-from werkzeug.datastructures import EnvironHeaders
-
 from idp.input_guard import NUL, REFUSAL
 
 JSON = "application/json"
@@ -49,10 +47,15 @@ class HotRequest:
         return value if isinstance(value, str) else None
 
     @property
-    def headers(self) -> EnvironHeaders:
-        """The headers by their HTTP names, for Authlib's client authentication: read from the
-        environ as asked (werkzeug's view, as Flask's `request.headers`), none copied."""
-        return EnvironHeaders(self.environ)
+    def headers(self) -> dict[str, str]:
+        """All headers by their HTTP names, for Authlib's client authentication."""
+        found = {}
+        for key, value in self.environ.items():
+            if key.startswith("HTTP_"):
+                found[key[5:].replace("_", "-").title()] = value
+        if "CONTENT_TYPE" in self.environ:
+            found["Content-Type"] = self.environ["CONTENT_TYPE"]
+        return found
 
     @property
     def remote_addr(self) -> str | None:
