@@ -119,15 +119,10 @@ def on_wechat_call(path: str, errcode: int | None, _seconds: float) -> None:
 
 def _count_hot_answer(hot_request: HotRequest, endpoint: str, status: int) -> None:
     """Token issuance by grant, seen at the edge (the token endpoint is a hot path,
-    `idp/oidc/hot_paths`): a 200 from it issued one. Then the request's counts are buffered
-    (as `count` then `_buffer_request_counts` would, without their look-ups of the request)."""
-    counts: Counter[tuple[str, str]] | None = g.pop("usage_counts", None)
+    `idp/oidc/hot_paths`): a 200 from it issued one. Then the request's counts are buffered."""
     if endpoint == "oidc.token" and status == 200:
-        if counts is None:
-            counts = Counter()
-        counts[(TOKEN_ISSUED, (hot_request.form.get("grant_type") or "unknown")[:96])] += 1
-    if counts:
-        _buffer(counts)
+        count(TOKEN_ISSUED, (hot_request.form.get("grant_type") or "unknown")[:96])
+    _buffer_request_counts()
 
 
 def _flush(response: Response) -> Response:
@@ -138,14 +133,10 @@ def _flush(response: Response) -> Response:
 def _buffer_request_counts() -> None:
     counts = g.pop("usage_counts", None)
     if counts:
-        _buffer(counts)
-
-
-def _buffer(counts: Counter[tuple[str, str]]) -> None:
-    buffer = pending_counts()
-    buffer.add(counts)
-    if buffer.due():
-        buffer.flush()
+        buffer = pending_counts()
+        buffer.add(counts)
+        if buffer.due():
+            buffer.flush()
 
 
 def write(counts: dict[tuple[str, str], int]) -> None:
