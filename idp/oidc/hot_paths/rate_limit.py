@@ -18,6 +18,7 @@ from redis.exceptions import NoScriptError
 
 from idp import caching
 from idp.extensions import limiter, per_process_limiter
+from idp.oidc.hot_paths import rate_leases
 from idp.oidc.hot_paths.http import HotError, HotRequest
 from idp.redis_commands import HeldConnections
 
@@ -46,27 +47,58 @@ def client_key(request: HotRequest) -> str:
 
 
 def _hit(item: RateLimitItem, key: str, account: str | None = None) -> bool:
-    """The `limits` library's fixed-window hit — its key, its script — with the script sent
-    on this thread's own Redis connection (`idp.redis_commands`: half the CPU of the client's
-    round trip) when the shared store is Redis; with `account`, in the same round trip as the
-    cache versions the grant reads next for that account (`idp.caching.read_along`)."""
+    """The `limits` library's fixed-window hit — its key, its window — counted in Redis with
+    the script sent on this thread's own Redis connection (`idp.redis_commands`: half the CPU
+    of the client's round trip) when the shared store is Redis; with `account`, in the same
+    round trip as the cache versions the grant reads next for that account
+    (`idp.caching.read_along`). A busy client's hits are leased (`rate_leases`): a hit this
+    process holds reserved is taken without a round trip."""
     storage = limiter.limiter.storage
     if type(storage) is not RedisStorage:
         return bool(limiter.limiter.hit(item, NAMESPACE, key))
     counter = storage.prefixed_key(item.key_for(NAMESPACE, key))
-    command = ("EVALSHA", storage.lua_incr_expire.sha, 1, counter, item.get_expiry(), 1)
-    count: Any
-    sent, count = (caching.read_along(command, account, "")
-                   if account is not None and caching.shares_versions_redis(storage.storage)
-                   else (False, None))
+    largest = rate_leases.most(item.amount)
+    leases = _leases(storage)
+    if largest > 1 and leases.take(counter):
+        return True
+    asked = leases.ask(counter, largest) if largest > 1 else 0
+    script = _lease_script(storage) if asked else storage.lua_incr_expire
+    arguments = (item.get_expiry(), asked, item.amount) if asked else (item.get_expiry(), 1)
+    command = ("EVALSHA", script.sha, 1, counter, *arguments)
+    answer: Any
+    sent, answer = (caching.read_along(command, account, "")
+                    if account is not None and caching.shares_versions_redis(storage.storage)
+                    else (False, None))
     try:
         if not sent:
-            count = _held(storage).execute(*command)
-        elif isinstance(count, Exception):
-            raise count
+            answer = _held(storage).execute(*command)
+        elif isinstance(answer, Exception):
+            raise answer
     except NoScriptError:  # Redis restarted or flushed its scripts: the client loads it
-        count = storage.lua_incr_expire([counter], [item.get_expiry(), 1])
-    return int(count) <= item.amount
+        answer = script([counter], list(arguments))
+    if not asked:
+        return int(answer) <= item.amount
+    count, extra, milliseconds_left = (int(value) for value in answer)
+    allowed = count <= item.amount
+    leases.answered(counter, asked, largest, allowed, extra, milliseconds_left)
+    return allowed
+
+
+def _leases(storage: RedisStorage) -> rate_leases.Leases:
+    """This process's leases of the store's windows (a forked child starts with none)."""
+    found: rate_leases.Leases | None = getattr(storage, "_idp_leases", None)
+    if found is None or not found.mine():
+        found = rate_leases.Leases()
+        storage._idp_leases = found  # type: ignore[attr-defined]
+    return found
+
+
+def _lease_script(storage: RedisStorage) -> Any:
+    found = getattr(storage, "_idp_lease_script", None)
+    if found is None:
+        found = storage.storage.register_script(rate_leases.LEASE_SCRIPT)
+        storage._idp_lease_script = found  # type: ignore[attr-defined]
+    return found
 
 
 def _held(storage: RedisStorage) -> HeldConnections:
