@@ -32,6 +32,7 @@ class AuthContext:
 
 
 def auth_context() -> AuthContext:
-    if "auth_context" not in g:
-        g.auth_context = AuthContext()
-    return g.auth_context
+    found: AuthContext | None = g.get("auth_context")  # one look-up through the proxy
+    if found is None:
+        found = g.auth_context = AuthContext()
+    return found
