@@ -159,8 +159,7 @@ class _MillisecondText:
         second, fraction = divmod(millisecond, 1000)
         known = self.second
         if known[0] != second:
-            known = self.second = (second, datetime.fromtimestamp(second, UTC).strftime(
-                "%Y-%m-%dT%H:%M:%S."))
+            known = self.second = (second, _time_text(second).rpartition(".")[0] + ".")
         text = f"{known[1]}{fraction:03d}+00:00"
         self.current = (millisecond, text)
         return text
