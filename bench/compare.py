@@ -32,6 +32,7 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import machine_time  # noqa: E402 - bench/machine_time.py: where the machine time goes
 import run as single  # noqa: E402 - bench/run.py: instance set-up, CPU sampling
 
 BENCH_DIR = Path(__file__).resolve().parent
@@ -95,6 +96,7 @@ class Figures:
     cpu_ms: float  # server CPU per unit
     store_cpu_ms: float = 0.0  # PostgreSQL's and Redis's CPU per unit (the store's own work)
     rss_mb: list[float] = field(default_factory=list)
+    parts: dict[str, float] | None = None  # machine ms per unit by part (--where)
 
 
 @dataclass
@@ -544,24 +546,29 @@ def peer_run(scenario: str, peer: Peer, connections: int) -> WrkRun | None:
 
 
 def measure(
-    wrk: str, make_run: Any, server_pid: int, args: argparse.Namespace, workdir: Path
+    wrk: str, make_run: Any, server_pid: int, args: argparse.Namespace, workdir: Path,
+    where: bool = False,
 ) -> Figures | None:
+    """One measured wrk run after its warm-up; with `where`, sampled by `perf` too."""
     warm = make_run()
     if warm is None:
         return None
     run_wrk(wrk, warm, args.warmup, args.connections, workdir)
     spec = make_run()
+    recording = (machine_time.Recording(workdir / f"perf-{secrets.token_hex(4)}.data",
+                                        max(1.0, args.duration - 1.0)) if where else None)
     before, store_before = cpu_seconds(server_pid), store_cpu_seconds()
     result = run_wrk(wrk, spec, args.duration, args.connections, workdir)
     cpu = cpu_seconds(server_pid) - before
     store_cpu = store_cpu_seconds() - store_before
     units = result["units"] * args.duration
+    parts = recording.parts(tree(server_pid), result["units"]) if recording else None
     return Figures(
         units=result["units"], p50=result["p50"], p99=result["p99"],
         bad=int(result["bad"]), errors=int(result["errors"]),
         cpu_ms=cpu * 1000 / max(1.0, units),
         store_cpu_ms=store_cpu * 1000 / max(1.0, units),
-        rss_mb=[rss_mb(pid) for pid in tree(server_pid)],
+        rss_mb=[rss_mb(pid) for pid in tree(server_pid)], parts=parts,
     )  # fmt: skip
 
 
@@ -641,6 +648,35 @@ def table(rows: list[Row]) -> str:
     return "\n".join(lines)
 
 
+def where_text(rows: list[Row]) -> str:
+    """`--where`: the first round's machine time per unit by part, IdP and peer; for a ratio
+    target, the machine time a unit may take at the target (the CPUs' time ÷ the target's units
+    per second) beside what the IdP's floor work (crypto, kernel, the stores, wrk) takes alone."""
+    lines, budgets = [], []
+    cpus = os.cpu_count() or 1
+    for row in rows:
+        for server, runs in (("IdP", row.idp), ("peer", row.peer)):
+            if runs and runs[0].parts is not None:
+                lines.append((row.scenario, server, runs[0].units, runs[0].parts))
+        ratio_target = TARGETS[row.scenario][0]
+        if ratio_target and row.idp and row.peer and row.idp[0].parts and row.peer[0].parts:
+            ours = row.idp[0].parts
+            target_units = ratio_target * row.peer[0].units
+            budget = cpus * 1000 / target_units
+            floor = sum(ours[p] for p in ("crypto", "kernel", "postgres", "redis", "wrk"))
+            code = ours["interpreter"] + ours["native"]
+            budgets.append(
+                f"- {row.scenario}: {ratio_target:g}× the peer is {target_units:,.0f} units/s: "
+                f"{budget:.2f} ms of the {cpus} CPUs a unit. The IdP's crypto, kernel, stores "
+                f"and wrk take {floor:.2f} of it, its interpreter and other native code "
+                f"{code:.2f} (the rest, idle included: {budget - floor:.2f}).")
+    if not lines:
+        return ""
+    return ("Where each unit's machine time goes (ms; `--where`, the first round; "
+            "bench/machine_time.py):\n\n" + machine_time.table(lines)
+            + ("\n\n" + "\n".join(budgets) if budgets else ""))
+
+
 def peer_redis_url(idp_redis_url: str) -> str:
     """The Redis-backed peer's database: the IdP's server, the next database number."""
     base, _, number = idp_redis_url.rpartition("/")
@@ -705,7 +741,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--workers", type=int, help="idp serve --workers (default: its own)")
     parser.add_argument("--write-readme", action="store_true")
     parser.add_argument("--keep", action="store_true")
+    parser.add_argument("--where", action="store_true",
+                        help="perf-sample the first round: where each unit's time goes")
     args = parser.parse_args(argv)
+    if args.where and (why := machine_time.available()) is not None:
+        raise SystemExit(f"--where: {why}")
     args.postgres = True
     scenarios = args.scenario or list(SCENARIOS)
 
@@ -741,16 +781,17 @@ def main(argv: list[str] | None = None) -> None:
             print(floor_text(floor_row), flush=True)
             for scenario in scenarios:
                 row = Row(scenario)
-                for _ in range(args.rounds):
+                for round_number in range(args.rounds):
+                    where = args.where and round_number == 0
                     row.idp.append(measure(
                         wrk, lambda s=scenario: idp_run(s, idp, args.connections,
                                                         codes_per_run // 2),
-                        idp.instance.server.pid, args, workdir))
+                        idp.instance.server.pid, args, workdir, where))
                     if peer is not None:
                         pid = peer.for_scenario(scenario).pid
                         figures = measure(wrk, lambda s=scenario: peer_run(s, peer,
                                                                            args.connections),
-                                          pid, args, workdir)
+                                          pid, args, workdir, where)
                         if figures is not None:
                             row.peer.append(figures)
                 rows.append(row)
@@ -782,6 +823,8 @@ def main(argv: list[str] | None = None) -> None:
         if not args.keep:
             shutil.rmtree(workdir, ignore_errors=True)
     text = f"{describe(args, workers)}\n\n{table(rows)}\n\n{floor_text(floor_row)}"
+    if args.where:
+        text += "\n\n" + where_text(rows)
     print()
     print(text)
     if args.write_readme:
