@@ -50,6 +50,27 @@ def test_downgrade_to_base_and_up_again(empty_app: Any) -> None:
     assert "account" in sa.inspect(db.engine).get_table_names()
 
 
+def test_codes_become_unlogged_and_logged_again(empty_app: Any) -> None:
+    """`authorization_code_unlogged`: PostgreSQL's code table writes no WAL; its downgrade
+    logs it again. SQLite: nothing to change, both ways."""
+    def persistence() -> str | None:
+        if db.engine.dialect.name != "postgresql":
+            return None
+        with db.engine.connect() as connection:
+            return str(connection.exec_driver_sql(
+                "SELECT relpersistence FROM pg_class WHERE relname = 'authorization_code'"
+            ).scalar_one())
+
+    upgrade(directory=MIGRATIONS_DIRECTORY)
+    unlogged = persistence()
+    downgrade(directory=MIGRATIONS_DIRECTORY, revision="e3b8f1a6c2d9")
+    logged = persistence()
+    upgrade(directory=MIGRATIONS_DIRECTORY)
+    if db.engine.dialect.name == "postgresql":
+        assert (unlogged, logged, persistence()) == ("u", "p", "u")
+    assert "authorization_code" in sa.inspect(db.engine).get_table_names()
+
+
 def test_issued_refresh_tokens_get_their_predecessor__rfc9700_4_14_2(empty_app: Any) -> None:
     """`refresh_token_predecessor`: a live token whose family keeps an answer (on the token it
     succeeded) names that token, so its rotation drops the answer as a new successor's does;

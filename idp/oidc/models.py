@@ -8,7 +8,7 @@ from typing import Any
 
 from authlib.oauth2.rfc6749 import ClientMixin
 from authlib.oauth2.rfc6749.util import scope_to_list
-from sqlalchemy import JSON, Boolean, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import DDL, JSON, Boolean, ForeignKey, Index, Integer, String, Text, event
 from sqlalchemy.orm import Mapped, mapped_column
 
 from idp.crypto import digest
@@ -111,6 +111,17 @@ class SigningKey(Model):
 
 
 class AuthorizationCode(Model):
+    """One row per authorization code (RFC 6749 §4.1.2): the truth of its single use.
+
+    On PostgreSQL the table is UNLOGGED (`UNLOGGED_CODES`): a code lives a minute, so its
+    insert and its claim write no WAL and the insert's commit waits for no disk flush
+    (bench/README.md, "Thirteenth session"). What that costs, failing closed: a database crash
+    (not a clean restart) empties the table, so a code issued before it no longer redeems
+    (`invalid_grant`: the browser signs in again) and a code replayed after it is refused
+    without revoking what its first use issued; a standby holds no codes (after a failover,
+    the same).
+    """
+
     __tablename__ = "authorization_code"
     # The nonce replay check of every authorization request (OpenIDConnectCode.exists_nonce)
     # would otherwise scan every code. A hash index on PostgreSQL: a nonce has no length limit,
@@ -152,6 +163,11 @@ class AuthorizationCode(Model):
 
     def get_amr(self) -> list[str] | None:
         return self.amr or None
+
+
+UNLOGGED_CODES = DDL("ALTER TABLE authorization_code SET UNLOGGED")
+event.listen(AuthorizationCode.__table__, "after_create",
+             UNLOGGED_CODES.execute_if(dialect="postgresql"))
 
 
 class RefreshToken(Model):

@@ -240,3 +240,34 @@ def test_no_index_reads_a_column_a_rotation_changes(app: Flask, backend: str) ->
                 ).scalars().all()
             assert definitions and not any(
                 name in definition for definition in definitions for name in changed)
+
+
+def test_codes_are_unlogged_on_postgresql(app: Flask, backend: str) -> None:
+    """A code's row writes no WAL on PostgreSQL (`AuthorizationCode`); every other protocol
+    table stays logged: a refresh token, a consent, a revocation survive a crash."""
+    if backend != "postgresql":
+        pytest.skip("SQLite has no WAL-less tables")
+    with app.app_context(), db.engine.connect() as connection:
+        persistence = dict(connection.exec_driver_sql(
+            "SELECT relname, relpersistence FROM pg_class WHERE relname IN ("
+            "'authorization_code', 'refresh_token', 'consent', 'revoked_access_token')").all())
+    assert persistence == {"authorization_code": "u", "refresh_token": "p", "consent": "p",
+                           "revoked_access_token": "p"}
+
+
+def test_a_code_whose_row_a_crash_took_is_refused__rfc6749_4_1_2(
+    app: Flask, flow: CodeFlow
+) -> None:
+    """Crash recovery empties an unlogged table. A code issued before it carries its whole
+    grant, but without its row it is not redeemable: `invalid_grant`, nothing issued."""
+    from idp.oidc.models import RefreshToken
+
+    code = flow.code(scope="openid offline_access")
+    with app.app_context():
+        db.session.execute(db.text("DELETE FROM authorization_code"))  # what recovery does
+        db.session.commit()
+    response = flow.exchange(code)
+    assert response.status_code == 400 and response.get_json()["error"] == "invalid_grant"
+    assert "access_token" not in response.get_json()
+    with app.app_context():
+        assert db.session.query(RefreshToken).count() == 0
