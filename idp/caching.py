@@ -7,7 +7,8 @@ a profile claim or a revoked access token bumps the versions it touched *after* 
 (SQLAlchemy session events below, whichever code path wrote the rows), so:
 
 - a revoked token, a disabled account, a merged-away account or an edited profile is seen by
-  every process on its next request (one Redis `MGET` per request, no SQL);
+  every process on its next request (no SQL; no Redis round trip either while nothing changed:
+  each process holds the versions Redis tells it of every change to, `idp.version_tracking`);
 - a reader that raced a writer stored its answer under the old versions, which no longer match.
 
 The versions live in Redis when `IDP_REDIS_URL` is set (all processes on all hosts), else in a
@@ -41,6 +42,7 @@ from sqlalchemy.orm import Session
 
 from idp.extensions import db
 from idp.redis_commands import HeldConnections
+from idp.version_tracking import VersionCopy
 
 log = logging.getLogger(__name__)
 
@@ -101,13 +103,25 @@ class RedisVersions:
     def __init__(self, redis: Any) -> None:
         self.redis = redis
         self.commands = HeldConnections(redis)  # the MGET runs on every token check
+        # The versions this process holds while Redis says they did not change.
+        self.copy = VersionCopy.for_client(redis)
 
     def read(self, account_id: str, jti: str) -> Versions | None:
+        command = self._keys(account_id, jti)
+        keys, epoch = command[1:], -1
+        if self.copy is not None:
+            held, epoch = self.copy.held(keys)
+            if held is not None:
+                return self._versions(held)
         try:
-            return self._versions(self.commands.execute(*self._keys(account_id, jti)))
+            answer = self.commands.execute(*command)
+            versions = self._versions(answer)
         except Exception:  # noqa: BLE001 - no versions, no cache: the database answers
             log.warning("cache versions unavailable in Redis; reading the database")
             return None
+        if self.copy is not None and versions is not None:
+            self.copy.keep(keys, answer, epoch)
+        return versions
 
     def read_along(self, command: tuple[Any, ...], account_id: str,
                    jti: str) -> tuple[Any, Versions | None]:
@@ -139,16 +153,20 @@ class RedisVersions:
         return int(everything), int(account or 0), int(token or 0)
 
     def bump(self, account_ids: Iterable[str], jtis: Iterable[str], everything: bool) -> None:
+        keys = [f"idp:v:a:{a}" for a in account_ids] + [f"idp:v:t:{t}" for t in jtis]
         try:
             pipe = self.redis.pipeline(transaction=False)
             if everything:
                 pipe.incr(self.GLOBAL)
-            for key in [f"idp:v:a:{a}" for a in account_ids] + [f"idp:v:t:{t}" for t in jtis]:
+            for key in keys:
                 pipe.incr(key)
                 pipe.expire(key, REDIS_TTL)
             pipe.execute()
         except Exception:  # noqa: BLE001 - the entries expire within MAX_AGE anyway
             log.error("cache versions not bumped in Redis; stale for up to %s s", MAX_AGE)
+        finally:
+            if self.copy is not None:  # this process reads its own change at once
+                self.copy.forget(keys, everything)
 
 
 class FileVersions:
