@@ -40,6 +40,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from loadgen import FORM, RefreshChain, Requester, Result, basic_auth, form, run_load  # noqa: E402
 
 BENCH_DIR = Path(__file__).resolve().parent
+CHECKOUT = BENCH_DIR.parent
 README = BENCH_DIR / "README.md"
 IDP = str(Path(sys.executable).with_name("idp"))
 HOST = "127.0.0.1"
@@ -144,6 +145,11 @@ def database(args: argparse.Namespace, workdir: Path) -> Iterator[dict[str, str]
 def prepare(workdir: Path, port: int, db_env: dict[str, str]) -> Instance:
     env = {key: value for key, value in os.environ.items()
            if not key.startswith("IDP_") or key in ("IDP_SERVER", "IDP_SERVE_THREADS")}
+    # The code measured is this checkout's, whatever the venv's editable install points at
+    # and whatever the working directory (`idp serve` starts its workers with `python -m`,
+    # which puts the working directory first): a worktree measures itself.
+    env["PYTHONPATH"] = os.pathsep.join(
+        [str(CHECKOUT), *filter(None, [os.environ.get("PYTHONPATH")])])
     env.update(db_env)
     env.update(
         IDP_INSTANCE_PATH=str(workdir / "instance"),
@@ -186,6 +192,7 @@ def start_server(instance: Instance, args: argparse.Namespace, log: Path) -> Non
         instance.server = subprocess.Popen(
             [IDP, "serve", "--host", HOST, "--port", str(instance.port), *workers],
             env=env, stdout=output, stderr=subprocess.STDOUT, start_new_session=True,
+            cwd=CHECKOUT,
         )
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
