@@ -89,7 +89,7 @@ class VersionCopy:
         Never waits for another thread: while one is taking in messages (its read of the
         socket lets the others run), the rest read Redis this time. Waiting there made the
         threads queue behind each other (userinfo's p99 13 ms against 7 without the copy)."""
-        if not self._lock.acquire(blocking=False):
+        if not self._this_process().acquire(blocking=False):
             return None, -1
         try:
             if not self._fresh():
@@ -104,7 +104,7 @@ class VersionCopy:
     def keep(self, keys: Sequence[str], values: Sequence[Any], epoch: int) -> None:
         """`values` read with `MGET` since `held` gave `epoch`: kept unless a change arrived
         meanwhile (or the connection changed)."""
-        if epoch < 0 or not self._lock.acquire(blocking=False):
+        if epoch < 0 or not self._this_process().acquire(blocking=False):
             return  # (another thread is taking in messages: kept by a later read)
         try:
             try:
@@ -123,7 +123,7 @@ class VersionCopy:
     def forget(self, keys: Sequence[str], everything: bool) -> None:
         """This process changed these keys (or, with `everything`, any): its next read of
         them asks Redis."""
-        with self._lock:
+        with self._this_process():
             self._epoch += 1
             if everything:
                 self._values.clear()
@@ -132,12 +132,18 @@ class VersionCopy:
 
     # --- the connection --------------------------------------------------------------------
 
-    def _fresh(self) -> bool:
-        """Connected, everything that arrived taken in, and proven recently."""
-        if self._pid != os.getpid():  # a forked child: the parent's connection is not its own
+    def _this_process(self) -> threading.Lock:
+        """The lock, after a fork the child's own: the parent's connection, values and lock
+        (held, maybe, by a thread the child does not have) are not the child's."""
+        if self._pid != os.getpid():
+            self._lock = threading.Lock()
             self._socket = None
             self._reset()
             self._pid = os.getpid()
+        return self._lock
+
+    def _fresh(self) -> bool:
+        """Connected, everything that arrived taken in, and proven recently."""
         now = time.monotonic()
         try:
             if self._socket is None:

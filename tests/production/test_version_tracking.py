@@ -169,18 +169,24 @@ def test_an_unanswered_ping_stops_the_copy(
 
 
 def test_a_forked_child_does_not_use_its_parents_connection(client: redis.Redis) -> None:
+    """The child starts with nothing of its parent's: not its connection, not its values,
+    not its lock (held here at the fork, as by another thread of the parent)."""
     store, name = Counted(client), account()
     proven(store, name)
     read, write = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # the child: its first reads go to Redis, then its own copy serves
-        try:
-            before = store.mgets
-            store.read(name, "")
-            served = proven(store, name) is not None
-            os.write(write, b"ok" if store.mgets > before and served else b"no")
-        finally:
-            os._exit(0)
+    copy = store.copy
+    assert copy is not None
+    with copy._this_process():  # noqa: SLF001 - another thread's, at the fork
+        pid = os.fork()
+        if pid == 0:  # the child: its first reads go to Redis, then its own copy serves
+            try:
+                before = store.mgets
+                store.read(name, "")
+                store.bump([account()], [], False)  # takes the lock: the child's own
+                served = proven(store, name) is not None
+                os.write(write, b"ok" if store.mgets > before and served else b"no")
+            finally:
+                os._exit(0)
     os.waitpid(pid, 0)
     assert os.read(read, 2) == b"ok"
     before = store.mgets
