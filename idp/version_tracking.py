@@ -71,7 +71,9 @@ class VersionCopy:
         self._retry_at = 0.0
         self._ping_sent_at = 0.0  # of the PING not answered yet (0: none outstanding)
         self._proven_at = 0.0  # when the last answered PING was sent
-        self._closer = weakref.finalize(self, _close, [None])
+        # The connection, closed when this copy goes (the list, not the copy, is held).
+        self._held_socket: list[socket.socket | None] = [None]
+        weakref.finalize(self, _close, self._held_socket)
 
     @classmethod
     def for_client(cls, redis: Any) -> VersionCopy | None:
@@ -137,7 +139,7 @@ class VersionCopy:
         (held, maybe, by a thread the child does not have) are not the child's."""
         if self._pid != os.getpid():
             self._lock = threading.Lock()
-            self._socket = None
+            self._socket = self._held_socket[0] = None
             self._reset()
             self._pid = os.getpid()
         return self._lock
@@ -178,8 +180,6 @@ class VersionCopy:
             sock = socket.create_connection(
                 (options.get("host", "localhost"), int(options.get("port", 6379))), timeout)
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self._closer.detach()
-        self._closer = weakref.finalize(self, _close, [sock])
         reader = Reader()
         try:
             password, username = options.get("password"), options.get("username")
@@ -195,6 +195,7 @@ class VersionCopy:
             sock.close()
             raise
         self._socket, self._reader = sock, reader
+        self._held_socket[0] = sock
         self._values.clear()
         self._epoch += 1
         self._ping_sent_at = 0.0
@@ -237,10 +238,9 @@ class VersionCopy:
         self._values.clear()
         self._epoch += 1
         self._ping_sent_at = self._proven_at = 0.0
-        if self._socket is not None:
-            if self._pid == os.getpid():
-                self._socket.close()
-            self._socket = None
+        if self._socket is not None:  # this process's own (`_this_process` drops a parent's)
+            self._socket.close()
+            self._socket = self._held_socket[0] = None
 
 
 _MISSING = object()
