@@ -65,7 +65,7 @@ class SecretBox:
         The other keys' tags recognise what the current key's predecessor computed."""
         message = purpose.encode() + b"\x00" + value.encode()
         current = self._tag_keys[self.current_key_id]
-        return [hmac.new(key, message, hashlib.sha512).digest()
+        return [hmac.digest(key, message, "sha512")  # OpenSSL's one-shot HMAC
                 for key in (current, *(k for k in self._tag_keys.values() if k is not current))]
 
     def needs_reencryption(self, token: str) -> bool:

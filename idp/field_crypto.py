@@ -136,7 +136,7 @@ class BlindIndex:
 
     def _under(self, version: int, kind: str, value: str) -> str:
         message = f"{kind}\x00{normalise(kind, value)}".encode()
-        mac = hmac.new(self._keys[version], message, hashlib.sha256).digest()[:INDEX_BYTES]
+        mac = hmac.digest(self._keys[version], message, "sha256")[:INDEX_BYTES]
         return f"h{version}.{base64.urlsafe_b64encode(mac).decode().rstrip('=')}"
 
     def key(self, kind: str, value: str) -> str:

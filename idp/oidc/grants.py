@@ -16,6 +16,7 @@ from __future__ import annotations
 import functools
 import secrets
 import time
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -63,16 +64,28 @@ def active_account(account_id: str) -> Account | None:
     return account
 
 
-def token_holder(account_id: str, scope: str, client: Any) -> Account | None:
+@dataclass(frozen=True)
+class TokenHolder:
+    """The account tokens are about to be issued to, as the token code reads it: its id, and
+    its claims for `scope` as `cached_user_claims` gave them (the ID token's, when it is
+    issued for the same scope: `id_token_claims`), without its row."""
+
+    id: str
+    scope: str
+    claims: dict[str, Any]
+
+    def get_user_id(self) -> str:
+        return self.id
+
+
+def token_holder(account_id: str, scope: str, client: Any) -> TokenHolder | None:
     """`active_account`'s answer without loading the row: the account's claims for the tokens
     about to be issued, from this process's claims cache when nothing changed since (exact
     across processes: `idp.caching`'s versions, the Redis `MGET` the ID token reads anyway),
-    are None exactly when it may hold no token (merged away, disabled, pending deletion).
-    The account comes back as a detached stand-in holding its id: all the token code reads."""
+    are None exactly when it may hold no token (merged away, disabled, pending deletion)."""
     appid = client.wechat_appid if client is not None else None
-    if cached_user_claims(account_id, "", scope, appid) is None:
-        return None
-    return Account(id=account_id)
+    claims = cached_user_claims(account_id, "", scope, appid)
+    return None if claims is None else TokenHolder(account_id, scope, claims)
 
 
 class S256CodeChallenge(CodeChallenge):
@@ -160,7 +173,7 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
         """Kept for `create_token_response`, which writes it with the code's claim."""
         self._issued = token
 
-    def authenticate_user(self, authorization_code: AuthorizationCode) -> Account | None:
+    def authenticate_user(self, authorization_code: AuthorizationCode) -> TokenHolder | None:
         account = token_holder(
             authorization_code.account_id, authorization_code.scope, self.request.client
         )
@@ -299,14 +312,25 @@ class IdTokenIssuer(OpenIDToken):
         return key.sign_jwt(self.get_encode_header(client), claims)
 
 
-def id_token_claims(user: Account, scope: str, client: Client) -> dict[str, Any]:
-    """The user's claims for `client`: from this process's claims cache when the account has
-    not changed since (idp.caching), else from the database (2 queries)."""
-    # The id from the identity key: `user.id` would reload the row the commit expired.
-    identity: tuple[Any, ...] | None = inspect(user).identity
-    account_id = str(identity[0]) if identity else user.id
+def id_token_claims(user: Account | TokenHolder, scope: str, client: Client) -> dict[str, Any]:
+    """The user's claims for `client`: those `token_holder` read for this scope, else from this
+    process's claims cache when the account has not changed since (idp.caching), else from
+    the database (2 queries)."""
+    if isinstance(user, TokenHolder):
+        if user.scope == scope:
+            return dict(user.claims)
+        account_id = user.id
+    else:
+        # The id from the identity key: `user.id` would reload the row the commit expired.
+        identity: tuple[Any, ...] | None = inspect(user).identity
+        account_id = str(identity[0]) if identity else user.id
     cached = cached_user_claims(account_id, "", scope, client.wechat_appid)
-    return cached if cached is not None else user_claims(user, scope, client.wechat_appid)
+    if cached is not None:
+        return cached
+    account = db.session.get(Account, account_id) if isinstance(user, TokenHolder) else user
+    if account is None:
+        raise InvalidGrantError("The account of this grant cannot be issued tokens.")
+    return user_claims(account, scope, client.wechat_appid)
 
 
 class OpenIDConnectCode(IdTokenIssuer, OpenIDCode):
