@@ -327,10 +327,9 @@ def id_token_claims(user: Account | TokenHolder, scope: str, client: Client) -> 
     cached = cached_user_claims(account_id, "", scope, client.wechat_appid)
     if cached is not None:
         return cached
-    account = db.session.get(Account, account_id) if isinstance(user, TokenHolder) else user
-    if account is None:
+    if isinstance(user, TokenHolder):  # None from the cache: it may hold no token now
         raise InvalidGrantError("The account of this grant cannot be issued tokens.")
-    return user_claims(account, scope, client.wechat_appid)
+    return user_claims(user, scope, client.wechat_appid)
 
 
 class OpenIDConnectCode(IdTokenIssuer, OpenIDCode):
