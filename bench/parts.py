@@ -93,16 +93,40 @@ def wrap_hooks(app: Any, totals: dict[str, float], calls: collections.Counter[st
                                           totals, calls))
 
 
+# Each part's own time (`OWN`, under "own " + its label): its time less its wrapped parts'.
+_NESTED: list[float] = []
+OWN = "own "
+
+
 def _timed(label: str, function: Callable[..., Any], totals: dict[str, float],
            calls: collections.Counter[str]) -> Callable[..., Any]:
     def timed(*args: Any, **kwargs: Any) -> Any:
         started = time.process_time()
+        _NESTED.append(0.0)
         try:
             return function(*args, **kwargs)
         finally:
-            totals[label] += time.process_time() - started
+            spent = time.process_time() - started
+            inner = _NESTED.pop()
+            if _NESTED:
+                _NESTED[-1] += spent
+            totals[label] += spent
+            totals[OWN + label] += spent - inner
             calls[label] += 1
     return timed
+
+
+def table(totals: dict[str, float], calls: collections.Counter[str], count: int,
+          unit: str) -> str:
+    """Each part's µs per `unit` (inclusive, and its own: less its wrapped parts'), the
+    largest first."""
+    lines = [f"| part | µs per {unit} | own µs | calls per {unit} |", "|---|---:|---:|---:|"]
+    for label, seconds in sorted(totals.items(), key=lambda item: -item[1]):
+        if not label.startswith(OWN):
+            lines.append(f"| {label} | {seconds / count * 1e6:,.1f} | "
+                         f"{totals[OWN + label] / count * 1e6:,.1f} | "
+                         f"{calls[label] / count:.1f} |")
+    return "\n".join(lines)
 
 
 def main() -> None:
@@ -141,11 +165,7 @@ def main() -> None:
         whole = (time.process_time() - started) / args.requests * 1e6
         sys.stderr = sys.__stderr__
     print(f"{args.scenario}: {whole:,.0f} µs of CPU per request (wrappers included)")
-    print("| part | µs per request | calls per request |")
-    print("|---|---:|---:|")
-    for label, seconds in sorted(totals.items(), key=lambda item: -item[1]):
-        print(f"| {label} | {seconds / args.requests * 1e6:,.1f} | "
-              f"{calls[label] / args.requests:.1f} |")
+    print(table(totals, calls, args.requests, "request"))
 
 
 if __name__ == "__main__":

@@ -32,6 +32,7 @@ from urllib.parse import urlencode
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import parts  # noqa: E402
+from instructions import counted  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 TOKEN_EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange"
@@ -212,8 +213,7 @@ def main() -> None:
             started, cpu, own = time.perf_counter(), time.process_time(), time.thread_time()
             if profiler:
                 profiler.enable()
-            for code in measured:
-                login(code)
+            counted(login, measured)
             if profiler:
                 profiler.disable()
             cpu, elapsed = time.process_time() - cpu, time.perf_counter() - started
@@ -227,10 +227,7 @@ def main() -> None:
         stats.sort_stats("cumulative").print_stats(args.top)
         stats.sort_stats("tottime").print_stats(args.top)
     if args.parts:
-        print("| part | µs per login | calls per login |\n|---|---:|---:|")
-        for label, seconds in sorted(totals.items(), key=lambda item: -item[1]):
-            print(f"| {label} | {seconds / len(measured) * 1e6:,.1f} | "
-                  f"{calls[label] / len(measured):.1f} |")
+        print(parts.table(totals, calls, len(measured), "login"))
     overhead = "" if args.no_profile or args.parts else " (profiler overhead included)"
     backend = "PostgreSQL" if args.postgres else "SQLite"
     print(f"\n{len(measured)} returning-user logins ({backend}):"

@@ -34,6 +34,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from instructions import counted  # noqa: E402
 from pipeline import environ  # noqa: E402
 
 REDIRECT_URI = "http://127.0.0.1:9/cb"
@@ -232,8 +233,7 @@ def main() -> None:
             stores = store_pids(app) if args.postgres else []
             store_started = sum(process_cpu(pid) for pid in stores)
             started = time.process_time()
-            for _ in range(args.requests):
-                run()
+            counted(lambda _: run(), range(args.requests))  # noqa: B023 - called at once
             cpu = (time.process_time() - started) / args.requests * 1e6
             store = (sum(process_cpu(pid) for pid in stores) - store_started) / args.requests * 1e6
             print(f"| {name} | {cpu:,.0f} | {f'{store:,.0f}' if stores else '–'} |")
