@@ -45,6 +45,7 @@ PEER_SOURCES = [ROOT.parent / "shared" / "peers" / "oidc-provider",
 HOST = "127.0.0.1"
 PEER_JWT_PORT, PEER_USER_PORT, PEER_REDIS_PORT = 3100, 3101, 3102
 FLOOR_PORT = 3190
+REFRESH_FLOOR_PORT = 3191
 PEER_REDIRECT = f"http://{HOST}:{PEER_USER_PORT}/cb"
 PEER_AUTH = "Basic " + base64.b64encode(b"bench:bench-secret").decode()
 WECHAT_APPID = "wxbench0000000001"
@@ -105,6 +106,7 @@ class Row:
     idp: list[Figures] = field(default_factory=list)
     peer: list[Figures] = field(default_factory=list)
     sqlite: list[Figures] = field(default_factory=list)
+    floor: list[Figures] = field(default_factory=list)  # refresh_token: its floor's runs
 
 
 # --- wrk -------------------------------------------------------------------------------------
@@ -285,6 +287,66 @@ def start_floor(workdir: Path) -> subprocess.Popen[bytes]:
                     cwd=BENCH_DIR)
     wait_ready(f"http://{HOST}:{FLOOR_PORT}/", process, workdir / "floor.log", "floor app")
     return process
+
+
+@dataclass
+class RefreshFloor:
+    """`bench/refresh_floor_app.py` under granian as `idp serve` runs the IdP, rotating tokens
+    of its own in the IdP's `refresh_token` table."""
+
+    process: subprocess.Popen[bytes]
+    dsn: str
+    client_id: str
+    client_secret: str
+
+
+def start_refresh_floor(workdir: Path, db_env: dict[str, str], idp: Idp) -> RefreshFloor:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    key = workdir / "refresh-floor-key.pem"
+    key.write_bytes(rsa.generate_private_key(65537, 2048).private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption()))
+    dsn = db_env["IDP_DATABASE_URL"].replace("postgresql+psycopg://", "postgresql://")
+    inst = idp.instance
+    process = start(
+        [sys.executable, "-m", "granian", "--interface", "wsgi", "--workers", "2",
+         "--blocking-threads", "4", "--host", HOST, "--port", str(REFRESH_FLOOR_PORT),
+         "--no-ws", "refresh_floor_app:app"],
+        {**os.environ, "PYTHONPATH": str(BENCH_DIR), "BENCH_FLOOR_DSN": dsn,
+         "BENCH_FLOOR_CLIENT": f"{inst.client_id}:{inst.client_secret}",
+         "BENCH_FLOOR_KEY": str(key), "BENCH_FLOOR_ISSUER": inst.url},
+        workdir / "refresh-floor.log", cwd=BENCH_DIR,
+    )  # fmt: skip
+    wait_ready(f"http://{HOST}:{REFRESH_FLOOR_PORT}/", process, workdir / "refresh-floor.log",
+               "refresh floor")
+    return RefreshFloor(process, dsn, inst.client_id, inst.client_secret)
+
+
+def refresh_floor_run(floor: RefreshFloor, connections: int) -> WrkRun:
+    """A fresh family per connection (the bench user's, the IdP's client), as the IdP's run."""
+    import psycopg
+
+    tokens = [secrets.token_urlsafe(36) for _ in range(connections + 8)]
+    now = time.time()
+    with psycopg.connect(floor.dsn, autocommit=True) as connection:
+        (account,) = connection.execute(
+            "SELECT account_id FROM refresh_token WHERE client_id = %s LIMIT 1",
+            (floor.client_id,)).fetchone() or (None,)
+        connection.cursor().executemany(
+            "INSERT INTO refresh_token (token_digest, family, client_id, account_id, scope, "
+            "auth_time, amr, issued_at, expires_at) VALUES (%s, %s, %s, %s, "
+            "'openid profile phone offline_access', %s, '[\"pwd\"]', now(), "
+            "now() + interval '30 days')",
+            [(hashlib.sha256(token.encode()).hexdigest(), secrets.token_urlsafe(18),
+              floor.client_id, account, int(now)) for token in tokens])
+    basic = "Basic " + base64.b64encode(
+        f"{floor.client_id}:{floor.client_secret}".encode()).decode()
+    return WrkRun(f"http://{HOST}:{REFRESH_FLOOR_PORT}", {
+        "MODE": "pool", "METHOD": "POST", "AUTH": basic, "REQ_PATH": "/token",
+        "POOL_FIELD": "refresh_token", "BODY": "grant_type=refresh_token&refresh_token={}",
+    }, tokens)  # fmt: skip
 
 
 def peer_authorize_url(scope: str, prompt: str | None = None, nonce: str = "") -> str:
@@ -645,7 +707,24 @@ def table(rows: list[Row]) -> str:
             + f"| {idp['bad']} / {peer['bad'] if peer else '–'} "
             + (f"| {sqlite['units']:,.0f} ({sqlite['p99']:.0f}) |" if sqlite else "| – |")
         )
+        if row.floor:
+            lines.append(floor_line(summary(row.floor), peer))
     return "\n".join(lines)
+
+
+def floor_line(floor: dict[str, Any], peer: dict[str, Any] | None) -> str:
+    """The refresh's floor (`bench/refresh_floor_app.py`) as a row beside the IdP's."""
+    ratio = f"{floor['units'] / peer['units']:.2f}" if peer and peer["units"] else "–"
+    return (
+        f"| refresh_token floor: raw WSGI, 1 statement, 2 signatures | {floor['units']:,.0f} "
+        + (f"| {peer['units']:,.0f} " if peer else "| – ") + f"| {ratio} | – "
+        + f"| {floor['p50']:.1f} / {floor['p99']:.1f} "
+        + (f"| {peer['p50']:.1f} / {peer['p99']:.1f} " if peer else "| – ")
+        + f"| {floor['cpu']:.2f} " + (f"| {peer['cpu']:.2f} " if peer else "| – ")
+        + f"| {floor['store']:.2f} / " + (f"{peer['store']:.2f} " if peer else "– ")
+        + f"| {rss_text(floor['rss'])} " + (f"| {rss_text(peer['rss'])} " if peer else "| – ")
+        + f"| {floor['bad']} / {peer['bad'] if peer else '–'} | – |"
+    )
 
 
 def where_text(rows: list[Row]) -> str:
@@ -756,6 +835,7 @@ def main(argv: list[str] | None = None) -> None:
     lite: Idp | None = None
     floor: subprocess.Popen[bytes] | None = None
     floor_row: Figures | None = None
+    refresh_floor: RefreshFloor | None = None
     codes_per_run = int(args.duration + args.warmup) * 3000
     wrk_codes = codes_per_run * 2 * args.rounds * (2 if args.sqlite else 1)
     try:
@@ -770,6 +850,8 @@ def main(argv: list[str] | None = None) -> None:
             wait_ready(idp.fake_url + "/__fake__/calls", idp.fake, workdir / "fake-wechat.log",
                        "fake WeChat")
             idp_login(idp)
+            if "refresh_token" in scenarios:
+                refresh_floor = start_refresh_floor(workdir, db_env, idp)
             if args.sqlite:
                 lite = prepare_idp(workdir / "lite", {"IDP_DATABASE_URL":
                                    f"sqlite:///{workdir / 'lite.sqlite3'}"}, wrk_codes // 2)
@@ -787,6 +869,10 @@ def main(argv: list[str] | None = None) -> None:
                         wrk, lambda s=scenario: idp_run(s, idp, args.connections,
                                                         codes_per_run // 2),
                         idp.instance.server.pid, args, workdir, where))
+                    if scenario == "refresh_token" and refresh_floor is not None:
+                        row.floor.append(measure(
+                            wrk, lambda: refresh_floor_run(refresh_floor, args.connections),
+                            refresh_floor.process.pid, args, workdir))
                     if peer is not None:
                         pid = peer.for_scenario(scenario).pid
                         figures = measure(wrk, lambda s=scenario: peer_run(s, peer,
@@ -795,8 +881,10 @@ def main(argv: list[str] | None = None) -> None:
                         if figures is not None:
                             row.peer.append(figures)
                 rows.append(row)
-                print(table([row]).splitlines()[-1], flush=True)
+                print("\n".join(table([row]).splitlines()[2:]), flush=True)
             single.stop_server(idp.instance)
+            if refresh_floor is not None:  # its connections hold the database
+                stop(refresh_floor.process)
             if lite is not None:
                 if args.server:
                     lite.instance.env["IDP_SERVER"] = args.server
@@ -820,6 +908,8 @@ def main(argv: list[str] | None = None) -> None:
             stop(peer.user)
             stop(peer.redis)
         stop(floor)
+        if refresh_floor is not None:
+            stop(refresh_floor.process)
         if not args.keep:
             shutil.rmtree(workdir, ignore_errors=True)
     text = f"{describe(args, workers)}\n\n{table(rows)}\n\n{floor_text(floor_row)}"
