@@ -36,11 +36,10 @@ from idp.identity.models import Account
 from idp.identity.status import may_hold_tokens
 from idp.models_base import loaded_instance, utcnow
 from idp.observability import metrics
-from idp.oidc import nonces, refresh_tokens, sealed_codes
+from idp.oidc import nonces, refresh_tokens, releases, sealed_codes
 from idp.oidc import token_statements as statements
 from idp.oidc.context import auth_context, issuer, keyring
 from idp.oidc.models import ACR_MFA, AuthorizationCode, Client, RefreshToken, token_digest
-from idp.oidc.releases import release_values
 from idp.oidc.tokens import AccessTokenGenerator, revoke_access_token, unverified_claims
 
 CLIENT_AUTH_METHODS = [
@@ -217,19 +216,22 @@ def redeem(request: Any, token: dict[str, Any]) -> bool:
     now = utcnow()
     access = unverified_claims(token["access_token"])
     refresh = token.get("refresh_token")
+    release = releases.release_values(request.user.id, client_id, token.get("scope"), now)
     values: dict[str, Any] = {
         "redeem_digest": code.code_digest, "redeem_client": client_id, "redeem_now": now,
-        "redeem_at": now, "redeem_jti": access["jti"], "redeem_family": None,
-        **release_values(request.user.id, client_id, token.get("scope"), now),
+        "redeem_at": now, "redeem_jti": access["jti"], "redeem_family": None, **release,
     }
+    written = not releases.recorded_lately(release)
     if refresh:
         family = values["redeem_family"] = refresh_tokens.new_family()
         token["refresh_token"], row = refresh_tokens.issue(
             refresh, family, client_id, request.user.id, token.get("scope", ""), access, now)
         values.update(row)
     claimed = statements.write_claiming(
-        functools.partial(statements.redemption, refresh=bool(refresh)), values)
+        functools.partial(statements.redemption, refresh=bool(refresh), release=written), values)
     if claimed:
+        if written:
+            releases.note_recorded(release)
         metrics.count_token_issued(AuthorizationCodeGrant.GRANT_TYPE)
     return claimed
 

@@ -25,6 +25,7 @@ frequent write (bench/README.md)."""
 
 from __future__ import annotations
 
+import functools
 import secrets
 import time
 from datetime import datetime, timedelta
@@ -45,11 +46,10 @@ from sqlalchemy import select
 from idp.extensions import db
 from idp.models_base import utcnow
 from idp.observability import metrics
-from idp.oidc import grants, refresh_tokens
+from idp.oidc import grants, refresh_tokens, releases
 from idp.oidc import token_statements as statements
 from idp.oidc.context import auth_context
 from idp.oidc.models import RefreshToken, token_digest
-from idp.oidc.releases import release_values
 
 GRANT_TYPE = "refresh_token"
 _ID_TOKENS = grants.IdTokenIssuer()
@@ -164,13 +164,19 @@ def rotate(row: Any, token: dict[str, Any], client: Any, now: datetime,
     """The rotation of `row` to the answer `token` (issued `now`; its refresh token's row
     `successor`, `refresh_tokens.issue`'s), atomically (`token_statements.rotation`): the claim
     — of racing refreshes exactly one claims the token — the successor inserted and the
-    released claims recorded. False when the token was no longer claimable: then nothing was
+    released claims recorded (unless this process recorded them lately,
+    `releases.recorded_lately`). False when the token was no longer claimable: then nothing was
     written."""
-    values = {
-        "rotate_digest": row.token_digest, "rotate_now": now, "rotate_at": now, **successor,
-        **release_values(row.account_id, client.client_id, token.get("scope"), now),
-    }
-    return statements.write_claiming(statements.rotation, values)
+    release = releases.release_values(row.account_id, client.client_id, token.get("scope"), now)
+    values = {"rotate_digest": row.token_digest, "rotate_now": now, "rotate_at": now,
+              **successor, **release}
+    written = not releases.recorded_lately(release)
+    if not statements.write_claiming(
+            functools.partial(statements.rotation, release=written), values):
+        return False
+    if written:
+        releases.note_recorded(release)
+    return True
 
 
 def _not_claimable(

@@ -7,7 +7,11 @@ row per (account, client, granted scope), its `last_released_at` moved by an iss
 `RECORD_INTERVAL` after the recorded one (or releasing other claims). Within the interval the
 statement writes nothing and takes no lock: without that, every refresh of one account and
 client rewrote one row, and concurrent refreshes queued on its row lock until each commit.
-Userinfo and introspection only read tokens and never write here. An account's record is read
+A refresh and a code redemption also skip
+the statement's upsert when this process wrote that record less than `RECORD_INTERVAL` ago with
+the same claims (`recorded_lately`): the upsert would write nothing then, yet its check cost
+PostgreSQL a lookup on every refresh (bench/README.md). Userinfo and introspection only read
+tokens and never write here. An account's record is read
 together with those of the accounts merged into it (`released_to`), so a merge moves nothing;
 erasure deletes it (`erase_releases`, an `account_erased` hook).
 """
@@ -75,6 +79,40 @@ def release_values(account_id: str, client_id: str, scope: str | None,
         "release_at": at,
         "release_fresh_after": at - RECORD_INTERVAL,
     }
+
+
+# This process's latest write of each record (`recorded_lately`), per app; past this many
+# records it starts again (a forgotten record is written again: never a record missed).
+RECENT_RECORDS = 10_000
+_RECENT = "idp.recent_releases"
+
+
+def recorded_lately(values: dict[str, Any]) -> bool:
+    """Whether this process wrote the record of `values` (`release_values`') with the same
+    claims less than RECORD_INTERVAL before their time: the upsert would find it fresh and
+    write nothing. Only writes this process saw committed count (`note_recorded`); the record
+    is only ever created or moved on, except by an erasure, after which the account holds no
+    tokens."""
+    recent: dict[tuple[str, str, str], tuple[list[str], datetime]] = current_app.extensions.get(
+        _RECENT, {})
+    found = recent.get((values["release_account"], values["release_client"],
+                        values["release_scope"]))
+    return (found is not None and found[0] == values["release_claims"]
+            and found[1] > values["release_fresh_after"])
+
+
+def note_recorded(values: dict[str, Any]) -> None:
+    """The record of `values` was written (or found fresh) in a committed transaction."""
+    recent = current_app.extensions.setdefault(_RECENT, {})
+    if len(recent) >= RECENT_RECORDS:
+        recent.clear()
+    recent[(values["release_account"], values["release_client"], values["release_scope"])] = (
+        values["release_claims"], values["release_at"])
+
+
+def forget_recent() -> None:
+    """Every record is written again by the next issuance (tests: a record moved by hand)."""
+    current_app.extensions.pop(_RECENT, None)
 
 
 @functools.cache

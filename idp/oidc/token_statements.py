@@ -75,9 +75,9 @@ INSERT_REFRESH = insert(_tokens).values(
 
 
 @functools.cache
-def rotation(dialect: str) -> tuple[Any, ...]:
+def rotation(dialect: str, release: bool = True) -> tuple[Any, ...]:
     """The statements of one rotation: the claim, the successor inserted and the released
-    claims recorded.
+    claims recorded (unless not `release`: `idp.oidc.releases.recorded_lately`).
 
     PostgreSQL: all of it as one statement, sent as a transaction of its own — the claim's
     `UPDATE … RETURNING` as a CTE that every other write reads, so that when the claim matches
@@ -86,23 +86,27 @@ def rotation(dialect: str) -> tuple[Any, ...]:
     from idp.oidc.releases import upsert
 
     if dialect != "postgresql":
-        return (CLAIM_ROTATION, INSERT_REFRESH, upsert(dialect))
+        return (CLAIM_ROTATION, INSERT_REFRESH, *((upsert(dialect),) if release else ()))
     claimed = CLAIM_ROTATION.returning(_tokens.c.family).cte("claimed")
-    return (_claiming(claimed, _successor(claimed), upsert(dialect, _any(claimed))),)
+    recorded = (upsert(dialect, _any(claimed)),) if release else ()
+    return (_claiming(claimed, _successor(claimed), *recorded),)
 
 
 @functools.cache
-def redemption(dialect: str, refresh: bool) -> tuple[Any, ...]:
+def redemption(dialect: str, refresh: bool, release: bool = True) -> tuple[Any, ...]:
     """The statements of one code redemption, as `rotation`'s: the code's claim (with what was
     issued from it), the refresh token inserted when one is issued, the released claims
-    recorded — on PostgreSQL one statement returning how many codes it claimed."""
+    recorded (unless not `release`) — on PostgreSQL one statement returning how many codes it
+    claimed."""
     from idp.oidc.releases import upsert
 
+    recorded = (upsert(dialect),) if release else ()
     if dialect != "postgresql":
-        return (CLAIM_CODE, *((INSERT_REFRESH,) if refresh else ()), upsert(dialect))
+        return (CLAIM_CODE, *((INSERT_REFRESH,) if refresh else ()), *recorded)
     claimed = CLAIM_CODE.returning(_codes.c.code_digest).cte("claimed")
     successor = (_successor(claimed),) if refresh else ()
-    return (_claiming(claimed, *successor, upsert(dialect, _any(claimed))),)
+    recorded = (upsert(dialect, _any(claimed)),) if release else ()
+    return (_claiming(claimed, *successor, *recorded),)
 
 
 def _successor(claimed: Any) -> Any:

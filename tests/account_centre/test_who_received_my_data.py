@@ -19,6 +19,7 @@ from idp.events.models import EventDelivery
 from idp.extensions import db
 from idp.identity.models import AuditEvent
 from idp.oidc.models import ClaimRelease, Consent
+from idp.oidc.releases import forget_recent
 from tests.account_centre.conftest import post_form
 from tests.conftest import CodeFlow, login
 
@@ -55,6 +56,7 @@ def test_refresh_moves_the_latest_release_as_an_upsert__rfc6749_6(
         first_released_at=before.replace(year=before.year - 1),
         last_released_at=before.replace(year=before.year - 1)))
     db.session.commit()
+    forget_recent()  # the year passed for this process too
     assert flow.refresh(tokens["refresh_token"]).status_code == 200
     [row] = releases()  # still one row: the same (account, client, scope)
     assert row.last_released_at >= before
@@ -96,6 +98,48 @@ def test_a_refresh_within_the_interval_writes_and_locks_nothing__rfc6749_6(
     assert answer.status_code == 200, answer.get_json()
     [row] = releases()
     assert row.last_released_at == first.last_released_at
+
+
+def test_a_refresh_after_this_process_recorded_the_release_sends_no_upsert__rfc6749_6(
+    signed_in: FlaskClient, make_client: Any, app: Flask
+) -> None:
+    """Within RECORD_INTERVAL of this process's own write of the record (same claims), the
+    rotation's statement leaves the upsert out — it would find the record fresh and write
+    nothing — and the record stays as written; once the interval has passed (here: forgotten),
+    the record moves on again."""
+    from sqlalchemy import event
+
+    rp, secret = make_client(name="Shop")
+    flow = CodeFlow(signed_in, rp, secret)
+    tokens = flow.tokens(scope="openid email offline_access")
+    [first] = releases()
+    db.session.commit()
+    sent: list[str] = []
+
+    def heard(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        sent.append(statement)
+
+    event.listen(db.engine, "before_cursor_execute", heard)
+    try:
+        answer = flow.refresh(tokens["refresh_token"])
+        assert answer.status_code == 200, answer.get_json()
+        rotations = [text for text in sent if "UPDATE refresh_token" in text]
+        assert rotations and not any("claim_release" in text for text in rotations)
+        [row] = releases()
+        assert row.last_released_at == first.last_released_at
+        db.session.execute(ClaimRelease.__table__.update().values(
+            last_released_at=first.last_released_at.replace(year=first.last_released_at.year - 1)))
+        db.session.commit()
+        with app.app_context():
+            forget_recent()
+        sent.clear()
+        answer = flow.refresh(answer.get_json()["refresh_token"])
+        assert answer.status_code == 200, answer.get_json()
+        assert any("claim_release" in text for text in sent)
+    finally:
+        event.remove(db.engine, "before_cursor_execute", heard)
+    [row] = releases()
+    assert row.last_released_at.year == first.last_released_at.year
 
 
 def test_userinfo_and_introspection_never_write_the_record__rfc7662_2(
