@@ -17,11 +17,15 @@ from idp.oidc import grants
 GRANT_TYPE = "client_credentials"
 
 
-def client_credentials(oauth_request: Any) -> tuple[int, dict[str, Any], list[tuple[str, str]]]:
+def client_credentials(
+    oauth_request: Any, client: Any = None
+) -> tuple[int, dict[str, Any], list[tuple[str, str]]]:
     """The answer to a `grant_type=client_credentials` request (an Authlib `OAuth2Request`, for
-    its client authentication); raises Authlib's `OAuth2Error`s, answered by the caller."""
+    its client authentication — or, with the confidential `client` already authenticated, any
+    request with a `form`); raises Authlib's `OAuth2Error`s, answered by the caller."""
     server = current_app.extensions["idp_authorization_server"]
-    client = server.authenticate_client(oauth_request, grants.CONFIDENTIAL_AUTH_METHODS)
+    if client is None:
+        client = server.authenticate_client(oauth_request, grants.CONFIDENTIAL_AUTH_METHODS)
     if not client.check_grant_type(GRANT_TYPE):
         raise UnauthorizedClientError(
             f"The client is not authorized to use 'grant_type={GRANT_TYPE}'")

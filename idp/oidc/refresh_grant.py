@@ -55,11 +55,14 @@ GRANT_TYPE = "refresh_token"
 _ID_TOKENS = grants.IdTokenIssuer()
 
 
-def refresh(oauth_request: Any) -> tuple[int, dict[str, Any], list[tuple[str, str]]]:
+def refresh(oauth_request: Any,
+            client: Any = None) -> tuple[int, dict[str, Any], list[tuple[str, str]]]:
     """The answer to a `grant_type=refresh_token` request (an Authlib `OAuth2Request`, for its
-    client authentication); raises Authlib's `OAuth2Error`s, answered by the caller."""
-    server = current_app.extensions["idp_authorization_server"]
-    client = server.authenticate_client(oauth_request, grants.CLIENT_AUTH_METHODS)
+    client authentication — or, with the `client` already authenticated, any request with a
+    `form`); raises Authlib's `OAuth2Error`s, answered by the caller."""
+    if client is None:
+        server = current_app.extensions["idp_authorization_server"]
+        client = server.authenticate_client(oauth_request, grants.CLIENT_AUTH_METHODS)
     if not client.check_grant_type(GRANT_TYPE):
         raise UnauthorizedClientError(
             f"The client is not authorized to use 'grant_type={GRANT_TYPE}'")

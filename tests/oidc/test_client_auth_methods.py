@@ -221,3 +221,46 @@ def test_basic_failure_is_challenged_in_basic_with_a_description__rfc6749_5_2_rf
             challenge = response.headers["WWW-Authenticate"]
             assert challenge.startswith(f'Basic realm="{ISSUER}", error="invalid_client", ')
             assert 'error_description=""' not in challenge
+
+
+def test_basic_credentials_are_form_encoded_then_checked_without_authlib__rfc6749_2_3_1(
+    client: FlaskClient, make_client: Any, app: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The hot path's `client_secret_basic` (`idp/oidc/hot_paths/basic_client.py`) takes
+    Authlib's steps on a success — id and secret each form-encoded inside Basic (RFC 6749
+    §2.3.1, Appendix B) — without Authlib's request; every failure (a wrong secret, a client
+    registered for another method, no secret) is Authlib's answer, challenge included."""
+    import base64
+    from urllib.parse import quote
+
+    from idp.oidc.server import IdentityProviderServer
+
+    service, secret = make_client(token_endpoint_auth_method="client_secret_basic", **SERVICE)
+    poster, post_secret = make_client(token_endpoint_auth_method="client_secret_post", **SERVICE)
+    authlib_calls: list[str] = []
+    original = IdentityProviderServer.authenticate_client
+
+    def counted(self: Any, request: Any, methods: Any, endpoint: str = "token") -> Any:
+        authlib_calls.append(endpoint)
+        return original(self, request, methods, endpoint)
+
+    monkeypatch.setattr(IdentityProviderServer, "authenticate_client", counted)
+
+    def with_basic(user: str, password: str) -> Any:
+        value = base64.b64encode(f"{quote(user, safe='')}:{quote(password, safe='')}".encode())
+        return client.post("/oauth/token", data={"grant_type": "client_credentials"},
+                           headers={"Authorization": "Basic " + value.decode()})
+
+    ok = with_basic(service.client_id, secret)
+    assert ok.status_code == 200, ok.get_json()
+    assert authlib_calls == []  # the hot path authenticated it
+    wrong = with_basic(service.client_id, secret + "x")
+    assert wrong.status_code == 401 and wrong.get_json()["error"] == "invalid_client"
+    assert wrong.headers["WWW-Authenticate"].startswith("Basic")
+    other_method = with_basic(poster.client_id, post_secret)
+    assert other_method.get_json()["error"] == "invalid_client"
+    no_secret = client.post("/oauth/token", data={"grant_type": "client_credentials"},
+                            headers={"Authorization": "Basic "
+                                     + base64.b64encode(service.client_id.encode()).decode()})
+    assert no_secret.get_json()["error"] == "invalid_client"
+    assert authlib_calls == ["token"] * 3  # each failure was Authlib's to answer

@@ -50,8 +50,8 @@ def test_a_lost_answer_is_given_again_within_the_window__rfc9700_4_14_2(
     committed: list[dict[str, Any]] = []
     original = refresh_grant.refresh
 
-    def answer_then_die(request: Any) -> Any:
-        status, body, headers = original(request)
+    def answer_then_die(request: Any, **authenticated: Any) -> Any:
+        status, body, headers = original(request, **authenticated)
         committed.append(dict(body))
         raise RuntimeError("the worker died after the commit")
 

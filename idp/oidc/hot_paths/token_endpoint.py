@@ -9,11 +9,15 @@ the WeChat token exchange), which authenticates the client and answers."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 from authlib.oauth2 import OAuth2Error
 from flask import current_app
 
 from idp.oidc import client_credentials, refresh_grant, refresh_tokens, sealed_codes
 from idp.oidc.hot_paths.authlib_bridge import HotOAuth2Request, oauth_error_answer
+from idp.oidc.hot_paths.basic_client import basic_client
 from idp.oidc.hot_paths.dispatcher import Answer
 from idp.oidc.hot_paths.http import HotRequest, json_body
 from idp.oidc.hot_paths.rate_limit import check_token_rate
@@ -23,19 +27,33 @@ def token(request: HotRequest) -> Answer:
     check_token_rate(request, _account_named(request))
     server = current_app.extensions["idp_authorization_server"]
     try:
-        oauth_request = HotOAuth2Request(request, multi=True)  # may refuse the transport
         grant_type = request.form.get("grant_type")
-        if grant_type == refresh_grant.GRANT_TYPE:
-            status, body, headers = refresh_grant.refresh(oauth_request)
-        elif grant_type == client_credentials.GRANT_TYPE:
-            status, body, headers = client_credentials.client_credentials(oauth_request)
+        plain = _plain_grant(grant_type)
+        if plain is not None:
+            # A client that authenticated with Basic needs no Authlib request; any other
+            # (or a failure) is authenticated through one, which may refuse the transport.
+            client = basic_client(request)
+            status, body, headers = (
+                plain(HotOAuth2Request(request, multi=True)) if client is None
+                else plain(request, client=client))
         else:
+            oauth_request = HotOAuth2Request(request, multi=True)  # may refuse the transport
             grant = server.get_token_grant(oauth_request)
             grant.validate_token_request()
             status, body, headers = grant.create_token_response()
     except OAuth2Error as error:
         return oauth_error_answer(request, error, server.get_error_uri(None, error))
     return status, list(headers), json_body(body)
+
+
+def _plain_grant(grant_type: str | None) -> Callable[..., Any] | None:
+    """The grants that are plain functions of the request: of an Authlib request, or of the
+    hot request with the client `basic_client` authenticated (`client=`)."""
+    if grant_type == refresh_grant.GRANT_TYPE:
+        return refresh_grant.refresh
+    if grant_type == client_credentials.GRANT_TYPE:
+        return client_credentials.client_credentials
+    return None
 
 
 def _account_named(request: HotRequest) -> str | None:
