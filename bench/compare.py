@@ -183,9 +183,9 @@ def cpu_seconds(pid: int) -> float:
 STORE_PROCESSES = ("postgres", "redis-server")
 
 
-def store_cpu_seconds() -> float:
-    """CPU of every PostgreSQL and Redis process on the machine: the stores' own work."""
-    total = 0.0
+def store_cpu_seconds() -> dict[int, float]:
+    """CPU of every PostgreSQL and Redis process on the machine, by pid: the stores' own work."""
+    found: dict[int, float] = {}
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             try:
@@ -193,8 +193,15 @@ def store_cpu_seconds() -> float:
             except OSError:
                 continue
             if name in STORE_PROCESSES:
-                total += single.process_cpu(int(entry.name))
-    return total
+                found[int(entry.name)] = single.process_cpu(int(entry.name))
+    return found
+
+
+def store_cpu_since(before: dict[int, float]) -> float:
+    """The stores' CPU since `before`: each live process's growth (one started since counts
+    whole; one that ended meanwhile, such as an autovacuum worker, is not subtracted)."""
+    return sum(now - before.get(pid, 0.0) for pid, now in store_cpu_seconds().items()
+               if now >= before.get(pid, 0.0))
 
 
 def wait_ready(url: str, process: subprocess.Popen[bytes], log: Path, what: str) -> None:
@@ -622,7 +629,7 @@ def measure(
     before, store_before = cpu_seconds(server_pid), store_cpu_seconds()
     result = run_wrk(wrk, spec, args.duration, args.connections, workdir)
     cpu = cpu_seconds(server_pid) - before
-    store_cpu = store_cpu_seconds() - store_before
+    store_cpu = store_cpu_since(store_before)
     units = result["units"] * args.duration
     parts = recording.parts(tree(server_pid), result["units"]) if recording else None
     return Figures(
