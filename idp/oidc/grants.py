@@ -229,11 +229,12 @@ def redeem(request: Any, token: dict[str, Any]) -> bool:
         values.update(row)
     claimed = statements.write_claiming(
         functools.partial(statements.redemption, refresh=bool(refresh), release=written), values)
-    if claimed:
-        if written:
-            releases.note_recorded(release)
-        metrics.count_token_issued(AuthorizationCodeGrant.GRANT_TYPE)
-    return claimed
+    if claimed is None:
+        return False
+    if written:
+        releases.note_recorded(release, claimed["release_prior"])
+    metrics.count_token_issued(AuthorizationCodeGrant.GRANT_TYPE)
+    return True
 
 
 def _replayed(digest: str) -> None:

@@ -174,11 +174,12 @@ def rotate(row: Any, token: dict[str, Any], client: Any, now: datetime,
     values = {"rotate_digest": row.token_digest, "rotate_now": now, "rotate_at": now,
               **successor, **release}
     written = not releases.recorded_lately(release)
-    if not statements.write_claiming(
-            functools.partial(statements.rotation, release=written), values):
+    claimed = statements.write_claiming(
+        functools.partial(statements.rotation, release=written), values)
+    if claimed is None:
         return False
     if written:
-        releases.note_recorded(release)
+        releases.note_recorded(release, claimed["release_prior"])
     return True
 
 

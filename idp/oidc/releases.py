@@ -88,11 +88,10 @@ _RECENT = "idp.recent_releases"
 
 
 def recorded_lately(values: dict[str, Any]) -> bool:
-    """Whether this process wrote the record of `values` (`release_values`') with the same
-    claims less than RECORD_INTERVAL before their time: the upsert would find it fresh and
-    write nothing. Only writes this process saw committed count (`note_recorded`); the record
-    is only ever created or moved on, except by an erasure, after which the account holds no
-    tokens."""
+    """Whether the record of `values` (`release_values`') held the same claims less than
+    RECORD_INTERVAL before their time when this process last saw it committed
+    (`note_recorded`): the upsert would find it fresh and write nothing. The record is only
+    ever created or moved on, except by an erasure, after which the account holds no tokens."""
     recent: dict[tuple[str, str, str], tuple[list[str], datetime]] = current_app.extensions.get(
         _RECENT, {})
     found = recent.get((values["release_account"], values["release_client"],
@@ -101,13 +100,31 @@ def recorded_lately(values: dict[str, Any]) -> bool:
             and found[1] > values["release_fresh_after"])
 
 
-def note_recorded(values: dict[str, Any]) -> None:
-    """The record of `values` was written (or found fresh) in a committed transaction."""
+def note_recorded(values: dict[str, Any], prior: datetime | None) -> None:
+    """A committed issuance whose statement held the upsert of `values`: `prior` — the record's
+    latest release before that statement, with the same claims (`prior_release`; None: no
+    such record) — tells what the record holds now: `prior` if the upsert found it fresh (then
+    it wrote nothing), else the issuance's own time."""
+    fresh = prior is not None and prior > values["release_fresh_after"]
     recent = current_app.extensions.setdefault(_RECENT, {})
     if len(recent) >= RECENT_RECORDS:
         recent.clear()
     recent[(values["release_account"], values["release_client"], values["release_scope"])] = (
-        values["release_claims"], values["release_at"])
+        values["release_claims"], prior if fresh else values["release_at"])
+
+
+@functools.cache
+def prior_release(dialect: str) -> Any:
+    """The record's latest release with the same claims, before the upsert (`upsert`'s
+    parameters), for `note_recorded`: a statement's snapshot does not see its own writes."""
+    table = cast(Table, ClaimRelease.__table__)
+    claims = bindparam("release_claims", type_=table.c.claims.type)
+    return select(table.c.last_released_at).where(
+        table.c.account_id == bindparam("release_account"),
+        table.c.client_id == bindparam("release_client"),
+        table.c.scope == bindparam("release_scope"),
+        sql_cast(table.c.claims, Text) == sql_cast(claims, Text),
+    )
 
 
 def forget_recent() -> None:

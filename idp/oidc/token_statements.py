@@ -83,13 +83,16 @@ def rotation(dialect: str, release: bool = True) -> tuple[Any, ...]:
     `UPDATE … RETURNING` as a CTE that every other write reads, so that when the claim matches
     no row nothing at all is written; it returns how many rows it claimed (0 or 1). SQLite:
     the three statements, run one after the other in a transaction (`refresh_grant.rotate`)."""
-    from idp.oidc.releases import upsert
+    from idp.oidc.releases import prior_release, upsert
 
     if dialect != "postgresql":
-        return (CLAIM_ROTATION, INSERT_REFRESH, *((upsert(dialect),) if release else ()))
+        recorded = (prior_release(dialect), upsert(dialect)) if release else ()
+        return (CLAIM_ROTATION, INSERT_REFRESH, *recorded)
     claimed = CLAIM_ROTATION.returning(_tokens.c.family).cte("claimed")
-    recorded = (upsert(dialect, _any(claimed)),) if release else ()
-    return (_claiming(claimed, _successor(claimed), *recorded),)
+    if not release:
+        return (_claiming(claimed, _successor(claimed)),)
+    return (_claiming(claimed, _successor(claimed), upsert(dialect, _any(claimed)),
+                      prior=prior_release(dialect)),)
 
 
 @functools.cache
@@ -98,15 +101,17 @@ def redemption(dialect: str, refresh: bool, release: bool = True) -> tuple[Any, 
     issued from it), the refresh token inserted when one is issued, the released claims
     recorded (unless not `release`) — on PostgreSQL one statement returning how many codes it
     claimed."""
-    from idp.oidc.releases import upsert
+    from idp.oidc.releases import prior_release, upsert
 
-    recorded = (upsert(dialect),) if release else ()
     if dialect != "postgresql":
+        recorded = (prior_release(dialect), upsert(dialect)) if release else ()
         return (CLAIM_CODE, *((INSERT_REFRESH,) if refresh else ()), *recorded)
     claimed = CLAIM_CODE.returning(_codes.c.code_digest).cte("claimed")
     successor = (_successor(claimed),) if refresh else ()
-    recorded = (upsert(dialect, _any(claimed)),) if release else ()
-    return (_claiming(claimed, *successor, *recorded),)
+    if not release:
+        return (_claiming(claimed, *successor),)
+    return (_claiming(claimed, *successor, upsert(dialect, _any(claimed)),
+                      prior=prior_release(dialect)),)
 
 
 def _successor(claimed: Any) -> Any:
@@ -124,9 +129,13 @@ def _any(claimed: Any) -> Any:
     return exists(select(claimed.c[0]))
 
 
-def _claiming(claimed: Any, *writes: Any) -> Any:
-    """One statement: `claimed` and `writes` as CTEs, returning the count of claimed rows."""
-    count = select(func.count().label("claimed")).select_from(claimed)
+def _claiming(claimed: Any, *writes: Any, prior: Any = None) -> Any:
+    """One statement: `claimed` and `writes` as CTEs, returning the count of claimed rows (and
+    the value of the scalar query `prior`, as `release_prior`, read before the writes)."""
+    columns = [func.count().label("claimed")]
+    if prior is not None:
+        columns.append(prior.scalar_subquery().label("release_prior"))
+    count = select(*columns).select_from(claimed)
     return count.add_cte(*(write.cte(f"write_{index}") for index, write in enumerate(writes)))
 
 
@@ -140,10 +149,12 @@ def first_alone(statement: Any, **parameters: Any) -> dict[str, Any] | None:
     return dict(row._mapping) if row is not None else None
 
 
-def write_claiming(built: Callable[[str], tuple[Any, ...]], values: dict[str, Any]) -> bool:
+def write_claiming(built: Callable[[str], tuple[Any, ...]],
+                   values: dict[str, Any]) -> dict[str, Any] | None:
     """Runs the statements `built` gives for the dialect (`rotation`, `redemption`): a claim
-    and the writes that go with it, atomically; True when the claim took its row, else
-    nothing was written.
+    and the writes that go with it, atomically. When the claim took its row: `claimed`, and
+    `release_prior` when the record of released claims was among the writes (its latest
+    release before them, `releases.prior_release`); else None, and nothing was written.
 
     PostgreSQL: their one statement, as a transaction of its own unless this request has one
     open (an account read from the database), which it then commits. SQLite: a transaction
@@ -157,15 +168,18 @@ def write_claiming(built: Callable[[str], tuple[Any, ...]], values: dict[str, An
         claimed = statements_alone.first_alone(statement, values)
         if in_session:
             db.session.commit()
-        return claimed is not None and claimed["claimed"] == 1
+        return claimed if claimed is not None and claimed["claimed"] == 1 else None
     claim, *writes = built(dialect)
 
-    def claim_and_write() -> bool:
+    def claim_and_write() -> dict[str, Any] | None:
         if cast(CursorResult[Any], db.session.execute(claim, values)).rowcount != 1:
-            return False  # nothing written
+            return None  # nothing written
+        found: dict[str, Any] = {"claimed": 1}
         for write in writes:
-            db.session.execute(write, values)
-        return True
+            result = db.session.execute(write, values)
+            if write.is_select:  # the record's prior release, read before its upsert
+                found["release_prior"] = result.scalar()
+        return found
 
     db.session.commit()  # nothing is pending: the claimed row was only read
     return run_in_transaction(claim_and_write, attempts=SQLITE_CLAIM_ATTEMPTS)

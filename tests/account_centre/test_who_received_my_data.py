@@ -249,3 +249,38 @@ def test_erasure_deletes_the_record(app: Flask, signed_in: FlaskClient, make_cli
     erase_account(user, Actor.admin("admin-1"))
     db.session.commit()
     assert releases() == []
+
+
+def test_a_record_another_process_moved_is_kept_for_its_own_interval_only__rfc6749_6(
+    signed_in: FlaskClient, make_client: Any, app: Flask
+) -> None:
+    """This process did not write the record lately, another did: the rotation's statement
+    holds the upsert, which finds the record fresh and writes nothing — and what this process
+    remembers is that record's time, not its own, so it leaves the upsert out only until the
+    other process's interval ends (the record never lags a release by more than
+    RECORD_INTERVAL)."""
+    from datetime import timedelta
+
+    from idp.models_base import utcnow
+    from idp.oidc import releases as records
+
+    rp, secret = make_client(name="Shop")
+    flow = CodeFlow(signed_in, rp, secret)
+    tokens = flow.tokens(scope="openid email offline_access")
+    [first] = releases()
+    by_another = utcnow() - timedelta(seconds=30)
+    db.session.execute(ClaimRelease.__table__.update().values(last_released_at=by_another))
+    db.session.commit()
+    forget_recent()
+    answer = flow.refresh(tokens["refresh_token"])
+    assert answer.status_code == 200, answer.get_json()
+    [row] = releases()
+    assert abs((row.last_released_at - by_another).total_seconds()) < 0.01  # found fresh
+    values = records.release_values(first.account_id, rp.client_id,
+                                     "openid email offline_access", by_another + timedelta(
+                                         seconds=59))
+    assert records.recorded_lately(values)
+    later = records.release_values(first.account_id, rp.client_id,
+                                    "openid email offline_access",
+                                    by_another + records.RECORD_INTERVAL + timedelta(seconds=1))
+    assert not records.recorded_lately(later)  # its interval is over, not ours
