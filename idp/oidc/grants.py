@@ -221,20 +221,16 @@ def redeem(request: Any, token: dict[str, Any]) -> bool:
         "redeem_digest": code.code_digest, "redeem_client": client_id, "redeem_now": now,
         "redeem_at": now, "redeem_jti": access["jti"], "redeem_family": None, **release,
     }
-    written = not releases.recorded_lately(release)
     if refresh:
         family = values["redeem_family"] = refresh_tokens.new_family()
         token["refresh_token"], row = refresh_tokens.issue(
             refresh, family, client_id, request.user.id, token.get("scope", ""), access, now)
         values.update(row)
     claimed = statements.write_claiming(
-        functools.partial(statements.redemption, refresh=bool(refresh), release=written), values)
-    if claimed is None:
-        return False
-    if written:
-        releases.note_recorded(release, claimed["release_prior"])
-    metrics.count_token_issued(AuthorizationCodeGrant.GRANT_TYPE)
-    return True
+        functools.partial(statements.redemption, refresh=bool(refresh)), values, release)
+    if claimed:
+        metrics.count_token_issued(AuthorizationCodeGrant.GRANT_TYPE)
+    return claimed
 
 
 def _replayed(digest: str) -> None:

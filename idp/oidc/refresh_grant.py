@@ -25,7 +25,6 @@ frequent write (bench/README.md)."""
 
 from __future__ import annotations
 
-import functools
 import secrets
 import time
 from datetime import datetime, timedelta
@@ -173,14 +172,7 @@ def rotate(row: Any, token: dict[str, Any], client: Any, now: datetime,
     release = releases.release_values(row.account_id, client.client_id, token.get("scope"), now)
     values = {"rotate_digest": row.token_digest, "rotate_now": now, "rotate_at": now,
               **successor, **release}
-    written = not releases.recorded_lately(release)
-    claimed = statements.write_claiming(
-        functools.partial(statements.rotation, release=written), values)
-    if claimed is None:
-        return False
-    if written:
-        releases.note_recorded(release, claimed["release_prior"])
-    return True
+    return statements.write_claiming(statements.rotation, values, release)
 
 
 def _not_claimable(

@@ -83,16 +83,10 @@ def rotation(dialect: str, release: bool = True) -> tuple[Any, ...]:
     `UPDATE … RETURNING` as a CTE that every other write reads, so that when the claim matches
     no row nothing at all is written; it returns how many rows it claimed (0 or 1). SQLite:
     the three statements, run one after the other in a transaction (`refresh_grant.rotate`)."""
-    from idp.oidc.releases import prior_release, upsert
-
     if dialect != "postgresql":
-        recorded = (prior_release(dialect), upsert(dialect)) if release else ()
-        return (CLAIM_ROTATION, INSERT_REFRESH, *recorded)
+        return (CLAIM_ROTATION, INSERT_REFRESH, *_recorded_apart(dialect, release))
     claimed = CLAIM_ROTATION.returning(_tokens.c.family).cte("claimed")
-    if not release:
-        return (_claiming(claimed, _successor(claimed)),)
-    return (_claiming(claimed, _successor(claimed), upsert(dialect, _any(claimed)),
-                      prior=prior_release(dialect)),)
+    return (_claiming_recorded(dialect, claimed, (_successor(claimed),), release),)
 
 
 @functools.cache
@@ -101,17 +95,30 @@ def redemption(dialect: str, refresh: bool, release: bool = True) -> tuple[Any, 
     issued from it), the refresh token inserted when one is issued, the released claims
     recorded (unless not `release`) — on PostgreSQL one statement returning how many codes it
     claimed."""
-    from idp.oidc.releases import prior_release, upsert
-
     if dialect != "postgresql":
-        recorded = (prior_release(dialect), upsert(dialect)) if release else ()
-        return (CLAIM_CODE, *((INSERT_REFRESH,) if refresh else ()), *recorded)
+        return (CLAIM_CODE, *((INSERT_REFRESH,) if refresh else ()),
+                *_recorded_apart(dialect, release))
     claimed = CLAIM_CODE.returning(_codes.c.code_digest).cte("claimed")
     successor = (_successor(claimed),) if refresh else ()
+    return (_claiming_recorded(dialect, claimed, successor, release),)
+
+
+def _recorded_apart(dialect: str, release: bool) -> tuple[Any, ...]:
+    """SQLite: the record's prior release read, then its upsert (when `release`)."""
+    from idp.oidc.releases import prior_release, upsert
+
+    return (prior_release(dialect), upsert(dialect)) if release else ()
+
+
+def _claiming_recorded(dialect: str, claimed: Any, writes: tuple[Any, ...], release: bool) -> Any:
+    """PostgreSQL: `_claiming` of `claimed` and `writes`, and (when `release`) the record's
+    upsert, gated on the claim, with its prior release returned."""
+    from idp.oidc.releases import prior_release, upsert
+
     if not release:
-        return (_claiming(claimed, *successor),)
-    return (_claiming(claimed, *successor, upsert(dialect, _any(claimed)),
-                      prior=prior_release(dialect)),)
+        return _claiming(claimed, *writes)
+    return _claiming(claimed, *writes, upsert(dialect, _any(claimed)),
+                     prior=prior_release(dialect))
 
 
 def _successor(claimed: Any) -> Any:
@@ -149,27 +156,39 @@ def first_alone(statement: Any, **parameters: Any) -> dict[str, Any] | None:
     return dict(row._mapping) if row is not None else None
 
 
-def write_claiming(built: Callable[[str], tuple[Any, ...]],
-                   values: dict[str, Any]) -> dict[str, Any] | None:
+def write_claiming(built: Callable[..., tuple[Any, ...]], values: dict[str, Any],
+                   release: dict[str, Any]) -> bool:
     """Runs the statements `built` gives for the dialect (`rotation`, `redemption`): a claim
-    and the writes that go with it, atomically. When the claim took its row: `claimed`, and
-    `release_prior` when the record of released claims was among the writes (its latest
-    release before them, `releases.prior_release`); else None, and nothing was written.
+    and the writes that go with it, atomically; True when the claim took its row, else nothing
+    was written. `release` (`releases.release_values`, among `values` too): the record of the
+    released claims is written with them unless this process saw it fresh lately
+    (`releases.recorded_lately`); when it was, what it holds now is noted.
 
     PostgreSQL: their one statement, as a transaction of its own unless this request has one
     open (an account read from the database), which it then commits. SQLite: a transaction
     of their own, begun on a fresh snapshot (waiting for a racer's write lock then ends on
     what the racer wrote); a racer that still meets "database is locked" tries again
     (`idp.identity.transactions.run_in_transaction`)."""
-    dialect = db.engine.dialect.name
-    if dialect == "postgresql":
-        (statement,) = built(dialect)
+    from idp.oidc import releases
+
+    written = not releases.recorded_lately(release)
+    claimed = _claim_and_write(built(db.engine.dialect.name, release=written), values)
+    if claimed is not None and written:
+        releases.note_recorded(release, claimed["release_prior"])
+    return claimed is not None
+
+
+def _claim_and_write(statements: tuple[Any, ...], values: dict[str, Any]) -> dict[str, Any] | None:
+    """`write_claiming`'s statements run: when the claim took its row, `claimed`, and
+    `release_prior` when the record's upsert was among them; else None."""
+    if db.engine.dialect.name == "postgresql":
+        (statement,) = statements
         in_session = statements_alone.in_open_transaction()
         claimed = statements_alone.first_alone(statement, values)
         if in_session:
             db.session.commit()
         return claimed if claimed is not None and claimed["claimed"] == 1 else None
-    claim, *writes = built(dialect)
+    claim, *writes = statements
 
     def claim_and_write() -> dict[str, Any] | None:
         if cast(CursorResult[Any], db.session.execute(claim, values)).rowcount != 1:
